@@ -1,0 +1,28 @@
+# perfopt: PGXS build, install and tests
+EXTENSION = perfopt
+MODULE_big = perfopt
+OBJS = \
+	src/perfopt.o \
+	src/complexity.o \
+	src/pgss.o \
+	src/query_analysis.o \
+	src/statement.o
+
+DATA = $(wildcard sql/perfopt--*.sql)
+
+# pg_regress tests, in order: sql/<name>.sql against expected/<name>.out, on a
+# temporary instance with perfopt and pg_stat_statements preloaded
+REGRESS = setup analyze_query analyze_query_recommendations \
+	analyze_query_errors analyze_query_params slow_queries
+REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
+
+# TAP tests: restarts, several sessions, servers
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS = -I $(srcdir)/test/perl
+
+PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla -Wendif-labels
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,70 @@
+# Shared by perfopt's scripts: packages, build, and throwaway clusters.
+# Source it; every function stops the script with a message on failure.
+
+PG_BIN=/usr/lib/postgresql/15/bin
+
+# The Debian packages perfopt builds, runs and is tested with
+PERFOPT_PACKAGES="build-essential postgresql-15 postgresql-server-dev-15 postgresql-contrib
+    postgresql-15-hypopg libhiredis-dev redis-server libipc-run-perl sqlsmith"
+
+die() { echo "error: $*" >&2; exit 1; }
+
+require_root() {
+    [ "$(id -u)" = 0 ] || die "run this as root: it installs packages and perfopt itself"
+}
+
+# Install whichever of the packages is missing (apt-get update only if one is)
+install_packages() {
+    local missing="" p
+    for p in $PERFOPT_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    echo "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || die "apt-get update failed"
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null || die "could not install:$missing"
+}
+
+# Build perfopt in tree $1 and install it into PostgreSQL 15
+build_and_install() {
+    make -C "$1" -s PG_CONFIG=/usr/bin/pg_config >/dev/null || die "build failed"
+    make -C "$1" -s PG_CONFIG=/usr/bin/pg_config install >/dev/null || die "make install failed"
+}
+
+# Run a command as the postgres OS user (PostgreSQL refuses root)
+as_postgres() {
+    runuser -u postgres -- env PATH="$PG_BIN:$PATH" "$@"
+}
+
+# A fresh directory the postgres user owns
+postgres_tempdir() {
+    local dir
+    dir=$(mktemp -d "/tmp/perfopt-$1.XXXXXX") || die "mktemp failed"
+    chown postgres: "$dir"
+    echo "$dir"
+}
+
+# Start a throwaway cluster in $1 listening only on a unix socket in $1,
+# port $2, with perfopt and pg_stat_statements preloaded; extra settings
+# follow as further arguments (name=value)
+start_cluster() {
+    local dir=$1 port=$2 setting
+    shift 2
+    as_postgres initdb -D "$dir/data" -A trust -U postgres >/dev/null || die "initdb failed"
+    {
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$dir'"
+        echo "port = $port"
+        echo "shared_preload_libraries = 'pg_stat_statements, perfopt'"
+        echo "compute_query_id = on"
+        for setting in "$@"; do echo "$setting"; done
+    } >> "$dir/data/postgresql.conf"
+    as_postgres pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null \
+        || { cat "$dir/server.log" >&2; die "the server did not start"; }
+}
+
+stop_cluster() {
+    [ -f "$1/data/postmaster.pid" ] && as_postgres pg_ctl -D "$1/data" -m fast -w stop >/dev/null
+    return 0
+}

@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * pgss.h
+ *	  Reading pg_stat_statements: perfopt's view of the workload.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PERFOPT_PGSS_H
+#define PERFOPT_PGSS_H
+
+#include "complexity.h"
+
+/* One statement of the workload with its figures */
+typedef struct PgssStatement
+{
+	char	   *query;
+	WorkloadStats stats;
+} PgssStatement;
+
+extern bool perfopt_pgss_available(void);
+extern void perfopt_pgss_require(void);
+extern void perfopt_pgss_lookup(int64 queryid, const char *query_text,
+								WorkloadStats *stats);
+extern List *perfopt_pgss_slow_statements(double min_mean_ms);
+
+#endif							/* PERFOPT_PGSS_H */

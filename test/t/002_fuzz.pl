@@ -1,0 +1,179 @@
+# Fuzzing analyze_query: thousands of random statements from sqlsmith, the
+# same statements normalized by pg_stat_statements, and mutations of a
+# workload's statements.  Each must give a row or a clean error; the server
+# must never crash.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $queries = $ENV{PERFOPT_FUZZ_QUERIES} || 1500;
+my $seed = $ENV{PERFOPT_FUZZ_SEED} || 20261127;
+note "seed $seed, $queries queries";
+
+my $node = PostgreSQL::Test::Cluster->new('fuzz');
+$node->init;
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'pg_stat_statements, perfopt'
+pg_stat_statements.track = all
+pg_stat_statements.max = 10000
+statement_timeout = '10s'
+max_parallel_workers_per_gather = 0
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION perfopt CASCADE');
+$node->safe_psql('postgres', "\\set leads 2000\n\\i test/sample/leads.sql");
+
+# Statements go through a table, and a PL/pgSQL loop analyzes each one,
+# catching errors: a crash kills the loop and is seen in the log.  The loop
+# also records what a plain EXPLAIN of the statement gives, which analyze
+# must match: both plan without executing.
+$node->safe_psql('postgres', q{
+CREATE TABLE fuzz (id serial, source text, query text, outcome text, explain_outcome text);
+CREATE PROCEDURE analyze_fuzz(which text, with_explain boolean) LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT id, query FROM fuzz WHERE source = which AND outcome IS NULL ORDER BY id LOOP
+        BEGIN
+            PERFORM * FROM perfopt.analyze_query(r.query);
+            UPDATE fuzz SET outcome = 'ok' WHERE id = r.id;
+        EXCEPTION WHEN OTHERS THEN
+            UPDATE fuzz SET outcome = SQLSTATE WHERE id = r.id;
+        END;
+        IF with_explain THEN
+            BEGIN
+                EXECUTE 'EXPLAIN ' || r.query;
+                UPDATE fuzz SET explain_outcome = 'ok' WHERE id = r.id;
+            EXCEPTION WHEN OTHERS THEN
+                UPDATE fuzz SET explain_outcome = SQLSTATE WHERE id = r.id;
+            END;
+        END IF;
+        COMMIT;
+    END LOOP;
+END $$;});
+
+sub load_queries
+{
+	my ($source, @texts) = @_;
+	my $sql = '';
+	foreach my $text (@texts)
+	{
+		next if $text =~ /\$fuzz\$/;
+		$sql .= "INSERT INTO fuzz (source, query) VALUES ('$source', \$fuzz\$$text\$fuzz\$);\n";
+	}
+	$node->safe_psql('postgres', $sql);
+}
+
+sub outcomes
+{
+	my ($source) = @_;
+	return split /\|/, $node->safe_psql('postgres', qq{
+		SELECT count(*), count(*) FILTER (WHERE outcome = 'ok'),
+		       count(*) FILTER (WHERE outcome IS NULL),
+		       count(*) FILTER (WHERE outcome LIKE 'XX%')
+		  FROM fuzz WHERE source = '$source'});
+}
+
+sub check_source
+{
+	my ($source, $min_ok_share, $with_explain) = @_;
+	my ($ret, $stdout, $stderr) = $node->psql('postgres',
+		"CALL analyze_fuzz('$source', " . ($with_explain ? 'true' : 'false') . ")");
+	is($ret, 0, "$source: the analysis loop ran to its end") or diag $stderr;
+	my ($total, $ok, $left, $internal) = outcomes($source);
+	note "$source: $total statements, $ok analyzed";
+	is($left, 0, "$source: every statement got a row or an error");
+	is($internal, 0, "$source: no internal error (SQLSTATE XX...)");
+	cmp_ok($ok, '>=', $min_ok_share * $total,
+		"$source: at least " . ($min_ok_share * 100) . "% analyzed ($ok of $total)");
+	if ($with_explain)
+	{
+		my $sql = q{
+			SELECT string_agg(outcome || ' / EXPLAIN ' || explain_outcome || ': ' || left(query, 300), E'\n')
+			  FROM fuzz WHERE source = 'SOURCE' AND outcome <> explain_outcome
+			   AND query !~ '[$][0-9]' AND query ~ '[^[:space:];]'};
+		$sql =~ s/SOURCE/$source/;
+		my $differ = $node->safe_psql('postgres', $sql);
+		is($differ, '',
+			"$source: without parameters, analyze_query succeeds and fails where EXPLAIN does");
+	}
+}
+
+# 1. sqlsmith's random statements over the sample schema and the catalogs
+my ($sqlsmith_out, $sqlsmith_err);
+IPC::Run::run([ 'sqlsmith', '--target=' . $node->connstr('postgres'), '--dry-run',
+		"--max-queries=$queries", "--seed=$seed" ],
+	'>', \$sqlsmith_out, '2>', \$sqlsmith_err)
+  or die "sqlsmith failed: $sqlsmith_err";
+my @random = grep { /\S/ } split /;\n/, $sqlsmith_out;
+cmp_ok(scalar(@random), '>=', $queries * 0.9, 'sqlsmith generated the statements');
+load_queries('sqlsmith', @random);
+check_source('sqlsmith', 0.3, 1);
+
+# 2. the same statements as pg_stat_statements normalizes them, constants
+# turned into $n.  pg_stat_statements shows a normalized text only once the
+# statement has run, so run those that analyzed, as a role that cannot harm
+# the server, each bounded by a timeout and its changes rolled back.
+$node->safe_psql('postgres', q{
+CREATE ROLE fuzzer;
+GRANT ALL ON ALL TABLES IN SCHEMA public TO fuzzer;
+GRANT USAGE ON SCHEMA perfopt TO fuzzer;
+SELECT pg_stat_statements_reset();
+});
+$node->psql('postgres', q{
+SET ROLE fuzzer;
+SET statement_timeout = '100ms';
+\set ON_ERROR_ROLLBACK on
+BEGIN;
+SELECT query FROM fuzz WHERE source = 'sqlsmith' AND outcome = 'ok' ORDER BY id \gexec
+ROLLBACK;}, on_error_stop => 0);
+$node->safe_psql('postgres', q{
+INSERT INTO fuzz (source, query)
+SELECT 'normalized', query FROM pg_stat_statements
+ WHERE query ~ '\$[0-9]' AND userid = 'fuzzer'::regrole;});
+check_source('normalized', 0.97, 0);
+note "normalized statements not analyzed:\n" . $node->safe_psql('postgres', q{
+	SELECT string_agg(outcome || ': ' || left(query, 400), E'\n') FROM fuzz
+	 WHERE source = 'normalized' AND outcome <> 'ok'});
+cmp_ok((outcomes('normalized'))[0], '>=', 100, 'enough normalized statements were recorded');
+
+# 3. mutations of a workload's statements: cut, doubled, deleted and
+# swapped characters, a $n put in place of a word
+my @workload = (
+	q{SELECT l.id, l.email, a.name FROM leads l JOIN agents a ON a.id = l.agent_id WHERE l.state = 'TX' AND l.created_at > date '2025-02-01' ORDER BY l.created_at DESC LIMIT 20},
+	q{SELECT status, count(*), avg(score) FROM leads WHERE created_at >= $1 GROUP BY status HAVING count(*) > $2},
+	q{UPDATE leads SET status = 'contacted', updated_at = now() WHERE id = $1 AND status = 'new'},
+	q{WITH recent AS (SELECT * FROM lead_events WHERE created_at > now() - interval '1 day') SELECT kind, count(*) FROM recent GROUP BY kind},
+	q{SELECT q.* FROM quotes q WHERE q.lead_id IN (SELECT id FROM leads WHERE email ILIKE '%@gmail.com') AND q.premium BETWEEN $1 - $2 AND $1 + $2},
+	q{DELETE FROM lead_events e USING leads l WHERE e.lead_id = l.id AND l.status = 'disqualified'},
+	q{INSERT INTO quotes (id, lead_id, carrier, premium, status, created_at) SELECT 1000000 + id, id, 'Evergreen', 500, 'open', now() FROM leads WHERE score > 95 ON CONFLICT (id) DO NOTHING},
+	q{SELECT a.id, (SELECT max(q.premium) FROM quotes q JOIN leads l ON l.id = q.lead_id WHERE l.agent_id = a.id) FROM agents a WHERE a.id NOT IN (SELECT agent_id FROM leads WHERE agent_id IS NOT NULL) OR a.state = $1},
+);
+srand($seed);
+my @mutated;
+my @pieces = ('(', ')', ',', "'", '$1', '$', ' date $2 ', ' interval $3 year ', 'SELECT ', ' OR ', ';', '::', '*', ' WHERE ', '"');
+for (my $i = 0; $i < $queries; $i++)
+{
+	my $text = $workload[ int(rand(@workload)) ];
+	for (my $n = 1 + int(rand(4)); $n > 0; $n--)
+	{
+		my $at = int(rand(length($text)));
+		my $kind = int(rand(4));
+		if ($kind == 0) { substr($text, $at, 1 + int(rand(8)), ''); }
+		elsif ($kind == 1) { substr($text, $at, 0, $pieces[ int(rand(@pieces)) ]); }
+		elsif ($kind == 2) { $text = substr($text, 0, $at); }
+		else { substr($text, $at, 0, substr($text, int(rand(length($text))), 1 + int(rand(12)))); }
+	}
+	push @mutated, $text;
+}
+load_queries('mutated', @mutated);
+check_source('mutated', 0.0, 1);
+
+# the server never went down
+unlike(slurp_file($node->logfile), qr/terminated by signal|server process .* was terminated/,
+	'no backend crashed');
+is($node->safe_psql('postgres', 'SELECT 1'), '1', 'the server is up');
+$node->stop;
+
+done_testing();
