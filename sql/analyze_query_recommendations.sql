@@ -93,6 +93,15 @@ SELECT rec_codes('SELECT email FROM leads WHERE id = 12345');
 SELECT rec_codes('SELECT id FROM leads WHERE status = ''new''');
 SELECT rec_codes('SELECT id FROM agents WHERE state = ''TX''');
 
+-- sort_for_limit: the first rows of a large table in some order, found by
+-- sorting all of it
+SELECT rec_codes('SELECT id, email FROM leads ORDER BY created_at DESC LIMIT 25');
+SELECT recommendations->0->>'message' AS message
+  FROM perfopt.analyze_query('SELECT id, email FROM leads ORDER BY state, created_at DESC LIMIT $1 OFFSET $2');
+-- an index returns them in order: no remark
+SELECT rec_codes('SELECT id, email FROM leads ORDER BY id DESC LIMIT 25');
+SELECT rec_codes('SELECT id, email FROM agents ORDER BY hired_on LIMIT 25');
+
 -- sort_spills_to_disk: a sort bigger than work_mem
 SET work_mem = '64kB';
 SELECT rec_codes('SELECT id, email, last_name FROM leads ORDER BY last_name, email');

@@ -97,6 +97,7 @@ typedef struct PlanWalk
 	QueryAnalysis *analysis;
 	PlannedStmt *stmt;
 	int			gather_workers; /* workers of the Gather above, if any */
+	double		bounded_sort_rows;	/* largest input of a sort under LIMIT */
 } PlanWalk;
 
 static void walk_query(QueryWalk *walk, Query *query);
@@ -1265,15 +1266,23 @@ check_seq_scan(PlanWalk *walk, SeqScan *scan)
 			  100.0 * rows / tuples, columns.len > 0 ? columns.data : "an expression");
 }
 
-/* A sort whose input does not fit in work_mem and so spills to disk */
+/*
+ * A sort whose input does not fit in work_mem and so spills to disk.  A
+ * sort under a LIMIT (bounded) keeps only the rows it returns.
+ */
 static void
-check_sort(PlanWalk *walk, Sort *sort, Plan *parent)
+check_sort(PlanWalk *walk, Sort *sort, bool bounded)
 {
 	Plan	   *input = outerPlan(&sort->plan);
 	double		bytes;
 
-	if (input == NULL || (parent != NULL && IsA(parent, Limit)))
-		return;					/* a bounded (top-N) sort keeps few rows */
+	if (input == NULL)
+		return;
+	if (bounded)
+	{
+		walk->bounded_sort_rows = Max(walk->bounded_sort_rows, input->plan_rows);
+		return;
+	}
 	bytes = input->plan_rows * (MAXALIGN(input->plan_width) +
 								MAXALIGN(SizeofHeapTupleHeader));
 	if (bytes <= (double) work_mem * 1024)
@@ -1284,26 +1293,50 @@ check_sort(PlanWalk *walk, Sort *sort, Plan *parent)
 			  input->plan_rows, bytes / 1024, work_mem);
 }
 
-static void walk_plan(PlanWalk *walk, Plan *plan, Plan *parent);
+static void walk_plan(PlanWalk *walk, Plan *plan, bool bounded);
 
 static void
-walk_plan_list(PlanWalk *walk, List *plans, Plan *parent)
+walk_plan_list(PlanWalk *walk, List *plans, bool bounded)
 {
 	ListCell   *lc;
 
 	foreach(lc, plans)
-		walk_plan(walk, (Plan *) lfirst(lc), parent);
+		walk_plan(walk, (Plan *) lfirst(lc), bounded);
 }
 
+/*
+ * Count node types and look for heavy nodes.  bounded says whether a LIMIT
+ * above passes its bound down to this node, as the executor does through
+ * the nodes that pass rows on unchanged (ExecSetTupleBound).
+ */
 static void
-walk_plan(PlanWalk *walk, Plan *plan, Plan *parent)
+walk_plan(PlanWalk *walk, Plan *plan, bool bounded)
 {
 	int			saved_workers = walk->gather_workers;
+	bool		child_bounded;
 
 	if (plan == NULL)
 		return;
 	check_stack_depth();
 	count_plan_node(walk->analysis, plan_node_name(plan));
+
+	switch (nodeTag(plan))
+	{
+		case T_Limit:
+			child_bounded = true;
+			break;
+		case T_Gather:
+		case T_GatherMerge:
+		case T_Result:
+		case T_SubqueryScan:
+		case T_Append:
+		case T_MergeAppend:
+			child_bounded = bounded;
+			break;
+		default:
+			child_bounded = false;
+			break;
+	}
 
 	switch (nodeTag(plan))
 	{
@@ -1316,7 +1349,7 @@ walk_plan(PlanWalk *walk, Plan *plan, Plan *parent)
 				walk->analysis->features.big_nested_loops++;
 			break;
 		case T_Sort:
-			check_sort(walk, (Sort *) plan, parent);
+			check_sort(walk, (Sort *) plan, bounded);
 			break;
 		case T_Gather:
 			walk->gather_workers = ((Gather *) plan)->num_workers;
@@ -1325,28 +1358,28 @@ walk_plan(PlanWalk *walk, Plan *plan, Plan *parent)
 			walk->gather_workers = ((GatherMerge *) plan)->num_workers;
 			break;
 		case T_Append:
-			walk_plan_list(walk, ((Append *) plan)->appendplans, plan);
+			walk_plan_list(walk, ((Append *) plan)->appendplans, child_bounded);
 			break;
 		case T_MergeAppend:
-			walk_plan_list(walk, ((MergeAppend *) plan)->mergeplans, plan);
+			walk_plan_list(walk, ((MergeAppend *) plan)->mergeplans, child_bounded);
 			break;
 		case T_BitmapAnd:
-			walk_plan_list(walk, ((BitmapAnd *) plan)->bitmapplans, plan);
+			walk_plan_list(walk, ((BitmapAnd *) plan)->bitmapplans, false);
 			break;
 		case T_BitmapOr:
-			walk_plan_list(walk, ((BitmapOr *) plan)->bitmapplans, plan);
+			walk_plan_list(walk, ((BitmapOr *) plan)->bitmapplans, false);
 			break;
 		case T_SubqueryScan:
-			walk_plan(walk, ((SubqueryScan *) plan)->subplan, plan);
+			walk_plan(walk, ((SubqueryScan *) plan)->subplan, child_bounded);
 			break;
 		case T_CustomScan:
-			walk_plan_list(walk, ((CustomScan *) plan)->custom_plans, plan);
+			walk_plan_list(walk, ((CustomScan *) plan)->custom_plans, false);
 			break;
 		default:
 			break;
 	}
-	walk_plan(walk, outerPlan(plan), plan);
-	walk_plan(walk, innerPlan(plan), plan);
+	walk_plan(walk, outerPlan(plan), child_bounded);
+	walk_plan(walk, innerPlan(plan), false);
 	walk->gather_workers = saved_workers;
 }
 
@@ -1376,9 +1409,56 @@ has_top_level_star(RawStmt *raw)
 	return false;
 }
 
+/*
+ * The ORDER BY of a query as an index column list, "(a, b)", or NULL
+ * unless every key is a column.  DESC is written only where directions
+ * are mixed: an index scans backward as well as forward.
+ */
+static char *
+order_by_columns(Query *query)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	int			ndescending = 0;
+
+	foreach(lc, query->sortClause)
+	{
+		bool		descending = false;
+
+		(void) get_equality_op_for_ordering_op(lfirst_node(SortGroupClause, lc)->sortop,
+											   &descending);
+		ndescending += descending;
+	}
+
+	initStringInfo(&buf);
+	foreach(lc, query->sortClause)
+	{
+		SortGroupClause *sort = lfirst_node(SortGroupClause, lc);
+		Node	   *expr = (Node *) get_sortgroupclause_expr(sort, query->targetList);
+		Var		   *var;
+		RangeTblEntry *rte;
+		bool		descending = false;
+
+		expr = strip_relabel(flatten_join_alias_vars(query, expr));
+		if (!IsA(expr, Var) || ((Var *) expr)->varlevelsup != 0)
+			return NULL;
+		var = (Var *) expr;
+		rte = rt_fetch(var->varno, query->rtable);
+		if (rte->rtekind != RTE_RELATION || var->varattno <= 0)
+			return NULL;
+		(void) get_equality_op_for_ordering_op(sort->sortop, &descending);
+		appendStringInfo(&buf, "%s%s%s", buf.len > 0 ? ", " : "(",
+						 quote_identifier(get_attname(rte->relid, var->varattno, false)),
+						 descending && ndescending < list_length(query->sortClause) ? " DESC" : "");
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
 /* Problems of the statement as a whole, once it is planned */
 static void
-check_top_level(QueryAnalysis *analysis, PerfoptStatement *stmt, Plan *top)
+check_top_level(QueryAnalysis *analysis, PerfoptStatement *stmt, Plan *top,
+				PlanWalk *plan_walk)
 {
 	Query	   *query = stmt->query;
 
@@ -1406,6 +1486,18 @@ check_top_level(QueryAnalysis *analysis, PerfoptStatement *stmt, Plan *top)
 		recommend(analysis, "order_without_limit", SEVERITY_LOW,
 				  "ORDER BY sorts about %.0f rows and returns them all: add a LIMIT if the application reads only the first rows, or leave the ORDER BY out if it does not need them sorted",
 				  top->plan_rows);
+
+	if (query->sortClause != NIL && has_limit(query) &&
+		plan_walk->bounded_sort_rows >= LARGE_TABLE_ROWS)
+	{
+		char	   *columns = order_by_columns(query);
+
+		recommend(analysis, "sort_for_limit", SEVERITY_MEDIUM,
+				  "to return the first rows, ORDER BY ... LIMIT sorts all of about %.0f rows: an index on %s would return them in order and stop at the limit%s",
+				  plan_walk->bounded_sort_rows,
+				  columns ? columns : "the ORDER BY expressions",
+				  query->limitOffset ? "; OFFSET would still make it read and skip every row before the page, so paginate by key (WHERE sort key < the last one seen) instead" : "");
+	}
 }
 
 /* ----------------------------------------------------------------
@@ -1481,7 +1573,7 @@ perfopt_analyze_statement(const char *query_text, const WorkloadStats *known_sta
 	else
 	{
 		QueryWalk	walk = {analysis, NIL, INT_MAX, false};
-		PlanWalk	plan_walk = {analysis, NULL, 0};
+		PlanWalk	plan_walk = {analysis, NULL, 0, 0};
 		Plan	   *top = NULL;
 		ListCell   *lc;
 
@@ -1496,9 +1588,9 @@ perfopt_analyze_statement(const char *query_text, const WorkloadStats *known_sta
 			ListCell   *lc2;
 
 			plan_walk.stmt = plan;
-			walk_plan(&plan_walk, plan->planTree, NULL);
+			walk_plan(&plan_walk, plan->planTree, false);
 			foreach(lc2, plan->subplans)
-				walk_plan(&plan_walk, (Plan *) lfirst(lc2), NULL);
+				walk_plan(&plan_walk, (Plan *) lfirst(lc2), false);
 			analysis->total_cost += plan->planTree->total_cost;
 			if (plan->canSetTag)
 			{
@@ -1506,7 +1598,7 @@ perfopt_analyze_statement(const char *query_text, const WorkloadStats *known_sta
 				analysis->plan_rows = top->plan_rows;
 			}
 		}
-		check_top_level(analysis, stmt, top);
+		check_top_level(analysis, stmt, top, &plan_walk);
 
 		analysis->features.total_cost = analysis->total_cost;
 		analysis->points = perfopt_complexity_points(&analysis->features);
