@@ -63,13 +63,6 @@ pgss_loaded(void)
 	return GetConfigOption("pg_stat_statements.max", true, false) != NULL;
 }
 
-/* Can the workload be read here? */
-bool
-perfopt_pgss_available(void)
-{
-	return pgss_loaded() && OidIsValid(pgss_schema());
-}
-
 /* Error out, saying what to do, unless the workload can be read here */
 void
 perfopt_pgss_require(void)
@@ -142,25 +135,54 @@ entry_cmp(const void *a, const void *b)
 	return qa < qb ? -1 : qa > qb ? 1 : 0;
 }
 
-/* Run a query on pg_stat_statements of this database; caller is in SPI */
+/*
+ * Run one of the two snapshot queries on pg_stat_statements of this
+ * database; the caller is connected to SPI.  Their plans are prepared once
+ * per backend, and again if pg_stat_statements moves to another schema.
+ */
 static void
-pgss_query(const char *select_list, const char *rest, bool showtext)
+pgss_query(Oid schema, bool texts)
 {
-	StringInfoData sql;
+	static SPIPlanPtr plans[2];
+	static Oid	plans_schema = InvalidOid;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(MyDatabaseId)};
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s FROM %s.pg_stat_statements(%s) WHERE dbid = $1 %s",
-					 select_list, quote_identifier(get_namespace_name(pgss_schema())),
-					 showtext ? "true" : "false", rest);
-	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (plans_schema != schema)
+	{
+		for (int i = 0; i < 2; i++)
+		{
+			if (plans[i])
+				SPI_freeplan(plans[i]);
+			plans[i] = NULL;
+		}
+		plans_schema = schema;
+	}
+	if (plans[texts] == NULL)
+	{
+		const char *fn = quote_qualified_identifier(get_namespace_name(schema),
+													"pg_stat_statements");
+		char	   *sql;
+
+		if (texts)
+			sql = psprintf("SELECT DISTINCT queryid, query FROM %s(true) WHERE dbid = $1", fn);
+		else
+			sql = psprintf("SELECT queryid, sum(calls)::float8, sum(total_exec_time),"
+						   " coalesce(sum(total_exec_time) FILTER (WHERE toplevel), 0)"
+						   " FROM %s(false) WHERE dbid = $1 GROUP BY queryid", fn);
+		plans[texts] = SPI_prepare(sql, 1, argtypes);
+		if (plans[texts] == NULL)
+			elog(ERROR, "could not prepare a query on pg_stat_statements: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plans[texts]);
+	}
+	if (SPI_execute_plan(plans[texts], args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_statements");
 }
 
 /* Make the snapshot current for this statement; texts too if asked */
 static void
-refresh_snapshot(bool need_texts)
+refresh_snapshot(Oid schema, bool need_texts)
 {
 	bool		current = snapshot.cxt != NULL &&
 		snapshot.lxid == MyProc->lxid &&
@@ -182,9 +204,7 @@ refresh_snapshot(bool need_texts)
 		snapshot.have_texts = false;
 		snapshot.nentries = 0;
 		snapshot.top_total_ms = 0;
-		pgss_query("queryid, sum(calls)::float8, sum(total_exec_time),"
-				   " coalesce(sum(total_exec_time) FILTER (WHERE toplevel), 0)",
-				   "GROUP BY queryid", false);
+		pgss_query(schema, false);
 		oldcxt = MemoryContextSwitchTo(snapshot.cxt);
 		snapshot.entries = palloc(Max(SPI_processed, 1) * sizeof(PgssEntry));
 		for (i = 0; i < SPI_processed; i++)
@@ -206,7 +226,7 @@ refresh_snapshot(bool need_texts)
 	}
 	if (need_texts)
 	{
-		pgss_query("DISTINCT queryid, query", "", true);
+		pgss_query(schema, true);
 		oldcxt = MemoryContextSwitchTo(snapshot.cxt);
 		snapshot.ntexts = 0;
 		snapshot.texts = palloc(Max(SPI_processed, 1) * sizeof(char *));
@@ -242,12 +262,16 @@ perfopt_pgss_lookup(int64 queryid, const char *query_text, WorkloadStats *stats)
 {
 	PgssEntry	key;
 	PgssEntry  *entry;
+	Oid			schema;
 
 	memset(stats, 0, sizeof(*stats));
-	if (!perfopt_pgss_available() || (queryid == 0 && query_text == NULL))
+	if (!pgss_loaded() || (queryid == 0 && query_text == NULL))
+		return;
+	schema = pgss_schema();
+	if (!OidIsValid(schema))
 		return;
 
-	refresh_snapshot(queryid == 0);
+	refresh_snapshot(schema, queryid == 0);
 	if (queryid == 0)
 	{
 		for (int i = 0; i < snapshot.ntexts && queryid == 0; i++)

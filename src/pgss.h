@@ -17,7 +17,6 @@ typedef struct PgssStatement
 	WorkloadStats stats;
 } PgssStatement;
 
-extern bool perfopt_pgss_available(void);
 extern void perfopt_pgss_require(void);
 extern void perfopt_pgss_lookup(int64 queryid, const char *query_text,
 								WorkloadStats *stats);
