@@ -70,16 +70,16 @@ perfopt_complexity_score(double points)
  * about 131,000 (seq_page_cost 1 per 8 kB page), so "high" starts near a
  * full read of the better part of a gigabyte.
  */
-ImpactLevel
+PerfoptLevel
 perfopt_plan_impact(double total_cost)
 {
 	if (total_cost >= 1e6)
-		return IMPACT_CRITICAL;
+		return LEVEL_CRITICAL;
 	if (total_cost >= 1e5)
-		return IMPACT_HIGH;
+		return LEVEL_HIGH;
 	if (total_cost >= 1e4)
-		return IMPACT_MEDIUM;
-	return IMPACT_LOW;
+		return LEVEL_MEDIUM;
+	return LEVEL_LOW;
 }
 
 /*
@@ -87,46 +87,46 @@ perfopt_plan_impact(double total_cost)
  * database's execution time, or its mean time against the slow-query
  * threshold, whichever is higher.
  */
-ImpactLevel
+PerfoptLevel
 perfopt_workload_impact(const WorkloadStats *stats, double slow_query_ms)
 {
-	ImpactLevel by_share;
-	ImpactLevel by_mean;
+	PerfoptLevel by_share;
+	PerfoptLevel by_mean;
 
 	if (!stats->found || stats->calls <= 0)
-		return IMPACT_LOW;
+		return LEVEL_LOW;
 
 	if (stats->time_share_pct >= 25)
-		by_share = IMPACT_CRITICAL;
+		by_share = LEVEL_CRITICAL;
 	else if (stats->time_share_pct >= 10)
-		by_share = IMPACT_HIGH;
+		by_share = LEVEL_HIGH;
 	else if (stats->time_share_pct >= 1)
-		by_share = IMPACT_MEDIUM;
+		by_share = LEVEL_MEDIUM;
 	else
-		by_share = IMPACT_LOW;
+		by_share = LEVEL_LOW;
 
 	if (slow_query_ms > 0 && stats->mean_ms >= 10 * slow_query_ms)
-		by_mean = IMPACT_HIGH;
+		by_mean = LEVEL_HIGH;
 	else if (slow_query_ms > 0 && stats->mean_ms >= slow_query_ms)
-		by_mean = IMPACT_MEDIUM;
+		by_mean = LEVEL_MEDIUM;
 	else
-		by_mean = IMPACT_LOW;
+		by_mean = LEVEL_LOW;
 
 	return Max(by_share, by_mean);
 }
 
 const char *
-perfopt_impact_name(ImpactLevel level)
+perfopt_level_name(PerfoptLevel level)
 {
 	switch (level)
 	{
-		case IMPACT_LOW:
+		case LEVEL_LOW:
 			return "low";
-		case IMPACT_MEDIUM:
+		case LEVEL_MEDIUM:
 			return "medium";
-		case IMPACT_HIGH:
+		case LEVEL_HIGH:
 			return "high";
-		case IMPACT_CRITICAL:
+		case LEVEL_CRITICAL:
 			return "critical";
 	}
 	return "low";				/* keep compiler quiet */

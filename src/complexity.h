@@ -55,19 +55,20 @@ typedef struct WorkloadStats
 	double		time_share_pct; /* of all top-level time in this database */
 } WorkloadStats;
 
-typedef enum ImpactLevel
+/* The scale of impact levels and recommendation severities */
+typedef enum PerfoptLevel
 {
-	IMPACT_LOW,
-	IMPACT_MEDIUM,
-	IMPACT_HIGH,
-	IMPACT_CRITICAL
-} ImpactLevel;
+	LEVEL_LOW,
+	LEVEL_MEDIUM,
+	LEVEL_HIGH,
+	LEVEL_CRITICAL
+} PerfoptLevel;
 
 extern double perfopt_complexity_points(const QueryFeatures *features);
 extern int	perfopt_complexity_score(double points);
-extern ImpactLevel perfopt_plan_impact(double total_cost);
-extern ImpactLevel perfopt_workload_impact(const WorkloadStats *stats,
+extern PerfoptLevel perfopt_plan_impact(double total_cost);
+extern PerfoptLevel perfopt_workload_impact(const WorkloadStats *stats,
 										   double slow_query_ms);
-extern const char *perfopt_impact_name(ImpactLevel level);
+extern const char *perfopt_level_name(PerfoptLevel level);
 
 #endif							/* PERFOPT_COMPLEXITY_H */

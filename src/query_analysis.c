@@ -107,29 +107,12 @@ static void walk_query(QueryWalk *walk, Query *query);
  * ----------------------------------------------------------------
  */
 
-static const char *
-severity_name(Severity severity)
-{
-	switch (severity)
-	{
-		case SEVERITY_LOW:
-			return "low";
-		case SEVERITY_MEDIUM:
-			return "medium";
-		case SEVERITY_HIGH:
-			return "high";
-		case SEVERITY_CRITICAL:
-			return "critical";
-	}
-	return "low";				/* keep compiler quiet */
-}
-
 /* Add a recommendation unless the same one is already there */
 static void recommend(QueryAnalysis *analysis, const char *code,
-					  Severity severity, const char *fmt,...) pg_attribute_printf(4, 5);
+					  PerfoptLevel severity, const char *fmt,...) pg_attribute_printf(4, 5);
 
 static void
-recommend(QueryAnalysis *analysis, const char *code, Severity severity,
+recommend(QueryAnalysis *analysis, const char *code, PerfoptLevel severity,
 		  const char *fmt,...)
 {
 	StringInfoData buf;
@@ -456,17 +439,17 @@ check_wrapped_column(QueryAnalysis *analysis, Query *query, Node *side)
 	table = qualified_relation_name(rte->relid);
 
 	if (IsA(side, FuncExpr) && ((FuncExpr *) side)->funcformat == COERCE_IMPLICIT_CAST)
-		recommend(analysis, "function_on_filtered_column", SEVERITY_MEDIUM,
+		recommend(analysis, "function_on_filtered_column", LEVEL_MEDIUM,
 				  "%s (%s) is converted to %s to be compared, so an index on the column cannot be used: compare it with a value of type %s",
 				  column, format_type_be(var->vartype), format_type_be(exprType(side)),
 				  format_type_be(var->vartype));
 	else if ((IsA(side, FuncExpr) && ((FuncExpr *) side)->funcformat == COERCE_EXPLICIT_CAST) ||
 			 IsA(side, CoerceViaIO) || IsA(side, ArrayCoerceExpr))
-		recommend(analysis, "function_on_filtered_column", SEVERITY_MEDIUM,
+		recommend(analysis, "function_on_filtered_column", LEVEL_MEDIUM,
 				  "%s is cast to %s before it is compared (%s), so an index on the column cannot be used: compare the column itself with a range of its own type, or index the expression: CREATE INDEX ON %s ((%s))",
 				  column, format_type_be(exprType(side)), expr_sql, table, expr_sql);
 	else
-		recommend(analysis, "function_on_filtered_column", SEVERITY_MEDIUM,
+		recommend(analysis, "function_on_filtered_column", LEVEL_MEDIUM,
 				  "the filter computes %s for every row, so an index on %s cannot be used: compare the column itself, or index the expression: CREATE INDEX ON %s ((%s))",
 				  expr_sql, column, table, expr_sql);
 }
@@ -497,7 +480,7 @@ check_like(QueryAnalysis *analysis, Query *query, OpExpr *op)
 		Var		   *var = (Var *) subject;
 		RangeTblEntry *rte = rt_fetch(var->varno, query->rtable);
 
-		recommend(analysis, "leading_wildcard_like", SEVERITY_MEDIUM,
+		recommend(analysis, "leading_wildcard_like", LEVEL_MEDIUM,
 				  "the pattern '%s' of %s starts with a wildcard, so no btree index on %s can serve it: use a trigram index (CREATE EXTENSION pg_trgm; CREATE INDEX ON %s USING gin (%s gin_trgm_ops)) or full-text search",
 				  text, get_opname(op->opno)[2] == '*' ? "ILIKE" : "LIKE",
 				  column_display_name(query, var),
@@ -505,7 +488,7 @@ check_like(QueryAnalysis *analysis, Query *query, OpExpr *op)
 				  quote_identifier(get_attname(rte->relid, var->varattno, false)));
 	}
 	else
-		recommend(analysis, "leading_wildcard_like", SEVERITY_MEDIUM,
+		recommend(analysis, "leading_wildcard_like", LEVEL_MEDIUM,
 				  "the pattern '%s' of %s starts with a wildcard, so no btree index can serve it: use a trigram index (pg_trgm) or full-text search",
 				  text, get_opname(op->opno)[2] == '*' ? "ILIKE" : "LIKE");
 }
@@ -567,7 +550,7 @@ check_or_across_columns(QueryAnalysis *analysis, Query *query, BoolExpr *or)
 	foreach(lc, all)
 		appendStringInfo(&names, "%s%s", names.len > 0 ? ", " : "",
 						 column_display_name(query, lfirst_node(Var, lc)));
-	recommend(analysis, "or_across_columns", SEVERITY_LOW,
+	recommend(analysis, "or_across_columns", LEVEL_LOW,
 			  "OR across different columns (%s) keeps a single index from serving the filter: give each column an index so that the planner can combine them (BitmapOr), or write one query per column joined with UNION",
 			  names.data);
 }
@@ -746,7 +729,7 @@ check_join_conditions(QueryAnalysis *analysis, Query *query)
 	}
 	if (right.len == 0)
 		return;
-	recommend(analysis, "missing_join_condition", SEVERITY_HIGH,
+	recommend(analysis, "missing_join_condition", LEVEL_HIGH,
 			  "no join condition links %s with %s, so every row of one is paired with every row of the other: add the condition that relates them (ON or WHERE), or write CROSS JOIN with a LIMIT if the product is really wanted",
 			  left.data, right.data);
 }
@@ -836,7 +819,7 @@ expression_walker(Node *node, void *context)
 				Node	   *arg = linitial(((BoolExpr *) node)->args);
 
 				if (IsA(arg, SubLink) && ((SubLink *) arg)->subLinkType == ANY_SUBLINK)
-					recommend(walk->analysis, "not_in_subquery", SEVERITY_MEDIUM,
+					recommend(walk->analysis, "not_in_subquery", LEVEL_MEDIUM,
 							  "NOT IN (SELECT ... FROM %s) cannot be planned as an anti-join and yields no row at all when the subquery returns a NULL: write NOT EXISTS (SELECT 1 FROM ... WHERE ...) instead",
 							  first_table_of((Query *) ((SubLink *) arg)->subselect));
 			}
@@ -853,7 +836,7 @@ expression_walker(Node *node, void *context)
 					features->correlated_subqueries++;
 					if (in_select && (sublink->subLinkType == EXPR_SUBLINK ||
 									  sublink->subLinkType == ARRAY_SUBLINK))
-						recommend(walk->analysis, "correlated_subquery_in_select", SEVERITY_MEDIUM,
+						recommend(walk->analysis, "correlated_subquery_in_select", LEVEL_MEDIUM,
 								  "the subquery on %s in the select list refers to the outer query, so it runs once for every row returned: join the table instead (grouped once if it aggregates), or move the subquery into a LATERAL join",
 								  first_table_of((Query *) sublink->subselect));
 				}
@@ -1045,17 +1028,17 @@ walk_query(QueryWalk *walk, Query *query)
 		RangeTblEntry *target = rt_fetch(query->resultRelation, query->rtable);
 
 		if (query->commandType == CMD_UPDATE)
-			recommend(analysis, "update_without_where", SEVERITY_HIGH,
+			recommend(analysis, "update_without_where", LEVEL_HIGH,
 					  "UPDATE of %s has no WHERE clause: it changes every row, writes a new version of each and leaves as many dead tuples; add a WHERE clause, or update in batches",
 					  qualified_relation_name(target->relid));
 		else
-			recommend(analysis, "delete_without_where", SEVERITY_HIGH,
+			recommend(analysis, "delete_without_where", LEVEL_HIGH,
 					  "DELETE from %s has no WHERE clause: it removes every row one by one and leaves them all as dead tuples; add a WHERE clause, or use TRUNCATE to empty the table",
 					  qualified_relation_name(target->relid));
 	}
 
 	if (constant_limit(query->limitOffset, &offset) && offset >= LARGE_OFFSET)
-		recommend(analysis, "large_offset", SEVERITY_MEDIUM,
+		recommend(analysis, "large_offset", LEVEL_MEDIUM,
 				  "OFFSET " INT64_FORMAT " makes the server produce and throw away " INT64_FORMAT " rows before the first one returned, more on every page: paginate by key instead (WHERE (sort columns) > (values of the last row seen) ORDER BY ... LIMIT n)",
 				  offset, offset);
 
@@ -1260,7 +1243,7 @@ check_seq_scan(PlanWalk *walk, SeqScan *scan)
 		if (strstr(columns.data, name) == NULL)
 			appendStringInfo(&columns, "%s%s", columns.len > 0 ? ", " : "", name);
 	}
-	recommend(walk->analysis, "seq_scan_large_table", SEVERITY_HIGH,
+	recommend(walk->analysis, "seq_scan_large_table", LEVEL_HIGH,
 			  "a sequential scan reads all of %s (about %.0f rows) to keep about %.0f (%.2g%%) by a filter on %s: an index on the filtered columns would read only those rows",
 			  qualified_relation_name(rte->relid), tuples, rows,
 			  100.0 * rows / tuples, columns.len > 0 ? columns.data : "an expression");
@@ -1288,7 +1271,7 @@ check_sort(PlanWalk *walk, Sort *sort, bool bounded)
 	if (bytes <= (double) work_mem * 1024)
 		return;
 	walk->analysis->features.spilling_sorts++;
-	recommend(walk->analysis, "sort_spills_to_disk", SEVERITY_MEDIUM,
+	recommend(walk->analysis, "sort_spills_to_disk", LEVEL_MEDIUM,
 			  "a sort of about %.0f rows (%.0f kB) does not fit in work_mem (%d kB) and will spill to disk: an index that returns rows in this order avoids the sort; otherwise sort fewer or narrower rows, or raise work_mem for this query",
 			  input->plan_rows, bytes / 1024, work_mem);
 }
@@ -1476,14 +1459,14 @@ check_top_level(QueryAnalysis *analysis, PerfoptStatement *stmt, Plan *top,
 				columns++;
 		}
 		if (columns >= WIDE_COLUMNS || top->plan_width >= WIDE_ROW_BYTES)
-			recommend(analysis, "select_star", SEVERITY_LOW,
+			recommend(analysis, "select_star", LEVEL_LOW,
 					  "SELECT * returns all %d columns (about %d bytes a row): name the columns the application reads, so that less is read and sent and an index-only scan becomes possible",
 					  columns, top->plan_width);
 	}
 
 	if (query->sortClause != NIL && top->plan_rows >= BIG_RESULT_ROWS &&
 		!has_limit(query))
-		recommend(analysis, "order_without_limit", SEVERITY_LOW,
+		recommend(analysis, "order_without_limit", LEVEL_LOW,
 				  "ORDER BY sorts about %.0f rows and returns them all: add a LIMIT if the application reads only the first rows, or leave the ORDER BY out if it does not need them sorted",
 				  top->plan_rows);
 
@@ -1492,7 +1475,7 @@ check_top_level(QueryAnalysis *analysis, PerfoptStatement *stmt, Plan *top,
 	{
 		char	   *columns = order_by_columns(query);
 
-		recommend(analysis, "sort_for_limit", SEVERITY_MEDIUM,
+		recommend(analysis, "sort_for_limit", LEVEL_MEDIUM,
 				  "to return the first rows, ORDER BY ... LIMIT sorts all of about %.0f rows: an index on %s would return them in order and stop at the limit%s",
 				  plan_walk->bounded_sort_rows,
 				  columns ? columns : "the ORDER BY expressions",
@@ -1535,7 +1518,7 @@ analyze_utility(PerfoptStatement *stmt, QueryAnalysis *analysis)
 	analysis->command = GetCommandTagName(CreateCommandTag(node));
 
 	if (IsA(node, IndexStmt) && !((IndexStmt *) node)->concurrent)
-		recommend(analysis, "index_without_concurrently", SEVERITY_MEDIUM,
+		recommend(analysis, "index_without_concurrently", LEVEL_MEDIUM,
 				  "CREATE INDEX without CONCURRENTLY blocks every write to the table until the index is built: use CREATE INDEX CONCURRENTLY on a table in use");
 	if (IsA(node, VacuumStmt) && ((VacuumStmt *) node)->is_vacuumcmd)
 	{
@@ -1546,7 +1529,7 @@ analyze_utility(PerfoptStatement *stmt, QueryAnalysis *analysis)
 			DefElem    *opt = lfirst_node(DefElem, lc);
 
 			if (strcmp(opt->defname, "full") == 0 && defGetBoolean(opt))
-				recommend(analysis, "vacuum_full", SEVERITY_HIGH,
+				recommend(analysis, "vacuum_full", LEVEL_HIGH,
 						  "VACUUM FULL locks the table against reads and writes while it rewrites it: run plain VACUUM, or rebuild online with pg_repack");
 		}
 	}
@@ -1562,7 +1545,7 @@ perfopt_analyze_statement(const char *query_text, const WorkloadStats *known_sta
 						  QueryAnalysis *analysis)
 {
 	PerfoptStatement *stmt;
-	ImpactLevel plan_level = IMPACT_LOW;
+	PerfoptLevel plan_level = LEVEL_LOW;
 	int64		queryid = 0;
 
 	memset(analysis, 0, sizeof(*analysis));
@@ -1733,7 +1716,7 @@ perfopt_recommendations_json(List *recommendations)
 			appendStringInfoString(&buf, ", ");
 		appendStringInfoChar(&buf, '{');
 		json_key_string(&buf, "code", rec->code);
-		json_key_string(&buf, "severity", severity_name(rec->severity));
+		json_key_string(&buf, "severity", perfopt_level_name(rec->severity));
 		json_key_string(&buf, "message", rec->message);
 		appendStringInfoChar(&buf, '}');
 	}
@@ -1772,7 +1755,7 @@ perfopt_analyze_query(PG_FUNCTION_ARGS)
 
 	values[0] = CStringGetTextDatum(analysis.pattern);
 	values[1] = Int32GetDatum(analysis.complexity);
-	values[2] = CStringGetTextDatum(perfopt_impact_name(analysis.impact));
+	values[2] = CStringGetTextDatum(perfopt_level_name(analysis.impact));
 	values[3] = Float8GetDatum(analysis.total_cost);
 	values[4] = Float8GetDatum(analysis.plan_rows);
 	nulls[3] = nulls[4] = !analysis.planned;
@@ -1823,7 +1806,7 @@ perfopt_slow_queries(PG_FUNCTION_ARGS)
 		PG_CATCH();
 		{
 			ErrorData  *edata;
-			Recommendation rec = {"not_analyzed", SEVERITY_LOW, NULL};
+			Recommendation rec = {"not_analyzed", LEVEL_LOW, NULL};
 
 			MemoryContextSwitchTo(rowcxt);
 			edata = CopyErrorData();
@@ -1849,7 +1832,7 @@ perfopt_slow_queries(PG_FUNCTION_ARGS)
 		values[6] = Float8GetDatum(s->stats.time_share_pct);
 		values[7] = Int32GetDatum(analysis.complexity);
 		nulls[7] = (analysis.pattern == NULL);
-		values[8] = CStringGetTextDatum(perfopt_impact_name(analysis.impact));
+		values[8] = CStringGetTextDatum(perfopt_level_name(analysis.impact));
 		values[9] = jsonb_from_text(recommendations);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 

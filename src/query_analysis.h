@@ -11,18 +11,10 @@
 #include "complexity.h"
 #include "nodes/pg_list.h"
 
-typedef enum Severity
-{
-	SEVERITY_LOW,
-	SEVERITY_MEDIUM,
-	SEVERITY_HIGH,
-	SEVERITY_CRITICAL
-} Severity;
-
 typedef struct Recommendation
 {
 	const char *code;
-	Severity	severity;
+	PerfoptLevel severity;
 	char	   *message;
 } Recommendation;
 
@@ -41,7 +33,7 @@ typedef struct QueryAnalysis
 	double		points;
 	int			complexity;
 	WorkloadStats stats;
-	ImpactLevel impact;
+	PerfoptLevel impact;
 	List	   *recommendations;	/* Recommendation *, most severe first */
 } QueryAnalysis;
 
