@@ -32,9 +32,10 @@ build_and_install() {
     make -C "$1" -s PG_CONFIG=/usr/bin/pg_config install >/dev/null || die "make install failed"
 }
 
-# Run a command as the postgres OS user (PostgreSQL refuses root)
+# Run a command as the postgres OS user (PostgreSQL refuses root), from /
+# since the caller's directory may be closed to that user
 as_postgres() {
-    runuser -u postgres -- env PATH="$PG_BIN:$PATH" "$@"
+    (cd / && runuser -u postgres -- env PATH="$PG_BIN:$PATH" "$@")
 }
 
 # A fresh directory the postgres user owns
