@@ -3,10 +3,13 @@ EXTENSION = perfopt
 MODULE_big = perfopt
 OBJS = \
 	src/perfopt.o \
+	src/catalog.o \
 	src/complexity.o \
 	src/pgss.o \
 	src/query_analysis.o \
-	src/statement.o
+	src/statement.o \
+	src/subxact.o \
+	src/whatif.o
 
 DATA = $(wildcard sql/perfopt--*.sql)
 

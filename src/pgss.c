@@ -14,46 +14,25 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
 #include "access/xact.h"
-#include "catalog/indexing.h"
-#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
-#include "utils/memutils.h"
-#include "utils/timestamp.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/rel.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "pgss.h"
 
 /* Schema of the installed pg_stat_statements extension, or InvalidOid */
 static Oid
 pgss_schema(void)
 {
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	Oid			schema = InvalidOid;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum("pg_stat_statements"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
-		schema = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return schema;
+	return perfopt_extension_schema("pg_stat_statements");
 }
 
 /* Is pg_stat_statements loaded at server start (it only counts then)? */
@@ -299,10 +278,11 @@ perfopt_pgss_lookup(int64 queryid, const char *query_text, WorkloadStats *stats)
 
 /*
  * The statements of this database whose mean execution time is at least
- * min_mean_ms, most total time first, allocated in the caller's context.
+ * min_mean_ms, most total time first, at most limit of them (0: all),
+ * allocated in the caller's context.
  */
 List *
-perfopt_pgss_slow_statements(double min_mean_ms)
+perfopt_pgss_statements(double min_mean_ms, int limit)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	StringInfoData sql;
@@ -315,10 +295,11 @@ perfopt_pgss_slow_statements(double min_mean_ms)
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT queryid, query, calls, total_ms, 100 * total_ms / nullif(sum(top_ms) OVER (), 0)"
+					 "SELECT queryid, query, calls, total_ms, 100 * total_ms / nullif(sum(top_ms) OVER (), 0), rows"
 					 " FROM (SELECT queryid, min(query) AS query, sum(calls)::float8 AS calls,"
 					 "              sum(total_exec_time) AS total_ms,"
-					 "              sum(total_exec_time) FILTER (WHERE toplevel) AS top_ms"
+					 "              sum(total_exec_time) FILTER (WHERE toplevel) AS top_ms,"
+					 "              sum(rows)::float8 AS rows"
 					 "         FROM %s(true) WHERE dbid = $1 GROUP BY queryid) s"
 					 " ORDER BY total_ms DESC",
 					 pgss_function());
@@ -327,7 +308,7 @@ perfopt_pgss_slow_statements(double min_mean_ms)
 	SPI_connect();
 	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_statements");
-	for (i = 0; i < SPI_processed; i++)
+	for (i = 0; i < SPI_processed && (limit <= 0 || list_length(result) < limit); i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -335,6 +316,7 @@ perfopt_pgss_slow_statements(double min_mean_ms)
 		double		calls = fetch_double(tuple, desc, 3, &isnull);
 		double		total_ms = fetch_double(tuple, desc, 4, &isnull);
 		double		share = fetch_double(tuple, desc, 5, &isnull);
+		double		rows = fetch_double(tuple, desc, 6, &isnull);
 		char	   *query = SPI_getvalue(tuple, desc, 2);
 		PgssStatement *s;
 		MemoryContext spicxt;
@@ -351,6 +333,7 @@ perfopt_pgss_slow_statements(double min_mean_ms)
 		s->stats.total_ms = total_ms;
 		s->stats.mean_ms = total_ms / calls;
 		s->stats.time_share_pct = Min(100.0, share);
+		s->rows = rows;
 		result = lappend(result, s);
 		MemoryContextSwitchTo(spicxt);
 	}

@@ -15,11 +15,12 @@ typedef struct PgssStatement
 {
 	char	   *query;
 	WorkloadStats stats;
+	double		rows;			/* rows returned or affected, all calls */
 } PgssStatement;
 
 extern void perfopt_pgss_require(void);
 extern void perfopt_pgss_lookup(int64 queryid, const char *query_text,
 								WorkloadStats *stats);
-extern List *perfopt_pgss_slow_statements(double min_mean_ms);
+extern List *perfopt_pgss_statements(double min_mean_ms, int limit);
 
 #endif							/* PERFOPT_PGSS_H */

@@ -31,7 +31,6 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
-#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -50,14 +49,15 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
-#include "utils/resowner.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
+#include "catalog.h"
 #include "perfopt.h"
 #include "pgss.h"
 #include "query_analysis.h"
 #include "statement.h"
+#include "subxact.h"
 
 PG_FUNCTION_INFO_V1(perfopt_analyze_query);
 PG_FUNCTION_INFO_V1(perfopt_slow_queries);
@@ -159,14 +159,6 @@ recommendation_cmp(const ListCell *a, const ListCell *b)
  * Names for messages
  * ----------------------------------------------------------------
  */
-
-/* schema.table, quoted as needed */
-static char *
-qualified_relation_name(Oid relid)
-{
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
-}
 
 /* alias.column of a Var of the given query level, as the user named them */
 static char *
@@ -436,7 +428,7 @@ check_wrapped_column(QueryAnalysis *analysis, Query *query, Node *side)
 
 	column = column_display_name(query, var);
 	expr_sql = deparse_single_table_expression(side, var->varno, rte->relid);
-	table = qualified_relation_name(rte->relid);
+	table = perfopt_relation_name(rte->relid);
 
 	if (IsA(side, FuncExpr) && ((FuncExpr *) side)->funcformat == COERCE_IMPLICIT_CAST)
 		recommend(analysis, "function_on_filtered_column", LEVEL_MEDIUM,
@@ -484,7 +476,7 @@ check_like(QueryAnalysis *analysis, Query *query, OpExpr *op)
 				  "the pattern '%s' of %s starts with a wildcard, so no btree index on %s can serve it: use a trigram index (CREATE EXTENSION pg_trgm; CREATE INDEX ON %s USING gin (%s gin_trgm_ops)) or full-text search",
 				  text, get_opname(op->opno)[2] == '*' ? "ILIKE" : "LIKE",
 				  column_display_name(query, var),
-				  qualified_relation_name(rte->relid),
+				  perfopt_relation_name(rte->relid),
 				  quote_identifier(get_attname(rte->relid, var->varattno, false)));
 	}
 	else
@@ -784,7 +776,7 @@ first_table_of(Query *query)
 		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
 
 		if (rte->rtekind == RTE_RELATION)
-			return qualified_relation_name(rte->relid);
+			return perfopt_relation_name(rte->relid);
 	}
 	return "a subquery";
 }
@@ -921,7 +913,7 @@ walk_jointree(QueryWalk *walk, Node *jtnode)
 static void
 note_relation(QueryAnalysis *analysis, Oid relid)
 {
-	char	   *name = qualified_relation_name(relid);
+	char	   *name = perfopt_relation_name(relid);
 	ListCell   *lc;
 
 	foreach(lc, analysis->relations)
@@ -1030,11 +1022,11 @@ walk_query(QueryWalk *walk, Query *query)
 		if (query->commandType == CMD_UPDATE)
 			recommend(analysis, "update_without_where", LEVEL_HIGH,
 					  "UPDATE of %s has no WHERE clause: it changes every row, writes a new version of each and leaves as many dead tuples; add a WHERE clause, or update in batches",
-					  qualified_relation_name(target->relid));
+					  perfopt_relation_name(target->relid));
 		else
 			recommend(analysis, "delete_without_where", LEVEL_HIGH,
 					  "DELETE from %s has no WHERE clause: it removes every row one by one and leaves them all as dead tuples; add a WHERE clause, or use TRUNCATE to empty the table",
-					  qualified_relation_name(target->relid));
+					  perfopt_relation_name(target->relid));
 	}
 
 	if (constant_limit(query->limitOffset, &offset) && offset >= LARGE_OFFSET)
@@ -1245,7 +1237,7 @@ check_seq_scan(PlanWalk *walk, SeqScan *scan)
 	}
 	recommend(walk->analysis, "seq_scan_large_table", LEVEL_HIGH,
 			  "a sequential scan reads all of %s (about %.0f rows) to keep about %.0f (%.2g%%) by a filter on %s: an index on the filtered columns would read only those rows",
-			  qualified_relation_name(rte->relid), tuples, rows,
+			  perfopt_relation_name(rte->relid), tuples, rows,
 			  100.0 * rows / tuples, columns.len > 0 ? columns.data : "an expression");
 }
 
@@ -1766,6 +1758,24 @@ perfopt_analyze_query(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* One statement of slow_queries, analyzed with the figures it comes with */
+typedef struct SlowQuery
+{
+	PgssStatement *statement;
+	QueryAnalysis analysis;
+	char	   *recommendations;	/* JSON */
+} SlowQuery;
+
+static void
+analyze_slow_query(void *arg)
+{
+	SlowQuery  *slow = (SlowQuery *) arg;
+
+	perfopt_analyze_statement(slow->statement->query, &slow->statement->stats,
+							  &slow->analysis);
+	slow->recommendations = perfopt_recommendations_json(slow->analysis.recommendations);
+}
+
 /*
  * perfopt.slow_queries(): the statements of pg_stat_statements at or over
  * perfopt.slow_query_ms, each analyzed.  A statement that cannot be
@@ -1777,51 +1787,31 @@ perfopt_slow_queries(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 	MemoryContext rowcxt;
 	ListCell   *lc;
 
 	InitMaterializedSRF(fcinfo, 0);
 	rowcxt = AllocSetContextCreate(cxt, "perfopt slow query", ALLOCSET_DEFAULT_SIZES);
 
-	foreach(lc, perfopt_pgss_slow_statements(perfopt_slow_query_ms))
+	foreach(lc, perfopt_pgss_statements(perfopt_slow_query_ms, 0))
 	{
 		PgssStatement *s = (PgssStatement *) lfirst(lc);
+		SlowQuery	slow = {s};
 		Datum		values[10];
 		bool		nulls[10] = {false};
-		QueryAnalysis analysis;
-		char	   *volatile recommendations = NULL;
+		ErrorData  *edata;
 
 		MemoryContextSwitchTo(rowcxt);
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(rowcxt);
-		PG_TRY();
+		edata = perfopt_try_in_subtransaction(analyze_slow_query, &slow);
+		if (edata != NULL)
 		{
-			perfopt_analyze_statement(s->query, &s->stats, &analysis);
-			recommendations = perfopt_recommendations_json(analysis.recommendations);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(rowcxt);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
 			Recommendation rec = {"not_analyzed", LEVEL_LOW, NULL};
 
-			MemoryContextSwitchTo(rowcxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(rowcxt);
-			CurrentResourceOwner = owner;
-
 			rec.message = psprintf("the statement could not be analyzed: %s", edata->message);
-			recommendations = perfopt_recommendations_json(list_make1(&rec));
-			memset(&analysis, 0, sizeof(analysis));
-			analysis.stats = s->stats;
-			analysis.impact = perfopt_workload_impact(&s->stats, perfopt_slow_query_ms);
+			slow.recommendations = perfopt_recommendations_json(list_make1(&rec));
+			memset(&slow.analysis, 0, sizeof(slow.analysis));
+			slow.analysis.impact = perfopt_workload_impact(&s->stats, perfopt_slow_query_ms);
 		}
-		PG_END_TRY();
 
 		values[0] = Int64GetDatum(s->stats.queryid);
 		values[1] = CStringGetTextDatum(s->query);
@@ -1830,10 +1820,10 @@ perfopt_slow_queries(PG_FUNCTION_ARGS)
 		nulls[4] = true;		/* p95_ms: needs per-query latency percentiles */
 		values[5] = Float8GetDatum(s->stats.total_ms);
 		values[6] = Float8GetDatum(s->stats.time_share_pct);
-		values[7] = Int32GetDatum(analysis.complexity);
-		nulls[7] = (analysis.pattern == NULL);
-		values[8] = CStringGetTextDatum(perfopt_level_name(analysis.impact));
-		values[9] = jsonb_from_text(recommendations);
+		values[7] = Int32GetDatum(slow.analysis.complexity);
+		nulls[7] = (slow.analysis.pattern == NULL);
+		values[8] = CStringGetTextDatum(perfopt_level_name(slow.analysis.impact));
+		values[9] = jsonb_from_text(slow.recommendations);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 
 		MemoryContextSwitchTo(cxt);

@@ -33,7 +33,6 @@
 
 #include <ctype.h>
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "mb/pg_wchar.h"
@@ -42,9 +41,9 @@
 #include "parser/parser.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "statement.h"
+#include "subxact.h"
 
 /* How many times analysis is retried with wider parameter types */
 #define MAX_ANALYZE_ATTEMPTS	32
@@ -283,10 +282,18 @@ is_param_type_error(int sqlerrcode)
  * locked and opened.
  */
 static void
+analyze_step(void *arg)
+{
+	PerfoptStatement *stmt = (PerfoptStatement *) arg;
+
+	stmt->query = parse_analyze_varparams(copyObject(stmt->raw), stmt->text,
+										  &stmt->param_types, &stmt->num_params,
+										  NULL);
+}
+
+static void
 analyze_guessing_param_types(PerfoptStatement *stmt)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *first_error = NULL;
 	Oid		   *guesses = NULL;
 	int			nguesses = 0;
@@ -294,12 +301,11 @@ analyze_guessing_param_types(PerfoptStatement *stmt)
 
 	for (attempt = 1;; attempt++)
 	{
-		ErrorData  *edata = NULL;
+		ErrorData  *edata;
 
 		/*
 		 * Analysis updates the type array in place as far as it gets, so
-		 * after a failure it tells which parameters were still unknown.  It
-		 * lives in the statement, not in locals that a longjmp may clobber.
+		 * after a failure it tells which parameters were still unknown.
 		 */
 		stmt->num_params = nguesses;
 		stmt->param_types = NULL;
@@ -309,29 +315,7 @@ analyze_guessing_param_types(PerfoptStatement *stmt)
 			memcpy(stmt->param_types, guesses, nguesses * sizeof(Oid));
 		}
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
-		{
-			stmt->query = parse_analyze_varparams(copyObject(stmt->raw),
-												  stmt->text,
-												  &stmt->param_types,
-												  &stmt->num_params, NULL);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-		}
-		PG_END_TRY();
-
+		edata = perfopt_try_in_subtransaction(analyze_step, stmt);
 		if (edata == NULL)
 			return;
 		if (first_error == NULL)

@@ -1,0 +1,15 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.h
+ *	  Catalog lookups that several perfopt subsystems share.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PERFOPT_CATALOG_H
+#define PERFOPT_CATALOG_H
+
+extern Oid	perfopt_extension_schema(const char *extname);
+extern char *perfopt_qualified_function(const char *extname, const char *funcname);
+extern char *perfopt_relation_name(Oid relid);
+
+#endif							/* PERFOPT_CATALOG_H */

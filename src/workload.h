@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * workload.h
+ *	  The workload the index advisor works on: statements, how often they
+ *	  run, and what they write.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PERFOPT_WORKLOAD_H
+#define PERFOPT_WORKLOAD_H
+
+#include "nodes/bitmapset.h"
+#include "nodes/parsenodes.h"
+#include "utils/array.h"
+
+typedef struct WorkloadStatement
+{
+	int			number;			/* 1-based position in the workload */
+	int64		queryid;		/* pg_stat_statements' queryid, 0 if none */
+	char	   *text;
+	double		weight;			/* executions: calls, or the weight given */
+	Query	   *query;			/* analyzed, range parameters bound */
+	List	   *rewritten;		/* the rewriter's output (views expanded) */
+	List	   *tables;			/* OIDs of the tables it uses */
+	CmdType		command;
+	Oid			target;			/* table it writes, or InvalidOid */
+	double		rows;			/* rows written per execution; < 0: unknown */
+	Bitmapset  *updated_columns;	/* attnums an UPDATE assigns */
+	Oid			checked_foreign_key;	/* a foreign key's check, standing for
+										 * the writes of its referenced table */
+} WorkloadStatement;
+
+extern List *perfopt_workload_from_pgss(int limit);
+extern List *perfopt_workload_from_list(ArrayType *queries, ArrayType *weights);
+extern WorkloadStatement *perfopt_workload_statement(const char *text, double weight);
+
+#endif							/* PERFOPT_WORKLOAD_H */
