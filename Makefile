@@ -6,17 +6,22 @@ OBJS = \
 	src/catalog.o \
 	src/complexity.o \
 	src/pgss.o \
+	src/index_advisor.o \
+	src/index_candidates.o \
+	src/index_selection.o \
 	src/query_analysis.o \
 	src/statement.o \
 	src/subxact.o \
-	src/whatif.o
+	src/whatif.o \
+	src/workload.o
 
 DATA = $(wildcard sql/perfopt--*.sql)
 
 # pg_regress tests, in order: sql/<name>.sql against expected/<name>.out, on a
 # temporary instance with perfopt and pg_stat_statements preloaded
 REGRESS = setup analyze_query analyze_query_recommendations \
-	analyze_query_errors analyze_query_params slow_queries
+	analyze_query_errors analyze_query_params slow_queries \
+	index_advisor index_drop_candidates
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 
 # TAP tests: restarts, several sessions, servers

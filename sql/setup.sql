@@ -1,6 +1,6 @@
 -- perfopt comes with what it requires
 CREATE EXTENSION perfopt CASCADE;
-SELECT extname FROM pg_extension WHERE extname IN ('perfopt', 'pg_stat_statements') ORDER BY 1;
+SELECT extname FROM pg_extension WHERE extname IN ('perfopt', 'pg_stat_statements', 'hypopg') ORDER BY 1;
 
 -- the sample schema, small enough (20,000 leads) that ANALYZE reads every
 -- row and the statistics, hence the plans, are the same on every run

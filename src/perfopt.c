@@ -23,6 +23,7 @@
 PG_MODULE_MAGIC;
 
 int			perfopt_slow_query_ms = 500;
+int			perfopt_advisor_statements = 100;
 
 void		_PG_init(void);
 
@@ -42,6 +43,19 @@ _PG_init(void)
 							INT_MAX,
 							PGC_USERSET,
 							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("perfopt.advisor_statements",
+							"Statements of pg_stat_statements, most total time first, that recommend_indexes considers.",
+							NULL,
+							&perfopt_advisor_statements,
+							100,
+							1,
+							10000,
+							PGC_USERSET,
+							0,
 							NULL,
 							NULL,
 							NULL);

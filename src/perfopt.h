@@ -14,4 +14,7 @@
 /* GUC perfopt.slow_query_ms: mean execution time that makes a query slow */
 extern int	perfopt_slow_query_ms;
 
+/* GUC perfopt.advisor_statements: statements recommend_indexes considers */
+extern int	perfopt_advisor_statements;
+
 #endif							/* PERFOPT_H */

@@ -35,8 +35,9 @@
 #include "catalog.h"
 #include "whatif.h"
 
-/* The cost the hook found, summed over the statements a rule makes */
+/* What the hook found, summed over the statements a rule makes */
 static double whatif_total_cost;
+static double whatif_rows;
 static int	whatif_plans;
 
 /* Look up a HypoPG function taking one oid, for a direct call */
@@ -125,6 +126,10 @@ whatif_explain_hook(Query *query, int cursorOptions, IntoClause *into,
 
 	plan = pg_plan_query(query, queryString, cursorOptions, params);
 	whatif_total_cost += plan->planTree->total_cost;
+	if (IsA(plan->planTree, ModifyTable) && outerPlan(plan->planTree))
+		whatif_rows += outerPlan(plan->planTree)->plan_rows;
+	else
+		whatif_rows += plan->planTree->plan_rows;
 	whatif_plans++;
 
 	desc = CreateQueryDesc(plan, queryString, GetActiveSnapshot(), InvalidSnapshot,
@@ -136,10 +141,11 @@ whatif_explain_hook(Query *query, int cursorOptions, IntoClause *into,
 
 /*
  * The planner's total cost for an analyzed statement with the hypothetical
- * indexes that exist now.  The statement is copied, not changed.
+ * indexes that exist now, and in *rows the rows it returns or, for a
+ * write, the rows it writes.  The statement is copied, not changed.
  */
 double
-perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text)
+perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text, double *rows)
 {
 	ExplainOneQuery_hook_type prev_hook = ExplainOneQuery_hook;
 	ExplainStmt *explain = makeNode(ExplainStmt);
@@ -155,6 +161,7 @@ perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text)
 	wrapper->stmt_len = 0;
 
 	whatif_total_cost = 0;
+	whatif_rows = 0;
 	whatif_plans = 0;
 	ExplainOneQuery_hook = whatif_explain_hook;
 	PG_TRY();
@@ -169,6 +176,8 @@ perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text)
 	PG_END_TRY();
 
 	whatif->planner_calls += whatif_plans;
+	if (rows)
+		*rows = whatif_rows;
 	return whatif_total_cost;
 }
 

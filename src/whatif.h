@@ -26,7 +26,8 @@ extern void perfopt_whatif_begin(WhatIf *whatif);
 extern Oid	perfopt_whatif_create(WhatIf *whatif, const char *index_def);
 extern void perfopt_whatif_drop(WhatIf *whatif, Oid index);
 extern int64 perfopt_whatif_size(WhatIf *whatif, Oid index);
-extern double perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text);
+extern double perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text,
+								  double *rows);
 extern void perfopt_whatif_end(WhatIf *whatif);
 
 #endif							/* PERFOPT_WHATIF_H */

@@ -19,7 +19,7 @@ is($node->safe_psql('postgres', 'CREATE EXTENSION perfopt CASCADE; SELECT 1'),
 	'1', 'CREATE EXTENSION perfopt CASCADE installs it');
 is($node->safe_psql('postgres',
 		"SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension WHERE extname <> 'plpgsql'"),
-	'perfopt,pg_stat_statements', 'and brings pg_stat_statements with it');
+	'hypopg,perfopt,pg_stat_statements', 'and brings pg_stat_statements and hypopg with it');
 is($node->safe_psql('postgres', 'SHOW perfopt.slow_query_ms'),
 	'250ms', 'a perfopt setting from postgresql.conf is in effect');
 like(slurp_file($node->logfile),
@@ -40,7 +40,9 @@ my $members = q{
 	   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'perfopt')};
 my $definitions = q{
 	SELECT string_agg(pg_get_functiondef(p.oid), E'\n' ORDER BY p.proname)
-	  FROM pg_proc p WHERE p.pronamespace = 'perfopt'::regnamespace};
+	  FROM pg_proc p WHERE p.pronamespace = 'perfopt'::regnamespace}
+  . q{ UNION ALL SELECT string_agg(c.relname || ': ' || pg_get_viewdef(c.oid), E'\n' ORDER BY c.relname)
+	  FROM pg_class c WHERE c.relnamespace = 'perfopt'::regnamespace AND c.relkind = 'v'};
 my $fresh_members = $node->safe_psql('postgres', $members);
 my $fresh_definitions = $node->safe_psql('postgres', $definitions);
 my $default = $node->safe_psql('postgres',
@@ -59,7 +61,7 @@ foreach my $version (@versions)
 	is($node->safe_psql('postgres', $members), $fresh_members,
 		"from $version, the same objects as a fresh install");
 	is($node->safe_psql('postgres', $definitions), $fresh_definitions,
-		"from $version, the same function definitions as a fresh install");
+		"from $version, the same function and view definitions as a fresh install");
 }
 
 # DROP EXTENSION leaves nothing behind
@@ -77,6 +79,12 @@ $plain->safe_psql('postgres', 'CREATE EXTENSION perfopt CASCADE');
 is($plain->safe_psql('postgres',
 		"SELECT pattern || ' ' || complexity FROM perfopt.analyze_query('SELECT relname FROM pg_class WHERE oid = 1259')"),
 	'SELECT 1', 'analyze_query works without preloading');
+is($plain->safe_psql('postgres', q{
+		CREATE TABLE t (a int, b int);
+		INSERT INTO t SELECT i, i FROM generate_series(1, 10000) i;
+		ANALYZE t;
+		SELECT kind FROM perfopt.advise_query('SELECT b FROM t WHERE a = 5')}),
+	'single', 'the index advisor works without preloading');
 is($plain->safe_psql('postgres', "SELECT FROM perfopt.analyze_query('SELECT 1'); SET perfopt.slow_query_ms = 100; SHOW perfopt.slow_query_ms"),
 	'100ms', 'settings are defined once a function has loaded the library');
 my ($ret, $stdout, $stderr) = $plain->psql('postgres',
