@@ -54,6 +54,7 @@
 
 #include "catalog.h"
 #include "index_advisor.h"
+#include "subxact.h"
 #include "perfopt.h"
 #include "whatif.h"
 #include "workload.h"
@@ -158,21 +159,52 @@ relevant_config(Advisor *advisor, WorkloadStatement *stmt, Bitmapset *config)
 	return relevant;
 }
 
-/* Make candidate id exist in HypoPG, learning its size the first time */
+typedef struct CreateStep
+{
+	Advisor    *advisor;
+	IndexCandidate *candidate;
+} CreateStep;
+
 static void
+create_step(void *arg)
+{
+	CreateStep *step = (CreateStep *) arg;
+
+	step->candidate->hypothetical =
+		perfopt_whatif_create(&step->advisor->whatif, step->candidate->definition);
+}
+
+/*
+ * Make candidate id exist in HypoPG, learning its size the first time.
+ * A candidate HypoPG refuses is marked unusable (size -1), not fatal.
+ */
+static bool
 materialize(Advisor *advisor, int id)
 {
 	IndexCandidate *candidate = candidate_of(advisor, id);
+	CreateStep	step = {advisor, candidate};
+	ErrorData  *edata;
 
 	if (bms_is_member(id, advisor->materialized))
-		return;
-	candidate->hypothetical = perfopt_whatif_create(&advisor->whatif, candidate->definition);
+		return true;
+	if (candidate->size < 0)
+		return false;
+	edata = perfopt_try_in_subtransaction(create_step, &step);
+	if (edata != NULL)
+	{
+		ereport(DEBUG1,
+				(errmsg("perfopt: hypothetical index refused: %s", edata->message),
+				 errdetail("%s", candidate->definition)));
+		candidate->size = -1;
+		return false;
+	}
 	advisor->materialized = bms_add_member(advisor->materialized, id);
 	if (candidate->hypopg_size <= 0)
 	{
 		candidate->hypopg_size = perfopt_whatif_size(&advisor->whatif, candidate->hypothetical);
 		candidate->size = candidate->hypopg_size * perfopt_deduplication_ratio(candidate);
 	}
+	return true;
 }
 
 static void
@@ -220,7 +252,10 @@ statement_cost(Advisor *advisor, int number, Bitmapset *config)
 	}
 	id = -1;
 	while ((id = bms_next_member(relevant, id)) >= 0)
-		materialize(advisor, id);
+	{
+		if (!materialize(advisor, id))
+			elog(ERROR, "perfopt: a candidate HypoPG refused was chosen");
+	}
 
 	entry = palloc(sizeof(CachedCost));
 	entry->config = relevant;
@@ -289,12 +324,14 @@ objective_callback(void *arg, Bitmapset *config)
 	return read_cost((Advisor *) arg, config) + write_cost((Advisor *) arg, config);
 }
 
+/* A candidate's size in bytes, or -1 if HypoPG cannot make it */
 static double
 size_callback(void *arg, int id)
 {
 	Advisor    *advisor = (Advisor *) arg;
 
-	materialize(advisor, id);
+	if (!materialize(advisor, id))
+		return -1;
 	return candidate_of(advisor, id)->size;
 }
 

@@ -82,7 +82,7 @@ typedef struct SelectionProblem
 	double		budget_bytes;	/* <= 0: no budget */
 	double		min_gain;		/* stop when the best step gains less */
 	double		(*objective) (void *arg, Bitmapset *config);
-	double		(*size) (void *arg, int candidate);
+	double		(*size) (void *arg, int candidate);	/* < 0: unusable */
 	List	   *(*extensions) (void *arg, int candidate);
 	bool		(*redundant) (void *arg, int candidate, Bitmapset *config);
 	void	   *arg;

@@ -315,8 +315,8 @@ key_part_for(Node *side, Index varno)
 	}
 	vars = expression_vars(side, varno);
 	if (vars.unsafe || vars.other_tables || bms_is_empty(vars.attnums) ||
-		IsA(side, Const) || IsA(side, Param))
-		return NULL;
+		IsA(side, Const) || IsA(side, Param) || contain_mutable_functions(side))
+		return NULL;			/* an index expression must be immutable */
 	part = column_part(0, NULL);
 	part->expression = copyObject(side);
 	ChangeVarNodes(part->expression, varno, 1, 0);

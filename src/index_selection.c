@@ -53,6 +53,8 @@ consider_step(SelectionProblem *problem, Bitmapset *config, double current,
 	double		gain;
 	double		ratio;
 
+	if (bytes < 0)
+		return;					/* a candidate that cannot be made */
 	if (replace >= 0)
 	{
 		next = bms_del_member(next, replace);

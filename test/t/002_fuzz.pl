@@ -138,6 +138,32 @@ note "normalized statements not analyzed:\n" . $node->safe_psql('postgres', q{
 	 WHERE source = 'normalized' AND outcome <> 'ok'});
 cmp_ok((outcomes('normalized'))[0], '>=', 100, 'enough normalized statements were recorded');
 
+# The same statements, fifty at a time, as workloads for the index advisor,
+# which reads its candidates from their trees: no crash, no internal error,
+# no hypothetical index left behind.
+my ($advised_ok, $advised_failed) = (0, 0);
+my @ids = split /\n/, $node->safe_psql('postgres',
+	"SELECT id FROM fuzz WHERE source = 'sqlsmith' AND outcome = 'ok' ORDER BY id");
+for (my $i = 0; $i < @ids; $i += 50)
+{
+	my $last = $i + 49 < $#ids ? $i + 49 : $#ids;
+	my ($ret, $stdout, $stderr) = $node->psql('postgres', qq{
+		SET statement_timeout = '60s';
+		SET client_min_messages = warning;
+		SELECT count(*) FROM perfopt.recommend_indexes_for(
+			ARRAY(SELECT query FROM fuzz WHERE id BETWEEN $ids[$i] AND $ids[$last]
+			        AND source = 'sqlsmith' AND outcome = 'ok'), NULL, NULL, 0)});
+	if ($ret == 0) { $advised_ok++; }
+	else
+	{
+		$advised_failed++;
+		diag "advisor run failed: $stderr";
+	}
+}
+is($advised_failed, 0, "index advisor: $advised_ok workloads of sqlsmith statements advised without an error");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM hypopg_list_indexes'), '0',
+	'index advisor: no hypothetical index left');
+
 # 3. mutations of a workload's statements: cut, doubled, deleted and
 # swapped characters, a $n put in place of a word
 my @workload = (
