@@ -7,15 +7,22 @@
  * of the index selection algorithms compared by Kossmann et al., PVLDB
  * 2020), generalized to kinds of indexes other than plain columns.  It
  * grows one configuration step by step.  Each step either adds a new
- * index from the seeds (single columns, expressions, partial indexes,
- * foreign keys) or widens an index already chosen by one more key column
- * or by covering columns.  Of all possible steps it takes the one that
- * lowers the workload's cost the most per byte it adds, where the cost is
- * the planner's estimate of every statement under the whole configuration
- * (so that two indexes that serve the same statement are not both counted,
- * and an index that makes another useless pushes it out of the way) plus
- * the cost of maintaining the indexes on the workload's writes.  It stops
- * when no step fits in the budget or none gains at least min_gain.
+ * index from the seeds (single columns, composites, expressions, partial
+ * indexes, foreign keys) or widens an index already chosen by one more key
+ * column or by covering columns.  Of all possible steps it takes the one
+ * that lowers the workload's cost the most per byte it adds, where the
+ * cost is the planner's estimate of every statement under the whole
+ * configuration (so that two indexes that serve the same statement are not
+ * both counted, and an index that makes another useless pushes it out of
+ * the way) plus the cost of maintaining the indexes on the workload's
+ * writes.  It stops when no step fits in the budget or none gains at least
+ * min_gain.
+ *
+ * Steps are evaluated lazily: what a step gained when last evaluated is
+ * kept, and since adding indexes seldom makes another index worth more,
+ * a round evaluates steps in the order of those stale gains per byte and
+ * stops once the best fresh one beats every stale one left.  Most steps
+ * are then evaluated once or twice in a run instead of every round.
  *
  * Nothing here reads catalogs or plans: the caller's callbacks give the
  * objective (with its own cache of what-if costs), the sizes and the
@@ -25,6 +32,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "miscadmin.h"
 
 #include "index_advisor.h"
@@ -32,52 +41,75 @@
 /* No step is worth less than a page of storage */
 #define MIN_STEP_BYTES	8192.0
 
-/* The best step found so far in a round */
+/* A step that can be taken: add a candidate, maybe in place of another */
 typedef struct Step
 {
-	int			add;			/* candidate to add */
-	int			replace;		/* candidate it replaces, or -1 */
-	double		objective;		/* the workload's cost after the step */
+	int			add;
+	int			replace;		/* or -1 */
+	double		ratio;			/* gain per byte when last evaluated */
+	double		objective;		/* the workload's cost after it, then */
 	double		bytes;			/* storage it adds */
-	double		ratio;			/* gain per byte */
+	bool		dead;			/* can never be taken again */
 } Step;
 
-/* Consider a step; keep it if it gains enough and more per byte than best */
-static void
-consider_step(SelectionProblem *problem, Bitmapset *config, double current,
-			  double used, int add, int replace, Step *best)
+static int
+step_cmp(const ListCell *a, const ListCell *b)
 {
-	Bitmapset  *next = bms_copy(config);
-	double		bytes = problem->size(problem->arg, add);
-	double		objective;
-	double		gain;
-	double		ratio;
+	double		ra = ((Step *) lfirst(a))->ratio;
+	double		rb = ((Step *) lfirst(b))->ratio;
 
+	return ra > rb ? -1 : ra < rb ? 1 : 0;
+}
+
+static Step *
+new_step(int add, int replace)
+{
+	Step	   *step = palloc(sizeof(Step));
+
+	step->add = add;
+	step->replace = replace;
+	step->ratio = INFINITY;		/* not evaluated yet: try it first */
+	step->objective = 0;
+	step->bytes = 0;
+	step->dead = false;
+	return step;
+}
+
+/*
+ * Evaluate a step against the configuration: its gain per byte, or 0 when
+ * it does not fit, gains too little, or is redundant.
+ */
+static void
+evaluate_step(SelectionProblem *problem, Bitmapset *config, double current,
+			  double used, Step *step)
+{
+	Bitmapset  *next;
+	double		bytes = problem->size(problem->arg, step->add);
+	double		gain;
+
+	step->ratio = 0;
 	if (bytes < 0)
-		return;					/* a candidate that cannot be made */
-	if (replace >= 0)
 	{
-		next = bms_del_member(next, replace);
-		bytes -= problem->size(problem->arg, replace);
+		step->dead = true;		/* a candidate that cannot be made */
+		return;
 	}
+	next = bms_copy(config);
+	if (step->replace >= 0)
+	{
+		next = bms_del_member(next, step->replace);
+		bytes -= problem->size(problem->arg, step->replace);
+	}
+	step->bytes = bytes;
 	if (problem->budget_bytes > 0 && used + bytes > problem->budget_bytes)
 		return;
-	if (problem->redundant(problem->arg, add, next))
+	if (problem->redundant(problem->arg, step->add, next))
 		return;
-	next = bms_add_member(next, add);
-	objective = problem->objective(problem->arg, next);
-	gain = current - objective;
+	next = bms_add_member(next, step->add);
+	step->objective = problem->objective(problem->arg, next);
+	gain = current - step->objective;
 	if (gain <= 0 || gain < problem->min_gain)
 		return;
-	ratio = gain / Max(bytes, MIN_STEP_BYTES);
-	if (ratio > best->ratio)
-	{
-		best->add = add;
-		best->replace = replace;
-		best->objective = objective;
-		best->bytes = bytes;
-		best->ratio = ratio;
-	}
+	step->ratio = gain / Max(bytes, MIN_STEP_BYTES);
 }
 
 /*
@@ -89,40 +121,45 @@ perfopt_select_indexes(SelectionProblem *problem)
 	Bitmapset  *config = NULL;
 	double		current = problem->objective(problem->arg, NULL);
 	double		used = 0;
+	List	   *steps = NIL;
+	ListCell   *lc;
+
+	foreach(lc, problem->seeds)
+		steps = lappend(steps, new_step(lfirst_int(lc), -1));
 
 	for (;;)
 	{
-		Step		best = {-1, -1, current, 0, 0};
-		ListCell   *lc;
-		int			chosen = -1;
+		Step	   *best = NULL;
 
 		CHECK_FOR_INTERRUPTS();
-
-		foreach(lc, problem->seeds)
+		list_sort(steps, step_cmp);
+		foreach(lc, steps)
 		{
-			int			seed = lfirst_int(lc);
+			Step	   *step = lfirst(lc);
 
-			if (!bms_is_member(seed, config))
-				consider_step(problem, config, current, used, seed, -1, &best);
+			if (step->dead || bms_is_member(step->add, config) ||
+				(step->replace >= 0 && !bms_is_member(step->replace, config)))
+				continue;
+			if (best != NULL && step->ratio <= best->ratio)
+				break;			/* no stale step can beat the best fresh one */
+			evaluate_step(problem, config, current, used, step);
+			if (step->ratio > 0 && (best == NULL || step->ratio > best->ratio))
+				best = step;
 		}
-		while ((chosen = bms_next_member(config, chosen)) >= 0)
-		{
-			foreach(lc, problem->extensions(problem->arg, chosen))
-			{
-				int			wider = lfirst_int(lc);
-
-				if (!bms_is_member(wider, config))
-					consider_step(problem, config, current, used, wider, chosen, &best);
-			}
-		}
-
-		if (best.add < 0)
+		if (best == NULL)
 			break;
-		if (best.replace >= 0)
-			config = bms_del_member(config, best.replace);
-		config = bms_add_member(config, best.add);
-		used += best.bytes;
-		current = best.objective;
+
+		/* take it */
+		if (best->replace >= 0)
+			config = bms_del_member(config, best->replace);
+		config = bms_add_member(config, best->add);
+		used += best->bytes;
+		current = best->objective;
+		best->dead = true;
+
+		/* the steps it opens: widening the index just added */
+		foreach(lc, problem->extensions(problem->arg, best->add))
+			steps = lappend(steps, new_step(lfirst_int(lc), best->add));
 	}
 	return config;
 }
