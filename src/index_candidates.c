@@ -1201,8 +1201,9 @@ column_deduplicates(Oid type)
 							 get_opclass_input_type(opclass), BTEQUALIMAGE_PROC);
 	if (!OidIsValid(proc))
 		return false;
+	/* called as btree's own check calls it: with the opclass's input type */
 	return DatumGetBool(OidFunctionCall1Coll(proc, get_typcollation(type),
-											 ObjectIdGetDatum(opclass)));
+											 ObjectIdGetDatum(get_opclass_input_type(opclass))));
 }
 
 /*

@@ -18,6 +18,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/test/bench/bench_lib.sh"
 
 TPCH=${1:-$top/../shared/data/tpch}
 SCALE=${2:-0.1}
@@ -88,24 +89,11 @@ time_workload() {
     done
 }
 
-# Create the indexes of table $2 (index_def, estimated) one by one, noting
-# each one's real size, time the workload with them, and drop them.
+# Time the workload with the indexes of table $2, then drop them
 try_indexes() {
-    local config=$1 table=$2 def estimated
-    while IFS=$'\t' read -r def estimated; do
-        [ -n "$def" ] || continue
-        q -c "$def"
-        q -c "INSERT INTO sizes SELECT '$config', \$d\$$def\$d\$, nullif('$estimated', '')::bigint,
-                     pg_relation_size((SELECT max(indexrelid) FROM pg_index))"
-    done < <(q -At -F $'\t' -c "SELECT index_def, estimated FROM $table")
-    q -c "ANALYZE"
-    time_workload "$config"
-    q -At -c "SELECT 'DROP INDEX ' || i.indexrelid::regclass || ';' FROM pg_index i
-               JOIN pg_class c ON c.oid = i.indexrelid
-              WHERE c.relnamespace = 'public'::regnamespace
-                AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)" > "$dir/drop.sql"
-    chown postgres: "$dir/drop.sql"
-    q -f "$dir/drop.sql"
+    create_index_set "$1" "$2"
+    time_workload "$1"
+    drop_added_indexes
 }
 
 echo "1. estimated workload cost under budgets ..."
@@ -180,13 +168,6 @@ SELECT 'runtime left by perfopt / left by pg_qualstats: ' ||
               (SELECT sum(ms) FROM medians WHERE config = 'qualstats'))::numeric, 3)"
 
 echo "== 3. index sizes, real against estimated"
-q -P footer=off -c "
-SELECT config, index_def, pg_size_pretty(estimated) AS estimated, pg_size_pretty(real) AS real,
-       round((estimated::numeric / nullif(real, 0)), 2) AS estimate_over_real
-  FROM sizes ORDER BY config, index_def"
-q -P footer=off -c "
-SELECT config, count(*) AS indexes, pg_size_pretty(sum(real)) AS total_real,
-       pg_size_pretty(sum(estimated)) AS total_estimated
-  FROM sizes GROUP BY config"
+report_sizes
 echo "targets: within 25 MB, perfopt cuts the measured runtime by at least 95% and leaves at most half"
 echo "of what pg_qualstats' set leaves; the advisor answers in under 10 s"

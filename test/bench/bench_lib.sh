@@ -1,0 +1,38 @@
+# Shared by the index advisor benchmarks; source after scripts/lib.sh, with
+# q() running psql on the benchmark's cluster and $dir its directory.
+
+# Create the indexes listed in table $2 (index_def, estimated) one by one,
+# recording each one's real size under config $1 in table sizes.
+create_index_set() {
+    local config=$1 table=$2 def estimated
+    while IFS=$'\t' read -r def estimated; do
+        [ -n "$def" ] || continue
+        q -c "$def"
+        q -c "INSERT INTO sizes SELECT '$config', \$d\$$def\$d\$, nullif('$estimated', '')::bigint,
+                     pg_relation_size((SELECT max(indexrelid) FROM pg_index))"
+    done < <(q -At -F $'\t' -c "SELECT index_def, estimated FROM $table")
+    q -c "ANALYZE"
+}
+
+# Drop every index of schema public that backs no constraint
+drop_added_indexes() {
+    q -At -c "SELECT 'DROP INDEX ' || i.indexrelid::regclass || ';' FROM pg_index i
+               JOIN pg_class c ON c.oid = i.indexrelid
+              WHERE c.relnamespace = 'public'::regnamespace
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)" > "$dir/drop.sql"
+    chown postgres: "$dir/drop.sql"
+    q -f "$dir/drop.sql"
+}
+
+# Real index sizes against the estimates, per index and per set
+report_sizes() {
+    q -P footer=off -c "
+    SELECT config, index_def, pg_size_pretty(estimated) AS estimated, pg_size_pretty(real) AS real,
+           round((estimated::numeric / nullif(real, 0)), 2) AS estimate_over_real
+      FROM sizes ORDER BY config, index_def"
+    q -P footer=off -c "
+    SELECT config, count(*) AS indexes, pg_size_pretty(sum(real)) AS total_real,
+           pg_size_pretty(sum(estimated)) AS total_estimated,
+           round(sum(estimated)::numeric / nullif(sum(real) FILTER (WHERE estimated IS NOT NULL), 0), 2) AS estimate_over_real
+      FROM sizes GROUP BY config"
+}
