@@ -202,7 +202,7 @@ materialize(Advisor *advisor, int id)
 	if (candidate->hypopg_size <= 0)
 	{
 		candidate->hypopg_size = perfopt_whatif_size(&advisor->whatif, candidate->hypothetical);
-		candidate->size = candidate->hypopg_size * perfopt_deduplication_ratio(candidate);
+		candidate->size = Min(candidate->hypopg_size, perfopt_estimate_index_bytes(candidate));
 	}
 	return true;
 }

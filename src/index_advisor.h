@@ -55,6 +55,7 @@ typedef struct IndexCandidate
 	char	   *definition;		/* CREATE INDEX ON ... as HypoPG takes it */
 	Bitmapset  *columns;		/* every column it stores or tests */
 	Oid			hypothetical;	/* HypoPG's OID while it exists */
+	double		fraction;		/* share of the table's rows it holds */
 	double		size;			/* estimated bytes, deduplication counted */
 	double		hypopg_size;	/* HypoPG's estimate, bytes */
 	List	   *extensions;		/* candidate ids extending it, once made */
@@ -68,7 +69,7 @@ extern List *perfopt_extend_candidate(IndexCandidate *candidate, List *usages,
 extern List *perfopt_foreign_key_checks(List *workload, List **candidates,
 										List **seeds);
 extern bool perfopt_candidate_is_served(IndexCandidate *candidate);
-extern double perfopt_deduplication_ratio(IndexCandidate *candidate);
+extern double perfopt_estimate_index_bytes(IndexCandidate *candidate);
 extern const char *perfopt_candidate_kind(IndexCandidate *candidate);
 extern char *perfopt_candidate_description(IndexCandidate *candidate);
 

@@ -24,6 +24,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/nbtree.h"
@@ -343,17 +345,15 @@ predicate_for(Node *condition, Index varno)
 }
 
 /*
- * Is this "column = constant" (or IS [NOT] NULL, or a boolean column)
- * selective enough, on a column with few enough values, to try a partial
- * index?
+ * Share of rows a one-column condition keeps ("column = constant", IS
+ * [NOT] NULL) by pg_stats, and the column's distinct values; -1 when it
+ * cannot be told.
  */
-static bool
-is_rare_condition(Oid relid, Node *condition)
+static double
+condition_fraction(Oid relid, Node *condition, double *distinct)
 {
-	double		distinct;
-	double		frequency = -1;
-
-	if (IsA(condition, OpExpr))
+	*distinct = -1;
+	if (IsA(condition, OpExpr) && list_length(((OpExpr *) condition)->args) == 2)
 	{
 		OpExpr	   *op = (OpExpr *) condition;
 		Node	   *left = linitial(op->args);
@@ -362,11 +362,9 @@ is_rare_condition(Oid relid, Node *condition)
 		while (IsA(left, RelabelType))
 			left = (Node *) ((RelabelType *) left)->arg;
 		if (!IsA(left, Var) || !IsA(right, Const) || ((Const *) right)->constisnull)
-			return false;
-		frequency = value_frequency(relid, ((Var *) left)->varattno, op->opno,
-									(Const *) right, &distinct);
-		return frequency >= 0 && frequency <= RARE_FRACTION &&
-			distinct > 0 && distinct <= RARE_MAX_DISTINCT;
+			return -1;
+		return value_frequency(relid, ((Var *) left)->varattno, op->opno,
+							   (Const *) right, distinct);
 	}
 	if (IsA(condition, NullTest) && IsA(((NullTest *) condition)->arg, Var))
 	{
@@ -374,11 +372,25 @@ is_rare_condition(Oid relid, Node *condition)
 		double		nullfrac = column_null_fraction(relid, ((Var *) test->arg)->varattno);
 
 		if (nullfrac < 0)
-			return false;
-		frequency = test->nulltesttype == IS_NULL ? nullfrac : 1 - nullfrac;
-		return frequency <= RARE_FRACTION;
+			return -1;
+		return test->nulltesttype == IS_NULL ? nullfrac : 1 - nullfrac;
 	}
-	return false;
+	return -1;
+}
+
+/*
+ * Is this "column = constant" (or IS [NOT] NULL) selective enough, on a
+ * column with few enough values, to try a partial index?
+ */
+static bool
+is_rare_condition(Oid relid, Node *condition)
+{
+	double		distinct;
+	double		fraction = condition_fraction(relid, condition, &distinct);
+
+	if (fraction < 0 || fraction > RARE_FRACTION)
+		return false;
+	return IsA(condition, NullTest) || (distinct > 0 && distinct <= RARE_MAX_DISTINCT);
 }
 
 /* Read one condition of a level into the usage of table varno */
@@ -717,6 +729,14 @@ make_candidate(List **candidates, Oid relid, List *key, List *include,
 	candidate->include = include;
 	candidate->predicate = predicate;
 	candidate->parent = parent;
+	candidate->fraction = 1;
+	if (predicate)
+	{
+		double		distinct;
+		double		fraction = condition_fraction(relid, predicate, &distinct);
+
+		candidate->fraction = fraction >= 0 ? Max(fraction, 1e-6) : RARE_FRACTION;
+	}
 	candidate->definition = candidate_definition(candidate);
 
 	foreach(lc, *candidates)
@@ -1206,41 +1226,78 @@ column_deduplicates(Oid type)
 											 ObjectIdGetDatum(get_opclass_input_type(opclass))));
 }
 
+/* Average width of a key part or covering column, and its alignment */
+static double
+part_width(Oid relid, AttrNumber attnum, Node *expression, char *align)
+{
+	Oid			type = attnum > 0 ? get_atttype(relid, attnum) : exprType(expression);
+	int16		typlen;
+	bool		typbyval;
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, align);
+	if (attnum > 0)
+		return column_width(relid, attnum);
+	return get_typavgwidth(type, exprTypmod(expression));
+}
+
 /*
- * How much smaller than HypoPG's estimate the index will be.  HypoPG sizes
- * a btree as one entry per row, but btree deduplication (PostgreSQL 13 and
- * later) stores each distinct key once with a list of 6-byte row pointers:
- * about distinct * (12 + key width) + rows * 6 bytes of leaf entries
- * instead of rows * (12 + key width).  Only for plain columns whose
- * operator class allows it, and not with INCLUDE columns.
+ * The size a btree will have: its leaf entries (an 8-byte header, a null
+ * bitmap if a column has nulls, the key and covering columns aligned as
+ * index tuples align them, padded to MAXALIGN, and a 4-byte line pointer)
+ * on leaf pages filled to 90%, plus the pages above them.  With btree
+ * deduplication (PostgreSQL 13 and later; plain columns whose operator
+ * class allows it, no INCLUDE), each distinct key is stored once with a
+ * 6-byte pointer per row.  HypoPG's estimate, one full entry per row with
+ * widths it guesses, is an upper bound that can be several times too big
+ * on repetitive columns; the advisor takes the smaller of the two.
  */
 double
-perfopt_deduplication_ratio(IndexCandidate *candidate)
+perfopt_estimate_index_bytes(IndexCandidate *candidate)
 {
-	double		rows = table_rows(candidate->relid);
+	double		rows = table_rows(candidate->relid) * candidate->fraction;
 	double		distinct = 1;
-	double		width = 0;
+	double		data = 0;
+	bool		deduplicates = (candidate->include == NIL);
+	bool		nulls = false;
+	double		entry;
+	double		leaf_bytes;
+	double		usable = BLCKSZ - SizeOfPageHeaderData - sizeof(BTPageOpaqueData);
+	double		leaf_pages;
 	ListCell   *lc;
+	List	   *columns = list_concat(list_copy(candidate->key), NIL);
 
-	if (candidate->include != NIL)
-		return 1.0;
-	foreach(lc, candidate->key)
+	foreach(lc, candidate->include)
+		columns = lappend(columns, column_part(lfirst_int(lc), NULL));
+	foreach(lc, columns)
 	{
 		IndexKeyPart *part = lfirst(lc);
-		double		column_values;
+		char		align;
+		double		width = part_width(candidate->relid, part->attnum, part->expression, &align);
+		double		values = part->attnum > 0 ? column_distinct(candidate->relid, part->attnum) : -1;
 
-		if (part->attnum <= 0 || part->opclass != NULL ||
+		/* short varlenas are not aligned; everything else is */
+		if (width > 127 || get_typlen(part->attnum > 0 ? get_atttype(candidate->relid, part->attnum)
+									  : exprType(part->expression)) > 0)
+			data = att_align_nominal(data, align);
+		data += width;
+		if (part->attnum > 0 && column_null_fraction(candidate->relid, part->attnum) > 0)
+			nulls = true;
+		if (part->attnum <= 0 || part->opclass != NULL || values <= 0 ||
 			!column_deduplicates(get_atttype(candidate->relid, part->attnum)))
-			return 1.0;
-		column_values = column_distinct(candidate->relid, part->attnum);
-		if (column_values <= 0)
-			return 1.0;
-		distinct *= column_values;
-		width += column_width(candidate->relid, part->attnum);
+			deduplicates = false;
+		else if (foreach_current_index(lc) < list_length(candidate->key))
+			distinct *= values;
 	}
+	entry = MAXALIGN((uintptr_t) ceil((nulls ? MAXALIGN(sizeof(IndexTupleData) + sizeof(IndexAttributeBitMapData))
+									   : sizeof(IndexTupleData)) + data));
 	distinct = Min(distinct, rows);
-	width = MAXALIGN(width) + 12;
-	return Max(0.2, Min(1.0, (distinct * width + rows * 6) / (rows * width)));
+	if (deduplicates && distinct < rows)
+		leaf_bytes = distinct * (entry + sizeof(ItemIdData)) + rows * sizeof(ItemPointerData);
+	else
+		leaf_bytes = rows * (entry + sizeof(ItemIdData));
+	leaf_pages = ceil(leaf_bytes / (BTREE_DEFAULT_FILLFACTOR / 100.0 * usable));
+	/* the levels above: one downlink per page of the level below */
+	return (leaf_pages + ceil(leaf_pages * (entry + sizeof(ItemIdData)) / usable) + 1) * BLCKSZ;
 }
 
 /* single, composite, partial, expression or foreign_key */

@@ -1,0 +1,50 @@
+/* perfopt--0.2.0--0.3.0.sql: table health scores and connection-pool advice */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION perfopt UPDATE TO '0.3.0'" to load this file. \quit
+
+CREATE FUNCTION perfopt.table_health(exact boolean DEFAULT false)
+RETURNS TABLE (
+    table_name regclass,
+    health_score int,
+    est_bloat_pct float8,
+    dead_tuple_pct float8,
+    seq_scan_pct float8,
+    cache_hit_pct float8,
+    hot_update_pct float8,
+    xid_age_pct float8,
+    last_vacuum timestamptz,
+    last_analyze timestamptz,
+    issues jsonb,
+    recommendations jsonb,
+    index_bloat_pct float8,
+    vacuum_due float8,
+    analyze_due float8,
+    size_bytes bigint,
+    measured boolean,
+    bloat_error_pct float8)
+AS 'MODULE_PATHNAME', 'perfopt_table_health'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION perfopt.table_health(boolean) IS
+'a 0-100 health score per table with its components, issues and fixes; exact reads sampled pages';
+
+CREATE VIEW perfopt.table_health AS
+    SELECT * FROM perfopt.table_health(false);
+
+COMMENT ON VIEW perfopt.table_health IS
+'table_health(false): scores from statistics and catalogs only, no table read';
+
+CREATE FUNCTION perfopt.pool_recommendation(sample_seconds float8 DEFAULT 2)
+RETURNS TABLE (
+    setting text,
+    current_value text,
+    recommended text,
+    reason text)
+AS 'MODULE_PATHNAME', 'perfopt_pool_recommendation'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION perfopt.pool_recommendation(float8) IS
+'pool size and mode, max_connections and timeouts, from the backends sampled for sample_seconds';
+
+GRANT SELECT ON perfopt.table_health TO PUBLIC;

@@ -1,0 +1,323 @@
+/*-------------------------------------------------------------------------
+ *
+ * pool_advice.c
+ *	  perfopt.pool_recommendation(): connection pool size and mode,
+ *	  max_connections and the timeouts that guard a pool, from what the
+ *	  server is seen doing.
+ *
+ * The rule of thumb (connections = cores x 2 + spindles) guesses how much
+ * of its time a session spends on the CPU.  perfopt measures it: it
+ * samples the client backends of the server (every 20 ms for a few
+ * seconds) and counts, among the active ones, those on the CPU (no wait
+ * event) and those waiting for I/O or another process (IO, IPC: a session
+ * the CPU can leave for another).  A pool keeps the CPUs busy when
+ *
+ *		pool = cores / (share of active time on the CPU)
+ *
+ * sessions run, no more: beyond that, sessions queue for the CPU and each
+ * statement only takes longer.  Lock and LWLock waits are contention, which
+ * more sessions make worse, so they do not count as time off the CPU, and
+ * when they are frequent the pool is held to the cores.  The pool is kept
+ * between the cores and four times the cores.
+ *
+ * The other settings follow from the same samples and the server's
+ * settings: transaction pooling when most connections sit idle between
+ * transactions; max_connections from the peak seen, the pool and the
+ * reserved connections; idle_in_transaction_session_timeout when sessions
+ * hold transactions open while idle; statement_timeout from
+ * pg_stat_statements' slowest means, when it is loaded.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <unistd.h>
+
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "catalog.h"
+
+PG_FUNCTION_INFO_V1(perfopt_pool_recommendation);
+
+#define SAMPLE_INTERVAL_MS		20
+/* Lock waits on this share of active samples hold the pool to the cores */
+#define CONTENTION_SHARE		0.20
+/* Transaction pooling when this share of connections is idle */
+#define IDLE_SHARE_FOR_TRANSACTION_POOLING	0.50
+
+/* What the samples saw, summed over them */
+typedef struct Observed
+{
+	int			samples;
+	double		on_cpu;			/* active, no wait event */
+	double		waiting_io;		/* active, IO or IPC waits */
+	double		waiting_lock;	/* active, Lock, LWLock or BufferPin waits */
+	double		active_other;	/* active, other waits (client, timeout) */
+	double		idle;
+	double		idle_in_transaction;
+	int			peak_connections;
+	double		longest_idle_in_transaction_s;
+} Observed;
+
+/* Count the client backends of the server, now */
+static void
+sample_backends(Observed *o)
+{
+	int			n;
+	int			connections = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	pgstat_clear_backend_activity_snapshot();
+	n = pgstat_fetch_stat_numbackends();
+	for (int i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		PgBackendStatus *be;
+
+		if (local == NULL)
+			continue;
+		be = &local->backendStatus;
+		if (be->st_backendType != B_BACKEND || be->st_procpid == MyProcPid)
+			continue;
+		connections++;
+		switch (be->st_state)
+		{
+			case STATE_RUNNING:
+				{
+					PGPROC	   *proc = BackendPidGetProc(be->st_procpid);
+					uint32		wait = proc ? proc->wait_event_info : 0;
+					const char *type = wait ? pgstat_get_wait_event_type(wait) : NULL;
+
+					if (type == NULL)
+						o->on_cpu++;
+					else if (strcmp(type, "IO") == 0 || strcmp(type, "IPC") == 0)
+						o->waiting_io++;
+					else if (strcmp(type, "Lock") == 0 || strcmp(type, "LWLock") == 0 ||
+							 strcmp(type, "BufferPin") == 0)
+						o->waiting_lock++;
+					else
+						o->active_other++;
+					break;
+				}
+			case STATE_IDLEINTRANSACTION:
+			case STATE_IDLEINTRANSACTION_ABORTED:
+				o->idle_in_transaction++;
+				o->longest_idle_in_transaction_s =
+					Max(o->longest_idle_in_transaction_s,
+						(double) (now - be->st_state_start_timestamp) / USECS_PER_SEC);
+				break;
+			default:
+				o->idle++;
+				break;
+		}
+	}
+	o->peak_connections = Max(o->peak_connections, connections);
+	o->samples++;
+}
+
+/* Sample for seconds, every SAMPLE_INTERVAL_MS, waiting on the latch */
+static void
+observe(double seconds, Observed *o)
+{
+	TimestampTz end = GetCurrentTimestamp() + (TimestampTz) (seconds * USECS_PER_SEC);
+
+	memset(o, 0, sizeof(*o));
+	for (;;)
+	{
+		sample_backends(o);
+		if (GetCurrentTimestamp() >= end)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 SAMPLE_INTERVAL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* The 95th percentile of pg_stat_statements' mean times, in ms, or -1 */
+static double
+statement_mean_p95_ms(void)
+{
+	Oid			schema = perfopt_extension_schema("pg_stat_statements");
+	double		p95 = -1;
+	char	   *sql;
+
+	if (!OidIsValid(schema) || GetConfigOption("pg_stat_statements.max", true, false) == NULL)
+		return -1;
+	sql = psprintf("SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY mean_exec_time)"
+				   " FROM %s.pg_stat_statements(false)"
+				   " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+				   " AND toplevel",
+				   quote_identifier(get_namespace_name(schema)));
+	SPI_connect();
+	if (SPI_execute(sql, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			p95 = DatumGetFloat8(value);
+	}
+	SPI_finish();
+	return p95;
+}
+
+static void
+put_row(ReturnSetInfo *rsinfo, const char *setting, const char *current,
+		const char *recommended, const char *reason)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false};
+
+	values[0] = CStringGetTextDatum(setting);
+	values[1] = CStringGetTextDatum(current);
+	values[2] = CStringGetTextDatum(recommended);
+	values[3] = CStringGetTextDatum(reason);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/* A duration setting as PostgreSQL shows it, e.g. "1min" */
+static const char *
+show(const char *name)
+{
+	return GetConfigOptionByName(name, NULL, false);
+}
+
+/*
+ * perfopt.pool_recommendation(sample_seconds): one row per setting.
+ */
+Datum
+perfopt_pool_recommendation(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	double		seconds = PG_ARGISNULL(0) ? 2 : PG_GETARG_FLOAT8(0);
+	long		cores = sysconf(_SC_NPROCESSORS_ONLN);
+	Observed	o;
+	double		active;
+	double		cpu_share;
+	double		lock_share;
+	int			pool;
+	char	   *reason;
+
+	if (!(seconds >= 0.1 && seconds <= 600))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sample_seconds must be between 0.1 and 600, not %g", seconds),
+				 errhint("Sample for a few seconds while the usual load runs.")));
+	InitMaterializedSRF(fcinfo, 0);
+	cores = Max(cores, 1);
+	observe(seconds, &o);
+
+	/* pool size: enough sessions to keep the cores busy */
+	active = o.on_cpu + o.waiting_io + o.waiting_lock + o.active_other;
+	cpu_share = (o.on_cpu + o.waiting_io) > 0 ? o.on_cpu / (o.on_cpu + o.waiting_io) : 1;
+	lock_share = active > 0 ? o.waiting_lock / active : 0;
+	if (active == 0)
+	{
+		pool = cores;
+		reason = psprintf("no session was active in %d samples over %.1f s, so the pool is sized to the %ld cores; sample again under the usual load",
+						  o.samples, seconds, cores);
+	}
+	else if (lock_share >= CONTENTION_SHARE)
+	{
+		pool = cores;
+		reason = psprintf("%.0f%% of the active sessions sampled waited on locks: more sessions would only contend more, so the pool is held to the %ld cores",
+						  100 * lock_share, cores);
+	}
+	else
+	{
+		pool = (int) ceil(cores / Max(cpu_share, 0.25));
+		pool = Min(Max(pool, cores), 4 * cores);
+		reason = psprintf("active sessions were on the CPU %.0f%% of the time and waited on I/O or other processes %.0f%% (%d samples over %.1f s, %.1f active on average): %ld cores / %.2f = %d sessions keep the cores busy, more would queue for them",
+						  100 * cpu_share, 100 * (1 - cpu_share), o.samples, seconds,
+						  active / o.samples, cores, Max(cpu_share, 0.25), pool);
+	}
+	put_row(rsinfo, "pool_size", psprintf("%.1f active on average, %d connections at peak",
+										  active / Max(o.samples, 1), o.peak_connections),
+			psprintf("%d", pool), reason);
+
+	/* pool mode */
+	{
+		double		connections = active + o.idle + o.idle_in_transaction;
+		double		idle_share = connections > 0 ? o.idle / connections : 0;
+
+		if (idle_share >= IDLE_SHARE_FOR_TRANSACTION_POOLING)
+			put_row(rsinfo, "pool_mode", "direct connections", "transaction",
+					psprintf("%.0f%% of the connections sampled sat idle between transactions: a pooler in transaction mode (PgBouncer pool_mode = transaction) serves them with %d server connections, if the application uses no session state (SET, advisory locks, prepared statements without protocol support)",
+							 100 * idle_share, pool));
+		else
+			put_row(rsinfo, "pool_mode", "direct connections", "session",
+					psprintf("only %.0f%% of the connections sampled were idle: an application pool (or PgBouncer in session mode) of %d is enough",
+							 100 * idle_share, pool));
+	}
+
+	/* max_connections */
+	{
+		int			max_connections = atoi(GetConfigOption("max_connections", false, false));
+		int			reserved = atoi(GetConfigOption("superuser_reserved_connections", false, false));
+		int			needed = Max(o.peak_connections, pool) + reserved + 10;
+
+		needed = (int) ceil(needed * 1.2);
+		if (max_connections > 4 * needed && max_connections > 200)
+			put_row(rsinfo, "max_connections", psprintf("%d", max_connections), psprintf("%d", needed),
+					psprintf("at most %d client connections were seen; each allowed connection costs shared memory and snapshot work even when unused: behind a pool of %d, %d (20%% over the peak or the pool, the %d reserved and 10 for maintenance) is plenty",
+							 o.peak_connections, pool, needed, reserved));
+		else if (max_connections < needed)
+			put_row(rsinfo, "max_connections", psprintf("%d", max_connections), psprintf("%d", needed),
+					psprintf("%d client connections were seen at once, close to the limit: raise it to %d, or put a pooler in front",
+							 o.peak_connections, needed));
+		else
+			put_row(rsinfo, "max_connections", psprintf("%d", max_connections), psprintf("%d", max_connections),
+					psprintf("%d client connections at peak and a pool of %d fit well within it", o.peak_connections, pool));
+	}
+
+	/* idle_in_transaction_session_timeout */
+	{
+		int			timeout_ms = atoi(GetConfigOption("idle_in_transaction_session_timeout", false, false));
+
+		if (o.idle_in_transaction > 0 || timeout_ms == 0)
+		{
+			double		longest = o.longest_idle_in_transaction_s;
+			int			recommended_s = (int) Max(60, ceil(longest * 2 / 60) * 60);
+
+			put_row(rsinfo, "idle_in_transaction_session_timeout", show("idle_in_transaction_session_timeout"),
+					psprintf("%ds", recommended_s),
+					o.idle_in_transaction > 0 ?
+					psprintf("sessions sat idle inside a transaction (the longest %.0f s): they hold locks and keep vacuum from removing dead rows, and in a pool they hold a connection; end them after %d s",
+							 longest, recommended_s) :
+					psprintf("no timeout is set: one forgotten open transaction holds its locks, a pool connection and vacuum's horizon forever; %d s ends it", recommended_s));
+		}
+	}
+
+	/* statement_timeout, from what statements take */
+	{
+		double		p95 = statement_mean_p95_ms();
+		int			timeout_ms = atoi(GetConfigOption("statement_timeout", false, false));
+
+		if (p95 > 0)
+		{
+			int			recommended_s = (int) Max(5, ceil(p95 * 20 / 1000));
+
+			if (timeout_ms == 0 || timeout_ms > recommended_s * 10000)
+				put_row(rsinfo, "statement_timeout", show("statement_timeout"),
+						psprintf("%ds", recommended_s),
+						psprintf("95%% of the statements of pg_stat_statements take %.1f ms or less on average: a runaway one holding a pooled connection for minutes is a fault, and %d s (20 times that, at least 5 s) ends it; set it for the application's role (ALTER ROLE ... SET statement_timeout), not for maintenance",
+								 p95, recommended_s));
+		}
+	}
+
+	return (Datum) 0;
+}
