@@ -1,0 +1,127 @@
+# table_health on tables aged, bloated and big enough for every
+# recommendation, and pool_recommendation under the loads it tells apart:
+# CPU-bound sessions, lock contention, idle connections, idle transactions.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('health');
+$node->init;
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'pg_stat_statements, perfopt'
+autovacuum = off
+synchronous_commit = off
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION perfopt CASCADE');
+
+# Flush this session's statistics, then read a table's health
+sub health
+{
+	my ($table, $columns, $exact) = @_;
+	$exact = $exact ? 'true' : 'false';
+	$node->safe_psql('postgres', 'SELECT pg_stat_force_next_flush()');
+	return $node->safe_psql('postgres', qq{
+		SELECT $columns FROM perfopt.table_health($exact) WHERE table_name = '$table'::regclass});
+}
+
+sub actions
+{
+	my ($table, $exact) = @_;
+	return health($table, q{(SELECT string_agg(r->>'action', ',') FROM jsonb_array_elements(recommendations) r)}, $exact);
+}
+
+# 1. transaction-ID age: a table whose freeze limit is near
+$node->safe_psql('postgres', q{
+	CREATE TABLE aging (id int) WITH (autovacuum_freeze_max_age = 100000);
+	INSERT INTO aging VALUES (1);
+	CREATE PROCEDURE burn_xids(n int) LANGUAGE plpgsql AS $$
+	BEGIN
+		FOR i IN 1..n LOOP
+			PERFORM txid_current();
+			COMMIT;
+		END LOOP;
+	END $$;
+	CALL burn_xids(85000);});
+my $xid_pct = health('aging', 'round(xid_age_pct)');
+cmp_ok($xid_pct, '>=', 80, "xid_age_pct against the table's own freeze limit ($xid_pct%)");
+like(actions('aging'), qr/freeze/, 'VACUUM (FREEZE) is recommended');
+like(health('aging', q{issues::text}), qr/wraparound/, 'wraparound is an issue');
+cmp_ok(health('aging', 'health_score'), '<=', 90, 'and costs the score');
+
+# 2. a big table, a slow change rate: autovacuum settings sized from it
+$node->safe_psql('postgres', q{
+	CREATE TABLE big (id int PRIMARY KEY, payload text);
+	INSERT INTO big SELECT i, repeat('p', 100) FROM generate_series(1, 500000) i;
+	ANALYZE big;});
+$node->safe_psql('postgres', 'SELECT pg_stat_force_next_flush()');
+$node->safe_psql('postgres', 'UPDATE big SET payload = payload WHERE id = 1');
+like(health('big', q{recommendations::text}),
+	qr/autovacuum_vacuum_scale_factor = 0\.01/, 'a per-table autovacuum scale factor, sized from the change rate');
+
+# 3. 60% deleted and vacuumed: bloat, measured against pgstattuple, and rebuilds
+$node->safe_psql('postgres', 'CREATE EXTENSION pgstattuple');
+$node->safe_psql('postgres', q{
+	DELETE FROM big WHERE id % 5 < 3;
+	SELECT pg_stat_force_next_flush();});
+$node->safe_psql('postgres', 'VACUUM big');
+my $truth = $node->safe_psql('postgres',
+	q{SELECT dead_tuple_percent + free_percent FROM pgstattuple('big')});
+my ($exact, $error) = split /\|/, health('big', 'est_bloat_pct, bloat_error_pct', 1);
+my $fast = health('big', 'est_bloat_pct');
+note "pgstattuple $truth, exact $exact (+/- $error), fast $fast";
+cmp_ok(abs($exact - $truth), '<=', 2, 'exact mode within 2 points of pgstattuple');
+cmp_ok($error, '<=', 1, 'with a 95% interval of at most 1 point');
+cmp_ok(abs($fast - $truth), '<=', 10, 'fast mode within 10 points of pgstattuple');
+like(actions('big', 1), qr/rebuild/, 'a rebuild is recommended for a table that is mostly empty space');
+like(actions('big', 1), qr/reindex/, 'and REINDEX CONCURRENTLY for its half-empty index');
+like(health('big', q{recommendations::text}, 1), qr/pg_repack/, 'naming the online tool');
+
+# 4. pool_recommendation under four loads
+sub pool
+{
+	my ($setting) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT recommended || ' | ' || reason FROM perfopt.pool_recommendation(1.5) WHERE setting = '$setting'});
+}
+my $cores = $node->safe_psql('postgres',
+	q{SELECT recommended FROM perfopt.pool_recommendation(0.2) WHERE setting = 'pool_size'});
+like(pool('pool_size'), qr/no session was active/, 'an idle server: the pool is sized to the cores');
+
+my @cpu = map { $node->background_psql('postgres') } 1 .. 2;
+$_->query_until(qr/^$/, "SELECT count(*) FROM generate_series(1, 1000000000);\n") foreach @cpu;
+usleep(300_000);
+like(pool('pool_size'), qr/on the CPU/, 'CPU-bound sessions: the pool from their time on the CPU');
+$node->safe_psql('postgres', q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+								 WHERE query LIKE 'SELECT count(*) FROM generate_series%'});
+eval { $_->quit } foreach @cpu;		# psql has exited on the cancel
+
+$node->safe_psql('postgres', 'CREATE TABLE locked (id int)');
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN; LOCK TABLE locked;');
+my @waiters = map { $node->background_psql('postgres') } 1 .. 3;
+$_->query_until(qr/^$/, "SELECT * FROM locked;\n") foreach @waiters;
+usleep(300_000);
+like(pool('pool_size'), qr/waited on locks/, 'lock contention holds the pool to the cores');
+like(pool('idle_in_transaction_session_timeout'), qr/idle inside a transaction/,
+	'a session idle in a transaction calls for idle_in_transaction_session_timeout');
+$holder->query_safe('COMMIT;');
+$_->quit foreach @waiters, $holder;
+
+my @idle = map { $node->background_psql('postgres') } 1 .. 6;
+like(pool('pool_mode'), qr/^transaction/, 'mostly idle connections: transaction pooling');
+$_->quit foreach @idle;
+
+$node->safe_psql('postgres', 'SELECT count(*) FROM big') for 1 .. 3;
+like(pool('statement_timeout'), qr/^\d+s \| 95% of the statements/,
+	'statement_timeout from what pg_stat_statements says statements take');
+
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	'SELECT * FROM perfopt.pool_recommendation(0)');
+like($stderr, qr/sample_seconds must be between/, 'a bad sample length is refused');
+
+$node->stop;
+done_testing();
