@@ -3,7 +3,7 @@
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION perfopt UPDATE TO '0.3.0'" to load this file. \quit
 
-CREATE FUNCTION perfopt.table_health(exact boolean DEFAULT false)
+CREATE FUNCTION perfopt.table_health(exact boolean DEFAULT false, rel regclass DEFAULT NULL)
 RETURNS TABLE (
     table_name regclass,
     health_score int,
@@ -26,8 +26,8 @@ RETURNS TABLE (
 AS 'MODULE_PATHNAME', 'perfopt_table_health'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED;
 
-COMMENT ON FUNCTION perfopt.table_health(boolean) IS
-'a 0-100 health score per table with its components, issues and fixes; exact reads sampled pages';
+COMMENT ON FUNCTION perfopt.table_health(boolean, regclass) IS
+'a 0-100 health score per table (or for rel) with its components, issues and fixes; exact reads sampled pages';
 
 CREATE VIEW perfopt.table_health AS
     SELECT * FROM perfopt.table_health(false);

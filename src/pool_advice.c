@@ -8,17 +8,31 @@
  * The rule of thumb (connections = cores x 2 + spindles) guesses how much
  * of its time a session spends on the CPU.  perfopt measures it: it
  * samples the client backends of the server (every 20 ms for a few
- * seconds) and counts, among the active ones, those on the CPU (no wait
- * event) and those waiting for I/O or another process (IO, IPC: a session
- * the CPU can leave for another).  A pool keeps the CPUs busy when
+ * seconds, while the usual load runs) and sorts the sessions inside a
+ * transaction into
  *
- *		pool = cores / (share of active time on the CPU)
+ *	on the CPU		active, no wait event;
+ *	off the CPU		waiting for I/O, another process (IPC), a WAL flush
+ *					another backend is doing (LWLock WALWrite), or the
+ *					application's next statement (idle in transaction): time
+ *					a session holds its connection while the CPU could serve
+ *					another;
+ *	blocked			waiting for a heavyweight lock another session holds;
+ *	contended		waiting for another lightweight lock or a buffer pin.
  *
- * sessions run, no more: beyond that, sessions queue for the CPU and each
- * statement only takes longer.  Lock and LWLock waits are contention, which
- * more sessions make worse, so they do not count as time off the CPU, and
- * when they are frequent the pool is held to the cores.  The pool is kept
- * between the cores and four times the cores.
+ * A pool keeps the CPUs busy when
+ *
+ *		pool = cores / (on the CPU / (on + off the CPU))
+ *
+ * sessions run, kept between the cores and eight times the cores (past
+ * that, more concurrency is better bought from the disks than guessed
+ * here); beyond it, sessions queue for the CPU and each statement only
+ * takes longer.
+ * When sessions are often blocked on locks (a fifth of the samples or
+ * more), the workload's locks allow only so many transactions to make
+ * progress at once: the pool is then also held to the average number of
+ * sessions in a transaction that were not blocked, the lanes the locks
+ * leave open, as measured under that load.
  *
  * The other settings follow from the same samples and the server's
  * settings: transaction pooling when most connections sit idle between
@@ -53,8 +67,10 @@
 PG_FUNCTION_INFO_V1(perfopt_pool_recommendation);
 
 #define SAMPLE_INTERVAL_MS		20
-/* Lock waits on this share of active samples hold the pool to the cores */
+/* Lock waits on this share of busy samples hold the pool to the lanes */
 #define CONTENTION_SHARE		0.20
+/* The pool is kept at most this many times the cores */
+#define MAX_POOL_PER_CORE		8
 /* Transaction pooling when this share of connections is idle */
 #define IDLE_SHARE_FOR_TRANSACTION_POOLING	0.50
 
@@ -62,10 +78,11 @@ PG_FUNCTION_INFO_V1(perfopt_pool_recommendation);
 typedef struct Observed
 {
 	int			samples;
-	double		on_cpu;			/* active, no wait event */
-	double		waiting_io;		/* active, IO or IPC waits */
-	double		waiting_lock;	/* active, Lock, LWLock or BufferPin waits */
-	double		active_other;	/* active, other waits (client, timeout) */
+	double		on_cpu;
+	double		off_cpu;
+	double		blocked;
+	double		contended;
+	double		other;			/* active, other waits (client, timeout) */
 	double		idle;
 	double		idle_in_transaction;
 	int			peak_connections;
@@ -100,21 +117,25 @@ sample_backends(Observed *o)
 					PGPROC	   *proc = BackendPidGetProc(be->st_procpid);
 					uint32		wait = proc ? proc->wait_event_info : 0;
 					const char *type = wait ? pgstat_get_wait_event_type(wait) : NULL;
+					const char *event = wait ? pgstat_get_wait_event(wait) : NULL;
 
 					if (type == NULL)
 						o->on_cpu++;
-					else if (strcmp(type, "IO") == 0 || strcmp(type, "IPC") == 0)
-						o->waiting_io++;
-					else if (strcmp(type, "Lock") == 0 || strcmp(type, "LWLock") == 0 ||
-							 strcmp(type, "BufferPin") == 0)
-						o->waiting_lock++;
+					else if (strcmp(type, "IO") == 0 || strcmp(type, "IPC") == 0 ||
+							 (strcmp(type, "LWLock") == 0 && strcmp(event, "WALWrite") == 0))
+						o->off_cpu++;
+					else if (strcmp(type, "Lock") == 0)
+						o->blocked++;
+					else if (strcmp(type, "LWLock") == 0 || strcmp(type, "BufferPin") == 0)
+						o->contended++;
 					else
-						o->active_other++;
+						o->other++;
 					break;
 				}
 			case STATE_IDLEINTRANSACTION:
 			case STATE_IDLEINTRANSACTION_ABORTED:
 				o->idle_in_transaction++;
+				o->off_cpu++;
 				o->longest_idle_in_transaction_s =
 					Max(o->longest_idle_in_transaction_s,
 						(double) (now - be->st_state_start_timestamp) / USECS_PER_SEC);
@@ -206,9 +227,9 @@ perfopt_pool_recommendation(PG_FUNCTION_ARGS)
 	double		seconds = PG_ARGISNULL(0) ? 2 : PG_GETARG_FLOAT8(0);
 	long		cores = sysconf(_SC_NPROCESSORS_ONLN);
 	Observed	o;
-	double		active;
+	double		busy;
 	double		cpu_share;
-	double		lock_share;
+	double		blocked_share;
 	int			pool;
 	char	   *reason;
 
@@ -222,36 +243,43 @@ perfopt_pool_recommendation(PG_FUNCTION_ARGS)
 	observe(seconds, &o);
 
 	/* pool size: enough sessions to keep the cores busy */
-	active = o.on_cpu + o.waiting_io + o.waiting_lock + o.active_other;
-	cpu_share = (o.on_cpu + o.waiting_io) > 0 ? o.on_cpu / (o.on_cpu + o.waiting_io) : 1;
-	lock_share = active > 0 ? o.waiting_lock / active : 0;
-	if (active == 0)
+	busy = o.on_cpu + o.off_cpu + o.blocked + o.contended + o.other;
+	cpu_share = (o.on_cpu + o.off_cpu) > 0 ? o.on_cpu / (o.on_cpu + o.off_cpu) : 1;
+	blocked_share = busy > 0 ? o.blocked / busy : 0;
+	if (busy == 0)
 	{
 		pool = cores;
-		reason = psprintf("no session was active in %d samples over %.1f s, so the pool is sized to the %ld cores; sample again under the usual load",
+		reason = psprintf("no session was in a transaction in %d samples over %.1f s, so the pool is sized to the %ld cores; sample again under the usual load",
 						  o.samples, seconds, cores);
-	}
-	else if (lock_share >= CONTENTION_SHARE)
-	{
-		pool = cores;
-		reason = psprintf("%.0f%% of the active sessions sampled waited on locks: more sessions would only contend more, so the pool is held to the %ld cores",
-						  100 * lock_share, cores);
 	}
 	else
 	{
-		pool = (int) ceil(cores / Max(cpu_share, 0.25));
-		pool = Min(Max(pool, cores), 4 * cores);
-		reason = psprintf("active sessions were on the CPU %.0f%% of the time and waited on I/O or other processes %.0f%% (%d samples over %.1f s, %.1f active on average): %ld cores / %.2f = %d sessions keep the cores busy, more would queue for them",
+		pool = (int) ceil(cores / Max(cpu_share, 1.0 / MAX_POOL_PER_CORE));
+		pool = Min(Max(pool, cores), MAX_POOL_PER_CORE * cores);
+		reason = psprintf("sessions in a transaction were on the CPU %.0f%% of the time and off it (I/O, WAL flushes, the application's next statement) %.0f%% (%d samples over %.1f s): %ld cores / %.2f = %d sessions keep the cores busy, more would queue for them",
 						  100 * cpu_share, 100 * (1 - cpu_share), o.samples, seconds,
-						  active / o.samples, cores, Max(cpu_share, 0.25), pool);
+						  cores, Max(cpu_share, 1.0 / MAX_POOL_PER_CORE), pool);
+		if (blocked_share >= CONTENTION_SHARE)
+		{
+			double		lanes = (busy - o.blocked) / o.samples;
+			int			limit = (int) Min(Max(ceil(lanes), cores), pool);
+
+			if (limit < pool)
+				reason = psprintf("%s; but %.0f%% of them waited on locks other sessions held, and only %.1f on average made progress: the pool is held to %d, as more would only wait",
+								  reason, 100 * blocked_share, lanes, limit);
+			else
+				reason = psprintf("%s (%.0f%% waited on locks; the %.1f that made progress on average fit in it)",
+								  reason, 100 * blocked_share, lanes);
+			pool = limit;
+		}
 	}
-	put_row(rsinfo, "pool_size", psprintf("%.1f active on average, %d connections at peak",
-										  active / Max(o.samples, 1), o.peak_connections),
+	put_row(rsinfo, "pool_size", psprintf("%.1f in a transaction on average, %d connections at peak",
+										  busy / Max(o.samples, 1), o.peak_connections),
 			psprintf("%d", pool), reason);
 
 	/* pool mode */
 	{
-		double		connections = active + o.idle + o.idle_in_transaction;
+		double		connections = busy + o.idle;
 		double		idle_share = connections > 0 ? o.idle / connections : 0;
 
 		if (idle_share >= IDLE_SHARE_FOR_TRANSACTION_POOLING)

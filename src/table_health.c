@@ -8,9 +8,11 @@
  *
  * - fast (the default) reads only statistics and catalogs, never a table:
  *	 pg_stat_user_tables, pg_statio_user_tables, pg_class, pg_stats.  Bloat
- *	 is then an estimate: the bytes the live rows need (their width from
- *	 pg_stats, with tuple headers, null bitmaps, alignment and line
- *	 pointers, as heap pages store them) against the table's size.
+ *	 is then an estimate: the table's size less what pgstattuple counts as
+ *	 neither dead tuples nor free space, computed from the live and dead
+ *	 tuple counts and a row's length (its columns' widths from pg_stats,
+ *	 with the tuple header, null bitmap, alignment and line pointer, as
+ *	 heap pages store them).
  *	 pg_stats' avg_width of a TOASTed column is the size of what the heap
  *	 holds (a compressed value or an 18-byte pointer), so TOAST does not
  *	 make the estimate negative; it is floored at 0 all the same.
@@ -102,7 +104,7 @@ typedef struct TableFacts
 	bool		last_vacuum_null;
 	TimestampTz last_analyze;
 	bool		last_analyze_null;
-	double		row_bytes;		/* a live row's space on a page, estimated */
+	double		tuple_length;	/* a row's tuple length, estimated */
 	int			fillfactor;
 	double		vacuum_threshold;	/* autovacuum's, for this table */
 	double		vacuum_scale_factor;
@@ -161,13 +163,13 @@ setting(const char *name)
 }
 
 /*
- * The space one live row takes on a heap page: a tuple header with a null
- * bitmap when some column has nulls, each column aligned as the heap
- * aligns it (a short varlena, under 127 bytes, not at all), weighted by how
- * often it is not null, the tuple padded to MAXALIGN, and its line pointer.
+ * The length of a row's tuple: a header with a null bitmap when some
+ * column has nulls, then each column aligned as the heap aligns it (a short
+ * varlena, under 127 bytes, not at all), weighted by how often it is not
+ * null.  On a page it takes that padded to MAXALIGN, plus its line pointer.
  */
 static double
-estimate_row_bytes(List *columns, int natts, bool has_nulls)
+estimate_tuple_length(List *columns, int natts, bool has_nulls)
 {
 	double		offset = 0;
 	double		header;
@@ -185,12 +187,15 @@ estimate_row_bytes(List *columns, int natts, bool has_nulls)
 		offset += (1 - c[3]) * ((aligned - offset) + width);
 	}
 	header = MAXALIGN(SizeofHeapTupleHeader + (has_nulls ? BITMAPLEN(natts) : 0));
-	return MAXALIGN((uintptr_t) ceil(header + offset)) + sizeof(ItemIdData);
+	return header + offset;
 }
 
-/* One query for every user table's statistics, then one for their columns */
+/*
+ * One query for the statistics of every user table (or of only one), then
+ * one for their columns
+ */
 static List *
-read_table_facts(void)
+read_table_facts(Oid only)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	List	   *tables = NIL;
@@ -207,7 +212,7 @@ read_table_facts(void)
 	double		mxid_freeze_max = setting("autovacuum_multixact_freeze_max_age");
 
 	SPI_connect();
-	if (SPI_execute("SELECT c.oid, pg_relation_size(c.oid)::float8 / current_setting('block_size')::int,"
+	if (SPI_execute_with_args("SELECT c.oid, pg_relation_size(c.oid)::float8 / current_setting('block_size')::int,"
 					" s.n_live_tup::float8, s.n_dead_tup::float8, s.n_mod_since_analyze::float8,"
 					" s.seq_scan::float8, coalesce(s.idx_scan, 0)::float8, s.n_tup_upd::float8,"
 					" s.n_tup_hot_upd::float8, s.n_tup_del::float8,"
@@ -218,8 +223,9 @@ read_table_facts(void)
 					" FROM pg_class c"
 					" JOIN pg_stat_user_tables s ON s.relid = c.oid"
 					" JOIN pg_statio_user_tables io ON io.relid = c.oid"
-					" WHERE c.relkind IN ('r', 'm')"
-					" ORDER BY c.oid", true, 0) != SPI_OK_SELECT)
+					" WHERE c.relkind IN ('r', 'm') AND ($1 = 0 OR c.oid = $1)"
+					" ORDER BY c.oid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
+							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read table statistics");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -270,7 +276,7 @@ read_table_facts(void)
 	}
 
 	/* the columns of those tables, with what pg_stats knows of them */
-	if (SPI_execute("SELECT a.attrelid, a.attlen::float8,"
+	if (SPI_execute_with_args("SELECT a.attrelid, a.attlen::float8,"
 					" CASE a.attalign WHEN 'c' THEN 1 WHEN 's' THEN 2 WHEN 'i' THEN 4 ELSE 8 END::float8,"
 					" coalesce(s.avg_width, CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END)::float8,"
 					" coalesce(s.null_frac, 0)::float8"
@@ -281,7 +287,9 @@ read_table_facts(void)
 					"  AND s.attname = a.attname AND NOT s.inherited"
 					" WHERE a.attnum > 0 AND NOT a.attisdropped"
 					"  AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-					" ORDER BY a.attrelid, a.attnum", true, 0) != SPI_OK_SELECT)
+					"  AND ($1 = 0 OR a.attrelid = $1)"
+					" ORDER BY a.attrelid, a.attnum", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
+							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read table columns");
 	{
 		ListCell   *next = list_head(tables);
@@ -300,7 +308,7 @@ read_table_facts(void)
 			/* a new table starts: finish the one before */
 			if (current != NULL && relid != current->relid)
 			{
-				current->row_bytes = estimate_row_bytes(columns, natts, has_nulls);
+				current->tuple_length = estimate_tuple_length(columns, natts, has_nulls);
 				current = NULL;
 			}
 			if (i == SPI_processed)
@@ -735,19 +743,21 @@ percent(double part, double whole)
 }
 
 /*
- * perfopt.table_health(exact boolean): one row per user table.
+ * perfopt.table_health(exact boolean, rel regclass): one row per user
+ * table, or for rel only.
  */
 Datum
 perfopt_table_health(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		exact = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
+	Oid			only = PG_ARGISNULL(1) ? InvalidOid : PG_GETARG_OID(1);
 	List	   *tables;
 	List	   *drops;
 	ListCell   *lc;
 
 	InitMaterializedSRF(fcinfo, 0);
-	tables = read_table_facts();
+	tables = read_table_facts(only);
 	drops = read_drop_candidates();
 
 	foreach(lc, tables)
@@ -782,8 +792,24 @@ perfopt_table_health(PG_FUNCTION_ARGS)
 			measured = true;
 		}
 		else if (t->pages > 0)
-			h.bloat_pct = Max(0, 100 * (1 - (t->live * t->row_bytes + t->pages * SizeOfPageHeaderData) /
-										(t->pages * BLCKSZ)));
+		{
+			/*
+			 * What is neither dead tuple nor free space, as pgstattuple counts
+			 * them: page headers, live tuples with their padding and line
+			 * pointers, the padding and line pointers of dead tuples, and
+			 * the line pointers that vacuum freed but a page keeps (each page
+			 * is taken to have been full once, as a table filled by inserts
+			 * has been).
+			 */
+			double		stored = MAXALIGN((uintptr_t) ceil(t->tuple_length)) + sizeof(ItemIdData);
+			double		full_page = floor((BLCKSZ - SizeOfPageHeaderData) * t->fillfactor / 100.0 / stored);
+			double		line_pointers = Max(t->live + t->dead, t->pages * full_page);
+			double		kept = t->pages * SizeOfPageHeaderData + t->live * stored +
+			t->dead * (stored - t->tuple_length) +
+			(line_pointers - t->live - t->dead) * sizeof(ItemIdData);
+
+			h.bloat_pct = Min(100, Max(0, 100 * (1 - kept / (t->pages * BLCKSZ))));
+		}
 		assess_indexes(t, measured);
 		h.index_bloat_pct = t->index_bytes > 0 ? 100 * t->index_waste_bytes / t->index_bytes : -1;
 		h.dead_tuple_pct = rows > 0 ? 100 * t->dead / rows : 0;
