@@ -74,5 +74,29 @@ SELECT format(E'\nThe advisor looked at %s statements and %s candidate indexes, 
               round((r->>'workload_cost_before')::numeric), round((r->>'workload_cost_after')::numeric))
   FROM perfopt.last_advisor_run() r"
 
+cat <<'TEXT'
+
+Table health, worst first (perfopt.table_health, from statistics only; the
+workload's updates and deletes left dead rows behind):
+TEXT
+psql_demo -q -c "SELECT pg_stat_force_next_flush()" >/dev/null
+psql_demo -q -c "
+SELECT table_name, health_score AS score, round(est_bloat_pct::numeric, 1) AS bloat_pct,
+       round(dead_tuple_pct::numeric, 1) AS dead_pct, round(seq_scan_pct::numeric) AS seq_scan_pct,
+       round(cache_hit_pct::numeric, 1) AS cache_hit_pct,
+       (SELECT string_agg(r->>'statement', ' ') FROM jsonb_array_elements(recommendations) r) AS fix
+  FROM perfopt.table_health ORDER BY health_score, table_name::text"
+
+cat <<'TEXT'
+Connection pool advice (perfopt.pool_recommendation, sampling the backends for 3 s
+while the workload runs again with 8 clients):
+TEXT
+as_postgres pgbench -h "$dir" -p "$PORT" -n -M simple -c 8 -T 6 -D leads="$LEADS" \
+    -f "$dir/workload.pgbench" leads >/dev/null 2>&1 &
+pgbench_pid=$!
+sleep 1
+psql_demo -q -c "SELECT setting, current_value, recommended, reason FROM perfopt.pool_recommendation(3)"
+wait "$pgbench_pid" || true
+
 echo
 echo "== done: the cluster is stopped and removed"
