@@ -173,3 +173,14 @@ SELECT impact, features->'workload'->'calls' AS calls,
 -- a statement pg_stat_statements has not seen has no workload figures
 SELECT features ? 'workload' AS has_workload
   FROM perfopt.analyze_query($$SELECT count(*) FROM agents WHERE state = 'TX'$$);
+
+-- a compared expression that mixes an outer query's column with the inner
+-- table's (found by sqlsmith): analyzed, no index suggested for it
+SELECT pattern, rec_codes($$
+    SELECT a.id FROM agents a
+     WHERE EXISTS (SELECT 1 FROM leads l
+                    WHERE l.created_at > to_date(a.name, l.email))$$) AS codes
+  FROM perfopt.analyze_query($$
+    SELECT a.id FROM agents a
+     WHERE EXISTS (SELECT 1 FROM leads l
+                    WHERE l.created_at > to_date(a.name, l.email))$$);

@@ -254,6 +254,8 @@ vars_walker(Node *node, VarsContext *context)
 			else
 				context->other_tables = true;
 		}
+		else if (var->varlevelsup > context->sublevels_up)
+			context->unsafe = true; /* a column of an outer query */
 		return false;
 	}
 	if (IsA(node, Query))

@@ -391,6 +391,34 @@ expression_is_indexed(Oid relid, Node *expr, Index varno)
 	return found;
 }
 
+/* Does node use a column of a query level above its own? */
+static bool
+outer_references_walker(Node *node, int *sublevels_up)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+		return ((Var *) node)->varlevelsup > *sublevels_up;
+	if (IsA(node, Query))
+	{
+		bool		result;
+
+		(*sublevels_up)++;
+		result = query_tree_walker((Query *) node, outer_references_walker, sublevels_up, 0);
+		(*sublevels_up)--;
+		return result;
+	}
+	return expression_tree_walker(node, outer_references_walker, sublevels_up);
+}
+
+static bool
+has_outer_references(Node *node)
+{
+	int			sublevels_up = 0;
+
+	return outer_references_walker(node, &sublevels_up);
+}
+
 /* ----------------------------------------------------------------
  * Problems visible in the SQL
  * ----------------------------------------------------------------
@@ -414,8 +442,9 @@ check_wrapped_column(QueryAnalysis *analysis, Query *query, Node *side)
 	side = strip_relabel(flatten_join_alias_vars(query, side));
 	if (side == NULL || IsA(side, Var) || IsA(side, Const) || IsA(side, Param))
 		return;
-	if (contain_volatile_functions(side) || checkExprHasSubLink(side))
-		return;
+	if (contain_volatile_functions(side) || checkExprHasSubLink(side) ||
+		has_outer_references(side))
+		return;			/* not an expression an index could hold */
 	columns = level_columns(query, side);
 	if (list_length(columns) != 1)
 		return;

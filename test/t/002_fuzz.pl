@@ -71,7 +71,8 @@ sub outcomes
 	return split /\|/, $node->safe_psql('postgres', qq{
 		SELECT count(*), count(*) FILTER (WHERE outcome = 'ok'),
 		       count(*) FILTER (WHERE outcome IS NULL),
-		       count(*) FILTER (WHERE outcome LIKE 'XX%')
+		       count(*) FILTER (WHERE outcome LIKE 'XX%'
+		                          AND outcome IS DISTINCT FROM explain_outcome)
 		  FROM fuzz WHERE source = '$source'});
 }
 
@@ -84,7 +85,11 @@ sub check_source
 	my ($total, $ok, $left, $internal) = outcomes($source);
 	note "$source: $total statements, $ok analyzed";
 	is($left, 0, "$source: every statement got a row or an error");
-	is($internal, 0, "$source: no internal error (SQLSTATE XX...)");
+	# an internal error that EXPLAIN raises as well is PostgreSQL's own
+	is($internal, 0, "$source: no internal error (SQLSTATE XX...) that EXPLAIN does not raise")
+	  or diag $node->safe_psql('postgres', qq{
+		SELECT string_agg(outcome || ': ' || left(query, 500), E'\n')
+		  FROM fuzz WHERE source = '$source' AND outcome LIKE 'XX%'});
 	cmp_ok($ok, '>=', $min_ok_share * $total,
 		"$source: at least " . ($min_ok_share * 100) . "% analyzed ($ok of $total)");
 	if ($with_explain)
