@@ -3,6 +3,14 @@
 
 PG_BIN=/usr/lib/postgresql/15/bin
 
+# PERFOPT_STAGE=<directory>: build and install into a private copy of
+# PostgreSQL 15 under that directory instead of into the system's, so that
+# several trees can be built and tested side by side on one machine; the
+# servers, initdb, pg_config and the tests then come from the copy
+if [ -n "${PERFOPT_STAGE:-}" ]; then
+    PG_BIN=$PERFOPT_STAGE/usr/lib/postgresql/15/bin
+fi
+
 # The Debian packages perfopt builds, runs and is tested with
 PERFOPT_PACKAGES="build-essential postgresql-15 postgresql-server-dev-15 postgresql-contrib
     postgresql-15-hypopg libhiredis-dev redis-server libipc-run-perl sqlsmith"
@@ -26,10 +34,22 @@ install_packages() {
     apt-get install -y -qq --no-install-recommends $missing >/dev/null || die "could not install:$missing"
 }
 
-# Build perfopt in tree $1 and install it into PostgreSQL 15
+# Build perfopt in tree $1 and install it into PostgreSQL 15 (or into the
+# copy under $PERFOPT_STAGE, made on first use)
 build_and_install() {
     make -C "$1" -s PG_CONFIG=/usr/bin/pg_config >/dev/null || die "build failed"
-    make -C "$1" -s PG_CONFIG=/usr/bin/pg_config install >/dev/null || die "make install failed"
+    if [ -z "${PERFOPT_STAGE:-}" ]; then
+        make -C "$1" -s PG_CONFIG=/usr/bin/pg_config install >/dev/null || die "make install failed"
+        return 0
+    fi
+    if [ ! -x "$PG_BIN/postgres" ]; then
+        mkdir -p "$PERFOPT_STAGE/usr/lib/postgresql" "$PERFOPT_STAGE/usr/share/postgresql"
+        cp -a /usr/lib/postgresql/15 "$PERFOPT_STAGE/usr/lib/postgresql/" || die "could not copy PostgreSQL"
+        cp -a /usr/share/postgresql/15 "$PERFOPT_STAGE/usr/share/postgresql/" || die "could not copy PostgreSQL"
+    fi
+    make -C "$1" -s PG_CONFIG=/usr/bin/pg_config install DESTDIR="$PERFOPT_STAGE" >/dev/null \
+        || die "make install failed"
+    chown -R postgres: "$PERFOPT_STAGE"
 }
 
 # Run a command as the postgres OS user (PostgreSQL refuses root), from /
