@@ -6,12 +6,16 @@ OBJS = \
 	src/catalog.o \
 	src/complexity.o \
 	src/health_score.o \
+	src/histogram.o \
+	src/latency.o \
+	src/launcher.o \
 	src/pgss.o \
 	src/pool_advice.o \
 	src/index_advisor.o \
 	src/index_candidates.o \
 	src/index_selection.o \
 	src/query_analysis.o \
+	src/sampler.o \
 	src/statement.o \
 	src/subxact.o \
 	src/table_health.o \
@@ -24,7 +28,7 @@ DATA = $(wildcard sql/perfopt--*.sql)
 # temporary instance with perfopt and pg_stat_statements preloaded
 REGRESS = setup analyze_query analyze_query_recommendations \
 	analyze_query_errors analyze_query_params slow_queries \
-	index_advisor index_drop_candidates table_health
+	index_advisor index_drop_candidates table_health metrics
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 
 # TAP tests: restarts, several sessions, servers

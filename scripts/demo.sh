@@ -22,7 +22,7 @@ cp "$top"/test/sample/leads.sql "$top"/test/sample/workload.pgbench "$dir/"
 chown postgres: "$dir"/*
 
 echo "== starting a throwaway cluster in $dir"
-start_cluster "$dir" "$PORT"
+start_cluster "$dir" "$PORT" "perfopt.database = 'leads'" "perfopt.sample_interval = 5s"
 psql_demo() { as_postgres psql -h "$dir" -p "$PORT" -d leads -X -v ON_ERROR_STOP=1 "$@"; }
 as_postgres createdb -h "$dir" -p "$PORT" leads
 psql_demo -q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
@@ -97,6 +97,38 @@ pgbench_pid=$!
 sleep 1
 psql_demo -q -c "SELECT setting, current_value, recommended, reason FROM perfopt.pool_recommendation(3)"
 wait "$pgbench_pid" || true
+
+cat <<'TEXT'
+
+What the metrics sampler recorded with no one asking (perfopt.live_metrics; it samples
+every perfopt.sample_interval, here 5 s, into perfopt.metrics):
+TEXT
+psql_demo -q -c "
+SELECT metric, entity, round(value::numeric, 2) AS value, to_char(ts, 'HH24:MI:SS') AS at
+  FROM perfopt.live_metrics
+ WHERE metric IN ('transactions_per_sec', 'rows_fetched_per_sec', 'cache_hit_ratio', 'database_size_bytes',
+                  'wal_bytes_per_sec', 'oldest_xact_age_sec', 'disk_free_bytes', 'latency_p95_ms',
+                  'statements_per_sec')
+   AND entity IN ('', 'leads', 'data_directory')
+ ORDER BY metric"
+psql_demo -q -At -c "
+SELECT format('%s samples of %s metrics so far; the launcher ran %s jobs, %s failed.',
+              (SELECT count(DISTINCT ts) FROM perfopt.metrics),
+              (SELECT count(DISTINCT metric) FROM perfopt.metrics),
+              (SELECT count(*) FROM perfopt.job_runs),
+              (SELECT count(*) FROM perfopt.job_runs WHERE status = 'failed'))"
+
+cat <<'TEXT'
+
+Latency percentiles per statement, from perfopt's executor hooks (perfopt.query_latency):
+TEXT
+psql_demo -q -c "
+SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 60) AS query, calls,
+       round(p50_ms::numeric, 3) AS p50_ms, round(p95_ms::numeric, 3) AS p95_ms,
+       round(p99_ms::numeric, 3) AS p99_ms, round(max_ms::numeric, 3) AS max_ms
+  FROM perfopt.query_latency
+ WHERE database = 'leads' AND toplevel AND query !~ 'perfopt|pg_stat'
+ ORDER BY p95_ms * calls DESC LIMIT 6"
 
 echo
 echo "== done: the cluster is stopped and removed"

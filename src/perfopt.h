@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * perfopt.h
- *	  Settings shared by perfopt's subsystems.
+ *	  Settings shared by perfopt's subsystems, and its clock.
  *
  * Each subsystem has a header of its own; this one holds only what
  * _PG_init defines for all of them.
@@ -11,10 +11,25 @@
 #ifndef PERFOPT_H
 #define PERFOPT_H
 
+#include "datatype/timestamp.h"
+
 /* GUC perfopt.slow_query_ms: mean execution time that makes a query slow */
 extern int	perfopt_slow_query_ms;
 
 /* GUC perfopt.advisor_statements: statements recommend_indexes considers */
 extern int	perfopt_advisor_statements;
+
+/* GUC perfopt.retention, in minutes: how long metrics are kept */
+extern int	perfopt_retention;
+
+/* GUC perfopt.job_history_retention, in minutes: how long job runs are kept */
+extern int	perfopt_job_history_retention;
+
+/*
+ * The time perfopt's jobs take as "now": the real time, unless
+ * perfopt.now_override says otherwise, so that jobs can be run on
+ * recorded series at full speed in tests.
+ */
+extern TimestampTz perfopt_now(void);
 
 #endif							/* PERFOPT_H */

@@ -279,7 +279,9 @@ perfopt_pgss_lookup(int64 queryid, const char *query_text, WorkloadStats *stats)
 /*
  * The statements of this database whose mean execution time is at least
  * min_mean_ms, most total time first, at most limit of them (0: all),
- * allocated in the caller's context.
+ * allocated in the caller's context.  Statements that name perfopt's own
+ * objects (its jobs, or a user reading its views) are not the application's
+ * workload and are left out.
  */
 List *
 perfopt_pgss_statements(double min_mean_ms, int limit)
@@ -300,7 +302,9 @@ perfopt_pgss_statements(double min_mean_ms, int limit)
 					 "              sum(total_exec_time) AS total_ms,"
 					 "              sum(total_exec_time) FILTER (WHERE toplevel) AS top_ms,"
 					 "              sum(rows)::float8 AS rows"
-					 "         FROM %s(true) WHERE dbid = $1 GROUP BY queryid) s"
+					 "         FROM %s(true)"
+					 "        WHERE dbid = $1 AND query !~ '\\mperfopt\\.'"
+					 "        GROUP BY queryid) s"
 					 " ORDER BY total_ms DESC",
 					 pgss_function());
 	args[0] = ObjectIdGetDatum(MyDatabaseId);

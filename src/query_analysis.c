@@ -53,6 +53,7 @@
 #include "utils/syscache.h"
 
 #include "catalog.h"
+#include "latency.h"
 #include "perfopt.h"
 #include "pgss.h"
 #include "query_analysis.h"
@@ -1829,6 +1830,7 @@ perfopt_slow_queries(PG_FUNCTION_ARGS)
 		Datum		values[10];
 		bool		nulls[10] = {false};
 		ErrorData  *edata;
+		LatencyFigures latency;
 
 		MemoryContextSwitchTo(rowcxt);
 		edata = perfopt_try_in_subtransaction(analyze_slow_query, &slow);
@@ -1846,7 +1848,10 @@ perfopt_slow_queries(PG_FUNCTION_ARGS)
 		values[1] = CStringGetTextDatum(s->query);
 		values[2] = Int64GetDatum(s->stats.calls);
 		values[3] = Float8GetDatum(s->stats.mean_ms);
-		nulls[4] = true;		/* p95_ms: needs per-query latency percentiles */
+		if (perfopt_latency_of_query(MyDatabaseId, (uint64) s->stats.queryid, &latency))
+			values[4] = Float8GetDatum(latency.p95_ms);
+		else
+			nulls[4] = true;
 		values[5] = Float8GetDatum(s->stats.total_ms);
 		values[6] = Float8GetDatum(s->stats.time_share_pct);
 		values[7] = Int32GetDatum(slow.analysis.complexity);

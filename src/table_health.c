@@ -223,7 +223,8 @@ read_table_facts(Oid only)
 					" FROM pg_class c"
 					" JOIN pg_stat_user_tables s ON s.relid = c.oid"
 					" JOIN pg_statio_user_tables io ON io.relid = c.oid"
-					" WHERE c.relkind IN ('r', 'm') AND ($1 = 0 OR c.oid = $1)"
+					" WHERE c.relkind IN ('r', 'm')"
+					"   AND ($1 = 0 AND s.schemaname <> 'perfopt' OR c.oid = $1)"
 					" ORDER BY c.oid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
 							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read table statistics");

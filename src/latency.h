@@ -1,0 +1,44 @@
+/*-------------------------------------------------------------------------
+ *
+ * latency.h
+ *	  Per-statement latency histograms in shared memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PERFOPT_LATENCY_H
+#define PERFOPT_LATENCY_H
+
+#include "postgres.h"
+
+/* perfopt.track_latency */
+typedef enum
+{
+	TRACK_LATENCY_NONE,
+	TRACK_LATENCY_TOP,
+	TRACK_LATENCY_ALL
+} TrackLatency;
+
+extern int	perfopt_track_latency;
+extern int	perfopt_max_statements;
+
+/* Figures of one statement over some span of time */
+typedef struct LatencyFigures
+{
+	Oid			dbid;
+	uint64		queryid;
+	bool		toplevel;
+	uint64		calls;
+	double		total_ms;
+	double		p50_ms;
+	double		p95_ms;
+	double		p99_ms;
+} LatencyFigures;
+
+extern void perfopt_latency_init(void);
+extern void perfopt_latency_skip_this_process(void);
+extern bool perfopt_latency_available(void);
+extern bool perfopt_latency_of_query(Oid dbid, uint64 queryid,
+									 LatencyFigures *figures);
+extern List *perfopt_latency_since_last_call(int top_n, LatencyFigures *all);
+
+#endif							/* PERFOPT_LATENCY_H */

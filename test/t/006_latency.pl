@@ -1,0 +1,116 @@
+# Latency percentiles under pgbench: query_latency against
+# pg_stat_statements' own figures for the same calls, the sampler's
+# interval percentiles, slow_queries.p95_ms, and eviction when the
+# histograms outnumber perfopt.max_statements.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('latency');
+$node->init;
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'pg_stat_statements, perfopt'
+perfopt.sample_interval = 1s
+perfopt.max_statements = 100
+pg_stat_statements.track = all
+});
+$node->start;
+
+sub query { return $node->safe_psql('postgres', $_[0]); }
+
+query('CREATE EXTENSION perfopt CASCADE');
+$node->command_ok([ 'pgbench', '-i', '-s', '1', '-q', 'postgres' ], 'pgbench -i');
+query('SELECT pg_stat_statements_reset(), perfopt.query_latency_reset()');
+$node->command_ok(
+	[ 'pgbench', '-n', '-S', '-M', 'prepared', '-c', '2', '-T', '3', 'postgres' ],
+	'pgbench select-only, 2 clients, 3 s');
+
+# The same calls as pg_stat_statements counts; each at least as long as
+# its executor time, which is all pg_stat_statements counts
+my $select = q{SELECT abalance FROM pgbench_accounts WHERE aid = $1};
+my ($calls, $pgss_calls, $total_ratio, $ordered, $extremes) = split /\|/, query(qq{
+	SELECT l.calls, s.calls,
+	       round((l.mean_ms * l.calls / s.total_exec_time)::numeric, 4),
+	       l.min_ms <= l.p50_ms AND l.p50_ms <= l.p95_ms AND l.p95_ms <= l.p99_ms
+	         AND l.p99_ms <= l.max_ms,
+	       l.min_ms >= s.min_exec_time - 0.001 AND l.max_ms >= s.max_exec_time - 0.001
+	  FROM perfopt.query_latency l
+	  JOIN pg_stat_statements s ON s.queryid = l.queryid AND s.toplevel = l.toplevel
+	 WHERE s.query = '$select' AND l.toplevel});
+cmp_ok($calls, '>', 1000, "pgbench's select was timed ($calls calls)");
+is($calls, $pgss_calls, 'every call pg_stat_statements saw');
+ok($total_ratio >= 0.999 && $total_ratio < 10,
+	"total latency covers pg_stat_statements' execution time ($total_ratio times it)");
+is($ordered, 't', 'min <= p50 <= p95 <= p99 <= max');
+is($extremes, 't', 'the extremes cover pg_stat_statements\' execution-time extremes');
+
+# the percentiles against the mean: p50 of a PK lookup is close to it
+my ($p50, $mean) = split /\|/, query(qq{
+	SELECT p50_ms, mean_ms FROM perfopt.query_latency
+	 WHERE query = '$select' AND toplevel});
+ok($p50 > 0.2 * $mean && $p50 < 2 * $mean, "p50 ($p50 ms) is near the mean ($mean ms)");
+
+# nested statements are timed as pg_stat_statements times them, to the ns
+query(q{
+	SELECT pg_stat_statements_reset(), perfopt.query_latency_reset();
+	CREATE FUNCTION lookups(n int) RETURNS void LANGUAGE plpgsql AS $$
+	DECLARE x int;
+	BEGIN
+		FOR i IN 1..n LOOP
+			SELECT abalance INTO x FROM pgbench_accounts WHERE aid = i;
+		END LOOP;
+	END $$;
+	SELECT lookups(2000)});
+my ($nested_calls, $nested_ratio) = split /\|/, query(q{
+	SELECT l.calls, round((l.mean_ms * l.calls / s.total_exec_time)::numeric, 4)
+	  FROM perfopt.query_latency l
+	  JOIN pg_stat_statements s ON s.queryid = l.queryid AND NOT s.toplevel
+	 WHERE NOT l.toplevel AND s.query LIKE 'SELECT abalance%'});
+is($nested_calls, '2000', 'nested statements are counted as nested');
+ok($nested_ratio > 0.999 && $nested_ratio < 1.001,
+	"and their time is pg_stat_statements' ($nested_ratio)");
+
+# the sampler records interval percentiles for all statements and the busiest
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM perfopt.metrics
+	 WHERE metric = 'latency_p95_ms' AND entity = ''}),
+	'the sampler records latency_p95_ms');
+my ($out) = run_command([ 'pgbench', '-h', $node->host, '-p', $node->port, '-n', '-S',
+	'-M', 'prepared', '-c', '2', '-T', '4', 'postgres' ]);
+my ($tps) = ($out =~ /tps = ([0-9.]+)/);
+my $queryid = query(qq{SELECT queryid FROM perfopt.query_latency WHERE query = '$select' AND toplevel});
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) > 0 FROM perfopt.metrics
+	 WHERE metric = 'latency_p50_ms' AND entity = '$queryid'}),
+	'and the percentiles of the busiest statements');
+
+# one select per transaction: a sample wholly inside the run sees pgbench's rate
+my $rate = query(qq{SELECT max(value) FROM perfopt.metrics
+					 WHERE metric = 'statements_per_sec' AND entity = '$queryid'});
+ok($rate > 0.5 * $tps && $rate < 1.5 * $tps,
+	"statements_per_sec of the select ($rate) matches pgbench's tps ($tps)");
+
+# slow_queries takes p95_ms from the histograms
+my $p95 = query(qq{
+	SET perfopt.slow_query_ms = 0;
+	SELECT round(s.p95_ms::numeric, 6) = round(l.p95_ms::numeric, 6)
+	  FROM perfopt.slow_queries s JOIN perfopt.query_latency l USING (queryid)
+	 WHERE l.query = '$select' AND l.toplevel});
+is($p95, 't', 'slow_queries.p95_ms is filled from the histograms');
+
+# 150 different statements into 100 entries: the busiest survive eviction
+query(join('', map { "CREATE TABLE evict_$_ (i int); SELECT * FROM evict_$_;\n" } 1 .. 150));
+cmp_ok(query('SELECT count(*) FROM perfopt.query_latency()'), '<=', 100,
+	'no more entries than perfopt.max_statements');
+is(query(qq{SELECT count(*) FROM perfopt.query_latency WHERE query = '$select'}),
+	'1', 'the busiest statement was kept');
+
+# reset
+query('SELECT perfopt.query_latency_reset()');
+is(query(q{SELECT count(*) FROM perfopt.query_latency WHERE query NOT LIKE '%query_latency%'}),
+	'0', 'query_latency_reset() forgets every histogram');
+
+$node->stop;
+done_testing();
