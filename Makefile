@@ -3,8 +3,12 @@ EXTENSION = perfopt
 MODULE_big = perfopt
 OBJS = \
 	src/perfopt.o \
+	src/anomalies.o \
+	src/anomaly.o \
 	src/catalog.o \
 	src/complexity.o \
+	src/forecast.o \
+	src/forecasting.o \
 	src/health_score.o \
 	src/histogram.o \
 	src/latency.o \
@@ -16,6 +20,7 @@ OBJS = \
 	src/index_selection.o \
 	src/query_analysis.o \
 	src/sampler.o \
+	src/series.o \
 	src/statement.o \
 	src/subxact.o \
 	src/table_health.o \
@@ -28,7 +33,8 @@ DATA = $(wildcard sql/perfopt--*.sql)
 # temporary instance with perfopt and pg_stat_statements preloaded
 REGRESS = setup analyze_query analyze_query_recommendations \
 	analyze_query_errors analyze_query_params slow_queries \
-	index_advisor index_drop_candidates table_health metrics
+	index_advisor index_drop_candidates table_health metrics \
+	anomaly_forecast
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 
 # TAP tests: restarts, several sessions, servers

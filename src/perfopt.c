@@ -24,6 +24,7 @@
 #include "utils/queryjumble.h"
 #include "utils/timestamp.h"
 
+#include "anomaly.h"
 #include "latency.h"
 #include "launcher.h"
 #include "perfopt.h"
@@ -34,6 +35,8 @@ int			perfopt_slow_query_ms = 500;
 int			perfopt_advisor_statements = 100;
 int			perfopt_retention = 30 * 24 * 60;
 int			perfopt_job_history_retention = 7 * 24 * 60;
+double		perfopt_anomaly_threshold = PERFOPT_ANOMALY_DEFAULT_THRESHOLD;
+int			perfopt_forecast_horizon = 90 * 24 * 60;
 static char *perfopt_now_override = NULL;
 
 static const struct config_enum_entry track_latency_options[] = {
@@ -146,6 +149,32 @@ _PG_init(void)
 							60,
 							INT_MAX,
 							PGC_SIGHUP,
+							GUC_UNIT_MIN,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomRealVariable("perfopt.anomaly_threshold",
+							 "How many robust deviations from its baseline make a point anomalous.",
+							 "Used by detect_anomalies() when it is given no threshold, and by the anomaly job.",
+							 &perfopt_anomaly_threshold,
+							 PERFOPT_ANOMALY_DEFAULT_THRESHOLD,
+							 0.5,
+							 100.0,
+							 PGC_USERSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+
+	DefineCustomIntVariable("perfopt.forecast_horizon",
+							"How far ahead the capacity job forecasts.",
+							NULL,
+							&perfopt_forecast_horizon,
+							90 * 24 * 60,
+							60,
+							3650 * 24 * 60,
+							PGC_USERSET,
 							GUC_UNIT_MIN,
 							NULL,
 							NULL,

@@ -25,6 +25,12 @@ extern int	perfopt_retention;
 /* GUC perfopt.job_history_retention, in minutes: how long job runs are kept */
 extern int	perfopt_job_history_retention;
 
+/* GUC perfopt.anomaly_threshold: robust deviations that make an anomaly */
+extern double perfopt_anomaly_threshold;
+
+/* GUC perfopt.forecast_horizon, in minutes: how far the capacity job looks */
+extern int	perfopt_forecast_horizon;
+
 /*
  * The time perfopt's jobs take as "now": the real time, unless
  * perfopt.now_override says otherwise, so that jobs can be run on

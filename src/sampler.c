@@ -292,7 +292,10 @@ sample_sessions(Sample *sample)
 	sample_add(sample, "connections", "total", total);
 }
 
-/* The oldest open transaction, and the oldest xmin that holds back vacuum */
+/*
+ * The oldest open transaction, the oldest xmin that holds back vacuum, and
+ * how far the oldest database is from transaction ID wraparound
+ */
 static void
 sample_horizons(Sample *sample)
 {
@@ -305,9 +308,11 @@ sample_horizons(Sample *sample)
 				 "                (SELECT max(greatest(age(xmin), age(catalog_xmin)))"
 				 "                   FROM pg_replication_slots),"
 				 "                (SELECT max(age(transaction)) FROM pg_prepared_xacts),"
-				 "                0)::float8");
+				 "                0)::float8,"
+				 "       (SELECT max(age(datfrozenxid)) FROM pg_database)::float8");
 	sample_add(sample, "oldest_xact_age_sec", "", column_float8(0, 1));
 	sample_add(sample, "oldest_xmin_age_xids", "", column_float8(0, 2));
+	sample_add(sample, "frozenxid_age_xids", "", column_float8(0, 3));
 }
 
 /* Replication lag per standby, WAL kept by slots, and WAL written */
