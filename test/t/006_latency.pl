@@ -77,20 +77,31 @@ ok($node->poll_query_until('postgres', q{
 	SELECT count(*) > 0 FROM perfopt.metrics
 	 WHERE metric = 'latency_p95_ms' AND entity = ''}),
 	'the sampler records latency_p95_ms');
+my $before = query('SELECT clock_timestamp()');
 my ($out) = run_command([ 'pgbench', '-h', $node->host, '-p', $node->port, '-n', '-S',
 	'-M', 'prepared', '-c', '2', '-T', '4', 'postgres' ]);
-my ($tps) = ($out =~ /tps = ([0-9.]+)/);
+my $after = query('SELECT clock_timestamp()');
+my ($processed) = ($out =~ /number of transactions actually processed: ([0-9]+)/);
 my $queryid = query(qq{SELECT queryid FROM perfopt.query_latency WHERE query = '$select' AND toplevel});
 ok($node->poll_query_until('postgres', qq{
 	SELECT count(*) > 0 FROM perfopt.metrics
 	 WHERE metric = 'latency_p50_ms' AND entity = '$queryid'}),
 	'and the percentiles of the busiest statements');
+$node->poll_query_until('postgres', qq{
+	SELECT count(*) > 0 FROM perfopt.metrics WHERE ts > '$after'::timestamptz + interval '1.5 s'})
+  or die 'no sample after the run';
 
-# one select per transaction: a sample wholly inside the run sees pgbench's rate
-my $rate = query(qq{SELECT max(value) FROM perfopt.metrics
-					 WHERE metric = 'statements_per_sec' AND entity = '$queryid'});
-ok($rate > 0.5 * $tps && $rate < 1.5 * $tps,
-	"statements_per_sec of the select ($rate) matches pgbench's tps ($tps)");
+# one select per transaction: the rate, times the time between samples,
+# summed over the samples that cover the run, counts pgbench's transactions
+my $counted = query(qq{
+	WITH samples AS (
+	  SELECT ts, extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts)) AS gap
+	    FROM (SELECT DISTINCT ts FROM perfopt.metrics) d)
+	SELECT round(sum(m.value * s.gap)) FROM perfopt.metrics m JOIN samples s USING (ts)
+	 WHERE m.metric = 'statements_per_sec' AND m.entity = '$queryid'
+	   AND m.ts > '$before' AND m.ts <= '$after'::timestamptz + interval '3 s'});
+ok($counted > 0.9 * $processed && $counted < 1.1 * $processed,
+	"statements_per_sec of the select adds up to $counted statements (pgbench ran $processed)");
 
 # slow_queries takes p95_ms from the histograms
 my $p95 = query(qq{
