@@ -3,10 +3,12 @@ EXTENSION = perfopt
 MODULE_big = perfopt
 OBJS = \
 	src/perfopt.o \
+	src/actions.o \
 	src/anomalies.o \
 	src/anomaly.o \
 	src/catalog.o \
 	src/complexity.o \
+	src/cron.o \
 	src/forecast.o \
 	src/forecasting.o \
 	src/health_score.o \
@@ -34,7 +36,7 @@ DATA = $(wildcard sql/perfopt--*.sql)
 REGRESS = setup analyze_query analyze_query_recommendations \
 	analyze_query_errors analyze_query_params slow_queries \
 	index_advisor index_drop_candidates table_health metrics \
-	anomaly_forecast
+	anomaly_forecast orchestrator
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 
 # TAP tests: restarts, several sessions, servers

@@ -130,5 +130,16 @@ SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 60) AS query, calls,
  WHERE database = 'leads' AND toplevel AND query !~ 'perfopt|pg_stat'
  ORDER BY p95_ms * calls DESC LIMIT 6"
 
+cat <<'TEXT'
+
+The orchestrator's health score and its plan (perfopt.run_optimization_cycle(); the seeded
+rules are dry runs, so nothing was changed):
+TEXT
+psql_demo -q -At -c "SELECT perfopt.run_optimization_cycle()" >/dev/null
+psql_demo -q -c "SELECT component, score, status FROM perfopt.health() ORDER BY score, component"
+psql_demo -q -c "
+SELECT priority, category, action, target, left(coalesce(statement, reason), 70) AS what
+  FROM perfopt.optimization_plan() LIMIT 8"
+
 echo
 echo "== done: the cluster is stopped and removed"

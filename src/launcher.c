@@ -20,6 +20,10 @@
  * single slot of max_worker_processes, which parallel query shares.  Jobs
  * are meant to be short: the sampler takes milliseconds.
  *
+ * Between jobs the launcher also runs the actions the orchestrator queued
+ * in perfopt.action_log, one at a time, outside any transaction block
+ * (actions.c).
+ *
  * The launcher starts only once recovery has finished, so a standby runs
  * nothing; it still checks RecoveryInProgress() before each round.
  *
@@ -52,6 +56,7 @@
 #include "utils/timestamp.h"
 
 #include "latency.h"
+#include "actions.h"
 #include "launcher.h"
 
 char	   *perfopt_database = NULL;
@@ -452,6 +457,10 @@ launcher_round(void)
 	if (run_in_transaction(read_jobs, &table) != NULL ||
 		!OidIsValid(table.extension))
 		return LAUNCHER_IDLE_SLEEP_MS;
+
+	/* actions the orchestrator queued come before jobs */
+	if (perfopt_run_next_action(round_cxt))
+		return 0;
 
 	if (table.jobs == NIL)
 		return LAUNCHER_MAX_SLEEP_MS;

@@ -37,6 +37,10 @@ int			perfopt_retention = 30 * 24 * 60;
 int			perfopt_job_history_retention = 7 * 24 * 60;
 double		perfopt_anomaly_threshold = PERFOPT_ANOMALY_DEFAULT_THRESHOLD;
 int			perfopt_forecast_horizon = 90 * 24 * 60;
+static int	perfopt_optimization_interval = 15;
+static int	perfopt_max_actions_per_cycle = 10;
+static int	perfopt_incident_hold = 600;
+static int	perfopt_index_rollback_window = 24 * 60;
 static char *perfopt_now_override = NULL;
 
 static const struct config_enum_entry track_latency_options[] = {
@@ -175,6 +179,58 @@ _PG_init(void)
 							60,
 							3650 * 24 * 60,
 							PGC_USERSET,
+							GUC_UNIT_MIN,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("perfopt.optimization_interval",
+							"Time between the orchestrator's optimization cycles.",
+							NULL,
+							&perfopt_optimization_interval,
+							15,
+							1,
+							7 * 24 * 60,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("perfopt.max_actions_per_cycle",
+							"Actions an optimization cycle may queue; the rest are logged as skipped.",
+							NULL,
+							&perfopt_max_actions_per_cycle,
+							10,
+							0,
+							1000,
+							PGC_SIGHUP,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("perfopt.incident_hold",
+							"How long the cause of an incident must stay clear before it is resolved.",
+							NULL,
+							&perfopt_incident_hold,
+							600,
+							0,
+							7 * 24 * 3600,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("perfopt.index_rollback_window",
+							"How long an index a rule created may stay unused before it is dropped.",
+							NULL,
+							&perfopt_index_rollback_window,
+							24 * 60,
+							1,
+							365 * 24 * 60,
+							PGC_SIGHUP,
 							GUC_UNIT_MIN,
 							NULL,
 							NULL,

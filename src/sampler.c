@@ -27,6 +27,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -217,6 +218,18 @@ sample_databases(Sample *sample)
 		sample_rate(sample, "deadlocks_per_sec", db, column_float8(i, 12), reset);
 		sample_add(sample, "database_size_bytes", db, column_float8(i, 14));
 
+		/* rolled back transactions, in percent of those that ended */
+		{
+			double		d_commits,
+						d_rollbacks;
+
+			if (counter_delta(sample, "commits", db, commits, reset, &d_commits, &seconds) &&
+				counter_delta(sample, "rollbacks", db, rollbacks, reset, &d_rollbacks, &seconds) &&
+				d_commits + d_rollbacks > 0)
+				sample_add(sample, "error_rate_pct", db,
+						   100.0 * d_rollbacks / (d_commits + d_rollbacks));
+		}
+
 		/* the hit ratio of the interval, when blocks were asked for */
 		hit_known = counter_delta(sample, "blocks_hit", db, hit, reset, &d_hit, &seconds);
 		read_known = counter_delta(sample, "blocks_read", db, read, reset, &d_read, &seconds);
@@ -381,6 +394,69 @@ sample_file_system(Sample *sample, const char *path, const char *entity)
 				   100.0 * (double) (fs.f_blocks - fs.f_bfree) / fs.f_blocks);
 }
 
+/*
+ * The host's CPU use over the interval (from /proc/stat: the share of
+ * jiffies not idle or waiting for I/O) and its memory use (from
+ * /proc/meminfo: what is not available to new work).  Linux only; on other
+ * systems nothing is recorded.
+ */
+static void
+sample_host(Sample *sample)
+{
+	FILE	   *file;
+	char		line[256];
+
+	file = AllocateFile("/proc/stat", "r");
+	if (file != NULL)
+	{
+		unsigned long long user,
+					nice,
+					system,
+					idle,
+					iowait,
+					irq,
+					softirq,
+					steal;
+
+		if (fgets(line, sizeof(line), file) != NULL &&
+			sscanf(line, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
+				   &user, &nice, &system, &idle, &iowait, &irq, &softirq, &steal) == 8)
+		{
+			double		busy = (double) (user + nice + system + irq + softirq + steal);
+			double		total = busy + (double) (idle + iowait);
+			double		d_busy,
+						d_total,
+						seconds;
+
+			if (counter_delta(sample, "cpu_busy", "", busy, 0, &d_busy, &seconds) &&
+				counter_delta(sample, "cpu_total", "", total, 0, &d_total, &seconds) &&
+				d_total > 0)
+				sample_add(sample, "cpu_usage_pct", "", 100.0 * d_busy / d_total);
+		}
+		FreeFile(file);
+	}
+
+	file = AllocateFile("/proc/meminfo", "r");
+	if (file != NULL)
+	{
+		double		total = -1,
+					available = -1;
+
+		while (fgets(line, sizeof(line), file) != NULL)
+		{
+			unsigned long long kb;
+
+			if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+				total = (double) kb;
+			else if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+				available = (double) kb;
+		}
+		if (total > 0 && available >= 0)
+			sample_add(sample, "memory_used_pct", "", 100.0 * (total - available) / total);
+		FreeFile(file);
+	}
+}
+
 /* The data directory's file system, and pg_wal's when it is another one */
 static void
 sample_disks(Sample *sample)
@@ -505,6 +581,7 @@ perfopt_sample_metrics(PG_FUNCTION_ARGS)
 	sample_wal(&sample);
 	sample_checkpoints(&sample);
 	sample_disks(&sample);
+	sample_host(&sample);
 	sample_tables(&sample);
 	sample_latency(&sample);
 	sample_record(&sample, ts);

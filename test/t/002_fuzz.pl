@@ -265,6 +265,45 @@ is($node->safe_psql('postgres', q{
 cmp_ok($node->safe_psql('postgres', q{SELECT count(*) FROM series_fuzz WHERE outcome = 'ok'}),
 	'>=', 100, 'and many gave rows');
 
+# cron_next() on random schedules: pieces of valid ones, junk, extremes
+$node->safe_psql('postgres', q{
+CREATE TABLE cron_fuzz (schedule text, outcome text);
+DO $$
+DECLARE
+    pieces text[] := ARRAY['*', '*/', '0', '59', '60', '-1', '1-5', '5-1', '/2', ',', ' ', '  ', 'mon',
+                           'sun-sat', 'jan', 'dec', 'feb', '31', '30', '29', '7', '8', '@daily', '@',
+                           'x', '2147483648', '00', '*/1000', '1,2,3', '\t', '?', 'L', '#'];
+    s text;
+BEGIN
+    PERFORM setseed(0.25);
+    FOR i IN 1..3000 LOOP
+        s := '';
+        IF random() < 0.5 THEN
+            -- five fields, each a piece, a range or a list of them
+            FOR j IN 1..5 LOOP
+                s := s || CASE WHEN j > 1 THEN ' ' ELSE '' END
+                       || (ARRAY['*', '*/5', '0', '1-4', '2,3', 'mon-fri', '1-31/7', '12', '59', '0-23'])
+                              [1 + floor(random() * 10)::int];
+            END LOOP;
+        ELSE
+            FOR j IN 1..floor(random() * 14)::int LOOP
+                s := s || pieces[1 + floor(random() * array_length(pieces, 1))::int];
+                IF random() < 0.4 THEN s := s || ' '; END IF;
+            END LOOP;
+        END IF;
+        BEGIN
+            PERFORM perfopt.cron_next(s, timestamptz '2026-01-01' + random() * interval '3650 days');
+            INSERT INTO cron_fuzz VALUES (s, 'ok');
+        EXCEPTION WHEN OTHERS THEN
+            INSERT INTO cron_fuzz VALUES (s, SQLSTATE);
+        END;
+    END LOOP;
+END $$;});
+note 'cron: ' . $node->safe_psql('postgres',
+	q{SELECT string_agg(outcome || ': ' || n, ', ') FROM (SELECT outcome, count(*) AS n FROM cron_fuzz GROUP BY 1) o});
+is($node->safe_psql('postgres', q{SELECT count(*) FROM cron_fuzz WHERE outcome NOT IN ('ok', '22023')}),
+	'0', 'random cron schedules: a time or a clean bad-input error');
+
 # the server never went down
 unlike(slurp_file($node->logfile), qr/terminated by signal|server process .* was terminated/,
 	'no backend crashed');
