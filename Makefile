@@ -9,6 +9,7 @@ OBJS = \
 	src/catalog.o \
 	src/complexity.o \
 	src/cron.o \
+	src/exporter.o \
 	src/forecast.o \
 	src/forecasting.o \
 	src/health_score.o \
@@ -17,6 +18,7 @@ OBJS = \
 	src/launcher.o \
 	src/pgss.o \
 	src/pool_advice.o \
+	src/prometheus.o \
 	src/index_advisor.o \
 	src/index_candidates.o \
 	src/index_selection.o \
@@ -43,6 +45,8 @@ REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_c
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 PROVE_FLAGS = -I $(srcdir)/test/perl
+
+SHLIB_LINK += -lmicrohttpd -lcurl
 
 PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla -Wendif-labels
 

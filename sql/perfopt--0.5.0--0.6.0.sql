@@ -890,6 +890,11 @@ BEGIN
                              WHERE l.queued_at > coalesce(previous.created_at, '-infinity')
                                AND l.queued_at <= at), '[]'),
         'action_items', coalesce((SELECT jsonb_agg(to_jsonb(p)) FROM (SELECT * FROM perfopt.optimization_plan() LIMIT 10) p), '[]'),
+        'tables', coalesce((SELECT jsonb_agg(jsonb_build_object('table', t.table_name::text,
+                                                                'health_score', t.health_score,
+                                                                'size_bytes', t.size_bytes)
+                                             ORDER BY t.size_bytes DESC)
+                              FROM (SELECT * FROM perfopt.table_health ORDER BY size_bytes DESC LIMIT 20) t), '[]'),
         'open_incidents', coalesce((SELECT jsonb_agg(jsonb_build_object('id', i.id, 'opened_at', i.opened_at,
                                                                        'severity', i.severity, 'title', i.title)
                                                      ORDER BY i.id)

@@ -39,6 +39,7 @@
 #include "utils/timeout.h"
 
 #include "actions.h"
+#include "perfopt.h"
 
 /* an action runs at most this long */
 #define ACTION_TIMEOUT_MS	(60 * 60 * 1000)
@@ -80,7 +81,7 @@ claim_action(QueuedAction *action, MemoryContext cxt)
 	PG_TRY();
 	{
 		namespace = get_namespace_oid("perfopt", true);
-		if (OidIsValid(namespace) &&
+		if (perfopt_lock_extension() && OidIsValid(namespace) &&
 			OidIsValid(get_relname_relid("action_log", namespace)))
 		{
 			SPI_connect();
@@ -235,6 +236,7 @@ record_outcome(const QueuedAction *action, ErrorData *error, MemoryContext cxt)
 													 error->message ? error->message : ""));
 		else
 			nulls[2] = 'n';
+		(void) perfopt_lock_extension();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		execute("SELECT perfopt.record_action_outcome($1, $2, $3)", 3, types, values, nulls);

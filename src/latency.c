@@ -889,3 +889,105 @@ perfopt_latency_since_last_call(int top_n, LatencyFigures *all)
 	pfree(all_counts);
 	return result;
 }
+
+/* Upper bounds, in seconds, of the buckets of the histograms Prometheus reads */
+const double perfopt_latency_bounds[PERFOPT_LATENCY_BOUNDS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+
+/* qsort comparator: most total time first */
+static int
+histogram_by_time(const void *a, const void *b)
+{
+	double		x = ((const LatencyHistogram *) a)->sum_seconds;
+	double		y = ((const LatencyHistogram *) b)->sum_seconds;
+
+	return (x < y) - (x > y);
+}
+
+/*
+ * Cumulative histograms, as Prometheus wants them, since each statement was
+ * first timed: the top_n statements by total time, and in *all every
+ * statement together.  A call counts under a bound when the upper end of
+ * its log-linear bucket is at or under the bound; the buckets are 1/64 of
+ * a power of two wide, so a call within 1.1% above a bound may count under
+ * the next one.  Returns a list of LatencyHistogram, most time first.
+ */
+List *
+perfopt_latency_histograms(int top_n, LatencyHistogram *all)
+{
+	static int	bound_of_bucket[HISTOGRAM_BUCKETS];
+	static bool mapped = false;
+	HASH_SEQ_STATUS status;
+	LatencyEntry *entry;
+	LatencyHistogram *histograms;
+	int			n = 0,
+				capacity = 64;
+	List	   *result = NIL;
+
+	memset(all, 0, sizeof(LatencyHistogram));
+	if (!perfopt_latency_available())
+		return NIL;
+
+	/* the first bound at or above each bucket's upper end, or none */
+	if (!mapped)
+	{
+		for (int b = 0; b < HISTOGRAM_BUCKETS; b++)
+		{
+			double		high = histogram_bucket_high(b) / 1e9;
+			int			k = 0;
+
+			while (k < PERFOPT_LATENCY_BOUNDS && perfopt_latency_bounds[k] < high)
+				k++;
+			bound_of_bucket[b] = k;
+		}
+		mapped = true;
+	}
+
+	histograms = palloc(sizeof(LatencyHistogram) * capacity);
+	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	hash_seq_init(&status, latency_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		LatencyHistogram *h;
+		uint64		per_bound[PERFOPT_LATENCY_BOUNDS + 1];
+		uint64		running = 0;
+
+		if (pg_atomic_read_u64(&entry->calls) == 0)
+			continue;
+		if (n == capacity)
+		{
+			capacity *= 2;
+			histograms = repalloc(histograms, sizeof(LatencyHistogram) * capacity);
+		}
+		h = &histograms[n++];
+		memset(per_bound, 0, sizeof(per_bound));
+		h->dbid = entry->key.dbid;
+		h->queryid = entry->key.queryid;
+		h->toplevel = entry->key.toplevel;
+		h->calls = 0;
+		for (int b = 0; b < HISTOGRAM_BUCKETS; b++)
+		{
+			uint64		c = pg_atomic_read_u64(&entry->counts[b]);
+
+			per_bound[bound_of_bucket[b]] += c;
+			h->calls += c;
+		}
+		h->sum_seconds = pg_atomic_read_u64(&entry->total_ns) / 1e9;
+		for (int k = 0; k < PERFOPT_LATENCY_BOUNDS; k++)
+		{
+			running += per_bound[k];
+			h->cumulative[k] = running;
+			all->cumulative[k] += running;
+		}
+		all->calls += h->calls;
+		all->sum_seconds += h->sum_seconds;
+	}
+	LWLockRelease(latency_shared->lock);
+
+	qsort(histograms, n, sizeof(LatencyHistogram), histogram_by_time);
+	for (int i = 0; i < n && i < top_n; i++)
+		result = lappend(result, &histograms[i]);
+	return result;
+}

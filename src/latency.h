@@ -34,11 +34,26 @@ typedef struct LatencyFigures
 	double		p99_ms;
 } LatencyFigures;
 
+/* A cumulative histogram for Prometheus: calls at or under each bound */
+#define PERFOPT_LATENCY_BOUNDS 16
+extern const double perfopt_latency_bounds[PERFOPT_LATENCY_BOUNDS];
+
+typedef struct LatencyHistogram
+{
+	Oid			dbid;
+	uint64		queryid;
+	bool		toplevel;
+	uint64		calls;
+	double		sum_seconds;
+	uint64		cumulative[PERFOPT_LATENCY_BOUNDS];
+} LatencyHistogram;
+
 extern void perfopt_latency_init(void);
 extern void perfopt_latency_skip_this_process(void);
 extern bool perfopt_latency_available(void);
 extern bool perfopt_latency_of_query(Oid dbid, uint64 queryid,
 									 LatencyFigures *figures);
 extern List *perfopt_latency_since_last_call(int top_n, LatencyFigures *all);
+extern List *perfopt_latency_histograms(int top_n, LatencyHistogram *all);
 
 #endif							/* PERFOPT_LATENCY_H */

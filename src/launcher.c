@@ -58,6 +58,7 @@
 #include "latency.h"
 #include "actions.h"
 #include "launcher.h"
+#include "perfopt.h"
 
 char	   *perfopt_database = NULL;
 int			perfopt_sample_interval = 10;
@@ -147,6 +148,8 @@ run_in_transaction(void (*step) (void *arg), void *arg)
 	StartTransactionCommand();
 	PG_TRY();
 	{
+		/* before any of perfopt's tables: see perfopt_lock_extension() */
+		(void) perfopt_lock_extension();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		step(arg);

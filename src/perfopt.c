@@ -17,17 +17,22 @@
 
 #include <limits.h>
 
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/queryjumble.h"
 #include "utils/timestamp.h"
 
 #include "anomaly.h"
+#include "exporter.h"
 #include "latency.h"
 #include "launcher.h"
 #include "perfopt.h"
+#include "prometheus.h"
 
 PG_MODULE_MAGIC;
 
@@ -65,6 +70,24 @@ perfopt_now(void)
 												   CStringGetDatum(perfopt_now_override),
 												   ObjectIdGetDatum(InvalidOid),
 												   Int32GetDatum(-1)));
+}
+
+/*
+ * Take a share lock on the extension for the rest of the transaction, and
+ * say whether it (still) exists.  DROP EXTENSION takes the same lock in
+ * exclusive mode before it drops anything, so a worker that takes it first
+ * can never deadlock with a DROP on perfopt's tables: one waits for the
+ * other.
+ */
+bool
+perfopt_lock_extension(void)
+{
+	Oid			extension = get_extension_oid("perfopt", true);
+
+	if (!OidIsValid(extension))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, extension, 0, AccessShareLock);
+	return OidIsValid(get_extension_oid("perfopt", true));
 }
 
 /* now(): perfopt_now() for SQL */
@@ -236,6 +259,63 @@ _PG_init(void)
 							NULL,
 							NULL);
 
+	DefineCustomStringVariable("perfopt.metrics_listen",
+							   "Where the exporter serves /metrics: host:port, or a port for loopback; empty for off.",
+							   NULL,
+							   &perfopt_metrics_listen,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL,
+							   NULL,
+							   NULL);
+
+	DefineCustomStringVariable("perfopt.metrics_user",
+							   "User name /metrics asks for with basic authentication; empty for none.",
+							   NULL,
+							   &perfopt_metrics_user,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   NULL,
+							   NULL);
+
+	DefineCustomStringVariable("perfopt.metrics_password_file",
+							   "File whose first line is the password /metrics asks for with basic authentication.",
+							   "A file, so that the password is never in a setting the server logs on reload.",
+							   &perfopt_metrics_password_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   NULL,
+							   NULL);
+
+	DefineCustomStringVariable("perfopt.alertmanager_url",
+							   "Alertmanager that incidents and capacity alerts are posted to, such as http://127.0.0.1:9093; empty for none.",
+							   NULL,
+							   &perfopt_alertmanager_url,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL,
+							   NULL,
+							   NULL);
+
+	DefineCustomIntVariable("perfopt.metrics_top_statements",
+							"Statements, by total time, that get a latency histogram of their own in the metrics.",
+							NULL,
+							&perfopt_metrics_top_statements,
+							50,
+							0,
+							10000,
+							PGC_USERSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
 	DefineCustomEnumVariable("perfopt.track_latency",
 							 "Which statements perfopt times: none, top (top level only) or all.",
 							 NULL,
@@ -278,6 +358,7 @@ _PG_init(void)
 		EnableQueryId();
 		perfopt_latency_init();
 		perfopt_launcher_register();
+		perfopt_exporter_register();
 	}
 
 	/* after the last definition: it drops unknown perfopt.* settings */

@@ -38,4 +38,7 @@ extern int	perfopt_forecast_horizon;
  */
 extern TimestampTz perfopt_now(void);
 
+/* Share-lock the extension against a concurrent DROP; false if it is gone */
+extern bool perfopt_lock_extension(void);
+
 #endif							/* PERFOPT_H */
