@@ -3,6 +3,8 @@ EXTENSION = perfopt
 MODULE_big = perfopt
 OBJS = \
 	src/perfopt.o \
+	src/cache.o \
+	src/cache_worker.o \
 	src/catalog.o \
 	src/complexity.o \
 	src/health_score.o \
@@ -28,13 +30,15 @@ DATA = $(wildcard sql/perfopt--*.sql)
 # temporary instance with perfopt and pg_stat_statements preloaded
 REGRESS = setup analyze_query analyze_query_recommendations \
 	analyze_query_errors analyze_query_params slow_queries \
-	index_advisor index_drop_candidates table_health metrics
+	index_advisor index_drop_candidates table_health metrics cache
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 
 # TAP tests: restarts, several sessions, servers
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 PROVE_FLAGS = -I $(srcdir)/test/perl
+
+SHLIB_LINK += -lhiredis
 
 PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla -Wendif-labels
 

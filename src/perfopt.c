@@ -24,6 +24,8 @@
 #include "utils/queryjumble.h"
 #include "utils/timestamp.h"
 
+#include "cache.h"
+#include "cache_worker.h"
 #include "latency.h"
 #include "launcher.h"
 #include "perfopt.h"
@@ -174,6 +176,8 @@ _PG_init(void)
 							   NULL,
 							   NULL);
 
+	perfopt_cache_define_settings();
+
 	/* shared memory is sized once, at start-up: only a preload defines this */
 	if (process_shared_preload_libraries_in_progress)
 	{
@@ -193,6 +197,7 @@ _PG_init(void)
 		EnableQueryId();
 		perfopt_latency_init();
 		perfopt_launcher_register();
+		perfopt_cache_worker_init();
 	}
 
 	/* after the last definition: it drops unknown perfopt.* settings */
