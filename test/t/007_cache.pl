@@ -93,6 +93,20 @@ foreach my $case (@cases)
 	is(gone(), $expected, "$name: exactly the expected keys are invalidated");
 }
 
+# A transaction that commits after a later one was drained is not skipped:
+# the worker deletes by id range, and must leave the rows it cannot see yet
+seed();
+my $slow = $node->background_psql('postgres');
+$slow->query_safe(q{BEGIN; UPDATE leads SET name = 'slow' WHERE id = 18});
+query(q{UPDATE leads SET name = 'fast' WHERE id = 19});
+settle();
+is(gone(), 'agent:3:leads lead:19', 'a later transaction commits first: only its keys go');
+$slow->query_safe('COMMIT');
+$slow->quit;
+settle();
+is(gone(), 'agent:2:leads agent:3:leads lead:18 lead:19',
+	'then the earlier one commits: its keys, queued with lower ids, go too');
+
 # 2. Latency: the key is gone within milliseconds of the commit, not at the
 # next poll (the worker polls every second when nobody wakes it)
 my @latencies;
