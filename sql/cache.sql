@@ -116,13 +116,22 @@ INSERT INTO cache_misuse VALUES (1);
 SELECT perfopt.cache_warm('no_such_strategy', 'lead:{id}', 'SELECT 1 AS id');
 SELECT perfopt.cache_warm('user_data', 'lead:{nope}', 'SELECT 1 AS id');
 SELECT perfopt.cache_warm('user_data', 'lead:{id}', 'DELETE FROM cache_leads');
+-- with no warmers registered, cache_rewarm has nothing to do (and needs no Redis)
+SELECT perfopt.cache_rewarm();
+SELECT job_name, command, schedule FROM perfopt.jobs WHERE job_name = 'cache_rewarm';
 
 -- the password is for superusers only
 CREATE ROLE cache_reader;
 SET ROLE cache_reader;
 SHOW perfopt.redis_password;
 SELECT count(*) FROM pg_settings WHERE name = 'perfopt.redis_password';
+-- and only a superuser registers a query the launcher will run again
 RESET ROLE;
+GRANT EXECUTE ON FUNCTION perfopt.cache_warm(text, text, text, boolean) TO cache_reader;
+SET ROLE cache_reader;
+SELECT perfopt.cache_warm('user_data', 'lead:{id}', 'SELECT 1 AS id', keep_warm => true);
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION perfopt.cache_warm(text, text, text, boolean) FROM cache_reader;
 DROP ROLE cache_reader;
 
 DROP TABLE cache_leads, cache_misuse;

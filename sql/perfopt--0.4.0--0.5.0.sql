@@ -161,13 +161,44 @@ LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION perfopt.cache_invalidate(text) IS
 'queue the invalidation of every Redis key matching a glob pattern (SCAN MATCH), done once the transaction commits';
 
-CREATE FUNCTION perfopt.cache_warm(strategy text, key_template text, query text)
+-- what cache_warm(..., keep_warm => true) keeps warm
+CREATE TABLE perfopt.cache_warmers (
+    id serial PRIMARY KEY,
+    strategy text NOT NULL REFERENCES perfopt.cache_strategies ON UPDATE CASCADE,
+    key_template text NOT NULL,
+    query text NOT NULL,
+    min_freq int NOT NULL DEFAULT 6 CHECK (min_freq BETWEEN 0 AND 255),
+    refresh_pct int NOT NULL DEFAULT 25 CHECK (refresh_pct BETWEEN 1 AND 100),
+    enabled boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    last_run timestamptz,
+    last_rewarmed bigint,
+    UNIQUE (key_template, query)
+);
+
+COMMENT ON TABLE perfopt.cache_warmers IS
+'queries whose most read keys (Redis OBJECT FREQ at least min_freq) cache_rewarm sets again once less than refresh_pct of their TTL is left';
+
+SELECT pg_catalog.pg_extension_config_dump('perfopt.cache_warmers', '');
+
+CREATE FUNCTION perfopt.cache_warm(strategy text, key_template text, query text,
+                                   keep_warm boolean DEFAULT false)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'perfopt_cache_warm'
 LANGUAGE C VOLATILE STRICT;
 
-COMMENT ON FUNCTION perfopt.cache_warm(text, text, text) IS
-'SET one Redis key per row of query (from key_template), the row as JSON, expiring after the strategy''s redis_ttl';
+COMMENT ON FUNCTION perfopt.cache_warm(text, text, text, boolean) IS
+'SET one Redis key per row of query (from key_template), the row as JSON, expiring after the strategy''s redis_ttl; keep_warm: also register it in cache_warmers';
+
+CREATE FUNCTION perfopt.cache_rewarm() RETURNS bigint
+AS 'MODULE_PATHNAME', 'perfopt_cache_rewarm'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION perfopt.cache_rewarm() IS
+'for each enabled warmer, SET again the keys Redis counts as read most (OBJECT FREQ, an LFU maxmemory-policy) before they expire; returns the keys set';
+
+INSERT INTO perfopt.jobs (job_name, command, schedule, builtin) VALUES
+    ('cache_rewarm', 'SELECT perfopt.cache_rewarm()', interval '10 seconds', true);
 
 CREATE FUNCTION perfopt.cache_redis_stats(
     OUT connected boolean, OUT hits bigint, OUT misses bigint, OUT keys bigint,
@@ -209,7 +240,8 @@ COMMENT ON VIEW perfopt.cache_metrics IS
 REVOKE ALL ON FUNCTION perfopt.cache_watch(regclass, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION perfopt.cache_unwatch(regclass, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION perfopt.cache_retrigger(regclass) FROM PUBLIC;
-REVOKE ALL ON FUNCTION perfopt.cache_warm(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION perfopt.cache_warm(text, text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION perfopt.cache_rewarm() FROM PUBLIC;
 REVOKE ALL ON FUNCTION perfopt.cache_invalidate(text) FROM PUBLIC;
-GRANT SELECT ON perfopt.cache_strategies, perfopt.cache_watches, perfopt.cache_outbox,
+GRANT SELECT ON perfopt.cache_strategies, perfopt.cache_watches, perfopt.cache_outbox, perfopt.cache_warmers,
     perfopt.cache_metrics TO PUBLIC;

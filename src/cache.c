@@ -39,6 +39,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
 #include "utils/rel.h"
 
 #include "cache.h"
@@ -62,6 +63,7 @@ PG_FUNCTION_INFO_V1(perfopt_cache_trigger);
 PG_FUNCTION_INFO_V1(perfopt_cache_template_columns);
 PG_FUNCTION_INFO_V1(perfopt_cache_invalidate);
 PG_FUNCTION_INFO_V1(perfopt_cache_warm);
+PG_FUNCTION_INFO_V1(perfopt_cache_rewarm);
 PG_FUNCTION_INFO_V1(perfopt_cache_redis_stats);
 
 /* What perfopt.redis_password shows, whatever it is set to */
@@ -411,20 +413,21 @@ template_pattern(const char *template)
 	return pattern.data;
 }
 
-/* Insert keys (or patterns) into the outbox; SPI is connected */
-static void
+/*
+ * Insert keys (or patterns) into the outbox and have the worker woken at
+ * commit; returns the id of the last.  SPI is connected.
+ */
+static int64
 queue_invalidations(List *keys, bool pattern)
 {
 	ListCell   *lc;
-
-	if (keys == NIL)
-		return;
+	int64		id = 0;
 
 	if (queue_plan == NULL)
 	{
 		Oid			types[2] = {TEXTOID, BOOLOID};
 		SPIPlanPtr	plan = SPI_prepare("INSERT INTO perfopt.cache_invalidations (key, pattern)"
-									   " VALUES ($1, $2)", 2, types);
+									   " VALUES ($1, $2) RETURNING id", 2, types);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -436,11 +439,16 @@ queue_invalidations(List *keys, bool pattern)
 	{
 		Datum		values[2] = {CStringGetTextDatum((char *) lfirst(lc)), BoolGetDatum(pattern)};
 		int			ret = SPI_execute_plan(queue_plan, values, NULL, false, 0);
+		bool		isnull;
 
-		if (ret != SPI_OK_INSERT)
+		if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		/* ids grow: the first is the lowest */
+		if (foreach_current_index(lc) == 0)
+			perfopt_cache_wake_at_commit(id);
 	}
-	perfopt_cache_wake_at_commit();
+	return id;
 }
 
 /* Add key to keys unless NULL or already there */
@@ -554,7 +562,6 @@ Datum
 perfopt_cache_invalidate(PG_FUNCTION_ARGS)
 {
 	char	   *pattern = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	bool		isnull;
 	int64		id;
 
 	if (pattern[0] == '\0')
@@ -564,11 +571,7 @@ perfopt_cache_invalidate(PG_FUNCTION_ARGS)
 				 errhint("Give a Redis glob pattern such as 'lead:*'.")));
 
 	SPI_connect();
-	queue_invalidations(list_make1(pattern), true);
-	if (SPI_execute("SELECT currval(pg_get_serial_sequence('perfopt.cache_invalidations', 'id'))",
-					true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the id of the queued invalidation");
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	id = queue_invalidations(list_make1(pattern), true);
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
@@ -599,36 +602,36 @@ redis_read_replies(redisContext *c, int n, const char *what)
 	}
 }
 
-/*
- * cache_warm(strategy, key_template, query): SET one key per row of the
- * query, the row as JSON, with the strategy's Redis TTL; returns the keys
- * set.  Rows whose key would have a NULL placeholder are skipped.
- */
-Datum
-perfopt_cache_warm(PG_FUNCTION_ARGS)
+/* A SET key value EX ttl, appended to the pipeline */
+static void
+append_set(redisContext *c, const char *key, text *json, const char *ttl)
 {
-	char	   *strategy = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *template = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	volatile redisContext *vc = NULL;
-	int64		ttl;
-	int64		set = 0;
-	bool		isnull;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {PG_GETARG_DATUM(0)};
-	SPIPlanPtr	plan;
+	const char *argv[5] = {"SET", key, VARDATA_ANY(json), "EX", ttl};
+	size_t		argvlen[5] = {3, strlen(key), VARSIZE_ANY_EXHDR(json), 2, strlen(ttl)};
 
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT ceil(extract(epoch FROM redis_ttl))::int8"
-							  "  FROM perfopt.cache_strategies WHERE name = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read perfopt.cache_strategies");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("cache strategy \"%s\" does not exist", strategy),
-				 errhint("Use one of perfopt.cache_strategies, or insert a new one there.")));
-	ttl = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	redisAppendCommandArgv(c, 5, argv, argvlen);
+}
+
+/*
+ * Run query and set the keys template makes of its rows, the row as JSON,
+ * expiring after ttl seconds.  With min_freq >= 0, only the keys that
+ * exist, were read enough (OBJECT FREQ, Redis's LFU counter) and have less
+ * than refresh_pct of ttl left are set.  Returns the keys set.  SPI is
+ * connected; the query's rows stay in SPI_tuptable.
+ */
+static int64
+warm_query(redisContext *c, const char *template, const char *query, int64 ttl,
+		   int min_freq, int refresh_pct)
+{
+	SPIPlanPtr	plan;
+	TupleDesc	desc;
+	SPITupleTable *rows;
+	uint64		nrows;
+	char	  **keys;
+	bool	   *wanted;
+	char		ttlstr[32];
+	int64		set = 0;
+	int			pending = 0;
 
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)
@@ -639,49 +642,232 @@ perfopt_cache_warm(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("cache_warm needs a query that returns rows"),
 				 errhint("Give a SELECT whose columns include those of the key template.")));
-	(void) perfopt_cache_template_parse(template, SPI_tuptable->tupdesc);
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	desc = BlessTupleDesc(rows->tupdesc);
+	(void) perfopt_cache_template_parse(template, desc);
+	snprintf(ttlstr, sizeof(ttlstr), INT64_FORMAT, ttl);
+
+	keys = palloc0(sizeof(char *) * (nrows + 1));
+	wanted = palloc0(sizeof(bool) * (nrows + 1));
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		keys[i] = perfopt_cache_render_key(template, rows->vals[i], desc);
+		wanted[i] = (keys[i] != NULL);
+	}
+
+	/* which keys are read most and about to expire */
+	if (min_freq >= 0)
+	{
+		for (uint64 first = 0; first < nrows; first += WARM_PIPELINE)
+		{
+			uint64		last = Min(first + WARM_PIPELINE, nrows);
+
+			for (uint64 i = first; i < last; i++)
+			{
+				if (!wanted[i])
+					continue;
+				redisAppendCommand(c, "OBJECT FREQ %s", keys[i]);
+				redisAppendCommand(c, "TTL %s", keys[i]);
+			}
+			for (uint64 i = first; i < last; i++)
+			{
+				redisReply *freq = NULL;
+				redisReply *left = NULL;
+
+				if (!wanted[i])
+					continue;
+				if (redisGetReply(c, (void **) &freq) != REDIS_OK ||
+					redisGetReply(c, (void **) &left) != REDIS_OK)
+					ereport(ERROR,
+							(errcode(ERRCODE_CONNECTION_FAILURE),
+							 errmsg("lost the connection to Redis at %s during OBJECT FREQ: %s",
+									perfopt_redis_address(), c->errstr)));
+				if (freq->type == REDIS_REPLY_ERROR)
+				{
+					char	   *message = pstrdup(freq->str);
+
+					freeReplyObject(freq);
+					freeReplyObject(left);
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("Redis at %s refused OBJECT FREQ: %s", perfopt_redis_address(), message),
+							 errhint("Re-warming needs an LFU policy in Redis: maxmemory-policy allkeys-lfu or volatile-lfu.")));
+				}
+				/* a missing key (nil) has expired already: the application reloads it */
+				wanted[i] = freq->type == REDIS_REPLY_INTEGER && freq->integer >= min_freq &&
+					left->type == REDIS_REPLY_INTEGER && left->integer >= 0 &&
+					left->integer * 100 < (long long) refresh_pct * ttl;
+				freeReplyObject(freq);
+				freeReplyObject(left);
+			}
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		if (!wanted[i])
+			continue;
+		append_set(c, keys[i],
+				   DatumGetTextPP(DirectFunctionCall1(row_to_json,
+													  heap_copy_tuple_as_datum(rows->vals[i], desc))),
+				   ttlstr);
+		set++;
+		if (++pending == WARM_PIPELINE)
+		{
+			redis_read_replies(c, pending, "SET");
+			pending = 0;
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	redis_read_replies(c, pending, "SET");
+	return set;
+}
+
+/* The Redis TTL of a strategy in seconds; an ERROR if there is none */
+static int64
+strategy_ttl(Datum strategy)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {strategy};
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT ceil(extract(epoch FROM redis_ttl))::int8"
+							  "  FROM perfopt.cache_strategies WHERE name = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read perfopt.cache_strategies");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("cache strategy \"%s\" does not exist", TextDatumGetCString(strategy)),
+				 errhint("Use one of perfopt.cache_strategies, or insert a new one there.")));
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * cache_warm(strategy, key_template, query, keep_warm): SET one key per row
+ * of the query, the row as JSON, with the strategy's Redis TTL; returns the
+ * keys set.  Rows whose key would have a NULL placeholder are skipped.
+ * keep_warm registers the query in perfopt.cache_warmers for cache_rewarm.
+ */
+Datum
+perfopt_cache_warm(PG_FUNCTION_ARGS)
+{
+	char	   *template = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	bool		keep_warm = PG_GETARG_BOOL(3);
+	volatile redisContext *vc = NULL;
+	int64		ttl;
+	int64		set = 0;
+
+	if (keep_warm && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a superuser can keep a query warm"),
+				 errhint("The query is run again by the perfopt launcher, as a superuser.")));
+
+	SPI_connect();
+	ttl = strategy_ttl(PG_GETARG_DATUM(0));
+
+	/* check the query and the template before talking to Redis */
+	{
+		SPIPlanPtr	plan = SPI_prepare(query, 0, NULL);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (!SPI_is_cursor_plan(plan))
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("cache_warm needs a query that returns rows"),
+					 errhint("Give a SELECT whose columns include those of the key template.")));
+		(void) perfopt_cache_template_parse(template,
+											((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plan)))->resultDesc);
+	}
 
 	PG_TRY();
 	{
 		redisContext *c = redis_connect_or_error();
-		TupleDesc	desc = BlessTupleDesc(SPI_tuptable->tupdesc);
-		char		ttlstr[32];
-		int			pending = 0;
 
 		vc = c;
-		snprintf(ttlstr, sizeof(ttlstr), INT64_FORMAT, ttl);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tuple = SPI_tuptable->vals[i];
-			char	   *key = perfopt_cache_render_key(template, tuple, desc);
-			text	   *json;
-			const char *argv[5];
-			size_t		argvlen[5];
+		set = warm_query(c, template, query, ttl, -1, 100);
+	}
+	PG_FINALLY();
+	{
+		if (vc != NULL)
+			redisFree((redisContext *) vc);
+	}
+	PG_END_TRY();
 
-			if (key == NULL)
-				continue;
-			json = DatumGetTextPP(DirectFunctionCall1(row_to_json,
-													  heap_copy_tuple_as_datum(tuple, desc)));
-			argv[0] = "SET";
-			argv[1] = key;
-			argv[2] = VARDATA_ANY(json);
-			argv[3] = "EX";
-			argv[4] = ttlstr;
-			argvlen[0] = 3;
-			argvlen[1] = strlen(key);
-			argvlen[2] = VARSIZE_ANY_EXHDR(json);
-			argvlen[3] = 2;
-			argvlen[4] = strlen(ttlstr);
-			redisAppendCommandArgv(c, 5, argv, argvlen);
-			set++;
-			if (++pending == WARM_PIPELINE)
-			{
-				redis_read_replies(c, pending, "SET");
-				pending = 0;
-				CHECK_FOR_INTERRUPTS();
-			}
+	if (keep_warm)
+	{
+		Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+		Datum		values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
+
+		if (SPI_execute_with_args("INSERT INTO perfopt.cache_warmers (strategy, key_template, query, last_run)"
+								  " VALUES ($1, $2, $3, now())"
+								  " ON CONFLICT (key_template, query)"
+								  " DO UPDATE SET strategy = EXCLUDED.strategy, enabled = true",
+								  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not register the warmer");
+	}
+
+	SPI_finish();
+	PG_RETURN_INT64(set);
+}
+
+/*
+ * cache_rewarm(): for each enabled warmer, highest strategy priority
+ * first, set again the keys Redis counts as read most before they expire.
+ * Run by the launcher's cache_rewarm job; returns the keys set.
+ */
+Datum
+perfopt_cache_rewarm(PG_FUNCTION_ARGS)
+{
+	volatile redisContext *vc = NULL;
+	SPITupleTable *warmers;
+	uint64		nwarmers;
+	int64		total = 0;
+
+	SPI_connect();
+	if (SPI_execute("SELECT w.id, w.key_template, w.query,"
+					"       ceil(extract(epoch FROM s.redis_ttl))::int8, w.min_freq, w.refresh_pct"
+					"  FROM perfopt.cache_warmers w JOIN perfopt.cache_strategies s ON s.name = w.strategy"
+					" WHERE w.enabled ORDER BY s.priority DESC, w.id", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read perfopt.cache_warmers");
+	warmers = SPI_tuptable;
+	nwarmers = SPI_processed;
+	if (nwarmers == 0)
+	{
+		SPI_finish();
+		PG_RETURN_INT64(0);
+	}
+
+	PG_TRY();
+	{
+		redisContext *c = redis_connect_or_error();
+
+		vc = c;
+		for (uint64 i = 0; i < nwarmers; i++)
+		{
+			HeapTuple	tuple = warmers->vals[i];
+			TupleDesc	desc = warmers->tupdesc;
+			bool		isnull;
+			int32		id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
+			int64		set;
+			Oid			types[2] = {INT4OID, INT8OID};
+			Datum		values[2];
+
+			set = warm_query(c, SPI_getvalue(tuple, desc, 2), SPI_getvalue(tuple, desc, 3),
+							 DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull)),
+							 DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull)),
+							 DatumGetInt32(SPI_getbinval(tuple, desc, 6, &isnull)));
+			values[0] = Int32GetDatum(id);
+			values[1] = Int64GetDatum(set);
+			SPI_execute_with_args("UPDATE perfopt.cache_warmers SET last_run = now(), last_rewarmed = $2"
+								  " WHERE id = $1", 2, types, values, NULL, false, 0);
+			total += set;
 		}
-		redis_read_replies(c, pending, "SET");
 	}
 	PG_FINALLY();
 	{
@@ -691,7 +877,7 @@ perfopt_cache_warm(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 
 	SPI_finish();
-	PG_RETURN_INT64(set);
+	PG_RETURN_INT64(total);
 }
 
 /* The integer after "name:" in an INFO reply, or -1 */

@@ -72,6 +72,9 @@
 /* Seconds before the postmaster restarts a worker that died */
 #define CACHE_RESTART_SECONDS	1
 
+/* How often a batch starts from the lowest id */
+#define CACHE_FULL_SCAN_MS		10000
+
 /* Keys SCAN is asked for per call */
 #define SCAN_COUNT				"1000"
 
@@ -84,6 +87,7 @@ typedef struct CacheShared
 	Latch	   *latch;			/* the worker's, NULL when it is not running */
 	pid_t		pid;
 	bool		connected;		/* to Redis, as of the last attempt */
+	int64		late_low;		/* lowest id committed since the worker looked */
 	uint64		sent;			/* distinct keys and patterns Redis confirmed */
 	uint64		batches;
 	TimestampTz last_sent_at;
@@ -96,8 +100,9 @@ static CacheShared *cache_shared = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-/* In backends: whether this transaction queued something */
+/* In backends: whether this transaction queued something, and its lowest id */
 static bool wake_pending = false;
+static int64 xact_low = PG_INT64_MAX;
 static bool xact_callback_registered = false;
 
 /* In the worker: the connection, its settings, memory, retry delay */
@@ -107,6 +112,16 @@ static MemoryContext batch_cxt = NULL;
 static int	backoff_ms = 0;
 static char logged_error[CACHE_ERROR_LEN];
 
+/*
+ * Where the next batch starts: every id below it was taken, or belongs to
+ * a transaction that, when it commits, lowers late_low below it.  Rows
+ * inserted without the trigger or cache_invalidate do not; a full scan
+ * every CACHE_FULL_SCAN_MS finds them too.
+ */
+static int64 scan_low = 0;
+static Oid	scan_relid = InvalidOid;
+static TimestampTz last_full_scan = 0;
+
 /* What one batch did */
 typedef struct Batch
 {
@@ -114,6 +129,7 @@ typedef struct Batch
 	bool		unreachable;	/* Redis could not be reached: nothing was taken */
 	uint64		rows;			/* outbox rows taken */
 	uint64		sent;			/* distinct keys and patterns */
+	int64		next_low;		/* where the next batch starts, if rows > 0 */
 } Batch;
 
 PGDLLEXPORT void perfopt_cache_worker_main(Datum main_arg);
@@ -142,6 +158,7 @@ cache_shmem_startup(void)
 	{
 		memset(cache_shared, 0, sizeof(CacheShared));
 		SpinLockInit(&cache_shared->mutex);
+		cache_shared->late_low = PG_INT64_MAX;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -171,6 +188,23 @@ perfopt_cache_worker_init(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/*
+ * Tell the worker the lowest id this transaction queued, at commit (or at
+ * PREPARE: telling it early is harmless), and wake it.
+ */
+static void
+publish_low(bool wake)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&cache_shared->mutex);
+	cache_shared->late_low = Min(cache_shared->late_low, xact_low);
+	latch = cache_shared->latch;
+	SpinLockRelease(&cache_shared->mutex);
+	if (wake && latch != NULL)
+		SetLatch(latch);
+}
+
 /* At commit, wake the worker if this transaction queued invalidations */
 static void
 cache_xact_callback(XactEvent event, void *arg)
@@ -179,30 +213,33 @@ cache_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 			if (wake_pending && cache_shared != NULL)
-			{
-				Latch	   *latch;
-
-				SpinLockAcquire(&cache_shared->mutex);
-				latch = cache_shared->latch;
-				SpinLockRelease(&cache_shared->mutex);
-				if (latch != NULL)
-					SetLatch(latch);
-			}
+				publish_low(true);
 			wake_pending = false;
+			xact_low = PG_INT64_MAX;
+			break;
+		case XACT_EVENT_PREPARE:
+			/* COMMIT PREPARED runs elsewhere: the worker's polling finds it */
+			if (wake_pending && cache_shared != NULL)
+				publish_low(false);
+			wake_pending = false;
+			xact_low = PG_INT64_MAX;
 			break;
 		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PREPARE:
-			/* a prepared transaction is found by the worker's own polling */
 			wake_pending = false;
+			xact_low = PG_INT64_MAX;
 			break;
 		default:
 			break;
 	}
 }
 
-/* Called where invalidations are queued: wake the worker at commit */
+/*
+ * Called where an invalidation is queued, with its id: wake the worker at
+ * commit, and tell it the lowest id, which may be below ids it has taken
+ * already (the worker skips what is below its last batch).
+ */
 void
-perfopt_cache_wake_at_commit(void)
+perfopt_cache_wake_at_commit(int64 id)
 {
 	if (!xact_callback_registered)
 	{
@@ -210,6 +247,7 @@ perfopt_cache_wake_at_commit(void)
 		xact_callback_registered = true;
 	}
 	wake_pending = true;
+	xact_low = Min(xact_low, id);
 }
 
 /* Record an error for cache_metrics, and log it when it is a new one */
@@ -455,44 +493,79 @@ static void
 drain_batch(Batch *batch)
 {
 	Oid			namespace = get_namespace_oid("perfopt", true);
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(perfopt_cache_batch_size)};
+	Oid			relid;
+	Oid			types[2] = {INT4OID, INT8OID};
+	Datum		values[2];
 	List	   *keys = NIL;
+	int64		late_low;
 	int			ret;
 
-	if (!OidIsValid(namespace) ||
-		!OidIsValid(get_relname_relid("cache_invalidations", namespace)))
+	relid = OidIsValid(namespace) ? get_relname_relid("cache_invalidations", namespace) : InvalidOid;
+	if (!OidIsValid(relid))
 		return;
 	batch->present = true;
 
-	/* connect only when there is something to send */
-	ret = SPI_execute("SELECT 1 FROM perfopt.cache_invalidations LIMIT 1", true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-		return;
-	if (!redis_ensure())
+	/* a new outbox (DROP and CREATE EXTENSION) starts its ids again */
+	if (relid != scan_relid)
 	{
-		batch->unreachable = true;
-		return;
+		scan_relid = relid;
+		scan_low = 0;
+	}
+	SpinLockAcquire(&cache_shared->mutex);
+	late_low = cache_shared->late_low;
+	cache_shared->late_low = PG_INT64_MAX;
+	SpinLockRelease(&cache_shared->mutex);
+	scan_low = Min(scan_low, late_low);
+	if (TimestampDifferenceExceeds(last_full_scan, GetCurrentTimestamp(), CACHE_FULL_SCAN_MS))
+	{
+		scan_low = 0;
+		last_full_scan = GetCurrentTimestamp();
+	}
+	values[0] = Int32GetDatum(perfopt_cache_batch_size);
+	values[1] = Int64GetDatum(scan_low);
+
+	/* connect only when there is something to send */
+	if (redis == NULL)
+	{
+		ret = SPI_execute_with_args("SELECT 1 FROM perfopt.cache_invalidations WHERE id >= $2 LIMIT 1",
+									2, types, values, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 0)
+			return;
+		if (!redis_ensure())
+		{
+			batch->unreachable = true;
+			return;
+		}
 	}
 
 	/*
-	 * The rows up to the batch_size-th visible id, deleted by range: rows
-	 * of transactions that commit meanwhile are not visible to this
-	 * statement, so they stay for the next batch.
+	 * The rows from scan_low up to the batch_size-th visible id, deleted by
+	 * range: rows of transactions that commit meanwhile are not visible to
+	 * this statement, so they stay for a later batch, and their commit
+	 * lowers late_low to them.  Starting at scan_low skips the dead index
+	 * entries of the batches before, which VACUUM has not removed yet.
 	 */
 	ret = SPI_execute_with_args(
 		"WITH taken AS ("
 		"  DELETE FROM perfopt.cache_invalidations"
-		"   WHERE id <= coalesce((SELECT id FROM perfopt.cache_invalidations"
+		"   WHERE id >= $2"
+		"     AND id <= coalesce((SELECT id FROM perfopt.cache_invalidations WHERE id >= $2"
 		"                          ORDER BY id OFFSET $1 - 1 LIMIT 1), 9223372036854775807)"
 		"  RETURNING id, key, pattern)"
-		" SELECT key, pattern FROM taken ORDER BY id",
-		1, types, values, NULL, false, 0);
+		" SELECT key, pattern, id FROM taken ORDER BY id",
+		2, types, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		batch->next_low = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[SPI_processed - 1],
+													  SPI_tuptable->tupdesc, 3, &isnull)) + 1;
+	}
 	batch->rows = SPI_processed;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -607,6 +680,7 @@ cache_round(const char *connected_to)
 
 		if (batch.rows > 0)
 		{
+			scan_low = Max(scan_low, batch.next_low);
 			SpinLockAcquire(&cache_shared->mutex);
 			cache_shared->sent += batch.sent;
 			cache_shared->batches++;

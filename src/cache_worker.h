@@ -9,6 +9,6 @@
 #define PERFOPT_CACHE_WORKER_H
 
 extern void perfopt_cache_worker_init(void);
-extern void perfopt_cache_wake_at_commit(void);
+extern void perfopt_cache_wake_at_commit(int64 id);
 
 #endif							/* PERFOPT_CACHE_WORKER_H */

@@ -170,6 +170,33 @@ my $ttl = $redis->cli('TTL', 'lead:2');
 ok($ttl > 3500 && $ttl <= 3600, "with user_data's Redis TTL of 1 hour ($ttl s)");
 settle();
 
+# Re-warming: the launcher's cache_rewarm job sets again the keys Redis
+# counts as read most (OBJECT FREQ, under an LFU policy) before they expire
+$redis->cli('CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lfu');
+query(q{INSERT INTO perfopt.cache_strategies (name, memory_ttl, redis_ttl)
+		VALUES ('short', '10 s', '40 s');
+		UPDATE perfopt.jobs SET schedule = '1 s' WHERE job_name = 'cache_rewarm'});
+is(query(q{SELECT perfopt.cache_warm('short', 'hot:{id}', 'SELECT id, name FROM leads WHERE id <= 3',
+			keep_warm => true)}), '3', 'cache_warm with keep_warm sets the keys and registers the query');
+# EXPIRE counts as an access too: every key's LFU counter goes from 5 to 6
+$redis->cli('EXPIRE', "hot:$_", '6') for 1 .. 3;
+$redis->cli('EVAL', q{for i = 1, 300 do redis.call('GET', 'hot:1') end}, '0');
+my ($freq1, $freq2) = map { $redis->cli('OBJECT', 'FREQ', "hot:$_") } 1, 2;
+note "LFU counters: hot:1 $freq1, hot:2 $freq2";
+query(q{UPDATE perfopt.cache_warmers SET min_freq = 8});
+ok($node->poll_query_until('postgres',
+		q{SELECT last_rewarmed = 1 FROM perfopt.cache_warmers WHERE key_template = 'hot:{id}'}),
+	'the job re-warms one key');
+ok($redis->cli('TTL', 'hot:1') > 30, 'the key read most, with its full TTL again');
+ok($redis->cli('TTL', 'hot:2') <= 6, 'a key nobody read is left to expire');
+query(q{UPDATE perfopt.jobs SET enabled = false WHERE job_name = 'cache_rewarm'});
+$redis->cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+my ($rewarm_err) = ('');
+$node->psql('postgres', 'SELECT perfopt.cache_rewarm()', stderr => \$rewarm_err);
+like($rewarm_err, qr/refused OBJECT FREQ.*\n.*HINT:  Re-warming needs an LFU policy/,
+	'without an LFU policy in Redis, cache_rewarm says what to set');
+query(q{DELETE FROM perfopt.cache_warmers});
+
 # 7. Metrics: Redis's own hit and miss counters
 $redis->cli('GET', 'lead:1') for 1 .. 3;
 $redis->cli('GET', 'no:such:key');
@@ -210,24 +237,24 @@ like($log, qr/reached Redis at 127\.0\.0\.1:$port again/, 'and the recovery is l
 # 9. kill -9 of the worker while it drains: after the restart, nothing lost
 query(q{CREATE TABLE big (id int PRIMARY KEY);
 		SELECT perfopt.cache_watch('big', 'big:{id}')});
-$node->append_conf('postgresql.conf', 'perfopt.cache_batch_size = 10');
+$node->append_conf('postgresql.conf', 'perfopt.cache_batch_size = 5');
 $node->reload;
-$redis->cli('EVAL', q{for i = 1, 3000 do redis.call('SET', 'big:' .. i, 'x') end}, '0');
+$redis->cli('EVAL', q{for i = 1, 10000 do redis.call('SET', 'big:' .. i, 'x') end}, '0');
 $pid = worker_pid();
-query(q{INSERT INTO big SELECT generate_series(1, 3000)});
+query(q{INSERT INTO big SELECT generate_series(1, 10000)});
 my $depth;
 $deadline = time() + 10;
 do { $depth = query('SELECT count(*) FROM perfopt.cache_invalidations') }
-  while $depth == 3000 && time() < $deadline;
+  while $depth == 10000 && time() < $deadline;
 kill 'KILL', $pid;
-ok($depth > 0 && $depth < 3000, "kill -9 of the worker with $depth of 3000 invalidations left");
+ok($depth > 0 && $depth < 10000, "kill -9 of the worker with $depth of 10000 invalidations left");
 ok($node->poll_query_until('postgres',
 		q{SELECT count(*) = 1 FROM pg_stat_activity
 		   WHERE backend_type = 'perfopt cache invalidator'}),
 	'the server restarts, and the worker with it');
 settle();
 is($redis->cli('EVAL', q{return #redis.call('keys', 'big:*')}, '0'), '0',
-	'after the restart every one of the 3000 keys is invalidated');
+	'after the restart every one of the 10000 keys is invalidated');
 $node->append_conf('postgresql.conf', 'perfopt.cache_batch_size = 1000');
 $node->reload;
 
