@@ -52,6 +52,7 @@ int			perfopt_redis_db = 0;
 int			perfopt_redis_timeout = 1000;
 char	   *perfopt_cache_channel = NULL;
 int			perfopt_cache_batch_size = 1000;
+int			perfopt_cache_batch_delay = 2;
 
 /* SET commands cache_warm sends before it reads their replies */
 #define WARM_PIPELINE	1000
@@ -169,6 +170,17 @@ perfopt_cache_define_settings(void)
 							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.cache_batch_delay",
+							"Shortest time between two batches of the cache worker.",
+							"A commit that comes sooner waits for the rest of it, so that a stream of commits is sent in fewer batches.",
+							&perfopt_cache_batch_delay,
+							2,
+							0,
+							1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("perfopt.cache_batch_size",
 							"Invalidations the cache worker sends to Redis in one pipelined batch.",

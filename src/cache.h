@@ -27,6 +27,9 @@ extern char *perfopt_cache_channel;
 /* GUC perfopt.cache_batch_size: outbox rows the worker drains at once */
 extern int	perfopt_cache_batch_size;
 
+/* GUC perfopt.cache_batch_delay, in ms: shortest time between two batches */
+extern int	perfopt_cache_batch_delay;
+
 extern void perfopt_cache_define_settings(void);
 
 extern redisContext *perfopt_redis_connect(char *error, size_t errorlen);

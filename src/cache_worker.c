@@ -709,6 +709,7 @@ void
 perfopt_cache_worker_main(Datum main_arg)
 {
 	char	   *connected_to;
+	TimestampTz last_round = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -745,12 +746,32 @@ perfopt_cache_worker_main(Datum main_arg)
 		if (ConfigReloadPending)
 			cache_reload(connected_to);
 
+		/*
+		 * Under a stream of commits, wait until perfopt.cache_batch_delay
+		 * has passed since the last round began, so that the commits of
+		 * that time go in one batch rather than one batch each.
+		 */
+		if (perfopt_cache_batch_delay > 0 && last_round != 0)
+		{
+			long		secs;
+			int			usecs;
+			long		waited_ms;
+
+			TimestampDifference(last_round, GetCurrentTimestamp(), &secs, &usecs);
+			waited_ms = secs * 1000 + usecs / 1000;
+			if (waited_ms < perfopt_cache_batch_delay)
+				(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 perfopt_cache_batch_delay - waited_ms, PG_WAIT_EXTENSION);
+		}
+		last_round = GetCurrentTimestamp();
+
 		MemoryContextSwitchTo(batch_cxt);
 		sleep_ms = cache_round(connected_to);
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(batch_cxt);
 
-		pgstat_report_stat(true);
+		/* at most once a second: the worker may loop a thousand times a second */
+		pgstat_report_stat(false);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms, PG_WAIT_EXTENSION);
