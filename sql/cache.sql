@@ -120,6 +120,33 @@ SELECT perfopt.cache_warm('user_data', 'lead:{id}', 'DELETE FROM cache_leads');
 SELECT perfopt.cache_rewarm();
 SELECT job_name, command, schedule FROM perfopt.jobs WHERE job_name = 'cache_rewarm';
 
+-- a partitioned table: the trigger reaches every partition
+CREATE TABLE cache_parted (id int, region text) PARTITION BY LIST (region);
+CREATE TABLE cache_parted_eu PARTITION OF cache_parted FOR VALUES IN ('eu');
+SELECT perfopt.cache_watch('cache_parted', 'p:{region}:{id}');
+INSERT INTO cache_parted VALUES (1, 'eu');
+TRUNCATE cache_parted;
+SELECT take_keys();
+SELECT perfopt.cache_unwatch('cache_parted');
+DROP TABLE cache_parted;
+
+-- writers need no privilege to fire the trigger; only cache_watch attaches it
+CREATE ROLE cache_writer;
+CREATE TABLE cache_owned (id int PRIMARY KEY);
+SELECT perfopt.cache_watch('cache_owned', 'owned:{id}');
+GRANT INSERT ON cache_owned TO cache_writer;
+GRANT CREATE ON SCHEMA public TO cache_writer;
+SET ROLE cache_writer;
+INSERT INTO cache_owned VALUES (1);
+CREATE TABLE cache_mine (id int);
+CREATE TRIGGER mine AFTER INSERT ON cache_mine
+    FOR EACH ROW EXECUTE FUNCTION perfopt.cache_trigger('session:{id}');
+RESET ROLE;
+SELECT take_keys();
+DROP TABLE cache_owned, cache_mine;
+REVOKE CREATE ON SCHEMA public FROM cache_writer;
+DROP ROLE cache_writer;
+
 -- the password is for superusers only
 CREATE ROLE cache_reader;
 SET ROLE cache_reader;

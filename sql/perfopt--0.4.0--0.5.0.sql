@@ -237,6 +237,9 @@ SELECT r.hits, r.misses,
 COMMENT ON VIEW perfopt.cache_metrics IS
 'Redis hits, misses and hit rate (INFO stats), keys, invalidations sent by the worker, the outbox, and the last error';
 
+-- only cache_watch attaches the trigger: attached by anyone else, it could
+-- invalidate any key; writers need no privilege on it to fire it
+REVOKE ALL ON FUNCTION perfopt.cache_trigger() FROM PUBLIC;
 REVOKE ALL ON FUNCTION perfopt.cache_watch(regclass, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION perfopt.cache_unwatch(regclass, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION perfopt.cache_retrigger(regclass) FROM PUBLIC;

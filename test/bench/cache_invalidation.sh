@@ -36,6 +36,7 @@ PAIRS=${2:-5}
 PORT=${PORT:-5449}
 SECTIONS=${SECTIONS:-123}        # which of the three parts to run
 BATCH=${BATCH:-1000}             # perfopt.cache_batch_size
+DELAY=${DELAY:-2ms}              # perfopt.cache_batch_delay
 
 require_root
 install_packages
@@ -60,7 +61,8 @@ rc() { redis-cli -h 127.0.0.1 -p "$rport" "$@"; }
 for i in $(seq 50); do [ "$(rc PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
 
 start_cluster "$dir" "$PORT" "shared_buffers = '256MB'" "log_line_prefix = ''" \
-    "perfopt.redis_port = $rport" "perfopt.cache_batch_size = $BATCH" "max_connections = 50"
+    "perfopt.redis_port = $rport" "perfopt.cache_batch_size = $BATCH" \
+    "perfopt.cache_batch_delay = '$DELAY'" "max_connections = 50"
 q() { as_postgres psql -h "$dir" -p "$PORT" -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
 pgb() { as_postgres pgbench -h "$dir" -p "$PORT" -n "$@" postgres 2>&1; }
 
@@ -70,6 +72,7 @@ chown postgres: "$dir/cache_probe"
 
 q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
 q -c "CREATE TABLE results (section text, name text, value float8)"
+echo "perfopt.cache_batch_size = $BATCH, perfopt.cache_batch_delay = $DELAY"
 echo "PostgreSQL on port $PORT, Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$rport, $(nproc) cores"
 
 # Wait until the outbox is empty
