@@ -6,6 +6,8 @@ OBJS = \
 	src/actions.o \
 	src/anomalies.o \
 	src/anomaly.o \
+	src/cache.o \
+	src/cache_worker.o \
 	src/catalog.o \
 	src/complexity.o \
 	src/cron.o \
@@ -38,7 +40,7 @@ DATA = $(wildcard sql/perfopt--*.sql)
 REGRESS = setup analyze_query analyze_query_recommendations \
 	analyze_query_errors analyze_query_params slow_queries \
 	index_advisor index_drop_candidates table_health metrics \
-	anomaly_forecast orchestrator
+	anomaly_forecast orchestrator cache
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 
 # TAP tests: restarts, several sessions, servers
@@ -46,7 +48,7 @@ TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 PROVE_FLAGS = -I $(srcdir)/test/perl
 
-SHLIB_LINK += -lmicrohttpd -lcurl
+SHLIB_LINK += -lhiredis -lmicrohttpd -lcurl
 
 PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla -Wendif-labels
 

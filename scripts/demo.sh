@@ -2,8 +2,9 @@
 # perfopt's demo: installs what is missing, builds and installs perfopt,
 # starts a throwaway PostgreSQL 15 cluster with perfopt preloaded, loads an
 # insurance-leads schema, runs an application workload on it with pgbench,
-# and prints what perfopt finds.  Leaves nothing running.  Run as root on
-# Debian 12.
+# and prints what perfopt finds; then, with a throwaway redis-server on a
+# free loopback port, shows one cache invalidation.  Leaves nothing
+# running.  Run as root on Debian 12.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
@@ -17,12 +18,20 @@ echo "== building and installing perfopt"
 build_and_install "$top"
 
 dir=$(postgres_tempdir demo)
-trap 'stop_cluster "$dir"; rm -rf "$dir"' EXIT
+redis_pid=""
+trap '[ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null; stop_cluster "$dir"; rm -rf "$dir"' EXIT
+
+# a throwaway Redis for the cache layer, on a free loopback port
+rport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+    --logfile "$dir/redis.log" --daemonize no >/dev/null &
+redis_pid=$!
 cp "$top"/test/sample/leads.sql "$top"/test/sample/workload.pgbench "$dir/"
 chown postgres: "$dir"/*
 
 echo "== starting a throwaway cluster in $dir"
-start_cluster "$dir" "$PORT" "perfopt.database = 'leads'" "perfopt.sample_interval = 5s"
+start_cluster "$dir" "$PORT" "perfopt.database = 'leads'" "perfopt.sample_interval = 5s" \
+    "perfopt.redis_port = $rport"
 psql_demo() { as_postgres psql -h "$dir" -p "$PORT" -d leads -X -v ON_ERROR_STOP=1 "$@"; }
 as_postgres createdb -h "$dir" -p "$PORT" leads
 psql_demo -q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
@@ -130,6 +139,27 @@ SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 60) AS query, calls,
  WHERE database = 'leads' AND toplevel AND query !~ 'perfopt|pg_stat'
  ORDER BY p95_ms * calls DESC LIMIT 6"
 
+cat <<TEXT
+
+The Redis cache layer (redis-server on 127.0.0.1:$rport): watch leads, subscribe to the channel,
+move lead 42 to agent 7, and see its keys invalidated at commit:
+TEXT
+psql_demo -q -At -c "SELECT perfopt.cache_watch('leads', 'lead:{id}', 'user_data'),
+                            perfopt.cache_watch('leads', 'agent:{agent_id}:leads')" >/dev/null
+psql_demo -q -At -c "SELECT perfopt.cache_warm('user_data', 'lead:{id}',
+                            'SELECT id, email, status, agent_id FROM leads WHERE id <= 100')" >/dev/null
+echo "redis> GET lead:42"
+redis-cli -p "$rport" GET lead:42
+timeout 3 redis-cli -p "$rport" SUBSCRIBE perfopt:invalidate > "$dir/channel.out" &
+sub_pid=$!
+sleep 0.3
+psql_demo -q -c "UPDATE leads SET agent_id = 7 WHERE id = 42"
+wait "$sub_pid" || true
+echo "perfopt:invalidate> $(tail -n 1 "$dir/channel.out")"
+echo "redis> EXISTS lead:42"
+redis-cli -p "$rport" EXISTS lead:42
+psql_demo -q -c "SELECT keys, invalidations_sent, outbox_depth, last_error FROM perfopt.cache_metrics"
+
 cat <<'TEXT'
 
 The orchestrator's health score and its plan (perfopt.run_optimization_cycle(); the seeded
@@ -142,4 +172,4 @@ SELECT priority, category, action, target, left(coalesce(statement, reason), 70)
   FROM perfopt.optimization_plan() LIMIT 8"
 
 echo
-echo "== done: the cluster is stopped and removed"
+echo "== done: the cluster and Redis are stopped and removed"

@@ -421,13 +421,14 @@ BEGIN
         END IF;
         statement := format('SELECT perfopt.cache_invalidate(%L)', coalesce(action->>'pattern', target));
     WHEN 'cache_warm' THEN
-        IF to_regprocedure('perfopt.cache_warm(text, text, text)') IS NULL THEN
+        IF to_regprocedure('perfopt.cache_warm(text, text, text, boolean)') IS NULL THEN
             RAISE EXCEPTION 'the cache layer is not installed'
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'Update the extension: ALTER EXTENSION perfopt UPDATE.';
         END IF;
-        statement := format('SELECT perfopt.cache_warm(%L, %L, %L)', action->>'strategy',
-                            action->>'key_template', action->>'query');
+        statement := format('SELECT perfopt.cache_warm(%L, %L, %L, %L)', action->>'strategy',
+                            action->>'key_template', action->>'query',
+                            coalesce((action->>'keep_warm')::boolean, false));
     WHEN 'notify' THEN
         details := action - 'type';
         statement := format('SELECT pg_notify(''perfopt_actions'', %L)',

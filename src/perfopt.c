@@ -28,6 +28,8 @@
 #include "utils/timestamp.h"
 
 #include "anomaly.h"
+#include "cache.h"
+#include "cache_worker.h"
 #include "exporter.h"
 #include "latency.h"
 #include "launcher.h"
@@ -339,6 +341,8 @@ _PG_init(void)
 							   NULL,
 							   NULL);
 
+	perfopt_cache_define_settings();
+
 	/* shared memory is sized once, at start-up: only a preload defines this */
 	if (process_shared_preload_libraries_in_progress)
 	{
@@ -359,6 +363,7 @@ _PG_init(void)
 		perfopt_latency_init();
 		perfopt_launcher_register();
 		perfopt_exporter_register();
+		perfopt_cache_worker_init();
 	}
 
 	/* after the last definition: it drops unknown perfopt.* settings */

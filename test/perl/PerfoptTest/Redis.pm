@@ -4,9 +4,11 @@
 #   my $redis = PerfoptTest::Redis->new('cache');   # started on a free loopback port
 #   $redis->cli('SET', 'k', 'v');                    # redis-cli's answer, chomped
 #   $redis->stop; $redis->start;                     # outages for fault tests
+#   PerfoptTest::Redis->new('aof', persist => 1);    # keys survive a restart
 #
-# It listens on 127.0.0.1 only, keeps its data in memory (no RDB, no AOF)
-# under the test's own directory, and is stopped when the test ends.
+# It listens on 127.0.0.1 only, keeps its data in memory (no RDB, and an
+# append-only file fsynced at every write only with persist) under the
+# test's own directory, and is stopped when the test ends.
 package PerfoptTest::Redis;
 
 use strict;
@@ -26,6 +28,7 @@ sub new
 		port => PostgreSQL::Test::Cluster::get_free_port(),
 		dir => "$PostgreSQL::Test::Utils::tmp_check/redis_$name",
 		password => $opts{password},
+		persist => $opts{persist},
 	}, $class;
 	mkdir $self->{dir};
 	push @servers, $self;
@@ -45,6 +48,7 @@ sub start
 		'--save', '', '--appendonly', 'no', '--dir', $self->{dir},
 		'--logfile', $self->logfile, '--daemonize', 'no');
 	push @cmd, '--requirepass', $self->{password} if defined $self->{password};
+	push @cmd, '--appendonly', 'yes', '--appendfsync', 'always' if $self->{persist};
 	$self->{handle} = IPC::Run::start(\@cmd, '<', \undef, '>', '/dev/null', '2>', '/dev/null');
 	for (my $i = 0; $i < 100; $i++)
 	{

@@ -1,0 +1,166 @@
+-- The cache layer's SQL side, without Redis: strategies, key templates,
+-- and the keys the trigger queues for each kind of change.  The worker of
+-- this instance serves another database, so the outbox keeps what is
+-- queued here and the test reads it.
+SELECT name, memory_ttl, redis_ttl, priority FROM perfopt.cache_strategies ORDER BY priority DESC;
+
+CREATE TABLE cache_leads (id int PRIMARY KEY, agent_id int, name text, "Region" text);
+
+-- the oldest queued keys, as one line, taken out of the outbox
+CREATE FUNCTION take_keys() RETURNS text
+LANGUAGE sql AS $$
+    WITH taken AS (DELETE FROM perfopt.cache_invalidations RETURNING id, key, pattern)
+    SELECT coalesce(string_agg(CASE WHEN pattern THEN 'pattern ' ELSE '' END || key, ', '
+                               ORDER BY id), '(none)')
+      FROM taken
+$$;
+
+-- templates are checked when the watch is made
+SELECT perfopt.cache_watch('cache_leads', 'lead:{nope}');
+SELECT perfopt.cache_watch('cache_leads', 'lead:{region}');
+SELECT perfopt.cache_watch('cache_leads', '');
+SELECT perfopt.cache_watch('cache_leads', 'lead:{id');
+SELECT perfopt.cache_watch('cache_leads', 'lead:id}');
+SELECT perfopt.cache_watch('cache_leads', 'lead:{}');
+SELECT perfopt.cache_watch('cache_leads', 'lead:{{id}}');
+SELECT perfopt.cache_watch('cache_leads', 'lead:{id}', 'no_such_strategy');
+SELECT perfopt.cache_watch('no_such_table', 'lead:{id}');
+CREATE VIEW cache_view AS SELECT 1 AS id;
+SELECT perfopt.cache_watch('cache_view', 'lead:{id}');
+SELECT perfopt.cache_invalidate('');
+SELECT count(*) AS watches FROM perfopt.cache_watches;
+
+SELECT perfopt.cache_watch('cache_leads', 'lead:{id}', 'user_data');
+SELECT perfopt.cache_watch('cache_leads', 'agent:{agent_id}:leads');
+SELECT perfopt.cache_watch('cache_leads', 'region:{Region}:{id}', 'analytics');
+SELECT rel, key_template, strategy, columns FROM perfopt.cache_watches ORDER BY key_template;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'cache_leads'::regclass ORDER BY 1;
+
+-- insert: the new row's keys; a NULL placeholder makes no key
+INSERT INTO cache_leads VALUES (1, 7, 'Ann', 'eu'), (2, NULL, 'Bob', 'us');
+SELECT take_keys();
+
+-- update of columns no template names: each key once
+UPDATE cache_leads SET name = 'Anne' WHERE id = 1;
+SELECT take_keys();
+
+-- update of key columns: the old row's keys and the new row's
+UPDATE cache_leads SET agent_id = 8 WHERE id = 1;
+SELECT take_keys();
+UPDATE cache_leads SET id = 10, "Region" = 'apac' WHERE id = 1;
+SELECT take_keys();
+UPDATE cache_leads SET agent_id = 9 WHERE id = 2;
+SELECT take_keys();
+
+-- delete: the old row's keys
+DELETE FROM cache_leads WHERE id = 10;
+SELECT take_keys();
+
+-- a rolled-back transaction queues nothing
+BEGIN;
+INSERT INTO cache_leads VALUES (3, 3, 'Cy', 'eu');
+UPDATE cache_leads SET name = 'Bo' WHERE id = 2;
+ROLLBACK;
+SELECT take_keys();
+
+-- savepoints: what a rolled-back savepoint queued goes with it
+BEGIN;
+INSERT INTO cache_leads VALUES (4, 4, 'Di', 'eu');
+SAVEPOINT s1;
+INSERT INTO cache_leads VALUES (5, 5, 'Ed', 'eu');
+ROLLBACK TO SAVEPOINT s1;
+SAVEPOINT s2;
+INSERT INTO cache_leads VALUES (6, 6, 'Fa', 'eu');
+RELEASE SAVEPOINT s2;
+COMMIT;
+SELECT take_keys();
+
+-- pattern invalidation: transactional too
+BEGIN;
+SELECT perfopt.cache_invalidate('lead:*') > 0 AS queued;
+ROLLBACK;
+SELECT take_keys();
+SELECT perfopt.cache_invalidate('agent:*:leads') > 0 AS queued;
+SELECT take_keys();
+
+-- TRUNCATE: each template as a SCAN pattern
+TRUNCATE cache_leads;
+SELECT take_keys();
+
+-- the outbox view and cache_metrics list what is queued
+INSERT INTO cache_leads VALUES (7, 7, 'Gu', 'eu');
+SELECT key, pattern, age_ms >= 0 AS aged FROM perfopt.cache_outbox ORDER BY id;
+SELECT outbox_depth, oldest_age_ms >= 0 AS aged FROM perfopt.cache_metrics;
+SELECT take_keys();
+
+-- a column a template names, dropped after the watch: the change is refused
+ALTER TABLE cache_leads DROP COLUMN agent_id;
+UPDATE cache_leads SET name = 'Gus';
+SELECT perfopt.cache_unwatch('cache_leads', 'agent:{agent_id}:leads');
+UPDATE cache_leads SET name = 'Gus';
+SELECT take_keys();
+
+-- unwatched: no trigger, nothing queued
+SELECT perfopt.cache_unwatch('cache_leads');
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'cache_leads'::regclass;
+UPDATE cache_leads SET name = 'Gustav';
+SELECT take_keys();
+
+-- the trigger function refuses to be misused
+CREATE TABLE cache_misuse (id int);
+CREATE TRIGGER before_row BEFORE INSERT ON cache_misuse
+    FOR EACH ROW EXECUTE FUNCTION perfopt.cache_trigger('x:{id}');
+INSERT INTO cache_misuse VALUES (1);
+
+-- cache_warm checks its arguments before it talks to Redis
+SELECT perfopt.cache_warm('no_such_strategy', 'lead:{id}', 'SELECT 1 AS id');
+SELECT perfopt.cache_warm('user_data', 'lead:{nope}', 'SELECT 1 AS id');
+SELECT perfopt.cache_warm('user_data', 'lead:{id}', 'DELETE FROM cache_leads');
+-- with no warmers registered, cache_rewarm has nothing to do (and needs no Redis)
+SELECT perfopt.cache_rewarm();
+SELECT job_name, command, schedule FROM perfopt.jobs WHERE job_name = 'cache_rewarm';
+
+-- a partitioned table: the trigger reaches every partition
+CREATE TABLE cache_parted (id int, region text) PARTITION BY LIST (region);
+CREATE TABLE cache_parted_eu PARTITION OF cache_parted FOR VALUES IN ('eu');
+SELECT perfopt.cache_watch('cache_parted', 'p:{region}:{id}');
+INSERT INTO cache_parted VALUES (1, 'eu');
+TRUNCATE cache_parted;
+SELECT take_keys();
+SELECT perfopt.cache_unwatch('cache_parted');
+DROP TABLE cache_parted;
+
+-- writers need no privilege to fire the trigger; only cache_watch attaches it
+CREATE ROLE cache_writer;
+CREATE TABLE cache_owned (id int PRIMARY KEY);
+SELECT perfopt.cache_watch('cache_owned', 'owned:{id}');
+GRANT INSERT ON cache_owned TO cache_writer;
+GRANT CREATE ON SCHEMA public TO cache_writer;
+SET ROLE cache_writer;
+INSERT INTO cache_owned VALUES (1);
+CREATE TABLE cache_mine (id int);
+CREATE TRIGGER mine AFTER INSERT ON cache_mine
+    FOR EACH ROW EXECUTE FUNCTION perfopt.cache_trigger('session:{id}');
+RESET ROLE;
+SELECT take_keys();
+DROP TABLE cache_owned, cache_mine;
+REVOKE CREATE ON SCHEMA public FROM cache_writer;
+DROP ROLE cache_writer;
+
+-- the password is for superusers only
+CREATE ROLE cache_reader;
+SET ROLE cache_reader;
+SHOW perfopt.redis_password;
+SELECT count(*) FROM pg_settings WHERE name = 'perfopt.redis_password';
+-- and only a superuser registers a query the launcher will run again
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION perfopt.cache_warm(text, text, text, boolean) TO cache_reader;
+SET ROLE cache_reader;
+SELECT perfopt.cache_warm('user_data', 'lead:{id}', 'SELECT 1 AS id', keep_warm => true);
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION perfopt.cache_warm(text, text, text, boolean) FROM cache_reader;
+DROP ROLE cache_reader;
+
+DROP TABLE cache_leads, cache_misuse;
+DROP VIEW cache_view;
+DROP FUNCTION take_keys();

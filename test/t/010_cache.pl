@@ -1,0 +1,322 @@
+# The Redis cache layer against a real Redis: committed changes invalidate
+# exactly their keys, within milliseconds, rolled-back ones nothing; the
+# channel, patterns, warming and metrics; and the faults: Redis stopped
+# while writes go on, the worker killed with kill -9 while it drains, a
+# wrong password and an unreachable Redis.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use Time::HiRes qw(time usleep);
+use PerfoptTest::Redis;
+
+# keys survive a Redis restart, so that the outage test can tell
+my $redis = PerfoptTest::Redis->new('cache', persist => 1);
+my $port = $redis->port;
+
+my $node = PostgreSQL::Test::Cluster->new('cache');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_stat_statements, perfopt'
+perfopt.redis_host = '127.0.0.1'
+perfopt.redis_port = $port
+restart_after_crash = on
+});
+$node->start;
+
+sub query { return $node->safe_psql('postgres', $_[0]); }
+
+sub worker_pid
+{
+	return query(q{SELECT pid FROM pg_stat_activity
+				   WHERE backend_type = 'perfopt cache invalidator'});
+}
+
+# Wait until the outbox is empty: every committed invalidation confirmed
+sub settle
+{
+	return $node->poll_query_until('postgres',
+		'SELECT count(*) = 0 FROM perfopt.cache_invalidations');
+}
+
+my @seeded = ((map { "lead:$_" } 1 .. 32), (map { "agent:$_:leads" } 0 .. 4));
+
+# Set every seeded key again
+sub seed { $redis->cli('MSET', map { ($_, 'cached') } @seeded); }
+
+# The seeded keys that are gone, sorted
+sub gone
+{
+	my @values = split /\n/, $redis->cli('MGET', @seeded), -1;
+	return join(' ', sort map { $values[$_] eq '' ? $seeded[$_] : () } 0 .. $#seeded);
+}
+
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity
+		   WHERE backend_type = 'perfopt cache invalidator'}),
+	'the cache invalidator runs, with its own backend_type');
+
+query(q{CREATE EXTENSION perfopt CASCADE;
+		CREATE TABLE leads (id int PRIMARY KEY, agent_id int, name text);
+		INSERT INTO leads SELECT i, i % 4, 'lead ' || i FROM generate_series(1, 20) i;
+		SELECT perfopt.cache_watch('leads', 'lead:{id}', 'user_data');
+		SELECT perfopt.cache_watch('leads', 'agent:{agent_id}:leads');});
+
+# 1. Each kind of change invalidates exactly the keys of its old and new row
+my @cases = (
+	[ 'insert', q{INSERT INTO leads VALUES (21, 1, 'new')}, 'agent:1:leads lead:21' ],
+	[ 'update, no key column changed', q{UPDATE leads SET name = 'x' WHERE id = 2},
+	  'agent:2:leads lead:2' ],
+	[ 'update of agent_id', q{UPDATE leads SET agent_id = 3 WHERE id = 2},
+	  'agent:2:leads agent:3:leads lead:2' ],
+	[ 'update of id', q{UPDATE leads SET id = 30 WHERE id = 5},
+	  'agent:1:leads lead:30 lead:5' ],
+	[ 'delete', q{DELETE FROM leads WHERE id = 6}, 'agent:2:leads lead:6' ],
+	[ 'rollback, then a committed update',
+	  q{BEGIN; UPDATE leads SET name = 'y' WHERE id = 7; DELETE FROM leads WHERE id = 9; ROLLBACK;
+		UPDATE leads SET name = 'y' WHERE id = 8}, 'agent:0:leads lead:8' ],
+	[ 'savepoints',
+	  q{BEGIN; UPDATE leads SET name = 'z' WHERE id = 13;
+		SAVEPOINT a; UPDATE leads SET name = 'z' WHERE id = 10; ROLLBACK TO a;
+		SAVEPOINT b; UPDATE leads SET name = 'z' WHERE id = 11; RELEASE b; COMMIT},
+	  'agent:1:leads agent:3:leads lead:11 lead:13' ],
+	[ 'a statement over several rows', q{UPDATE leads SET name = 'w' WHERE agent_id = 0},
+	  'agent:0:leads lead:12 lead:16 lead:20 lead:4 lead:8' ]);
+foreach my $case (@cases)
+{
+	my ($name, $sql, $expected) = @$case;
+	seed();
+	query($sql);
+	settle();
+	is(gone(), $expected, "$name: exactly the expected keys are invalidated");
+}
+
+# A transaction that commits after a later one was drained is not skipped:
+# the worker deletes by id range, and must leave the rows it cannot see yet
+seed();
+my $slow = $node->background_psql('postgres');
+$slow->query_safe(q{BEGIN; UPDATE leads SET name = 'slow' WHERE id = 18});
+query(q{UPDATE leads SET name = 'fast' WHERE id = 19});
+settle();
+is(gone(), 'agent:3:leads lead:19', 'a later transaction commits first: only its keys go');
+$slow->query_safe('COMMIT');
+$slow->quit;
+settle();
+is(gone(), 'agent:2:leads agent:3:leads lead:18 lead:19',
+	'then the earlier one commits: its keys, queued with lower ids, go too');
+
+# 2. Latency: the key is gone within milliseconds of the commit, not at the
+# next poll (the worker polls every second when nobody wakes it)
+my @latencies;
+for my $i (1 .. 5)
+{
+	$redis->cli('SET', 'lead:14', 'cached');
+	my $t0;
+	$node->safe_psql('postgres', q{UPDATE leads SET name = name || '.' WHERE id = 14});
+	$t0 = time();
+	usleep(1000) while $redis->cli('EXISTS', 'lead:14') ne '0' && time() - $t0 < 5;
+	push @latencies, 1000 * (time() - $t0);
+}
+@latencies = sort { $a <=> $b } @latencies;
+ok($latencies[-1] < 300,
+	sprintf('the commit wakes the worker: keys gone %.0f-%.0f ms after COMMIT returned '
+		  . '(each includes a redis-cli start)', $latencies[0], $latencies[-1]));
+
+# 3. The channel: each batch is published for memory caches and CDN purgers
+my ($sub_out, $sub_err) = ('', '');
+my $sub = IPC::Run::start(
+	[ 'redis-cli', '-h', '127.0.0.1', '-p', $port, 'SUBSCRIBE', 'perfopt:invalidate' ],
+	'<', \undef, '>', \$sub_out, '2>', \$sub_err);
+my $deadline = time() + 5;
+$sub->pump_nb while $sub_out !~ /subscribe/ && time() < $deadline;
+usleep(100_000);
+query(q{UPDATE leads SET name = 'p' WHERE id = 15});
+settle();
+$deadline = time() + 5;
+$sub->pump_nb while $sub_out !~ /lead:15/ && time() < $deadline;
+like($sub_out, qr/\{"keys":\["agent:3:leads","lead:15"\]\}/,
+	'the batch is published on perfopt:invalidate as JSON');
+$sub->kill_kill;
+
+# 4. Duplicates within a batch are sent once
+my $sent_before = query('SELECT invalidations_sent FROM perfopt.cache_metrics');
+query(q{BEGIN; UPDATE leads SET name = 'd1' WHERE id = 17; UPDATE leads SET name = 'd2' WHERE id = 17;
+		UPDATE leads SET name = 'd3' WHERE id = 17; COMMIT});
+settle();
+is(query('SELECT invalidations_sent FROM perfopt.cache_metrics') - $sent_before, 2,
+	'six queued keys, two of them distinct: two invalidations sent');
+
+# 5. Pattern invalidation with SCAN, transactional
+seed();
+query(q{BEGIN; SELECT perfopt.cache_invalidate('lead:*'); ROLLBACK});
+query(q{SELECT perfopt.cache_invalidate('agent:*:leads')});
+settle();
+is(gone(), join(' ', sort map { "agent:$_:leads" } 0 .. 4),
+	'cache_invalidate(pattern) removes the matching keys, a rolled-back one nothing');
+query('TRUNCATE leads');
+settle();
+is($redis->cli('EVAL', q{return #redis.call('keys', 'lead:*')}, '0'), '0',
+	'TRUNCATE invalidates every key of the watched templates');
+query(q{INSERT INTO leads SELECT i, i % 4, 'lead ' || i FROM generate_series(1, 20) i});
+
+# 6. Warming: one key per row, the row as JSON, the strategy's TTL
+is(query(q{SELECT perfopt.cache_warm('user_data', 'lead:{id}',
+			'SELECT id, name FROM leads WHERE id <= 3 ORDER BY id')}),
+	'3', 'cache_warm sets one key per row');
+is($redis->cli('GET', 'lead:2'), '{"id":2,"name":"lead 2"}', 'the value is the row as JSON');
+my $ttl = $redis->cli('TTL', 'lead:2');
+ok($ttl > 3500 && $ttl <= 3600, "with user_data's Redis TTL of 1 hour ($ttl s)");
+settle();
+
+# Re-warming: the launcher's cache_rewarm job sets again the keys Redis
+# counts as read most (OBJECT FREQ, under an LFU policy) before they expire
+$redis->cli('CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lfu');
+query(q{INSERT INTO perfopt.cache_strategies (name, memory_ttl, redis_ttl)
+		VALUES ('short', '10 s', '40 s');
+		UPDATE perfopt.jobs SET schedule = '1 s' WHERE job_name = 'cache_rewarm'});
+is(query(q{SELECT perfopt.cache_warm('short', 'hot:{id}', 'SELECT id, name FROM leads WHERE id <= 3',
+			keep_warm => true)}), '3', 'cache_warm with keep_warm sets the keys and registers the query');
+# EXPIRE counts as an access too: every key's LFU counter goes from 5 to 6
+$redis->cli('EXPIRE', "hot:$_", '6') for 1 .. 3;
+$redis->cli('EVAL', q{for i = 1, 300 do redis.call('GET', 'hot:1') end}, '0');
+my ($freq1, $freq2) = map { $redis->cli('OBJECT', 'FREQ', "hot:$_") } 1, 2;
+note "LFU counters: hot:1 $freq1, hot:2 $freq2";
+query(q{UPDATE perfopt.cache_warmers SET min_freq = 8});
+ok($node->poll_query_until('postgres',
+		q{SELECT last_rewarmed = 1 FROM perfopt.cache_warmers WHERE key_template = 'hot:{id}'}),
+	'the job re-warms one key');
+ok($redis->cli('TTL', 'hot:1') > 30, 'the key read most, with its full TTL again');
+ok($redis->cli('TTL', 'hot:2') <= 6, 'a key nobody read is left to expire');
+query(q{UPDATE perfopt.jobs SET enabled = false WHERE job_name = 'cache_rewarm'});
+$redis->cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+my ($rewarm_err) = ('');
+$node->psql('postgres', 'SELECT perfopt.cache_rewarm()', stderr => \$rewarm_err);
+like($rewarm_err, qr/refused OBJECT FREQ.*\n.*HINT:  Re-warming needs an LFU policy/,
+	'without an LFU policy in Redis, cache_rewarm says what to set');
+query(q{DELETE FROM perfopt.cache_warmers});
+
+# 7. Metrics: Redis's own hit and miss counters
+$redis->cli('GET', 'lead:1') for 1 .. 3;
+$redis->cli('GET', 'no:such:key');
+my ($hits, $misses) = map { /(\d+)/ ? $1 : -1 }
+  map { my $f = $_; (grep { /^$f:/ } split /\r?\n/, $redis->cli('INFO', 'stats'))[0] }
+  qw(keyspace_hits keyspace_misses);
+my $metrics = query(q{SELECT hits, misses, hit_rate_pct, keys > 0, invalidations_sent > 0,
+						  outbox_depth, last_error IS NULL, worker_connected
+						FROM perfopt.cache_metrics});
+my @m = split /\|/, $metrics;
+ok($m[0] >= $hits && $m[1] >= $misses && $m[0] <= $hits + 2 && $m[1] <= $misses + 2,
+	"cache_metrics reports Redis's hits and misses ($m[0], $m[1]; INFO said $hits, $misses)");
+ok(abs($m[2] - 100 * $m[0] / ($m[0] + $m[1])) < 0.01, "and the hit rate ($m[2]%)");
+is(join('|', @m[3 .. 7]), 't|t|0|t|t', 'keys, invalidations sent, an empty outbox, no error');
+
+# 8. Redis stopped while writes go on, then restarted: nothing lost
+my $pid = worker_pid();
+seed();
+$redis->cli('SET', 'untouched', 'kept');
+$redis->stop;
+query(qq{UPDATE leads SET name = 'outage $_' WHERE id = $_}) for 1 .. 20;
+ok($node->poll_query_until('postgres',
+		q{SELECT last_error LIKE 'could not connect to Redis at 127.0.0.1:%' AND outbox_depth = 40
+			FROM perfopt.cache_metrics}),
+	'Redis down: the error is in cache_metrics and all 40 invalidations stay queued');
+usleep(1_500_000);
+is(worker_pid(), $pid, 'the worker retries without dying');
+$redis->start;
+settle();
+is(gone(), join(' ', sort((map { "lead:$_" } 1 .. 20), map { "agent:$_:leads" } 0 .. 3)),
+	'Redis back: every key written during the outage is invalidated');
+is($redis->cli('GET', 'untouched'), 'kept', '(the keys that were in Redis survived its restart)');
+my $log = slurp_file($node->logfile);
+my $logged = () = $log =~ /perfopt cache invalidator: could not connect to Redis/g;
+is($logged, 1, 'the outage is logged once, not once per retry');
+like($log, qr/reached Redis at 127\.0\.0\.1:$port again/, 'and the recovery is logged');
+
+# 9. kill -9 of the worker while it drains: after the restart, nothing lost
+query(q{CREATE TABLE big (id int PRIMARY KEY);
+		SELECT perfopt.cache_watch('big', 'big:{id}')});
+$node->append_conf('postgresql.conf', 'perfopt.cache_batch_size = 5');
+$node->reload;
+$redis->cli('EVAL', q{for i = 1, 10000 do redis.call('SET', 'big:' .. i, 'x') end}, '0');
+$pid = worker_pid();
+query(q{INSERT INTO big SELECT generate_series(1, 10000)});
+my $depth;
+$deadline = time() + 10;
+do { $depth = query('SELECT count(*) FROM perfopt.cache_invalidations') }
+  while $depth == 10000 && time() < $deadline;
+kill 'KILL', $pid;
+ok($depth > 0 && $depth < 10000, "kill -9 of the worker with $depth of 10000 invalidations left");
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity
+		   WHERE backend_type = 'perfopt cache invalidator'}),
+	'the server restarts, and the worker with it');
+settle();
+is($redis->cli('EVAL', q{return #redis.call('keys', 'big:*')}, '0'), '0',
+	'after the restart every one of the 10000 keys is invalidated');
+$node->append_conf('postgresql.conf', 'perfopt.cache_batch_size = 1000');
+$node->reload;
+
+# 10. A wrong password: a clear error, in cache_metrics and the log, no
+# crash loop, and never the password
+my $locked = PerfoptTest::Redis->new('locked', password => 'Right-s3cret');
+my $lport = $locked->port;
+$node->append_conf('postgresql.conf', qq{
+perfopt.redis_port = $lport
+perfopt.redis_password = 'Wr0ng-s3cret'
+});
+$node->reload;
+$pid = worker_pid();
+my $starts = () = slurp_file($node->logfile) =~ /perfopt cache invalidator started/g;
+$locked->cli('SET', 'lead:3', 'cached');
+query(q{UPDATE leads SET name = 'auth' WHERE id = 3});
+ok($node->poll_query_until('postgres',
+		q{SELECT last_error LIKE 'could not log in to Redis at 127.0.0.1:%WRONGPASS%'
+			FROM perfopt.cache_metrics}),
+	'a wrong password: cache_metrics says the login was refused');
+usleep(2_500_000);
+is(worker_pid(), $pid, 'the worker keeps its pid: no crash loop');
+$log = slurp_file($node->logfile);
+is(scalar(() = $log =~ /perfopt cache invalidator started/g), $starts, 'and was not restarted');
+like($log, qr/perfopt cache invalidator: could not log in to Redis at 127\.0\.0\.1:$lport: WRONGPASS/,
+	'the log says why');
+unlike($log, qr/Wr0ng-s3cret|Right-s3cret/, 'the log never shows a password');
+unlike(query('SELECT last_error FROM perfopt.cache_metrics'), qr/s3cret/,
+	'nor does cache_metrics');
+is(query('SHOW perfopt.redis_password'), '********', 'SHOW masks the password, even for a superuser');
+is($locked->cli('GET', 'lead:3'), 'cached', 'nothing was invalidated without logging in');
+
+$node->append_conf('postgresql.conf', "perfopt.redis_password = 'Right-s3cret'");
+$node->reload;
+settle();
+is($locked->cli('EXISTS', 'lead:3'), '0', 'the right password: the queued key is invalidated');
+
+# 11. An unreachable Redis: a clear error, quickly
+my $nobody = PostgreSQL::Test::Cluster::get_free_port();
+$node->append_conf('postgresql.conf', "perfopt.redis_port = $nobody");
+$node->reload;
+query(q{UPDATE leads SET name = 'gone' WHERE id = 4});
+ok($node->poll_query_until('postgres',
+		qq{SELECT last_error = 'could not connect to Redis at 127.0.0.1:$nobody: Connection refused'
+			FROM perfopt.cache_metrics}),
+	'an unreachable Redis: cache_metrics says connection refused');
+my $t0 = time();
+my ($stderr) = ('');
+$node->psql('postgres', q{SELECT perfopt.cache_warm('user_data', 'lead:{id}', 'SELECT 1 AS id')},
+	stderr => \$stderr);
+like($stderr, qr/ERROR:  could not connect to Redis at 127\.0\.0\.1:\d+: Connection refused/,
+	'cache_warm fails with a clear error');
+is(worker_pid(), $pid, 'the worker is still the same process');
+
+# 12. DROP and CREATE EXTENSION: the worker follows
+$node->append_conf('postgresql.conf', "perfopt.redis_port = $port\nperfopt.redis_password = ''");
+$node->reload;
+query(q{DROP EXTENSION perfopt CASCADE; CREATE EXTENSION perfopt;
+		SELECT perfopt.cache_watch('leads', 'lead:{id}')});
+$redis->cli('SET', 'lead:5', 'cached');
+query(q{UPDATE leads SET name = 'again' WHERE id = 5});
+settle();
+is($redis->cli('EXISTS', 'lead:5'), '0', 'after DROP and CREATE EXTENSION invalidations flow again');
+
+done_testing();
