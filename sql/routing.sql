@@ -62,5 +62,19 @@ SELECT current_instances, raw_desired, desired_instances, reason
 SET perfopt.now_override = '2026-01-01 12:10:00+00';
 SELECT current_instances, raw_desired, desired_instances, reason
   FROM perfopt.recommend_scaling('cpu', 70, current_value => 20, current_instances => 4);
+
+-- predictive: a load rising 1 a minute for two hours, now at 65 against a
+-- target of 70, is within tolerance now; the forecast of the next 30
+-- minutes is above it, so the predictive advice adds an instance
+INSERT INTO perfopt.metrics (ts, metric, entity, value)
+SELECT timestamptz '2026-01-02 12:00:00+00' - g * interval '1 minute', 'test_load', '', 65 - g
+  FROM generate_series(0, 120) g;
+SET perfopt.now_override = '2026-01-02 12:00:00+00';
+SELECT raw_desired, desired_instances
+  FROM perfopt.recommend_scaling('test_load', 70, current_value => 65, current_instances => 4);
+SELECT raw_desired > 4 AS scales_up_ahead, value > 65 AS forecast_above_now, reason LIKE '%forecast peak%' AS says_why
+  FROM perfopt.recommend_scaling('test_load', 70, current_value => 65, current_instances => 4,
+                                 predictive => true, horizon => '30 minutes');
 RESET perfopt.now_override;
+DELETE FROM perfopt.metrics WHERE metric = 'test_load';
 DELETE FROM perfopt.scaling_advice;

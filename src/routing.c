@@ -501,10 +501,10 @@ perfopt_simulate_requests(PG_FUNCTION_ARGS)
 	long		overloads = 0;
 	void	   *workspace;
 
-	if (n < 1 || n > 10000000)
+	if (n < 1 || n > 1000000)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("n must be between 1 and 10000000, not %d", n),
+				 errmsg("n must be between 1 and 1000000, not %d", n),
 				 errhint("Simulate at least one request.")));
 	if (!(load > 0.0 && load <= 2.0))
 		ereport(ERROR,
