@@ -6,6 +6,7 @@ OBJS = \
 	src/actions.o \
 	src/anomalies.o \
 	src/anomaly.o \
+	src/balance.o \
 	src/cache.o \
 	src/cache_worker.o \
 	src/catalog.o \
@@ -14,6 +15,7 @@ OBJS = \
 	src/exporter.o \
 	src/forecast.o \
 	src/forecasting.o \
+	src/health_check.o \
 	src/health_score.o \
 	src/histogram.o \
 	src/latency.o \
@@ -21,6 +23,7 @@ OBJS = \
 	src/pgss.o \
 	src/pool_advice.o \
 	src/prometheus.o \
+	src/routing.o \
 	src/index_advisor.o \
 	src/index_candidates.o \
 	src/index_selection.o \
@@ -40,7 +43,7 @@ DATA = $(wildcard sql/perfopt--*.sql)
 REGRESS = setup analyze_query analyze_query_recommendations \
 	analyze_query_errors analyze_query_params slow_queries \
 	index_advisor index_drop_candidates table_health metrics \
-	anomaly_forecast orchestrator cache
+	anomaly_forecast orchestrator cache routing
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 
 # TAP tests: restarts, several sessions, servers
@@ -48,7 +51,8 @@ TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 PROVE_FLAGS = -I $(srcdir)/test/perl
 
-SHLIB_LINK += -lhiredis -lmicrohttpd -lcurl
+SHLIB_LINK += -lhiredis -lmicrohttpd -lcurl -lpq
+PG_CPPFLAGS = -I$(shell $(PG_CONFIG) --includedir)
 
 PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla -Wendif-labels
 

@@ -31,10 +31,12 @@
 #include "cache.h"
 #include "cache_worker.h"
 #include "exporter.h"
+#include "health_check.h"
 #include "latency.h"
 #include "launcher.h"
 #include "perfopt.h"
 #include "prometheus.h"
+#include "routing.h"
 
 PG_MODULE_MAGIC;
 
@@ -342,6 +344,7 @@ _PG_init(void)
 							   NULL);
 
 	perfopt_cache_define_settings();
+	perfopt_routing_define_settings();
 
 	/* shared memory is sized once, at start-up: only a preload defines this */
 	if (process_shared_preload_libraries_in_progress)
@@ -364,6 +367,8 @@ _PG_init(void)
 		perfopt_launcher_register();
 		perfopt_exporter_register();
 		perfopt_cache_worker_init();
+		perfopt_routing_init();
+		perfopt_health_check_register();
 	}
 
 	/* after the last definition: it drops unknown perfopt.* settings */
