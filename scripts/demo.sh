@@ -165,9 +165,9 @@ cat <<'TEXT'
 The orchestrator's health score and its plan (perfopt.run_optimization_cycle(); the seeded
 rules are dry runs, so nothing was changed):
 TEXT
-psql_demo -q -At -c "SELECT perfopt.run_optimization_cycle()" >/dev/null
+psql_demo -q -At -c "SET client_min_messages = warning" -c "SELECT perfopt.run_optimization_cycle()" >/dev/null
 psql_demo -q -c "SELECT component, score, status FROM perfopt.health() ORDER BY score, component"
-psql_demo -q -c "
+psql_demo -q -c "SET client_min_messages = warning" -c "
 SELECT priority, category, action, target, left(coalesce(statement, reason), 70) AS what
   FROM perfopt.optimization_plan() LIMIT 8"
 
