@@ -173,6 +173,29 @@ float_at(uint64 row, int col)
 	return isnull ? NAN : DatumGetFloat8(d);
 }
 
+static bool
+null_at(uint64 row, int col)
+{
+	bool		isnull;
+
+	(void) SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+	return isnull;
+}
+
+/*
+ * A gauge family from the last query's rows: column 1 is the value of the
+ * one label, column value_col the sample's value
+ */
+static void
+labelled_gauge(StringInfo out, const char *name, const char *help, const char *label,
+			   int value_col)
+{
+	family(out, name, "gauge", help);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		sample(out, name, NULL, label, text_at(i, 1), NULL, NULL, NULL, NULL,
+			   float_at(i, value_col));
+}
+
 /* Does perfopt.<name> exist (the extension may be older than the library)? */
 static bool
 relation_exists(const char *name)
@@ -347,25 +370,17 @@ tables_and_indexes(StringInfo out)
 			  "  FROM (SELECT report FROM perfopt.optimization_reports"
 			  "         ORDER BY created_at DESC, id DESC LIMIT 1) r,"
 			  "       jsonb_array_elements(r.report->'tables') t");
-		family(out, "perfopt_table_health_score", "gauge",
-			   "Health score 0-100 of the largest tables at the latest optimization cycle (perfopt.table_health)");
-		for (uint64 i = 0; i < SPI_processed; i++)
-			sample(out, "perfopt_table_health_score", NULL, "table", text_at(i, 1),
-				   NULL, NULL, NULL, NULL, float_at(i, 2));
+		labelled_gauge(out, "perfopt_table_health_score",
+					   "Health score 0-100 of the largest tables at the latest optimization cycle (perfopt.table_health)",
+					   "table", 2);
 	}
 
 	query("SELECT split_part(reason, ':', 1), count(*)::float8, coalesce(sum(size_bytes), 0)::float8"
 		  "  FROM perfopt.index_drop_candidates GROUP BY 1 ORDER BY 1");
-	family(out, "perfopt_index_drop_candidates", "gauge",
-		   "Indexes perfopt would drop, by reason (perfopt.index_drop_candidates)");
-	for (uint64 i = 0; i < SPI_processed; i++)
-		sample(out, "perfopt_index_drop_candidates", NULL, "reason", text_at(i, 1),
-			   NULL, NULL, NULL, NULL, float_at(i, 2));
-	family(out, "perfopt_index_drop_candidates_bytes", "gauge",
-		   "Size of the indexes perfopt would drop, by reason");
-	for (uint64 i = 0; i < SPI_processed; i++)
-		sample(out, "perfopt_index_drop_candidates_bytes", NULL, "reason", text_at(i, 1),
-			   NULL, NULL, NULL, NULL, float_at(i, 3));
+	labelled_gauge(out, "perfopt_index_drop_candidates",
+				   "Indexes perfopt would drop, by reason (perfopt.index_drop_candidates)", "reason", 2);
+	labelled_gauge(out, "perfopt_index_drop_candidates_bytes",
+				   "Size of the indexes perfopt would drop, by reason", "reason", 3);
 }
 
 /* The Redis cache layer's figures, when it is installed */
@@ -395,42 +410,42 @@ cache(StringInfo out)
 static void
 capacity(StringInfo out)
 {
+	/* in the order of the query's columns 3 onwards */
 	static const struct
 	{
 		const char *name;
-		const char *expression;
 		const char *help;
 	}			figures[] = {
-		{"perfopt_capacity_current", "current_value", "Current use of a resource"},
-		{"perfopt_capacity_limit", "capacity", "Limit of a resource"},
-		{"perfopt_capacity_forecast_90d", "forecast_90d", "Use forecast in 90 days (baseline)"},
-		{"perfopt_capacity_days_left", "extract(epoch FROM exhaustion_at - forecast_at) / 86400",
+		{"perfopt_capacity_current", "Current use of a resource"},
+		{"perfopt_capacity_limit", "Limit of a resource"},
+		{"perfopt_capacity_forecast_90d", "Use forecast in 90 days (baseline)"},
+		{"perfopt_capacity_days_left",
 		"Days until the resource runs out (baseline); absent when it does not within the horizon"},
-		{"perfopt_capacity_confidence", "confidence", "Confidence 0-100 of the forecast, from its backtest"}
+		{"perfopt_capacity_confidence", "Confidence 0-100 of the forecast, from its backtest"}
 	};
 
 	if (!relation_exists("capacity_forecasts"))
 		return;
+	query("SELECT resource, entity, current_value, capacity, forecast_90d,"
+		  "       (extract(epoch FROM exhaustion_at - forecast_at) / 86400)::float8, confidence"
+		  "  FROM perfopt.capacity_forecasts ORDER BY 1, 2 LIMIT 1000");
 	for (int f = 0; f < lengthof(figures); f++)
 	{
-		query(psprintf("SELECT resource, entity, (%s)::float8 FROM perfopt.capacity_forecasts"
-					   " WHERE (%s) IS NOT NULL ORDER BY 1, 2 LIMIT 1000",
-					   figures[f].expression, figures[f].expression));
 		family(out, figures[f].name, "gauge", figures[f].help);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			char	   *entity = text_at(i, 2);
 
+			if (null_at(i, f + 3))
+				continue;
 			sample(out, figures[f].name, NULL, "resource", text_at(i, 1),
-				   (entity && entity[0]) ? "entity" : NULL, entity, NULL, NULL, float_at(i, 3));
+				   (entity && entity[0]) ? "entity" : NULL, entity, NULL, NULL, float_at(i, f + 3));
 		}
 	}
 	query("SELECT severity, count(*)::float8 FROM perfopt.capacity_alerts"
 		  " WHERE cleared_at IS NULL GROUP BY 1 ORDER BY 1");
-	family(out, "perfopt_capacity_alerts_open", "gauge", "Capacity alerts raised and not cleared, by severity");
-	for (uint64 i = 0; i < SPI_processed; i++)
-		sample(out, "perfopt_capacity_alerts_open", NULL, "severity", text_at(i, 1),
-			   NULL, NULL, NULL, NULL, float_at(i, 2));
+	labelled_gauge(out, "perfopt_capacity_alerts_open",
+				   "Capacity alerts raised and not cleared, by severity", "severity", 2);
 }
 
 /* Open anomalies and incidents, rule actions, jobs, health */
@@ -450,10 +465,7 @@ orchestration(StringInfo out)
 	{
 		query("SELECT severity, count(*)::float8 FROM perfopt.incidents"
 			  " WHERE resolved_at IS NULL GROUP BY 1 ORDER BY 1");
-		family(out, "perfopt_incidents_open", "gauge", "Open incidents, by severity");
-		for (uint64 i = 0; i < SPI_processed; i++)
-			sample(out, "perfopt_incidents_open", NULL, "severity", text_at(i, 1),
-				   NULL, NULL, NULL, NULL, float_at(i, 2));
+		labelled_gauge(out, "perfopt_incidents_open", "Open incidents, by severity", "severity", 2);
 
 		query("SELECT coalesce(rule_name, ''), action, outcome, count(*)::float8"
 			  "  FROM perfopt.action_log GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 LIMIT 2000");
@@ -467,25 +479,16 @@ orchestration(StringInfo out)
 			  "  FROM (SELECT report FROM perfopt.optimization_reports"
 			  "         ORDER BY created_at DESC, id DESC LIMIT 1) r,"
 			  "       jsonb_each(r.report->'health') h ORDER BY 1");
-		family(out, "perfopt_health_score", "gauge",
-			   "Health score 0-100 per component and overall, at the latest optimization cycle");
-		for (uint64 i = 0; i < SPI_processed; i++)
-			sample(out, "perfopt_health_score", NULL, "component", text_at(i, 1),
-				   NULL, NULL, NULL, NULL, float_at(i, 2));
+		labelled_gauge(out, "perfopt_health_score",
+					   "Health score 0-100 per component and overall, at the latest optimization cycle",
+					   "component", 2);
 	}
 	if (relation_exists("jobs"))
 	{
-		query("SELECT job_name, coalesce(last_duration_ms, 0) / 1000, failures::float8,"
-			  "       CASE WHEN last_status = 'failed' THEN 0 ELSE 1 END::float8"
+		query("SELECT job_name, coalesce(last_duration_ms, 0) / 1000, failures::float8"
 			  "  FROM perfopt.jobs ORDER BY 1 LIMIT 1000");
-		family(out, "perfopt_job_last_duration_seconds", "gauge", "Duration of each job's last run");
-		for (uint64 i = 0; i < SPI_processed; i++)
-			sample(out, "perfopt_job_last_duration_seconds", NULL, "job", text_at(i, 1),
-				   NULL, NULL, NULL, NULL, float_at(i, 2));
-		family(out, "perfopt_job_failures", "gauge", "Consecutive failures of each job");
-		for (uint64 i = 0; i < SPI_processed; i++)
-			sample(out, "perfopt_job_failures", NULL, "job", text_at(i, 1),
-				   NULL, NULL, NULL, NULL, float_at(i, 3));
+		labelled_gauge(out, "perfopt_job_last_duration_seconds", "Duration of each job's last run", "job", 2);
+		labelled_gauge(out, "perfopt_job_failures", "Consecutive failures of each job", "job", 3);
 	}
 }
 
