@@ -419,15 +419,15 @@ capacity(StringInfo out)
 		{"perfopt_capacity_current", "Current use of a resource"},
 		{"perfopt_capacity_limit", "Limit of a resource"},
 		{"perfopt_capacity_forecast_90d", "Use forecast in 90 days (baseline)"},
-		{"perfopt_capacity_days_left",
-		"Days until the resource runs out (baseline); absent when it does not within the horizon"},
+		{"perfopt_capacity_seconds_left",
+		"Seconds until the resource runs out (baseline); absent when it does not within the horizon"},
 		{"perfopt_capacity_confidence", "Confidence 0-100 of the forecast, from its backtest"}
 	};
 
 	if (!relation_exists("capacity_forecasts"))
 		return;
 	query("SELECT resource, entity, current_value, capacity, forecast_90d,"
-		  "       (extract(epoch FROM exhaustion_at - forecast_at) / 86400)::float8, confidence"
+		  "       extract(epoch FROM exhaustion_at - forecast_at)::float8, confidence"
 		  "  FROM perfopt.capacity_forecasts ORDER BY 1, 2 LIMIT 1000");
 	for (int f = 0; f < lengthof(figures); f++)
 	{
