@@ -29,6 +29,7 @@ OBJS = \
 	src/index_selection.o \
 	src/query_analysis.o \
 	src/sampler.o \
+	src/security.o \
 	src/series.o \
 	src/statement.o \
 	src/subxact.o \
