@@ -44,6 +44,7 @@
 
 #include "cache.h"
 #include "cache_worker.h"
+#include "perfopt.h"
 
 char	   *perfopt_redis_host = NULL;
 int			perfopt_redis_port = 6379;
@@ -53,6 +54,9 @@ int			perfopt_redis_timeout = 1000;
 char	   *perfopt_cache_channel = NULL;
 int			perfopt_cache_batch_size = 1000;
 int			perfopt_cache_batch_delay = 2;
+
+/* the longest key template or invalidation pattern, in bytes */
+#define CACHE_KEY_TEMPLATE_MAX	1024
 
 /* SET commands cache_warm sends before it reads their replies */
 #define WARM_PIPELINE	1000
@@ -83,9 +87,13 @@ static char *redis_password_shown = NULL;
 static bool
 check_redis_password(char **newval, void **extra, GucSource source)
 {
-	char	   *password = strdup(*newval ? *newval : "");
-	char	   *mask = strdup(PASSWORD_MASK);
+	char	   *password;
+	char	   *mask;
 
+	if (!perfopt_worker_setting_allowed(source))
+		return false;
+	password = strdup(*newval ? *newval : "");
+	mask = strdup(PASSWORD_MASK);
 	if (password == NULL || mask == NULL)
 	{
 		free(password);
@@ -208,6 +216,180 @@ perfopt_redis_address(void)
 }
 
 /*
+ * Replies from Redis are bounded.  hiredis 0.14 builds a reply of any size
+ * a server announces: a bulk string grows its read buffer until the whole
+ * string is there, and an array header makes it allocate the element
+ * pointers at once.  A Redis that someone else can write to (a key name of
+ * hundreds of megabytes matched by a SCAN) or a server that is not Redis
+ * could so make a backend or the cache worker allocate gigabytes.  So
+ * perfopt reads every reply through perfopt_redis_get_reply, which refuses
+ * one whose unparsed part or built objects pass REDIS_MAX_REPLY_BYTES: the
+ * reader's object functions count what each reply builds, and the read
+ * loop checks the buffer after every read of at most 16 kB.
+ */
+#define REDIS_MAX_REPLY_BYTES	(4 * 1024 * 1024)
+
+/* hiredis's own object functions, which the bounded ones call */
+static redisReplyObjectFunctions *default_reply_functions = NULL;
+
+/* bytes the reply being read has built, and whether it passed the bound */
+static size_t reply_bytes = 0;
+static bool reply_too_large = false;
+
+/* Count bytes (plus the object itself) against the reply; false when over */
+static bool
+reply_charge(const redisReadTask *task, size_t bytes)
+{
+	/* a task without a parent starts a new reply */
+	if (task->parent == NULL)
+		reply_bytes = 0;
+	if (bytes > REDIS_MAX_REPLY_BYTES ||
+		reply_bytes + bytes + sizeof(redisReply) > REDIS_MAX_REPLY_BYTES)
+	{
+		reply_too_large = true;
+		return false;
+	}
+	reply_bytes += bytes + sizeof(redisReply);
+	return true;
+}
+
+static void *
+bounded_string(const redisReadTask *task, char *str, size_t len)
+{
+	if (!reply_charge(task, len + 1))
+		return NULL;
+	return default_reply_functions->createString(task, str, len);
+}
+
+static void *
+bounded_array(const redisReadTask *task, int elements)
+{
+	if (elements < 0 || !reply_charge(task, (size_t) elements * sizeof(redisReply *)))
+		return NULL;
+	return default_reply_functions->createArray(task, elements);
+}
+
+static void *
+bounded_integer(const redisReadTask *task, long long value)
+{
+	if (!reply_charge(task, 0))
+		return NULL;
+	return default_reply_functions->createInteger(task, value);
+}
+
+static void *
+bounded_nil(const redisReadTask *task)
+{
+	if (!reply_charge(task, 0))
+		return NULL;
+	return default_reply_functions->createNil(task);
+}
+
+static void
+bounded_free(void *reply)
+{
+	default_reply_functions->freeObject(reply);
+}
+
+static redisReplyObjectFunctions bounded_reply_functions = {
+	bounded_string, bounded_array, bounded_integer, bounded_nil, bounded_free
+};
+
+/* Make c's reader build replies through the bounded functions */
+static void
+bound_replies(redisContext *c)
+{
+	if (c->reader->fn == &bounded_reply_functions)
+		return;
+	if (default_reply_functions == NULL)
+		default_reply_functions = c->reader->fn;
+	c->reader->fn = &bounded_reply_functions;
+}
+
+/*
+ * redisGetReply with a bound on the reply's size: send what is pending,
+ * then read until a whole reply is there.  On failure returns REDIS_ERR
+ * with c->err and c->errstr set; the context must then be freed.
+ */
+int
+perfopt_redis_get_reply(redisContext *c, redisReply **reply)
+{
+	void	   *aux = NULL;
+	int			done = 0;
+
+	*reply = NULL;
+	reply_too_large = false;
+	bound_replies(c);
+	if (redisGetReplyFromReader(c, &aux) == REDIS_ERR)
+		goto failed;
+	if (aux == NULL)
+	{
+		do
+		{
+			if (redisBufferWrite(c, &done) == REDIS_ERR)
+				goto failed;
+		} while (!done);
+		while (aux == NULL)
+		{
+			if (c->reader->len - c->reader->pos > REDIS_MAX_REPLY_BYTES)
+			{
+				reply_too_large = true;
+				goto failed;
+			}
+			if (redisBufferRead(c) == REDIS_ERR ||
+				redisGetReplyFromReader(c, &aux) == REDIS_ERR)
+				goto failed;
+		}
+	}
+	*reply = aux;
+	return REDIS_OK;
+
+failed:
+	if (reply_too_large)
+	{
+		c->err = REDIS_ERR_OTHER;
+		snprintf(c->errstr, sizeof(c->errstr),
+				 "a reply larger than %d bytes, the most perfopt accepts", REDIS_MAX_REPLY_BYTES);
+	}
+	return REDIS_ERR;
+}
+
+/*
+ * Report a failed perfopt_redis_get_reply during what, with the errstr the
+ * caller copied before freeing the context: an ERROR
+ */
+void
+perfopt_redis_reply_failed(const char *what, const char *errstr)
+{
+	if (reply_too_large)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("Redis at %s sent %s a reply larger than %d bytes",
+						perfopt_redis_address(), what, REDIS_MAX_REPLY_BYTES),
+				 errhint("perfopt refuses larger replies: keep key names short, and check that perfopt.redis_host names a Redis server.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("lost the connection to Redis at %s during %s: %s",
+					perfopt_redis_address(), what, errstr)));
+}
+
+/* One command and its reply, bounded; NULL (error in c) on failure */
+static redisReply *
+redis_command(redisContext *c, const char *format,...)
+{
+	va_list		args;
+	int			ret;
+	redisReply *reply;
+
+	va_start(args, format);
+	ret = redisvAppendCommand(c, format, args);
+	va_end(args);
+	if (ret != REDIS_OK || perfopt_redis_get_reply(c, &reply) != REDIS_OK)
+		return NULL;
+	return reply;
+}
+
+/*
  * Connect to Redis as the settings say, log in and select the database.
  * Every step has perfopt.redis_timeout.  On failure, returns NULL with the
  * reason in error; the password is never part of it.
@@ -240,11 +422,12 @@ perfopt_redis_connect(char *error, size_t errorlen)
 		return NULL;
 	}
 	redisSetTimeout(c, tv);
+	bound_replies(c);
 
 	if (perfopt_redis_password[0] != '\0')
-		reply = redisCommand(c, "AUTH %s", perfopt_redis_password);
+		reply = redis_command(c, "AUTH %s", perfopt_redis_password);
 	else
-		reply = redisCommand(c, "PING");
+		reply = redis_command(c, "PING");
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
 	{
 		snprintf(error, errorlen, "could not log in to Redis at %s: %s",
@@ -259,7 +442,7 @@ perfopt_redis_connect(char *error, size_t errorlen)
 
 	if (perfopt_redis_db != 0)
 	{
-		reply = redisCommand(c, "SELECT %d", perfopt_redis_db);
+		reply = redis_command(c, "SELECT %d", perfopt_redis_db);
 		if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
 		{
 			snprintf(error, errorlen, "could not select database %d of Redis at %s: %s",
@@ -304,6 +487,17 @@ template_column(TupleDesc desc, const char *name)
 	return InvalidAttrNumber;
 }
 
+/* Refuse a template or pattern longer than CACHE_KEY_TEMPLATE_MAX bytes */
+static void
+check_key_length(const char *text, const char *what)
+{
+	if (strlen(text) > CACHE_KEY_TEMPLATE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is longer than %d bytes", what, CACHE_KEY_TEMPLATE_MAX),
+				 errhint("Use a shorter key: Redis keys are meant to be short.")));
+}
+
 /*
  * Check a key template and return the column names of its placeholders,
  * in order.  With desc, every placeholder must be one of its columns.
@@ -314,6 +508,7 @@ perfopt_cache_template_parse(const char *template, TupleDesc desc)
 	List	   *columns = NIL;
 	const char *p = template;
 
+	check_key_length(template, "key template");
 	if (template[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -542,11 +737,14 @@ perfopt_cache_trigger(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* cache_template_columns(rel, template): check a template against rel */
+/*
+ * cache_template_columns(rel, template): check a template against rel, or
+ * alone when rel is NULL; NULL for a NULL template
+ */
 Datum
 perfopt_cache_template_columns(PG_FUNCTION_ARGS)
 {
-	char	   *template = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *template;
 	TupleDesc	desc = NULL;
 	Relation	rel = NULL;
 	List	   *columns;
@@ -554,9 +752,17 @@ perfopt_cache_template_columns(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	int			n = 0;
 
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	template = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (!PG_ARGISNULL(0))
 	{
-		rel = relation_open(PG_GETARG_OID(0), AccessShareLock);
+		rel = try_relation_open(PG_GETARG_OID(0), AccessShareLock);
+		if (rel == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation with OID %u does not exist", PG_GETARG_OID(0)),
+					 errhint("Pass a table that exists.")));
 		desc = RelationGetDescr(rel);
 	}
 	columns = perfopt_cache_template_parse(template, desc);
@@ -576,6 +782,7 @@ perfopt_cache_invalidate(PG_FUNCTION_ARGS)
 	char	   *pattern = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	int64		id;
 
+	check_key_length(pattern, "pattern");
 	if (pattern[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -596,11 +803,8 @@ redis_read_replies(redisContext *c, int n, const char *what)
 	{
 		redisReply *reply = NULL;
 
-		if (redisGetReply(c, (void **) &reply) != REDIS_OK || reply == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("lost the connection to Redis at %s during %s: %s",
-							perfopt_redis_address(), what, c->errstr)));
+		if (perfopt_redis_get_reply(c, &reply) != REDIS_OK || reply == NULL)
+			perfopt_redis_reply_failed(what, c->errstr);
 		if (reply->type == REDIS_REPLY_ERROR)
 		{
 			char	   *message = pstrdup(reply->str);
@@ -689,12 +893,13 @@ warm_query(redisContext *c, const char *template, const char *query, int64 ttl,
 
 				if (!wanted[i])
 					continue;
-				if (redisGetReply(c, (void **) &freq) != REDIS_OK ||
-					redisGetReply(c, (void **) &left) != REDIS_OK)
-					ereport(ERROR,
-							(errcode(ERRCODE_CONNECTION_FAILURE),
-							 errmsg("lost the connection to Redis at %s during OBJECT FREQ: %s",
-									perfopt_redis_address(), c->errstr)));
+				if (perfopt_redis_get_reply(c, &freq) != REDIS_OK)
+					perfopt_redis_reply_failed("OBJECT FREQ", c->errstr);
+				if (perfopt_redis_get_reply(c, &left) != REDIS_OK)
+				{
+					freeReplyObject(freq);
+					perfopt_redis_reply_failed("TTL", c->errstr);
+				}
 				if (freq->type == REDIS_REPLY_ERROR)
 				{
 					char	   *message = pstrdup(freq->str);
@@ -928,8 +1133,8 @@ perfopt_cache_redis_stats(PG_FUNCTION_ARGS)
 	values[0] = BoolGetDatum(c != NULL);
 	if (c != NULL)
 	{
-		redisReply *info = redisCommand(c, "INFO");
-		redisReply *dbsize = info ? redisCommand(c, "DBSIZE") : NULL;
+		redisReply *info = redis_command(c, "INFO");
+		redisReply *dbsize = info ? redis_command(c, "DBSIZE") : NULL;
 
 		if (info != NULL && info->type == REDIS_REPLY_STRING &&
 			dbsize != NULL && dbsize->type == REDIS_REPLY_INTEGER)

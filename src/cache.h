@@ -34,6 +34,8 @@ extern void perfopt_cache_define_settings(void);
 
 extern redisContext *perfopt_redis_connect(char *error, size_t errorlen);
 extern const char *perfopt_redis_address(void);
+extern int	perfopt_redis_get_reply(redisContext *c, redisReply **reply);
+extern void perfopt_redis_reply_failed(const char *what, const char *errstr) pg_attribute_noreturn();
 
 extern List *perfopt_cache_template_parse(const char *template, TupleDesc desc);
 extern char *perfopt_cache_render_key(const char *template, HeapTuple tuple,

@@ -61,6 +61,7 @@
 #include "cache_worker.h"
 #include "latency.h"
 #include "launcher.h"
+#include "perfopt.h"
 
 /* How long the worker sleeps when nobody wakes it */
 #define CACHE_IDLE_SLEEP_MS		1000
@@ -331,15 +332,12 @@ read_replies(int n, const char *what, long long *last_integer, redisReply **keep
 	{
 		redisReply *reply = NULL;
 
-		if (redisGetReply(redis, (void **) &reply) != REDIS_OK || reply == NULL)
+		if (perfopt_redis_get_reply(redis, &reply) != REDIS_OK || reply == NULL)
 		{
 			char	   *message = pstrdup(redis->errstr);
 
 			redis_disconnect();
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("lost the connection to Redis at %s during %s: %s",
-							perfopt_redis_address(), what, message)));
+			perfopt_redis_reply_failed(what, message);
 		}
 		if (reply->type == REDIS_REPLY_ERROR)
 		{
@@ -718,7 +716,7 @@ perfopt_cache_worker_main(Datum main_arg)
 	perfopt_latency_skip_this_process();
 
 	connected_to = MemoryContextStrdup(TopMemoryContext, perfopt_database);
-	BackgroundWorkerInitializeConnection(connected_to, NULL, 0);
+	perfopt_worker_connect(connected_to);
 	pgstat_report_appname("perfopt cache invalidator");
 
 	/* a lost DELETE only repeats an invalidation: no need to wait for fsync */

@@ -21,6 +21,9 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
+/* the longest schedule read: five fields with lists fit in far less */
+#define CRON_MAX_LENGTH		1000
+
 /* a schedule matching nothing within this many days is refused */
 #define CRON_SEARCH_DAYS	(366 * 5)
 
@@ -221,6 +224,11 @@ perfopt_cron_next(PG_FUNCTION_ARGS)
 	fsec_t		fsec;
 	TimestampTz day_start;
 
+	if (strlen(schedule) > CRON_MAX_LENGTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cron schedule is longer than %d bytes", CRON_MAX_LENGTH),
+				 errhint("Use five fields, minute hour day-of-month month day-of-week, such as '*/15 * * * *'.")));
 	parse_schedule(schedule, &cron);
 	if (TIMESTAMP_NOT_FINITE(after))
 		PG_RETURN_TIMESTAMPTZ(after);

@@ -16,20 +16,26 @@
  * thread, where it may use the database.  A scrape is one transaction
  * that runs perfopt_prometheus_text() (bounded queries and shared memory)
  * under a 10-second statement timeout.  At most MAX_CONNECTIONS clients are
- * served at once, and a client that sends nothing is dropped after
- * CONNECTION_TIMEOUT seconds, so a slow or hostile client holds a socket,
- * never the worker.  With perfopt.metrics_user it asks for basic
- * authentication, with the password on the first line of
+ * served at once, at most MAX_CONNECTIONS_PER_ADDRESS from one address, a
+ * client that sends nothing is dropped after CONNECTION_TIMEOUT seconds and
+ * one that has not sent a whole request REQUEST_TIMEOUT seconds after it
+ * connected (or after its last answer) is dropped too, however slowly it
+ * keeps sending: so slow or hostile clients hold a few sockets for a few
+ * seconds, never the worker nor every slot.  With perfopt.metrics_user it
+ * asks for basic authentication, with the password on the first line of
  * perfopt.metrics_password_file (both superuser-only settings): the server
  * logs every setting that changes on a reload, so the password itself is
  * never a setting, and perfopt never logs it.  A password file that cannot
- * be read refuses every request.
+ * be read, or whose first line is empty, refuses every request: an empty
+ * password is no password.
  *
  * The alerts.  Every ALERT_INTERVAL seconds the open incidents and capacity
  * alerts, and those closed in the last 15 minutes, are posted to
  * Alertmanager's v2 API: open ones with an endsAt a few intervals ahead
  * (so they stay firing while re-sent, and expire if perfopt goes away),
- * closed ones with their end.  libcurl posts with a 2-second connect and
+ * closed ones with their end.  Messages name Alertmanager by its URL
+ * without the user name, password, query or fragment it may carry.
+ * libcurl posts with a 2-second connect and
  * 5-second total timeout; after a failure the next try waits 2, 4, 8 ...
  * up to 300 seconds.  The launcher, which raises incidents, never waits for
  * Alertmanager.
@@ -39,6 +45,7 @@
 #include "postgres.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/select.h>
 
 #include <curl/curl.h>
@@ -67,8 +74,10 @@
 #include "perfopt.h"
 #include "prometheus.h"
 
-#define MAX_CONNECTIONS		16
-#define CONNECTION_TIMEOUT	5		/* seconds */
+#define MAX_CONNECTIONS		32
+#define MAX_CONNECTIONS_PER_ADDRESS	4
+#define CONNECTION_TIMEOUT	5		/* seconds without a byte */
+#define REQUEST_TIMEOUT		5		/* seconds to send a whole request */
 #define SCRAPE_TIMEOUT_MS	10000
 #define ALERT_INTERVAL		30		/* seconds */
 #define ALERT_MAX_BACKOFF	300		/* seconds */
@@ -84,6 +93,17 @@ static char *metrics_password = NULL;	/* read from perfopt.metrics_password_file
 static char *daemon_address = NULL;
 static bool connected = false;
 static MemoryContext scrape_cxt = NULL;
+
+/* The open connections, and since when each has been sending its request */
+typedef struct Client
+{
+	bool		in_use;
+	bool		reading;		/* its request is not all there yet */
+	MHD_socket	fd;
+	TimestampTz since;
+} Client;
+
+static Client clients[MAX_CONNECTIONS];
 
 /* Alert pushing state */
 static TimestampTz next_alert_push = 0;
@@ -114,9 +134,103 @@ ensure_connected(void)
 {
 	if (connected)
 		return;
-	BackgroundWorkerInitializeConnection(perfopt_database, NULL, 0);
+	perfopt_worker_connect(perfopt_database);
 	pgstat_report_appname("perfopt exporter");
 	connected = true;
+}
+
+/*
+ * url without its user name and password, query and fragment, for
+ * messages: perfopt.alertmanager_url may carry credentials
+ */
+static char *
+redact_url(const char *url)
+{
+	const char *scheme_end = strstr(url, "://");
+	const char *host = scheme_end ? scheme_end + 3 : url;
+	const char *authority_end = host + strcspn(host, "/?#");
+	const char *at = NULL;
+	const char *end;
+
+	for (const char *p = host; p < authority_end; p++)
+		if (*p == '@')
+			at = p;
+	if (at != NULL)
+		host = at + 1;
+	end = authority_end + strcspn(authority_end, "?#");
+	return psprintf("%.*s%.*s", (int) (scheme_end ? scheme_end + 3 - url : 0), url,
+					(int) (end - host), host);
+}
+
+/* libmicrohttpd's connection notifier: keep track of the open connections */
+static void
+notify_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+				  enum MHD_ConnectionNotificationCode toe)
+{
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	{
+		const union MHD_ConnectionInfo *info =
+			MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		*socket_context = NULL;
+		for (int i = 0; i < MAX_CONNECTIONS; i++)
+			if (!clients[i].in_use)
+			{
+				clients[i].in_use = true;
+				clients[i].reading = info != NULL;
+				clients[i].fd = info ? info->connect_fd : MHD_INVALID_SOCKET;
+				clients[i].since = GetCurrentTimestamp();
+				*socket_context = &clients[i];
+				break;
+			}
+	}
+	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL)
+	{
+		((Client *) *socket_context)->in_use = false;
+		*socket_context = NULL;
+	}
+}
+
+/* The Client of a connection, or NULL */
+static Client *
+connection_client(struct MHD_Connection *connection)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return info ? (Client *) info->socket_context : NULL;
+}
+
+/* A request was answered: the next one on the connection has its own time */
+static void
+request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+				  enum MHD_RequestTerminationCode toe)
+{
+	Client	   *client = connection_client(connection);
+
+	if (client != NULL && client->in_use)
+	{
+		client->reading = true;
+		client->since = GetCurrentTimestamp();
+	}
+}
+
+/*
+ * Drop the clients that have taken more than REQUEST_TIMEOUT to send a
+ * request: shutting their socket down makes libmicrohttpd close it
+ */
+static void
+drop_slow_clients(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < MAX_CONNECTIONS; i++)
+		if (clients[i].in_use && clients[i].reading &&
+			TimestampDifferenceExceeds(clients[i].since, now, REQUEST_TIMEOUT * 1000))
+		{
+			shutdown(clients[i].fd, SHUT_RDWR);
+			clients[i].reading = false;
+		}
 }
 
 /* Compare two strings in time that depends on their lengths only */
@@ -163,6 +277,7 @@ authorized(struct MHD_Connection *connection)
 		return true;
 	user = MHD_basic_auth_get_username_password(connection, &password);
 	ok = user != NULL && password != NULL && metrics_password != NULL &&
+		metrics_password[0] != '\0' && password[0] != '\0' &&
 		same_secret(user, perfopt_metrics_user) &&
 		same_secret(password, metrics_password);
 	if (user)
@@ -198,10 +313,16 @@ read_password_file(void)
 		return;
 	}
 	if (fgets(line, sizeof(line), file) != NULL)
-	{
 		line[strcspn(line, "\r\n")] = '\0';
+	else
+		line[0] = '\0';
+	if (line[0] != '\0')
 		metrics_password = MemoryContextStrdup(TopMemoryContext, line);
-	}
+	else
+		ereport(LOG,
+				(errmsg("perfopt exporter: the first line of perfopt.metrics_password_file \"%s\" is empty",
+						perfopt_metrics_password_file),
+				 errhint("An empty password is refused: until the file holds one, /metrics refuses every request.")));
 	explicit_bzero(line, sizeof(line));
 	FreeFile(file);
 }
@@ -255,6 +376,7 @@ handle_request(void *cls, struct MHD_Connection *connection, const char *url,
 {
 	static const char denied[] = "authentication required\n";
 	char	   *text;
+	Client	   *client;
 
 	/* the first call is for the headers only */
 	if (*con_cls == NULL)
@@ -267,6 +389,10 @@ handle_request(void *cls, struct MHD_Connection *connection, const char *url,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	/* the whole request is there */
+	client = connection_client(connection);
+	if (client != NULL)
+		client->reading = false;
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return respond(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "GET /metrics only\n", 18);
 	if (strcmp(url, "/metrics") != 0)
@@ -299,6 +425,7 @@ stop_daemon(void)
 	{
 		MHD_stop_daemon(daemon_handle);
 		daemon_handle = NULL;
+		memset(clients, 0, sizeof(clients));
 	}
 	if (daemon_address != NULL)
 	{
@@ -351,7 +478,10 @@ start_daemon(void)
 									 handle_request, NULL,
 									 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
 									 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) MAX_CONNECTIONS,
+									 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) MAX_CONNECTIONS_PER_ADDRESS,
 									 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) CONNECTION_TIMEOUT,
+									 MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL,
+									 MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
 									 MHD_OPTION_END);
 	daemon_address = pstrdup(perfopt_metrics_listen);
 	if (daemon_handle == NULL)
@@ -460,6 +590,8 @@ post_alerts(const char *json)
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
 
+	/* from here on, url is for messages */
+	url = redact_url(url);
 	if (result != CURLE_OK || status != 200)
 	{
 		if (alert_failures == 0)
@@ -558,6 +690,7 @@ perfopt_exporter_main(Datum main_arg)
 			if (!PostmasterIsAlive())
 				proc_exit(1);
 			MHD_run(daemon_handle);
+			drop_slow_clients();
 		}
 	}
 }

@@ -26,9 +26,15 @@
 #include "forecast.h"
 #include "series.h"
 
-/* at most this many forecast rows, and this many grid cells of history */
+/*
+ * At most this many forecast rows, this many grid cells of history before
+ * the aggregation of an inferred step, and this many values forecast from.
+ * The forecaster's workspace is about 9 doubles per value and it cannot be
+ * interrupted, so these bound one call to some 50 MB and a few seconds.
+ */
 #define MAX_HORIZON_STEPS	100000
-#define MAX_GRID_CELLS		10000000
+#define MAX_GRID_CELLS		1000000
+#define MAX_FORECAST_VALUES	(2 * PERFOPT_FORECAST_MAX_VALUES)
 
 PG_FUNCTION_INFO_V1(perfopt_forecast_sql);
 
@@ -164,6 +170,13 @@ perfopt_forecast_sql(PG_FUNCTION_ARGS)
 			step *= factor;
 		}
 	}
+
+	if (ncells > MAX_FORECAST_VALUES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the series spans %ld steps of %g seconds, more than the %d perfopt forecasts from",
+						ncells, step, MAX_FORECAST_VALUES),
+				 errhint("Pass a coarser step, or leave it out to let perfopt choose one.")));
 
 	if (horizon_seconds / step > MAX_HORIZON_STEPS)
 		ereport(ERROR,

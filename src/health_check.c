@@ -237,7 +237,7 @@ perfopt_health_check_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	perfopt_latency_skip_this_process();
-	BackgroundWorkerInitializeConnection(perfopt_database, NULL, 0);
+	perfopt_worker_connect(perfopt_database);
 	pgstat_report_appname("perfopt health checker");
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt health checker",
 									  ALLOCSET_DEFAULT_SIZES);

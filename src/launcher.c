@@ -495,7 +495,7 @@ perfopt_launcher_main(Datum main_arg)
 	perfopt_latency_skip_this_process();
 
 	connected_to = MemoryContextStrdup(TopMemoryContext, perfopt_database);
-	BackgroundWorkerInitializeConnection(connected_to, NULL, 0);
+	perfopt_worker_connect(connected_to);
 	pgstat_report_appname("perfopt launcher");
 
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt launcher round",

@@ -21,6 +21,7 @@
 #include "commands/extension.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -37,6 +38,7 @@
 #include "perfopt.h"
 #include "prometheus.h"
 #include "routing.h"
+#include "security.h"
 
 PG_MODULE_MAGIC;
 
@@ -59,9 +61,75 @@ static const struct config_enum_entry track_latency_options[] = {
 	{NULL, 0, false}
 };
 
+/* set in perfopt's workers before they connect: see perfopt_worker_connect */
+static bool in_perfopt_worker = false;
+
 void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(perfopt_now_sql);
+
+/*
+ * Whether a setting the workers act on may come from source in this
+ * process.  A database owner who is no superuser can ALTER DATABASE ...
+ * SET a USERSET setting, and such settings reach the workers' sessions
+ * when they connect; so the workers take these settings from the server's
+ * configuration (postgresql.conf, ALTER SYSTEM) only, and ignore the
+ * per-database and per-role ones with a warning.
+ */
+bool
+perfopt_worker_setting_allowed(GucSource source)
+{
+	if (!in_perfopt_worker)
+		return true;
+	if (source == PGC_S_GLOBAL || source == PGC_S_DATABASE ||
+		source == PGC_S_USER || source == PGC_S_DATABASE_USER)
+	{
+		GUC_check_errdetail("perfopt's background workers take this setting from the server's configuration only.");
+		GUC_check_errhint("Set it in postgresql.conf or with ALTER SYSTEM.");
+		return false;
+	}
+	return true;
+}
+
+/* Check hooks of the settings the workers act on */
+static bool
+check_worker_int(int *newval, void **extra, GucSource source)
+{
+	return perfopt_worker_setting_allowed(source);
+}
+
+static bool
+check_worker_real(double *newval, void **extra, GucSource source)
+{
+	return perfopt_worker_setting_allowed(source);
+}
+
+static bool
+check_worker_enum(int *newval, void **extra, GucSource source)
+{
+	return perfopt_worker_setting_allowed(source);
+}
+
+static bool
+check_worker_string(char **newval, void **extra, GucSource source)
+{
+	return perfopt_worker_setting_allowed(source);
+}
+
+/*
+ * Connect a perfopt background worker to dbname: first mark the process
+ * as a worker, so that the per-database and per-role settings applied at
+ * connection cannot steer it, then pin search_path to pg_catalog, pg_temp,
+ * so that no object a tenant creates can capture a name in perfopt's own
+ * statements.  Every worker connects through here.
+ */
+void
+perfopt_worker_connect(const char *dbname)
+{
+	in_perfopt_worker = true;
+	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
+	perfopt_pin_search_path();
+}
 
 /* The time perfopt's jobs take as now; see perfopt.h */
 TimestampTz
@@ -116,9 +184,9 @@ _PG_init(void)
 							500,
 							0,
 							INT_MAX,
-							PGC_USERSET,
+							PGC_SUSET,
 							GUC_UNIT_MS,
-							NULL,
+							check_worker_int,
 							NULL,
 							NULL);
 
@@ -129,9 +197,9 @@ _PG_init(void)
 							100,
 							1,
 							10000,
-							PGC_USERSET,
+							PGC_SUSET,
 							0,
-							NULL,
+							check_worker_int,
 							NULL,
 							NULL);
 
@@ -192,9 +260,9 @@ _PG_init(void)
 							 PERFOPT_ANOMALY_DEFAULT_THRESHOLD,
 							 0.5,
 							 100.0,
-							 PGC_USERSET,
+							 PGC_SUSET,
 							 0,
-							 NULL,
+							 check_worker_real,
 							 NULL,
 							 NULL);
 
@@ -205,9 +273,9 @@ _PG_init(void)
 							90 * 24 * 60,
 							60,
 							3650 * 24 * 60,
-							PGC_USERSET,
+							PGC_SUSET,
 							GUC_UNIT_MIN,
-							NULL,
+							check_worker_int,
 							NULL,
 							NULL);
 
@@ -302,7 +370,7 @@ _PG_init(void)
 							   &perfopt_alertmanager_url,
 							   "",
 							   PGC_SIGHUP,
-							   0,
+							   GUC_SUPERUSER_ONLY,
 							   NULL,
 							   NULL,
 							   NULL);
@@ -314,9 +382,9 @@ _PG_init(void)
 							50,
 							0,
 							10000,
-							PGC_USERSET,
+							PGC_SUSET,
 							0,
-							NULL,
+							check_worker_int,
 							NULL,
 							NULL);
 
@@ -328,7 +396,7 @@ _PG_init(void)
 							 track_latency_options,
 							 PGC_SUSET,
 							 0,
-							 NULL,
+							 check_worker_enum,
 							 NULL,
 							 NULL);
 
@@ -339,7 +407,7 @@ _PG_init(void)
 							   "",
 							   PGC_SUSET,
 							   GUC_NOT_IN_SAMPLE,
-							   NULL,
+							   check_worker_string,
 							   NULL,
 							   NULL);
 

@@ -67,6 +67,8 @@
 PG_FUNCTION_INFO_V1(perfopt_pool_recommendation);
 
 #define SAMPLE_INTERVAL_MS		20
+/* The longest a call samples: it holds a session and a snapshot of pg_stat_activity */
+#define MAX_SAMPLE_SECONDS		60
 /* Lock waits on this share of busy samples hold the pool to the lanes */
 #define CONTENTION_SHARE		0.20
 /* The pool is kept at most this many times the cores */
@@ -233,10 +235,11 @@ perfopt_pool_recommendation(PG_FUNCTION_ARGS)
 	int			pool;
 	char	   *reason;
 
-	if (!(seconds >= 0.1 && seconds <= 600))
+	if (!(seconds >= 0.1 && seconds <= MAX_SAMPLE_SECONDS))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sample_seconds must be between 0.1 and 600, not %g", seconds),
+				(errcode(seconds > MAX_SAMPLE_SECONDS ? ERRCODE_PROGRAM_LIMIT_EXCEEDED :
+						 ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sample_seconds must be between 0.1 and %d, not %g", MAX_SAMPLE_SECONDS, seconds),
 				 errhint("Sample for a few seconds while the usual load runs.")));
 	InitMaterializedSRF(fcinfo, 0);
 	cores = Max(cores, 1);

@@ -95,6 +95,10 @@ static const struct config_enum_entry algorithm_options[] = {
 
 static const char *const state_names[] = {"down", "healthy", "degraded"};
 
+/* the longest session key route() hashes, and the most simulated requests */
+#define ROUTE_MAX_KEY_BYTES		1024
+#define SIMULATE_MAX_REQUESTS	1000000
+
 PG_FUNCTION_INFO_V1(perfopt_route);
 PG_FUNCTION_INFO_V1(perfopt_instance_status);
 PG_FUNCTION_INFO_V1(perfopt_routing_reload);
@@ -378,6 +382,12 @@ perfopt_route(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3] = {0};
 
+	if (key != NULL && VARSIZE_ANY_EXHDR(key) > ROUTE_MAX_KEY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("session key is longer than %d bytes", ROUTE_MAX_KEY_BYTES),
+				 errhint("Pass a short key that names the session, such as a user id.")));
+
 	ensure_loaded();
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -486,10 +496,10 @@ perfopt_routing_reload(PG_FUNCTION_ARGS)
 Datum
 perfopt_simulate_requests(PG_FUNCTION_ARGS)
 {
-	int			n = PG_GETARG_INT32(0);
-	int			algorithm = algorithm_from_text(PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1));
-	double		load = PG_GETARG_FLOAT8(2);
-	int64		seed = PG_GETARG_INT64(3);
+	int			n;
+	int			algorithm;
+	double		load;
+	int64		seed;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	SimInstance fleet[] = {
 		{500, 500, 2}, {250, 125, 2}, {125, 125, 1}, {125, 125, 1}
@@ -501,11 +511,26 @@ perfopt_simulate_requests(PG_FUNCTION_ARGS)
 	long		overloads = 0;
 	void	   *workspace;
 
-	if (n < 1 || n > 1000000)
+	/* as if STRICT: no rows for a NULL n, load or seed */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+	{
+		InitMaterializedSRF(fcinfo, 0);
+		return (Datum) 0;
+	}
+	n = PG_GETARG_INT32(0);
+	algorithm = algorithm_from_text(PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1));
+	load = PG_GETARG_FLOAT8(2);
+	seed = PG_GETARG_INT64(3);
+	if (n < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("n must be between 1 and 1000000, not %d", n),
+				 errmsg("n must be between 1 and %d, not %d", SIMULATE_MAX_REQUESTS, n),
 				 errhint("Simulate at least one request.")));
+	if (n > SIMULATE_MAX_REQUESTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("n must be between 1 and %d, not %d", SIMULATE_MAX_REQUESTS, n),
+				 errhint("Simulate at most a million requests in one call.")));
 	if (!(load > 0.0 && load <= 2.0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

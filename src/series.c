@@ -68,6 +68,13 @@ perfopt_series_from_arrays(ArrayType *times, ArrayType *vals)
 				 errmsg("times and vals must be one-dimensional arrays"),
 				 errhint("Build them with array_agg(ts ORDER BY ts) and array_agg(value ORDER BY ts).")));
 
+	if (ArrayGetNItems(ARR_NDIM(times), ARR_DIMS(times)) > PERFOPT_SERIES_MAX_POINTS ||
+		ArrayGetNItems(ARR_NDIM(vals), ARR_DIMS(vals)) > PERFOPT_SERIES_MAX_POINTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a series may have at most %d points", PERFOPT_SERIES_MAX_POINTS),
+				 errhint("Aggregate the points first, such as to minute or hourly means.")));
+
 	deconstruct_array(times, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
 					  TYPALIGN_DOUBLE, &time_datums, &time_nulls, &ntimes);
 	deconstruct_array(vals, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,

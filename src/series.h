@@ -11,6 +11,9 @@
 #include "datatype/timestamp.h"
 #include "utils/array.h"
 
+/* the most points a series passed as arrays may have */
+#define PERFOPT_SERIES_MAX_POINTS	1000000
+
 /* A series: n points, times in seconds since the Unix epoch (UTC) */
 typedef struct Series
 {
