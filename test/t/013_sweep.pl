@@ -63,7 +63,7 @@ my %plain = (
 );
 my $huge_text = q{repeat('x', 1000000)};
 my %edges = (
-	'text' => [ q{''}, $huge_text, q{'*'}, q{'{'}, q{'}{'}, q{'{x}'}, q{E'\\\\'},
+	'text' => [ q{''}, $huge_text, q{'*'}, q('{'), q('}{'), q{'{x}'}, q{E'\\\\'},
 		q{'@daily'}, q{'*/0 * * * *'}, q{'61 * * * *'}, q{'; SELECT 1'} ],
 	'integer' => [ '0', '-1', '2147483647', '-2147483648' ],
 	'bigint' => [ '0', '-1', '9223372036854775807', '-9223372036854775808' ],
@@ -165,7 +165,7 @@ my @limits = (
 	  q{SELECT count(*) FROM perfopt.forecast(ARRAY[timestamptz '2026-01-01', '2027-01-01'],
 		ARRAY[1, 2]::float8[], interval '1 day', interval '30 s')} ],
 	[ 'forecast of more values than the forecaster takes',
-	  q{SELECT count(*) FROM perfopt.forecast(ARRAY[timestamptz '2026-01-01', '2026-03-01'],
+	  q{SELECT count(*) FROM perfopt.forecast(ARRAY[timestamptz '2026-01-01', '2026-04-01'],
 		ARRAY[1, 2]::float8[], interval '1 day', interval '1 min')} ],
 	[ 'a series of more than a million points',
 	  q{SELECT count(*) FROM perfopt.detect_anomalies(
@@ -175,7 +175,7 @@ my @limits = (
 	[ 'a key template of a million bytes', q{SELECT perfopt.cache_template_columns(NULL, repeat('x', 1000000))} ],
 	[ 'an invalidation pattern of a million bytes', q{SELECT perfopt.cache_invalidate(repeat('x', 1000000))} ],
 	[ 'a session key of a million bytes', q{SELECT * FROM perfopt.route(repeat('x', 1000000))} ],
-	[ 'a simulation of more than a million requests', q{SELECT count(*) FROM perfopt.simulate_requests(1000001)} ],
+	[ 'a simulation of more than a million requests', q{SELECT count(*) FROM perfopt.simulate_requests(1000001, 'adaptive')} ],
 	[ 'pool_recommendation sampling for ten minutes', q{SELECT count(*) FROM perfopt.pool_recommendation(600)} ],
 );
 foreach my $limit (@limits)
