@@ -109,8 +109,8 @@ cmp_ok(scalar(@refused), '>=', 8, 'the clients over the per-address cap were ref
   or diag(scalar(@refused) . ' refused');
 cmp_ok(scalar(@held), '>=', 1, 'the address keeps its share of connections');
 
-# 3. The held clients trickle a header byte every half second: they are
-# dropped once the request timeout has passed, not kept alive by the bytes
+# 3. The held clients trickle a header line every half second: they are
+# dropped once the request timeout has passed, not kept alive by the lines
 my %dropped_at;
 while (time - $started < 15 && keys(%dropped_at) < @held)
 {
@@ -118,7 +118,7 @@ while (time - $started < 15 && keys(%dropped_at) < @held)
 	{
 		next if exists $dropped_at{$i};
 		local $SIG{PIPE} = 'IGNORE';
-		my $wrote = syswrite($held[$i], 'X');
+		my $wrote = syswrite($held[$i], "X-Slow: $i\r\n");
 		$dropped_at{$i} = time - $started
 		  if !defined($wrote) || closed_by_server($held[$i], 0);
 	}
