@@ -84,8 +84,9 @@ GRANT SELECT ON
 
 ------------------------------------------------------------------------------
 -- perfopt_admin: rules (row-level security limits each member to the rules
--- it may act as), actions by hand, cycles, and the cache's queue, whose keys
--- are made of row values
+-- it may act as), actions by hand, cycles.  Not the cache's queue nor its
+-- warmers: their keys and queries are made of row values, as private as the
+-- rows, so they are for superusers only.
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON perfopt.automation_rules TO perfopt_admin;
 GRANT USAGE ON SEQUENCE perfopt.automation_rules_id_seq TO perfopt_admin;
@@ -100,7 +101,6 @@ GRANT EXECUTE ON FUNCTION
     perfopt.threshold_state(perfopt.automation_rules, timestamptz),
     perfopt.qualified_name(regclass)
    TO perfopt_admin;
-GRANT SELECT ON perfopt.cache_outbox, perfopt.cache_warmers TO perfopt_admin;
 
 ------------------------------------------------------------------------------
 -- perfopt_app: what an application's login role needs
