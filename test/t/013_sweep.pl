@@ -38,12 +38,6 @@ query(q{CREATE EXTENSION pg_stat_statements;
 		CREATE TABLE public.t (id int PRIMARY KEY, v text);
 		INSERT INTO public.t SELECT g, 'v' || g FROM generate_series(1, 100) g;});
 
-# the SQL of the install script not moved into it yet
-if (-f 'sql/pending-inputs.sql')
-{
-	$node->safe_psql('postgres', slurp_file('sql/pending-inputs.sql'));
-}
-
 # Plain values, and edge values, per argument type
 my %plain = (
 	'text' => q{'t'},
