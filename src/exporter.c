@@ -75,7 +75,7 @@
 #include "prometheus.h"
 
 #define MAX_CONNECTIONS		32
-#define MAX_CONNECTIONS_PER_ADDRESS	4
+#define MAX_CONNECTIONS_PER_ADDRESS	8
 #define CONNECTION_TIMEOUT	5		/* seconds without a byte */
 #define REQUEST_TIMEOUT		5		/* seconds to send a whole request */
 #define SCRAPE_TIMEOUT_MS	10000
