@@ -31,6 +31,11 @@ CREATE OR REPLACE FUNCTION perfopt.resolve_relation(name text, role oid) RETURNS
 AS '$libdir/perfopt', 'perfopt_resolve_relation'
 LANGUAGE C STRICT STABLE;
 
+-- The search_path a role's sessions start with in this database
+CREATE OR REPLACE FUNCTION perfopt.role_search_path(role oid) RETURNS text
+AS '$libdir/perfopt', 'perfopt_role_search_path_sql'
+LANGUAGE C STRICT STABLE;
+
 -- The autovacuum storage parameters a set_table_option action may set, and the type of each
 CREATE OR REPLACE FUNCTION perfopt.table_option_type(name text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -317,11 +322,14 @@ BEGIN
                             CASE WHEN (SELECT relkind FROM pg_catalog.pg_class WHERE oid = rel) IN ('i', 'I')
                                  THEN 'INDEX' ELSE 'TABLE' END, name);
     WHEN 'create_index' THEN
-        -- the advisor's best index (for the target table if one is named)
+        -- the advisor's best index (for the target table if one is named); the
+        -- workload's texts are read with the owner's path, not perfopt's own
+        PERFORM pg_catalog.set_config('search_path', perfopt.role_search_path(owner::oid), true);
         SELECT r.* INTO rec
           FROM perfopt.recommend_indexes() r
          WHERE rel IS NULL OR r.table_name = rel
          ORDER BY r.rank LIMIT 1;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         IF NOT FOUND THEN
             RAISE EXCEPTION 'the index advisor recommends no index%',
                             CASE WHEN rel IS NULL THEN '' ELSE ' on ' || rel END
@@ -1053,6 +1061,7 @@ REVOKE ALL ON FUNCTION perfopt.optimization_cycle(regrole, timestamptz) FROM PUB
 REVOKE ALL ON FUNCTION perfopt.check_admin(regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION perfopt.recheck_action(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION perfopt.resolve_relation(text, oid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION perfopt.role_search_path(oid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION perfopt.log_action(perfopt.automation_rules, jsonb, text, jsonb, float8, boolean, regrole, bigint, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION perfopt.action_statement(jsonb, text, regrole, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION perfopt.record_action_outcome(bigint, boolean, text) FROM PUBLIC;

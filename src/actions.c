@@ -103,6 +103,7 @@ PG_FUNCTION_INFO_V1(perfopt_optimize);
 PG_FUNCTION_INFO_V1(perfopt_rollback_action);
 PG_FUNCTION_INFO_V1(perfopt_run_optimization_cycle);
 PG_FUNCTION_INFO_V1(perfopt_resolve_relation);
+PG_FUNCTION_INFO_V1(perfopt_role_search_path_sql);
 
 /* an action runs at most this long */
 #define ACTION_TIMEOUT_MS	(60 * 60 * 1000)
@@ -863,4 +864,11 @@ perfopt_resolve_relation(PG_FUNCTION_ARGS)
 	if (!OidIsValid(relid))
 		PG_RETURN_NULL();
 	PG_RETURN_OID(relid);
+}
+
+/* perfopt.role_search_path(role): the search_path a role's sessions start with here */
+Datum
+perfopt_role_search_path_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(perfopt_role_search_path(PG_GETARG_OID(0))));
 }
