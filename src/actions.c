@@ -761,17 +761,15 @@ call_for_caller(const char *sql, int nargs, Oid *types, Datum *values, char *nul
 	return result;
 }
 
-/* Copy fcinfo's arguments after $1, the caller */
+/* Copy fcinfo's arguments, of the given types, after $1, the caller */
 static void
-arguments(FunctionCallInfo fcinfo, Oid *types, Datum *values, char *nulls)
+arguments(FunctionCallInfo fcinfo, const Oid *argtypes, Oid *types, Datum *values, char *nulls)
 {
 	for (int i = 0; i < PG_NARGS(); i++)
 	{
 		values[i + 1] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 		nulls[i + 1] = PG_ARGISNULL(i) ? 'n' : ' ';
-		types[i + 1] = get_fn_expr_argtype(fcinfo->flinfo, i);
-		if (!OidIsValid(types[i + 1]))
-			elog(ERROR, "could not determine the type of argument %d", i + 1);
+		types[i + 1] = argtypes[i];
 	}
 }
 
@@ -787,7 +785,7 @@ perfopt_optimize(PG_FUNCTION_ARGS)
 
 	if (PG_NARGS() != 4)
 		elog(ERROR, "perfopt.optimize takes 4 arguments");
-	arguments(fcinfo, types, values, nulls);
+	arguments(fcinfo, (Oid[]) {TEXTOID, TEXTOID, BOOLOID, JSONBOID}, types, values, nulls);
 	result = call_for_caller("SELECT perfopt.optimize_as($1, $2, $3, $4, $5)",
 							 5, types, values, nulls, &isnull);
 	if (isnull)
@@ -807,7 +805,7 @@ perfopt_rollback_action(PG_FUNCTION_ARGS)
 
 	if (PG_NARGS() != 1)
 		elog(ERROR, "perfopt.rollback_action takes 1 argument");
-	arguments(fcinfo, types, values, nulls);
+	arguments(fcinfo, (Oid[]) {INT8OID}, types, values, nulls);
 	result = call_for_caller("SELECT perfopt.rollback_action_as($1, $2)",
 							 2, types, values, nulls, &isnull);
 	if (isnull)
@@ -827,7 +825,7 @@ perfopt_run_optimization_cycle(PG_FUNCTION_ARGS)
 
 	if (PG_NARGS() != 1)
 		elog(ERROR, "perfopt.run_optimization_cycle takes 1 argument");
-	arguments(fcinfo, types, values, nulls);
+	arguments(fcinfo, (Oid[]) {TIMESTAMPTZOID}, types, values, nulls);
 	result = call_for_caller("SELECT perfopt.optimization_cycle($1, $2)",
 							 2, types, values, nulls, &isnull);
 	if (isnull)
