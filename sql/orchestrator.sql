@@ -2,10 +2,6 @@
 -- health; rules firing and acting on a running cluster are tested in
 -- test/t/008_orchestrator.pl
 SET client_min_messages = warning;
--- issue 14's orchestrator SQL, until it moves into the install script
-\set ECHO none
-\i sql/pending-orchestrator.sql
-\set ECHO all
 
 -- cron schedules (UTC): the next time after a given one
 SELECT s, perfopt.cron_next(s, '2026-11-27 10:07:30+00') AT TIME ZONE 'UTC' AS next

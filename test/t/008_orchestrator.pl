@@ -40,8 +40,6 @@ sub dead_tuples
 }
 
 query('CREATE EXTENSION perfopt CASCADE');
-# issue 14's orchestrator SQL, until it moves into the install script
-query(slurp_file('sql/pending-orchestrator.sql')) if -e 'sql/pending-orchestrator.sql';
 # only what the test records: no sampler, no anomaly or capacity job, no cycle
 # but the ones the test runs; the launcher still runs the queued actions
 query(q{UPDATE perfopt.jobs SET enabled = false

@@ -54,8 +54,6 @@ sub superusers
 }
 
 query('CREATE EXTENSION perfopt CASCADE');
-# issue 14's orchestrator SQL, until it moves into the install script
-query(slurp_file('sql/pending-orchestrator.sql')) if -e 'sql/pending-orchestrator.sql';
 # the launcher runs only the queued actions and what the test enables
 query('UPDATE perfopt.jobs SET enabled = false');
 query(q{
