@@ -565,7 +565,10 @@ run_action(const QueuedAction *action, MemoryContext cxt)
 	volatile ErrorData *error = NULL;
 	PerfoptRoleSwitch sw;
 	volatile bool switched = false;
+	Oid			launcher_user;
+	int			launcher_context;
 
+	GetUserIdAndSecContext(&launcher_user, &launcher_context);
 	if (!callback_registered)
 	{
 		RegisterXactCallback(action_xact_callback, NULL);
@@ -600,8 +603,7 @@ run_action(const QueuedAction *action, MemoryContext cxt)
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
 		/* an abort restores the user its transaction started with: the owner, after a commit */
-		if (switched)
-			SetUserIdAndSecContext(sw.saved_user, sw.saved_context);
+		SetUserIdAndSecContext(launcher_user, launcher_context);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
