@@ -342,13 +342,13 @@ BEGIN
           FROM perfopt.recommend_indexes() r
          WHERE rel IS NULL OR r.table_name = rel
          ORDER BY r.rank LIMIT 1;
-        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         IF NOT FOUND THEN
             RAISE EXCEPTION 'the index advisor recommends no index%',
                             CASE WHEN rel IS NULL THEN '' ELSE ' on ' || rel END
                 USING ERRCODE = 'no_data_found',
                       HINT = 'Nothing to do: the workload has no index worth creating.';
         END IF;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         details := jsonb_build_object(
             'index_name', left(format('perfopt_%s_%s', (SELECT relname FROM pg_catalog.pg_class WHERE oid = rec.table_name),
                                       action_id), 63),
