@@ -26,12 +26,83 @@ COMMENT ON TABLE perfopt.optimization_reports IS
 ------------------------------------------------------------------------------
 -- Validation of rules
 
+-- Whether a role may own automation rules and run perfopt actions: a
+-- superuser, or a member of perfopt_admin; false for a dropped role
+CREATE OR REPLACE FUNCTION perfopt.may_own_rules(role oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = role) THEN false
+                WHEN (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = role) THEN true
+                ELSE pg_catalog.pg_has_role(role, 'perfopt_admin', 'MEMBER') END
+$$;
+
+-- The relation a role's text names, with that role's own default search_path
+CREATE OR REPLACE FUNCTION perfopt.resolve_relation(name text, role oid) RETURNS regclass
+AS 'MODULE_PATHNAME', 'perfopt_resolve_relation'
+LANGUAGE C STRICT STABLE;
+
+-- The search_path a role's sessions start with in this database
+CREATE OR REPLACE FUNCTION perfopt.role_search_path(role oid) RETURNS text
+AS 'MODULE_PATHNAME', 'perfopt_role_search_path_sql'
+LANGUAGE C STRICT STABLE;
+
+-- The autovacuum storage parameters a set_table_option action may set, and the type of each
+CREATE OR REPLACE FUNCTION perfopt.table_option_type(name text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT o.type
+      FROM (VALUES ('autovacuum_enabled', 'boolean', true),
+                   ('autovacuum_vacuum_threshold', 'integer', true),
+                   ('autovacuum_vacuum_insert_threshold', 'integer', true),
+                   ('autovacuum_analyze_threshold', 'integer', false),
+                   ('autovacuum_vacuum_cost_limit', 'integer', true),
+                   ('autovacuum_freeze_min_age', 'integer', true),
+                   ('autovacuum_freeze_max_age', 'integer', true),
+                   ('autovacuum_freeze_table_age', 'integer', true),
+                   ('autovacuum_multixact_freeze_min_age', 'integer', true),
+                   ('autovacuum_multixact_freeze_max_age', 'integer', true),
+                   ('autovacuum_multixact_freeze_table_age', 'integer', true),
+                   ('autovacuum_vacuum_cost_delay', 'real', true),
+                   ('autovacuum_vacuum_scale_factor', 'real', true),
+                   ('autovacuum_vacuum_insert_scale_factor', 'real', true),
+                   ('autovacuum_analyze_scale_factor', 'real', false)) o (option, type, toast)
+     WHERE o.option OPERATOR(pg_catalog.=) name
+        OR (o.toast AND 'toast.' OPERATOR(pg_catalog.||) o.option OPERATOR(pg_catalog.=) name)
+$$;
+
+-- The value of a storage parameter as the text of a literal: a number or a
+-- boolean, refused otherwise (never pasted into a statement unchecked)
+CREATE OR REPLACE FUNCTION perfopt.table_option_value(name text, value jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    type text := perfopt.table_option_type(name);
+    v text := value #>> '{}';
+BEGIN
+    IF type IS NULL THEN
+        RAISE EXCEPTION 'set_table_option sets autovacuum storage parameters only, not "%"', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use a per-table autovacuum_* or toast.autovacuum_* storage parameter.';
+    END IF;
+    IF jsonb_typeof(value) NOT IN ('number', 'string', 'boolean')
+       OR (type = 'boolean' AND lower(v) NOT IN ('true', 'false', 'on', 'off'))
+       OR (type = 'integer' AND v !~ '^-?[0-9]{1,19}$')
+       OR (type = 'real' AND v !~ '^-?([0-9]{1,30}(\.[0-9]{0,30})?|\.[0-9]{1,30})([eE][-+]?[0-9]{1,3})?$') THEN
+        RAISE EXCEPTION 'the value of % must be a %, not %', name, type, left(value::text, 100)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Such as {"autovacuum_vacuum_scale_factor": 0.01} or {"autovacuum_enabled": true}.';
+    END IF;
+    RETURN CASE WHEN type = 'boolean' THEN lower(v) ELSE v END;
+END
+$$;
+
+COMMENT ON FUNCTION perfopt.may_own_rules(oid) IS
+'whether a role may own automation rules and run perfopt actions: a superuser or a member of perfopt_admin';
+
+COMMENT ON FUNCTION perfopt.table_option_value(text, jsonb) IS
+'the checked value of a set_table_option storage parameter: a number or a boolean';
+
 -- The metrics a rule may watch: what the sampler records, and any metric recorded so far
 CREATE OR REPLACE FUNCTION perfopt.known_metrics() RETURNS SETOF text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT unnest(ARRAY[
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.unnest(ARRAY[
         'transactions_per_sec', 'commits_per_sec', 'rollbacks_per_sec', 'error_rate_pct',
         'rows_returned_per_sec', 'rows_fetched_per_sec', 'rows_inserted_per_sec',
         'rows_updated_per_sec', 'rows_deleted_per_sec', 'cache_hit_ratio', 'temp_bytes_per_sec',
@@ -51,9 +122,7 @@ COMMENT ON FUNCTION perfopt.known_metrics() IS
 
 CREATE OR REPLACE FUNCTION perfopt.condition_holds(condition text, value float8, threshold float8)
 RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE condition
                WHEN 'greater_than' THEN value > threshold
                WHEN 'greater_or_equal' THEN value >= threshold
@@ -66,14 +135,12 @@ $$;
 
 -- What a rule may ask for, and what each action needs
 CREATE OR REPLACE FUNCTION perfopt.check_action(action jsonb, owner regrole) RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     kind text := action->>'type';
     key text;
 BEGIN
-    IF jsonb_typeof(action) <> 'object' OR kind IS NULL THEN
+    IF jsonb_typeof(action) IS DISTINCT FROM 'object' OR kind IS NULL THEN
         RAISE EXCEPTION 'each action must be an object with a "type"'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Write actions as [{"type": "vacuum_analyze", "target": "public.leads"}].';
@@ -98,12 +165,9 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Such as {"options": {"autovacuum_vacuum_scale_factor": 0.01}}.';
         END IF;
+        -- names from the list of autovacuum storage parameters, values numbers or booleans
         FOR key IN SELECT jsonb_object_keys(action->'options') LOOP
-            IF key !~ '^(toast\.)?autovacuum_[a-z_]+$' THEN
-                RAISE EXCEPTION 'set_table_option sets autovacuum options only, not "%"', key
-                    USING ERRCODE = 'invalid_parameter_value',
-                          HINT = 'Use the per-table autovacuum_* and toast.autovacuum_* storage parameters.';
-            END IF;
+            PERFORM perfopt.table_option_value(key, action->'options'->key);
         END LOOP;
     END IF;
     IF kind = 'sql' THEN
@@ -112,7 +176,7 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Such as {"type": "sql", "statement": "CHECKPOINT"}.';
         END IF;
-        IF NOT (SELECT rolsuper FROM pg_roles WHERE oid = owner) THEN
+        IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = owner::oid), false) THEN
             RAISE EXCEPTION 'only rules owned by a superuser may run sql actions'
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'Use one of the other action types, or have a superuser own the rule.';
@@ -131,24 +195,24 @@ $$;
 
 -- BEFORE INSERT OR UPDATE on automation_rules: a rule that cannot run is refused
 CREATE OR REPLACE FUNCTION perfopt.validate_rule() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     action jsonb;
+    bookkeeping text[] := '{enabled,failures,last_fired_at,last_evaluated_at}';
 BEGIN
-    -- a rule may always be disabled (its failure budget does it)
-    IF TG_OP = 'UPDATE' AND NOT NEW.enabled AND OLD.enabled THEN
+    -- a rule may always be disabled (its failure budget does it), and its
+    -- bookkeeping kept, by whoever may change it; any other change is checked
+    IF TG_OP = 'UPDATE' AND (OLD.enabled OR NOT NEW.enabled)
+       AND pg_catalog.to_jsonb(NEW) - bookkeeping = pg_catalog.to_jsonb(OLD) - bookkeeping THEN
         RETURN NEW;
     END IF;
-    IF NOT pg_has_role(NEW.owner, 'perfopt_admin', 'MEMBER')
-       AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = NEW.owner) THEN
+    IF NOT perfopt.may_own_rules(NEW.owner::oid) THEN
         RAISE EXCEPTION 'role % may not own automation rules', NEW.owner
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Grant it perfopt_admin: GRANT perfopt_admin TO ...;';
     END IF;
-    IF NOT pg_has_role(current_user, NEW.owner, 'MEMBER') THEN
-        RAISE EXCEPTION 'role % may not make rules that run as %', current_user, NEW.owner
+    IF NOT pg_catalog.pg_has_role(CURRENT_USER, NEW.owner::oid, 'USAGE') THEN
+        RAISE EXCEPTION 'role % may not make rules that run as %', CURRENT_USER, NEW.owner
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Leave owner out: a rule runs as the role that writes it.';
     END IF;
@@ -182,7 +246,7 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'A cron schedule in UTC, such as ''0 3 * * *''.';
         END IF;
-        PERFORM perfopt.cron_next(NEW.schedule, now());
+        PERFORM perfopt.cron_next(NEW.schedule, pg_catalog.now());
     END IF;
     IF NEW.duration < interval '0' OR NEW.cooldown < interval '0' THEN
         RAISE EXCEPTION 'duration and cooldown must not be negative'
@@ -226,11 +290,9 @@ CREATE OR REPLACE TRIGGER validate_rule
 
 -- A relation's name with its schema, quoted: statements run with another search_path
 CREATE OR REPLACE FUNCTION perfopt.qualified_name(rel regclass) RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT format('%I.%I', n.nspname, c.relname)
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE c.oid = rel
 $$;
 
@@ -239,8 +301,7 @@ CREATE OR REPLACE FUNCTION perfopt.action_statement(
     action jsonb, target text, owner regrole, action_id bigint,
     OUT statement text, OUT confidence float8, OUT rollback_statement text,
     OUT details jsonb, OUT target_owner oid)
-LANGUAGE plpgsql  -- pinned once targets resolve with the owner's path (issue 14)
-AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     kind text := action->>'type';
     rel regclass;
@@ -253,13 +314,14 @@ BEGIN
     details := '{}';
     IF kind IN ('vacuum_analyze', 'analyze', 'reindex', 'set_table_option')
        OR (kind IN ('create_index', 'drop_index') AND coalesce(target, 'auto') <> 'auto') THEN
-        rel := to_regclass(target);
+        -- the owner's text, read with the owner's own search_path
+        rel := perfopt.resolve_relation(target, owner::oid);
         IF rel IS NULL THEN
             RAISE EXCEPTION 'no relation named "%"', target
                 USING ERRCODE = 'undefined_table',
                       HINT = 'Check the action''s target.';
         END IF;
-        SELECT relowner INTO target_owner FROM pg_class WHERE oid = rel;
+        SELECT relowner INTO target_owner FROM pg_catalog.pg_class WHERE oid = rel;
         name := perfopt.qualified_name(rel);
     END IF;
 
@@ -270,10 +332,12 @@ BEGIN
         statement := format('ANALYZE %s', name);
     WHEN 'reindex' THEN
         statement := format('REINDEX %s CONCURRENTLY %s',
-                            CASE WHEN (SELECT relkind FROM pg_class WHERE oid = rel) IN ('i', 'I')
+                            CASE WHEN (SELECT relkind FROM pg_catalog.pg_class WHERE oid = rel) IN ('i', 'I')
                                  THEN 'INDEX' ELSE 'TABLE' END, name);
     WHEN 'create_index' THEN
-        -- the advisor's best index (for the target table if one is named)
+        -- the advisor's best index (for the target table if one is named); the
+        -- workload's texts are read with the owner's path, not perfopt's own
+        PERFORM pg_catalog.set_config('search_path', perfopt.role_search_path(owner::oid), true);
         SELECT r.* INTO rec
           FROM perfopt.recommend_indexes() r
          WHERE rel IS NULL OR r.table_name = rel
@@ -284,18 +348,19 @@ BEGIN
                 USING ERRCODE = 'no_data_found',
                       HINT = 'Nothing to do: the workload has no index worth creating.';
         END IF;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         details := jsonb_build_object(
-            'index_name', left(format('perfopt_%s_%s', (SELECT relname FROM pg_class WHERE oid = rec.table_name),
+            'index_name', left(format('perfopt_%s_%s', (SELECT relname FROM pg_catalog.pg_class WHERE oid = rec.table_name),
                                       action_id), 63),
             'benefit_pct', rec.benefit_pct, 'est_size_bytes', rec.est_size_bytes,
             'queryids', to_jsonb(rec.queryids), 'reason', rec.reason);
         statement := regexp_replace(rec.index_def, '^CREATE INDEX CONCURRENTLY ',
                                     format('CREATE INDEX CONCURRENTLY %I ', details->>'index_name'));
         details := details || jsonb_build_object('index', format('%I.%I',
-            (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE c.oid = rec.table_name), details->>'index_name'));
         rollback_statement := format('DROP INDEX CONCURRENTLY IF EXISTS %s', details->>'index');
-        SELECT relowner INTO target_owner FROM pg_class WHERE oid = rec.table_name;
+        SELECT relowner INTO target_owner FROM pg_catalog.pg_class WHERE oid = rec.table_name;
         -- a tenth of the workload's planned cost saved is full confidence
         confidence := least(1, greatest(0, rec.benefit_pct / 10));
     WHEN 'drop_index' THEN
@@ -314,7 +379,7 @@ BEGIN
         rollback_statement := pg_get_indexdef(rec.index_name);
         details := jsonb_build_object('index_name', rec.index_name::text, 'reason', rec.reason,
                                       'size_bytes', rec.size_bytes);
-        SELECT c.relowner INTO target_owner FROM pg_class c WHERE c.oid = rec.table_name;
+        SELECT c.relowner INTO target_owner FROM pg_catalog.pg_class c WHERE c.oid = rec.table_name;
         confidence := CASE WHEN rec.reason LIKE 'invalid%' THEN 1
                            WHEN rec.reason LIKE 'duplicate%' THEN 0.95
                            WHEN rec.reason LIKE 'redundant%' THEN 0.8 ELSE 0.6 END;
@@ -322,9 +387,9 @@ BEGIN
         min_duration := coalesce((action->>'min_duration')::interval,
                                  CASE kind WHEN 'cancel_query' THEN interval '5 minutes'
                                            ELSE interval '10 minutes' END);
-        statement := format('SELECT %s(pid) FROM pg_stat_activity'
-                            ' WHERE backend_type = ''client backend'' AND pid <> pg_backend_pid()'
-                            ' AND state = %L AND now() - %s > %L::interval',
+        statement := format('SELECT pg_catalog.%s(pid) FROM pg_catalog.pg_stat_activity'
+                            ' WHERE backend_type = ''client backend'' AND pid <> pg_catalog.pg_backend_pid()'
+                            ' AND state = %L AND pg_catalog.now() - %s > %L::interval',
                             CASE kind WHEN 'cancel_query' THEN 'pg_cancel_backend'
                                       ELSE 'pg_terminate_backend' END,
                             coalesce(action->>'state', CASE kind WHEN 'cancel_query' THEN 'active'
@@ -332,14 +397,14 @@ BEGIN
                             CASE kind WHEN 'cancel_query' THEN 'query_start' ELSE 'state_change' END,
                             min_duration);
     WHEN 'cache_invalidate' THEN
-        IF to_regprocedure('perfopt.cache_invalidate(text)') IS NULL THEN
+        IF pg_catalog.to_regprocedure('perfopt.cache_invalidate(text)') IS NULL THEN
             RAISE EXCEPTION 'the cache layer is not installed'
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'Update the extension: ALTER EXTENSION perfopt UPDATE.';
         END IF;
         statement := format('SELECT perfopt.cache_invalidate(%L)', coalesce(action->>'pattern', target));
     WHEN 'cache_warm' THEN
-        IF to_regprocedure('perfopt.cache_warm(text, text, text, boolean)') IS NULL THEN
+        IF pg_catalog.to_regprocedure('perfopt.cache_warm(text, text, text, boolean)') IS NULL THEN
             RAISE EXCEPTION 'the cache layer is not installed'
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'Update the extension: ALTER EXTENSION perfopt UPDATE.';
@@ -349,22 +414,31 @@ BEGIN
                             coalesce((action->>'keep_warm')::boolean, false));
     WHEN 'notify' THEN
         details := action - 'type';
-        statement := format('SELECT pg_notify(''perfopt_actions'', %L)',
+        statement := format('SELECT pg_catalog.pg_notify(''perfopt_actions'', %L)',
                             jsonb_build_object('event', action->>'event', 'target', target,
                                                'params', action - 'type' - 'event' - 'target'));
     WHEN 'set_table_option' THEN
-        SELECT string_agg(format('%s = %s', key, value #>> '{}'), ', ') INTO options
-          FROM jsonb_each(action->'options');
+        -- names from a list, values checked numbers or booleans, quoted as literals
+        SELECT string_agg(format('%s = %L', o.key, perfopt.table_option_value(o.key, o.value)), ', '
+                          ORDER BY o.key)
+          INTO options FROM jsonb_each(action->'options') o;
         statement := format('ALTER TABLE %s SET (%s)', name, options);
-        SELECT coalesce('ALTER TABLE ' || name || ' SET (' ||
-                        string_agg(o, ', ') FILTER (WHERE split_part(o, '=', 1) IN
-                            (SELECT key FROM jsonb_object_keys(action->'options') key)) || ')', NULL)
-          INTO rollback_statement
-          FROM pg_class c, unnest(coalesce(c.reloptions, '{}')) o WHERE c.oid = rel;
-        IF rollback_statement IS NULL THEN
-            rollback_statement := format('ALTER TABLE %s RESET (%s)', name,
-                                         (SELECT string_agg(key, ', ') FROM jsonb_object_keys(action->'options') key));
-        END IF;
+        -- the undo: the previous values set back, the options that had none reset
+        WITH keys AS (SELECT k FROM jsonb_object_keys(action->'options') k),
+        previous AS (
+            SELECT split_part(x, '=', 1) AS key, substr(x, strpos(x, '=') + 1) AS value
+              FROM pg_catalog.pg_class c, unnest(coalesce(c.reloptions, '{}')) x WHERE c.oid = rel
+            UNION ALL
+            SELECT 'toast.' || split_part(x, '=', 1), substr(x, strpos(x, '=') + 1)
+              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid,
+                   unnest(coalesce(t.reloptions, '{}')) x WHERE c.oid = rel)
+        SELECT concat_ws(', ',
+                   'SET (' || string_agg(format('%s = %L', k.k, p.value), ', ' ORDER BY k.k)
+                              FILTER (WHERE p.key IS NOT NULL) || ')',
+                   'RESET (' || string_agg(k.k, ', ' ORDER BY k.k) FILTER (WHERE p.key IS NULL) || ')')
+          INTO options
+          FROM keys k LEFT JOIN previous p ON p.key = k.k;
+        rollback_statement := format('ALTER TABLE %s %s', name, options);
     WHEN 'sql' THEN
         statement := action->>'statement';
     END CASE;
@@ -380,11 +454,9 @@ CREATE OR REPLACE FUNCTION perfopt.log_action(
     trigger_confidence float8, dry_run boolean, owner regrole, cycle_id bigint,
     room boolean)
 RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    id bigint := nextval('perfopt.action_log_id_seq');
+    id bigint := pg_catalog.nextval('perfopt.action_log_id_seq');
     made record;
     outcome text;
     confidence float8;
@@ -417,9 +489,7 @@ $$;
 -- Called by the launcher when a queued action ended; keeps the failure budget
 CREATE OR REPLACE FUNCTION perfopt.record_action_outcome(action_id bigint, succeeded boolean, error text)
 RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     logged perfopt.action_log;
 BEGIN
@@ -429,7 +499,7 @@ BEGIN
            started_at = coalesce(a.started_at, clock_timestamp()),
            finished_at = clock_timestamp(),
            check_after = CASE WHEN succeeded AND a.action = 'create_index'
-                              THEN clock_timestamp() + current_setting('perfopt.index_rollback_window')::interval
+                              THEN clock_timestamp() + pg_catalog.current_setting('perfopt.index_rollback_window')::interval
                          END
      WHERE a.id = action_id
     RETURNING * INTO logged;
@@ -463,7 +533,7 @@ DECLARE
     parts jsonb := '{}';
     v record;
     overall float8;
-    slow_ms float8 := 1000 * extract(epoch FROM current_setting('perfopt.slow_query_ms')::interval);
+    slow_ms float8 := 1000 * extract(epoch FROM pg_catalog.current_setting('perfopt.slow_query_ms')::interval);
 BEGIN
     -- queries: the share of execution time spent in slow statements
     SELECT coalesce(sum(total_exec_time) FILTER (WHERE mean_exec_time >= slow_ms), 0) AS slow_time,
@@ -471,18 +541,18 @@ BEGIN
            count(*) FILTER (WHERE mean_exec_time >= slow_ms) AS slow
       INTO v
       FROM perfopt.statement_stats s
-      JOIN pg_database d ON d.oid = s.dbid AND d.datname = current_database()
+      JOIN pg_catalog.pg_database d ON d.oid = s.dbid AND d.datname = pg_catalog.current_database()
      WHERE s.toplevel;
     parts := parts || jsonb_build_object('queries', jsonb_build_object(
         'score', coalesce(round(100 * (1 - v.slow_time / nullif(v.all_time, 0))), 100)::int,
         'slow_queries', v.slow, 'slow_time_pct', round((100 * v.slow_time / nullif(v.all_time, 0))::numeric, 1)));
 
     -- indexes: bytes of indexes perfopt would drop, invalid indexes
-    SELECT coalesce(sum(pg_relation_size(i.indexrelid)), 0) AS total,
+    SELECT coalesce(sum(pg_catalog.pg_relation_size(i.indexrelid)), 0) AS total,
            (SELECT coalesce(sum(size_bytes), 0) FROM perfopt.index_drop_candidates) AS wasted,
            count(*) FILTER (WHERE NOT i.indisvalid) AS invalid
       INTO v
-      FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+      FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
      WHERE c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
                                   'pg_toast'::regnamespace, 'perfopt'::regnamespace);
     parts := parts || jsonb_build_object('indexes', jsonb_build_object(
@@ -499,8 +569,8 @@ BEGIN
     -- connections: use of the usable slots, sessions idle in a transaction
     SELECT count(*) AS used,
            count(*) FILTER (WHERE state LIKE 'idle in transaction%' AND now() - state_change > interval '1 minute') AS stuck,
-           current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int AS usable
-      INTO v FROM pg_stat_activity WHERE backend_type = 'client backend';
+           pg_catalog.current_setting('max_connections')::int - pg_catalog.current_setting('superuser_reserved_connections')::int AS usable
+      INTO v FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend';
     parts := parts || jsonb_build_object('connections', jsonb_build_object(
         'score', greatest(0, least(100, CASE WHEN v.used::float8 / v.usable <= 0.7 THEN 100
                                              ELSE 100 * (1 - (v.used::float8 / v.usable - 0.7) / 0.3) END)
@@ -509,7 +579,7 @@ BEGIN
 
     -- cache: shared buffer hits of this database
     SELECT 100.0 * blks_hit / nullif(blks_hit + blks_read, 0) AS hit INTO v
-      FROM pg_stat_database WHERE datname = current_database();
+      FROM pg_catalog.pg_stat_database WHERE datname = pg_catalog.current_database();
     parts := parts || jsonb_build_object('cache', jsonb_build_object(
         'score', greatest(0, least(100, round(100 - 10 * greatest(0, 99 - coalesce(v.hit, 100)))))::int,
         'hit_pct', round(v.hit::numeric, 2)));
@@ -557,9 +627,7 @@ COMMENT ON FUNCTION perfopt.health() IS
 'health 0-100 per component (queries, indexes, tables, connections, cache, capacity, anomalies) and overall; docs/orchestrator.md gives the formulas';
 
 CREATE OR REPLACE FUNCTION perfopt.performance_score() RETURNS int
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT score FROM perfopt.health() WHERE component = 'overall'
 $$;
 
@@ -570,9 +638,7 @@ COMMENT ON FUNCTION perfopt.performance_score() IS 'the overall health score, 0-
 
 CREATE OR REPLACE FUNCTION perfopt.optimization_plan()
 RETURNS TABLE (priority int, category text, action text, target text, statement text, reason text)
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM (
         SELECT 1, 'capacity', c.action, c.resource || CASE WHEN c.entity <> '' THEN ' ' || c.entity ELSE '' END,
                NULL::text, c.recommendation
@@ -580,7 +646,7 @@ AS $$
          WHERE c.exhaustion_at IS NOT NULL
         UNION ALL
         SELECT 2, 'index', 'create_index', r.table_name::text, r.index_def,
-               format('%s%% less planned cost for the workload: %s', round(r.benefit_pct::numeric, 1), r.reason)
+               pg_catalog.format('%s%% less planned cost for the workload: %s', round(r.benefit_pct::numeric, 1), r.reason)
           FROM perfopt.recommend_indexes() r
         UNION ALL
         SELECT 3, 'index', 'drop_index', d.index_name::text, d.drop_def, d.reason
@@ -602,9 +668,7 @@ COMMENT ON FUNCTION perfopt.optimization_plan() IS
 -- Threshold rules: per entity, whether the condition holds now and for how long
 CREATE OR REPLACE FUNCTION perfopt.threshold_state(rule perfopt.automation_rules, at timestamptz)
 RETURNS TABLE (entity text, holds boolean, held_since timestamptz, value float8, samples bigint)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH s AS (
         SELECT m.entity, m.ts, m.value,
                perfopt.condition_holds((rule).condition, m.value, (rule).threshold) AS ok
@@ -612,7 +676,7 @@ AS $$
          WHERE m.metric = (rule).metric
            AND ((rule).entity IS NULL OR m.entity = (rule).entity)
            AND m.ts > at - (rule).duration
-                        - 3 * current_setting('perfopt.sample_interval')::interval
+                        - 3 * pg_catalog.current_setting('perfopt.sample_interval')::interval
            AND m.ts <= at),
     per AS (
         SELECT s.entity,
@@ -622,7 +686,7 @@ AS $$
                min(s.ts) AS first_ts,
                max(s.ts) AS last_ts
           FROM s GROUP BY s.entity)
-    SELECT per.entity, per.holds AND per.last_ts > at - 3 * current_setting('perfopt.sample_interval')::interval
+    SELECT per.entity, per.holds AND per.last_ts > at - 3 * pg_catalog.current_setting('perfopt.sample_interval')::interval
                                  - interval '1 minute',
            coalesce((SELECT min(s.ts) FROM s WHERE s.entity = per.entity AND s.ts > per.last_false),
                     per.first_ts),
@@ -632,13 +696,17 @@ AS $$
       FROM per
 $$;
 
-CREATE OR REPLACE FUNCTION perfopt.run_optimization_cycle(at timestamptz DEFAULT perfopt.now())
+-- The cycle, for caller (the C function run_optimization_cycle() passes
+-- GetUserId()); it runs as the extension's owner.  Only a superuser may run
+-- a cycle at another time than now: a time to come would fire schedules and
+-- skip cooldowns, a past one would fire schedules again.
+CREATE OR REPLACE FUNCTION perfopt.optimization_cycle(caller regrole, at timestamptz)
 RETURNS jsonb
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    cycle_id bigint := nextval('perfopt.optimization_reports_id_seq');
-    max_actions int := current_setting('perfopt.max_actions_per_cycle')::int;
-    hold interval := current_setting('perfopt.incident_hold')::interval;
+    cycle_id bigint;
+    max_actions int := pg_catalog.current_setting('perfopt.max_actions_per_cycle')::int;
+    hold interval := pg_catalog.current_setting('perfopt.incident_hold')::interval;
     queued int := 0;
     rule perfopt.automation_rules;
     fired record;
@@ -653,12 +721,25 @@ DECLARE
     health jsonb;
     v record;
     logged bigint;
+    ms_per_hour float8;
 BEGIN
+    PERFORM perfopt.check_admin(caller);
+    IF at IS NULL THEN
+        RAISE EXCEPTION 'a cycle needs a time'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Call perfopt.run_optimization_cycle() without one.';
+    END IF;
+    IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = caller::oid), false)
+       AND NOT at BETWEEN pg_catalog.transaction_timestamp() - interval '1 second'
+                      AND pg_catalog.clock_timestamp() THEN
+        RAISE EXCEPTION 'only a superuser may run an optimization cycle at another time than now'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Call perfopt.run_optimization_cycle() without a time.';
+    END IF;
+    cycle_id := pg_catalog.nextval('perfopt.optimization_reports_id_seq');
+
     -- 1. rules
     FOR rule IN SELECT * FROM perfopt.automation_rules r
-                 WHERE r.enabled
-                   AND (pg_has_role(r.owner, 'perfopt_admin', 'MEMBER')
-                        OR (SELECT rolsuper FROM pg_roles WHERE oid = r.owner))
+                 WHERE r.enabled AND perfopt.may_own_rules(r.owner::oid)
                  ORDER BY r.id LOOP
         FOR fired IN
             -- threshold: the condition holds now, for at least the duration
@@ -713,8 +794,8 @@ BEGIN
                                                    anomaly_group)
                     VALUES (at, fired.severity,
                             CASE WHEN fired.anomaly_group IS NOT NULL
-                                 THEN format('anomaly in %s', fired.series)
-                                 ELSE format('%s %s %s', fired.series, replace((rule).condition, '_', ' '),
+                                 THEN pg_catalog.format('anomaly in %s', fired.series)
+                                 ELSE pg_catalog.format('%s %s %s', fired.series, pg_catalog.replace((rule).condition, '_', ' '),
                                              (rule).threshold) END,
                             jsonb_build_object('first_trigger', fired.trigger_values, 'rule', (rule).name),
                             ARRAY[fired.series], ARRAY[(rule).id], fired.anomaly_group)
@@ -734,7 +815,7 @@ BEGIN
 
             -- actions, each once per cooldown for its target
             FOR act IN SELECT jsonb_array_elements((rule).actions) LOOP
-                act_target := replace(coalesce(act->>'target', ''), '{entity}', coalesce(fired.entity, ''));
+                act_target := pg_catalog.replace(coalesce(act->>'target', ''), '{entity}', coalesce(fired.entity, ''));
                 CONTINUE WHEN EXISTS (
                     SELECT FROM perfopt.action_log l
                      WHERE l.rule_id = (rule).id AND l.action = act->>'type'
@@ -784,8 +865,8 @@ BEGIN
               WHERE l.action = 'create_index' AND l.outcome = 'succeeded' AND l.check_after <= at
                 AND l.rolled_back_by IS NULL
     LOOP
-        IF coalesce((SELECT s.idx_scan FROM pg_stat_user_indexes s
-                      WHERE s.indexrelid = to_regclass(v.details->>'index')), 0) = 0 THEN
+        IF coalesce((SELECT s.idx_scan FROM pg_catalog.pg_stat_user_indexes s
+                      WHERE s.indexrelid = pg_catalog.to_regclass(v.details->>'index')), 0) = 0 THEN
             INSERT INTO perfopt.action_log (cycle_id, rule_id, rule_name, trigger_values, action, target,
                                             statement, dry_run, confidence, outcome, details, owner,
                                             target_owner, rollback_of, queued_at)
@@ -834,13 +915,14 @@ BEGIN
         'p95_latency_ms', (report->>'p95_latency_ms')::float8 - (previous.report->>'p95_latency_ms')::float8,
         'slow_queries', (report->>'slow_queries')::int - (previous.report->>'slow_queries')::int));
     -- execution time the indexes that rules created save, from the advisor's estimate
+    SELECT sum(total_exec_time)
+           / greatest(extract(epoch FROM pg_catalog.now() - (SELECT stats_reset FROM perfopt.statement_stats_info)) / 3600, 1)
+      INTO ms_per_hour
+      FROM perfopt.statement_stats WHERE toplevel;
     SELECT count(*) AS n,
-           round(sum(coalesce((l.details->>'benefit_pct')::float8, 0) / 100 * w.ms_per_hour)::numeric, 1) AS saved
+           round(sum(coalesce((l.details->>'benefit_pct')::float8, 0) / 100 * ms_per_hour)::numeric, 1) AS saved
       INTO v
-      FROM perfopt.action_log l,
-           (SELECT sum(total_exec_time) / greatest(extract(epoch FROM now() - (SELECT stats_reset FROM perfopt.statement_stats_info)) / 3600, 1)
-                   AS ms_per_hour
-              FROM perfopt.statement_stats WHERE toplevel) w
+      FROM perfopt.action_log l
      WHERE l.action = 'create_index' AND l.outcome = 'succeeded' AND l.rolled_back_by IS NULL;
     report := report || jsonb_build_object('savings', jsonb_build_object(
         'indexes_created', v.n, 'estimated_exec_ms_saved_per_hour', coalesce(v.saved, 0)));
@@ -850,13 +932,16 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION perfopt.run_optimization_cycle(at timestamptz DEFAULT perfopt.now())
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'perfopt_run_optimization_cycle'
+LANGUAGE C VOLATILE;
+
 COMMENT ON FUNCTION perfopt.run_optimization_cycle(timestamptz) IS
-'one optimization cycle: evaluates the rules, logs and queues their actions, opens and resolves incidents, rolls back unused indexes, stores and returns a report';
+'one optimization cycle: evaluates the rules, logs and queues their actions, opens and resolves incidents, rolls back unused indexes, stores and returns a report; only a superuser may give another time than now';
 
 CREATE OR REPLACE FUNCTION perfopt.latest_report() RETURNS jsonb
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT report FROM perfopt.optimization_reports ORDER BY created_at DESC, id DESC LIMIT 1
 $$;
 
@@ -864,12 +949,10 @@ COMMENT ON FUNCTION perfopt.latest_report() IS 'the report of the latest optimiz
 
 -- The orchestrator job: a cycle when perfopt.optimization_interval has passed
 CREATE OR REPLACE FUNCTION perfopt.run_scheduled_cycle() RETURNS jsonb
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF EXISTS (SELECT FROM perfopt.optimization_reports
-                WHERE created_at > perfopt.now() - current_setting('perfopt.optimization_interval')::interval
+                WHERE created_at > perfopt.now() - pg_catalog.current_setting('perfopt.optimization_interval')::interval
                   AND created_at <= perfopt.now()) THEN
         RETURN NULL;
     END IF;
@@ -880,17 +963,9 @@ $$;
 -- Who may act as caller: a member of perfopt_admin, or a superuser, whom the
 -- session's login role may become (so that no one can claim another's name)
 CREATE OR REPLACE FUNCTION perfopt.check_admin(caller regrole) RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF NOT pg_has_role(session_user, caller, 'MEMBER') THEN
-        RAISE EXCEPTION 'role % cannot act as %', session_user, caller
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Call the function as yourself.';
-    END IF;
-    IF NOT pg_has_role(caller, 'perfopt_admin', 'MEMBER')
-       AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = caller) THEN
+    IF NOT perfopt.may_own_rules(caller::oid) THEN
         RAISE EXCEPTION 'role % may not run perfopt actions', caller
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Grant it perfopt_admin.';
@@ -900,9 +975,9 @@ $$;
 
 CREATE OR REPLACE FUNCTION perfopt.optimize_as(caller regrole, action text, target text, dry_run boolean, params jsonb)
 RETURNS perfopt.action_log
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    spec jsonb := params || jsonb_build_object('type', action)
+    spec jsonb := coalesce(params, '{}') || jsonb_build_object('type', action)
                   || CASE WHEN target IS NULL THEN '{}' ELSE jsonb_build_object('target', target) END;
     logged bigint;
     result perfopt.action_log;
@@ -910,7 +985,7 @@ BEGIN
     PERFORM perfopt.check_admin(caller);
     PERFORM perfopt.check_action(spec, caller);
     logged := perfopt.log_action(NULL, spec, target, jsonb_build_object('by', caller::text), 1,
-                                 dry_run, caller, NULL, true);
+                                 coalesce(dry_run, true), caller, NULL, true);
     SELECT * INTO result FROM perfopt.action_log WHERE id = logged;
     RETURN result;
 END
@@ -918,19 +993,16 @@ $$;
 
 -- One action by hand, through the same log and queue as rules
 CREATE OR REPLACE FUNCTION perfopt.optimize(action text, target text DEFAULT NULL,
-                                 dry_run boolean DEFAULT true, params jsonb DEFAULT '{}')
+                                            dry_run boolean DEFAULT true, params jsonb DEFAULT '{}')
 RETURNS perfopt.action_log
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT * FROM perfopt.optimize_as(current_user::regrole, action, target, dry_run, params)
-$$;
+AS 'MODULE_PATHNAME', 'perfopt_optimize'
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION perfopt.optimize(text, text, boolean, jsonb) IS
 'one action by hand (dry run unless told otherwise), logged and queued like a rule''s; the launcher runs it as the caller';
 
 CREATE OR REPLACE FUNCTION perfopt.rollback_action_as(caller regrole, action_id bigint) RETURNS perfopt.action_log
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     original perfopt.action_log;
     result perfopt.action_log;
@@ -941,6 +1013,12 @@ BEGIN
         RAISE EXCEPTION 'action % cannot be rolled back', action_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Only a succeeded action with a rollback_statement can be.';
+    END IF;
+    -- the undo runs as its caller, who must have the privileges of the one who acted
+    IF NOT pg_catalog.pg_has_role(caller::oid, original.owner::oid, 'USAGE') THEN
+        RAISE EXCEPTION 'role % may not undo an action of %', caller, original.owner
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Ask its owner or a superuser.';
     END IF;
     INSERT INTO perfopt.action_log (rule_id, rule_name, trigger_values, action, target, statement,
                                     dry_run, confidence, outcome, owner, target_owner, rollback_of)
@@ -954,14 +1032,46 @@ $$;
 
 -- Undo an action that has an undo statement
 CREATE OR REPLACE FUNCTION perfopt.rollback_action(action_id bigint) RETURNS perfopt.action_log
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT * FROM perfopt.rollback_action_as(current_user::regrole, action_id)
-$$;
+AS 'MODULE_PATHNAME', 'perfopt_rollback_action'
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION perfopt.rollback_action(bigint) IS
 'queues the statement that undoes a succeeded action (a created index, a dropped one, a table option)';
+
+-- Called by the launcher just before it runs a queued action: NULL when
+-- the action may run, else why not.  Its owner must still be a superuser or
+-- a member of perfopt_admin (a superuser for sql), and its rule must still
+-- exist and run as that owner.  The launcher then checks the statement
+-- itself (src/actions.c): its kind, its tables, an index's code.
+CREATE OR REPLACE FUNCTION perfopt.recheck_action(action_id bigint) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a perfopt.action_log;
+    rule_owner oid;
+BEGIN
+    SELECT * INTO a FROM perfopt.action_log WHERE id = action_id;
+    IF NOT FOUND THEN
+        RETURN 'no such action';
+    END IF;
+    IF NOT perfopt.may_own_rules(a.owner::oid) THEN
+        RETURN format('role %s may no longer run perfopt actions', a.owner::oid::regrole);
+    END IF;
+    IF a.action = 'sql'
+       AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = a.owner::oid), false) THEN
+        RETURN format('role %s is no longer a superuser, and only a superuser''s rule may run sql', a.owner);
+    END IF;
+    IF a.rule_id IS NOT NULL THEN
+        SELECT r.owner::oid INTO rule_owner FROM perfopt.automation_rules r WHERE r.id = a.rule_id;
+        IF NOT FOUND THEN
+            RETURN 'its rule no longer exists';
+        END IF;
+        IF rule_owner <> a.owner::oid THEN
+            RETURN 'its rule no longer runs as its owner';
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
 
 
 
@@ -978,3 +1088,12 @@ CREATE POLICY admins_and_monitors ON perfopt.action_log FOR SELECT
 DROP POLICY IF EXISTS own_tables ON perfopt.action_log;
 CREATE POLICY own_tables ON perfopt.action_log FOR SELECT
     USING (target_owner IS NOT NULL AND pg_has_role(current_user, target_owner, 'MEMBER'));
+
+-- A member of perfopt_admin sees and changes only the rules of roles whose
+-- privileges it has (perfopt_admin's own, the seeded ones, included);
+-- superusers all.  The cycle runs as the extension's owner and sees all.
+ALTER TABLE perfopt.automation_rules ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS own_rules ON perfopt.automation_rules;
+CREATE POLICY own_rules ON perfopt.automation_rules
+    USING (pg_catalog.pg_has_role(CURRENT_USER, owner::pg_catalog.oid, 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role(CURRENT_USER, owner::pg_catalog.oid, 'USAGE'));

@@ -90,14 +90,19 @@ GRANT SELECT ON
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON perfopt.automation_rules TO perfopt_admin;
 GRANT USAGE ON SEQUENCE perfopt.automation_rules_id_seq TO perfopt_admin;
+-- optimize(), rollback_action() and run_optimization_cycle() take their
+-- caller from GetUserId() and run their halves (optimize_as() ...) as the
+-- extension's owner: those halves are granted to no one.  The rule trigger
+-- runs as the rule's writer and calls may_own_rules(), check_action() and
+-- table_option_value().
 GRANT EXECUTE ON FUNCTION
     perfopt.run_optimization_cycle(timestamptz),
     perfopt.optimize(text, text, boolean, jsonb),
-    perfopt.optimize_as(regrole, text, text, boolean, jsonb),
     perfopt.rollback_action(bigint),
-    perfopt.rollback_action_as(regrole, bigint),
     perfopt.check_action(jsonb, regrole),
-    perfopt.check_admin(regrole),
+    perfopt.may_own_rules(oid),
+    perfopt.table_option_type(text),
+    perfopt.table_option_value(text, jsonb),
     perfopt.threshold_state(perfopt.automation_rules, timestamptz),
     perfopt.qualified_name(regclass)
    TO perfopt_admin;

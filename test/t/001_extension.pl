@@ -110,9 +110,9 @@ $node->safe_psql('hostile_update', $hostile);
 is($hret, 0, "the update from $previous succeeds beside overloads in public") or diag($herr);
 is($node->safe_psql('hostile_update', $bound), '', 'and leaves nothing bound in public');
 
-# A role named like perfopt's that someone made beforehand, able to log in,
-# is not adopted: the install stops and says why
-$node->safe_psql('postgres', 'DROP EXTENSION perfopt; CREATE ROLE perfopt_app LOGIN');
+# A role named like perfopt's that can log in (made beforehand by someone, or
+# changed since) is not adopted: the install stops and says why
+$node->safe_psql('postgres', 'DROP EXTENSION perfopt; ALTER ROLE perfopt_app LOGIN');
 my ($rret, $rout, $rerr) = $node->psql('postgres', 'CREATE EXTENSION perfopt');
 isnt($rret, 0, 'a pre-existing perfopt_app that can log in stops CREATE EXTENSION');
 like($rerr, qr/role "perfopt_app" already exists and is not a plain group role/, 'with a clear error');
