@@ -19,6 +19,15 @@
  * 5. ranks the chosen indexes by what each adds to those ranked before,
  *	  and says which statements each speeds up and by how much.
  *
+ * Every statement of pg_stat_statements is prepared and planned as the role
+ * that ran it (workload.c, whatif.c), never as the caller; one that its
+ * role cannot plan (the role is gone, has lost a privilege, or planning
+ * fails) is left out and counted in last_advisor_run()'s skipped_as_role.
+ * A caller who is not a superuser sees only the statements of the roles
+ * whose privileges it has, or all with pg_read_all_stats (pgss.c).  The
+ * statements a caller passes to recommend_indexes_for and advise_query are
+ * the caller's own, and are planned as the caller.
+ *
  * Each statement is planned once per configuration of the candidates on
  * its own tables: costs are cached by (statement, that subset), so that a
  * step that adds an index on one table replans only the statements that
@@ -123,6 +132,7 @@ static struct
 {
 	bool		valid;
 	int			statements;
+	int			skipped_as_role;	/* left out: their role could not plan them */
 	int			candidates;
 	int64		planner_calls;
 	int64		lookups;
@@ -259,7 +269,8 @@ statement_cost(Advisor *advisor, int number, Bitmapset *config)
 
 	entry = palloc(sizeof(CachedCost));
 	entry->config = relevant;
-	entry->cost = perfopt_whatif_cost(&advisor->whatif, stmt->query, stmt->text, NULL);
+	entry->cost = perfopt_whatif_cost(&advisor->whatif, stmt->query, stmt->text, NULL,
+									  stmt->role);
 	advisor->cache[number] = lappend(advisor->cache[number], entry);
 	return entry->cost;
 }
@@ -427,7 +438,8 @@ cost_baseline(Advisor *advisor, int from)
 		double		rows;
 
 		entry->config = NULL;
-		entry->cost = perfopt_whatif_cost(&advisor->whatif, stmt->query, stmt->text, &rows);
+		entry->cost = perfopt_whatif_cost(&advisor->whatif, stmt->query, stmt->text, &rows,
+										  stmt->role);
 		advisor->cache[number] = list_make1(entry);
 		if (stmt->rows < 0 && stmt->command != CMD_SELECT)
 			stmt->rows = rows;
@@ -568,7 +580,8 @@ rank_results(Advisor *advisor, Bitmapset *chosen, double min_gain)
  * hypothetical indexes it makes are gone when it returns, or fails.
  */
 static List *
-run_advisor(List *workload, double budget_bytes, double min_benefit_pct)
+run_advisor(List *workload, double budget_bytes, double min_benefit_pct,
+			int skipped_as_role)
 {
 	Advisor		advisor;
 	List	   *results = NIL;
@@ -576,6 +589,14 @@ run_advisor(List *workload, double budget_bytes, double min_benefit_pct)
 	instr_time	duration;
 
 	INSTR_TIME_SET_CURRENT(start);
+	if (workload == NIL)
+	{
+		/* nothing to plan; still say what was left out */
+		memset(&last_run, 0, sizeof(last_run));
+		last_run.valid = true;
+		last_run.skipped_as_role = skipped_as_role;
+		return NIL;
+	}
 	memset(&advisor, 0, sizeof(advisor));
 	advisor.workload = workload;
 	perfopt_whatif_begin(&advisor.whatif);
@@ -626,6 +647,7 @@ run_advisor(List *workload, double budget_bytes, double min_benefit_pct)
 		INSTR_TIME_SUBTRACT(duration, start);
 		last_run.valid = true;
 		last_run.statements = advisor.nstatements;
+		last_run.skipped_as_role = skipped_as_role;
 		last_run.candidates = list_length(advisor.candidates);
 		last_run.planner_calls = advisor.whatif.planner_calls;
 		last_run.lookups = advisor.lookups;
@@ -723,11 +745,11 @@ perfopt_recommend_indexes(PG_FUNCTION_ARGS)
 	double		budget = budget_bytes_arg(fcinfo, 0);
 	double		min_benefit = min_benefit_arg(fcinfo, 1);
 	List	   *workload;
+	int			skipped = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
-	workload = perfopt_workload_from_pgss(perfopt_advisor_statements);
-	if (workload != NIL)
-		output_results(fcinfo, run_advisor(workload, budget, min_benefit));
+	workload = perfopt_workload_from_pgss(perfopt_advisor_statements, &skipped);
+	output_results(fcinfo, run_advisor(workload, budget, min_benefit, skipped));
 	return (Datum) 0;
 }
 
@@ -750,8 +772,7 @@ perfopt_recommend_indexes_for(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	workload = perfopt_workload_from_list(PG_GETARG_ARRAYTYPE_P(0),
 										  PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1));
-	if (workload != NIL)
-		output_results(fcinfo, run_advisor(workload, budget, min_benefit));
+	output_results(fcinfo, run_advisor(workload, budget, min_benefit, 0));
 	return (Datum) 0;
 }
 
@@ -771,13 +792,14 @@ perfopt_advise_query(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	text = PG_GETARG_DATUM(0);
 	queries = construct_array(&text, 1, TEXTOID, -1, false, TYPALIGN_INT);
-	output_results(fcinfo, run_advisor(perfopt_workload_from_list(queries, NULL), 0, min_benefit));
+	output_results(fcinfo, run_advisor(perfopt_workload_from_list(queries, NULL), 0, min_benefit, 0));
 	return (Datum) 0;
 }
 
 /*
  * perfopt.last_advisor_run(): what the last run of the advisor in this
- * session did: statements, candidates, planner calls, cache hits, time.
+ * session did: statements, statements skipped because their role could not
+ * plan them, candidates, planner calls, cache hits, time.
  */
 Datum
 perfopt_last_advisor_run(PG_FUNCTION_ARGS)
@@ -786,11 +808,12 @@ perfopt_last_advisor_run(PG_FUNCTION_ARGS)
 
 	if (!last_run.valid)
 		PG_RETURN_NULL();
-	json = psprintf("{\"statements\": %d, \"candidates\": %d, \"planner_calls\": " INT64_FORMAT
+	json = psprintf("{\"statements\": %d, \"skipped_as_role\": %d, \"candidates\": %d, \"planner_calls\": " INT64_FORMAT
 					", \"cost_lookups\": " INT64_FORMAT ", \"cache_hits\": " INT64_FORMAT
 					", \"cache_hit_pct\": %.1f, \"seconds\": %.3f, \"workload_cost_before\": %.15g"
 					", \"workload_cost_after\": %.15g}",
-					last_run.statements, last_run.candidates, last_run.planner_calls,
+					last_run.statements, last_run.skipped_as_role, last_run.candidates,
+					last_run.planner_calls,
 					last_run.lookups, last_run.hits,
 					last_run.lookups > 0 ? 100.0 * last_run.hits / last_run.lookups : 0,
 					last_run.seconds, last_run.baseline, last_run.final_cost);
