@@ -37,7 +37,16 @@ OBJS = \
 	src/whatif.o \
 	src/workload.o
 
-DATA = $(wildcard sql/perfopt--*.sql)
+# The install script of the current version and the update from the one
+# before are assembled from readable sources (sql/README.md); the scripts of
+# older releases stay in sql/legacy/ for the updates from them.
+EXTVERSION = $(shell sed -n "s/^default_version = '\\(.*\\)'/\\1/p" perfopt.control)
+PREVVERSION = 0.9.0
+TABLES_SQL = $(sort $(wildcard sql/tables/*.sql))
+DEFINITIONS_SQL = $(sort $(wildcard sql/definitions/*.sql))
+DATA_built = sql/perfopt--$(EXTVERSION).sql sql/perfopt--$(PREVVERSION)--$(EXTVERSION).sql
+DATA = $(wildcard sql/legacy/perfopt--*.sql)
+
 
 # pg_regress tests, in order: sql/<name>.sql against expected/<name>.out, on a
 # temporary instance with perfopt and pg_stat_statements preloaded
@@ -60,3 +69,9 @@ PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla -Wendif-label
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+sql/perfopt--$(EXTVERSION).sql: sql/header.sql sql/roles.sql $(TABLES_SQL) $(DEFINITIONS_SQL)
+	sh scripts/assemble-sql.sh 'CREATE EXTENSION perfopt' $^ > $@
+
+sql/perfopt--$(PREVVERSION)--$(EXTVERSION).sql: sql/header.sql sql/roles.sql sql/updates/$(PREVVERSION)--$(EXTVERSION).sql $(DEFINITIONS_SQL)
+	sh scripts/assemble-sql.sh "ALTER EXTENSION perfopt UPDATE TO '$(EXTVERSION)'" $^ > $@

@@ -70,7 +70,7 @@ SELECT statement FROM perfopt.action_statement('{"type": "notify", "event": "sca
 SELECT statement FROM perfopt.action_statement('{"type": "analyze"}', 'no_such_table', 'perfopt_regress_admin', 1);
 
 -- optimize(): by hand, a dry run unless told otherwise
-SELECT action, target, statement, dry_run, outcome FROM perfopt.optimize('analyze', 'orders');
+SELECT action, target, statement, dry_run, outcome FROM perfopt.optimize('analyze', 'public.orders');
 
 -- health: every component and the overall score, 0-100
 SELECT component, score BETWEEN 0 AND 100 AS in_range,

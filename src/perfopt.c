@@ -62,6 +62,7 @@ static const struct config_enum_entry track_latency_options[] = {
 void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(perfopt_now_sql);
+PG_FUNCTION_INFO_V1(perfopt_lock_for_update);
 
 /* The time perfopt's jobs take as now; see perfopt.h */
 TimestampTz
@@ -92,6 +93,22 @@ perfopt_lock_extension(void)
 		return false;
 	LockDatabaseObject(ExtensionRelationId, extension, 0, AccessShareLock);
 	return OidIsValid(get_extension_oid("perfopt", true));
+}
+
+/*
+ * lock_for_update(): the lock of perfopt_lock_extension, exclusively, until
+ * the end of the transaction.  An update script calls it before it touches
+ * anything, so that it waits for the workers' running jobs and they wait for
+ * it, instead of the two taking table locks in different orders and
+ * deadlocking.
+ */
+Datum
+perfopt_lock_for_update(PG_FUNCTION_ARGS)
+{
+	Oid			extension = get_extension_oid("perfopt", false);
+
+	LockDatabaseObject(ExtensionRelationId, extension, 0, AccessExclusiveLock);
+	PG_RETURN_VOID();
 }
 
 /* now(): perfopt_now() for SQL */

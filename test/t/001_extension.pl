@@ -30,26 +30,33 @@ is($node->safe_psql('postgres', "SELECT pattern FROM perfopt.analyze_query('SELE
 is($node->safe_psql('postgres', 'SELECT count(*) >= 0 FROM perfopt.slow_queries'),
 	't', 'slow_queries works');
 
-# Every version that has an install script or an upgrade path installs,
-# and updating from any of them to the default gives what a fresh install
-# of the default gives
-my $members = q{
-	SELECT string_agg(pg_describe_object(classid, objid, 0), E'\n' ORDER BY 1)
-	  FROM pg_depend
-	 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-	   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'perfopt')};
-my $definitions = q{
-	SELECT string_agg(pg_get_functiondef(p.oid), E'\n' ORDER BY p.proname)
-	  FROM pg_proc p WHERE p.pronamespace = 'perfopt'::regnamespace}
-  . q{ UNION ALL SELECT string_agg(c.relname || ': ' || pg_get_viewdef(c.oid), E'\n' ORDER BY c.relname)
-	  FROM pg_class c WHERE c.relnamespace = 'perfopt'::regnamespace AND c.relkind = 'v'};
-my $fresh_members = $node->safe_psql('postgres', $members);
-my $fresh_definitions = $node->safe_psql('postgres', $definitions);
+# Every version that has an install script or an update path installs, and
+# updating from any of them to the default gives what a fresh install of the
+# default gives: the same functions with the same definitions and settings,
+# views, tables, columns, constraints, indexes, policies, grants, comments,
+# seeds (test/fixtures/catalog_snapshot.sql lists them)
+my $snapshot = slurp_file('test/fixtures/catalog_snapshot.sql');
+my $fresh = $node->safe_psql('postgres', $snapshot);
+ok(length($fresh) > 10000, 'a fresh install has a catalog snapshot');
 my $default = $node->safe_psql('postgres',
 	"SELECT default_version FROM pg_available_extensions WHERE name = 'perfopt'");
+# versions sort as versions: 0.10.0 comes after 0.9.0
 my @versions = split /\n/, $node->safe_psql('postgres',
-	"SELECT version FROM pg_available_extension_versions WHERE name = 'perfopt' ORDER BY version");
-ok(scalar(@versions) >= 1, 'perfopt versions: ' . join(', ', @versions));
+	"SELECT version FROM pg_available_extension_versions WHERE name = 'perfopt'
+	  ORDER BY string_to_array(version, '.')::int[]");
+is($versions[-1], $default, 'versions sort as versions, the default last: ' . join(', ', @versions));
+
+# the lines of two snapshots that differ, for a readable failure
+sub snapshot_diff
+{
+	my ($a, $b) = @_;
+	my %in_a = map { $_ => 1 } split /\n/, $a;
+	my %in_b = map { $_ => 1 } split /\n/, $b;
+	my @only_a = grep { !$in_b{$_} } sort keys %in_a;
+	my @only_b = grep { !$in_a{$_} } sort keys %in_b;
+	return join("\n", (map { "- $_" } @only_a), (map { "+ $_" } @only_b));
+}
+
 foreach my $version (@versions)
 {
 	$node->safe_psql('postgres', qq{
@@ -58,11 +65,61 @@ foreach my $version (@versions)
 		ALTER EXTENSION perfopt UPDATE;});
 	is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'perfopt'"),
 		$default, "from $version, ALTER EXTENSION UPDATE reaches $default");
-	is($node->safe_psql('postgres', $members), $fresh_members,
-		"from $version, the same objects as a fresh install");
-	is($node->safe_psql('postgres', $definitions), $fresh_definitions,
-		"from $version, the same function and view definitions as a fresh install");
+	is(snapshot_diff($fresh, $node->safe_psql('postgres', $snapshot)), '',
+		"from $version, the same catalog as a fresh install");
 }
+
+# The comparison can fail: a definition changed in one place only shows
+$node->safe_psql('postgres', q{
+	CREATE OR REPLACE FUNCTION perfopt.condition_holds(condition text, value float8, threshold float8)
+	RETURNS boolean LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+	AS $$ SELECT value > threshold $$});
+like(snapshot_diff($fresh, $node->safe_psql('postgres', $snapshot)), qr/condition_holds/,
+	'a function changed in one install only makes the snapshots differ');
+$node->safe_psql('postgres', 'DROP EXTENSION perfopt; CREATE EXTENSION perfopt');
+$node->safe_psql('postgres', 'GRANT SELECT ON perfopt.job_runs TO PUBLIC');
+like(snapshot_diff($fresh, $node->safe_psql('postgres', $snapshot)), qr/job_runs/,
+	'and so does a grant');
+$node->safe_psql('postgres', 'DROP EXTENSION perfopt; CREATE EXTENSION perfopt');
+
+# Installing into a database whose public schema holds overloads of the
+# functions and operators perfopt uses (anyone could have made them there):
+# CREATE EXTENSION, and the update from the release before, succeed, and no
+# perfopt object is bound to anything in public
+my $hostile = slurp_file('test/fixtures/hostile_public.sql');
+my $bound = q{
+	SELECT string_agg(pg_describe_object(d.classid, d.objid, d.objsubid) || ' -> '
+	                  || pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid), E'\n')
+	  FROM pg_depend d
+	 WHERE (pg_identify_object(d.refclassid, d.refobjid, 0)).schema = 'public'
+	   AND d.deptype <> 'e'
+	   AND pg_describe_object(d.classid, d.objid, d.objsubid) ~ 'perfopt'
+	   AND NOT EXISTS (SELECT FROM pg_depend x
+	                    WHERE x.classid = d.refclassid AND x.objid = d.refobjid AND x.deptype = 'e')};
+$node->safe_psql('postgres', 'CREATE DATABASE hostile_fresh; CREATE DATABASE hostile_update');
+$node->safe_psql('hostile_fresh', $hostile);
+my ($hret, $hout, $herr) = $node->psql('hostile_fresh', 'CREATE EXTENSION perfopt CASCADE');
+is($hret, 0, 'CREATE EXTENSION succeeds beside overloads in public') or diag($herr);
+is($node->safe_psql('hostile_fresh', $bound), '', 'and binds nothing in public');
+is(snapshot_diff($fresh, $node->safe_psql('hostile_fresh', $snapshot)), '',
+	'and makes the same catalog as anywhere else');
+my $previous = $versions[-2];
+$node->safe_psql('hostile_update', "CREATE EXTENSION perfopt VERSION '$previous' CASCADE");
+$node->safe_psql('hostile_update', $hostile);
+($hret, $hout, $herr) = $node->psql('hostile_update', 'ALTER EXTENSION perfopt UPDATE');
+is($hret, 0, "the update from $previous succeeds beside overloads in public") or diag($herr);
+is($node->safe_psql('hostile_update', $bound), '', 'and leaves nothing bound in public');
+
+# A role named like perfopt's that someone made beforehand, able to log in,
+# is not adopted: the install stops and says why
+$node->safe_psql('postgres', 'DROP EXTENSION perfopt; CREATE ROLE perfopt_app LOGIN');
+my ($rret, $rout, $rerr) = $node->psql('postgres', 'CREATE EXTENSION perfopt');
+isnt($rret, 0, 'a pre-existing perfopt_app that can log in stops CREATE EXTENSION');
+like($rerr, qr/role "perfopt_app" already exists and is not a plain group role/, 'with a clear error');
+like($rerr, qr/HINT:  Check who made it/, 'and a hint');
+$node->safe_psql('postgres', 'ALTER ROLE perfopt_app NOLOGIN; CREATE EXTENSION perfopt');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_extension WHERE extname = 'perfopt'"),
+	'1', 'once it is a plain group role, the install adopts it');
 
 # DROP EXTENSION leaves nothing behind
 $node->safe_psql('postgres', 'DROP EXTENSION perfopt');

@@ -1,0 +1,188 @@
+-- cache: functions, views, triggers, policies and grants (the Redis cache layer)
+-- Run by CREATE EXTENSION and again by every update: each statement replaces what
+-- it defines (CREATE OR REPLACE), so this file is the current definition.
+
+COMMENT ON TABLE perfopt.cache_strategies IS
+'cache strategies: the TTL of an entry in the application''s memory cache and in Redis; a higher priority is warmed first';
+
+COMMENT ON TABLE perfopt.cache_watches IS
+'tables whose committed row changes invalidate Redis keys made from key_template';
+
+COMMENT ON TABLE perfopt.cache_invalidations IS
+'the outbox: Redis keys (or SCAN patterns) to invalidate, queued by committed transactions';
+
+CREATE OR REPLACE VIEW perfopt.cache_outbox AS
+SELECT id, key, pattern, queued_at,
+       1000 * extract(epoch FROM clock_timestamp() - queued_at) AS age_ms
+  FROM perfopt.cache_invalidations;
+
+COMMENT ON VIEW perfopt.cache_outbox IS
+'invalidations that are queued and not yet confirmed by Redis, oldest first by id';
+
+------------------------------------------------------------------------------
+-- Functions
+
+CREATE OR REPLACE FUNCTION perfopt.cache_trigger() RETURNS trigger
+AS 'MODULE_PATHNAME', 'perfopt_cache_trigger'
+LANGUAGE C SECURITY DEFINER;
+
+COMMENT ON FUNCTION perfopt.cache_trigger() IS
+'trigger of cache_watch: queues the keys its arguments (key templates) make from the old and the new row';
+
+CREATE OR REPLACE FUNCTION perfopt.cache_template_columns(rel regclass, key_template text) RETURNS text[]
+AS 'MODULE_PATHNAME', 'perfopt_cache_template_columns'
+LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.cache_template_columns(regclass, text) IS
+'the columns a key template names, checked against the relation (NULL: not checked); an error for a malformed template';
+
+CREATE OR REPLACE FUNCTION perfopt.cache_watch(rel regclass, key_template text,
+                                    strategy text DEFAULT 'api_response')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cols text[];
+    templates text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = rel AND relkind IN ('r', 'p')) THEN
+        RAISE EXCEPTION 'relation % is not a table', rel
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'cache_watch watches ordinary and partitioned tables.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM perfopt.cache_strategies s WHERE s.name = strategy) THEN
+        RAISE EXCEPTION 'cache strategy "%" does not exist', strategy
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Use one of perfopt.cache_strategies, or insert a new one there.';
+    END IF;
+    cols := perfopt.cache_template_columns(rel, key_template);
+
+    INSERT INTO perfopt.cache_watches (rel, key_template, strategy, columns)
+    VALUES (rel, key_template, strategy, cols)
+    ON CONFLICT ON CONSTRAINT cache_watches_pkey
+    DO UPDATE SET strategy = EXCLUDED.strategy;
+
+    PERFORM perfopt.cache_retrigger(rel);
+END
+$$;
+
+COMMENT ON FUNCTION perfopt.cache_watch(regclass, text, text) IS
+'invalidate the Redis keys made from key_template (''lead:{id}'') with the old and the new row of every committed change to rel';
+
+-- (re)create the triggers of rel with all its templates as arguments
+CREATE OR REPLACE FUNCTION perfopt.cache_retrigger(rel regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args text;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = 'perfopt_cache_invalidate') THEN
+        EXECUTE format('DROP TRIGGER perfopt_cache_invalidate ON %s', rel);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = 'perfopt_cache_truncate') THEN
+        EXECUTE format('DROP TRIGGER perfopt_cache_truncate ON %s', rel);
+    END IF;
+    SELECT string_agg(quote_literal(key_template), ', ' ORDER BY key_template)
+      INTO args FROM perfopt.cache_watches w WHERE w.rel = cache_retrigger.rel;
+    IF args IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('CREATE TRIGGER perfopt_cache_invalidate AFTER INSERT OR UPDATE OR DELETE ON %s'
+                   ' FOR EACH ROW EXECUTE FUNCTION perfopt.cache_trigger(%s)', rel, args);
+    EXECUTE format('CREATE TRIGGER perfopt_cache_truncate AFTER TRUNCATE ON %s'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION perfopt.cache_trigger(%s)', rel, args);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION perfopt.cache_unwatch(rel regclass, key_template text DEFAULT NULL)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    removed int;
+BEGIN
+    DELETE FROM perfopt.cache_watches w
+     WHERE w.rel = cache_unwatch.rel
+       AND (cache_unwatch.key_template IS NULL OR w.key_template = cache_unwatch.key_template);
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    PERFORM perfopt.cache_retrigger(rel);
+    RETURN removed;
+END
+$$;
+
+COMMENT ON FUNCTION perfopt.cache_unwatch(regclass, text) IS
+'stop invalidating keys for rel (all its templates, or the one given); returns how many watches it removed';
+
+CREATE OR REPLACE FUNCTION perfopt.cache_invalidate(pattern text) RETURNS bigint
+AS 'MODULE_PATHNAME', 'perfopt_cache_invalidate'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.cache_invalidate(text) IS
+'queue the invalidation of every Redis key matching a glob pattern (SCAN MATCH), done once the transaction commits';
+
+COMMENT ON TABLE perfopt.cache_warmers IS
+'queries whose most read keys (Redis OBJECT FREQ at least min_freq) cache_rewarm sets again once less than refresh_pct of their TTL is left';
+
+CREATE OR REPLACE FUNCTION perfopt.cache_warm(strategy text, key_template text, query text,
+                                   keep_warm boolean DEFAULT false)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'perfopt_cache_warm'
+LANGUAGE C VOLATILE STRICT;
+
+COMMENT ON FUNCTION perfopt.cache_warm(text, text, text, boolean) IS
+'SET one Redis key per row of query (from key_template), the row as JSON, expiring after the strategy''s redis_ttl; keep_warm: also register it in cache_warmers';
+
+CREATE OR REPLACE FUNCTION perfopt.cache_rewarm() RETURNS bigint
+AS 'MODULE_PATHNAME', 'perfopt_cache_rewarm'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.cache_rewarm() IS
+'for each enabled warmer, SET again the keys Redis counts as read most (OBJECT FREQ, an LFU maxmemory-policy) before they expire; returns the keys set';
+
+CREATE OR REPLACE FUNCTION perfopt.cache_redis_stats(
+    OUT connected boolean, OUT hits bigint, OUT misses bigint, OUT keys bigint,
+    OUT used_memory_bytes bigint, OUT error text)
+AS 'MODULE_PATHNAME', 'perfopt_cache_redis_stats'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION perfopt.cache_worker_state(
+    OUT worker_pid int, OUT redis_connected boolean, OUT invalidations_sent bigint,
+    OUT batches_sent bigint, OUT last_sent_at timestamptz,
+    OUT last_error text, OUT last_error_at timestamptz)
+AS 'MODULE_PATHNAME', 'perfopt_cache_worker_state'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE VIEW perfopt.cache_metrics AS
+SELECT r.hits, r.misses,
+       CASE WHEN r.hits + r.misses > 0
+            THEN round(100.0 * r.hits / (r.hits + r.misses), 2)::float8 END AS hit_rate_pct,
+       r.keys,
+       w.invalidations_sent,
+       o.depth AS outbox_depth,
+       o.oldest_age_ms,
+       coalesce(w.last_error, r.error) AS last_error,
+       CASE WHEN w.last_error IS NOT NULL THEN w.last_error_at
+            WHEN r.error IS NOT NULL THEN now() END AS last_error_at,
+       w.redis_connected AS worker_connected,
+       w.worker_pid,
+       w.last_sent_at,
+       r.used_memory_bytes
+  FROM perfopt.cache_redis_stats() r,
+       perfopt.cache_worker_state() w,
+       (SELECT count(*) AS depth,
+               1000 * extract(epoch FROM clock_timestamp() - min(queued_at)) AS oldest_age_ms
+          FROM perfopt.cache_invalidations) o;
+
+COMMENT ON VIEW perfopt.cache_metrics IS
+'Redis hits, misses and hit rate (INFO stats), keys, invalidations sent by the worker, the outbox, and the last error';
+
+-- only cache_watch attaches the trigger: attached by anyone else, it could
+-- invalidate any key; writers need no privilege on it to fire it

@@ -1,0 +1,65 @@
+-- cache: tables, indexes and seeds (the Redis cache layer)
+-- Run once, by CREATE EXTENSION; an update changes them in sql/updates/.
+
+------------------------------------------------------------------------------
+-- Strategies: how long each kind of data may live in each layer
+
+CREATE TABLE perfopt.cache_strategies (
+    name text PRIMARY KEY,
+    memory_ttl interval NOT NULL CHECK (memory_ttl > interval '0'),
+    redis_ttl interval NOT NULL CHECK (redis_ttl > interval '0'),
+    priority int NOT NULL DEFAULT 0,
+    description text,
+    builtin boolean NOT NULL DEFAULT false
+);
+
+INSERT INTO perfopt.cache_strategies (name, memory_ttl, redis_ttl, priority, description, builtin) VALUES
+    ('user_data', '30 minutes', '1 hour', 30, 'user and lead records', true),
+    ('analytics', '5 minutes', '15 minutes', 10, 'aggregates and reports', true),
+    ('api_response', '10 minutes', '30 minutes', 20, 'rendered API responses', true),
+    ('static_content', '2 hours', '24 hours', 0, 'content that rarely changes', true);
+
+SELECT pg_catalog.pg_extension_config_dump('perfopt.cache_strategies', 'WHERE NOT builtin');
+
+------------------------------------------------------------------------------
+-- Watches and the outbox of invalidations
+
+CREATE TABLE perfopt.cache_watches (
+    rel regclass NOT NULL,
+    key_template text NOT NULL,
+    strategy text NOT NULL REFERENCES perfopt.cache_strategies ON UPDATE CASCADE,
+    columns text[] NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (rel, key_template)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('perfopt.cache_watches', '');
+
+-- written by the triggers in the writing transaction, emptied by the cache
+-- worker once Redis confirmed; WAL-logged, so nothing committed is lost
+CREATE TABLE perfopt.cache_invalidations (
+    id bigserial PRIMARY KEY,
+    key text NOT NULL,
+    pattern boolean NOT NULL DEFAULT false,
+    queued_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+-- what cache_warm(..., keep_warm => true) keeps warm
+CREATE TABLE perfopt.cache_warmers (
+    id serial PRIMARY KEY,
+    strategy text NOT NULL REFERENCES perfopt.cache_strategies ON UPDATE CASCADE,
+    key_template text NOT NULL,
+    query text NOT NULL,
+    min_freq int NOT NULL DEFAULT 6 CHECK (min_freq BETWEEN 0 AND 255),
+    refresh_pct int NOT NULL DEFAULT 25 CHECK (refresh_pct BETWEEN 1 AND 100),
+    enabled boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    last_run timestamptz,
+    last_rewarmed bigint,
+    UNIQUE (key_template, query)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('perfopt.cache_warmers', '');
+
+INSERT INTO perfopt.jobs (job_name, command, schedule, builtin) VALUES
+    ('cache_rewarm', 'SELECT perfopt.cache_rewarm()', interval '10 seconds', true);
