@@ -44,6 +44,7 @@
 
 #include "cache.h"
 #include "cache_worker.h"
+#include "security.h"
 
 char	   *perfopt_redis_host = NULL;
 int			perfopt_redis_port = 6379;
@@ -813,14 +814,15 @@ perfopt_cache_warm(PG_FUNCTION_ARGS)
 
 	if (keep_warm)
 	{
-		Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-		Datum		values[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
+		Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, REGROLEOID};
+		Datum		values[4] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
+								 ObjectIdGetDatum(GetUserId())};
 
-		if (SPI_execute_with_args("INSERT INTO perfopt.cache_warmers (strategy, key_template, query, last_run)"
-								  " VALUES ($1, $2, $3, now())"
+		if (SPI_execute_with_args("INSERT INTO perfopt.cache_warmers (strategy, key_template, query, last_run, owner)"
+								  " VALUES ($1, $2, $3, pg_catalog.now(), $4)"
 								  " ON CONFLICT (key_template, query)"
-								  " DO UPDATE SET strategy = EXCLUDED.strategy, enabled = true",
-								  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+								  " DO UPDATE SET strategy = EXCLUDED.strategy, enabled = true, owner = EXCLUDED.owner",
+								  4, types, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not register the warmer");
 	}
 
@@ -829,9 +831,38 @@ perfopt_cache_warm(PG_FUNCTION_ARGS)
 }
 
 /*
+ * warm_query as the warmer's owner: its query is that role's text, so it is
+ * planned and run as that role, restricted, with its default search_path.
+ */
+static int64
+warm_query_as(Oid owner, redisContext *c, const char *template, const char *query,
+			  int64 ttl, int min_freq, int refresh_pct)
+{
+	PerfoptRoleSwitch sw;
+	int64		set;
+
+	perfopt_begin_as_role(owner, &sw);
+	PG_TRY();
+	{
+		set = warm_query(c, template, query, ttl, min_freq, refresh_pct);
+	}
+	PG_CATCH();
+	{
+		perfopt_end_as_role(&sw);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	perfopt_end_as_role(&sw);
+	return set;
+}
+
+/*
  * cache_rewarm(): for each enabled warmer, highest strategy priority
  * first, set again the keys Redis counts as read most before they expire.
- * Run by the launcher's cache_rewarm job; returns the keys set.
+ * Run by the launcher's cache_rewarm job; returns the keys set.  Each
+ * query runs as the role that registered it, which must still be a
+ * superuser (only superusers may keep a query warm); one that is not any
+ * more is skipped with a warning.
  */
 Datum
 perfopt_cache_rewarm(PG_FUNCTION_ARGS)
@@ -843,8 +874,10 @@ perfopt_cache_rewarm(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	if (SPI_execute("SELECT w.id, w.key_template, w.query,"
-					"       ceil(extract(epoch FROM s.redis_ttl))::int8, w.min_freq, w.refresh_pct"
-					"  FROM perfopt.cache_warmers w JOIN perfopt.cache_strategies s ON s.name = w.strategy"
+					"       pg_catalog.ceil(pg_catalog.date_part('epoch', s.redis_ttl))::pg_catalog.int8,"
+					"       w.min_freq, w.refresh_pct, w.owner::pg_catalog.oid"
+					"  FROM perfopt.cache_warmers w JOIN perfopt.cache_strategies s"
+					"    ON s.name OPERATOR(pg_catalog.=) w.strategy"
 					" WHERE w.enabled ORDER BY s.priority DESC, w.id", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read perfopt.cache_warmers");
 	warmers = SPI_tuptable;
@@ -866,18 +899,27 @@ perfopt_cache_rewarm(PG_FUNCTION_ARGS)
 			TupleDesc	desc = warmers->tupdesc;
 			bool		isnull;
 			int32		id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
+			Oid			owner = DatumGetObjectId(SPI_getbinval(tuple, desc, 7, &isnull));
 			int64		set;
 			Oid			types[2] = {INT4OID, INT8OID};
 			Datum		values[2];
 
-			set = warm_query(c, SPI_getvalue(tuple, desc, 2), SPI_getvalue(tuple, desc, 3),
-							 DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull)),
-							 DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull)),
-							 DatumGetInt32(SPI_getbinval(tuple, desc, 6, &isnull)));
+			if (!superuser_arg(owner))
+			{
+				ereport(WARNING,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("cache warmer %d is skipped: its owner is no longer a superuser", id),
+						 errhint("Register the query again as a superuser, or delete the warmer.")));
+				continue;
+			}
+			set = warm_query_as(owner, c, SPI_getvalue(tuple, desc, 2), SPI_getvalue(tuple, desc, 3),
+								DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull)),
+								DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull)),
+								DatumGetInt32(SPI_getbinval(tuple, desc, 6, &isnull)));
 			values[0] = Int32GetDatum(id);
 			values[1] = Int64GetDatum(set);
-			SPI_execute_with_args("UPDATE perfopt.cache_warmers SET last_run = now(), last_rewarmed = $2"
-								  " WHERE id = $1", 2, types, values, NULL, false, 0);
+			SPI_execute_with_args("UPDATE perfopt.cache_warmers SET last_run = pg_catalog.now(), last_rewarmed = $2"
+								  " WHERE id OPERATOR(pg_catalog.=) $1", 2, types, values, NULL, false, 0);
 			total += set;
 		}
 	}

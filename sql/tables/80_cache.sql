@@ -56,6 +56,8 @@ CREATE TABLE perfopt.cache_warmers (
     created_at timestamptz NOT NULL DEFAULT now(),
     last_run timestamptz,
     last_rewarmed bigint,
+    -- the query is this role's text: cache_rewarm runs it as this role
+    owner regrole NOT NULL,
     UNIQUE (key_template, query)
 );
 

@@ -197,7 +197,14 @@ my ($rewarm_err) = ('');
 $node->psql('postgres', 'SELECT perfopt.cache_rewarm()', stderr => \$rewarm_err);
 like($rewarm_err, qr/refused OBJECT FREQ.*\n.*HINT:  Re-warming needs an LFU policy/,
 	'without an LFU policy in Redis, cache_rewarm says what to set');
-query(q{DELETE FROM perfopt.cache_warmers});
+# the query runs as the role that registered it, which must still be a
+# superuser: a warmer whose owner is not is skipped, never run as another
+query(q{CREATE ROLE not_super; UPDATE perfopt.cache_warmers SET owner = 'not_super'});
+$rewarm_err = '';
+my $rewarmed = $node->psql('postgres', 'SELECT perfopt.cache_rewarm()', stderr => \$rewarm_err);
+like($rewarm_err, qr/WARNING:  cache warmer \d+ is skipped: its owner is no longer a superuser/,
+	'a warmer whose owner is no longer a superuser is skipped, with a warning');
+query(q{DELETE FROM perfopt.cache_warmers; DROP ROLE not_super});
 
 # 7. Metrics: Redis's own hit and miss counters
 $redis->cli('GET', 'lead:1') for 1 .. 3;
