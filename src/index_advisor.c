@@ -108,6 +108,7 @@ typedef struct Advisor
 	Bitmapset  *materialized;	/* candidates that exist in HypoPG now */
 	WhatIf		whatif;
 	double		baseline;		/* the workload's cost with no new index */
+	int			given_up;		/* statements their role failed to plan */
 	int64		lookups;
 	int64		hits;
 } Advisor;
@@ -227,10 +228,65 @@ dematerialize(Advisor *advisor, int id)
 	advisor->materialized = bms_del_member(advisor->materialized, id);
 }
 
+static char *statement_label(WorkloadStatement *stmt);
+
+/* One what-if costing, as a step of its own subtransaction */
+typedef struct CostStep
+{
+	Advisor    *advisor;
+	WorkloadStatement *stmt;
+	double		cost;
+	double		rows;
+} CostStep;
+
+static void
+cost_step(void *arg)
+{
+	CostStep   *step = (CostStep *) arg;
+
+	step->cost = perfopt_whatif_cost(&step->advisor->whatif, step->stmt->query,
+									 step->stmt->text, &step->rows, step->stmt->role);
+}
+
+/*
+ * The planner's cost of a statement with the hypothetical indexes of now.
+ * A statement planned as its role runs that role's code, which may fail
+ * at any planning: the statement is then given up (it costs nothing from
+ * then on, so it advises nothing), counted, and the run goes on for the
+ * others.  Returns false when it was given up.
+ */
+static bool
+plan_cost(Advisor *advisor, WorkloadStatement *stmt, double *cost, double *rows)
+{
+	CostStep	step = {advisor, stmt, 0, 0};
+	ErrorData  *edata;
+
+	if (!OidIsValid(stmt->role))
+	{
+		*cost = perfopt_whatif_cost(&advisor->whatif, stmt->query, stmt->text, rows, InvalidOid);
+		return true;
+	}
+	edata = perfopt_try_in_subtransaction(cost_step, &step);
+	if (edata != NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("%s of the workload is left out: %s", statement_label(stmt), edata->message),
+				 errdetail("%.200s", stmt->text)));
+		stmt->given_up = true;
+		advisor->given_up++;
+		return false;
+	}
+	*cost = step.cost;
+	if (rows)
+		*rows = step.rows;
+	return true;
+}
+
 /*
  * The planner's cost of one execution of a statement with the candidates
  * of config: from the cache, or planned with exactly those hypothetical
- * indexes on its tables.
+ * indexes on its tables.  A statement given up costs what it cost with no
+ * new index (0 if even that failed).
  */
 static double
 statement_cost(Advisor *advisor, int number, Bitmapset *config)
@@ -242,6 +298,8 @@ statement_cost(Advisor *advisor, int number, Bitmapset *config)
 	int			id;
 
 	advisor->lookups++;
+	if (stmt->given_up)
+		return ((CachedCost *) linitial(advisor->cache[number]))->cost;
 	foreach(lc, advisor->cache[number])
 	{
 		entry = (CachedCost *) lfirst(lc);
@@ -269,8 +327,8 @@ statement_cost(Advisor *advisor, int number, Bitmapset *config)
 
 	entry = palloc(sizeof(CachedCost));
 	entry->config = relevant;
-	entry->cost = perfopt_whatif_cost(&advisor->whatif, stmt->query, stmt->text, NULL,
-									  stmt->role);
+	if (!plan_cost(advisor, stmt, &entry->cost, NULL))
+		return ((CachedCost *) linitial(advisor->cache[number]))->cost;
 	advisor->cache[number] = lappend(advisor->cache[number], entry);
 	return entry->cost;
 }
@@ -438,8 +496,10 @@ cost_baseline(Advisor *advisor, int from)
 		double		rows;
 
 		entry->config = NULL;
-		entry->cost = perfopt_whatif_cost(&advisor->whatif, stmt->query, stmt->text, &rows,
-										  stmt->role);
+		entry->cost = 0;
+		rows = 0;
+		if (!plan_cost(advisor, stmt, &entry->cost, &rows))
+			entry->cost = 0;
 		advisor->cache[number] = list_make1(entry);
 		if (stmt->rows < 0 && stmt->command != CMD_SELECT)
 			stmt->rows = rows;
@@ -647,7 +707,7 @@ run_advisor(List *workload, double budget_bytes, double min_benefit_pct,
 		INSTR_TIME_SUBTRACT(duration, start);
 		last_run.valid = true;
 		last_run.statements = advisor.nstatements;
-		last_run.skipped_as_role = skipped_as_role;
+		last_run.skipped_as_role = skipped_as_role + advisor.given_up;
 		last_run.candidates = list_length(advisor.candidates);
 		last_run.planner_calls = advisor.whatif.planner_calls;
 		last_run.lookups = advisor.lookups;

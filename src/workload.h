@@ -29,6 +29,7 @@ typedef struct WorkloadStatement
 	Bitmapset  *updated_columns;	/* attnums an UPDATE assigns */
 	Oid			checked_foreign_key;	/* a foreign key's check, standing for
 										 * the writes of its referenced table */
+	bool		given_up;		/* its role could not plan it: left out */
 } WorkloadStatement;
 
 extern List *perfopt_workload_from_pgss(int limit, int *skipped);

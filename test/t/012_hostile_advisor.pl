@@ -220,6 +220,29 @@ like($err, qr/ERROR:  canceling statement due to statement timeout/, 'and slow_q
 as('alice', q{TRUNCATE alice.flags});
 alice_unharmed('the cancelled calls');
 
+# 7. A tenant's function that fails once hypothetical indexes exist does not
+# stop the advice for everyone: her statement is given up and counted
+as('alice', q{
+CREATE FUNCTION alice.boom() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF EXISTS (SELECT FROM public.hypopg()) THEN
+        RAISE EXCEPTION 'no advice for anyone';
+    END IF;
+    RETURN alice.k();
+END $$;
+SELECT count(*) FROM alice.t WHERE id = alice.boom();});
+($ret, $out, $err) = $node->psql('postgres', q{
+SELECT table_name::text || ' ' || index_def FROM perfopt.recommend_indexes() ORDER BY 1;
+SELECT 'skipped ' || (perfopt.last_advisor_run()->>'skipped_as_role');});
+note($out, $err);
+is($ret, 0, 'a tenant\'s function that fails while costed does not stop the advisor');
+like($out, qr/^bob\.b .*\("w"\)/m, 'the others are still advised');
+like($err, qr/queryid -?\d+ of the workload is left out: no advice for anyone/,
+	'her statement is left out with a NOTICE');
+my ($skipped) = $out =~ /^skipped (\d+)$/m;
+cmp_ok($skipped // 0, '>=', 3, 'and counted as skipped, with the two of roles gone or without privilege');
+alice_unharmed('a failing function');
+
 unlike(slurp_file($node->logfile), qr/terminated by signal/, 'no backend crashed');
 
 $node->stop;
