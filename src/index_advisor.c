@@ -19,6 +19,15 @@
  * 5. ranks the chosen indexes by what each adds to those ranked before,
  *	  and says which statements each speeds up and by how much.
  *
+ * Every statement of pg_stat_statements is prepared and planned as the role
+ * that ran it (workload.c, whatif.c), never as the caller; one that its
+ * role cannot plan (the role is gone, has lost a privilege, or planning
+ * fails) is left out and counted in last_advisor_run()'s skipped_as_role.
+ * A caller who is not a superuser sees only the statements of the roles
+ * whose privileges it has, or all with pg_read_all_stats (pgss.c).  The
+ * statements a caller passes to recommend_indexes_for and advise_query are
+ * the caller's own, and are planned as the caller.
+ *
  * Each statement is planned once per configuration of the candidates on
  * its own tables: costs are cached by (statement, that subset), so that a
  * step that adds an index on one table replans only the statements that
@@ -99,6 +108,7 @@ typedef struct Advisor
 	Bitmapset  *materialized;	/* candidates that exist in HypoPG now */
 	WhatIf		whatif;
 	double		baseline;		/* the workload's cost with no new index */
+	int			given_up;		/* statements their role failed to plan */
 	int64		lookups;
 	int64		hits;
 } Advisor;
@@ -123,6 +133,7 @@ static struct
 {
 	bool		valid;
 	int			statements;
+	int			skipped_as_role;	/* left out: their role could not plan them */
 	int			candidates;
 	int64		planner_calls;
 	int64		lookups;
@@ -217,10 +228,65 @@ dematerialize(Advisor *advisor, int id)
 	advisor->materialized = bms_del_member(advisor->materialized, id);
 }
 
+static char *statement_label(WorkloadStatement *stmt);
+
+/* One what-if costing, as a step of its own subtransaction */
+typedef struct CostStep
+{
+	Advisor    *advisor;
+	WorkloadStatement *stmt;
+	double		cost;
+	double		rows;
+} CostStep;
+
+static void
+cost_step(void *arg)
+{
+	CostStep   *step = (CostStep *) arg;
+
+	step->cost = perfopt_whatif_cost(&step->advisor->whatif, step->stmt->query,
+									 step->stmt->text, &step->rows, step->stmt->role);
+}
+
+/*
+ * The planner's cost of a statement with the hypothetical indexes of now.
+ * A statement planned as its role runs that role's code, which may fail
+ * at any planning: the statement is then given up (it costs nothing from
+ * then on, so it advises nothing), counted, and the run goes on for the
+ * others.  Returns false when it was given up.
+ */
+static bool
+plan_cost(Advisor *advisor, WorkloadStatement *stmt, double *cost, double *rows)
+{
+	CostStep	step = {advisor, stmt, 0, 0};
+	ErrorData  *edata;
+
+	if (!OidIsValid(stmt->role))
+	{
+		*cost = perfopt_whatif_cost(&advisor->whatif, stmt->query, stmt->text, rows, InvalidOid);
+		return true;
+	}
+	edata = perfopt_try_in_subtransaction(cost_step, &step);
+	if (edata != NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("%s of the workload is left out: %s", statement_label(stmt), edata->message),
+				 errdetail("%.200s", stmt->text)));
+		stmt->given_up = true;
+		advisor->given_up++;
+		return false;
+	}
+	*cost = step.cost;
+	if (rows)
+		*rows = step.rows;
+	return true;
+}
+
 /*
  * The planner's cost of one execution of a statement with the candidates
  * of config: from the cache, or planned with exactly those hypothetical
- * indexes on its tables.
+ * indexes on its tables.  A statement given up costs what it cost with no
+ * new index (0 if even that failed).
  */
 static double
 statement_cost(Advisor *advisor, int number, Bitmapset *config)
@@ -232,6 +298,8 @@ statement_cost(Advisor *advisor, int number, Bitmapset *config)
 	int			id;
 
 	advisor->lookups++;
+	if (stmt->given_up)
+		return ((CachedCost *) linitial(advisor->cache[number]))->cost;
 	foreach(lc, advisor->cache[number])
 	{
 		entry = (CachedCost *) lfirst(lc);
@@ -259,7 +327,8 @@ statement_cost(Advisor *advisor, int number, Bitmapset *config)
 
 	entry = palloc(sizeof(CachedCost));
 	entry->config = relevant;
-	entry->cost = perfopt_whatif_cost(&advisor->whatif, stmt->query, stmt->text, NULL);
+	if (!plan_cost(advisor, stmt, &entry->cost, NULL))
+		return ((CachedCost *) linitial(advisor->cache[number]))->cost;
 	advisor->cache[number] = lappend(advisor->cache[number], entry);
 	return entry->cost;
 }
@@ -427,7 +496,10 @@ cost_baseline(Advisor *advisor, int from)
 		double		rows;
 
 		entry->config = NULL;
-		entry->cost = perfopt_whatif_cost(&advisor->whatif, stmt->query, stmt->text, &rows);
+		entry->cost = 0;
+		rows = 0;
+		if (!plan_cost(advisor, stmt, &entry->cost, &rows))
+			entry->cost = 0;
 		advisor->cache[number] = list_make1(entry);
 		if (stmt->rows < 0 && stmt->command != CMD_SELECT)
 			stmt->rows = rows;
@@ -568,7 +640,8 @@ rank_results(Advisor *advisor, Bitmapset *chosen, double min_gain)
  * hypothetical indexes it makes are gone when it returns, or fails.
  */
 static List *
-run_advisor(List *workload, double budget_bytes, double min_benefit_pct)
+run_advisor(List *workload, double budget_bytes, double min_benefit_pct,
+			int skipped_as_role)
 {
 	Advisor		advisor;
 	List	   *results = NIL;
@@ -576,6 +649,14 @@ run_advisor(List *workload, double budget_bytes, double min_benefit_pct)
 	instr_time	duration;
 
 	INSTR_TIME_SET_CURRENT(start);
+	if (workload == NIL)
+	{
+		/* nothing to plan; still say what was left out */
+		memset(&last_run, 0, sizeof(last_run));
+		last_run.valid = true;
+		last_run.skipped_as_role = skipped_as_role;
+		return NIL;
+	}
 	memset(&advisor, 0, sizeof(advisor));
 	advisor.workload = workload;
 	perfopt_whatif_begin(&advisor.whatif);
@@ -626,6 +707,7 @@ run_advisor(List *workload, double budget_bytes, double min_benefit_pct)
 		INSTR_TIME_SUBTRACT(duration, start);
 		last_run.valid = true;
 		last_run.statements = advisor.nstatements;
+		last_run.skipped_as_role = skipped_as_role + advisor.given_up;
 		last_run.candidates = list_length(advisor.candidates);
 		last_run.planner_calls = advisor.whatif.planner_calls;
 		last_run.lookups = advisor.lookups;
@@ -723,11 +805,11 @@ perfopt_recommend_indexes(PG_FUNCTION_ARGS)
 	double		budget = budget_bytes_arg(fcinfo, 0);
 	double		min_benefit = min_benefit_arg(fcinfo, 1);
 	List	   *workload;
+	int			skipped = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
-	workload = perfopt_workload_from_pgss(perfopt_advisor_statements);
-	if (workload != NIL)
-		output_results(fcinfo, run_advisor(workload, budget, min_benefit));
+	workload = perfopt_workload_from_pgss(perfopt_advisor_statements, &skipped);
+	output_results(fcinfo, run_advisor(workload, budget, min_benefit, skipped));
 	return (Datum) 0;
 }
 
@@ -750,8 +832,7 @@ perfopt_recommend_indexes_for(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	workload = perfopt_workload_from_list(PG_GETARG_ARRAYTYPE_P(0),
 										  PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1));
-	if (workload != NIL)
-		output_results(fcinfo, run_advisor(workload, budget, min_benefit));
+	output_results(fcinfo, run_advisor(workload, budget, min_benefit, 0));
 	return (Datum) 0;
 }
 
@@ -771,13 +852,14 @@ perfopt_advise_query(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	text = PG_GETARG_DATUM(0);
 	queries = construct_array(&text, 1, TEXTOID, -1, false, TYPALIGN_INT);
-	output_results(fcinfo, run_advisor(perfopt_workload_from_list(queries, NULL), 0, min_benefit));
+	output_results(fcinfo, run_advisor(perfopt_workload_from_list(queries, NULL), 0, min_benefit, 0));
 	return (Datum) 0;
 }
 
 /*
  * perfopt.last_advisor_run(): what the last run of the advisor in this
- * session did: statements, candidates, planner calls, cache hits, time.
+ * session did: statements, statements skipped because their role could not
+ * plan them, candidates, planner calls, cache hits, time.
  */
 Datum
 perfopt_last_advisor_run(PG_FUNCTION_ARGS)
@@ -786,11 +868,12 @@ perfopt_last_advisor_run(PG_FUNCTION_ARGS)
 
 	if (!last_run.valid)
 		PG_RETURN_NULL();
-	json = psprintf("{\"statements\": %d, \"candidates\": %d, \"planner_calls\": " INT64_FORMAT
+	json = psprintf("{\"statements\": %d, \"skipped_as_role\": %d, \"candidates\": %d, \"planner_calls\": " INT64_FORMAT
 					", \"cost_lookups\": " INT64_FORMAT ", \"cache_hits\": " INT64_FORMAT
 					", \"cache_hit_pct\": %.1f, \"seconds\": %.3f, \"workload_cost_before\": %.15g"
 					", \"workload_cost_after\": %.15g}",
-					last_run.statements, last_run.candidates, last_run.planner_calls,
+					last_run.statements, last_run.skipped_as_role, last_run.candidates,
+					last_run.planner_calls,
 					last_run.lookups, last_run.hits,
 					last_run.lookups > 0 ? 100.0 * last_run.hits / last_run.lookups : 0,
 					last_run.seconds, last_run.baseline, last_run.final_cost);

@@ -12,6 +12,7 @@
 #include "nodes/bitmapset.h"
 #include "nodes/pg_list.h"
 #include "nodes/primnodes.h"
+#include "utils/relcache.h"
 
 /* Longest index key the advisor builds, and most columns of a covering one */
 #define ADVISOR_MAX_KEY_COLUMNS		4
@@ -62,6 +63,8 @@ typedef struct IndexCandidate
 	bool		extended;		/* have its extensions been made? */
 } IndexCandidate;
 
+extern List *perfopt_index_expressions(Relation index);
+extern Node *perfopt_index_predicate(Relation index);
 extern List *perfopt_table_usages(List *workload);
 extern List *perfopt_seed_candidates(List *workload, List *usages, List **candidates);
 extern List *perfopt_extend_candidate(IndexCandidate *candidate, List *usages,

@@ -20,6 +20,18 @@
  * index-only scan.  A candidate that an existing index already serves
  * (the same leading key, a compatible predicate) is never made.
  *
+ * An index runs its expressions and predicate for every writer of its
+ * table.  So a candidate uses only built-in functions and operators, or
+ * ones that the table's owner owns: a statement that calls a tenant's
+ * function never puts that function into an index on someone else's
+ * table.  perfopt itself only ever calls built-in code here (a statement's
+ * equality operator to read pg_stats), and reads the expressions of
+ * existing indexes from pg_index as stored, without const-folding them,
+ * which would run the table owner's functions as the caller.  Index
+ * definitions are written with search_path pg_catalog, pg_temp, so every
+ * name outside pg_catalog is schema-qualified.  A foreign key's check is
+ * planned as the owner of the referencing table, as PostgreSQL runs it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -36,6 +48,8 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_opclass.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -47,6 +61,7 @@
 #include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
@@ -54,6 +69,8 @@
 
 #include "catalog.h"
 #include "index_advisor.h"
+#include "security.h"
+#include "subxact.h"
 #include "workload.h"
 
 /* A value of at most this share of rows, of a column with at most this
@@ -173,6 +190,12 @@ value_frequency(Oid relid, AttrNumber attnum, Oid eqop, Const *value, double *di
 							Int16GetDatum(attnum), BoolGetDatum(false));
 	if (!HeapTupleIsValid(tuple))
 		return -1;
+	if (get_opcode(eqop) >= FirstNormalObjectId)
+	{
+		/* perfopt runs only built-in code as the caller */
+		ReleaseSysCache(tuple);
+		return -1;
+	}
 	if (get_attstatsslot(&sslot, tuple, STATISTIC_KIND_MCV, InvalidOid,
 						 ATTSTATSSLOT_VALUES | ATTSTATSSLOT_NUMBERS))
 	{
@@ -641,12 +664,23 @@ perfopt_table_usages(List *workload)
  * ----------------------------------------------------------------
  */
 
-/* SQL of an expression over the table (varno 1) */
+/*
+ * SQL of an expression over the table (varno 1), written with search_path
+ * pg_catalog, pg_temp so that any function, operator or type outside
+ * pg_catalog is schema-qualified, whatever the caller's path.
+ */
 static char *
 deparse_for_table(Node *expr, Oid relid)
 {
-	return deparse_expression(expr, deparse_context_for(get_rel_name(relid), relid),
-							  false, false);
+	int			level = NewGUCNestLevel();
+	char	   *sql;
+
+	(void) set_config_option("search_path", PERFOPT_OWN_SEARCH_PATH, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	sql = deparse_expression(expr, deparse_context_for(get_rel_name(relid), relid),
+							 false, false);
+	AtEOXact_GUC(false, level);
+	return sql;
 }
 
 /* Append the key list of a candidate: (a, (lower(b)), c text_pattern_ops) */
@@ -715,16 +749,144 @@ expression_columns(Node *expr)
 	return expression_vars(expr, 1).attnums;
 }
 
+/* Is the function built in, or owned by owner? */
+static bool
+function_trusted(Oid funcid, Oid owner)
+{
+	HeapTuple	tuple;
+	bool		trusted;
+
+	if (funcid < FirstNormalObjectId)
+		return true;
+	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	trusted = ((Form_pg_proc) GETSTRUCT(tuple))->proowner == owner;
+	ReleaseSysCache(tuple);
+	return trusted;
+}
+
+/* Is the operator built in, or owned by owner? */
+static bool
+operator_trusted(Oid opno, Oid owner)
+{
+	HeapTuple	tuple;
+	bool		trusted;
+
+	if (opno < FirstNormalObjectId)
+		return true;
+	tuple = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	trusted = ((Form_pg_operator) GETSTRUCT(tuple))->oprowner == owner;
+	ReleaseSysCache(tuple);
+	return trusted;
+}
+
+/* Is the type built in, or owned by owner (a domain's checks run code)? */
+static bool
+type_trusted(Oid type, Oid owner)
+{
+	HeapTuple	tuple;
+	bool		trusted;
+
+	if (type < FirstNormalObjectId)
+		return true;
+	tuple = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	trusted = ((Form_pg_type) GETSTRUCT(tuple))->typowner == owner;
+	ReleaseSysCache(tuple);
+	return trusted;
+}
+
+static bool
+untrusted_function(Oid funcid, void *context)
+{
+	return !function_trusted(funcid, *(Oid *) context);
+}
+
+/*
+ * Does the expression call a function or operator, or coerce to a domain,
+ * that is neither built in nor owned by *owner?
+ */
+static bool
+untrusted_walker(Node *node, Oid *owner)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, untrusted_function, owner))
+		return true;
+	if (IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr))
+	{
+		if (!operator_trusted(((OpExpr *) node)->opno, *owner))
+			return true;
+	}
+	else if (IsA(node, ScalarArrayOpExpr))
+	{
+		if (!operator_trusted(((ScalarArrayOpExpr *) node)->opno, *owner))
+			return true;
+	}
+	else if (IsA(node, RowCompareExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((RowCompareExpr *) node)->opnos)
+		{
+			if (!operator_trusted(lfirst_oid(lc), *owner))
+				return true;
+		}
+	}
+	else if (IsA(node, CoerceToDomain))
+	{
+		if (!type_trusted(((CoerceToDomain *) node)->resulttype, *owner))
+			return true;
+	}
+	return expression_tree_walker(node, untrusted_walker, owner);
+}
+
+/*
+ * May an index on relid hold these key parts and this predicate: does
+ * everything they call come with PostgreSQL or from the table's owner?
+ */
+static bool
+candidate_is_trusted(Oid relid, List *key, Node *predicate)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+	ListCell   *lc;
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+
+	foreach(lc, key)
+	{
+		IndexKeyPart *part = lfirst(lc);
+
+		if (part->attnum == 0 && untrusted_walker(part->expression, &owner))
+			return false;
+	}
+	return predicate == NULL || !untrusted_walker(predicate, &owner);
+}
+
 /*
  * Make a candidate, or find the same one made before; returns its id, or
- * -1 when an existing index already serves it.
+ * -1 when an existing index already serves it, or when it would call a
+ * function or operator that neither comes with PostgreSQL nor belongs to
+ * the table's owner.
  */
 static int
 make_candidate(List **candidates, Oid relid, List *key, List *include,
 			   Node *predicate, int parent)
 {
-	IndexCandidate *candidate = palloc0(sizeof(IndexCandidate));
+	IndexCandidate *candidate;
 	ListCell   *lc;
+
+	if (!candidate_is_trusted(relid, key, predicate))
+		return -1;
+	candidate = palloc0(sizeof(IndexCandidate));
 
 	candidate->relid = relid;
 	candidate->key = key;
@@ -770,6 +932,45 @@ make_candidate(List **candidates, Oid relid, List *key, List *include,
 	return candidate->id;
 }
 
+/* A column of the index's pg_index row, read back into a node tree */
+static Node *
+index_node_column(Relation index, AttrNumber column)
+{
+	HeapTuple	tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(RelationGetRelid(index)));
+	Node	   *node = NULL;
+	bool		isnull;
+	Datum		datum;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for index %u", RelationGetRelid(index));
+	datum = SysCacheGetAttr(INDEXRELID, tuple, column, &isnull);
+	if (!isnull)
+	{
+		node = (Node *) stringToNode(TextDatumGetCString(datum));
+		fix_opfuncids(node);
+	}
+	ReleaseSysCache(tuple);
+	return node;
+}
+
+/*
+ * The expressions of an index, as pg_index stores them.  Unlike
+ * RelationGetIndexExpressions, this does not const-fold them, which would
+ * run the IMMUTABLE functions of the table's owner as the caller.
+ */
+List *
+perfopt_index_expressions(Relation index)
+{
+	return (List *) index_node_column(index, Anum_pg_index_indexprs);
+}
+
+/* The predicate of a partial index as pg_index stores it, or NULL */
+Node *
+perfopt_index_predicate(Relation index)
+{
+	return index_node_column(index, Anum_pg_index_indpred);
+}
+
 /*
  * Does an existing valid index serve the candidate: a btree whose leading
  * key is the candidate's key (same columns or expressions, same operator
@@ -786,15 +987,15 @@ perfopt_candidate_is_served(IndexCandidate *candidate)
 	{
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
 		Form_pg_index form = index->rd_index;
-		List	   *expressions = RelationGetIndexExpressions(index);
-		Node	   *predicate = (Node *) make_ands_explicit(RelationGetIndexPredicate(index));
+		List	   *expressions = perfopt_index_expressions(index);
+		Node	   *predicate = perfopt_index_predicate(index);
 		ListCell   *expr_cell = list_head(expressions);
 		ListCell   *lc2;
 		int			i = 0;
 		bool		matches = form->indisvalid && index->rd_rel->relam == BTREE_AM_OID &&
 		list_length(candidate->key) <= form->indnkeyatts;
 
-		if (matches && RelationGetIndexPredicate(index) != NIL)
+		if (matches && predicate != NULL)
 			matches = candidate->predicate != NULL && equal(predicate, candidate->predicate);
 		foreach(lc2, candidate->key)
 		{
@@ -1120,13 +1321,63 @@ referenced_key_writes(List *workload, Oid referenced, Bitmapset *key)
 	return rows;
 }
 
+/* OPERATOR(schema.name) of an operator, for a text no search_path changes */
+static char *
+qualified_operator(Oid opno)
+{
+	HeapTuple	tuple = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Form_pg_operator form;
+	char	   *result;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	form = (Form_pg_operator) GETSTRUCT(tuple);
+	result = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(form->oprnamespace)),
+					  NameStr(form->oprname));
+	ReleaseSysCache(tuple);
+	return result;
+}
+
+/* The owner of a relation */
+static Oid
+get_rel_owner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/* A foreign key's check, prepared as the referencing table's owner */
+typedef struct ForeignKeyCheck
+{
+	const char *text;
+	double		rows;
+	Oid			owner;
+	WorkloadStatement *result;
+} ForeignKeyCheck;
+
+static void
+foreign_key_check_step(void *arg)
+{
+	ForeignKeyCheck *check = (ForeignKeyCheck *) arg;
+
+	check->result = perfopt_workload_statement(check->text, check->rows, check->owner);
+}
+
 /*
  * Every foreign key of the workload's tables whose referencing columns no
  * index serves becomes a seed.  When the workload deletes or re-keys rows
  * of the referenced table, each such row makes PostgreSQL look up the
  * referencing rows: that lookup is added to the workload as a statement
  * of its own, weighted by those rows, so that the index is costed by what
- * it saves there too.  Returns the statements to add.
+ * it saves there too.  That lookup is planned as the referencing table's
+ * owner, as PostgreSQL runs it; one that cannot be planned is left out with
+ * a NOTICE.  Returns the statements to add.
  */
 List *
 perfopt_foreign_key_checks(List *workload, List **candidates, List **seeds)
@@ -1183,19 +1434,32 @@ perfopt_foreign_key_checks(List *workload, List **candidates, List **seeds)
 		if (rows > 0)
 		{
 			StringInfoData sql;
-			WorkloadStatement *check;
+			ForeignKeyCheck check;
+			ErrorData  *edata;
 
+			/* every name qualified: nothing depends on a search_path */
 			initStringInfo(&sql);
 			appendStringInfo(&sql, "SELECT 1 FROM ONLY %s x WHERE ",
 							 perfopt_relation_name(con->conrelid));
 			for (i = 0; i < nkeys; i++)
-				appendStringInfo(&sql, "%s%s = $%d", i > 0 ? " AND " : "",
+				appendStringInfo(&sql, "%sx.%s %s $%d", i > 0 ? " AND " : "",
 								 quote_identifier(get_attname(con->conrelid, conkey[i], false)),
-								 i + 1);
+								 qualified_operator(ff_eq_oprs[i]), i + 1);
 			appendStringInfoString(&sql, " FOR KEY SHARE OF x");
-			check = perfopt_workload_statement(sql.data, rows);
-			check->checked_foreign_key = con->oid;
-			checks = lappend(checks, check);
+			check.text = sql.data;
+			check.rows = rows;
+			check.owner = get_rel_owner(con->conrelid);
+			check.result = NULL;
+			edata = perfopt_try_in_subtransaction(foreign_key_check_step, &check);
+			if (edata != NULL)
+				ereport(NOTICE,
+						(errmsg("the checks of foreign key %s are left out: %s",
+								quote_identifier(NameStr(con->conname)), edata->message)));
+			else if (check.result != NULL)
+			{
+				check.result->checked_foreign_key = con->oid;
+				checks = lappend(checks, check.result);
+			}
 		}
 	}
 	systable_endscan(scan);

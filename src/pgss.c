@@ -10,15 +10,22 @@
  * statements only, because a nested statement's time is already part of
  * the statement that called it.
  *
+ * A statement's text is the text of one role: perfopt plans it as that
+ * role (pg_stat_statements' userid) and only for a caller who may see it,
+ * a caller who has the privileges of that role or of pg_read_all_stats.
+ * perfopt's own queries here run with search_path pg_catalog, pg_temp.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -27,6 +34,7 @@
 
 #include "catalog.h"
 #include "pgss.h"
+#include "security.h"
 
 /* Schema of the installed pg_stat_statements extension, or InvalidOid */
 static Oid
@@ -159,6 +167,8 @@ pgss_query(Oid schema, bool texts)
 		elog(ERROR, "could not read pg_stat_statements");
 }
 
+static void read_snapshot(Oid schema, bool current, bool need_texts);
+
 /* Make the snapshot current for this statement; texts too if asked */
 static void
 refresh_snapshot(Oid schema, bool need_texts)
@@ -166,8 +176,7 @@ refresh_snapshot(Oid schema, bool need_texts)
 	bool		current = snapshot.cxt != NULL &&
 		snapshot.lxid == MyProc->lxid &&
 		snapshot.statement_start == GetCurrentStatementStartTimestamp();
-	MemoryContext oldcxt;
-	uint64		i;
+	PerfoptRoleSwitch sw;
 
 	if (current && (snapshot.have_texts || !need_texts))
 		return;
@@ -176,6 +185,27 @@ refresh_snapshot(Oid schema, bool need_texts)
 		snapshot.cxt = AllocSetContextCreate(TopMemoryContext,
 											 "perfopt pg_stat_statements snapshot",
 											 ALLOCSET_DEFAULT_SIZES);
+	perfopt_begin_as_role(InvalidOid, &sw);
+	PG_TRY();
+	{
+		read_snapshot(schema, current, need_texts);
+	}
+	PG_CATCH();
+	{
+		perfopt_end_as_role(&sw);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	perfopt_end_as_role(&sw);
+}
+
+/* The queries of refresh_snapshot, with perfopt's own search_path */
+static void
+read_snapshot(Oid schema, bool current, bool need_texts)
+{
+	MemoryContext oldcxt;
+	uint64		i;
+
 	SPI_connect();
 	if (!current)
 	{
@@ -282,65 +312,92 @@ perfopt_pgss_lookup(int64 queryid, const char *query_text, WorkloadStats *stats)
  * allocated in the caller's context.  Statements that name perfopt's own
  * objects (its jobs, or a user reading its views) are not the application's
  * workload and are left out.
+ *
+ * Only the entries the caller may see count: those of a role whose
+ * privileges it has, or all with pg_read_all_stats.  A statement's figures
+ * are summed over those entries (one queryid can be run by several roles);
+ * its text and role are those of its entry with the most calls, taken
+ * together, because a text is only meaningful with the role whose
+ * search_path resolved it.
  */
 List *
 perfopt_pgss_statements(double min_mean_ms, int limit)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	StringInfoData sql;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
+	Oid			argtypes[2] = {OIDOID, BOOLOID};
+	Datum		args[2];
 	List	   *result = NIL;
-	uint64		i;
+	PerfoptRoleSwitch sw;
 
 	perfopt_pgss_require();
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT queryid, query, calls, total_ms, 100 * total_ms / nullif(sum(top_ms) OVER (), 0), rows"
-					 " FROM (SELECT queryid, min(query) AS query, sum(calls)::float8 AS calls,"
+					 "SELECT queryid, query, userid, calls, total_ms,"
+					 "       100 * total_ms / nullif(sum(top_ms) OVER (), 0), rows"
+					 " FROM (SELECT queryid,"
+					 "              (array_agg(query ORDER BY calls DESC, userid, toplevel))[1] AS query,"
+					 "              (array_agg(userid ORDER BY calls DESC, userid, toplevel))[1] AS userid,"
+					 "              sum(calls)::float8 AS calls,"
 					 "              sum(total_exec_time) AS total_ms,"
 					 "              sum(total_exec_time) FILTER (WHERE toplevel) AS top_ms,"
 					 "              sum(rows)::float8 AS rows"
 					 "         FROM %s(true)"
-					 "        WHERE dbid = $1 AND query !~ '\\mperfopt\\.'"
+					 "        WHERE dbid = $1 AND queryid IS NOT NULL AND query !~ '\\mperfopt\\.'"
+					 "          AND ($2 OR pg_has_role(userid, 'USAGE'))"
 					 "        GROUP BY queryid) s"
 					 " ORDER BY total_ms DESC",
 					 pgss_function());
 	args[0] = ObjectIdGetDatum(MyDatabaseId);
+	args[1] = BoolGetDatum(has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS));
 
-	SPI_connect();
-	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_stat_statements");
-	for (i = 0; i < SPI_processed && (limit <= 0 || list_length(result) < limit); i++)
+	perfopt_begin_as_role(InvalidOid, &sw);
+	PG_TRY();
 	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		double		calls = fetch_double(tuple, desc, 3, &isnull);
-		double		total_ms = fetch_double(tuple, desc, 4, &isnull);
-		double		share = fetch_double(tuple, desc, 5, &isnull);
-		double		rows = fetch_double(tuple, desc, 6, &isnull);
-		char	   *query = SPI_getvalue(tuple, desc, 2);
-		PgssStatement *s;
-		MemoryContext spicxt;
+		uint64		i;
 
-		if (calls <= 0 || total_ms / calls < min_mean_ms)
-			continue;
+		SPI_connect();
+		if (SPI_execute_with_args(sql.data, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_stat_statements");
+		for (i = 0; i < SPI_processed && (limit <= 0 || list_length(result) < limit); i++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			double		calls = fetch_double(tuple, desc, 4, &isnull);
+			double		total_ms = fetch_double(tuple, desc, 5, &isnull);
+			double		share = fetch_double(tuple, desc, 6, &isnull);
+			double		rows = fetch_double(tuple, desc, 7, &isnull);
+			char	   *query = SPI_getvalue(tuple, desc, 2);
+			PgssStatement *s;
+			MemoryContext spicxt;
 
-		spicxt = MemoryContextSwitchTo(cxt);
-		s = palloc0(sizeof(PgssStatement));
-		s->query = pstrdup(query ? query : "");
-		s->stats.found = true;
-		s->stats.queryid = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-		s->stats.calls = (int64) calls;
-		s->stats.total_ms = total_ms;
-		s->stats.mean_ms = total_ms / calls;
-		s->stats.time_share_pct = Min(100.0, share);
-		s->rows = rows;
-		result = lappend(result, s);
-		MemoryContextSwitchTo(spicxt);
+			if (calls <= 0 || total_ms / calls < min_mean_ms)
+				continue;
+
+			spicxt = MemoryContextSwitchTo(cxt);
+			s = palloc0(sizeof(PgssStatement));
+			s->query = pstrdup(query ? query : "");
+			s->userid = DatumGetObjectId(SPI_getbinval(tuple, desc, 3, &isnull));
+			s->stats.found = true;
+			s->stats.queryid = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+			s->stats.calls = (int64) calls;
+			s->stats.total_ms = total_ms;
+			s->stats.mean_ms = total_ms / calls;
+			s->stats.time_share_pct = Min(100.0, share);
+			s->rows = rows;
+			result = lappend(result, s);
+			MemoryContextSwitchTo(spicxt);
+		}
+		SPI_finish();
 	}
-	SPI_finish();
+	PG_CATCH();
+	{
+		perfopt_end_as_role(&sw);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	perfopt_end_as_role(&sw);
 	return result;
 }

@@ -14,6 +14,7 @@
 typedef struct PgssStatement
 {
 	char	   *query;
+	Oid			userid;			/* the role that ran it: plan it as this role */
 	WorkloadStats stats;
 	double		rows;			/* rows returned or affected, all calls */
 } PgssStatement;

@@ -18,6 +18,13 @@
  *	 sequential scans of large tables, nested loops over big inputs and
  *	 sorts that will not fit in work_mem.
  *
+ * slow_queries analyzes the statements of pg_stat_statements that the
+ * caller may see (pgss.c), each parsed, analyzed and planned as the role
+ * that ran it, restricted, with that role's own search_path (security.c);
+ * one whose role is gone or cannot plan it keeps its row, with the reason
+ * and no analysis.  analyze_query plans the caller's own text as the
+ * caller.
+ *
  * complexity.c turns the counts into a score and an impact level.
  * docs/query-analysis.md documents every feature, weight and code.
  *
@@ -53,10 +60,12 @@
 #include "utils/syscache.h"
 
 #include "catalog.h"
+#include "index_advisor.h"
 #include "latency.h"
 #include "perfopt.h"
 #include "pgss.h"
 #include "query_analysis.h"
+#include "security.h"
 #include "statement.h"
 #include "subxact.h"
 
@@ -379,7 +388,7 @@ expression_is_indexed(Oid relid, Node *expr, Index varno)
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
 		ListCell   *lc2;
 
-		foreach(lc2, RelationGetIndexExpressions(index))
+		foreach(lc2, perfopt_index_expressions(index))
 		{
 			if (equal(strip_relabel(lfirst(lc2)), target))
 				found = true;
@@ -1796,21 +1805,43 @@ typedef struct SlowQuery
 	char	   *recommendations;	/* JSON */
 } SlowQuery;
 
+/*
+ * Analyze one statement of pg_stat_statements as the role that ran it,
+ * never as the caller: planning runs the functions the planner folds.
+ */
 static void
 analyze_slow_query(void *arg)
 {
 	SlowQuery  *slow = (SlowQuery *) arg;
+	PerfoptRoleSwitch sw;
 
-	perfopt_analyze_statement(slow->statement->query, &slow->statement->stats,
-							  &slow->analysis);
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(slow->statement->userid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the role that ran it no longer exists"),
+				 errdetail("perfopt plans a statement only as the role that ran it.")));
+	perfopt_begin_as_role(slow->statement->userid, &sw);
+	PG_TRY();
+	{
+		perfopt_analyze_statement(slow->statement->query, &slow->statement->stats,
+								  &slow->analysis);
+	}
+	PG_CATCH();
+	{
+		perfopt_end_as_role(&sw);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	perfopt_end_as_role(&sw);
 	slow->recommendations = perfopt_recommendations_json(slow->analysis.recommendations);
 }
 
 /*
  * perfopt.slow_queries(): the statements of pg_stat_statements at or over
- * perfopt.slow_query_ms, each analyzed.  A statement that cannot be
- * analyzed (its tables are gone, the caller may not read them, its text is
- * hidden) still gets its row, with the reason in recommendations.
+ * perfopt.slow_query_ms that the caller may see, each analyzed as the role
+ * that ran it.  A statement that cannot be analyzed (its tables are gone,
+ * its role is gone or may not read them) still gets its row, with the
+ * reason in recommendations.
  */
 Datum
 perfopt_slow_queries(PG_FUNCTION_ARGS)

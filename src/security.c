@@ -24,6 +24,7 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_db_role_setting.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -89,16 +90,34 @@ setting_search_path(Relation rel, Oid databaseid, Oid roleid)
 char *
 perfopt_role_search_path(Oid roleid)
 {
-	Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+	/* the advisor switches to the same role for every what-if costing */
+	static Oid	cached_role = InvalidOid;
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static char cached_path[1024];
+	Relation	rel;
 	char	   *path;
 
+	if (roleid == cached_role && MyProc->lxid == cached_lxid)
+		return pstrdup(cached_path);
+
+	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
 	path = setting_search_path(rel, MyDatabaseId, roleid);
 	if (path == NULL)
 		path = setting_search_path(rel, InvalidOid, roleid);
 	if (path == NULL)
 		path = setting_search_path(rel, MyDatabaseId, InvalidOid);
 	table_close(rel, AccessShareLock);
-	return path != NULL ? path : pstrdup(DEFAULT_SEARCH_PATH);
+	if (path == NULL)
+		path = pstrdup(DEFAULT_SEARCH_PATH);
+
+	/* kept for the rest of this transaction, if it fits */
+	if (strlen(path) < sizeof(cached_path))
+	{
+		strlcpy(cached_path, path, sizeof(cached_path));
+		cached_role = roleid;
+		cached_lxid = MyProc->lxid;
+	}
+	return path;
 }
 
 /* Become roleid, restricted, in a GUC nest level; see security.h */

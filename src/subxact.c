@@ -9,6 +9,12 @@
  * releases them; this is the one place that does it, the way PL/pgSQL's
  * exception blocks do.
  *
+ * Like PL/pgSQL's WHEN OTHERS, it never keeps an error of the operator
+ * intervention class: query cancel, statement_timeout, and the shutdown
+ * and dropped-database errors are re-thrown after the subtransaction is
+ * rolled back, so that nothing perfopt does in a loop stops them from
+ * stopping it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -23,7 +29,9 @@
  * Run step(arg) in a subtransaction.  On success its locks and memory are
  * kept and NULL is returned; on error the subtransaction is rolled back and
  * the error, copied into the caller's memory context, is returned.  The
- * step allocates in the caller's memory context.
+ * step allocates in the caller's memory context.  An error of class 57
+ * (operator intervention: query_canceled, admin_shutdown, ...) is
+ * re-thrown instead of returned.
  */
 ErrorData *
 perfopt_try_in_subtransaction(void (*step) (void *arg), void *arg)
@@ -49,6 +57,8 @@ perfopt_try_in_subtransaction(void (*step) (void *arg), void *arg)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
+			ReThrowError(edata);
 	}
 	PG_END_TRY();
 	return edata;

@@ -14,6 +14,15 @@
  * scans do not open their index then), so that HypoPG resets its flag.
  * What EXPLAIN would spend on formatting its output is never spent.
  *
+ * A statement is costed as the role it belongs to (a pg_stat_statements
+ * entry's userid, a foreign key's table owner), restricted and with that
+ * role's own search_path (security.c), for exactly the time it takes to
+ * plan it: the planner folds IMMUTABLE and STABLE functions, which runs
+ * them.  Hypothetical indexes are backend-local in HypoPG, whoever is the
+ * current user, so those made as the caller are seen under the switch.
+ * perfopt makes them as the caller with search_path pg_catalog, pg_temp,
+ * which is also the path their definitions were written for.
+ *
  * Every hypothetical index perfopt makes is remembered and dropped at the
  * end, also when the run fails: hypopg_drop_index only frees memory, so it
  * is called directly, which is safe while an error is being handled.
@@ -33,6 +42,7 @@
 #include "utils/snapmgr.h"
 
 #include "catalog.h"
+#include "security.h"
 #include "whatif.h"
 
 /* What the hook found, summed over the statements a rule makes */
@@ -76,22 +86,34 @@ perfopt_whatif_begin(WhatIf *whatif)
 
 /*
  * Make a hypothetical index from a CREATE INDEX statement (without a name
- * or CONCURRENTLY); returns its OID.
+ * or CONCURRENTLY), with perfopt's own search_path; returns its OID.
  */
 Oid
 perfopt_whatif_create(WhatIf *whatif, const char *index_def)
 {
 	Datum		args[1] = {CStringGetTextDatum(index_def)};
 	bool		isnull;
-	Oid			index;
+	volatile Oid index = InvalidOid;
 	MemoryContext cxt = CurrentMemoryContext;
+	PerfoptRoleSwitch sw;
 
-	SPI_connect();
-	if (SPI_execute_plan(whatif->create_plan, args, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "hypopg_create_index returned no index for \"%s\"", index_def);
-	index = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	perfopt_begin_as_role(InvalidOid, &sw);
+	PG_TRY();
+	{
+		SPI_connect();
+		if (SPI_execute_plan(whatif->create_plan, args, NULL, false, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "hypopg_create_index returned no index for \"%s\"", index_def);
+		index = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		perfopt_end_as_role(&sw);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	perfopt_end_as_role(&sw);
 
 	MemoryContextSwitchTo(cxt);
 	whatif->created = lappend_oid(whatif->created, index);
@@ -142,11 +164,14 @@ whatif_explain_hook(Query *query, int cursorOptions, IntoClause *into,
 /*
  * The planner's total cost for an analyzed statement with the hypothetical
  * indexes that exist now, and in *rows the rows it returns or, for a
- * write, the rows it writes.  The statement is copied, not changed.
+ * write, the rows it writes.  The statement is copied, not changed.  It is
+ * planned as role (InvalidOid: as the caller, for the caller's own text).
  */
 double
-perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text, double *rows)
+perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text, double *rows,
+					Oid role)
 {
+	PerfoptRoleSwitch sw;
 	ExplainOneQuery_hook_type prev_hook = ExplainOneQuery_hook;
 	ExplainStmt *explain = makeNode(ExplainStmt);
 	PlannedStmt *wrapper = makeNode(PlannedStmt);
@@ -163,6 +188,8 @@ perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text, double
 	whatif_total_cost = 0;
 	whatif_rows = 0;
 	whatif_plans = 0;
+	if (OidIsValid(role))
+		perfopt_begin_as_role(role, &sw);
 	ExplainOneQuery_hook = whatif_explain_hook;
 	PG_TRY();
 	{
@@ -172,6 +199,8 @@ perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text, double
 	PG_FINALLY();
 	{
 		ExplainOneQuery_hook = prev_hook;
+		if (OidIsValid(role))
+			perfopt_end_as_role(&sw);
 	}
 	PG_END_TRY();
 

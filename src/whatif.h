@@ -27,7 +27,7 @@ extern Oid	perfopt_whatif_create(WhatIf *whatif, const char *index_def);
 extern void perfopt_whatif_drop(WhatIf *whatif, Oid index);
 extern int64 perfopt_whatif_size(WhatIf *whatif, Oid index);
 extern double perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text,
-								  double *rows);
+								  double *rows, Oid role);
 extern void perfopt_whatif_end(WhatIf *whatif);
 
 #endif							/* PERFOPT_WHATIF_H */

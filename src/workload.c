@@ -10,6 +10,16 @@
  * does; one that cannot be is skipped with a NOTICE, never failing the
  * run.  Utility statements are left out: no index changes them.
  *
+ * A statement of pg_stat_statements is parsed, analyzed, rewritten and
+ * planned as the role that ran it (its userid), restricted, with that
+ * role's own default search_path (security.c): planning folds IMMUTABLE
+ * and STABLE functions, which runs them, so a tenant's statement must
+ * never be planned as the caller.  A trial plan checks that role's
+ * privileges as the executor would.  A statement whose role is gone, or
+ * that its role cannot plan, is left out and counted as skipped.  The
+ * statements a caller gives are the caller's own and are handled as the
+ * caller, as they always were.
+ *
  * Texts from pg_stat_statements carry $n where their constants were, and a
  * generic plan estimates a range on a parameter with a fixed default
  * selectivity (a third of the rows for one bound, half a percent for two),
@@ -47,6 +57,7 @@
 #include "utils/syscache.h"
 
 #include "pgss.h"
+#include "security.h"
 #include "statement.h"
 #include "subxact.h"
 #include "workload.h"
@@ -318,13 +329,9 @@ collect_tables_walker(Node *node, List **tables)
 	return expression_tree_walker(node, collect_tables_walker, tables);
 }
 
-/*
- * Parse, analyze and prepare one statement of a workload.  Returns NULL
- * for a utility statement and for one that reads no table.  Errors are the
- * caller's to catch.
- */
-WorkloadStatement *
-perfopt_workload_statement(const char *text, double weight)
+/* The work of perfopt_workload_statement, as whoever runs it */
+static WorkloadStatement *
+prepare_statement(const char *text, double weight, bool check_plan)
 {
 	PerfoptStatement *parsed = perfopt_parse_statement(text);
 	WorkloadStatement *stmt;
@@ -333,6 +340,8 @@ perfopt_workload_statement(const char *text, double weight)
 
 	if (parsed->is_utility || parsed->query->commandType == CMD_UTILITY)
 		return NULL;
+	if (check_plan)
+		(void) perfopt_plan_statement(parsed);
 
 	stmt = palloc0(sizeof(WorkloadStatement));
 	stmt->text = pstrdup(text);
@@ -364,11 +373,50 @@ perfopt_workload_statement(const char *text, double weight)
 	return stmt;
 }
 
+/*
+ * Parse, analyze and prepare one statement of a workload.  With a valid
+ * role it is done as that role, restricted, with its own search_path, and
+ * a trial plan checks the role's privileges; InvalidOid means the caller's
+ * own statement.  Returns NULL for a utility statement and for one that
+ * reads no table.  Errors are the caller's to catch.
+ */
+WorkloadStatement *
+perfopt_workload_statement(const char *text, double weight, Oid role)
+{
+	WorkloadStatement *volatile stmt = NULL;
+	PerfoptRoleSwitch sw;
+
+	if (!OidIsValid(role))
+		return prepare_statement(text, weight, false);
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the role that ran the statement no longer exists"),
+				 errdetail("perfopt plans a statement only as the role that ran it.")));
+	perfopt_begin_as_role(role, &sw);
+	PG_TRY();
+	{
+		stmt = prepare_statement(text, weight, true);
+	}
+	PG_CATCH();
+	{
+		perfopt_end_as_role(&sw);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	perfopt_end_as_role(&sw);
+	if (stmt != NULL)
+		stmt->role = role;
+	return stmt;
+}
+
 /* One statement to add to a workload, and what became of it */
 typedef struct WorkloadItem
 {
 	const char *text;
 	double		weight;
+	Oid			role;
 	WorkloadStatement *result;
 } WorkloadItem;
 
@@ -377,23 +425,25 @@ workload_item_step(void *arg)
 {
 	WorkloadItem *item = (WorkloadItem *) arg;
 
-	item->result = perfopt_workload_statement(item->text, item->weight);
+	item->result = perfopt_workload_statement(item->text, item->weight, item->role);
 }
 
 /*
  * Add a statement to the workload list, or report why it cannot be used
- * and go on.
+ * and go on; one of a role that cannot be used counts in *skipped.
  */
 static List *
-add_statement(List *workload, const char *text, double weight, int64 queryid,
-			  int number)
+add_statement(List *workload, const char *text, double weight, Oid role,
+			  int64 queryid, int number, int *skipped)
 {
-	WorkloadItem item = {text, weight, NULL};
+	WorkloadItem item = {text, weight, role, NULL};
 	ErrorData  *edata;
 
 	edata = perfopt_try_in_subtransaction(workload_item_step, &item);
 	if (edata != NULL)
 	{
+		if (OidIsValid(role) && skipped != NULL)
+			(*skipped)++;
 		ereport(NOTICE,
 				(errmsg("statement %d of the workload is left out: %s", number, edata->message),
 				 queryid != 0 ? errdetail("queryid " INT64_FORMAT ": %.200s", queryid, text)
@@ -408,12 +458,14 @@ add_statement(List *workload, const char *text, double weight, int64 queryid,
 }
 
 /*
- * The statements of pg_stat_statements with the most total time, at most
- * limit of them, each weighted by its calls.  A write's rows per execution
- * are pg_stat_statements' own count.
+ * The statements of pg_stat_statements that the caller may see with the
+ * most total time, at most limit of them, each weighted by its calls and
+ * prepared as its own role.  A write's rows per execution are
+ * pg_stat_statements' own count.  *skipped counts the statements left out
+ * because their role could not prepare them.
  */
 List *
-perfopt_workload_from_pgss(int limit)
+perfopt_workload_from_pgss(int limit, int *skipped)
 {
 	List	   *workload = NIL;
 	ListCell   *lc;
@@ -424,7 +476,8 @@ perfopt_workload_from_pgss(int limit)
 		PgssStatement *s = (PgssStatement *) lfirst(lc);
 		int			before = list_length(workload);
 
-		workload = add_statement(workload, s->query, s->stats.calls, s->stats.queryid, ++number);
+		workload = add_statement(workload, s->query, s->stats.calls, s->userid,
+								 s->stats.queryid, ++number, skipped);
 		if (list_length(workload) > before && s->stats.calls > 0)
 		{
 			WorkloadStatement *stmt = llast(workload);
@@ -496,7 +549,8 @@ perfopt_workload_from_list(ArrayType *queries, ArrayType *weights)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("statement %d of the workload is NULL", i + 1),
 					 errhint("Remove the NULL element from queries.")));
-		workload = add_statement(workload, TextDatumGetCString(texts[i]), weight, 0, i + 1);
+		workload = add_statement(workload, TextDatumGetCString(texts[i]), weight, InvalidOid,
+								 0, i + 1, NULL);
 	}
 	return workload;
 }

@@ -18,6 +18,7 @@ typedef struct WorkloadStatement
 	int			number;			/* 1-based position in the workload */
 	int64		queryid;		/* pg_stat_statements' queryid, 0 if none */
 	char	   *text;
+	Oid			role;			/* role it is planned as; InvalidOid: the caller */
 	double		weight;			/* executions: calls, or the weight given */
 	Query	   *query;			/* analyzed, range parameters bound */
 	List	   *rewritten;		/* the rewriter's output (views expanded) */
@@ -28,10 +29,12 @@ typedef struct WorkloadStatement
 	Bitmapset  *updated_columns;	/* attnums an UPDATE assigns */
 	Oid			checked_foreign_key;	/* a foreign key's check, standing for
 										 * the writes of its referenced table */
+	bool		given_up;		/* its role could not plan it: left out */
 } WorkloadStatement;
 
-extern List *perfopt_workload_from_pgss(int limit);
+extern List *perfopt_workload_from_pgss(int limit, int *skipped);
 extern List *perfopt_workload_from_list(ArrayType *queries, ArrayType *weights);
-extern WorkloadStatement *perfopt_workload_statement(const char *text, double weight);
+extern WorkloadStatement *perfopt_workload_statement(const char *text, double weight,
+													  Oid role);
 
 #endif							/* PERFOPT_WORKLOAD_H */

@@ -60,10 +60,12 @@ CREATE OR REPLACE FUNCTION perfopt.slow_queries(
     OUT recommendations jsonb)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'perfopt_slow_queries'
-LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;  -- pinned once it plans each statement as its role (issue 14)
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED
+-- every statement is analyzed as its own role with that role's own path
+SET search_path = pg_catalog, pg_temp;
 
 CREATE OR REPLACE VIEW perfopt.slow_queries AS
     SELECT * FROM perfopt.slow_queries();
 
 COMMENT ON VIEW perfopt.slow_queries IS
-'statements of pg_stat_statements whose mean time is at least perfopt.slow_query_ms, analyzed';
+'statements of pg_stat_statements that the caller may see whose mean time is at least perfopt.slow_query_ms, each analyzed as the role that ran it';

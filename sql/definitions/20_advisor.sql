@@ -17,10 +17,12 @@ RETURNS TABLE (
     queryids bigint[],
     reason text)
 AS 'MODULE_PATHNAME', 'perfopt_recommend_indexes'
-LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE;  -- pinned once it plans each statement as its role (issue 14)
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE
+-- every statement is planned as its own role with that role's own path
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION perfopt.recommend_indexes(float8, float8) IS
-'the best indexes for the workload of pg_stat_statements, within budget_mb, proven with hypothetical indexes';
+'the best indexes for the workload of pg_stat_statements that the caller may see, each statement planned as its own role, within budget_mb, proven with hypothetical indexes';
 
 CREATE OR REPLACE FUNCTION perfopt.recommend_indexes_for(
     queries text[],
@@ -71,7 +73,7 @@ LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION perfopt.last_advisor_run() IS
-'what the last index advisor run of this session did: statements, candidates, planner calls, cache hits, seconds';
+'what the last index advisor run of this session did: statements, statements skipped because their role could not plan them (skipped_as_role), candidates, planner calls, cache hits, seconds';
 
 CREATE OR REPLACE VIEW perfopt.index_recommendations AS
     SELECT * FROM perfopt.recommend_indexes();
