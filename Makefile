@@ -3,39 +3,39 @@ EXTENSION = perfopt
 MODULE_big = perfopt
 OBJS = \
 	src/perfopt.o \
-	src/actions.o \
-	src/anomalies.o \
-	src/anomaly.o \
-	src/balance.o \
-	src/cache.o \
-	src/cache_worker.o \
-	src/catalog.o \
-	src/complexity.o \
-	src/cron.o \
-	src/exporter.o \
-	src/forecast.o \
-	src/forecasting.o \
-	src/health_check.o \
-	src/health_score.o \
-	src/histogram.o \
-	src/latency.o \
-	src/launcher.o \
-	src/pgss.o \
-	src/pool_advice.o \
-	src/prometheus.o \
-	src/routing.o \
-	src/index_advisor.o \
-	src/index_candidates.o \
-	src/index_selection.o \
-	src/query_analysis.o \
-	src/sampler.o \
-	src/security.o \
-	src/series.o \
-	src/statement.o \
-	src/subxact.o \
-	src/table_health.o \
-	src/whatif.o \
-	src/workload.o
+	src/orchestrator/actions.o \
+	src/models/anomaly_job.o \
+	src/models/anomaly.o \
+	src/routing/balance.o \
+	src/cache/cache.o \
+	src/cache/cache_worker.o \
+	src/common/catalog.o \
+	src/analysis/complexity.o \
+	src/orchestrator/cron.o \
+	src/observability/exporter.o \
+	src/models/forecast.o \
+	src/models/forecast_sql.o \
+	src/routing/instance_check.o \
+	src/health/table_score.o \
+	src/metrics/histogram.o \
+	src/metrics/latency.o \
+	src/bgw/launcher.o \
+	src/analysis/pgss.o \
+	src/health/pool_advice.o \
+	src/observability/prometheus.o \
+	src/routing/routing.o \
+	src/advisor/index_advisor.o \
+	src/advisor/index_candidates.o \
+	src/advisor/index_selection.o \
+	src/analysis/query_analysis.o \
+	src/metrics/sampler.o \
+	src/common/security.o \
+	src/common/series.o \
+	src/analysis/statement.o \
+	src/common/subxact.o \
+	src/health/table_health.o \
+	src/advisor/whatif.o \
+	src/advisor/workload.o
 
 # The install script of the current version and the update from the one
 # before are assembled from readable sources (sql/README.md); the scripts of
@@ -62,7 +62,7 @@ PROVE_TESTS = test/t/*.pl
 PROVE_FLAGS = -I $(srcdir)/test/perl
 
 SHLIB_LINK += -lhiredis -lmicrohttpd -lcurl -lpq
-PG_CPPFLAGS = -I$(shell $(PG_CONFIG) --includedir)
+PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir)
 
 PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla -Wendif-labels
 

@@ -28,17 +28,17 @@
 #include "utils/queryjumble.h"
 #include "utils/timestamp.h"
 
-#include "anomaly.h"
-#include "cache.h"
-#include "cache_worker.h"
-#include "exporter.h"
-#include "health_check.h"
-#include "latency.h"
-#include "launcher.h"
+#include "models/anomaly.h"
+#include "cache/cache.h"
+#include "cache/cache_worker.h"
+#include "observability/exporter.h"
+#include "routing/instance_check.h"
+#include "metrics/latency.h"
+#include "bgw/launcher.h"
 #include "perfopt.h"
-#include "prometheus.h"
-#include "routing.h"
-#include "security.h"
+#include "observability/prometheus.h"
+#include "routing/routing.h"
+#include "common/security.h"
 
 PG_MODULE_MAGIC;
 

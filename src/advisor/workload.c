@@ -1,0 +1,556 @@
+/*-------------------------------------------------------------------------
+ *
+ * workload.c
+ *	  The workload the index advisor works on: statements, how often they
+ *	  run, and what they write.
+ *
+ * A workload comes from pg_stat_statements (the statements with the most
+ * total time, weighted by their calls) or from a list the caller gives
+ * with weights.  Each statement is parsed and analyzed as analyze_query
+ * does; one that cannot be is skipped with a NOTICE, never failing the
+ * run.  Utility statements are left out: no index changes them.
+ *
+ * A statement of pg_stat_statements is parsed, analyzed, rewritten and
+ * planned as the role that ran it (its userid), restricted, with that
+ * role's own default search_path (security.c): planning folds IMMUTABLE
+ * and STABLE functions, which runs them, so a tenant's statement must
+ * never be planned as the caller.  A trial plan checks that role's
+ * privileges as the executor would.  A statement whose role is gone, or
+ * that its role cannot plan, is left out and counted as skipped.  The
+ * statements a caller gives are the caller's own and are handled as the
+ * caller, as they always were.
+ *
+ * Texts from pg_stat_statements carry $n where their constants were, and a
+ * generic plan estimates a range on a parameter with a fixed default
+ * selectivity (a third of the rows for one bound, half a percent for two),
+ * which can make an index look far better or worse than it is.  A range
+ * parameter compared with a column is therefore bound to a value from the
+ * column's histogram in pg_stats: a lower bound alone to the 90th
+ * percentile, an upper bound alone to the 10th (a tenth of the rows, like
+ * a "recent items" or "first items" filter), a pair of bounds on one
+ * column to the 45th and 55th percentiles (a window of a tenth).  An
+ * interval literal ("interval $2 year") is bound to 1 of its unit ("1
+ * day" without one), so that "d < $1 + interval $2 year" plans as a
+ * range too.  Equality parameters stay parameters: the generic plan
+ * already estimates them from the column's number of distinct values.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/nbtree.h"
+#include "access/stratnum.h"
+#include "catalog/catalog.h"
+#include "catalog/pg_statistic.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parse_coerce.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "analysis/pgss.h"
+#include "common/security.h"
+#include "analysis/statement.h"
+#include "common/subxact.h"
+#include "advisor/workload.h"
+
+/* Percentiles of a column's histogram that stand in for range parameters */
+#define LOWER_BOUND_ALONE	0.90
+#define UPPER_BOUND_ALONE	0.10
+#define WINDOW_LOWER		0.45
+#define WINDOW_UPPER		0.55
+
+/* What a parameter is compared with */
+typedef struct ParamRole
+{
+	Oid			relid;			/* the column's table, or InvalidOid */
+	AttrNumber	attnum;
+	bool		lower;			/* column > or >= the parameter */
+	bool		upper;			/* column < or <= the parameter */
+} ParamRole;
+
+typedef struct BindContext
+{
+	Query	   *query;			/* the level being walked */
+	int			nparams;
+	ParamRole  *roles;			/* by parameter number - 1 */
+	Const	  **values;			/* what each parameter is bound to */
+} BindContext;
+
+static bool find_param_roles_walker(Node *node, BindContext *context);
+
+/* Note that parameter param is a bound of the column var of this level */
+static void
+note_param_role(BindContext *context, Var *var, Param *param, int strategy)
+{
+	RangeTblEntry *rte;
+	ParamRole  *role;
+
+	if (param->paramkind != PARAM_EXTERN || param->paramid < 1 ||
+		param->paramid > context->nparams || var->varlevelsup != 0 ||
+		var->varattno <= 0)
+		return;
+	rte = rt_fetch(var->varno, context->query->rtable);
+	if (rte->rtekind != RTE_RELATION)
+		return;
+	role = &context->roles[param->paramid - 1];
+	if (OidIsValid(role->relid) &&
+		(role->relid != rte->relid || role->attnum != var->varattno))
+		return;					/* compared with several columns: leave it */
+	role->relid = rte->relid;
+	role->attnum = var->varattno;
+	if (strategy == BTGreaterStrategyNumber || strategy == BTGreaterEqualStrategyNumber)
+		role->lower = true;
+	else if (strategy == BTLessStrategyNumber || strategy == BTLessEqualStrategyNumber)
+		role->upper = true;
+}
+
+/* The btree strategy of an operator, InvalidStrategy if it has none */
+static int
+operator_strategy(Oid opno)
+{
+	List	   *interpretations = get_op_btree_interpretation(opno);
+
+	if (interpretations == NIL)
+		return InvalidStrategy;
+	return ((OpBtreeInterpretation *) linitial(interpretations))->strategy;
+}
+
+static Node *
+strip_relabel(Node *node)
+{
+	while (node != NULL && IsA(node, RelabelType))
+		node = (Node *) ((RelabelType *) node)->arg;
+	return node;
+}
+
+/* Find the comparisons of a column with a parameter, at every level */
+static bool
+find_param_roles_walker(Node *node, BindContext *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *saved = context->query;
+		bool		result;
+
+		context->query = (Query *) node;
+		result = query_tree_walker((Query *) node, find_param_roles_walker, context, 0);
+		context->query = saved;
+		return result;
+	}
+	if (IsA(node, OpExpr) && list_length(((OpExpr *) node)->args) == 2)
+	{
+		OpExpr	   *op = (OpExpr *) node;
+		Node	   *left = strip_relabel(linitial(op->args));
+		Node	   *right = strip_relabel(lsecond(op->args));
+		int			strategy = operator_strategy(op->opno);
+
+		if (strategy != InvalidStrategy)
+		{
+			if (IsA(left, Var) && IsA(right, Param))
+				note_param_role(context, (Var *) left, (Param *) right, strategy);
+			else if (IsA(left, Param) && IsA(right, Var))
+				note_param_role(context, (Var *) right, (Param *) left,
+								BTCommuteStrategyNumber(strategy));
+		}
+	}
+	return expression_tree_walker(node, find_param_roles_walker, context);
+}
+
+/*
+ * The value at a percentile of a column's histogram, as a constant of the
+ * parameter's type; NULL when there is no histogram or the types differ
+ * beyond a date/time conversion.
+ */
+static Const *
+histogram_value(Oid relid, AttrNumber attnum, double percentile, Oid type)
+{
+	HeapTuple	statstuple;
+	AttStatsSlot sslot;
+	Const	   *result = NULL;
+
+	statstuple = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
+								 Int16GetDatum(attnum), BoolGetDatum(false));
+	if (!HeapTupleIsValid(statstuple))
+		return NULL;
+	if (get_attstatsslot(&sslot, statstuple, STATISTIC_KIND_HISTOGRAM, InvalidOid,
+						 ATTSTATSSLOT_VALUES))
+	{
+		Datum		value = sslot.values[(int) rint(percentile * (sslot.nvalues - 1))];
+		Oid			column_type = sslot.valuetype;
+		int16		typlen;
+		bool		typbyval;
+
+		if (column_type != type &&
+			TypeCategory(column_type) == TYPCATEGORY_DATETIME &&
+			TypeCategory(type) == TYPCATEGORY_DATETIME &&
+			column_type != INTERVALOID && type != INTERVALOID)
+		{
+			Oid			output;
+			Oid			input;
+			Oid			ioparam;
+			bool		varlena;
+
+			/* date, timestamp and timestamptz read each other's text */
+			getTypeOutputInfo(column_type, &output, &varlena);
+			getTypeInputInfo(type, &input, &ioparam);
+			value = OidInputFunctionCall(input, OidOutputFunctionCall(output, value),
+										 ioparam, -1);
+			column_type = type;
+		}
+		if (column_type == type)
+		{
+			get_typlenbyval(type, &typlen, &typbyval);
+			result = makeConst(type, -1, InvalidOid, typlen,
+							   datumCopy(value, typbyval, typlen), false, typbyval);
+		}
+		free_attstatsslot(&sslot);
+	}
+	ReleaseSysCache(statstuple);
+	return result;
+}
+
+/* An interval of 1 of the given unit (typmod), or 1 day */
+static Const *
+unit_interval(int32 typmod)
+{
+	Oid			input;
+	Oid			ioparam;
+
+	getTypeInputInfo(INTERVALOID, &input, &ioparam);
+	return makeConst(INTERVALOID, -1, InvalidOid, 16,
+					 OidInputFunctionCall(input, typmod >= 0 ? "1" : "1 day",
+										  ioparam, typmod),
+					 false, false);
+}
+
+static Node *
+bind_params_mutator(Node *node, BindContext *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Query))
+		return (Node *) query_tree_mutator((Query *) node, bind_params_mutator, context, 0);
+	if (IsA(node, FuncExpr) && exprTypmod(node) >= 0 &&
+		list_length(((FuncExpr *) node)->args) >= 1 &&
+		IsA(linitial(((FuncExpr *) node)->args), Param) &&
+		((Param *) linitial(((FuncExpr *) node)->args))->paramtype == INTERVALOID)
+	{
+		/* interval $2 year: the parameter under its unit's length coercion */
+		FuncExpr   *func = (FuncExpr *) copyObject(node);
+
+		linitial(func->args) = unit_interval(exprTypmod(node));
+		return (Node *) func;
+	}
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN)
+	{
+		Param	   *param = (Param *) node;
+
+		if (param->paramtype == INTERVALOID)
+			return (Node *) unit_interval(-1);
+		if (param->paramid >= 1 && param->paramid <= context->nparams &&
+			context->values[param->paramid - 1] != NULL)
+			return copyObject((Node *) context->values[param->paramid - 1]);
+	}
+	return expression_tree_mutator(node, bind_params_mutator, context);
+}
+
+/*
+ * Bind the range parameters of a statement to values from pg_stats, as the
+ * header comment says; returns the new tree.
+ */
+static Query *
+bind_range_params(Query *query, Oid *param_types, int nparams)
+{
+	BindContext context;
+	int			i;
+
+	if (nparams == 0)
+		return query;
+	context.query = query;
+	context.nparams = nparams;
+	context.roles = palloc0(nparams * sizeof(ParamRole));
+	context.values = palloc0(nparams * sizeof(Const *));
+	(void) query_tree_walker(query, find_param_roles_walker, &context, 0);
+
+	for (i = 0; i < nparams; i++)
+	{
+		ParamRole  *role = &context.roles[i];
+		bool		window = false;
+		double		percentile;
+		int			j;
+
+		if (!OidIsValid(role->relid) || role->lower == role->upper)
+			continue;			/* not a range bound, or an equality in disguise */
+		for (j = 0; j < nparams; j++)
+		{
+			ParamRole  *other = &context.roles[j];
+
+			if (j != i && other->relid == role->relid && other->attnum == role->attnum &&
+				other->lower != role->lower && other->lower != other->upper)
+				window = true;
+		}
+		if (role->lower)
+			percentile = window ? WINDOW_LOWER : LOWER_BOUND_ALONE;
+		else
+			percentile = window ? WINDOW_UPPER : UPPER_BOUND_ALONE;
+		context.values[i] = histogram_value(role->relid, role->attnum, percentile,
+											param_types[i]);
+	}
+	return (Query *) bind_params_mutator((Node *) query, &context);
+}
+
+static bool
+collect_tables_walker(Node *node, List **tables)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, collect_tables_walker, tables,
+								 QTW_EXAMINE_RTES_BEFORE);
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION && !IsCatalogRelationOid(rte->relid))
+			*tables = list_append_unique_oid(*tables, rte->relid);
+		return false;
+	}
+	return expression_tree_walker(node, collect_tables_walker, tables);
+}
+
+/* The work of perfopt_workload_statement, as whoever runs it */
+static WorkloadStatement *
+prepare_statement(const char *text, double weight, bool check_plan)
+{
+	PerfoptStatement *parsed = perfopt_parse_statement(text);
+	WorkloadStatement *stmt;
+	Query	   *query;
+	ListCell   *lc;
+
+	if (parsed->is_utility || parsed->query->commandType == CMD_UTILITY)
+		return NULL;
+	if (check_plan)
+		(void) perfopt_plan_statement(parsed);
+
+	stmt = palloc0(sizeof(WorkloadStatement));
+	stmt->text = pstrdup(text);
+	stmt->weight = weight;
+	stmt->rows = -1;
+	query = parsed->query;
+	stmt->command = query->commandType;
+	stmt->query = bind_range_params(query, parsed->param_types, parsed->num_params);
+	stmt->rewritten = pg_rewrite_query(copyObject(stmt->query));
+	foreach(lc, stmt->rewritten)
+		(void) collect_tables_walker(lfirst(lc), &stmt->tables);
+	if (stmt->tables == NIL)
+		return NULL;			/* no table: no index changes it */
+
+	if (query->resultRelation > 0)
+	{
+		stmt->target = rt_fetch(query->resultRelation, query->rtable)->relid;
+		if (query->commandType == CMD_UPDATE)
+		{
+			foreach(lc, query->targetList)
+			{
+				TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+				if (!tle->resjunk)
+					stmt->updated_columns = bms_add_member(stmt->updated_columns, tle->resno);
+			}
+		}
+	}
+	return stmt;
+}
+
+/*
+ * Parse, analyze and prepare one statement of a workload.  With a valid
+ * role it is done as that role, restricted, with its own search_path, and
+ * a trial plan checks the role's privileges; InvalidOid means the caller's
+ * own statement.  Returns NULL for a utility statement and for one that
+ * reads no table.  Errors are the caller's to catch.
+ */
+WorkloadStatement *
+perfopt_workload_statement(const char *text, double weight, Oid role)
+{
+	WorkloadStatement *volatile stmt = NULL;
+	PerfoptRoleSwitch sw;
+
+	if (!OidIsValid(role))
+		return prepare_statement(text, weight, false);
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the role that ran the statement no longer exists"),
+				 errdetail("perfopt plans a statement only as the role that ran it.")));
+	perfopt_begin_as_role(role, &sw);
+	PG_TRY();
+	{
+		stmt = prepare_statement(text, weight, true);
+	}
+	PG_CATCH();
+	{
+		perfopt_end_as_role(&sw);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	perfopt_end_as_role(&sw);
+	if (stmt != NULL)
+		stmt->role = role;
+	return stmt;
+}
+
+/* One statement to add to a workload, and what became of it */
+typedef struct WorkloadItem
+{
+	const char *text;
+	double		weight;
+	Oid			role;
+	WorkloadStatement *result;
+} WorkloadItem;
+
+static void
+workload_item_step(void *arg)
+{
+	WorkloadItem *item = (WorkloadItem *) arg;
+
+	item->result = perfopt_workload_statement(item->text, item->weight, item->role);
+}
+
+/*
+ * Add a statement to the workload list, or report why it cannot be used
+ * and go on; one of a role that cannot be used counts in *skipped.
+ */
+static List *
+add_statement(List *workload, const char *text, double weight, Oid role,
+			  int64 queryid, int number, int *skipped)
+{
+	WorkloadItem item = {text, weight, role, NULL};
+	ErrorData  *edata;
+
+	edata = perfopt_try_in_subtransaction(workload_item_step, &item);
+	if (edata != NULL)
+	{
+		if (OidIsValid(role) && skipped != NULL)
+			(*skipped)++;
+		ereport(NOTICE,
+				(errmsg("statement %d of the workload is left out: %s", number, edata->message),
+				 queryid != 0 ? errdetail("queryid " INT64_FORMAT ": %.200s", queryid, text)
+				 : errdetail("%.200s", text)));
+		return workload;
+	}
+	if (item.result == NULL)
+		return workload;
+	item.result->number = number;
+	item.result->queryid = queryid;
+	return lappend(workload, item.result);
+}
+
+/*
+ * The statements of pg_stat_statements that the caller may see with the
+ * most total time, at most limit of them, each weighted by its calls and
+ * prepared as its own role.  A write's rows per execution are
+ * pg_stat_statements' own count.  *skipped counts the statements left out
+ * because their role could not prepare them.
+ */
+List *
+perfopt_workload_from_pgss(int limit, int *skipped)
+{
+	List	   *workload = NIL;
+	ListCell   *lc;
+	int			number = 0;
+
+	foreach(lc, perfopt_pgss_statements(0, limit))
+	{
+		PgssStatement *s = (PgssStatement *) lfirst(lc);
+		int			before = list_length(workload);
+
+		workload = add_statement(workload, s->query, s->stats.calls, s->userid,
+								 s->stats.queryid, ++number, skipped);
+		if (list_length(workload) > before && s->stats.calls > 0)
+		{
+			WorkloadStatement *stmt = llast(workload);
+
+			if (stmt->command != CMD_SELECT)
+				stmt->rows = s->rows / s->stats.calls;
+		}
+	}
+	return workload;
+}
+
+/*
+ * A workload given as statements and weights (1 each when weights is
+ * NULL).  Bad arrays are errors; a bad statement is left out with a NOTICE.
+ */
+List *
+perfopt_workload_from_list(ArrayType *queries, ArrayType *weights)
+{
+	Datum	   *texts;
+	bool	   *text_nulls;
+	int			ntexts;
+	Datum	   *weight_values = NULL;
+	bool	   *weight_nulls = NULL;
+	int			nweights = 0;
+	List	   *workload = NIL;
+	int			i;
+
+	if (ARR_NDIM(queries) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("queries must be a one-dimensional array")));
+	deconstruct_array(queries, TEXTOID, -1, false, TYPALIGN_INT, &texts, &text_nulls, &ntexts);
+	if (weights != NULL)
+	{
+		if (ARR_NDIM(weights) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("weights must be a one-dimensional array")));
+		deconstruct_array(weights, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &weight_values, &weight_nulls, &nweights);
+		if (nweights != ntexts)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("queries and weights have different lengths (%d and %d)", ntexts, nweights),
+					 errhint("Give one weight for each statement, or no weights at all.")));
+	}
+	if (ntexts == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the workload has no statements"),
+				 errhint("Pass at least one statement in queries.")));
+
+	for (i = 0; i < ntexts; i++)
+	{
+		double		weight = 1;
+
+		if (weights != NULL)
+		{
+			if (weight_nulls[i] || DatumGetFloat8(weight_values[i]) < 0 ||
+				isnan(DatumGetFloat8(weight_values[i])) || isinf(DatumGetFloat8(weight_values[i])))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("weight %d is not a finite number of zero or more", i + 1),
+						 errhint("A weight is how many times the statement runs.")));
+			weight = DatumGetFloat8(weight_values[i]);
+		}
+		if (text_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("statement %d of the workload is NULL", i + 1),
+					 errhint("Remove the NULL element from queries.")));
+		workload = add_statement(workload, TextDatumGetCString(texts[i]), weight, InvalidOid,
+								 0, i + 1, NULL);
+	}
+	return workload;
+}

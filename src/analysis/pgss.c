@@ -1,0 +1,403 @@
+/*-------------------------------------------------------------------------
+ *
+ * pgss.c
+ *	  Reading pg_stat_statements: perfopt's view of the workload.
+ *
+ * pg_stat_statements may live in any schema, and its figures exist only
+ * when it is in shared_preload_libraries.  Everything perfopt reads from it
+ * goes through here, summed over users for each queryid of the current
+ * database.  A statement's share of time is taken against the top-level
+ * statements only, because a nested statement's time is already part of
+ * the statement that called it.
+ *
+ * A statement's text is the text of one role: perfopt plans it as that
+ * role (pg_stat_statements' userid) and only for a caller who may see it,
+ * a caller who has the privileges of that role or of pg_read_all_stats.
+ * perfopt's own queries here run with search_path pg_catalog, pg_temp.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "common/catalog.h"
+#include "analysis/pgss.h"
+#include "common/security.h"
+
+/* Schema of the installed pg_stat_statements extension, or InvalidOid */
+static Oid
+pgss_schema(void)
+{
+	return perfopt_extension_schema("pg_stat_statements");
+}
+
+/* Is pg_stat_statements loaded at server start (it only counts then)? */
+static bool
+pgss_loaded(void)
+{
+	return GetConfigOption("pg_stat_statements.max", true, false) != NULL;
+}
+
+/* Error out, saying what to do, unless the workload can be read here */
+void
+perfopt_pgss_require(void)
+{
+	if (!pgss_loaded())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_stat_statements is not loaded"),
+				 errdetail("perfopt reads the workload from pg_stat_statements, which records statements only when it is loaded at server start."),
+				 errhint("Add pg_stat_statements to shared_preload_libraries in postgresql.conf and restart the server.")));
+	if (!OidIsValid(pgss_schema()))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"pg_stat_statements\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION pg_stat_statements.")));
+}
+
+/* "schema.pg_stat_statements", quoted as needed */
+static char *
+pgss_function(void)
+{
+	return quote_qualified_identifier(get_namespace_name(pgss_schema()),
+									  "pg_stat_statements");
+}
+
+static double
+fetch_double(HeapTuple tuple, TupleDesc desc, int column, bool *isnull)
+{
+	Datum		value = SPI_getbinval(tuple, desc, column, isnull);
+
+	return *isnull ? 0 : DatumGetFloat8(value);
+}
+
+/*
+ * pg_stat_statements returns every entry it holds whatever the caller
+ * asks for (about half a microsecond each: 3 ms when it is full at 5,000),
+ * so the figures of this database are read once per statement into this
+ * snapshot and looked up from there.  Texts are read only when a lookup by
+ * text needs them.
+ */
+typedef struct PgssEntry
+{
+	int64		queryid;
+	double		calls;
+	double		total_ms;
+} PgssEntry;
+
+typedef struct PgssSnapshot
+{
+	MemoryContext cxt;
+	LocalTransactionId lxid;	/* valid in this transaction ... */
+	TimestampTz statement_start;	/* ... and statement */
+	PgssEntry  *entries;		/* sorted by queryid */
+	int			nentries;
+	double		top_total_ms;	/* time of all top-level statements */
+	bool		have_texts;
+	char	  **texts;			/* each statement's text ... */
+	int64	   *text_queryids;	/* ... and its queryid */
+	int			ntexts;
+} PgssSnapshot;
+
+static PgssSnapshot snapshot;
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	int64		qa = ((const PgssEntry *) a)->queryid;
+	int64		qb = ((const PgssEntry *) b)->queryid;
+
+	return qa < qb ? -1 : qa > qb ? 1 : 0;
+}
+
+/*
+ * Run one of the two snapshot queries on pg_stat_statements of this
+ * database; the caller is connected to SPI.  Their plans are prepared once
+ * per backend, and again if pg_stat_statements moves to another schema.
+ */
+static void
+pgss_query(Oid schema, bool texts)
+{
+	static SPIPlanPtr plans[2];
+	static Oid	plans_schema = InvalidOid;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(MyDatabaseId)};
+
+	if (plans_schema != schema)
+	{
+		for (int i = 0; i < 2; i++)
+		{
+			if (plans[i])
+				SPI_freeplan(plans[i]);
+			plans[i] = NULL;
+		}
+		plans_schema = schema;
+	}
+	if (plans[texts] == NULL)
+	{
+		const char *fn = quote_qualified_identifier(get_namespace_name(schema),
+													"pg_stat_statements");
+		char	   *sql;
+
+		if (texts)
+			sql = psprintf("SELECT DISTINCT queryid, query FROM %s(true) WHERE dbid = $1", fn);
+		else
+			sql = psprintf("SELECT queryid, sum(calls)::float8, sum(total_exec_time),"
+						   " coalesce(sum(total_exec_time) FILTER (WHERE toplevel), 0)"
+						   " FROM %s(false) WHERE dbid = $1 GROUP BY queryid", fn);
+		plans[texts] = SPI_prepare(sql, 1, argtypes);
+		if (plans[texts] == NULL)
+			elog(ERROR, "could not prepare a query on pg_stat_statements: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plans[texts]);
+	}
+	if (SPI_execute_plan(plans[texts], args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_statements");
+}
+
+static void read_snapshot(Oid schema, bool current, bool need_texts);
+
+/* Make the snapshot current for this statement; texts too if asked */
+static void
+refresh_snapshot(Oid schema, bool need_texts)
+{
+	bool		current = snapshot.cxt != NULL &&
+		snapshot.lxid == MyProc->lxid &&
+		snapshot.statement_start == GetCurrentStatementStartTimestamp();
+	PerfoptRoleSwitch sw;
+
+	if (current && (snapshot.have_texts || !need_texts))
+		return;
+
+	if (snapshot.cxt == NULL)
+		snapshot.cxt = AllocSetContextCreate(TopMemoryContext,
+											 "perfopt pg_stat_statements snapshot",
+											 ALLOCSET_DEFAULT_SIZES);
+	perfopt_begin_as_role(InvalidOid, &sw);
+	PG_TRY();
+	{
+		read_snapshot(schema, current, need_texts);
+	}
+	PG_CATCH();
+	{
+		perfopt_end_as_role(&sw);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	perfopt_end_as_role(&sw);
+}
+
+/* The queries of refresh_snapshot, with perfopt's own search_path */
+static void
+read_snapshot(Oid schema, bool current, bool need_texts)
+{
+	MemoryContext oldcxt;
+	uint64		i;
+
+	SPI_connect();
+	if (!current)
+	{
+		MemoryContextReset(snapshot.cxt);
+		snapshot.have_texts = false;
+		snapshot.nentries = 0;
+		snapshot.top_total_ms = 0;
+		pgss_query(schema, false);
+		oldcxt = MemoryContextSwitchTo(snapshot.cxt);
+		snapshot.entries = palloc(Max(SPI_processed, 1) * sizeof(PgssEntry));
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			PgssEntry  *entry = &snapshot.entries[snapshot.nentries++];
+			bool		isnull;
+
+			entry->queryid = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+			entry->calls = fetch_double(tuple, desc, 2, &isnull);
+			entry->total_ms = fetch_double(tuple, desc, 3, &isnull);
+			snapshot.top_total_ms += fetch_double(tuple, desc, 4, &isnull);
+		}
+		MemoryContextSwitchTo(oldcxt);
+		qsort(snapshot.entries, snapshot.nentries, sizeof(PgssEntry), entry_cmp);
+		snapshot.lxid = MyProc->lxid;
+		snapshot.statement_start = GetCurrentStatementStartTimestamp();
+	}
+	if (need_texts)
+	{
+		pgss_query(schema, true);
+		oldcxt = MemoryContextSwitchTo(snapshot.cxt);
+		snapshot.ntexts = 0;
+		snapshot.texts = palloc(Max(SPI_processed, 1) * sizeof(char *));
+		snapshot.text_queryids = palloc(Max(SPI_processed, 1) * sizeof(int64));
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			char	   *text = SPI_getvalue(tuple, desc, 2);
+			bool		isnull;
+
+			if (text == NULL)
+				continue;
+			snapshot.text_queryids[snapshot.ntexts] =
+				DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+			snapshot.texts[snapshot.ntexts++] = pstrdup(text);
+		}
+		MemoryContextSwitchTo(oldcxt);
+		snapshot.have_texts = true;
+	}
+	SPI_finish();
+}
+
+/*
+ * Fill stats with what pg_stat_statements knows of one statement of this
+ * database: by queryid when the caller has one, else by its exact text
+ * (a normalized text with $n has a different queryid than the statement
+ * it was normalized from).  Leaves stats->found false when there is
+ * nothing to find or pg_stat_statements cannot be read.
+ */
+void
+perfopt_pgss_lookup(int64 queryid, const char *query_text, WorkloadStats *stats)
+{
+	PgssEntry	key;
+	PgssEntry  *entry;
+	Oid			schema;
+
+	memset(stats, 0, sizeof(*stats));
+	if (!pgss_loaded() || (queryid == 0 && query_text == NULL))
+		return;
+	schema = pgss_schema();
+	if (!OidIsValid(schema))
+		return;
+
+	refresh_snapshot(schema, queryid == 0);
+	if (queryid == 0)
+	{
+		for (int i = 0; i < snapshot.ntexts && queryid == 0; i++)
+		{
+			if (strcmp(snapshot.texts[i], query_text) == 0)
+				queryid = snapshot.text_queryids[i];
+		}
+		if (queryid == 0)
+			return;
+	}
+
+	key.queryid = queryid;
+	entry = bsearch(&key, snapshot.entries, snapshot.nentries,
+					sizeof(PgssEntry), entry_cmp);
+	if (entry == NULL || entry->calls <= 0)
+		return;
+	stats->found = true;
+	stats->queryid = queryid;
+	stats->calls = (int64) entry->calls;
+	stats->total_ms = entry->total_ms;
+	stats->mean_ms = entry->total_ms / entry->calls;
+	stats->time_share_pct = snapshot.top_total_ms > 0 ?
+		Min(100.0, 100.0 * entry->total_ms / snapshot.top_total_ms) : 0;
+}
+
+/*
+ * The statements of this database whose mean execution time is at least
+ * min_mean_ms, most total time first, at most limit of them (0: all),
+ * allocated in the caller's context.  Statements that name perfopt's own
+ * objects (its jobs, or a user reading its views) are not the application's
+ * workload and are left out.
+ *
+ * Only the entries the caller may see count: those of a role whose
+ * privileges it has, or all with pg_read_all_stats.  A statement's figures
+ * are summed over those entries (one queryid can be run by several roles);
+ * its text and role are those of its entry with the most calls, taken
+ * together, because a text is only meaningful with the role whose
+ * search_path resolved it.
+ */
+List *
+perfopt_pgss_statements(double min_mean_ms, int limit)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	StringInfoData sql;
+	Oid			argtypes[2] = {OIDOID, BOOLOID};
+	Datum		args[2];
+	List	   *result = NIL;
+	PerfoptRoleSwitch sw;
+
+	perfopt_pgss_require();
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT queryid, query, userid, calls, total_ms,"
+					 "       100 * total_ms / nullif(sum(top_ms) OVER (), 0), rows"
+					 " FROM (SELECT queryid,"
+					 "              (array_agg(query ORDER BY calls DESC, userid, toplevel))[1] AS query,"
+					 "              (array_agg(userid ORDER BY calls DESC, userid, toplevel))[1] AS userid,"
+					 "              sum(calls)::float8 AS calls,"
+					 "              sum(total_exec_time) AS total_ms,"
+					 "              sum(total_exec_time) FILTER (WHERE toplevel) AS top_ms,"
+					 "              sum(rows)::float8 AS rows"
+					 "         FROM %s(true)"
+					 "        WHERE dbid = $1 AND queryid IS NOT NULL AND query !~ '\\mperfopt\\.'"
+					 "          AND ($2 OR pg_has_role(userid, 'USAGE'))"
+					 "        GROUP BY queryid) s"
+					 " ORDER BY total_ms DESC",
+					 pgss_function());
+	args[0] = ObjectIdGetDatum(MyDatabaseId);
+	args[1] = BoolGetDatum(has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS));
+
+	perfopt_begin_as_role(InvalidOid, &sw);
+	PG_TRY();
+	{
+		uint64		i;
+
+		SPI_connect();
+		if (SPI_execute_with_args(sql.data, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_stat_statements");
+		for (i = 0; i < SPI_processed && (limit <= 0 || list_length(result) < limit); i++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			double		calls = fetch_double(tuple, desc, 4, &isnull);
+			double		total_ms = fetch_double(tuple, desc, 5, &isnull);
+			double		share = fetch_double(tuple, desc, 6, &isnull);
+			double		rows = fetch_double(tuple, desc, 7, &isnull);
+			char	   *query = SPI_getvalue(tuple, desc, 2);
+			PgssStatement *s;
+			MemoryContext spicxt;
+
+			if (calls <= 0 || total_ms / calls < min_mean_ms)
+				continue;
+
+			spicxt = MemoryContextSwitchTo(cxt);
+			s = palloc0(sizeof(PgssStatement));
+			s->query = pstrdup(query ? query : "");
+			s->userid = DatumGetObjectId(SPI_getbinval(tuple, desc, 3, &isnull));
+			s->stats.found = true;
+			s->stats.queryid = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+			s->stats.calls = (int64) calls;
+			s->stats.total_ms = total_ms;
+			s->stats.mean_ms = total_ms / calls;
+			s->stats.time_share_pct = Min(100.0, share);
+			s->rows = rows;
+			result = lappend(result, s);
+			MemoryContextSwitchTo(spicxt);
+		}
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		perfopt_end_as_role(&sw);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	perfopt_end_as_role(&sw);
+	return result;
+}

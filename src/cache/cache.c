@@ -1,0 +1,1219 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache.c
+ *	  The Redis cache layer's SQL side: key templates, the trigger that
+ *	  queues invalidations, pattern invalidation, warming and metrics.
+ *
+ * An application caches rows of its tables in Redis under keys such as
+ * 'lead:{id}' or 'agent:{agent_id}:leads'.  cache_watch puts a row-level
+ * trigger on the table whose arguments are those templates.  For every
+ * inserted, updated or deleted row the trigger makes the keys of the old
+ * and of the new row and inserts them into perfopt.cache_invalidations, the
+ * outbox, in the writing transaction itself.  So the queued keys commit or
+ * roll back with the change, savepoints included, and being an ordinary
+ * WAL-logged table the outbox survives crashes.  At commit the trigger's
+ * transaction wakes the cache worker (cache_worker.c), which sends the
+ * keys to Redis and deletes them from the outbox once Redis confirmed.
+ *
+ * A template is literal text with {column} placeholders; the column's text
+ * output is put in.  A row whose placeholder column is NULL makes no key.
+ * TRUNCATE queues the template as a SCAN pattern, each placeholder a '*'.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+#include <sys/time.h>
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/rel.h"
+
+#include "cache/cache.h"
+#include "cache/cache_worker.h"
+#include "perfopt.h"
+#include "common/security.h"
+
+char	   *perfopt_redis_host = NULL;
+int			perfopt_redis_port = 6379;
+const char *perfopt_redis_password = "";
+int			perfopt_redis_db = 0;
+int			perfopt_redis_timeout = 1000;
+char	   *perfopt_cache_channel = NULL;
+int			perfopt_cache_batch_size = 1000;
+int			perfopt_cache_batch_delay = 2;
+
+/* the longest key template or invalidation pattern, in bytes */
+#define CACHE_KEY_TEMPLATE_MAX	1024
+
+/* SET commands cache_warm sends before it reads their replies */
+#define WARM_PIPELINE	1000
+
+/* The trigger's statements, prepared once per backend */
+static SPIPlanPtr queue_plan = NULL;
+
+PG_FUNCTION_INFO_V1(perfopt_cache_trigger);
+PG_FUNCTION_INFO_V1(perfopt_cache_template_columns);
+PG_FUNCTION_INFO_V1(perfopt_cache_invalidate);
+PG_FUNCTION_INFO_V1(perfopt_cache_warm);
+PG_FUNCTION_INFO_V1(perfopt_cache_rewarm);
+PG_FUNCTION_INFO_V1(perfopt_cache_redis_stats);
+
+/* What perfopt.redis_password shows, whatever it is set to */
+#define PASSWORD_MASK	"********"
+
+/* The variable of perfopt.redis_password: always PASSWORD_MASK */
+static char *redis_password_shown = NULL;
+
+/*
+ * Check hook of perfopt.redis_password: keep the password as the setting's
+ * "extra" and let the setting itself always read PASSWORD_MASK.  The
+ * postmaster logs a reloaded setting with its new value when the value it
+ * reads changes; with a constant mask it never does, so the password
+ * cannot reach the log that way.
+ */
+static bool
+check_redis_password(char **newval, void **extra, GucSource source)
+{
+	char	   *password;
+	char	   *mask;
+
+	if (!perfopt_worker_setting_allowed(source))
+		return false;
+	password = strdup(*newval ? *newval : "");
+	mask = strdup(PASSWORD_MASK);
+	if (password == NULL || mask == NULL)
+	{
+		free(password);
+		free(mask);
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		return false;
+	}
+	free(*newval);
+	*newval = mask;
+	*extra = password;
+	return true;
+}
+
+/* Assign hook of perfopt.redis_password: the password is the extra */
+static void
+assign_redis_password(const char *newval, void *extra)
+{
+	perfopt_redis_password = extra ? (const char *) extra : "";
+}
+
+/* Define the perfopt.redis_* and perfopt.cache_* settings */
+void
+perfopt_cache_define_settings(void)
+{
+	DefineCustomStringVariable("perfopt.redis_host",
+							   "Host name or IP address of Redis (a path: its unix socket).",
+							   NULL,
+							   &perfopt_redis_host,
+							   "127.0.0.1",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.redis_port",
+							"TCP port of Redis.",
+							NULL,
+							&perfopt_redis_port,
+							6379,
+							1,
+							65535,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	/* never shown, and never put in a message */
+	DefineCustomStringVariable("perfopt.redis_password",
+							   "Password for Redis's AUTH; empty for none.",
+							   "It always reads " PASSWORD_MASK ".",
+							   &redis_password_shown,
+							   "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
+							   check_redis_password, assign_redis_password, NULL);
+
+	DefineCustomIntVariable("perfopt.redis_db",
+							"Redis database number the cache lives in.",
+							NULL,
+							&perfopt_redis_db,
+							0,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.redis_timeout",
+							"Time allowed to connect to Redis and for each reply.",
+							NULL,
+							&perfopt_redis_timeout,
+							1000,
+							10,
+							60 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("perfopt.cache_channel",
+							   "Redis channel on which each batch of invalidated keys is published.",
+							   "Empty: publish nothing.",
+							   &perfopt_cache_channel,
+							   "perfopt:invalidate",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.cache_batch_delay",
+							"Shortest time between two batches of the cache worker.",
+							"A commit that comes sooner waits for the rest of it, so that a stream of commits is sent in fewer batches.",
+							&perfopt_cache_batch_delay,
+							2,
+							0,
+							1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("perfopt.cache_batch_size",
+							"Invalidations the cache worker sends to Redis in one pipelined batch.",
+							NULL,
+							&perfopt_cache_batch_size,
+							1000,
+							1,
+							100000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+}
+
+/* host:port (or the socket path) of Redis, for messages */
+const char *
+perfopt_redis_address(void)
+{
+	static char address[1024];
+
+	if (perfopt_redis_host[0] == '/')
+		snprintf(address, sizeof(address), "%s", perfopt_redis_host);
+	else
+		snprintf(address, sizeof(address), "%s:%d", perfopt_redis_host, perfopt_redis_port);
+	return address;
+}
+
+/*
+ * Replies from Redis are bounded.  hiredis 0.14 builds a reply of any size
+ * a server announces: a bulk string grows its read buffer until the whole
+ * string is there, and an array header makes it allocate the element
+ * pointers at once.  A Redis that someone else can write to (a key name of
+ * hundreds of megabytes matched by a SCAN) or a server that is not Redis
+ * could so make a backend or the cache worker allocate gigabytes.  So
+ * perfopt reads every reply through perfopt_redis_get_reply, which refuses
+ * one whose unparsed part or built objects pass REDIS_MAX_REPLY_BYTES: the
+ * reader's object functions count what each reply builds, and the read
+ * loop checks the buffer after every read of at most 16 kB.
+ */
+#define REDIS_MAX_REPLY_BYTES	(4 * 1024 * 1024)
+
+/* hiredis's own object functions, which the bounded ones call */
+static redisReplyObjectFunctions *default_reply_functions = NULL;
+
+/* bytes the reply being read has built, and whether it passed the bound */
+static size_t reply_bytes = 0;
+static bool reply_too_large = false;
+
+/* Count bytes (plus the object itself) against the reply; false when over */
+static bool
+reply_charge(const redisReadTask *task, size_t bytes)
+{
+	/* a task without a parent starts a new reply */
+	if (task->parent == NULL)
+		reply_bytes = 0;
+	if (bytes > REDIS_MAX_REPLY_BYTES ||
+		reply_bytes + bytes + sizeof(redisReply) > REDIS_MAX_REPLY_BYTES)
+	{
+		reply_too_large = true;
+		return false;
+	}
+	reply_bytes += bytes + sizeof(redisReply);
+	return true;
+}
+
+static void *
+bounded_string(const redisReadTask *task, char *str, size_t len)
+{
+	if (!reply_charge(task, len + 1))
+		return NULL;
+	return default_reply_functions->createString(task, str, len);
+}
+
+static void *
+bounded_array(const redisReadTask *task, int elements)
+{
+	if (elements < 0 || !reply_charge(task, (size_t) elements * sizeof(redisReply *)))
+		return NULL;
+	return default_reply_functions->createArray(task, elements);
+}
+
+static void *
+bounded_integer(const redisReadTask *task, long long value)
+{
+	if (!reply_charge(task, 0))
+		return NULL;
+	return default_reply_functions->createInteger(task, value);
+}
+
+static void *
+bounded_nil(const redisReadTask *task)
+{
+	if (!reply_charge(task, 0))
+		return NULL;
+	return default_reply_functions->createNil(task);
+}
+
+static void
+bounded_free(void *reply)
+{
+	default_reply_functions->freeObject(reply);
+}
+
+static redisReplyObjectFunctions bounded_reply_functions = {
+	bounded_string, bounded_array, bounded_integer, bounded_nil, bounded_free
+};
+
+/* Make c's reader build replies through the bounded functions */
+static void
+bound_replies(redisContext *c)
+{
+	if (c->reader->fn == &bounded_reply_functions)
+		return;
+	if (default_reply_functions == NULL)
+		default_reply_functions = c->reader->fn;
+	c->reader->fn = &bounded_reply_functions;
+}
+
+/*
+ * redisGetReply with a bound on the reply's size: send what is pending,
+ * then read until a whole reply is there.  On failure returns REDIS_ERR
+ * with c->err and c->errstr set; the context must then be freed.
+ */
+int
+perfopt_redis_get_reply(redisContext *c, redisReply **reply)
+{
+	void	   *aux = NULL;
+	int			done = 0;
+
+	*reply = NULL;
+	reply_too_large = false;
+	bound_replies(c);
+	if (redisGetReplyFromReader(c, &aux) == REDIS_ERR)
+		goto failed;
+	if (aux == NULL)
+	{
+		do
+		{
+			if (redisBufferWrite(c, &done) == REDIS_ERR)
+				goto failed;
+		} while (!done);
+		while (aux == NULL)
+		{
+			if (c->reader->len - c->reader->pos > REDIS_MAX_REPLY_BYTES)
+			{
+				reply_too_large = true;
+				goto failed;
+			}
+			if (redisBufferRead(c) == REDIS_ERR ||
+				redisGetReplyFromReader(c, &aux) == REDIS_ERR)
+				goto failed;
+		}
+	}
+	*reply = aux;
+	return REDIS_OK;
+
+failed:
+	if (reply_too_large)
+	{
+		c->err = REDIS_ERR_OTHER;
+		snprintf(c->errstr, sizeof(c->errstr),
+				 "a reply larger than %d bytes, the most perfopt accepts", REDIS_MAX_REPLY_BYTES);
+	}
+	return REDIS_ERR;
+}
+
+/*
+ * Report a failed perfopt_redis_get_reply during what, with the errstr the
+ * caller copied before freeing the context: an ERROR
+ */
+void
+perfopt_redis_reply_failed(const char *what, const char *errstr)
+{
+	if (reply_too_large)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("Redis at %s sent %s a reply larger than %d bytes",
+						perfopt_redis_address(), what, REDIS_MAX_REPLY_BYTES),
+				 errhint("perfopt refuses larger replies: keep key names short, and check that perfopt.redis_host names a Redis server.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("lost the connection to Redis at %s during %s: %s",
+					perfopt_redis_address(), what, errstr)));
+}
+
+/* One command and its reply, bounded; NULL (error in c) on failure */
+static redisReply *
+redis_command(redisContext *c, const char *format,...)
+{
+	va_list		args;
+	int			ret;
+	redisReply *reply;
+
+	va_start(args, format);
+	ret = redisvAppendCommand(c, format, args);
+	va_end(args);
+	if (ret != REDIS_OK || perfopt_redis_get_reply(c, &reply) != REDIS_OK)
+		return NULL;
+	return reply;
+}
+
+/*
+ * Connect to Redis as the settings say, log in and select the database.
+ * Every step has perfopt.redis_timeout.  On failure, returns NULL with the
+ * reason in error; the password is never part of it.
+ */
+redisContext *
+perfopt_redis_connect(char *error, size_t errorlen)
+{
+	struct timeval tv;
+	redisContext *c;
+	redisReply *reply;
+
+	tv.tv_sec = perfopt_redis_timeout / 1000;
+	tv.tv_usec = (perfopt_redis_timeout % 1000) * 1000;
+
+	if (perfopt_redis_host[0] == '/')
+		c = redisConnectUnixWithTimeout(perfopt_redis_host, tv);
+	else
+		c = redisConnectWithTimeout(perfopt_redis_host, perfopt_redis_port, tv);
+	if (c == NULL)
+	{
+		snprintf(error, errorlen, "could not connect to Redis at %s: out of memory",
+				 perfopt_redis_address());
+		return NULL;
+	}
+	if (c->err)
+	{
+		snprintf(error, errorlen, "could not connect to Redis at %s: %s",
+				 perfopt_redis_address(), c->errstr);
+		redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	bound_replies(c);
+
+	if (perfopt_redis_password[0] != '\0')
+		reply = redis_command(c, "AUTH %s", perfopt_redis_password);
+	else
+		reply = redis_command(c, "PING");
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+	{
+		snprintf(error, errorlen, "could not log in to Redis at %s: %s",
+				 perfopt_redis_address(),
+				 reply ? reply->str : c->errstr);
+		if (reply)
+			freeReplyObject(reply);
+		redisFree(c);
+		return NULL;
+	}
+	freeReplyObject(reply);
+
+	if (perfopt_redis_db != 0)
+	{
+		reply = redis_command(c, "SELECT %d", perfopt_redis_db);
+		if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+		{
+			snprintf(error, errorlen, "could not select database %d of Redis at %s: %s",
+					 perfopt_redis_db, perfopt_redis_address(),
+					 reply ? reply->str : c->errstr);
+			if (reply)
+				freeReplyObject(reply);
+			redisFree(c);
+			return NULL;
+		}
+		freeReplyObject(reply);
+	}
+	return c;
+}
+
+/* Connect to Redis for a SQL function; an ERROR if that fails */
+static redisContext *
+redis_connect_or_error(void)
+{
+	char		error[512];
+	redisContext *c = perfopt_redis_connect(error, sizeof(error));
+
+	if (c == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("%s", error),
+				 errhint("Check perfopt.redis_host, perfopt.redis_port and perfopt.redis_password.")));
+	return c;
+}
+
+/* The attribute number of column name in desc, or InvalidAttrNumber */
+static AttrNumber
+template_column(TupleDesc desc, const char *name)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	return InvalidAttrNumber;
+}
+
+/* Refuse a template or pattern longer than CACHE_KEY_TEMPLATE_MAX bytes */
+static void
+check_key_length(const char *text, const char *what)
+{
+	if (strlen(text) > CACHE_KEY_TEMPLATE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is longer than %d bytes", what, CACHE_KEY_TEMPLATE_MAX),
+				 errhint("Use a shorter key: Redis keys are meant to be short.")));
+}
+
+/*
+ * Check a key template and return the column names of its placeholders,
+ * in order.  With desc, every placeholder must be one of its columns.
+ */
+List *
+perfopt_cache_template_parse(const char *template, TupleDesc desc)
+{
+	List	   *columns = NIL;
+	const char *p = template;
+
+	check_key_length(template, "key template");
+	if (template[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key template must not be empty"),
+				 errhint("Write the key with {column} placeholders, as in 'lead:{id}'.")));
+
+	while (*p)
+	{
+		const char *close;
+		char	   *name;
+
+		if (*p == '}')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key template \"%s\" has a \"}\" without a \"{\"", template),
+					 errhint("Placeholders are written {column}; braces cannot be used otherwise.")));
+		if (*p != '{')
+		{
+			p++;
+			continue;
+		}
+		close = strpbrk(p + 1, "{}");
+		if (close == NULL || *close == '{')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key template \"%s\" has a \"{\" that is not closed", template),
+					 errhint("Placeholders are written {column}; braces cannot be used otherwise.")));
+		if (close == p + 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key template \"%s\" has an empty placeholder", template),
+					 errhint("Name a column between the braces, as in 'lead:{id}'.")));
+		name = pnstrdup(p + 1, close - p - 1);
+		if (desc != NULL && template_column(desc, name) == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of key template \"%s\" does not exist", name, template),
+					 errhint("Placeholders name columns exactly as they are spelt, case included.")));
+		columns = lappend(columns, name);
+		p = close + 1;
+	}
+	return columns;
+}
+
+/*
+ * The key a template makes from a row, or NULL when a placeholder's column
+ * is NULL in it.  The template was checked when the watch was made; a
+ * column dropped since then is reported.
+ */
+char *
+perfopt_cache_render_key(const char *template, HeapTuple tuple, TupleDesc desc)
+{
+	StringInfoData key;
+	const char *p = template;
+
+	initStringInfo(&key);
+	while (*p)
+	{
+		const char *close;
+		char	   *name;
+		AttrNumber	attnum;
+		char	   *value;
+
+		if (*p != '{' || (close = strchr(p + 1, '}')) == NULL)
+		{
+			appendStringInfoChar(&key, *p++);
+			continue;
+		}
+		name = pnstrdup(p + 1, close - p - 1);
+		attnum = template_column(desc, name);
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of key template \"%s\" does not exist", name, template),
+					 errhint("Run perfopt.cache_unwatch and perfopt.cache_watch again with the new columns.")));
+		value = SPI_getvalue(tuple, desc, attnum);
+		if (value == NULL)
+			return NULL;
+		appendStringInfoString(&key, value);
+		pfree(value);
+		pfree(name);
+		p = close + 1;
+	}
+	return key.data;
+}
+
+/* The SCAN pattern of a template: placeholders become '*', globs escaped */
+static char *
+template_pattern(const char *template)
+{
+	StringInfoData pattern;
+	const char *p = template;
+
+	initStringInfo(&pattern);
+	while (*p)
+	{
+		const char *close;
+
+		if (*p == '{' && (close = strchr(p + 1, '}')) != NULL)
+		{
+			appendStringInfoChar(&pattern, '*');
+			p = close + 1;
+			continue;
+		}
+		if (strchr("*?[]\\", *p))
+			appendStringInfoChar(&pattern, '\\');
+		appendStringInfoChar(&pattern, *p++);
+	}
+	return pattern.data;
+}
+
+/*
+ * Insert keys (or patterns) into the outbox and have the worker woken at
+ * commit; returns the id of the last.  SPI is connected.
+ */
+static int64
+queue_invalidations(List *keys, bool pattern)
+{
+	ListCell   *lc;
+	int64		id = 0;
+
+	if (queue_plan == NULL)
+	{
+		Oid			types[2] = {TEXTOID, BOOLOID};
+		SPIPlanPtr	plan = SPI_prepare("INSERT INTO perfopt.cache_invalidations (key, pattern)"
+									   " VALUES ($1, $2) RETURNING id", 2, types);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		queue_plan = plan;
+	}
+
+	foreach(lc, keys)
+	{
+		Datum		values[2] = {CStringGetTextDatum((char *) lfirst(lc)), BoolGetDatum(pattern)};
+		int			ret = SPI_execute_plan(queue_plan, values, NULL, false, 0);
+		bool		isnull;
+
+		if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		/* ids grow: the first is the lowest */
+		if (foreach_current_index(lc) == 0)
+			perfopt_cache_wake_at_commit(id);
+	}
+	return id;
+}
+
+/* Add key to keys unless NULL or already there */
+static List *
+add_key(List *keys, char *key)
+{
+	ListCell   *lc;
+
+	if (key == NULL)
+		return keys;
+	foreach(lc, keys)
+	{
+		if (strcmp((char *) lfirst(lc), key) == 0)
+			return keys;
+	}
+	return lappend(keys, key);
+}
+
+/*
+ * The trigger of cache_watch: queue the keys the templates (its arguments)
+ * make from the old and the new row; on TRUNCATE, their patterns.
+ */
+Datum
+perfopt_cache_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger;
+	TupleDesc	desc;
+	List	   *keys = NIL;
+	HeapTuple	oldtuple = NULL;
+	HeapTuple	newtuple = NULL;
+	bool		truncate;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("perfopt.cache_trigger() was not called as a trigger"),
+				 errhint("Use perfopt.cache_watch to put it on a table.")));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("perfopt.cache_trigger() must run AFTER the change"),
+				 errhint("Use perfopt.cache_watch to put it on a table.")));
+
+	trigger = trigdata->tg_trigger;
+	desc = RelationGetDescr(trigdata->tg_relation);
+	truncate = TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event);
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		newtuple = trigdata->tg_trigtuple;
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		oldtuple = trigdata->tg_trigtuple;
+		newtuple = trigdata->tg_newtuple;
+	}
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		oldtuple = trigdata->tg_trigtuple;
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		oldtuple = newtuple = NULL;
+
+	for (int i = 0; i < trigger->tgnargs; i++)
+	{
+		const char *template = trigger->tgargs[i];
+
+		if (truncate)
+			keys = add_key(keys, template_pattern(template));
+		if (oldtuple != NULL)
+			keys = add_key(keys, perfopt_cache_render_key(template, oldtuple, desc));
+		if (newtuple != NULL)
+			keys = add_key(keys, perfopt_cache_render_key(template, newtuple, desc));
+	}
+
+	if (keys != NIL)
+	{
+		SPI_connect();
+		queue_invalidations(keys, truncate);
+		SPI_finish();
+	}
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * cache_template_columns(rel, template): check a template against rel, or
+ * alone when rel is NULL; NULL for a NULL template
+ */
+Datum
+perfopt_cache_template_columns(PG_FUNCTION_ARGS)
+{
+	char	   *template;
+	TupleDesc	desc = NULL;
+	Relation	rel = NULL;
+	List	   *columns;
+	Datum	   *elems;
+	ListCell   *lc;
+	int			n = 0;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	template = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(0))
+	{
+		rel = try_relation_open(PG_GETARG_OID(0), AccessShareLock);
+		if (rel == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation with OID %u does not exist", PG_GETARG_OID(0)),
+					 errhint("Pass a table that exists.")));
+		desc = RelationGetDescr(rel);
+	}
+	columns = perfopt_cache_template_parse(template, desc);
+	if (rel != NULL)
+		relation_close(rel, AccessShareLock);
+
+	elems = palloc(sizeof(Datum) * (list_length(columns) + 1));
+	foreach(lc, columns)
+		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* cache_invalidate(pattern): queue a pattern invalidation; returns its id */
+Datum
+perfopt_cache_invalidate(PG_FUNCTION_ARGS)
+{
+	char	   *pattern = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64		id;
+
+	check_key_length(pattern, "pattern");
+	if (pattern[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pattern must not be empty"),
+				 errhint("Give a Redis glob pattern such as 'lead:*'.")));
+
+	SPI_connect();
+	id = queue_invalidations(list_make1(pattern), true);
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+/* Read the replies of n pipelined commands; an ERROR for the first failure */
+static void
+redis_read_replies(redisContext *c, int n, const char *what)
+{
+	for (int i = 0; i < n; i++)
+	{
+		redisReply *reply = NULL;
+
+		if (perfopt_redis_get_reply(c, &reply) != REDIS_OK || reply == NULL)
+			perfopt_redis_reply_failed(what, c->errstr);
+		if (reply->type == REDIS_REPLY_ERROR)
+		{
+			char	   *message = pstrdup(reply->str);
+
+			freeReplyObject(reply);
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("Redis at %s refused %s: %s", perfopt_redis_address(), what, message)));
+		}
+		freeReplyObject(reply);
+	}
+}
+
+/* A SET key value EX ttl, appended to the pipeline */
+static void
+append_set(redisContext *c, const char *key, text *json, const char *ttl)
+{
+	const char *argv[5] = {"SET", key, VARDATA_ANY(json), "EX", ttl};
+	size_t		argvlen[5] = {3, strlen(key), VARSIZE_ANY_EXHDR(json), 2, strlen(ttl)};
+
+	redisAppendCommandArgv(c, 5, argv, argvlen);
+}
+
+/*
+ * Run query and set the keys template makes of its rows, the row as JSON,
+ * expiring after ttl seconds.  With min_freq >= 0, only the keys that
+ * exist, were read enough (OBJECT FREQ, Redis's LFU counter) and have less
+ * than refresh_pct of ttl left are set.  Returns the keys set.  SPI is
+ * connected; the query's rows stay in SPI_tuptable.
+ */
+static int64
+warm_query(redisContext *c, const char *template, const char *query, int64 ttl,
+		   int min_freq, int refresh_pct)
+{
+	SPIPlanPtr	plan;
+	TupleDesc	desc;
+	SPITupleTable *rows;
+	uint64		nrows;
+	char	  **keys;
+	bool	   *wanted;
+	char		ttlstr[32];
+	int64		set = 0;
+	int			pending = 0;
+
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (!SPI_is_cursor_plan(plan) ||
+		SPI_execute_plan(plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cache_warm needs a query that returns rows"),
+				 errhint("Give a SELECT whose columns include those of the key template.")));
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	desc = BlessTupleDesc(rows->tupdesc);
+	(void) perfopt_cache_template_parse(template, desc);
+	snprintf(ttlstr, sizeof(ttlstr), INT64_FORMAT, ttl);
+
+	keys = palloc0(sizeof(char *) * (nrows + 1));
+	wanted = palloc0(sizeof(bool) * (nrows + 1));
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		keys[i] = perfopt_cache_render_key(template, rows->vals[i], desc);
+		wanted[i] = (keys[i] != NULL);
+	}
+
+	/* which keys are read most and about to expire */
+	if (min_freq >= 0)
+	{
+		for (uint64 first = 0; first < nrows; first += WARM_PIPELINE)
+		{
+			uint64		last = Min(first + WARM_PIPELINE, nrows);
+
+			for (uint64 i = first; i < last; i++)
+			{
+				if (!wanted[i])
+					continue;
+				redisAppendCommand(c, "OBJECT FREQ %s", keys[i]);
+				redisAppendCommand(c, "TTL %s", keys[i]);
+			}
+			for (uint64 i = first; i < last; i++)
+			{
+				redisReply *freq = NULL;
+				redisReply *left = NULL;
+
+				if (!wanted[i])
+					continue;
+				if (perfopt_redis_get_reply(c, &freq) != REDIS_OK)
+					perfopt_redis_reply_failed("OBJECT FREQ", c->errstr);
+				if (perfopt_redis_get_reply(c, &left) != REDIS_OK)
+				{
+					freeReplyObject(freq);
+					perfopt_redis_reply_failed("TTL", c->errstr);
+				}
+				if (freq->type == REDIS_REPLY_ERROR)
+				{
+					char	   *message = pstrdup(freq->str);
+
+					freeReplyObject(freq);
+					freeReplyObject(left);
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("Redis at %s refused OBJECT FREQ: %s", perfopt_redis_address(), message),
+							 errhint("Re-warming needs an LFU policy in Redis: maxmemory-policy allkeys-lfu or volatile-lfu.")));
+				}
+				/* a missing key (nil) has expired already: the application reloads it */
+				wanted[i] = freq->type == REDIS_REPLY_INTEGER && freq->integer >= min_freq &&
+					left->type == REDIS_REPLY_INTEGER && left->integer >= 0 &&
+					left->integer * 100 < (long long) refresh_pct * ttl;
+				freeReplyObject(freq);
+				freeReplyObject(left);
+			}
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		if (!wanted[i])
+			continue;
+		append_set(c, keys[i],
+				   DatumGetTextPP(DirectFunctionCall1(row_to_json,
+													  heap_copy_tuple_as_datum(rows->vals[i], desc))),
+				   ttlstr);
+		set++;
+		if (++pending == WARM_PIPELINE)
+		{
+			redis_read_replies(c, pending, "SET");
+			pending = 0;
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	redis_read_replies(c, pending, "SET");
+	return set;
+}
+
+/* The Redis TTL of a strategy in seconds; an ERROR if there is none */
+static int64
+strategy_ttl(Datum strategy)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {strategy};
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT ceil(extract(epoch FROM redis_ttl))::int8"
+							  "  FROM perfopt.cache_strategies WHERE name = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read perfopt.cache_strategies");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("cache strategy \"%s\" does not exist", TextDatumGetCString(strategy)),
+				 errhint("Use one of perfopt.cache_strategies, or insert a new one there.")));
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * cache_warm(strategy, key_template, query, keep_warm): SET one key per row
+ * of the query, the row as JSON, with the strategy's Redis TTL; returns the
+ * keys set.  Rows whose key would have a NULL placeholder are skipped.
+ * keep_warm registers the query in perfopt.cache_warmers for cache_rewarm.
+ */
+Datum
+perfopt_cache_warm(PG_FUNCTION_ARGS)
+{
+	char	   *template = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	bool		keep_warm = PG_GETARG_BOOL(3);
+	volatile redisContext *vc = NULL;
+	int64		ttl;
+	int64		set = 0;
+
+	if (keep_warm && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a superuser can keep a query warm"),
+				 errhint("The query is run again by the perfopt launcher, as a superuser.")));
+
+	SPI_connect();
+	ttl = strategy_ttl(PG_GETARG_DATUM(0));
+
+	/* check the query and the template before talking to Redis */
+	{
+		SPIPlanPtr	plan = SPI_prepare(query, 0, NULL);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (!SPI_is_cursor_plan(plan))
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("cache_warm needs a query that returns rows"),
+					 errhint("Give a SELECT whose columns include those of the key template.")));
+		(void) perfopt_cache_template_parse(template,
+											((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plan)))->resultDesc);
+	}
+
+	PG_TRY();
+	{
+		redisContext *c = redis_connect_or_error();
+
+		vc = c;
+		set = warm_query(c, template, query, ttl, -1, 100);
+	}
+	PG_FINALLY();
+	{
+		if (vc != NULL)
+			redisFree((redisContext *) vc);
+	}
+	PG_END_TRY();
+
+	if (keep_warm)
+	{
+		Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, REGROLEOID};
+		Datum		values[4] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
+								 ObjectIdGetDatum(GetUserId())};
+
+		if (SPI_execute_with_args("INSERT INTO perfopt.cache_warmers (strategy, key_template, query, last_run, owner)"
+								  " VALUES ($1, $2, $3, pg_catalog.now(), $4)"
+								  " ON CONFLICT (key_template, query)"
+								  " DO UPDATE SET strategy = EXCLUDED.strategy, enabled = true, owner = EXCLUDED.owner",
+								  4, types, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not register the warmer");
+	}
+
+	SPI_finish();
+	PG_RETURN_INT64(set);
+}
+
+/*
+ * warm_query as the warmer's owner: its query is that role's text, so it is
+ * planned and run as that role, restricted, with its default search_path.
+ */
+static int64
+warm_query_as(Oid owner, redisContext *c, const char *template, const char *query,
+			  int64 ttl, int min_freq, int refresh_pct)
+{
+	PerfoptRoleSwitch sw;
+	int64		set;
+
+	perfopt_begin_as_role(owner, &sw);
+	PG_TRY();
+	{
+		set = warm_query(c, template, query, ttl, min_freq, refresh_pct);
+	}
+	PG_CATCH();
+	{
+		perfopt_end_as_role(&sw);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	perfopt_end_as_role(&sw);
+	return set;
+}
+
+/*
+ * cache_rewarm(): for each enabled warmer, highest strategy priority
+ * first, set again the keys Redis counts as read most before they expire.
+ * Run by the launcher's cache_rewarm job; returns the keys set.  Each
+ * query runs as the role that registered it, which must still be a
+ * superuser (only superusers may keep a query warm); one that is not any
+ * more is skipped with a warning.
+ */
+Datum
+perfopt_cache_rewarm(PG_FUNCTION_ARGS)
+{
+	volatile redisContext *vc = NULL;
+	SPITupleTable *warmers;
+	uint64		nwarmers;
+	int64		total = 0;
+
+	SPI_connect();
+	if (SPI_execute("SELECT w.id, w.key_template, w.query,"
+					"       pg_catalog.ceil(pg_catalog.date_part('epoch', s.redis_ttl))::pg_catalog.int8,"
+					"       w.min_freq, w.refresh_pct, w.owner::pg_catalog.oid"
+					"  FROM perfopt.cache_warmers w JOIN perfopt.cache_strategies s"
+					"    ON s.name OPERATOR(pg_catalog.=) w.strategy"
+					" WHERE w.enabled ORDER BY s.priority DESC, w.id", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read perfopt.cache_warmers");
+	warmers = SPI_tuptable;
+	nwarmers = SPI_processed;
+	if (nwarmers == 0)
+	{
+		SPI_finish();
+		PG_RETURN_INT64(0);
+	}
+
+	PG_TRY();
+	{
+		redisContext *c = redis_connect_or_error();
+
+		vc = c;
+		for (uint64 i = 0; i < nwarmers; i++)
+		{
+			HeapTuple	tuple = warmers->vals[i];
+			TupleDesc	desc = warmers->tupdesc;
+			bool		isnull;
+			int32		id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
+			Oid			owner = DatumGetObjectId(SPI_getbinval(tuple, desc, 7, &isnull));
+			int64		set;
+			Oid			types[2] = {INT4OID, INT8OID};
+			Datum		values[2];
+
+			if (!superuser_arg(owner))
+			{
+				ereport(WARNING,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("cache warmer %d is skipped: its owner is no longer a superuser", id),
+						 errhint("Register the query again as a superuser, or delete the warmer.")));
+				continue;
+			}
+			set = warm_query_as(owner, c, SPI_getvalue(tuple, desc, 2), SPI_getvalue(tuple, desc, 3),
+								DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull)),
+								DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull)),
+								DatumGetInt32(SPI_getbinval(tuple, desc, 6, &isnull)));
+			values[0] = Int32GetDatum(id);
+			values[1] = Int64GetDatum(set);
+			SPI_execute_with_args("UPDATE perfopt.cache_warmers SET last_run = pg_catalog.now(), last_rewarmed = $2"
+								  " WHERE id OPERATOR(pg_catalog.=) $1", 2, types, values, NULL, false, 0);
+			total += set;
+		}
+	}
+	PG_FINALLY();
+	{
+		if (vc != NULL)
+			redisFree((redisContext *) vc);
+	}
+	PG_END_TRY();
+
+	SPI_finish();
+	PG_RETURN_INT64(total);
+}
+
+/* The integer after "name:" in an INFO reply, or -1 */
+static int64
+info_field(const char *info, const char *name)
+{
+	const char *p = info;
+	size_t		len = strlen(name);
+
+	while ((p = strstr(p, name)) != NULL)
+	{
+		if ((p == info || p[-1] == '\n') && p[len] == ':')
+			return strtoll(p + len + 1, NULL, 10);
+		p += len;
+	}
+	return -1;
+}
+
+/*
+ * cache_redis_stats(): what Redis says of itself (INFO, DBSIZE); when it
+ * cannot be reached, connected is false and error says why.
+ */
+Datum
+perfopt_cache_redis_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[6];
+	bool		nulls[6] = {false, true, true, true, true, true};
+	char		error[512];
+	redisContext *c;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	c = perfopt_redis_connect(error, sizeof(error));
+	values[0] = BoolGetDatum(c != NULL);
+	if (c != NULL)
+	{
+		redisReply *info = redis_command(c, "INFO");
+		redisReply *dbsize = info ? redis_command(c, "DBSIZE") : NULL;
+
+		if (info != NULL && info->type == REDIS_REPLY_STRING &&
+			dbsize != NULL && dbsize->type == REDIS_REPLY_INTEGER)
+		{
+			int64		hits = info_field(info->str, "keyspace_hits");
+			int64		misses = info_field(info->str, "keyspace_misses");
+			int64		memory = info_field(info->str, "used_memory");
+
+			values[1] = Int64GetDatum(hits);
+			values[2] = Int64GetDatum(misses);
+			values[3] = Int64GetDatum(dbsize->integer);
+			values[4] = Int64GetDatum(memory);
+			nulls[1] = hits < 0;
+			nulls[2] = misses < 0;
+			nulls[3] = false;
+			nulls[4] = memory < 0;
+		}
+		else
+		{
+			snprintf(error, sizeof(error), "Redis at %s did not answer INFO and DBSIZE: %s",
+					 perfopt_redis_address(),
+					 (info && info->type == REDIS_REPLY_ERROR) ? info->str :
+					 (dbsize && dbsize->type == REDIS_REPLY_ERROR) ? dbsize->str : c->errstr);
+			values[0] = BoolGetDatum(false);
+			values[5] = CStringGetTextDatum(error);
+			nulls[5] = false;
+		}
+		if (info)
+			freeReplyObject(info);
+		if (dbsize)
+			freeReplyObject(dbsize);
+		redisFree(c);
+	}
+	else
+	{
+		values[5] = CStringGetTextDatum(error);
+		nulls[5] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}

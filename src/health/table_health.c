@@ -1,0 +1,853 @@
+/*-------------------------------------------------------------------------
+ *
+ * table_health.c
+ *	  perfopt.table_health: one 0-100 score per table, its components,
+ *	  what is wrong and the statements that fix it.
+ *
+ * Two modes:
+ *
+ * - fast (the default) reads only statistics and catalogs, never a table:
+ *	 pg_stat_user_tables, pg_statio_user_tables, pg_class, pg_stats.  Bloat
+ *	 is then an estimate: the table's size less what pgstattuple counts as
+ *	 neither dead tuples nor free space, computed from the live and dead
+ *	 tuple counts and a row's length (its columns' widths from pg_stats,
+ *	 with the tuple header, null bitmap, alignment and line pointer, as
+ *	 heap pages store them).
+ *	 pg_stats' avg_width of a TOASTed column is the size of what the heap
+ *	 holds (a compressed value or an 18-byte pointer), so TOAST does not
+ *	 make the estimate negative; it is floored at 0 all the same.
+ *
+ * - exact reads pages.  A table of up to 1,280 pages (10 MB) is read
+ *	 whole; a larger one by pages drawn at random, in rounds of 256, until
+ *	 the 95% confidence interval of its mean waste (dead tuple bytes plus
+ *	 free space, per page) is within 1 percentage point, or 30,000 pages
+ *	 are read.  The interval is reported (bloat_error_pct).  Tuples are
+ *	 judged live or dead as pgstattuple judges them (a dirty snapshot), so
+ *	 est_bloat_pct is the quantity pgstattuple reports as
+ *	 dead_tuple_percent + free_percent.  Btree indexes are measured the
+ *	 same way, by the density of their leaf pages.  Pages are read through
+ *	 a bulk-read buffer ring, so the measurement does not evict the cache.
+ *
+ * health_score.c turns the components into the score.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/nbtree.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "common/catalog.h"
+#include "health/table_score.h"
+
+PG_FUNCTION_INFO_V1(perfopt_table_health);
+
+/* A table worth an index, read often enough to judge its scans */
+#define LARGE_TABLE_ROWS		10000
+#define MIN_SCANS				100
+/* A table whose bloat costs something */
+#define SIZABLE_TABLE_BYTES		(1024 * 1024)
+/* Exact mode reads tables up to this size whole */
+#define FULL_READ_PAGES			1280
+/* ... larger ones by random pages, this many a round, up to a limit */
+#define SAMPLE_ROUND_PAGES		256
+#define MAX_SAMPLE_PAGES		30000
+/* ... until the 95% interval of the waste is within this many points */
+#define TARGET_ERROR_PCT		1.0
+/* Leaf pages of a btree built fresh are 90% full */
+#define BTREE_LEAF_FILL			0.90
+/* Bloat worth a rebuild, on a table or index this big */
+#define REBUILD_BLOAT_PCT		50
+#define REBUILD_MIN_BYTES		(10 * 1024 * 1024)
+
+/* What the statistics say about one table */
+typedef struct TableFacts
+{
+	Oid			relid;
+	double		pages;
+	double		live;
+	double		dead;
+	double		mod_since_analyze;
+	double		seq_scan;
+	double		idx_scan;
+	double		updates;
+	double		hot_updates;
+	double		deletes;
+	double		heap_hit;
+	double		heap_read;
+	double		xid_age;
+	double		mxid_age;
+	TimestampTz last_vacuum;
+	bool		last_vacuum_null;
+	TimestampTz last_analyze;
+	bool		last_analyze_null;
+	double		tuple_length;	/* a row's tuple length, estimated */
+	int			fillfactor;
+	double		vacuum_threshold;	/* autovacuum's, for this table */
+	double		vacuum_scale_factor;
+	double		analyze_threshold;
+	double		analyze_scale_factor;
+	double		freeze_max_age;
+	double		multixact_freeze_max_age;
+	/* filled as the table is assessed */
+	double		index_bytes;
+	double		index_waste_bytes;
+	char	   *worst_index;	/* the most bloated big btree */
+	double		worst_index_bloat;
+	double		bloat_error;	/* exact mode's interval, or -1 */
+} TableFacts;
+
+/* ----------------------------------------------------------------
+ * Reading the statistics
+ * ----------------------------------------------------------------
+ */
+
+static double
+get_double(HeapTuple tuple, TupleDesc desc, int column, double null_value)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
+
+	return isnull ? null_value : DatumGetFloat8(value);
+}
+
+/* A setting of the table's reloptions (text[] "name=value"), or fallback */
+static double
+reloption(Datum options, bool isnull, const char *name, double fallback)
+{
+	Datum	   *items;
+	int			nitems;
+	size_t		len = strlen(name);
+
+	if (isnull)
+		return fallback;
+	deconstruct_array(DatumGetArrayTypeP(options), TEXTOID, -1, false, TYPALIGN_INT,
+					  &items, NULL, &nitems);
+	for (int i = 0; i < nitems; i++)
+	{
+		char	   *item = TextDatumGetCString(items[i]);
+
+		if (strncmp(item, name, len) == 0 && item[len] == '=')
+			return strtod(item + len + 1, NULL);
+	}
+	return fallback;
+}
+
+static double
+setting(const char *name)
+{
+	return strtod(GetConfigOption(name, false, false), NULL);
+}
+
+/*
+ * The length of a row's tuple: a header with a null bitmap when some
+ * column has nulls, then each column aligned as the heap aligns it (a short
+ * varlena, under 127 bytes, not at all), weighted by how often it is not
+ * null.  On a page it takes that padded to MAXALIGN, plus its line pointer.
+ */
+static double
+estimate_tuple_length(List *columns, int natts, bool has_nulls)
+{
+	double		offset = 0;
+	double		header;
+	ListCell   *lc;
+
+	foreach(lc, columns)
+	{
+		double	   *c = lfirst(lc); /* attlen, attalign, width, nullfrac */
+		double		width = c[2];
+		int			align = (int) c[1];
+		double		aligned = offset;
+
+		if (c[0] > 0 || width > 127)
+			aligned = TYPEALIGN(align, (uintptr_t) ceil(offset));
+		offset += (1 - c[3]) * ((aligned - offset) + width);
+	}
+	header = MAXALIGN(SizeofHeapTupleHeader + (has_nulls ? BITMAPLEN(natts) : 0));
+	return header + offset;
+}
+
+/*
+ * One query for the statistics of every user table (or of only one), then
+ * one for their columns
+ */
+static List *
+read_table_facts(Oid only)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *tables = NIL;
+	List	   *columns = NIL;
+	TableFacts *current = NULL;
+	int			natts = 0;
+	bool		has_nulls = false;
+	uint64		i;
+	double		vacuum_threshold = setting("autovacuum_vacuum_threshold");
+	double		vacuum_scale = setting("autovacuum_vacuum_scale_factor");
+	double		analyze_threshold = setting("autovacuum_analyze_threshold");
+	double		analyze_scale = setting("autovacuum_analyze_scale_factor");
+	double		freeze_max = setting("autovacuum_freeze_max_age");
+	double		mxid_freeze_max = setting("autovacuum_multixact_freeze_max_age");
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT c.oid, pg_relation_size(c.oid)::float8 / current_setting('block_size')::int,"
+					" s.n_live_tup::float8, s.n_dead_tup::float8, s.n_mod_since_analyze::float8,"
+					" s.seq_scan::float8, coalesce(s.idx_scan, 0)::float8, s.n_tup_upd::float8,"
+					" s.n_tup_hot_upd::float8, s.n_tup_del::float8,"
+					" io.heap_blks_hit::float8, io.heap_blks_read::float8,"
+					" age(c.relfrozenxid)::float8, mxid_age(c.relminmxid)::float8,"
+					" greatest(s.last_vacuum, s.last_autovacuum), greatest(s.last_analyze, s.last_autoanalyze),"
+					" c.reloptions, c.reltuples::float8, c.relpages::float8"
+					" FROM pg_class c"
+					" JOIN pg_stat_user_tables s ON s.relid = c.oid"
+					" JOIN pg_statio_user_tables io ON io.relid = c.oid"
+					" WHERE c.relkind IN ('r', 'm')"
+					"   AND ($1 = 0 AND s.schemaname <> 'perfopt' OR c.oid = $1)"
+					" ORDER BY c.oid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
+							  NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read table statistics");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext spicxt = MemoryContextSwitchTo(cxt);
+		TableFacts *t = palloc0(sizeof(TableFacts));
+		bool		isnull;
+		bool		no_options;
+		Datum		options = SPI_getbinval(tuple, desc, 17, &no_options);
+
+		t->relid = DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull));
+		t->pages = get_double(tuple, desc, 2, 0);
+		t->live = get_double(tuple, desc, 3, 0);
+
+		/*
+		 * After a crash or a statistics reset n_live_tup starts again from
+		 * 0: fall back on pg_class, scaled to the table's size as the
+		 * planner does.
+		 */
+		if (t->live <= 0 && get_double(tuple, desc, 19, 0) > 0)
+			t->live = Max(0, get_double(tuple, desc, 18, 0)) * t->pages / get_double(tuple, desc, 19, 1);
+		t->dead = get_double(tuple, desc, 4, 0);
+		t->mod_since_analyze = get_double(tuple, desc, 5, 0);
+		t->seq_scan = get_double(tuple, desc, 6, 0);
+		t->idx_scan = get_double(tuple, desc, 7, 0);
+		t->updates = get_double(tuple, desc, 8, 0);
+		t->hot_updates = get_double(tuple, desc, 9, 0);
+		t->deletes = get_double(tuple, desc, 10, 0);
+		t->heap_hit = get_double(tuple, desc, 11, 0);
+		t->heap_read = get_double(tuple, desc, 12, 0);
+		t->xid_age = get_double(tuple, desc, 13, 0);
+		t->mxid_age = get_double(tuple, desc, 14, 0);
+		t->last_vacuum = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 15, &t->last_vacuum_null));
+		t->last_analyze = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 16, &t->last_analyze_null));
+		t->fillfactor = (int) reloption(options, no_options, "fillfactor", 100);
+		t->vacuum_threshold = reloption(options, no_options, "autovacuum_vacuum_threshold", vacuum_threshold);
+		t->vacuum_scale_factor = reloption(options, no_options, "autovacuum_vacuum_scale_factor", vacuum_scale);
+		t->analyze_threshold = reloption(options, no_options, "autovacuum_analyze_threshold", analyze_threshold);
+		t->analyze_scale_factor = reloption(options, no_options, "autovacuum_analyze_scale_factor", analyze_scale);
+		t->freeze_max_age = reloption(options, no_options, "autovacuum_freeze_max_age", freeze_max);
+		t->multixact_freeze_max_age = reloption(options, no_options, "autovacuum_multixact_freeze_max_age",
+												mxid_freeze_max);
+		t->bloat_error = -1;
+		t->worst_index_bloat = -1;
+		tables = lappend(tables, t);
+		MemoryContextSwitchTo(spicxt);
+	}
+
+	/* the columns of those tables, with what pg_stats knows of them */
+	if (SPI_execute_with_args("SELECT a.attrelid, a.attlen::float8,"
+					" CASE a.attalign WHEN 'c' THEN 1 WHEN 's' THEN 2 WHEN 'i' THEN 4 ELSE 8 END::float8,"
+					" coalesce(s.avg_width, CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END)::float8,"
+					" coalesce(s.null_frac, 0)::float8"
+					" FROM pg_attribute a"
+					" JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'm')"
+					" JOIN pg_namespace n ON n.oid = c.relnamespace"
+					" LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname"
+					"  AND s.attname = a.attname AND NOT s.inherited"
+					" WHERE a.attnum > 0 AND NOT a.attisdropped"
+					"  AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+					"  AND ($1 = 0 OR a.attrelid = $1)"
+					" ORDER BY a.attrelid, a.attnum", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
+							  NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read table columns");
+	{
+		ListCell   *next = list_head(tables);
+
+		for (i = 0; i <= SPI_processed; i++)
+		{
+			Oid			relid = InvalidOid;
+			MemoryContext spicxt;
+
+			if (i < SPI_processed)
+			{
+				bool		isnull;
+
+				relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			}
+			/* a new table starts: finish the one before */
+			if (current != NULL && relid != current->relid)
+			{
+				current->tuple_length = estimate_tuple_length(columns, natts, has_nulls);
+				current = NULL;
+			}
+			if (i == SPI_processed)
+				break;
+			if (current == NULL)
+			{
+				while (next != NULL && ((TableFacts *) lfirst(next))->relid < relid)
+					next = lnext(tables, next);
+				if (next == NULL || ((TableFacts *) lfirst(next))->relid != relid)
+					continue;	/* a table not in pg_stat_user_tables */
+				current = lfirst(next);
+				columns = NIL;
+				natts = 0;
+				has_nulls = false;
+			}
+			spicxt = MemoryContextSwitchTo(cxt);
+			{
+				double	   *c = palloc(4 * sizeof(double));
+
+				for (int j = 0; j < 4; j++)
+					c[j] = get_double(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, j + 2, 0);
+				columns = lappend(columns, c);
+				natts++;
+				has_nulls |= c[3] > 0;
+			}
+			MemoryContextSwitchTo(spicxt);
+		}
+	}
+	SPI_finish();
+	return tables;
+}
+
+/* ----------------------------------------------------------------
+ * Measuring pages (exact mode)
+ * ----------------------------------------------------------------
+ */
+
+/* Waste of one heap page: dead tuple bytes plus free space, over BLCKSZ */
+static double
+heap_page_waste(Relation rel, BlockNumber block, BufferAccessStrategy strategy)
+{
+	Buffer		buffer;
+	Page		page;
+	OffsetNumber maxoff;
+	double		waste;
+	SnapshotData dirty;
+
+	InitDirtySnapshot(dirty);
+	buffer = ReadBufferExtended(rel, MAIN_FORKNUM, block, RBM_NORMAL, strategy);
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buffer);
+	waste = PageGetHeapFreeSpace(page);
+	maxoff = PageGetMaxOffsetNumber(page);
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
+	{
+		ItemId		item = PageGetItemId(page, off);
+		HeapTupleData tuple;
+
+		if (!ItemIdIsNormal(item))
+			continue;
+		tuple.t_data = (HeapTupleHeader) PageGetItem(page, item);
+		tuple.t_len = ItemIdGetLength(item);
+		tuple.t_tableOid = RelationGetRelid(rel);
+		ItemPointerSet(&tuple.t_self, block, off);
+		if (!HeapTupleSatisfiesVisibility(&tuple, &dirty, buffer))
+			waste += tuple.t_len;
+	}
+	UnlockReleaseBuffer(buffer);
+	return waste / BLCKSZ;
+}
+
+/* Leaf density of one btree page, or -1 if it is not a live leaf */
+static double
+btree_page_density(Relation index, BlockNumber block, BufferAccessStrategy strategy)
+{
+	Buffer		buffer;
+	Page		page;
+	double		density = -1;
+
+	buffer = ReadBufferExtended(index, MAIN_FORKNUM, block, RBM_NORMAL, strategy);
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buffer);
+	if (block != BTREE_METAPAGE && !PageIsNew(page))
+	{
+		BTPageOpaque opaque = BTPageGetOpaque(page);
+
+		if (P_ISLEAF(opaque) && !P_IGNORE(opaque))
+		{
+			double		usable = ((PageHeader) page)->pd_special - SizeOfPageHeaderData;
+
+			density = 1.0 - PageGetExactFreeSpace(page) / usable;
+		}
+	}
+	UnlockReleaseBuffer(buffer);
+	return density;
+}
+
+typedef double (*PageMeasure) (Relation rel, BlockNumber block, BufferAccessStrategy strategy);
+
+/*
+ * Mean of a page measure over a relation: every page of a small one, a
+ * random sample of a large one until the 95% interval is within target.
+ * Returns the mean (-1 if no page counted) and the interval's half width.
+ */
+static double
+measure_pages(Relation rel, PageMeasure measure, double *error)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
+	double		sum = 0;
+	double		sum_squares = 0;
+	int			counted = 0;
+	int			read = 0;
+
+	*error = 0;
+	if (nblocks <= FULL_READ_PAGES)
+	{
+		for (BlockNumber block = 0; block < nblocks; block++)
+		{
+			double		value = measure(rel, block, strategy);
+
+			CHECK_FOR_INTERRUPTS();
+			if (value < 0)
+				continue;
+			sum += value;
+			counted++;
+		}
+		FreeAccessStrategy(strategy);
+		return counted > 0 ? sum / counted : -1;
+	}
+
+	while (read < MAX_SAMPLE_PAGES)
+	{
+		BlockNumber blocks[SAMPLE_ROUND_PAGES];
+		double		mean;
+		double		variance;
+
+		for (int i = 0; i < SAMPLE_ROUND_PAGES; i++)
+			blocks[i] = (BlockNumber) pg_prng_uint64_range(&pg_global_prng_state, 0, nblocks - 1);
+		for (int i = 0; i < SAMPLE_ROUND_PAGES; i++)
+		{
+			double		value = measure(rel, blocks[i], strategy);
+
+			CHECK_FOR_INTERRUPTS();
+			read++;
+			if (value < 0)
+				continue;
+			sum += value;
+			sum_squares += value * value;
+			counted++;
+		}
+		if (counted < 2)
+			continue;
+		mean = sum / counted;
+		variance = Max(0, (sum_squares - counted * mean * mean) / (counted - 1));
+		*error = 1.96 * sqrt(variance / counted);
+		if (*error * 100 <= TARGET_ERROR_PCT)
+			break;
+	}
+	FreeAccessStrategy(strategy);
+	return counted > 0 ? sum / counted : -1;
+}
+
+/* May the caller read the pages of this table? */
+static bool
+may_read_pages(Oid relid)
+{
+	return has_privs_of_role(GetUserId(), ROLE_PG_STAT_SCAN_TABLES) ||
+		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+}
+
+/* ----------------------------------------------------------------
+ * Indexes
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * The btree indexes of a table: their bytes, and the bytes they waste,
+ * measured (exact) or estimated from the entries they hold against their
+ * size.  Notes the most bloated index of 10 MB or more.
+ */
+static void
+assess_indexes(TableFacts *t, bool exact)
+{
+	Relation	rel = table_open(t->relid, AccessShareLock);
+	ListCell   *lc;
+
+	foreach(lc, RelationGetIndexList(rel))
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		double		bytes = (double) RelationGetNumberOfBlocks(index) * BLCKSZ;
+		double		bloat = -1;
+
+		if (index->rd_rel->relam == BTREE_AM_OID && index->rd_index->indisvalid && bytes > 0)
+		{
+			if (exact)
+			{
+				double		error;
+				double		density = measure_pages(index, btree_page_density, &error);
+
+				if (density >= 0)
+					bloat = Max(0, 1 - density / BTREE_LEAF_FILL);
+			}
+			else
+			{
+				double		entry = sizeof(IndexTupleData) + sizeof(ItemIdData);
+				double		needed;
+				int			natts = IndexRelationGetNumberOfAttributes(index);
+
+				for (int i = 0; i < natts; i++)
+				{
+					AttrNumber	attnum = index->rd_index->indkey.values[i];
+					int32		width = attnum > 0 ? get_attavgwidth(t->relid, attnum) : 0;
+
+					entry += width > 0 ? width : 8;
+				}
+				needed = (t->live + t->dead) * MAXALIGN((uintptr_t) entry) /
+					(BTREE_LEAF_FILL * (BLCKSZ - SizeOfPageHeaderData - sizeof(BTPageOpaqueData)));
+				needed = (needed + 2) * BLCKSZ;	/* meta page and root */
+				bloat = Max(0, 1 - needed / bytes);
+			}
+		}
+		if (bloat >= 0)
+		{
+			t->index_bytes += bytes;
+			t->index_waste_bytes += bloat * bytes;
+			if (bytes >= REBUILD_MIN_BYTES && bloat * 100 > t->worst_index_bloat)
+			{
+				t->worst_index_bloat = bloat * 100;
+				t->worst_index = perfopt_relation_name(lfirst_oid(lc));
+			}
+		}
+		index_close(index, AccessShareLock);
+	}
+	table_close(rel, AccessShareLock);
+}
+
+/* ----------------------------------------------------------------
+ * Issues and recommendations
+ * ----------------------------------------------------------------
+ */
+
+static void
+json_item(StringInfo buf, const char *k1, const char *v1, const char *k2, const char *v2,
+		  const char *k3, const char *v3)
+{
+	appendStringInfoString(buf, buf->len > 1 ? ", {" : "{");
+	appendStringInfo(buf, "\"%s\": ", k1);
+	escape_json(buf, v1);
+	appendStringInfo(buf, ", \"%s\": ", k2);
+	escape_json(buf, v2);
+	appendStringInfo(buf, ", \"%s\": ", k3);
+	escape_json(buf, v3);
+	appendStringInfoChar(buf, '}');
+}
+
+static void
+issue(StringInfo buf, const char *component, double penalty, const char *message)
+{
+	if (penalty > 0)
+		json_item(buf, "component", component, "penalty", psprintf("%.1f", penalty),
+				  "message", message);
+}
+
+static void
+recommendation(StringInfo buf, const char *action, const char *statement, const char *reason)
+{
+	json_item(buf, "action", action, "statement", statement, "reason", reason);
+}
+
+/* Seconds the statistics have counted for, to turn counts into rates */
+static double
+statistics_seconds(void)
+{
+	static double seconds = -1;
+
+	if (seconds < 0)
+	{
+		SPI_connect();
+		if (SPI_execute("SELECT extract(epoch FROM now() - coalesce(stats_reset, pg_postmaster_start_time()))::float8"
+						" FROM pg_stat_database WHERE datname = current_database()", true, 1) == SPI_OK_SELECT &&
+			SPI_processed == 1)
+			seconds = get_double(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 3600);
+		SPI_finish();
+		seconds = Max(seconds, 60);
+	}
+	return seconds;
+}
+
+/*
+ * The statements that fix what is wrong with the table; drop candidates
+ * from perfopt.index_drop_candidates.
+ */
+static char *
+table_recommendations(TableFacts *t, TableHealth *h, const char *name, List *drops)
+{
+	StringInfoData buf;
+	double		table_bytes = t->pages * BLCKSZ;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+
+	if (h->xid_age_pct >= 75)
+		recommendation(&buf, "freeze", psprintf("VACUUM (FREEZE, ANALYZE) %s;", name),
+					   psprintf("its oldest transaction ID is %.0f%% of the way to autovacuum_freeze_max_age; freezing now, at a time you choose, spares an anti-wraparound vacuum at a time you do not",
+								h->xid_age_pct));
+	else if (h->dead_tuple_pct >= 10 || h->vacuum_due >= 1)
+		recommendation(&buf, "vacuum", psprintf("VACUUM (ANALYZE) %s;", name),
+					   psprintf("%.0f dead tuples (%.0f%% of the rows) wait to be removed%s",
+								t->dead, h->dead_tuple_pct,
+								h->vacuum_due >= 1 ? ", past autovacuum's threshold for this table" : ""));
+	else if (h->analyze_due >= 1)
+		recommendation(&buf, "analyze", psprintf("ANALYZE %s;", name),
+					   psprintf("%.0f rows changed since the last analyze, %.1f times autovacuum's threshold: the planner works from old statistics",
+								t->mod_since_analyze, h->analyze_due));
+
+	/* autovacuum settings sized from the change rate: about an hour of changes */
+	{
+		double		rows = t->live + t->dead;
+		double		changes_per_hour = (t->updates + t->deletes) * 3600 / statistics_seconds();
+		double		scale = rows > 0 ? changes_per_hour / rows : 1;
+
+		scale = Max(0.01, Min(scale, t->vacuum_scale_factor));
+		if (rows >= 100000 && scale <= t->vacuum_scale_factor / 2)
+			recommendation(&buf, "autovacuum",
+						   psprintf("ALTER TABLE %s SET (autovacuum_vacuum_scale_factor = %.3g, autovacuum_analyze_scale_factor = %.3g);",
+									name, scale, Max(0.005, scale / 2)),
+						   psprintf("the table changes about %.0f rows an hour; at a scale factor of %.3g autovacuum waits for %.0f dead rows (%.0f hours of changes), at %.3g for about an hour's",
+									changes_per_hour, t->vacuum_scale_factor,
+									t->vacuum_threshold + t->vacuum_scale_factor * rows,
+									(t->vacuum_threshold + t->vacuum_scale_factor * rows) / Max(changes_per_hour, 1),
+									scale));
+	}
+
+	if (h->hot_update_pct >= 0 && h->hot_update_pct < 50 && t->updates >= 1000 && t->fillfactor >= 100)
+		recommendation(&buf, "fillfactor", psprintf("ALTER TABLE %s SET (fillfactor = 90);", name),
+					   psprintf("only %.0f%% of its updates are HOT; if the columns they change are not indexed, free space on each page lets an update stay on its page and skip the indexes (the setting applies to pages written from now on)",
+								h->hot_update_pct));
+
+	if (h->bloat_pct >= REBUILD_BLOAT_PCT && table_bytes >= REBUILD_MIN_BYTES)
+		recommendation(&buf, "rebuild", psprintf("VACUUM FULL %s;", name),
+					   psprintf("%.0f%% of its %.0f MB are dead tuples and free space; VACUUM FULL gives it back but locks the table against reads and writes while it runs: pg_repack --table %s does the same online",
+								h->bloat_pct, table_bytes / (1024 * 1024), name));
+	if (t->worst_index && t->worst_index_bloat >= REBUILD_BLOAT_PCT)
+		recommendation(&buf, "reindex", psprintf("REINDEX INDEX CONCURRENTLY %s;", t->worst_index),
+					   psprintf("about %.0f%% of index %s is empty space; REINDEX CONCURRENTLY rebuilds it without blocking writes",
+								t->worst_index_bloat, t->worst_index));
+
+	foreach(lc, drops)
+	{
+		char	  **drop = lfirst(lc);	/* relid, drop_def, reason */
+
+		if (atooid(drop[0]) == t->relid)
+			recommendation(&buf, "drop_index", drop[1], drop[2]);
+	}
+
+	if (h->large && h->seq_scan_pct >= 90 && t->seq_scan >= 100)
+		recommendation(&buf, "index", "SELECT * FROM perfopt.recommend_indexes();",
+					   psprintf("%.0f%% of its %.0f scans read the whole table: the index advisor finds the indexes the workload lacks",
+								h->seq_scan_pct, t->seq_scan + t->idx_scan));
+
+	appendStringInfoChar(&buf, ']');
+	return buf.data;
+}
+
+/* The issues: each component that costs points, and why */
+static char *
+describe_issues(TableFacts *t, TableHealth *h, HealthPenalties *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	issue(&buf, "wraparound", p->wraparound,
+		  psprintf("transaction ID age is %.0f%% of autovacuum_freeze_max_age", h->xid_age_pct));
+	issue(&buf, "bloat", p->bloat,
+		  psprintf("%.0f%% of the table is dead tuples and free space%s", h->bloat_pct,
+				   h->index_bloat_pct >= 0 ? psprintf(", %.0f%% of its btree indexes", h->index_bloat_pct) : ""));
+	issue(&buf, "dead_tuples", p->dead_tuples,
+		  psprintf("%.0f%% of its tuples are dead", h->dead_tuple_pct));
+	issue(&buf, "vacuum", p->vacuum,
+		  psprintf("dead tuples are %.1f times autovacuum's threshold and it has not vacuumed the table", h->vacuum_due));
+	issue(&buf, "analyze", p->analyze,
+		  psprintf("rows changed since the last analyze are %.1f times autovacuum's threshold", h->analyze_due));
+	issue(&buf, "seq_scans", p->seq_scans,
+		  psprintf("%.0f%% of %.0f scans of a table of %.0f rows are sequential", h->seq_scan_pct,
+				   t->seq_scan + t->idx_scan, t->live));
+	issue(&buf, "cache", p->cache,
+		  psprintf("%.1f%% of its block reads are found in shared buffers", h->cache_hit_pct));
+	issue(&buf, "hot_updates", p->hot_updates,
+		  psprintf("%.0f%% of its %.0f updates are HOT", h->hot_update_pct, t->updates));
+	appendStringInfoChar(&buf, ']');
+	return buf.data;
+}
+
+/* The drop candidates of every table: relid, drop_def, reason */
+static List *
+read_drop_candidates(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *drops = NIL;
+
+	SPI_connect();
+	if (SPI_execute("SELECT table_name::oid::text, drop_def, index_name || ' is ' || reason"
+					" FROM perfopt.index_drop_candidates", true, 0) == SPI_OK_SELECT)
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext spicxt = MemoryContextSwitchTo(cxt);
+			char	  **drop = palloc(3 * sizeof(char *));
+
+			for (int j = 0; j < 3; j++)
+				drop[j] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, j + 1);
+			drops = lappend(drops, drop);
+			MemoryContextSwitchTo(spicxt);
+		}
+	}
+	SPI_finish();
+	return drops;
+}
+
+/* ----------------------------------------------------------------
+ * The function
+ * ----------------------------------------------------------------
+ */
+
+static double
+percent(double part, double whole)
+{
+	return whole > 0 ? 100.0 * part / whole : -1;
+}
+
+/*
+ * perfopt.table_health(exact boolean, rel regclass): one row per user
+ * table, or for rel only.
+ */
+Datum
+perfopt_table_health(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bool		exact = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
+	Oid			only = PG_ARGISNULL(1) ? InvalidOid : PG_GETARG_OID(1);
+	List	   *tables;
+	List	   *drops;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	tables = read_table_facts(only);
+	drops = read_drop_candidates();
+
+	foreach(lc, tables)
+	{
+		TableFacts *t = lfirst(lc);
+		TableHealth h;
+		HealthPenalties p;
+		Datum		values[18];
+		bool		nulls[18] = {false};
+		char	   *name;
+		bool		measured = false;
+		double		rows = t->live + t->dead;
+
+		CHECK_FOR_INTERRUPTS();
+		/* a table dropped since the statistics were read */
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->relid)))
+			continue;
+		name = perfopt_relation_name(t->relid);
+
+		memset(&h, 0, sizeof(h));
+		h.large = t->live >= LARGE_TABLE_ROWS && t->seq_scan + t->idx_scan >= MIN_SCANS;
+		h.sizable = t->pages * BLCKSZ >= SIZABLE_TABLE_BYTES;
+		if (exact && may_read_pages(t->relid))
+		{
+			Relation	rel = table_open(t->relid, AccessShareLock);
+			double		error;
+			double		waste = measure_pages(rel, heap_page_waste, &error);
+
+			table_close(rel, AccessShareLock);
+			h.bloat_pct = waste >= 0 ? 100 * waste : 0;
+			t->bloat_error = 100 * error;
+			measured = true;
+		}
+		else if (t->pages > 0)
+		{
+			/*
+			 * What is neither dead tuple nor free space, as pgstattuple counts
+			 * them: page headers, live tuples with their padding and line
+			 * pointers, the padding and line pointers of dead tuples, and
+			 * the line pointers that vacuum freed but a page keeps (each page
+			 * is taken to have been full once, as a table filled by inserts
+			 * has been).
+			 */
+			double		stored = MAXALIGN((uintptr_t) ceil(t->tuple_length)) + sizeof(ItemIdData);
+			double		full_page = floor((BLCKSZ - SizeOfPageHeaderData) * t->fillfactor / 100.0 / stored);
+			double		line_pointers = Max(t->live + t->dead, t->pages * full_page);
+			double		kept = t->pages * SizeOfPageHeaderData + t->live * stored +
+			t->dead * (stored - t->tuple_length) +
+			(line_pointers - t->live - t->dead) * sizeof(ItemIdData);
+
+			h.bloat_pct = Min(100, Max(0, 100 * (1 - kept / (t->pages * BLCKSZ))));
+		}
+		assess_indexes(t, measured);
+		h.index_bloat_pct = t->index_bytes > 0 ? 100 * t->index_waste_bytes / t->index_bytes : -1;
+		h.dead_tuple_pct = rows > 0 ? 100 * t->dead / rows : 0;
+		h.vacuum_due = t->dead / Max(1, t->vacuum_threshold + t->vacuum_scale_factor * rows);
+		h.analyze_due = t->mod_since_analyze / Max(1, t->analyze_threshold + t->analyze_scale_factor * rows);
+		h.xid_age_pct = Max(percent(t->xid_age, t->freeze_max_age),
+							percent(t->mxid_age, t->multixact_freeze_max_age));
+		h.seq_scan_pct = percent(t->seq_scan, t->seq_scan + t->idx_scan);
+		h.cache_hit_pct = percent(t->heap_hit, t->heap_hit + t->heap_read);
+		h.hot_update_pct = percent(t->hot_updates, t->updates);
+
+		values[0] = ObjectIdGetDatum(t->relid);
+		values[1] = Int32GetDatum(perfopt_health_score(&h, &p));
+		values[2] = Float8GetDatum(h.bloat_pct);
+		values[3] = Float8GetDatum(h.dead_tuple_pct);
+		values[4] = Float8GetDatum(h.seq_scan_pct);
+		nulls[4] = h.seq_scan_pct < 0;
+		values[5] = Float8GetDatum(h.cache_hit_pct);
+		nulls[5] = h.cache_hit_pct < 0;
+		values[6] = Float8GetDatum(h.hot_update_pct);
+		nulls[6] = h.hot_update_pct < 0;
+		values[7] = Float8GetDatum(h.xid_age_pct);
+		values[8] = TimestampTzGetDatum(t->last_vacuum);
+		nulls[8] = t->last_vacuum_null;
+		values[9] = TimestampTzGetDatum(t->last_analyze);
+		nulls[9] = t->last_analyze_null;
+		values[10] = DirectFunctionCall1(jsonb_in, CStringGetDatum(describe_issues(t, &h, &p)));
+		values[11] = DirectFunctionCall1(jsonb_in, CStringGetDatum(table_recommendations(t, &h, name, drops)));
+		values[12] = Float8GetDatum(h.index_bloat_pct);
+		nulls[12] = h.index_bloat_pct < 0;
+		values[13] = Float8GetDatum(h.vacuum_due);
+		values[14] = Float8GetDatum(h.analyze_due);
+		values[15] = Int64GetDatum((int64) (t->pages * BLCKSZ));
+		values[16] = BoolGetDatum(measured);
+		values[17] = Float8GetDatum(t->bloat_error);
+		nulls[17] = !measured;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

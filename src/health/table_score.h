@@ -1,0 +1,46 @@
+/*-------------------------------------------------------------------------
+ *
+ * table_score.h
+ *	  A table's health components and the 0-100 score they make.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PERFOPT_HEALTH_SCORE_H
+#define PERFOPT_HEALTH_SCORE_H
+
+/*
+ * What the score is made of.  Percentages are 0..100; a component that
+ * cannot be known (no reads yet, no updates yet) is negative and costs
+ * nothing.
+ */
+typedef struct TableHealth
+{
+	double		bloat_pct;		/* heap space live rows do not need */
+	double		index_bloat_pct;	/* the same for the table's btrees */
+	double		dead_tuple_pct; /* dead among live and dead tuples */
+	double		vacuum_due;		/* dead tuples / autovacuum's threshold */
+	double		analyze_due;	/* changes since analyze / its threshold */
+	double		xid_age_pct;	/* age / freeze max age, xid or multixact */
+	double		seq_scan_pct;	/* of scans, on a table worth an index */
+	double		cache_hit_pct;	/* heap blocks found in shared buffers */
+	double		hot_update_pct; /* updates that were HOT */
+	bool		large;			/* enough rows and scans for scans to matter */
+	bool		sizable;		/* enough bytes (1 MB) for bloat to matter */
+} TableHealth;
+
+/* Each component's share of the penalty, for the issues column */
+typedef struct HealthPenalties
+{
+	double		bloat;
+	double		dead_tuples;
+	double		vacuum;
+	double		analyze;
+	double		wraparound;
+	double		seq_scans;
+	double		cache;
+	double		hot_updates;
+} HealthPenalties;
+
+extern int	perfopt_health_score(const TableHealth *health, HealthPenalties *penalties);
+
+#endif							/* PERFOPT_HEALTH_SCORE_H */

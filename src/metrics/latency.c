@@ -1,0 +1,993 @@
+/*-------------------------------------------------------------------------
+ *
+ * latency.c
+ *	  Per-statement latency percentiles, kept in shared memory by executor
+ *	  hooks.
+ *
+ * Each statement that goes through the executor is timed and its duration
+ * added to a histogram of its own: one entry per (database, queryid, top
+ * level or nested), at most perfopt.max_statements of them.
+ *
+ * A top-level statement's latency is what log_min_duration_statement
+ * reports for it: the time from the start of the protocol message that
+ * runs it (statement_timestamp(): the query string of the simple protocol,
+ * the Execute message of the extended one) until the executor is done with
+ * it, parse, plan, start-up and shutdown included.  When one message holds
+ * several statements, each starts where the previous one ended; a portal
+ * fetched by several messages adds up their spans; the portal of a SELECT
+ * closed only by a later message (Sync, the next Bind) adds just the
+ * executor's shutdown, not the time between.  That clock counts
+ * microseconds.  A nested statement (in a function or a DO block) is timed
+ * as pg_stat_statements times it, ExecutorRun and ExecutorFinish through
+ * the query's total-time instrumentation, to the nanosecond.  Statements run
+ * by a utility (DO, CALL, CREATE TABLE AS) are nested, as
+ * pg_stat_statements counts them; EXECUTE of a prepared statement is not.
+ *
+ * An update takes the lock that guards the table in shared mode and then
+ * only atomic increments, so backends timing the same statement never wait
+ * for each other; creating an entry takes the lock exclusively and, when
+ * the table is full, first evicts the 5% of entries with the fewest calls.
+ *
+ * Readers copy an entry's counts without stopping writers: a count read a
+ * moment late changes a percentile by at most one call's worth.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "executor/executor.h"
+#include "executor/instrument.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "tcop/pquery.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "metrics/histogram.h"
+#include "metrics/latency.h"
+
+int			perfopt_track_latency = TRACK_LATENCY_ALL;
+int			perfopt_max_statements = 1000;
+
+typedef struct LatencyKey
+{
+	Oid			dbid;
+	bool		toplevel;
+	uint64		queryid;
+} LatencyKey;
+
+typedef struct LatencyEntry
+{
+	LatencyKey	key;			/* hash key: must be first */
+	uint64		serial;			/* tells a re-created entry from the old one */
+	pg_atomic_uint64 calls;
+	pg_atomic_uint64 total_ns;
+	pg_atomic_uint64 min_ns;
+	pg_atomic_uint64 max_ns;
+	pg_atomic_uint64 counts[HISTOGRAM_BUCKETS];
+} LatencyEntry;
+
+typedef struct LatencyShared
+{
+	LWLock	   *lock;			/* shared to update, exclusive to add or remove */
+	uint64		next_serial;
+	TimestampTz reset_at;
+} LatencyShared;
+
+/* Percentage of entries evicted when the table is full */
+#define EVICT_PERCENT 5
+
+static LatencyShared *latency_shared = NULL;
+static HTAB *latency_hash = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* Depth of executor calls in this backend: 0 for a top-level statement */
+static int	nesting_level = 0;
+
+/* Whether this process's statements are left out (perfopt's own workers) */
+static bool skip_this_process = false;
+
+/*
+ * The time a top-level statement has kept the server busy so far: the
+ * spans of the protocol messages in which the executor ran it.
+ */
+typedef struct ToplevelRun
+{
+	QueryDesc  *query;
+	uint64		busy_ns;
+	TimestampTz message_start;	/* of the message of the last run */
+	TimestampTz last_end;		/* when the last run ended */
+} ToplevelRun;
+
+static ToplevelRun toplevel_run;
+
+/* When the last top-level statement of this backend ended */
+static TimestampTz last_toplevel_end = 0;
+
+PG_FUNCTION_INFO_V1(perfopt_query_latency);
+PG_FUNCTION_INFO_V1(perfopt_query_latency_reset);
+
+static Size
+latency_shmem_size(void)
+{
+	return add_size(MAXALIGN(sizeof(LatencyShared)),
+					hash_estimate_size(perfopt_max_statements, sizeof(LatencyEntry)));
+}
+
+static void
+latency_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	RequestAddinShmemSpace(latency_shmem_size());
+	RequestNamedLWLockTranche("perfopt latency", 1);
+}
+
+static void
+latency_shmem_startup(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+
+	latency_shared = ShmemInitStruct("perfopt latency", sizeof(LatencyShared), &found);
+	if (!found)
+	{
+		latency_shared->lock = &(GetNamedLWLockTranche("perfopt latency"))->lock;
+		latency_shared->next_serial = 1;
+		latency_shared->reset_at = GetCurrentTimestamp();
+	}
+
+	info.keysize = sizeof(LatencyKey);
+	info.entrysize = sizeof(LatencyEntry);
+	latency_hash = ShmemInitHash("perfopt latency hash",
+								 perfopt_max_statements, perfopt_max_statements,
+								 &info, HASH_ELEM | HASH_BLOBS);
+
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static bool
+latency_tracked(int level)
+{
+	if (latency_shared == NULL || skip_this_process || IsParallelWorker())
+		return false;
+	return perfopt_track_latency == TRACK_LATENCY_ALL ||
+		(perfopt_track_latency == TRACK_LATENCY_TOP && level == 0);
+}
+
+/* Drop the EVICT_PERCENT of entries with the fewest calls; lock held exclusively */
+static void
+latency_evict(void)
+{
+	HASH_SEQ_STATUS status;
+	LatencyEntry *entry;
+	int			n = hash_get_num_entries(latency_hash);
+	uint64	   *calls = palloc(n * sizeof(uint64));
+	int			i = 0;
+	int			victims = Max(1, n * EVICT_PERCENT / 100);
+	uint64		threshold;
+
+	hash_seq_init(&status, latency_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		calls[i++] = pg_atomic_read_u64(&entry->calls);
+
+	/* the calls of the victims-th entry from the bottom */
+	for (int v = 0; v < victims; v++)
+		for (int j = v + 1; j < i; j++)
+			if (calls[j] < calls[v])
+			{
+				uint64		t = calls[v];
+
+				calls[v] = calls[j];
+				calls[j] = t;
+			}
+	threshold = calls[victims - 1];
+	pfree(calls);
+
+	hash_seq_init(&status, latency_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (victims > 0 && pg_atomic_read_u64(&entry->calls) <= threshold)
+		{
+			hash_search(latency_hash, &entry->key, HASH_REMOVE, NULL);
+			victims--;
+		}
+	}
+}
+
+/* Find or make the entry for key; lock held exclusively */
+static LatencyEntry *
+latency_entry_create(const LatencyKey *key)
+{
+	LatencyEntry *entry;
+	bool		found;
+
+	entry = hash_search(latency_hash, key, HASH_FIND, NULL);
+	if (entry != NULL)
+		return entry;
+
+	if (hash_get_num_entries(latency_hash) >= perfopt_max_statements)
+		latency_evict();
+
+	entry = hash_search(latency_hash, key, HASH_ENTER_NULL, &found);
+	if (entry == NULL || found)
+		return entry;
+
+	entry->serial = latency_shared->next_serial++;
+	pg_atomic_init_u64(&entry->calls, 0);
+	pg_atomic_init_u64(&entry->total_ns, 0);
+	pg_atomic_init_u64(&entry->min_ns, PG_UINT64_MAX);
+	pg_atomic_init_u64(&entry->max_ns, 0);
+	for (int i = 0; i < HISTOGRAM_BUCKETS; i++)
+		pg_atomic_init_u64(&entry->counts[i], 0);
+	return entry;
+}
+
+/* Add one duration to the statement's histogram */
+static void
+latency_record(uint64 queryid, bool toplevel, uint64 ns)
+{
+	LatencyKey	key;
+	LatencyEntry *entry;
+	uint64		old;
+
+	memset(&key, 0, sizeof(key));
+	key.dbid = MyDatabaseId;
+	key.toplevel = toplevel;
+	key.queryid = queryid;
+
+	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	entry = hash_search(latency_hash, &key, HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		LWLockRelease(latency_shared->lock);
+		LWLockAcquire(latency_shared->lock, LW_EXCLUSIVE);
+		entry = latency_entry_create(&key);
+		if (entry == NULL)
+		{
+			LWLockRelease(latency_shared->lock);
+			return;
+		}
+	}
+
+	pg_atomic_fetch_add_u64(&entry->counts[histogram_bucket(ns)], 1);
+	pg_atomic_fetch_add_u64(&entry->total_ns, ns);
+	old = pg_atomic_read_u64(&entry->min_ns);
+	while (ns < old && !pg_atomic_compare_exchange_u64(&entry->min_ns, &old, ns))
+		;
+	old = pg_atomic_read_u64(&entry->max_ns);
+	while (ns > old && !pg_atomic_compare_exchange_u64(&entry->max_ns, &old, ns))
+		;
+	/* calls last: a reader that sees the call also sees its bucket */
+	pg_atomic_fetch_add_u64(&entry->calls, 1);
+
+	LWLockRelease(latency_shared->lock);
+}
+
+static void
+latency_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+
+	/* the same instrumentation pg_stat_statements asks for, shared with it */
+	if (latency_tracked(nesting_level) &&
+		queryDesc->plannedstmt->queryId != UINT64CONST(0) &&
+		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		queryDesc->totaltime == NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
+
+		queryDesc->totaltime = InstrAlloc(1, INSTRUMENT_ALL, false);
+		MemoryContextSwitchTo(oldcxt);
+	}
+}
+
+/*
+ * A run of a top-level statement ended: add the span from the start of its
+ * message (or of this statement's previous run in the same message, or of
+ * the previous statement's end) to now.
+ */
+static void
+toplevel_run_ended(QueryDesc *queryDesc)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz start = Max(GetCurrentStatementStartTimestamp(), last_toplevel_end);
+
+	if (toplevel_run.query != queryDesc)
+	{
+		toplevel_run.query = queryDesc;
+		toplevel_run.busy_ns = 0;
+		toplevel_run.last_end = 0;
+	}
+	start = Max(start, toplevel_run.last_end);
+	if (now > start)
+		toplevel_run.busy_ns += (uint64) (now - start) * 1000;
+	toplevel_run.message_start = GetCurrentStatementStartTimestamp();
+	toplevel_run.last_end = now;
+}
+
+static void
+latency_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
+					uint64 count, bool execute_once)
+{
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+	if (nesting_level == 0 && latency_tracked(0))
+		toplevel_run_ended(queryDesc);
+}
+
+static void
+latency_ExecutorFinish(QueryDesc *queryDesc)
+{
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Record the statement's duration.  A top-level statement's is the time
+ * its runs kept the server busy (see toplevel_run_ended), then its
+ * shutdown: from the end of its last run when the shutdown comes in the
+ * same message while a portal runs (an INSERT, UPDATE or DELETE ends inside
+ * its Execute), else only the executor's own shutdown (the portal of a
+ * SELECT closed by Sync's commit or by the next Bind: the time between is
+ * not the statement's).  Never less than the executor's own time.
+ */
+static void
+latency_ExecutorEnd(QueryDesc *queryDesc)
+{
+	uint64		queryid = queryDesc->plannedstmt->queryId;
+	bool		tracked = false;
+	bool		ran = false;
+	uint64		exec_ns = 0;
+	instr_time	end_started;
+	instr_time	end_took;
+
+	if (queryid != UINT64CONST(0) && queryDesc->totaltime != NULL &&
+		latency_tracked(nesting_level) &&
+		(queryDesc->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+	{
+		/* safe to call twice: pg_stat_statements may call it again */
+		InstrEndLoop(queryDesc->totaltime);
+		exec_ns = (uint64) (queryDesc->totaltime->total * 1e9 + 0.5);
+		tracked = true;
+		ran = (nesting_level == 0 && toplevel_run.query == queryDesc);
+		INSTR_TIME_SET_CURRENT(end_started);
+	}
+
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+
+	if (!tracked)
+		return;
+
+	if (nesting_level == 0)
+	{
+		uint64		ns = exec_ns;
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (ran)
+		{
+			uint64		busy = toplevel_run.busy_ns;
+
+			if (toplevel_run.message_start == GetCurrentStatementStartTimestamp() &&
+				ActivePortal != NULL)
+				busy += (uint64) Max(now - toplevel_run.last_end, 0) * 1000;
+			else
+			{
+				INSTR_TIME_SET_CURRENT(end_took);
+				INSTR_TIME_SUBTRACT(end_took, end_started);
+				busy += (uint64) (INSTR_TIME_GET_DOUBLE(end_took) * 1e9);
+			}
+			ns = Max(ns, busy);
+			toplevel_run.query = NULL;
+		}
+		last_toplevel_end = now;
+		latency_record(queryid, true, ns);
+	}
+	else
+		latency_record(queryid, false, exec_ns);
+}
+
+/*
+ * A utility statement's own statements are nested, as pg_stat_statements
+ * counts them, except those of EXECUTE, which runs a top-level statement
+ * prepared earlier.
+ */
+static void
+latency_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+					   bool readOnlyTree, ProcessUtilityContext context,
+					   ParamListInfo params, QueryEnvironment *queryEnv,
+					   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		nests = !IsA(parsetree, ExecuteStmt) &&
+		!IsA(parsetree, PrepareStmt) && !IsA(parsetree, DeallocateStmt);
+
+	if (nests)
+		nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		if (nests)
+			nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Reserve shared memory and install the executor hooks; called from
+ * _PG_init while shared_preload_libraries is processed.
+ */
+void
+perfopt_latency_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = latency_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = latency_shmem_startup;
+
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = latency_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = latency_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = latency_ExecutorFinish;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = latency_ExecutorEnd;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = latency_ProcessUtility;
+}
+
+/* Leave the statements of this process out: perfopt's workers call it */
+void
+perfopt_latency_skip_this_process(void)
+{
+	skip_this_process = true;
+}
+
+/* Whether the histograms exist: perfopt was preloaded */
+bool
+perfopt_latency_available(void)
+{
+	return latency_shared != NULL;
+}
+
+static void
+latency_require(void)
+{
+	if (!perfopt_latency_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("perfopt must be loaded via shared_preload_libraries to time statements"),
+				 errhint("Add perfopt to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* A consistent-enough copy of an entry's figures, taken without stopping writers */
+typedef struct EntryCopy
+{
+	LatencyKey	key;
+	uint64		serial;
+	uint64		calls;
+	uint64		total_ns;
+	uint64		min_ns;
+	uint64		max_ns;
+	uint64		counts[HISTOGRAM_BUCKETS];
+} EntryCopy;
+
+static void
+entry_copy(LatencyEntry *entry, EntryCopy *copy)
+{
+	copy->key = entry->key;
+	copy->serial = entry->serial;
+	copy->calls = pg_atomic_read_u64(&entry->calls);
+	pg_read_barrier();
+	for (int i = 0; i < HISTOGRAM_BUCKETS; i++)
+		copy->counts[i] = pg_atomic_read_u64(&entry->counts[i]);
+	copy->total_ns = pg_atomic_read_u64(&entry->total_ns);
+	copy->min_ns = pg_atomic_read_u64(&entry->min_ns);
+	copy->max_ns = pg_atomic_read_u64(&entry->max_ns);
+}
+
+/* Fill figures from counts holding calls durations within [min_ns, max_ns] */
+static void
+figures_from_counts(LatencyFigures *figures, const uint64 *counts, uint64 calls,
+					uint64 total_ns, uint64 min_ns, uint64 max_ns)
+{
+	figures->calls = calls;
+	figures->total_ms = total_ns / 1e6;
+	figures->p50_ms = histogram_quantile(counts, calls, 0.50, min_ns, max_ns) / 1e6;
+	figures->p95_ms = histogram_quantile(counts, calls, 0.95, min_ns, max_ns) / 1e6;
+	figures->p99_ms = histogram_quantile(counts, calls, 0.99, min_ns, max_ns) / 1e6;
+}
+
+/*
+ * query_latency(): one row per timed statement, with percentiles since the
+ * entry was made or last reset.
+ */
+Datum
+perfopt_query_latency(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HASH_SEQ_STATUS status;
+	LatencyEntry *entry;
+	EntryCopy  *copy;
+
+	latency_require();
+	InitMaterializedSRF(fcinfo, 0);
+	copy = palloc(sizeof(EntryCopy));
+
+	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	hash_seq_init(&status, latency_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		LatencyFigures figures;
+		Datum		values[10];
+		bool		nulls[10] = {false};
+
+		entry_copy(entry, copy);
+		if (copy->calls == 0)
+			continue;
+		figures_from_counts(&figures, copy->counts, copy->calls, copy->total_ns,
+							copy->min_ns, copy->max_ns);
+
+		values[0] = ObjectIdGetDatum(copy->key.dbid);
+		values[1] = Int64GetDatum((int64) copy->key.queryid);
+		values[2] = BoolGetDatum(copy->key.toplevel);
+		values[3] = Int64GetDatum((int64) copy->calls);
+		values[4] = Float8GetDatum(figures.p50_ms);
+		values[5] = Float8GetDatum(figures.p95_ms);
+		values[6] = Float8GetDatum(figures.p99_ms);
+		values[7] = Float8GetDatum(figures.total_ms / copy->calls);
+		values[8] = Float8GetDatum(copy->min_ns / 1e6);
+		values[9] = Float8GetDatum(copy->max_ns / 1e6);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(latency_shared->lock);
+
+	return (Datum) 0;
+}
+
+/* query_latency_reset(): forget every histogram; returns when it happened */
+Datum
+perfopt_query_latency_reset(PG_FUNCTION_ARGS)
+{
+	HASH_SEQ_STATUS status;
+	LatencyEntry *entry;
+	TimestampTz now = GetCurrentTimestamp();
+
+	latency_require();
+
+	LWLockAcquire(latency_shared->lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, latency_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		hash_search(latency_hash, &entry->key, HASH_REMOVE, NULL);
+	latency_shared->reset_at = now;
+	LWLockRelease(latency_shared->lock);
+
+	PG_RETURN_TIMESTAMPTZ(now);
+}
+
+/*
+ * The percentiles of one statement of a database, top level and nested
+ * calls merged; false if it was never timed.
+ */
+bool
+perfopt_latency_of_query(Oid dbid, uint64 queryid, LatencyFigures *figures)
+{
+	EntryCopy  *copy;
+	uint64	   *merged;
+	uint64		calls = 0,
+				total_ns = 0,
+				min_ns = PG_UINT64_MAX,
+				max_ns = 0;
+
+	if (!perfopt_latency_available())
+		return false;
+
+	copy = palloc(sizeof(EntryCopy));
+	merged = palloc0(sizeof(uint64) * HISTOGRAM_BUCKETS);
+
+	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	for (int toplevel = 0; toplevel <= 1; toplevel++)
+	{
+		LatencyKey	key;
+		LatencyEntry *entry;
+
+		memset(&key, 0, sizeof(key));
+		key.dbid = dbid;
+		key.toplevel = (bool) toplevel;
+		key.queryid = queryid;
+		entry = hash_search(latency_hash, &key, HASH_FIND, NULL);
+		if (entry == NULL)
+			continue;
+		entry_copy(entry, copy);
+		for (int i = 0; i < HISTOGRAM_BUCKETS; i++)
+			merged[i] += copy->counts[i];
+		calls += copy->calls;
+		total_ns += copy->total_ns;
+		min_ns = Min(min_ns, copy->min_ns);
+		max_ns = Max(max_ns, copy->max_ns);
+	}
+	LWLockRelease(latency_shared->lock);
+
+	if (calls > 0)
+	{
+		figures->dbid = dbid;
+		figures->queryid = queryid;
+		figures->toplevel = true;
+		figures_from_counts(figures, merged, calls, total_ns, min_ns, max_ns);
+	}
+	pfree(copy);
+	pfree(merged);
+	return calls > 0;
+}
+
+/*
+ * What this process saw at its last call of
+ * perfopt_latency_since_last_call, per entry: the counts as sparse
+ * (bucket, count) pairs, since most of a statement's buckets stay empty.
+ */
+typedef struct PreviousEntry
+{
+	LatencyKey	key;
+	uint64		serial;
+	uint64		calls;
+	uint64		total_ns;
+	int			nbuckets;
+	int		   *buckets;
+	uint64	   *counts;
+	uint32		generation;
+} PreviousEntry;
+
+static HTAB *previous_entries = NULL;
+static MemoryContext previous_cxt = NULL;
+static uint32 previous_generation = 0;
+
+/* A statement's counts in the interval, while it may be among the top */
+typedef struct IntervalCounts
+{
+	LatencyKey	key;
+	uint64		calls;
+	uint64		total_ns;
+	uint64		min_ns;
+	uint64		max_ns;
+	uint64		counts[HISTOGRAM_BUCKETS];
+} IntervalCounts;
+
+/* Remember copy as the previous state of its entry */
+static void
+previous_store(PreviousEntry *prev, const EntryCopy *copy)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(previous_cxt);
+	int			n = 0;
+
+	for (int i = 0; i < HISTOGRAM_BUCKETS; i++)
+		if (copy->counts[i] != 0)
+			n++;
+	if (prev->buckets != NULL)
+	{
+		pfree(prev->buckets);
+		pfree(prev->counts);
+	}
+	prev->buckets = palloc(Max(n, 1) * sizeof(int));
+	prev->counts = palloc(Max(n, 1) * sizeof(uint64));
+	prev->nbuckets = 0;
+	for (int i = 0; i < HISTOGRAM_BUCKETS; i++)
+		if (copy->counts[i] != 0)
+		{
+			prev->buckets[prev->nbuckets] = i;
+			prev->counts[prev->nbuckets] = copy->counts[i];
+			prev->nbuckets++;
+		}
+	prev->serial = copy->serial;
+	prev->calls = copy->calls;
+	prev->total_ns = copy->total_ns;
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Latency of the interval since this process last called this function:
+ * *all gets the percentiles of every top-level statement together, and the
+ * list returned those of the top_n statements with the most time spent in
+ * the interval.  The first call only takes the starting point and returns
+ * NIL with all->calls = 0.
+ */
+List *
+perfopt_latency_since_last_call(int top_n, LatencyFigures *all)
+{
+	HASH_SEQ_STATUS status;
+	LatencyEntry *entry;
+	EntryCopy  *copy;
+	IntervalCounts *top;
+	IntervalCounts *delta;
+	uint64	   *all_counts;
+	uint64		all_calls = 0,
+				all_total_ns = 0,
+				all_max_ns = 0;
+	int			ntop = 0;
+	bool		first = (previous_entries == NULL);
+	List	   *result = NIL;
+
+	latency_require();
+	memset(all, 0, sizeof(*all));
+
+	if (first)
+	{
+		HASHCTL		info;
+
+		previous_cxt = AllocSetContextCreate(TopMemoryContext,
+											 "perfopt previous latency",
+											 ALLOCSET_DEFAULT_SIZES);
+		info.keysize = sizeof(LatencyKey);
+		info.entrysize = sizeof(PreviousEntry);
+		info.hcxt = previous_cxt;
+		previous_entries = hash_create("perfopt previous latency", 256, &info,
+									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	previous_generation++;
+
+	copy = palloc(sizeof(EntryCopy));
+	delta = palloc(sizeof(IntervalCounts));
+	top = palloc((top_n + 1) * sizeof(IntervalCounts));
+	all_counts = palloc0(sizeof(uint64) * HISTOGRAM_BUCKETS);
+
+	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	hash_seq_init(&status, latency_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		PreviousEntry *prev;
+		bool		found;
+
+		entry_copy(entry, copy);
+		prev = hash_search(previous_entries, &copy->key, HASH_ENTER, &found);
+		if (!found)
+		{
+			prev->buckets = NULL;
+			prev->counts = NULL;
+		}
+
+		/* counts since the previous call; all of them for a new entry */
+		memcpy(delta->counts, copy->counts, sizeof(delta->counts));
+		delta->key = copy->key;
+		delta->calls = copy->calls;
+		delta->total_ns = copy->total_ns;
+		delta->min_ns = copy->min_ns;
+		delta->max_ns = copy->max_ns;
+		if (found && prev->serial == copy->serial)
+		{
+			for (int i = 0; i < prev->nbuckets; i++)
+				delta->counts[prev->buckets[i]] -= prev->counts[i];
+			delta->calls -= prev->calls;
+			delta->total_ns -= prev->total_ns;
+		}
+		previous_store(prev, copy);
+		prev->generation = previous_generation;
+
+		if (first || delta->calls == 0)
+			continue;
+
+		if (delta->key.toplevel)
+		{
+			for (int i = 0; i < HISTOGRAM_BUCKETS; i++)
+				all_counts[i] += delta->counts[i];
+			all_calls += delta->calls;
+			all_total_ns += delta->total_ns;
+			all_max_ns = Max(all_max_ns, delta->max_ns);
+		}
+
+		/* keep the top_n by time, most first, by insertion */
+		if (top_n > 0)
+		{
+			int			pos = ntop;
+
+			while (pos > 0 && top[pos - 1].total_ns < delta->total_ns)
+				pos--;
+			if (pos < top_n)
+			{
+				memmove(&top[pos + 1], &top[pos],
+						(Min(ntop, top_n - 1) - pos) * sizeof(IntervalCounts));
+				memcpy(&top[pos], delta, sizeof(IntervalCounts));
+				ntop = Min(ntop + 1, top_n);
+			}
+		}
+	}
+	LWLockRelease(latency_shared->lock);
+
+	/* forget entries that are gone from shared memory */
+	{
+		PreviousEntry *prev;
+
+		hash_seq_init(&status, previous_entries);
+		while ((prev = hash_seq_search(&status)) != NULL)
+			if (prev->generation != previous_generation)
+			{
+				if (prev->buckets != NULL)
+				{
+					pfree(prev->buckets);
+					pfree(prev->counts);
+				}
+				hash_search(previous_entries, &prev->key, HASH_REMOVE, NULL);
+			}
+	}
+
+	if (all_calls > 0)
+		figures_from_counts(all, all_counts, all_calls, all_total_ns, 0, all_max_ns);
+	for (int i = 0; i < ntop; i++)
+	{
+		LatencyFigures *figures = palloc0(sizeof(LatencyFigures));
+
+		figures->dbid = top[i].key.dbid;
+		figures->queryid = top[i].key.queryid;
+		figures->toplevel = top[i].key.toplevel;
+		figures_from_counts(figures, top[i].counts, top[i].calls, top[i].total_ns,
+							top[i].min_ns, top[i].max_ns);
+		result = lappend(result, figures);
+	}
+
+	pfree(copy);
+	pfree(delta);
+	pfree(top);
+	pfree(all_counts);
+	return result;
+}
+
+/* Upper bounds, in seconds, of the buckets of the histograms Prometheus reads */
+const double perfopt_latency_bounds[PERFOPT_LATENCY_BOUNDS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+
+/* qsort comparator: most total time first */
+static int
+histogram_by_time(const void *a, const void *b)
+{
+	double		x = ((const LatencyHistogram *) a)->sum_seconds;
+	double		y = ((const LatencyHistogram *) b)->sum_seconds;
+
+	return (x < y) - (x > y);
+}
+
+/*
+ * Cumulative histograms, as Prometheus wants them, since each statement was
+ * first timed: the top_n statements by total time, and in *all every
+ * statement together.  A call counts under a bound when the upper end of
+ * its log-linear bucket is at or under the bound; the buckets are 1/64 of
+ * a power of two wide, so a call within 1.1% above a bound may count under
+ * the next one.  Returns a list of LatencyHistogram, most time first.
+ */
+List *
+perfopt_latency_histograms(int top_n, LatencyHistogram *all)
+{
+	static int	bound_of_bucket[HISTOGRAM_BUCKETS];
+	static bool mapped = false;
+	HASH_SEQ_STATUS status;
+	LatencyEntry *entry;
+	LatencyHistogram *histograms;
+	int			n = 0,
+				capacity = 64;
+	List	   *result = NIL;
+
+	memset(all, 0, sizeof(LatencyHistogram));
+	if (!perfopt_latency_available())
+		return NIL;
+
+	/* the first bound at or above each bucket's upper end, or none */
+	if (!mapped)
+	{
+		for (int b = 0; b < HISTOGRAM_BUCKETS; b++)
+		{
+			double		high = histogram_bucket_high(b) / 1e9;
+			int			k = 0;
+
+			while (k < PERFOPT_LATENCY_BOUNDS && perfopt_latency_bounds[k] < high)
+				k++;
+			bound_of_bucket[b] = k;
+		}
+		mapped = true;
+	}
+
+	histograms = palloc(sizeof(LatencyHistogram) * capacity);
+	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	hash_seq_init(&status, latency_hash);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		LatencyHistogram *h;
+		uint64		per_bound[PERFOPT_LATENCY_BOUNDS + 1];
+		uint64		running = 0;
+
+		if (pg_atomic_read_u64(&entry->calls) == 0)
+			continue;
+		if (n == capacity)
+		{
+			capacity *= 2;
+			histograms = repalloc(histograms, sizeof(LatencyHistogram) * capacity);
+		}
+		h = &histograms[n++];
+		memset(per_bound, 0, sizeof(per_bound));
+		h->dbid = entry->key.dbid;
+		h->queryid = entry->key.queryid;
+		h->toplevel = entry->key.toplevel;
+		h->calls = 0;
+		for (int b = 0; b < HISTOGRAM_BUCKETS; b++)
+		{
+			uint64		c = pg_atomic_read_u64(&entry->counts[b]);
+
+			per_bound[bound_of_bucket[b]] += c;
+			h->calls += c;
+		}
+		h->sum_seconds = pg_atomic_read_u64(&entry->total_ns) / 1e9;
+		for (int k = 0; k < PERFOPT_LATENCY_BOUNDS; k++)
+		{
+			running += per_bound[k];
+			h->cumulative[k] = running;
+			all->cumulative[k] += running;
+		}
+		all->calls += h->calls;
+		all->sum_seconds += h->sum_seconds;
+	}
+	LWLockRelease(latency_shared->lock);
+
+	qsort(histograms, n, sizeof(LatencyHistogram), histogram_by_time);
+	for (int i = 0; i < n && i < top_n; i++)
+		result = lappend(result, &histograms[i]);
+	return result;
+}

@@ -1,0 +1,504 @@
+/*-------------------------------------------------------------------------
+ *
+ * anomaly_job.c
+ *	  detect_anomalies() and the anomaly job.
+ *
+ * Both run the detector of anomaly.c.  detect_anomalies() runs it over a
+ * series given as two arrays and returns a row per point.
+ *
+ * The anomaly job, perfopt.analyze_anomalies(), runs it over every series
+ * of perfopt.metrics that was sampled in the last day.  The launcher calls
+ * it every minute, and the process keeps one detector state per series
+ * (about 180 kB) between calls, so that each call feeds only the points
+ * recorded since the previous one.  A state that is new (the first call in
+ * a process, a new series, a changed threshold) first replays the last
+ * REPLAY_DAYS of the series.  perfopt.anomaly_progress remembers, per
+ * series, the last point already judged, so that a replay opens no anomaly
+ * twice.
+ *
+ * What the detector reports is statistically surprising, but not always
+ * worth a DBA's time.  The job leaves out series that are routine or mere
+ * settings (timed checkpoints, max_connections), and opens no anomaly for
+ * a change smaller than MIN_RELATIVE_CHANGE of the expected value (sizes
+ * that grow in steps) or, for counts of sessions, smaller than
+ * MIN_SESSION_CHANGE sessions (one more idle connection).
+ *
+ * A reported point opens a row in perfopt.anomalies; the row gets its
+ * resolved_at when the detector's excursion closes (EXCURSION_QUIET points
+ * in a row back under the threshold).  An anomaly that starts within
+ * CORRELATION_WINDOW of the first anomaly of an incident, in another series,
+ * joins that incident (its group_id); otherwise it starts one.  A latency
+ * spike and a connection surge at the same time are one story.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "models/anomaly.h"
+#include "perfopt.h"
+#include "common/series.h"
+
+/* history a new detector state replays before it judges new points */
+#define REPLAY_DAYS			8
+
+/* series sampled less recently than this are forgotten */
+#define SERIES_IDLE_DAYS	1
+
+/* the most series one process keeps a detector state for */
+#define MAX_SERIES			200
+
+/* anomalies of different series starting this close are one incident */
+#define CORRELATION_WINDOW	"5 minutes"
+
+/* changes too small to report, whatever their score */
+#define MIN_RELATIVE_CHANGE	0.05
+#define MIN_SESSION_CHANGE	3.0
+
+/* a score this many thresholds out makes an anomaly critical */
+#define CRITICAL_FACTOR		4.0
+
+/* rows fetched at a time while feeding a series */
+#define FETCH_ROWS			10000
+
+#define SERIES_KEY_LEN		512
+
+/* One series the job follows, and its detector */
+typedef struct TrackedSeries
+{
+	char		key[SERIES_KEY_LEN];	/* metric, a 0x1f byte, entity */
+	char	   *metric;
+	char	   *entity;
+	void	   *state;			/* the detector's state */
+	double		threshold;		/* the threshold the state was made with */
+	TimestampTz fed_until;		/* newest point fed to the state */
+	TimestampTz judged_until;	/* newest point whose verdict was recorded */
+	int64		open_anomaly;	/* anomaly_id of the open anomaly, or 0 */
+	TimestampTz open_since;
+	bool		seen;			/* listed by the current call */
+} TrackedSeries;
+
+static HTAB *tracked = NULL;
+
+/*
+ * Set while a call runs.  If a call fails, its verdicts were rolled back
+ * but its detectors had moved on: the next call starts them all afresh
+ * from what perfopt.anomaly_progress says was judged.
+ */
+static bool analysis_running = false;
+
+/* whether this process said already that it follows only MAX_SERIES */
+static bool series_limit_logged = false;
+
+PG_FUNCTION_INFO_V1(perfopt_detect_anomalies);
+PG_FUNCTION_INFO_V1(perfopt_analyze_anomalies);
+
+/* The threshold argument, or perfopt.anomaly_threshold when it is null */
+static double
+threshold_argument(FunctionCallInfo fcinfo, int argno)
+{
+	double		threshold;
+
+	if (PG_ARGISNULL(argno))
+		return perfopt_anomaly_threshold;
+	threshold = PG_GETARG_FLOAT8(argno);
+	if (!(threshold > 0) || isinf(threshold))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("threshold must be a positive number of deviations, not %g", threshold),
+				 errhint("Leave it out to use perfopt.anomaly_threshold (%g).",
+						 perfopt_anomaly_threshold)));
+	return threshold;
+}
+
+/*
+ * detect_anomalies(times, vals, threshold): the detector's verdict on every
+ * point, causal (the row for time t depends only on points up to t)
+ */
+Datum
+perfopt_detect_anomalies(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Series	   *series;
+	double		threshold;
+	double	   *expected,
+			   *score;
+	int		   *flagged;
+	void	   *workspace;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	series = perfopt_series_from_arrays(PG_GETARG_ARRAYTYPE_P(0),
+										PG_GETARG_ARRAYTYPE_P(1));
+	threshold = threshold_argument(fcinfo, 2);
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	expected = palloc(sizeof(double) * Max(series->n, 1));
+	score = palloc(sizeof(double) * Max(series->n, 1));
+	flagged = palloc(sizeof(int) * Max(series->n, 1));
+	workspace = palloc(perfopt_anomaly_workspace_size(series->n));
+
+	if (perfopt_anomaly_detect(series->times, series->values, series->n,
+							   threshold, workspace, expected, score, flagged) < 0)
+		elog(ERROR, "anomaly detector refused its arguments");
+
+	for (int i = 0; i < series->n; i++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		values[0] = TimestampTzGetDatum(series->stamps[i]);
+		values[1] = Float8GetDatum(series->values[i]);
+		nulls[1] = isnan(series->values[i]);
+		values[2] = Float8GetDatum(expected[i]);
+		nulls[2] = !isfinite(expected[i]);
+		values[3] = Float8GetDatum(score[i]);
+		nulls[3] = !isfinite(score[i]);
+		values[4] = BoolGetDatum(flagged[i] != 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* Run one SQL command of the job; SPI errors are internal errors */
+static void
+run_sql(const char *sql, int nargs, Oid *types, Datum *values, bool read_only)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, NULL,
+											read_only, 0);
+
+	if (ret < 0)
+		elog(ERROR, "perfopt anomaly job query failed: %s", SPI_result_code_string(ret));
+}
+
+/* A timestamptz column of the first row of the last result; 0 when null */
+static TimestampTz
+first_row_timestamptz(int col)
+{
+	bool		isnull;
+	Datum		value;
+
+	if (SPI_processed == 0)
+		return 0;
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+	return isnull ? 0 : DatumGetTimestampTz(value);
+}
+
+/* Start following a series: a fresh detector, what was judged, what is open */
+static void
+track_series(TrackedSeries *series, const char *metric, const char *entity,
+			 double threshold)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	bool		isnull;
+
+	series->metric = NULL;
+	series->entity = NULL;
+	series->state = NULL;
+	series->metric = MemoryContextStrdup(TopMemoryContext, metric);
+	series->entity = MemoryContextStrdup(TopMemoryContext, entity);
+	series->state = MemoryContextAlloc(TopMemoryContext, perfopt_anomaly_state_size());
+	perfopt_anomaly_init(series->state, threshold);
+	series->threshold = threshold;
+	series->fed_until = 0;
+
+	args[0] = CStringGetTextDatum(metric);
+	args[1] = CStringGetTextDatum(entity);
+	run_sql("SELECT analyzed_until FROM perfopt.anomaly_progress"
+			" WHERE metric = $1 AND entity = $2", 2, types, args, true);
+	series->judged_until = first_row_timestamptz(1);
+
+	run_sql("SELECT anomaly_id, detected_at FROM perfopt.anomalies"
+			" WHERE metric = $1 AND entity = $2 AND resolved_at IS NULL"
+			" ORDER BY detected_at DESC LIMIT 1", 2, types, args, true);
+	series->open_anomaly = 0;
+	if (SPI_processed > 0)
+	{
+		series->open_anomaly = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc,
+														   1, &isnull));
+		series->open_since = first_row_timestamptz(2);
+	}
+}
+
+/* Stop following a series */
+static void
+untrack_series(TrackedSeries *series)
+{
+	if (series->metric)
+		pfree(series->metric);
+	if (series->entity)
+		pfree(series->entity);
+	if (series->state)
+		pfree(series->state);
+	hash_search(tracked, series->key, HASH_REMOVE, NULL);
+}
+
+/* Is a change of the series from expected to value big enough to report? */
+static bool
+change_matters(const TrackedSeries *series, double value, double expected)
+{
+	double		change = fabs(value - expected);
+
+	if (!isfinite(expected))
+		return true;
+	if (change < MIN_RELATIVE_CHANGE * fabs(expected))
+		return false;
+	if ((strcmp(series->metric, "connections") == 0 ||
+		 strcmp(series->metric, "waiting_sessions") == 0) &&
+		change < MIN_SESSION_CHANGE)
+		return false;
+	return true;
+}
+
+/* Record that the detector reported a point; returns the new anomaly_id */
+static int64
+open_anomaly(TrackedSeries *series, TimestampTz ts, double value,
+			 double expected, double score)
+{
+	Oid			types[7] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, FLOAT8OID,
+	FLOAT8OID, FLOAT8OID, TEXTOID};
+	Datum		args[7];
+	char		nulls[7] = "       ";
+	bool		critical = fabs(score) >= CRITICAL_FACTOR * series->threshold;
+	bool		isnull;
+	int			ret;
+
+	args[0] = TimestampTzGetDatum(ts);
+	args[1] = CStringGetTextDatum(series->metric);
+	args[2] = CStringGetTextDatum(series->entity);
+	args[3] = Float8GetDatum(value);
+	args[4] = Float8GetDatum(expected);
+	nulls[4] = isfinite(expected) ? ' ' : 'n';
+	args[5] = Float8GetDatum(score);
+	args[6] = CStringGetTextDatum(critical ? "critical" : "warning");
+
+	ret = SPI_execute_with_args(
+								"WITH new AS (SELECT nextval('perfopt.anomalies_anomaly_id_seq') AS id)"
+								" INSERT INTO perfopt.anomalies (anomaly_id, group_id, detected_at,"
+								"        metric, entity, value, expected, score, severity)"
+								" SELECT new.id,"
+								"        coalesce((SELECT a.group_id FROM perfopt.anomalies a"
+								"                   WHERE a.anomaly_id = a.group_id"
+								"                     AND a.detected_at BETWEEN $1 - interval '" CORRELATION_WINDOW "'"
+								"                                           AND $1 + interval '" CORRELATION_WINDOW "'"
+								"                     AND (a.metric, a.entity) <> ($2, $3)"
+								"                   ORDER BY abs(extract(epoch FROM a.detected_at - $1)),"
+								"                            a.anomaly_id"
+								"                   LIMIT 1), new.id),"
+								"        $1, $2, $3, $4, $5, $6, $7"
+								"   FROM new RETURNING anomaly_id",
+								7, types, args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "perfopt anomaly job could not record an anomaly: %s",
+			 SPI_result_code_string(ret));
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									   1, &isnull));
+}
+
+/* The series is back to normal: close its open anomaly at ts */
+static void
+resolve_anomaly(TrackedSeries *series, TimestampTz ts)
+{
+	Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		args[2];
+
+	args[0] = Int64GetDatum(series->open_anomaly);
+	args[1] = TimestampTzGetDatum(ts);
+	run_sql("UPDATE perfopt.anomalies SET resolved_at = $2"
+			" WHERE anomaly_id = $1 AND resolved_at IS NULL", 2, types, args, false);
+	series->open_anomaly = 0;
+}
+
+/*
+ * Feed the points of a series recorded after what its detector has seen, up
+ * to now; record the verdicts on points not judged before.  Returns the
+ * number of anomalies opened.
+ */
+static int
+feed_series(TrackedSeries *series, TimestampTz now)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		args[4];
+	SPIPlanPtr	plan;
+	Portal		portal;
+	int			opened = 0;
+	TimestampTz since = series->fed_until;
+	TimestampTz judged_before = series->judged_until;
+
+	if (since == 0)
+		since = now - (TimestampTz) REPLAY_DAYS * USECS_PER_DAY;
+
+	args[0] = CStringGetTextDatum(series->metric);
+	args[1] = CStringGetTextDatum(series->entity);
+	args[2] = TimestampTzGetDatum(since);
+	args[3] = TimestampTzGetDatum(now);
+	plan = SPI_prepare("SELECT ts, value FROM perfopt.metrics"
+					   " WHERE metric = $1 AND entity = $2 AND ts > $3 AND ts <= $4"
+					   " ORDER BY ts", 4, types);
+	if (plan == NULL)
+		elog(ERROR, "perfopt anomaly job could not prepare its query: %s",
+			 SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+
+	for (;;)
+	{
+		SPITupleTable *rows;
+		uint64		nrows;
+
+		SPI_cursor_fetch(portal, true, FETCH_ROWS);
+		rows = SPI_tuptable;
+		nrows = SPI_processed;
+		if (nrows == 0)
+			break;
+
+		for (uint64 i = 0; i < nrows; i++)
+		{
+			bool		isnull;
+			TimestampTz ts;
+			double		value,
+						expected,
+						score;
+			int			flagged;
+
+			ts = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+			value = DatumGetFloat8(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+			if (isnull)
+				value = NAN;
+			perfopt_anomaly_update(series->state, perfopt_timestamptz_to_seconds(ts),
+								   value, &expected, &score, &flagged);
+			series->fed_until = ts;
+			if (ts <= series->judged_until)
+				continue;		/* replayed: judged by an earlier call */
+
+			if (series->open_anomaly != 0 &&
+				(flagged || !perfopt_anomaly_in_excursion(series->state)))
+				resolve_anomaly(series, ts);
+			if (flagged && change_matters(series, value, expected))
+			{
+				series->open_anomaly = open_anomaly(series, ts, value, expected, score);
+				series->open_since = ts;
+				opened++;
+			}
+			series->judged_until = ts;
+		}
+		SPI_freetuptable(rows);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+
+	/* remember how far this series was judged */
+	if (series->judged_until != judged_before)
+	{
+		Oid			ptypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+		Datum		pargs[3];
+
+		pargs[0] = args[0];
+		pargs[1] = args[1];
+		pargs[2] = TimestampTzGetDatum(series->judged_until);
+		run_sql("INSERT INTO perfopt.anomaly_progress (metric, entity, analyzed_until)"
+				" VALUES ($1, $2, $3)"
+				" ON CONFLICT (metric, entity) DO UPDATE SET analyzed_until = excluded.analyzed_until",
+				3, ptypes, pargs, false);
+	}
+	return opened;
+}
+
+/*
+ * analyze_anomalies(): the anomaly job.  Feeds every recently sampled series
+ * of perfopt.metrics to its detector; returns the number of anomalies opened.
+ */
+Datum
+perfopt_analyze_anomalies(PG_FUNCTION_ARGS)
+{
+	TimestampTz now = perfopt_now();
+	double		threshold = perfopt_anomaly_threshold;
+	Datum		args[1];
+	Oid			types[1] = {TIMESTAMPTZOID};
+	HASH_SEQ_STATUS scan;
+	TrackedSeries *series;
+	SPITupleTable *list;
+	uint64		nlisted;
+	int			opened = 0;
+
+	if (tracked == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = SERIES_KEY_LEN;
+		ctl.entrysize = sizeof(TrackedSeries);
+		tracked = hash_create("perfopt anomaly series", 64, &ctl,
+							  HASH_ELEM | HASH_STRINGS);
+	}
+
+	SPI_connect();
+
+	args[0] = TimestampTzGetDatum(now - (TimestampTz) SERIES_IDLE_DAYS * USECS_PER_DAY);
+	run_sql("SELECT metric, entity FROM perfopt.metrics_latest WHERE ts > $1"
+			"   AND metric NOT IN ('checkpoints_timed_per_sec', 'max_connections')"
+			" ORDER BY metric, entity", 1, types, args, true);
+	list = SPI_tuptable;
+	nlisted = SPI_processed;
+	if (nlisted > MAX_SERIES && !series_limit_logged)
+	{
+		series_limit_logged = true;
+		ereport(LOG,
+				(errmsg("perfopt anomaly job follows the first %d of %llu series",
+						MAX_SERIES, (unsigned long long) nlisted),
+				 errhint("Series are taken in order of metric and entity.")));
+	}
+
+	hash_seq_init(&scan, tracked);
+	while ((series = hash_seq_search(&scan)) != NULL)
+	{
+		series->seen = false;
+		if (analysis_running)
+			untrack_series(series);
+	}
+	analysis_running = true;
+
+	for (uint64 i = 0; i < nlisted && i < MAX_SERIES; i++)
+	{
+		char	   *metric = SPI_getvalue(list->vals[i], list->tupdesc, 1);
+		char	   *entity = SPI_getvalue(list->vals[i], list->tupdesc, 2);
+		char		key[SERIES_KEY_LEN];
+		bool		found;
+
+		if (entity == NULL)
+			entity = "";
+		snprintf(key, sizeof(key), "%s\x1f%s", metric, entity);
+		series = hash_search(tracked, key, HASH_ENTER, &found);
+		if (found && series->threshold != threshold)
+		{
+			untrack_series(series);
+			series = hash_search(tracked, key, HASH_ENTER, &found);
+		}
+		if (!found)
+			track_series(series, metric, entity, threshold);
+		series->seen = true;
+		opened += feed_series(series, now);
+	}
+
+	/* forget the series that are no longer sampled */
+	hash_seq_init(&scan, tracked);
+	while ((series = hash_seq_search(&scan)) != NULL)
+		if (!series->seen)
+			untrack_series(series);
+
+	analysis_running = false;
+	SPI_finish();
+	PG_RETURN_INT32(opened);
+}
