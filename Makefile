@@ -20,6 +20,8 @@ OBJS = \
 	src/metrics/histogram.o \
 	src/metrics/latency.o \
 	src/bgw/launcher.o \
+	src/bgw/worker.o \
+	src/common/extension_lock.o \
 	src/analysis/pgss.o \
 	src/health/pool_advice.o \
 	src/observability/prometheus.o \

@@ -61,36 +61,9 @@ static const struct config_enum_entry track_latency_options[] = {
 	{NULL, 0, false}
 };
 
-/* set in perfopt's workers before they connect: see perfopt_worker_connect */
-static bool in_perfopt_worker = false;
-
 void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(perfopt_now_sql);
-PG_FUNCTION_INFO_V1(perfopt_lock_for_update);
-
-/*
- * Whether a setting the workers act on may come from source in this
- * process.  A database owner who is no superuser can ALTER DATABASE ...
- * SET a USERSET setting, and such settings reach the workers' sessions
- * when they connect; so the workers take these settings from the server's
- * configuration (postgresql.conf, ALTER SYSTEM) only, and ignore the
- * per-database and per-role ones with a warning.
- */
-bool
-perfopt_worker_setting_allowed(GucSource source)
-{
-	if (!in_perfopt_worker)
-		return true;
-	if (source == PGC_S_GLOBAL || source == PGC_S_DATABASE ||
-		source == PGC_S_USER || source == PGC_S_DATABASE_USER)
-	{
-		GUC_check_errdetail("perfopt's background workers take this setting from the server's configuration only.");
-		GUC_check_errhint("Set it in postgresql.conf or with ALTER SYSTEM.");
-		return false;
-	}
-	return true;
-}
 
 /* Check hooks of the settings the workers act on */
 static bool
@@ -117,21 +90,6 @@ check_worker_string(char **newval, void **extra, GucSource source)
 	return perfopt_worker_setting_allowed(source);
 }
 
-/*
- * Connect a perfopt background worker to dbname: first mark the process
- * as a worker, so that the per-database and per-role settings applied at
- * connection cannot steer it, then pin search_path to pg_catalog, pg_temp,
- * so that no object a tenant creates can capture a name in perfopt's own
- * statements.  Every worker connects through here.
- */
-void
-perfopt_worker_connect(const char *dbname)
-{
-	in_perfopt_worker = true;
-	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
-	perfopt_pin_search_path();
-}
-
 /* The time perfopt's jobs take as now; see perfopt.h */
 TimestampTz
 perfopt_now(void)
@@ -143,40 +101,6 @@ perfopt_now(void)
 												   CStringGetDatum(perfopt_now_override),
 												   ObjectIdGetDatum(InvalidOid),
 												   Int32GetDatum(-1)));
-}
-
-/*
- * Take a share lock on the extension for the rest of the transaction, and
- * say whether it (still) exists.  DROP EXTENSION takes the same lock in
- * exclusive mode before it drops anything, so a worker that takes it first
- * can never deadlock with a DROP on perfopt's tables: one waits for the
- * other.
- */
-bool
-perfopt_lock_extension(void)
-{
-	Oid			extension = get_extension_oid("perfopt", true);
-
-	if (!OidIsValid(extension))
-		return false;
-	LockDatabaseObject(ExtensionRelationId, extension, 0, AccessShareLock);
-	return OidIsValid(get_extension_oid("perfopt", true));
-}
-
-/*
- * lock_for_update(): the lock of perfopt_lock_extension, exclusively, until
- * the end of the transaction.  An update script calls it before it touches
- * anything, so that it waits for the workers' running jobs and they wait for
- * it, instead of the two taking table locks in different orders and
- * deadlocking.
- */
-Datum
-perfopt_lock_for_update(PG_FUNCTION_ARGS)
-{
-	Oid			extension = get_extension_oid("perfopt", false);
-
-	LockDatabaseObject(ExtensionRelationId, extension, 0, AccessExclusiveLock);
-	PG_RETURN_VOID();
 }
 
 /* now(): perfopt_now() for SQL */

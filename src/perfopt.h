@@ -14,6 +14,10 @@
 #include "datatype/timestamp.h"
 #include "utils/guc.h"
 
+/* what the workers share: the toolkit and the extension lock */
+#include "bgw/worker.h"
+#include "common/extension_lock.h"
+
 /* GUC perfopt.slow_query_ms: mean execution time that makes a query slow */
 extern int	perfopt_slow_query_ms;
 
@@ -38,18 +42,5 @@ extern int	perfopt_forecast_horizon;
  * recorded series at full speed in tests.
  */
 extern TimestampTz perfopt_now(void);
-
-/*
- * Connect a perfopt background worker to a database, with search_path
- * pinned and the settings the workers act on taken from the server's
- * configuration only
- */
-extern void perfopt_worker_connect(const char *dbname);
-
-/* For the check hooks of the settings the workers act on */
-extern bool perfopt_worker_setting_allowed(GucSource source);
-
-/* Share-lock the extension against a concurrent DROP; false if it is gone */
-extern bool perfopt_lock_extension(void);
 
 #endif							/* PERFOPT_H */
