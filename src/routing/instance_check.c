@@ -36,22 +36,15 @@
 
 #include "libpq-fe.h"
 
-#include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
-#include "storage/ipc.h"
 #include "storage/latch.h"
-#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "routing/instance_check.h"
-#include "metrics/latency.h"
-#include "bgw/launcher.h"
+#include "bgw/worker.h"
 #include "perfopt.h"
 #include "routing/routing.h"
 
@@ -99,17 +92,7 @@ static const char *const check_query =
 void
 perfopt_health_check_register(void)
 {
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "perfopt");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "perfopt_health_check_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "perfopt health checker");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "perfopt health checker");
-	RegisterBackgroundWorker(&worker);
+	perfopt_worker_register("perfopt health checker", "perfopt_health_check_main", 10);
 }
 
 /* Close whatever a check holds, without reporting it */
@@ -395,27 +378,23 @@ follow_targets(void)
 		}
 }
 
+/* The step that loads the registry table into shared memory */
+static void
+sync_registry(void *arg)
+{
+	(void) perfopt_routing_sync();
+}
+
 /* Reload the registry from the table, in a transaction of its own */
 static void
-reload_registry(void)
+reload_registry(MemoryContext cxt)
 {
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
-	{
-		PushActiveSnapshot(GetTransactionSnapshot());
-		if (perfopt_lock_extension())
-			(void) perfopt_routing_sync();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-	}
-	PG_END_TRY();
+	PerfoptStep step = {0};
+
+	step.flags = PERFOPT_STEP_LOCK_EXTENSION | PERFOPT_STEP_SPI;
+	step.activity = "reading the instance registry";
+	step.cxt = cxt;
+	(void) perfopt_run_step(&step, sync_registry, NULL);
 }
 
 /*
@@ -460,9 +439,7 @@ check_step(TimestampTz reload_at)
 	else
 		pgstat_report_activity(STATE_IDLE, NULL);
 
-	set = CreateWaitEventSet(CurrentMemoryContext, in_flight + 2);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	set = perfopt_worker_wait_set(CurrentMemoryContext, in_flight);
 	for (int i = 0; i < PERFOPT_MAX_INSTANCES; i++)
 	{
 		Check	   *c = &checks[i];
@@ -476,17 +453,14 @@ check_step(TimestampTz reload_at)
 				AddWaitEventToSet(set, c->wait_for, fd, NULL, c);
 		}
 	}
-	n = WaitEventSetWait(set, Max(0, TimestampDifferenceMilliseconds(now, wake)) + 1,
-						 events, lengthof(events), PG_WAIT_EXTENSION);
+	n = perfopt_worker_wait_set_wait(set, TimestampDifferenceMilliseconds(now, wake) + 1,
+									 events, lengthof(events));
 	FreeWaitEventSet(set);
 
+	/* the latch was reset and interrupts taken; step the ready checks */
 	for (int i = 0; i < n; i++)
-	{
-		if (events[i].events & WL_LATCH_SET)
-			ResetLatch(MyLatch);
-		else if (events[i].user_data != NULL)
+		if (events[i].user_data != NULL)
 			check_advance((Check *) events[i].user_data);
-	}
 }
 
 /* Entry point of the health checker */
@@ -496,13 +470,7 @@ perfopt_health_check_main(Datum main_arg)
 	MemoryContext step_cxt;
 	TimestampTz reload_at = 0;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	perfopt_latency_skip_this_process();
-	perfopt_worker_connect(perfopt_database);
-	pgstat_report_appname("perfopt health checker");
+	(void) perfopt_worker_start("perfopt health checker");
 	step_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt health checker step",
 									 ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < PERFOPT_MAX_INSTANCES; i++)
@@ -513,24 +481,18 @@ perfopt_health_check_main(Datum main_arg)
 
 	for (;;)
 	{
+		MemoryContextReset(step_cxt);
+		MemoryContextSwitchTo(step_cxt);
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		(void) perfopt_worker_reload();
 
 		if (GetCurrentTimestamp() >= reload_at)
 		{
-			reload_registry();
+			reload_registry(step_cxt);
 			follow_targets();
 			reload_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													perfopt_health_check_interval * 1000);
 		}
-
-		MemoryContextReset(step_cxt);
-		MemoryContextSwitchTo(step_cxt);
 		check_step(reload_at);
-		MemoryContextSwitchTo(TopMemoryContext);
 	}
 }
