@@ -5,8 +5,9 @@
 # one stays healthy and is checked at the check interval; the other two go
 # down; a reload is taken at once and a fast shutdown completes in under
 # 2 s while their checks are in flight.  The exporter: a client that
-# connects and sends nothing neither blocks another client's scrape nor
-# delays a fast shutdown.
+# connects and sends nothing, and an Alertmanager that is a black hole,
+# neither block another client's scrape nor delay a reload or a fast
+# shutdown.
 use strict;
 use warnings;
 use IO::Select;
@@ -181,11 +182,28 @@ $started = time;
 my $scrape = time - $started;
 is($status, '200', 'another client is served beside a silent one');
 cmp_ok($scrape, '<', 2, sprintf('at once (%.2f s)', $scrape));
+
+# 6. A black-holed Alertmanager: the alert push waits for it, the worker
+# does not.  A reload pushes at once.
+query(qq{ALTER SYSTEM SET perfopt.alertmanager_url = 'http://127.0.0.1:${\ $black->sockport}'});
+query(q{INSERT INTO perfopt.incidents (opened_at, severity, title)
+		VALUES (now(), 'critical', 'never hang')});
+query(q{SELECT pg_reload_conf()});
+usleep(300_000);
+$started = time;
+($status) = http_get($url);
+$scrape = time - $started;
+is($status, '200', 'a scrape is served while an alert push waits for a black hole');
+cmp_ok($scrape, '<', 2, sprintf('at once (%.2f s)', $scrape));
 ok(reload_seen_by('perfopt exporter', 1), 'the exporter takes a reload within a second');
+
+# 7. A fast shutdown with a silent client and an alert push in flight (the
+# reload above started a new push)
 $silent = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $metrics_port,
 	Proto => 'tcp') or die "connect: $!";
 $took = timed_fast_stop();
-cmp_ok($took, '<', 2, sprintf('a fast shutdown with a silent client takes %.2f s', $took));
+cmp_ok($took, '<', 2,
+	sprintf('a fast shutdown with a silent client and a push in flight takes %.2f s', $took));
 close($silent);
 
 unlike(slurp_file($node->logfile), qr/terminated by signal/, 'nothing crashed');
