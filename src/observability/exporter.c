@@ -11,14 +11,19 @@
  * database connection.
  *
  * The endpoint.  libmicrohttpd runs in the worker's own thread, in its
- * "external select" mode: the worker selects on its sockets and lets it
- * handle what is ready, so the request handler runs in the worker's
- * thread, where it may use the database.  A scrape is one transaction
- * that runs perfopt_prometheus_text() (bounded queries and shared memory)
- * under a 10-second statement timeout.  At most MAX_CONNECTIONS clients are
- * served at once, at most MAX_CONNECTIONS_PER_ADDRESS from one address, a
- * client that sends nothing is dropped after CONNECTION_TIMEOUT seconds and
- * one that has not sent a whole request REQUEST_TIMEOUT seconds after it
+ * "external select" mode: the worker waits on the daemon's sockets (the
+ * listening one and every client's), on its latch and on the postmaster in
+ * one WaitEventSet, and then lets libmicrohttpd handle what is ready; so a
+ * SIGTERM or a reload is taken at once, whatever the clients do.  No
+ * transaction runs inside a libmicrohttpd callback: the request handler
+ * checks the request and suspends the connection, and the main loop builds
+ * the exposition for every suspended client in one step of its own (a
+ * transaction that runs perfopt_prometheus_text(), bounded queries and
+ * shared memory, under a 10-second statement timeout), hands each its
+ * response and resumes it.  At most MAX_CONNECTIONS clients are served at
+ * once, at most MAX_CONNECTIONS_PER_ADDRESS from one address, a client
+ * that sends nothing is dropped after CONNECTION_TIMEOUT seconds and one
+ * that has not sent a whole request REQUEST_TIMEOUT seconds after it
  * connected (or after its last answer) is dropped too, however slowly it
  * keeps sending: so slow or hostile clients hold a few sockets for a few
  * seconds, never the worker nor every slot.  With perfopt.metrics_user it
@@ -35,9 +40,11 @@
  * (so they stay firing while re-sent, and expire if perfopt goes away),
  * closed ones with their end.  Messages name Alertmanager by its URL
  * without the user name, password, query or fragment it may carry.
- * libcurl posts with a 2-second connect and
- * 5-second total timeout; after a failure the next try waits 2, 4, 8 ...
- * up to 300 seconds.  The launcher, which raises incidents, never waits for
+ * libcurl posts with a 2-second connect and 5-second total timeout, through
+ * its multi interface: its sockets are in the same WaitEventSet, so a slow
+ * or black-holed Alertmanager delays neither a scrape, a reload nor a
+ * shutdown.  After a failure the next try waits 2, 4, 8 ... up to 300
+ * seconds.  The launcher, which raises incidents, never waits for
  * Alertmanager.
  *
  *-------------------------------------------------------------------------
@@ -51,26 +58,21 @@
 #include <curl/curl.h>
 #include <microhttpd.h>
 
-#include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/fd.h"
-#include "storage/ipc.h"
-#include "storage/pmsignal.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
-#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "observability/exporter.h"
-#include "metrics/latency.h"
 #include "bgw/launcher.h"
+#include "bgw/worker.h"
+#include "metrics/latency.h"
 #include "perfopt.h"
 #include "observability/prometheus.h"
 
@@ -92,15 +94,22 @@ static struct MHD_Daemon *daemon_handle = NULL;
 static char *metrics_password = NULL;	/* read from perfopt.metrics_password_file */
 static char *daemon_address = NULL;
 static bool connected = false;
-static MemoryContext scrape_cxt = NULL;
+static MemoryContext loop_cxt = NULL;	/* reset at each turn of the loop */
+static MemoryContext settings_cxt = NULL;	/* the password, the address */
+static bool resumed = false;	/* answer_waiting_clients resumed someone */
 
 /* The open connections, and since when each has been sending its request */
 typedef struct Client
 {
 	bool		in_use;
 	bool		reading;		/* its request is not all there yet */
+	bool		waiting;		/* suspended until the loop has its metrics */
 	MHD_socket	fd;
 	TimestampTz since;
+	struct MHD_Connection *connection;
+	struct MHD_Response *response;	/* built by the loop, for the handler to
+									 * queue once resumed */
+	unsigned int status;
 } Client;
 
 static Client clients[MAX_CONNECTIONS];
@@ -108,6 +117,12 @@ static Client clients[MAX_CONNECTIONS];
 /* Alert pushing state */
 static TimestampTz next_alert_push = 0;
 static int	alert_failures = 0;
+static CURLM *push_multi = NULL;
+static CURL *push_handle = NULL;	/* the post in flight, or NULL */
+static struct curl_slist *push_headers = NULL;
+static TimestampTz push_started = 0;
+static char *push_url = NULL;	/* Alertmanager's, redacted, for messages */
+static MemoryContext push_cxt = NULL;	/* holds push_url */
 
 PGDLLEXPORT void perfopt_exporter_main(Datum main_arg);
 
@@ -115,17 +130,7 @@ PGDLLEXPORT void perfopt_exporter_main(Datum main_arg);
 void
 perfopt_exporter_register(void)
 {
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "perfopt");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "perfopt_exporter_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "perfopt exporter");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "perfopt exporter");
-	RegisterBackgroundWorker(&worker);
+	perfopt_worker_register("perfopt exporter", "perfopt_exporter_main", 10);
 }
 
 /* Connect to perfopt.database the first time something needs it */
@@ -186,7 +191,11 @@ notify_connection(void *cls, struct MHD_Connection *connection, void **socket_co
 	}
 	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL)
 	{
-		((Client *) *socket_context)->in_use = false;
+		Client	   *client = (Client *) *socket_context;
+
+		if (client->response != NULL)
+			MHD_destroy_response(client->response);
+		memset(client, 0, sizeof(Client));
 		*socket_context = NULL;
 	}
 }
@@ -246,20 +255,30 @@ same_secret(const char *a, const char *b)
 	return diff == 0;
 }
 
-/* A plain-text response with a status */
+/* A plain-text response, copied, with its content type */
+static struct MHD_Response *
+plain_response(unsigned int status, const char *body, size_t length)
+{
+	struct MHD_Response *response;
+
+	response = MHD_create_response_from_buffer(length, (void *) body, MHD_RESPMEM_MUST_COPY);
+	if (response != NULL)
+		MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+								status == MHD_HTTP_OK ? "text/plain; version=0.0.4; charset=utf-8"
+								: "text/plain; charset=utf-8");
+	return response;
+}
+
+/* Queue a plain-text response with a status */
 static enum MHD_Result
 respond(struct MHD_Connection *connection, unsigned int status, const char *body,
 		size_t length)
 {
-	struct MHD_Response *response;
+	struct MHD_Response *response = plain_response(status, body, length);
 	enum MHD_Result ret;
 
-	response = MHD_create_response_from_buffer(length, (void *) body, MHD_RESPMEM_MUST_COPY);
 	if (response == NULL)
 		return MHD_NO;
-	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
-							status == MHD_HTTP_OK ? "text/plain; version=0.0.4; charset=utf-8"
-							: "text/plain; charset=utf-8");
 	ret = MHD_queue_response(connection, status, response);
 	MHD_destroy_response(response);
 	return ret;
@@ -317,7 +336,7 @@ read_password_file(void)
 	else
 		line[0] = '\0';
 	if (line[0] != '\0')
-		metrics_password = MemoryContextStrdup(TopMemoryContext, line);
+		metrics_password = MemoryContextStrdup(settings_cxt, line);
 	else
 		ereport(LOG,
 				(errmsg("perfopt exporter: the first line of perfopt.metrics_password_file \"%s\" is empty",
@@ -327,55 +346,92 @@ read_password_file(void)
 	FreeFile(file);
 }
 
-/* Build the exposition in a transaction of its own; NULL after an error */
+/* What a scrape step builds, and where */
+typedef struct ScrapeResult
+{
+	MemoryContext cxt;
+	char	   *text;
+} ScrapeResult;
+
+/* The step of a scrape: the exposition, copied out of the transaction */
+static void
+build_exposition(void *arg)
+{
+	ScrapeResult *result = (ScrapeResult *) arg;
+	char	   *built = perfopt_prometheus_text();
+
+	result->text = MemoryContextStrdup(result->cxt, built);
+}
+
+/*
+ * Build the exposition in a step of its own (in loop_cxt); NULL after an
+ * error.  Without the extension there is nothing to lock, and the
+ * exposition still has perfopt_up and what shared memory holds.
+ */
 static char *
 scrape(void)
 {
-	char	   *volatile text = NULL;
+	PerfoptStep step = {0};
+	ScrapeResult result = {loop_cxt, NULL};
 
-	MemoryContextReset(scrape_cxt);
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
+	step.flags = PERFOPT_STEP_LOCK_EXTENSION | PERFOPT_STEP_SPI;
+	step.timeout_ms = SCRAPE_TIMEOUT_MS;
+	step.activity = "GET /metrics";
+	step.cxt = loop_cxt;
+	if (perfopt_run_step(&step, build_exposition, &result) == NULL && !step.ran)
 	{
-		MemoryContext old;
-
-		(void) perfopt_lock_extension();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		enable_timeout_after(STATEMENT_TIMEOUT, SCRAPE_TIMEOUT_MS);
-		pgstat_report_activity(STATE_RUNNING, "GET /metrics");
-		{
-			char	   *built = perfopt_prometheus_text();
-
-			old = MemoryContextSwitchTo(scrape_cxt);
-			text = pstrdup(built);
-			MemoryContextSwitchTo(old);
-		}
-		disable_timeout(STATEMENT_TIMEOUT, false);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		step.flags = PERFOPT_STEP_SPI;
+		(void) perfopt_run_step(&step, build_exposition, &result);
 	}
-	PG_CATCH();
-	{
-		disable_timeout(STATEMENT_TIMEOUT, false);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		text = NULL;
-	}
-	PG_END_TRY();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return text;
+	return result.text;
 }
 
-/* libmicrohttpd's request handler: GET /metrics, nothing else */
+/*
+ * Answer the clients whose request waits, suspended: one scrape for all of
+ * them, then each gets its response and is resumed (libmicrohttpd calls
+ * the handler again, which queues it).
+ */
+static void
+answer_waiting_clients(void)
+{
+	static const char failed[] = "perfopt could not build the metrics; see the server log\n";
+	char	   *text;
+	bool		any = false;
+
+	for (int i = 0; i < MAX_CONNECTIONS; i++)
+		any |= clients[i].in_use && clients[i].waiting;
+	if (!any)
+		return;
+
+	ensure_connected();
+	text = scrape();
+	for (int i = 0; i < MAX_CONNECTIONS; i++)
+	{
+		Client	   *client = &clients[i];
+
+		if (!client->in_use || !client->waiting)
+			continue;
+		client->status = text != NULL ? MHD_HTTP_OK : MHD_HTTP_INTERNAL_SERVER_ERROR;
+		client->response = text != NULL ? plain_response(MHD_HTTP_OK, text, strlen(text))
+			: plain_response(MHD_HTTP_INTERNAL_SERVER_ERROR, failed, sizeof(failed) - 1);
+		client->waiting = false;
+		MHD_resume_connection(client->connection);
+		resumed = true;
+	}
+}
+
+/*
+ * libmicrohttpd's request handler: GET /metrics, nothing else.  It runs no
+ * transaction: a request for the metrics is suspended, the main loop
+ * builds its response and resumes it, and the handler, called again,
+ * queues that response.
+ */
 static enum MHD_Result
 handle_request(void *cls, struct MHD_Connection *connection, const char *url,
 			   const char *method, const char *version, const char *upload_data,
 			   size_t *upload_data_size, void **con_cls)
 {
 	static const char denied[] = "authentication required\n";
-	char	   *text;
 	Client	   *client;
 
 	/* the first call is for the headers only */
@@ -389,8 +445,21 @@ handle_request(void *cls, struct MHD_Connection *connection, const char *url,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	/* the whole request is there */
 	client = connection_client(connection);
+
+	/* resumed: the main loop has built the response */
+	if (client != NULL && client->response != NULL)
+	{
+		struct MHD_Response *response = client->response;
+		enum MHD_Result ret;
+
+		client->response = NULL;
+		ret = MHD_queue_response(connection, client->status, response);
+		MHD_destroy_response(response);
+		return ret;
+	}
+
+	/* the whole request is there */
 	if (client != NULL)
 		client->reading = false;
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
@@ -408,13 +477,13 @@ handle_request(void *cls, struct MHD_Connection *connection, const char *url,
 		MHD_destroy_response(response);
 		return ret;
 	}
+	if (client == NULL)
+		return respond(connection, MHD_HTTP_SERVICE_UNAVAILABLE, "too many clients\n", 17);
 
-	ensure_connected();
-	text = scrape();
-	if (text == NULL)
-		return respond(connection, MHD_HTTP_INTERNAL_SERVER_ERROR,
-					   "perfopt could not build the metrics; see the server log\n", 56);
-	return respond(connection, MHD_HTTP_OK, text, strlen(text));
+	client->connection = connection;
+	client->waiting = true;
+	MHD_suspend_connection(connection);
+	return MHD_YES;
 }
 
 /* Stop serving */
@@ -423,6 +492,13 @@ stop_daemon(void)
 {
 	if (daemon_handle != NULL)
 	{
+		/* libmicrohttpd stops no daemon with a connection suspended */
+		for (int i = 0; i < MAX_CONNECTIONS; i++)
+			if (clients[i].in_use && clients[i].waiting)
+			{
+				clients[i].waiting = false;
+				MHD_resume_connection(clients[i].connection);
+			}
 		MHD_stop_daemon(daemon_handle);
 		daemon_handle = NULL;
 		memset(clients, 0, sizeof(clients));
@@ -469,12 +545,12 @@ start_daemon(void)
 		ereport(LOG,
 				(errmsg("perfopt exporter: invalid perfopt.metrics_listen \"%s\"", perfopt_metrics_listen),
 				 errhint("Use an IPv4 address and a port, such as 127.0.0.1:9187, or a port alone for loopback.")));
-		daemon_address = pstrdup(perfopt_metrics_listen);
+		daemon_address = MemoryContextStrdup(settings_cxt, perfopt_metrics_listen);
 		return;
 	}
 	address.sin_port = htons((uint16) port);
 
-	daemon_handle = MHD_start_daemon(MHD_NO_FLAG, (uint16) port, NULL, NULL,
+	daemon_handle = MHD_start_daemon(MHD_ALLOW_SUSPEND_RESUME, (uint16) port, NULL, NULL,
 									 handle_request, NULL,
 									 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
 									 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) MAX_CONNECTIONS,
@@ -483,7 +559,7 @@ start_daemon(void)
 									 MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL,
 									 MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
 									 MHD_OPTION_END);
-	daemon_address = pstrdup(perfopt_metrics_listen);
+	daemon_address = MemoryContextStrdup(settings_cxt, perfopt_metrics_listen);
 	if (daemon_handle == NULL)
 		ereport(LOG,
 				(errmsg("perfopt exporter could not listen on %s:%ld: %m", host, port),
@@ -506,191 +582,301 @@ follow_listen_setting(void)
 		start_daemon();
 }
 
+/* What the alerts step builds, and where */
+typedef struct AlertsResult
+{
+	MemoryContext cxt;
+	char	   *json;
+} AlertsResult;
+
+/* The step of an alert push: the alerts as JSON, copied out of it */
+static void
+build_alerts(void *arg)
+{
+	AlertsResult *result = (AlertsResult *) arg;
+
+	if (SPI_execute("SELECT to_regclass('perfopt.incidents') IS NOT NULL", true, 1) > 0 &&
+		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") == 0 &&
+		SPI_execute("SELECT jsonb_agg(a)::text FROM ("
+					" SELECT jsonb_build_object("
+					"   'labels', jsonb_build_object('alertname', 'PerfoptIncident',"
+					"       'severity', severity, 'incident', id::text,"
+					"       'database', current_database(), 'service', 'perfopt'),"
+					"   'annotations', jsonb_build_object('summary', title, 'description', details::text),"
+					"   'startsAt', opened_at,"
+					"   'endsAt', coalesce(resolved_at, now() + interval '3 minutes')) AS a"
+					"   FROM perfopt.incidents"
+					"  WHERE resolved_at IS NULL OR resolved_at > now() - interval '15 minutes'"
+					" UNION ALL"
+					" SELECT jsonb_build_object("
+					"   'labels', jsonb_build_object('alertname', 'PerfoptCapacity',"
+					"       'severity', severity, 'resource', resource, 'entity', entity,"
+					"       'database', current_database(), 'service', 'perfopt'),"
+					"   'annotations', jsonb_build_object('summary', message,"
+					"       'description', 'runs out about ' || exhaustion_at),"
+					"   'startsAt', raised_at,"
+					"   'endsAt', coalesce(cleared_at, now() + interval '3 minutes'))"
+					"   FROM perfopt.capacity_alerts"
+					"  WHERE cleared_at IS NULL OR cleared_at > now() - interval '15 minutes') s",
+					true, 1) > 0 && SPI_processed == 1)
+	{
+		char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (value != NULL)
+			result->json = MemoryContextStrdup(result->cxt, value);
+	}
+}
+
 /* The alerts to post, as Alertmanager's v2 JSON; NULL when there are none */
 static char *
 alerts_json(void)
 {
-	char	   *volatile json = NULL;
+	PerfoptStep step = {0};
+	AlertsResult result = {loop_cxt, NULL};
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
-	{
-		PushActiveSnapshot(GetTransactionSnapshot());
-		SPI_connect();
-		if (perfopt_lock_extension() &&
-			SPI_execute("SELECT to_regclass('perfopt.incidents') IS NOT NULL", true, 1) > 0 &&
-			strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") == 0 &&
-			SPI_execute("SELECT jsonb_agg(a)::text FROM ("
-						" SELECT jsonb_build_object("
-						"   'labels', jsonb_build_object('alertname', 'PerfoptIncident',"
-						"       'severity', severity, 'incident', id::text,"
-						"       'database', current_database(), 'service', 'perfopt'),"
-						"   'annotations', jsonb_build_object('summary', title, 'description', details::text),"
-						"   'startsAt', opened_at,"
-						"   'endsAt', coalesce(resolved_at, now() + interval '3 minutes')) AS a"
-						"   FROM perfopt.incidents"
-						"  WHERE resolved_at IS NULL OR resolved_at > now() - interval '15 minutes'"
-						" UNION ALL"
-						" SELECT jsonb_build_object("
-						"   'labels', jsonb_build_object('alertname', 'PerfoptCapacity',"
-						"       'severity', severity, 'resource', resource, 'entity', entity,"
-						"       'database', current_database(), 'service', 'perfopt'),"
-						"   'annotations', jsonb_build_object('summary', message,"
-						"       'description', 'runs out about ' || exhaustion_at),"
-						"   'startsAt', raised_at,"
-						"   'endsAt', coalesce(cleared_at, now() + interval '3 minutes'))"
-						"   FROM perfopt.capacity_alerts"
-						"  WHERE cleared_at IS NULL OR cleared_at > now() - interval '15 minutes') s",
-						true, 1) > 0 && SPI_processed == 1)
-		{
-			char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-			if (value != NULL)
-				json = MemoryContextStrdup(scrape_cxt, value);
-		}
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		json = NULL;
-	}
-	PG_END_TRY();
-	return json;
+	step.flags = PERFOPT_STEP_LOCK_EXTENSION | PERFOPT_STEP_SPI;
+	step.activity = "collecting alerts";
+	step.cxt = loop_cxt;
+	(void) perfopt_run_step(&step, build_alerts, &result);
+	return result.json;
 }
 
-/* Post the alerts; returns whether Alertmanager took them */
-static bool
-post_alerts(const char *json)
+/* When the next push is due, after one that succeeded or not */
+static void
+schedule_next_push(bool ok)
 {
-	CURL	   *curl = curl_easy_init();
-	struct curl_slist *headers = NULL;
+	int			delay;
+
+	alert_failures = ok ? 0 : alert_failures + 1;
+	delay = ok ? ALERT_INTERVAL : Min(ALERT_MAX_BACKOFF, 1 << Min(alert_failures, 9));
+	next_alert_push = push_started + (TimestampTz) delay * USECS_PER_SEC;
+}
+
+/* Start posting the alerts, without waiting for Alertmanager */
+static bool
+start_post(const char *json)
+{
 	char	   *url;
-	long		status = 0;
-	CURLcode	result;
 
-	if (curl == NULL)
+	if (push_multi == NULL)
+		push_multi = curl_multi_init();
+	push_handle = curl_easy_init();
+	if (push_multi == NULL || push_handle == NULL)
+	{
+		if (push_handle != NULL)
+			curl_easy_cleanup(push_handle);
+		push_handle = NULL;
 		return false;
+	}
 	url = psprintf("%s/api/v2/alerts", perfopt_alertmanager_url);
-	headers = curl_slist_append(headers, "Content-Type: application/json");
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	result = curl_easy_perform(curl);
-	if (result == CURLE_OK)
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(headers);
-	curl_easy_cleanup(curl);
+	MemoryContextReset(push_cxt);
+	push_url = MemoryContextStrdup(push_cxt, redact_url(url));
+	push_headers = curl_slist_append(NULL, "Content-Type: application/json");
+	/* libcurl copies the strings it is given */
+	curl_easy_setopt(push_handle, CURLOPT_URL, url);
+	curl_easy_setopt(push_handle, CURLOPT_HTTPHEADER, push_headers);
+	curl_easy_setopt(push_handle, CURLOPT_COPYPOSTFIELDS, json);
+	curl_easy_setopt(push_handle, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+	curl_easy_setopt(push_handle, CURLOPT_TIMEOUT_MS, 5000L);
+	curl_easy_setopt(push_handle, CURLOPT_NOSIGNAL, 1L);
+	curl_multi_add_handle(push_multi, push_handle);
+	return true;
+}
 
-	/* from here on, url is for messages */
-	url = redact_url(url);
+/* The post is over: log how it went, free it, schedule the next one */
+static void
+finish_post(CURLcode result)
+{
+	long		status = 0;
+
+	if (result == CURLE_OK)
+		curl_easy_getinfo(push_handle, CURLINFO_RESPONSE_CODE, &status);
+	curl_multi_remove_handle(push_multi, push_handle);
+	curl_easy_cleanup(push_handle);
+	push_handle = NULL;
+	curl_slist_free_all(push_headers);
+	push_headers = NULL;
+
 	if (result != CURLE_OK || status != 200)
 	{
 		if (alert_failures == 0)
 			ereport(LOG,
 					(errmsg("perfopt exporter could not post alerts to %s: %s",
-							url, result != CURLE_OK ? curl_easy_strerror(result)
+							push_url, result != CURLE_OK ? curl_easy_strerror(result)
 							: psprintf("HTTP status %ld", status)),
 					 errhint("perfopt retries with a growing delay; check perfopt.alertmanager_url.")));
-		return false;
+		schedule_next_push(false);
+		return;
 	}
 	if (alert_failures > 0)
-		ereport(LOG, (errmsg("perfopt exporter posts alerts to %s again", url)));
-	return true;
+		ereport(LOG, (errmsg("perfopt exporter posts alerts to %s again", push_url)));
+	schedule_next_push(true);
 }
 
-/* Push the alerts when it is time */
+/* Let libcurl move the post in flight on, and finish it when it is over */
+static void
+continue_post(void)
+{
+	int			running;
+	int			left;
+	CURLMsg    *msg;
+
+	if (push_handle == NULL)
+		return;
+	curl_multi_perform(push_multi, &running);
+	while (push_handle != NULL && (msg = curl_multi_info_read(push_multi, &left)) != NULL)
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == push_handle)
+			finish_post(msg->data.result);
+}
+
+/* Start pushing the alerts when it is time and no push is in flight */
 static void
 push_alerts_if_due(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
 	char	   *json;
-	bool		ok = true;
-	int			delay;
 
 	if (perfopt_alertmanager_url == NULL || perfopt_alertmanager_url[0] == '\0' ||
-		now < next_alert_push)
+		push_handle != NULL || GetCurrentTimestamp() < next_alert_push)
 		return;
 	ensure_connected();
-	MemoryContextReset(scrape_cxt);
+	push_started = GetCurrentTimestamp();
 	json = alerts_json();
-	if (json != NULL)
-		ok = post_alerts(json);
-	alert_failures = ok ? 0 : alert_failures + 1;
-	delay = ok ? ALERT_INTERVAL : Min(ALERT_MAX_BACKOFF, 1 << Min(alert_failures, 9));
-	next_alert_push = now + (TimestampTz) delay * USECS_PER_SEC;
+	if (json == NULL)
+		schedule_next_push(true);
+	else if (!start_post(json))
+		schedule_next_push(false);
+	else
+		continue_post();
+}
+
+/*
+ * Wait for the daemon's sockets, the post's, the latch and the postmaster
+ * in one WaitEventSet, then let libmicrohttpd and libcurl handle what is
+ * ready.  Both give their sockets as fd_sets; at most IDLE_WAIT_MS, so
+ * that slow clients are dropped in time.
+ */
+static void
+wait_and_serve(void)
+{
+	fd_set		readable,
+				writable,
+				failed;
+	MHD_socket	highest = -1;
+	int			curl_highest = -1;
+	long		timeout_ms = IDLE_WAIT_MS;
+	int			nsockets = 0;
+	WaitEventSet *set;
+	WaitEvent  *events;
+	int			n;
+
+	FD_ZERO(&readable);
+	FD_ZERO(&writable);
+	FD_ZERO(&failed);
+	if (daemon_handle != NULL)
+	{
+		MHD_UNSIGNED_LONG_LONG mhd_ms;
+
+		if (MHD_get_fdset2(daemon_handle, &readable, &writable, &failed, &highest,
+						   FD_SETSIZE) != MHD_YES)
+			highest = -1;
+		if (MHD_get_timeout(daemon_handle, &mhd_ms) == MHD_YES)
+			timeout_ms = Min(timeout_ms, (long) mhd_ms);
+	}
+	if (push_handle != NULL)
+	{
+		long		curl_ms = -1;
+
+		curl_multi_fdset(push_multi, &readable, &writable, &failed, &curl_highest);
+		curl_multi_timeout(push_multi, &curl_ms);
+		if (curl_ms >= 0)
+			timeout_ms = Min(timeout_ms, curl_ms);
+		/* no socket yet (a name being resolved): look again soon */
+		if (curl_highest < 0)
+			timeout_ms = Min(timeout_ms, 100);
+	}
+	else if (perfopt_alertmanager_url != NULL && perfopt_alertmanager_url[0] != '\0')
+		timeout_ms = Min(timeout_ms,
+						 TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_alert_push));
+	highest = Max(highest, curl_highest);
+	/* libmicrohttpd takes resumed connections back in its next run: now */
+	if (resumed)
+		timeout_ms = 0;
+	resumed = false;
+
+	for (int fd = 0; fd <= highest; fd++)
+		if (FD_ISSET(fd, &readable) || FD_ISSET(fd, &writable))
+			nsockets++;
+	set = perfopt_worker_wait_set(CurrentMemoryContext, nsockets);
+	for (int fd = 0; fd <= highest; fd++)
+	{
+		uint32		wanted = (FD_ISSET(fd, &readable) ? WL_SOCKET_READABLE : 0) |
+			(FD_ISSET(fd, &writable) ? WL_SOCKET_WRITEABLE : 0);
+
+		if (wanted != 0)
+			AddWaitEventToSet(set, wanted, fd, NULL, NULL);
+	}
+	events = palloc(sizeof(WaitEvent) * (nsockets + 2));
+	n = perfopt_worker_wait_set_wait(set, Max(0, timeout_ms), events, nsockets + 2);
+	FreeWaitEventSet(set);
+
+	FD_ZERO(&readable);
+	FD_ZERO(&writable);
+	FD_ZERO(&failed);
+	for (int i = 0; i < n; i++)
+	{
+		if (events[i].events & WL_SOCKET_READABLE)
+			FD_SET(events[i].fd, &readable);
+		if (events[i].events & WL_SOCKET_WRITEABLE)
+			FD_SET(events[i].fd, &writable);
+	}
+	if (daemon_handle != NULL)
+	{
+		MHD_run_from_select(daemon_handle, &readable, &writable, &failed);
+		drop_slow_clients();
+	}
+	continue_post();
 }
 
 /* Entry point of the exporter worker */
 void
 perfopt_exporter_main(Datum main_arg)
 {
+	/*
+	 * The signals perfopt_worker_start sets, as the connection comes only
+	 * when needed; until then there is no step for a cancel to cancel
+	 * (perfopt_worker_connect installs the toolkit's handler)
+	 */
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGINT, SIG_IGN);
 	BackgroundWorkerUnblockSignals();
-
 	perfopt_latency_skip_this_process();
+
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	scrape_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt exporter",
-									   ALLOCSET_DEFAULT_SIZES);
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt exporter loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	push_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt exporter alert push",
+									 ALLOCSET_SMALL_SIZES);
+	settings_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt exporter settings",
+										 ALLOCSET_SMALL_SIZES);
 	read_password_file();
 	follow_listen_setting();
 
 	for (;;)
 	{
+		MemoryContextReset(loop_cxt);
+		MemoryContextSwitchTo(loop_cxt);
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
+
+		/* before a reload, which may stop the daemon: nobody stays suspended */
+		answer_waiting_clients();
+		if (perfopt_worker_reload())
 		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
 			read_password_file();
 			follow_listen_setting();
 			next_alert_push = 0;
 		}
-
 		push_alerts_if_due();
-
-		if (daemon_handle == NULL)
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 IDLE_WAIT_MS, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			continue;
-		}
-
-		/* serve: wait for sockets at most a second, then let the daemon work */
-		{
-			fd_set		readable,
-						writable,
-						failed;
-			MHD_socket	highest = 0;
-			struct timeval wait = {1, 0};
-			MHD_UNSIGNED_LONG_LONG timeout_ms;
-
-			FD_ZERO(&readable);
-			FD_ZERO(&writable);
-			FD_ZERO(&failed);
-			if (MHD_get_fdset(daemon_handle, &readable, &writable, &failed, &highest) != MHD_YES)
-				highest = 0;
-			if (MHD_get_timeout(daemon_handle, &timeout_ms) == MHD_YES && timeout_ms < 1000)
-			{
-				wait.tv_sec = 0;
-				wait.tv_usec = (long) timeout_ms * 1000;
-			}
-			if (select(highest + 1, &readable, &writable, &failed, &wait) < 0 && errno != EINTR)
-				ereport(LOG, (errmsg("perfopt exporter: select failed: %m")));
-			if (!PostmasterIsAlive())
-				proc_exit(1);
-			MHD_run(daemon_handle);
-			drop_slow_clients();
-		}
+		wait_and_serve();
 	}
 }
