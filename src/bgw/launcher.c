@@ -53,10 +53,8 @@
 
 #include "bgw/launcher.h"
 #include "bgw/worker.h"
+#include "common/settings.h"
 #include "orchestrator/actions.h"
-
-char	   *perfopt_database = NULL;
-int			perfopt_sample_interval = 10;
 
 /* How long the launcher sleeps at most, and while the extension is missing */
 #define LAUNCHER_MAX_SLEEP_MS	1000

@@ -58,8 +58,12 @@
 #include "utils/timestamp.h"
 
 #include "bgw/worker.h"
-#include "cache/cache.h"
 #include "cache/cache_worker.h"
+#include "cache/redis.h"
+
+char	   *perfopt_cache_channel = NULL;
+int			perfopt_cache_batch_size = 1000;
+int			perfopt_cache_batch_delay = 2;
 
 /* How long the worker sleeps when nobody wakes it */
 #define CACHE_IDLE_SLEEP_MS		1000
@@ -96,8 +100,6 @@ typedef struct CacheShared
 
 static CacheShared *cache_shared = NULL;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* In backends: whether this transaction queued something, and its lowest id */
 static bool wake_pending = false;
@@ -135,21 +137,18 @@ PGDLLEXPORT void perfopt_cache_worker_main(Datum main_arg);
 
 PG_FUNCTION_INFO_V1(perfopt_cache_worker_state);
 
-static void
-cache_shmem_request(void)
+/* Ask for the shared struct; from perfopt.c's hook */
+void
+perfopt_cache_shmem_request(void)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(CacheShared)));
 }
 
-static void
-cache_shmem_startup(void)
+/* Create or attach the shared struct; from perfopt.c's hook */
+void
+perfopt_cache_shmem_startup(void)
 {
 	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	cache_shared = ShmemInitStruct("perfopt cache", sizeof(CacheShared), &found);
@@ -162,18 +161,10 @@ cache_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/*
- * Reserve the shared struct and register the worker; called from _PG_init
- * while shared_preload_libraries is processed.
- */
+/* Register the worker; called from _PG_init while preloading */
 void
-perfopt_cache_worker_init(void)
+perfopt_cache_worker_register(void)
 {
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = cache_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = cache_shmem_startup;
-
 	perfopt_worker_register("perfopt cache invalidator", "perfopt_cache_worker_main",
 							CACHE_RESTART_SECONDS);
 }
