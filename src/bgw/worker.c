@@ -55,11 +55,8 @@
 #include "bgw/worker.h"
 #include "common/extension_lock.h"
 #include "common/security.h"
-#include "bgw/launcher.h"
+#include "common/settings.h"
 #include "metrics/latency.h"
-
-/* set in perfopt's workers when they connect: see perfopt_worker_connect */
-static bool in_perfopt_worker = false;
 
 /* the database this worker connected to, for perfopt_worker_reload */
 static char *connected_to = NULL;
@@ -121,29 +118,6 @@ worker_cancel_handler(SIGNAL_ARGS)
 }
 
 /*
- * Whether a setting the workers act on may come from source in this
- * process.  A database owner who is no superuser can ALTER DATABASE ...
- * SET a USERSET setting, and such settings reach the workers' sessions
- * when they connect; so the workers take these settings from the server's
- * configuration (postgresql.conf, ALTER SYSTEM) only, and ignore the
- * per-database and per-role ones with a warning.
- */
-bool
-perfopt_worker_setting_allowed(GucSource source)
-{
-	if (!in_perfopt_worker)
-		return true;
-	if (source == PGC_S_GLOBAL || source == PGC_S_DATABASE ||
-		source == PGC_S_USER || source == PGC_S_DATABASE_USER)
-	{
-		GUC_check_errdetail("perfopt's background workers take this setting from the server's configuration only.");
-		GUC_check_errhint("Set it in postgresql.conf or with ALTER SYSTEM.");
-		return false;
-	}
-	return true;
-}
-
-/*
  * Connect a perfopt background worker to dbname: first mark the process
  * as a worker, so that the per-database and per-role settings applied at
  * connection cannot steer it, then pin search_path to pg_catalog, pg_temp,
@@ -153,7 +127,7 @@ perfopt_worker_setting_allowed(GucSource source)
 void
 perfopt_worker_connect(const char *dbname)
 {
-	in_perfopt_worker = true;
+	perfopt_settings_server_only = true;
 	pqsignal(SIGINT, worker_cancel_handler);
 	connected_to = MemoryContextStrdup(TopMemoryContext, dbname);
 	BackgroundWorkerInitializeConnection(dbname, NULL, 0);

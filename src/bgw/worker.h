@@ -16,7 +16,6 @@
 #include "postmaster/bgworker.h"
 #include "storage/latch.h"
 #include "utils/elog.h"
-#include "utils/guc.h"
 #include "utils/palloc.h"
 
 /* ---- registering ---- */
@@ -56,9 +55,6 @@ extern const char *perfopt_worker_start(const char *name);
  * worker that connects late; perfopt_worker_start calls it.
  */
 extern void perfopt_worker_connect(const char *dbname);
-
-/* For the check hooks of the settings the workers act on */
-extern bool perfopt_worker_setting_allowed(GucSource source);
 
 /* ---- reloading ---- */
 
