@@ -8,9 +8,10 @@
  * fixed array of PERFOPT_MAX_INSTANCES slots in shared memory is what
  * route() reads, so that a call scans no table: it takes the LWLock in
  * shared mode, copies the candidates, and picks one with balance.c.  The
- * array is loaded from the table by the first caller after start-up, after
- * every register / deregister / drain, and by the health checker before
- * each round (which also corrects a change that was rolled back).  A slot
+ * array is loaded from the table by the first caller after start-up that
+ * may read it, after every register / deregister / drain, and by the
+ * health checker every interval (which also corrects a change that was
+ * rolled back).  A slot
  * keeps its health across reloads as long as its instance keeps its name.
  *
  * An instance starts down, becomes healthy after
@@ -26,14 +27,17 @@
 #include <limits.h>
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -262,12 +266,22 @@ perfopt_routing_sync(void)
 	return true;
 }
 
-/* Load the registry once, for the first caller after start-up */
+/*
+ * Load the registry once, for the first caller after start-up that may
+ * read it; a caller that may not (a perfopt_app member calling route())
+ * sees the array as it is until the health checker loads it
+ */
 static void
 ensure_loaded(void)
 {
+	Oid			registry;
+
 	require_shared();
-	if (!routing_shared->loaded)
+	if (routing_shared->loaded)
+		return;
+	registry = RangeVarGetRelid(makeRangeVar("perfopt", "instance_registry", -1), NoLock, true);
+	if (OidIsValid(registry) &&
+		pg_class_aclcheck(registry, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
 		(void) perfopt_routing_sync();
 }
 
