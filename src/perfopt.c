@@ -23,6 +23,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "utils/queryjumble.h"
 
 #include "bgw/launcher.h"
@@ -52,16 +53,21 @@ perfopt_shmem_request(void)
 	perfopt_cache_shmem_request();
 }
 
-/* The shared memory start-up hook: every subsystem sets up its part */
+/*
+ * The shared memory start-up hook: every subsystem creates or attaches its
+ * part, under AddinShmemInitLock taken once for all of them
+ */
 static void
 perfopt_shmem_startup(void)
 {
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	perfopt_latency_shmem_startup();
 	perfopt_routing_shmem_startup();
 	perfopt_cache_shmem_startup();
+	LWLockRelease(AddinShmemInitLock);
 }
 
 /*

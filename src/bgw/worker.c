@@ -174,12 +174,15 @@ perfopt_worker_reload(void)
 
 /*
  * Before a worker sleeps: send its statistics, as a backend does when it
- * goes idle; at most once a second unless the sleep is that long.
+ * goes idle; at most once a second unless the sleep is that long.  Not
+ * inside a transaction (a step that waits on a socket): the step reports
+ * when it ends.
  */
 static void
 before_wait(long timeout_ms)
 {
-	pgstat_report_stat(timeout_ms < 0 || timeout_ms >= 1000);
+	if (!IsTransactionOrTransactionBlock())
+		pgstat_report_stat(timeout_ms < 0 || timeout_ms >= 1000);
 }
 
 /* After a worker woke: reset the latch if it was set, take interrupts */

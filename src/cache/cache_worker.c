@@ -153,13 +153,15 @@ perfopt_cache_shmem_request(void)
 	RequestAddinShmemSpace(MAXALIGN(sizeof(CacheShared)));
 }
 
-/* Create or attach the shared struct; from perfopt.c's hook */
+/*
+ * Create or attach the shared struct; from perfopt.c's hook, which holds
+ * AddinShmemInitLock
+ */
 void
 perfopt_cache_shmem_startup(void)
 {
 	bool		found;
 
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	cache_shared = ShmemInitStruct("perfopt cache", sizeof(CacheShared), &found);
 	if (!found)
 	{
@@ -168,7 +170,6 @@ perfopt_cache_shmem_startup(void)
 		pg_atomic_init_u32(&cache_shared->error_changes, 0);
 		cache_shared->late_low = PG_INT64_MAX;
 	}
-	LWLockRelease(AddinShmemInitLock);
 }
 
 /* Register the worker; called from _PG_init while preloading */

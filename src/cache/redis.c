@@ -214,6 +214,28 @@ perfopt_redis_command(redisContext *c, const char *format,...)
 }
 
 /*
+ * After a command that sets the connection up (AUTH, SELECT): true if it
+ * succeeded; else the reason, failure at where Redis is, goes to error and
+ * the connection is closed.
+ */
+static bool
+setup_succeeded(redisContext *c, redisReply *reply, const char *failure,
+				char *error, size_t errorlen)
+{
+	if (reply != NULL && reply->type != REDIS_REPLY_ERROR)
+	{
+		freeReplyObject(reply);
+		return true;
+	}
+	snprintf(error, errorlen, "%s at %s: %s", failure, perfopt_redis_address(),
+			 reply ? reply->str : c->errstr);
+	if (reply)
+		freeReplyObject(reply);
+	redisFree(c);
+	return false;
+}
+
+/*
  * Connect to Redis as the settings say, log in and select the database.
  * Every step has perfopt.redis_timeout.  On failure, returns NULL with the
  * reason in error; the password is never part of it.
@@ -252,32 +274,17 @@ perfopt_redis_connect(char *error, size_t errorlen)
 		reply = perfopt_redis_command(c, "AUTH %s", perfopt_redis_password);
 	else
 		reply = perfopt_redis_command(c, "PING");
-	if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
-	{
-		snprintf(error, errorlen, "could not log in to Redis at %s: %s",
-				 perfopt_redis_address(),
-				 reply ? reply->str : c->errstr);
-		if (reply)
-			freeReplyObject(reply);
-		redisFree(c);
+	if (!setup_succeeded(c, reply, "could not log in to Redis", error, errorlen))
 		return NULL;
-	}
-	freeReplyObject(reply);
 
 	if (perfopt_redis_db != 0)
 	{
+		char		failure[64];
+
+		snprintf(failure, sizeof(failure), "could not select database %d of Redis", perfopt_redis_db);
 		reply = perfopt_redis_command(c, "SELECT %d", perfopt_redis_db);
-		if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
-		{
-			snprintf(error, errorlen, "could not select database %d of Redis at %s: %s",
-					 perfopt_redis_db, perfopt_redis_address(),
-					 reply ? reply->str : c->errstr);
-			if (reply)
-				freeReplyObject(reply);
-			redisFree(c);
+		if (!setup_succeeded(c, reply, failure, error, errorlen))
 			return NULL;
-		}
-		freeReplyObject(reply);
 	}
 	return c;
 }

@@ -138,14 +138,15 @@ perfopt_latency_shmem_request(void)
 	RequestNamedLWLockTranche("perfopt latency", 1);
 }
 
-/* Create or attach the histograms' shared memory; from perfopt.c's hook */
+/*
+ * Create or attach the histograms' shared memory; from perfopt.c's hook,
+ * which holds AddinShmemInitLock
+ */
 void
 perfopt_latency_shmem_startup(void)
 {
 	bool		found;
 	HASHCTL		info;
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 
 	latency_shared = ShmemInitStruct("perfopt latency", sizeof(LatencyShared), &found);
 	if (!found)
@@ -160,8 +161,6 @@ perfopt_latency_shmem_startup(void)
 	latency_hash = ShmemInitHash("perfopt latency hash",
 								 perfopt_max_statements, perfopt_max_statements,
 								 &info, HASH_ELEM | HASH_BLOBS);
-
-	LWLockRelease(AddinShmemInitLock);
 }
 
 static bool

@@ -753,76 +753,63 @@ call_for_caller(const char *sql, int nargs, Oid *types, Datum *values, char *nul
 	return result;
 }
 
-/* Copy fcinfo's arguments, of the given types, after $1, the caller */
-static void
-arguments(FunctionCallInfo fcinfo, const Oid *argtypes, Oid *types, Datum *values, char *nulls)
+/* the most arguments an entry point passes on, after the caller */
+#define CALLER_MAX_ARGS 4
+
+/*
+ * An entry point that acts for its caller: check that fcinfo holds nargs
+ * arguments, pass them, of argtypes, after $1 (the caller) to sql, and
+ * return its value (NULL through fcinfo->isnull).
+ */
+static Datum
+act_for_caller(FunctionCallInfo fcinfo, const char *name, const char *sql,
+			   int nargs, const Oid *argtypes)
 {
-	for (int i = 0; i < PG_NARGS(); i++)
+	Oid			types[CALLER_MAX_ARGS + 1];
+	Datum		values[CALLER_MAX_ARGS + 1];
+	char		nulls[CALLER_MAX_ARGS + 1];
+	bool		isnull;
+	Datum		result;
+
+	Assert(nargs <= CALLER_MAX_ARGS);
+	if (PG_NARGS() != nargs)
+		elog(ERROR, "%s takes %d argument%s", name, nargs, nargs == 1 ? "" : "s");
+	for (int i = 0; i < nargs; i++)
 	{
 		values[i + 1] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 		nulls[i + 1] = PG_ARGISNULL(i) ? 'n' : ' ';
 		types[i + 1] = argtypes[i];
 	}
+	result = call_for_caller(sql, nargs + 1, types, values, nulls, &isnull);
+	fcinfo->isnull = isnull;
+	return result;
 }
 
 /* perfopt.optimize(action, target, dry_run, params): one action by hand, for the caller */
 Datum
 perfopt_optimize(PG_FUNCTION_ARGS)
 {
-	Oid			types[5];
-	Datum		values[5];
-	char		nulls[5];
-	bool		isnull;
-	Datum		result;
-
-	if (PG_NARGS() != 4)
-		elog(ERROR, "perfopt.optimize takes 4 arguments");
-	arguments(fcinfo, (Oid[]) {TEXTOID, TEXTOID, BOOLOID, JSONBOID}, types, values, nulls);
-	result = call_for_caller("SELECT perfopt.optimize_as($1, $2, $3, $4, $5)",
-							 5, types, values, nulls, &isnull);
-	if (isnull)
-		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
+	return act_for_caller(fcinfo, "perfopt.optimize",
+						  "SELECT perfopt.optimize_as($1, $2, $3, $4, $5)",
+						  4, (Oid[]) {TEXTOID, TEXTOID, BOOLOID, JSONBOID});
 }
 
 /* perfopt.rollback_action(action_id): queue an undo, for the caller */
 Datum
 perfopt_rollback_action(PG_FUNCTION_ARGS)
 {
-	Oid			types[2];
-	Datum		values[2];
-	char		nulls[2];
-	bool		isnull;
-	Datum		result;
-
-	if (PG_NARGS() != 1)
-		elog(ERROR, "perfopt.rollback_action takes 1 argument");
-	arguments(fcinfo, (Oid[]) {INT8OID}, types, values, nulls);
-	result = call_for_caller("SELECT perfopt.rollback_action_as($1, $2)",
-							 2, types, values, nulls, &isnull);
-	if (isnull)
-		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
+	return act_for_caller(fcinfo, "perfopt.rollback_action",
+						  "SELECT perfopt.rollback_action_as($1, $2)",
+						  1, (Oid[]) {INT8OID});
 }
 
 /* perfopt.run_optimization_cycle(at): one cycle, for the caller */
 Datum
 perfopt_run_optimization_cycle(PG_FUNCTION_ARGS)
 {
-	Oid			types[2];
-	Datum		values[2];
-	char		nulls[2];
-	bool		isnull;
-	Datum		result;
-
-	if (PG_NARGS() != 1)
-		elog(ERROR, "perfopt.run_optimization_cycle takes 1 argument");
-	arguments(fcinfo, (Oid[]) {TIMESTAMPTZOID}, types, values, nulls);
-	result = call_for_caller("SELECT perfopt.optimization_cycle($1, $2)",
-							 2, types, values, nulls, &isnull);
-	if (isnull)
-		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
+	return act_for_caller(fcinfo, "perfopt.run_optimization_cycle",
+						  "SELECT perfopt.optimization_cycle($1, $2)",
+						  1, (Oid[]) {TIMESTAMPTZOID});
 }
 
 /*

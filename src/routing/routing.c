@@ -116,13 +116,15 @@ perfopt_routing_shmem_request(void)
 	RequestNamedLWLockTranche("perfopt routing", 1);
 }
 
-/* Create or attach the registry's shared memory; from perfopt.c's hook */
+/*
+ * Create or attach the registry's shared memory; from perfopt.c's hook,
+ * which holds AddinShmemInitLock
+ */
 void
 perfopt_routing_shmem_startup(void)
 {
 	bool		found;
 
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	routing_shared = ShmemInitStruct("perfopt routing", sizeof(RoutingShared), &found);
 	if (!found)
 	{
@@ -135,7 +137,6 @@ perfopt_routing_shmem_startup(void)
 			pg_atomic_init_u64(&routing_shared->slots[i].routed_total, 0);
 		}
 	}
-	LWLockRelease(AddinShmemInitLock);
 }
 
 /* Fail clearly when perfopt was not preloaded */
