@@ -48,7 +48,7 @@ query(q{
 CREATE TABLE public.leads (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
 INSERT INTO public.leads SELECT i FROM generate_series(1, 10) i;});
 my $writes = $node->basedir . '/writes.sql';
-append_to_file($writes, "UPDATE public.leads SET n = n + 1 WHERE id = 1 + (random() * 9)::int;\n");
+append_to_file($writes, "\\set id random(1, 10)\nUPDATE public.leads SET n = n + 1 WHERE id = :id;\n");
 
 for my $round (1 .. $rounds)
 {
@@ -71,7 +71,7 @@ SELECT perfopt.register_instance('self', 'postgresql', \$\$${\ $node->connstr('p
 	# a writer keeps the cache worker busy through the update
 	my ($wout, $werr) = ('', '');
 	my $writer = IPC::Run::start(
-		[ 'pgbench', '-n', '-T', '4', '-c', '2', '-f', $writes, $node->connstr('postgres') ],
+		[ 'pgbench', '-n', '-T', '4', '-c', '2', '-R', '200', '-f', $writes, $node->connstr('postgres') ],
 		'>', \$wout, '2>', \$werr);
 	usleep(1_500_000);
 	my $started = query('SELECT clock_timestamp()');
