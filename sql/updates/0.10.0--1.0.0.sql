@@ -13,3 +13,23 @@ SELECT perfopt.lock_for_update();
 -- rows' ids again (a duplicate key on the next rule or warmer)
 SELECT pg_catalog.pg_extension_config_dump('perfopt.automation_rules_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('perfopt.cache_warmers_id_seq', '');
+
+-- perfopt.metrics gives up its partitioned index for one index per partition
+-- (see sql/tables/40_metrics.sql): pg_restore failed on every daily
+-- partition's index, made once by ATTACH PARTITION and again as dumped.
+-- Dropping the partitioned index drops those of the partitions; each
+-- partition then gets its own again.
+DO $$
+DECLARE
+    rel regclass;
+BEGIN
+    FOR rel IN SELECT i.indexrelid::regclass FROM pg_catalog.pg_index i
+                WHERE i.indrelid OPERATOR(pg_catalog.=) 'perfopt.metrics'::regclass LOOP
+        EXECUTE pg_catalog.format('DROP INDEX %s', rel);
+    END LOOP;
+    FOR rel IN SELECT h.inhrelid::regclass FROM pg_catalog.pg_inherits h
+                WHERE h.inhparent OPERATOR(pg_catalog.=) 'perfopt.metrics'::regclass LOOP
+        EXECUTE pg_catalog.format('CREATE INDEX ON %s (metric, entity, ts)', rel);
+    END LOOP;
+END
+$$;

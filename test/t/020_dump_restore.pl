@@ -36,7 +36,8 @@ CREATE TABLE public.leads (id int PRIMARY KEY, email text);
 INSERT INTO public.leads VALUES (1, 'a@example.com'), (2, 'b@example.com');
 GRANT SELECT ON public.leads TO carol;});
 
-# what users write, each the way they write it
+# what users write, each the way they write it (a rule on a metric the
+# application records, too: the restore loads it before any such record)
 my ($out, $err) = as('src', 'mallory', q{
 INSERT INTO perfopt.automation_rules (name, trigger_type, metric, entity, condition, threshold, actions)
 VALUES ('mallory_cpu', 'threshold', 'cpu_usage_pct', '', 'greater_than', 90,
@@ -48,6 +49,9 @@ VALUES ('carol_memory', 'threshold', 'memory_used_pct', '', 'greater_than', 95,
         '[{"type": "notify", "event": "carol_memory"}]');});
 is($err, '', 'and so does another') or diag($err);
 query('src', q{
+SELECT perfopt.record_metrics(now(), ARRAY['queue_depth'], ARRAY[''], ARRAY[3]);
+INSERT INTO perfopt.automation_rules (name, trigger_type, metric, entity, condition, threshold, actions)
+VALUES ('queue_depth', 'threshold', 'queue_depth', '', 'greater_than', 90, '[]');
 INSERT INTO perfopt.jobs (job_name, command, schedule) VALUES ('analyze_leads', 'ANALYZE public.leads', '1 day');
 INSERT INTO perfopt.cache_strategies (name, memory_ttl, redis_ttl, priority, description)
 VALUES ('lead_pages', '1 minute', '5 minutes', 40, 'rendered lead pages');
@@ -88,6 +92,14 @@ is(query('dst', $users_rows), $before,
 	'what users wrote comes back, once, with its ids and owners, and the seeded rows are not doubled');
 is(query('dst', "SELECT extversion FROM pg_extension WHERE extname = 'perfopt'"),
 	query('src', "SELECT extversion FROM pg_extension WHERE extname = 'perfopt'"), 'at the same version');
+
+# the day's partition of perfopt.metrics (pg_dump keeps it: perfopt made it
+# after CREATE EXTENSION) comes back with its rows and one index
+is(query('dst', q{SELECT count(*) || ' ' || (SELECT count(*) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indrelid
+												WHERE h.inhparent = 'perfopt.metrics'::regclass
+												  AND i.indrelid <> 'perfopt.metrics_default'::regclass)
+				  FROM perfopt.metrics WHERE metric = 'queue_depth'}),
+	'1 1', 'the daily partition of metrics comes back with its rows and one index');
 
 # ids go on after the restored ones (their sequences are dumped too)
 ($out, $err) = as('dst', 'mallory', q{
