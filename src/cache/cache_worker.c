@@ -42,6 +42,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -81,7 +82,14 @@
 
 #define CACHE_ERROR_LEN			512
 
-/* What the worker shares with backends */
+/*
+ * What the worker shares with backends.  The spinlock guards the small
+ * fields above error_changes, a few instructions at a time.  The last error
+ * is written only by the worker and read without a lock, as backends'
+ * activity strings are (pgstat_begin_write_activity): the worker bumps
+ * error_changes to odd, writes, and bumps it back to even; a reader copies
+ * and retries until it saw the same even count before and after.
+ */
 typedef struct CacheShared
 {
 	slock_t		mutex;
@@ -92,6 +100,7 @@ typedef struct CacheShared
 	uint64		sent;			/* distinct keys and patterns Redis confirmed */
 	uint64		batches;
 	TimestampTz last_sent_at;
+	pg_atomic_uint32 error_changes; /* odd while the worker writes the error */
 	TimestampTz error_at;
 	char		error[CACHE_ERROR_LEN];
 } CacheShared;
@@ -159,6 +168,7 @@ cache_shmem_startup(void)
 	{
 		memset(cache_shared, 0, sizeof(CacheShared));
 		SpinLockInit(&cache_shared->mutex);
+		pg_atomic_init_u32(&cache_shared->error_changes, 0);
 		cache_shared->late_low = PG_INT64_MAX;
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -255,9 +265,14 @@ perfopt_cache_wake_at_commit(int64 id)
 static void
 cache_report_error(const char *message)
 {
-	SpinLockAcquire(&cache_shared->mutex);
+	TimestampTz now = GetCurrentTimestamp();
+
+	pg_atomic_fetch_add_u32(&cache_shared->error_changes, 1);	/* a barrier */
 	strlcpy(cache_shared->error, message, CACHE_ERROR_LEN);
-	cache_shared->error_at = GetCurrentTimestamp();
+	cache_shared->error_at = now;
+	pg_atomic_fetch_add_u32(&cache_shared->error_changes, 1);
+
+	SpinLockAcquire(&cache_shared->mutex);
 	cache_shared->connected = false;
 	SpinLockRelease(&cache_shared->mutex);
 
@@ -678,11 +693,13 @@ cache_round(const char *connected_to)
 
 		if (batch.rows > 0)
 		{
+			TimestampTz now = GetCurrentTimestamp();
+
 			scan_low = Max(scan_low, batch.next_low);
 			SpinLockAcquire(&cache_shared->mutex);
 			cache_shared->sent += batch.sent;
 			cache_shared->batches++;
-			cache_shared->last_sent_at = GetCurrentTimestamp();
+			cache_shared->last_sent_at = now;
 			SpinLockRelease(&cache_shared->mutex);
 		}
 		if (batch.rows < (uint64) perfopt_cache_batch_size)
@@ -776,6 +793,27 @@ perfopt_cache_worker_main(Datum main_arg)
 	}
 }
 
+/* Copy the worker's last error, retrying while the worker rewrites it */
+static void
+cache_read_error(char *error, TimestampTz *error_at)
+{
+	for (;;)
+	{
+		uint32		before = pg_atomic_read_u32(&cache_shared->error_changes);
+		uint32		after;
+
+		pg_read_barrier();
+		memcpy(error, cache_shared->error, CACHE_ERROR_LEN);
+		*error_at = cache_shared->error_at;
+		pg_read_barrier();
+		after = pg_atomic_read_u32(&cache_shared->error_changes);
+		if (before == after && (before & 1) == 0)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	error[CACHE_ERROR_LEN - 1] = '\0';
+}
+
 /* cache_worker_state(): what the worker has done, from shared memory */
 Datum
 perfopt_cache_worker_state(PG_FUNCTION_ARGS)
@@ -791,8 +829,13 @@ perfopt_cache_worker_state(PG_FUNCTION_ARGS)
 	if (cache_shared != NULL)
 	{
 		SpinLockAcquire(&cache_shared->mutex);
-		memcpy(&snapshot, cache_shared, sizeof(CacheShared));
+		snapshot.pid = cache_shared->pid;
+		snapshot.connected = cache_shared->connected;
+		snapshot.sent = cache_shared->sent;
+		snapshot.batches = cache_shared->batches;
+		snapshot.last_sent_at = cache_shared->last_sent_at;
 		SpinLockRelease(&cache_shared->mutex);
+		cache_read_error(snapshot.error, &snapshot.error_at);
 
 		if (snapshot.pid != 0)
 		{

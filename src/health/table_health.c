@@ -27,6 +27,10 @@
  *	 dead_tuple_percent + free_percent.  Btree indexes are measured the
  *	 same way, by the density of their leaf pages.  Pages are read through
  *	 a bulk-read buffer ring, so the measurement does not evict the cache.
+ *	 Another session's temporary tables (their pages are in its local
+ *	 buffers) and tables of an access method other than heap (their pages
+ *	 need not be heap pages) are not read, as pgstattuple refuses them:
+ *	 they get fast mode's estimates, with measured = false.
  *
  * health_score.c turns the components into the score.
  *
@@ -481,6 +485,19 @@ may_read_pages(Oid relid)
 		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 }
 
+/*
+ * Can this backend read the table's pages as heap pages?  Not those of
+ * another session's temporary table, which live in that session's local
+ * buffers, nor those of a table of another access method, whose pages need
+ * not be heap pages: pgstattuple refuses both for the same reasons.
+ */
+static bool
+pages_readable(Relation rel)
+{
+	return !RELATION_IS_OTHER_TEMP(rel) &&
+		rel->rd_rel->relam == HEAP_TABLE_AM_OID;
+}
+
 /* ----------------------------------------------------------------
  * Indexes
  * ----------------------------------------------------------------
@@ -784,15 +801,19 @@ perfopt_table_health(PG_FUNCTION_ARGS)
 		if (exact && may_read_pages(t->relid))
 		{
 			Relation	rel = table_open(t->relid, AccessShareLock);
-			double		error;
-			double		waste = measure_pages(rel, heap_page_waste, &error);
 
+			if (pages_readable(rel))
+			{
+				double		error;
+				double		waste = measure_pages(rel, heap_page_waste, &error);
+
+				h.bloat_pct = waste >= 0 ? 100 * waste : 0;
+				t->bloat_error = 100 * error;
+				measured = true;
+			}
 			table_close(rel, AccessShareLock);
-			h.bloat_pct = waste >= 0 ? 100 * waste : 0;
-			t->bloat_error = 100 * error;
-			measured = true;
 		}
-		else if (t->pages > 0)
+		if (!measured && t->pages > 0)
 		{
 			/*
 			 * What is neither dead tuple nor free space, as pgstattuple counts

@@ -179,44 +179,59 @@ latency_tracked(int level)
 		(perfopt_track_latency == TRACK_LATENCY_TOP && level == 0);
 }
 
-/* Drop the EVICT_PERCENT of entries with the fewest calls; lock held exclusively */
+/* An entry that eviction may drop, with its calls when eviction began */
+typedef struct EvictCandidate
+{
+	LatencyEntry *entry;
+	uint64		calls;
+	int			order;			/* position in the hash's scan, for ties */
+} EvictCandidate;
+
+/* qsort comparator: fewest calls first, ties in scan order */
+static int
+evict_candidate_cmp(const void *a, const void *b)
+{
+	const EvictCandidate *x = (const EvictCandidate *) a;
+	const EvictCandidate *y = (const EvictCandidate *) b;
+
+	if (x->calls != y->calls)
+		return x->calls < y->calls ? -1 : 1;
+	return x->order - y->order;
+}
+
+/*
+ * Drop the EVICT_PERCENT of entries with the fewest calls; lock held
+ * exclusively, so every backend that ends a statement waits for it.  As
+ * pg_stat_statements does (entry_dealloc): one pass to collect, a qsort,
+ * one pass to remove, O(n log n).  Ties go in the order of the hash's scan.
+ */
 static void
 latency_evict(void)
 {
 	HASH_SEQ_STATUS status;
 	LatencyEntry *entry;
 	int			n = hash_get_num_entries(latency_hash);
-	uint64	   *calls = palloc(n * sizeof(uint64));
+	EvictCandidate *candidates;
 	int			i = 0;
-	int			victims = Max(1, n * EVICT_PERCENT / 100);
-	uint64		threshold;
+	int			victims;
 
-	hash_seq_init(&status, latency_hash);
-	while ((entry = hash_seq_search(&status)) != NULL)
-		calls[i++] = pg_atomic_read_u64(&entry->calls);
-
-	/* the calls of the victims-th entry from the bottom */
-	for (int v = 0; v < victims; v++)
-		for (int j = v + 1; j < i; j++)
-			if (calls[j] < calls[v])
-			{
-				uint64		t = calls[v];
-
-				calls[v] = calls[j];
-				calls[j] = t;
-			}
-	threshold = calls[victims - 1];
-	pfree(calls);
-
+	if (n == 0)
+		return;
+	candidates = palloc(n * sizeof(EvictCandidate));
 	hash_seq_init(&status, latency_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		if (victims > 0 && pg_atomic_read_u64(&entry->calls) <= threshold)
-		{
-			hash_search(latency_hash, &entry->key, HASH_REMOVE, NULL);
-			victims--;
-		}
+		candidates[i].entry = entry;
+		candidates[i].calls = pg_atomic_read_u64(&entry->calls);
+		candidates[i].order = i;
+		i++;
 	}
+
+	qsort(candidates, i, sizeof(EvictCandidate), evict_candidate_cmp);
+	victims = Min(i, Max(1, i * EVICT_PERCENT / 100));
+	for (int v = 0; v < victims; v++)
+		hash_search(latency_hash, &candidates[v].entry->key, HASH_REMOVE, NULL);
+	pfree(candidates);
 }
 
 /* Find or make the entry for key; lock held exclusively */
@@ -559,9 +574,21 @@ figures_from_counts(LatencyFigures *figures, const uint64 *counts, uint64 calls,
 	figures->p99_ms = histogram_quantile(counts, calls, 0.99, min_ns, max_ns) / 1e6;
 }
 
+/* One row of query_latency(), computed under the lock and output after it */
+typedef struct LatencyRow
+{
+	LatencyKey	key;
+	uint64		calls;
+	uint64		min_ns;
+	uint64		max_ns;
+	LatencyFigures figures;
+} LatencyRow;
+
 /*
  * query_latency(): one row per timed statement, with percentiles since the
- * entry was made or last reset.
+ * entry was made or last reset.  The rows are computed under the lock into
+ * memory taken before it, and go to the tuplestore (which may write to
+ * disk) after it.
  */
 Datum
 perfopt_query_latency(PG_FUNCTION_ARGS)
@@ -570,38 +597,59 @@ perfopt_query_latency(PG_FUNCTION_ARGS)
 	HASH_SEQ_STATUS status;
 	LatencyEntry *entry;
 	EntryCopy  *copy;
+	LatencyRow *rows;
+	int			capacity = perfopt_max_statements;
+	int			n = 0;
 
 	latency_require();
 	InitMaterializedSRF(fcinfo, 0);
 	copy = palloc(sizeof(EntryCopy));
+	rows = palloc(capacity * sizeof(LatencyRow));
 
 	LWLockAcquire(latency_shared->lock, LW_SHARED);
 	hash_seq_init(&status, latency_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		LatencyFigures figures;
-		Datum		values[10];
-		bool		nulls[10] = {false};
+		LatencyRow *row;
 
+		if (n == capacity)
+		{
+			hash_seq_term(&status);
+			break;
+		}
 		entry_copy(entry, copy);
 		if (copy->calls == 0)
 			continue;
-		figures_from_counts(&figures, copy->counts, copy->calls, copy->total_ns,
+		row = &rows[n++];
+		row->key = copy->key;
+		row->calls = copy->calls;
+		row->min_ns = copy->min_ns;
+		row->max_ns = copy->max_ns;
+		figures_from_counts(&row->figures, copy->counts, copy->calls, copy->total_ns,
 							copy->min_ns, copy->max_ns);
-
-		values[0] = ObjectIdGetDatum(copy->key.dbid);
-		values[1] = Int64GetDatum((int64) copy->key.queryid);
-		values[2] = BoolGetDatum(copy->key.toplevel);
-		values[3] = Int64GetDatum((int64) copy->calls);
-		values[4] = Float8GetDatum(figures.p50_ms);
-		values[5] = Float8GetDatum(figures.p95_ms);
-		values[6] = Float8GetDatum(figures.p99_ms);
-		values[7] = Float8GetDatum(figures.total_ms / copy->calls);
-		values[8] = Float8GetDatum(copy->min_ns / 1e6);
-		values[9] = Float8GetDatum(copy->max_ns / 1e6);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(latency_shared->lock);
+
+	for (int i = 0; i < n; i++)
+	{
+		LatencyRow *row = &rows[i];
+		Datum		values[10];
+		bool		nulls[10] = {false};
+
+		values[0] = ObjectIdGetDatum(row->key.dbid);
+		values[1] = Int64GetDatum((int64) row->key.queryid);
+		values[2] = BoolGetDatum(row->key.toplevel);
+		values[3] = Int64GetDatum((int64) row->calls);
+		values[4] = Float8GetDatum(row->figures.p50_ms);
+		values[5] = Float8GetDatum(row->figures.p95_ms);
+		values[6] = Float8GetDatum(row->figures.p99_ms);
+		values[7] = Float8GetDatum(row->figures.total_ms / row->calls);
+		values[8] = Float8GetDatum(row->min_ns / 1e6);
+		values[9] = Float8GetDatum(row->max_ns / 1e6);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	pfree(rows);
+	pfree(copy);
 
 	return (Datum) 0;
 }
@@ -923,7 +971,7 @@ perfopt_latency_histograms(int top_n, LatencyHistogram *all)
 	LatencyEntry *entry;
 	LatencyHistogram *histograms;
 	int			n = 0,
-				capacity = 64;
+				capacity = perfopt_max_statements;
 	List	   *result = NIL;
 
 	memset(all, 0, sizeof(LatencyHistogram));
@@ -945,6 +993,7 @@ perfopt_latency_histograms(int top_n, LatencyHistogram *all)
 		mapped = true;
 	}
 
+	/* the table holds at most that many: no allocation under the lock */
 	histograms = palloc(sizeof(LatencyHistogram) * capacity);
 	LWLockAcquire(latency_shared->lock, LW_SHARED);
 	hash_seq_init(&status, latency_hash);
@@ -954,13 +1003,13 @@ perfopt_latency_histograms(int top_n, LatencyHistogram *all)
 		uint64		per_bound[PERFOPT_LATENCY_BOUNDS + 1];
 		uint64		running = 0;
 
-		if (pg_atomic_read_u64(&entry->calls) == 0)
-			continue;
 		if (n == capacity)
 		{
-			capacity *= 2;
-			histograms = repalloc(histograms, sizeof(LatencyHistogram) * capacity);
+			hash_seq_term(&status);
+			break;
 		}
+		if (pg_atomic_read_u64(&entry->calls) == 0)
+			continue;
 		h = &histograms[n++];
 		memset(per_bound, 0, sizeof(per_bound));
 		h->dbid = entry->key.dbid;

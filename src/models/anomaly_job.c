@@ -91,6 +91,9 @@ typedef struct TrackedSeries
 
 static HTAB *tracked = NULL;
 
+/* Holds the tracked series: the hash, their names and detector states */
+static MemoryContext tracked_cxt = NULL;
+
 /*
  * Set while a call runs.  If a call fails, its verdicts were rolled back
  * but its detectors had moved on: the next call starts them all afresh
@@ -208,9 +211,9 @@ track_series(TrackedSeries *series, const char *metric, const char *entity,
 	series->metric = NULL;
 	series->entity = NULL;
 	series->state = NULL;
-	series->metric = MemoryContextStrdup(TopMemoryContext, metric);
-	series->entity = MemoryContextStrdup(TopMemoryContext, entity);
-	series->state = MemoryContextAlloc(TopMemoryContext, perfopt_anomaly_state_size());
+	series->metric = MemoryContextStrdup(tracked_cxt, metric);
+	series->entity = MemoryContextStrdup(tracked_cxt, entity);
+	series->state = MemoryContextAlloc(tracked_cxt, perfopt_anomaly_state_size());
 	perfopt_anomaly_init(series->state, threshold);
 	series->threshold = threshold;
 	series->fed_until = 0;
@@ -438,10 +441,14 @@ perfopt_analyze_anomalies(PG_FUNCTION_ARGS)
 	{
 		HASHCTL		ctl;
 
+		tracked_cxt = AllocSetContextCreate(TopMemoryContext,
+											"perfopt anomaly series",
+											ALLOCSET_DEFAULT_SIZES);
 		ctl.keysize = SERIES_KEY_LEN;
 		ctl.entrysize = sizeof(TrackedSeries);
+		ctl.hcxt = tracked_cxt;
 		tracked = hash_create("perfopt anomaly series", 64, &ctl,
-							  HASH_ELEM | HASH_STRINGS);
+							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
 
 	SPI_connect();

@@ -189,16 +189,42 @@ require_shared(void)
 				 errhint("Add perfopt to shared_preload_libraries and restart the server.")));
 }
 
+/* One row of the registry table, read before the lock is taken */
+typedef struct RegistryRow
+{
+	char		name[NAMEDATALEN];
+	char		kind[PERFOPT_KIND_LEN];
+	char		address[PERFOPT_ADDRESS_LEN];
+	int			weight;
+	bool		draining;
+} RegistryRow;
+
+/* Copy a text column of an SPI row into a fixed buffer; "" when null */
+static void
+copy_text_column(HeapTuple tuple, TupleDesc desc, int column, char *dest, size_t size)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
+
+	if (isnull)
+		dest[0] = '\0';
+	else
+		text_to_cstring_buffer(DatumGetTextPP(value), dest, size);
+}
+
 /*
  * Load the registry table into shared memory, keeping the health of the
  * instances that are still there.  Needs a transaction; returns false if
- * the table does not exist in this database.
+ * the table does not exist in this database.  The rows are read and
+ * copied first; the lock then guards only plain copies, nothing that can
+ * fail or do I/O.
  */
 bool
 perfopt_routing_sync(void)
 {
 	RoutingSlot *slots;
 	bool		seen[PERFOPT_MAX_INSTANCES] = {0};
+	RegistryRow *rows;
 	uint64		n;
 
 	require_shared();
@@ -209,24 +235,38 @@ perfopt_routing_sync(void)
 		SPI_finish();
 		return false;
 	}
-	if (SPI_execute("SELECT name, kind, address, weight, draining FROM perfopt.instance_registry"
+	if (SPI_execute("SELECT name::text, kind::text, address::text, weight, draining"
+					" FROM perfopt.instance_registry"
 					" ORDER BY registered_at, name LIMIT " CppAsString2(PERFOPT_MAX_INSTANCES),
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "perfopt could not read perfopt.instance_registry");
 	n = SPI_processed;
+	rows = palloc0(Max(n, 1) * sizeof(RegistryRow));
+	for (uint64 r = 0; r < n; r++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		value;
+
+		copy_text_column(tuple, desc, 1, rows[r].name, NAMEDATALEN);
+		copy_text_column(tuple, desc, 2, rows[r].kind, PERFOPT_KIND_LEN);
+		copy_text_column(tuple, desc, 3, rows[r].address, PERFOPT_ADDRESS_LEN);
+		value = SPI_getbinval(tuple, desc, 4, &isnull);
+		rows[r].weight = isnull ? 0 : DatumGetInt32(value);
+		value = SPI_getbinval(tuple, desc, 5, &isnull);
+		rows[r].draining = isnull ? false : DatumGetBool(value);
+	}
 
 	LWLockAcquire(routing_shared->lock, LW_EXCLUSIVE);
 	slots = routing_shared->slots;
 	for (uint64 r = 0; r < n; r++)
 	{
-		HeapTuple	tuple = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *name = SPI_getvalue(tuple, desc, 1);
-		bool		isnull;
+		const RegistryRow *row = &rows[r];
 		int			slot = -1;
 
 		for (int i = 0; i < PERFOPT_MAX_INSTANCES; i++)
-			if (slots[i].in_use && strcmp(slots[i].name, name) == 0)
+			if (slots[i].in_use && strcmp(slots[i].name, row->name) == 0)
 			{
 				slot = i;
 				break;
@@ -249,18 +289,19 @@ perfopt_routing_sync(void)
 			slots[slot].last_check = 0;
 			pg_atomic_write_u64(&slots[slot].routed_recent, 0);
 			pg_atomic_write_u64(&slots[slot].routed_total, 0);
-			strlcpy(slots[slot].name, name, NAMEDATALEN);
+			memcpy(slots[slot].name, row->name, NAMEDATALEN);
 		}
 		seen[slot] = true;
-		strlcpy(slots[slot].kind, SPI_getvalue(tuple, desc, 2), PERFOPT_KIND_LEN);
-		strlcpy(slots[slot].address, SPI_getvalue(tuple, desc, 3), PERFOPT_ADDRESS_LEN);
-		slots[slot].weight = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
-		slots[slot].draining = DatumGetBool(SPI_getbinval(tuple, desc, 5, &isnull));
+		memcpy(slots[slot].kind, row->kind, PERFOPT_KIND_LEN);
+		memcpy(slots[slot].address, row->address, PERFOPT_ADDRESS_LEN);
+		slots[slot].weight = row->weight;
+		slots[slot].draining = row->draining;
 	}
 	for (int i = 0; i < PERFOPT_MAX_INSTANCES; i++)
 		slots[i].in_use = seen[i];
 	routing_shared->loaded = true;
 	LWLockRelease(routing_shared->lock);
+	pfree(rows);
 	SPI_finish();
 	return true;
 }
@@ -303,11 +344,12 @@ perfopt_routing_report(int slot, const char *name, bool ok, double ms,
 					   double connections, int64 lag_bytes)
 {
 	RoutingSlot *s = &routing_shared->slots[slot];
+	TimestampTz now = GetCurrentTimestamp();
 
 	LWLockAcquire(routing_shared->lock, LW_EXCLUSIVE);
 	if (s->in_use && strcmp(s->name, name) == 0)
 	{
-		s->last_check = GetCurrentTimestamp();
+		s->last_check = now;
 		pg_atomic_write_u64(&s->routed_recent, 0);
 		if (ok)
 		{
@@ -443,23 +485,43 @@ perfopt_route(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* instance_status(): the shared-memory side of perfopt.instances */
+/*
+ * instance_status(): the shared-memory side of perfopt.instances.  The
+ * slots are copied under the lock; the rows are made after it, since
+ * making text and filling the tuplestore allocate and may write to disk.
+ */
 Datum
 perfopt_instance_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RoutingSlot *copies;
+	uint64	   *routed;
+	int			n = 0;
 
 	ensure_loaded();
 	InitMaterializedSRF(fcinfo, 0);
+	copies = palloc(PERFOPT_MAX_INSTANCES * sizeof(RoutingSlot));
+	routed = palloc(PERFOPT_MAX_INSTANCES * sizeof(uint64));
+
 	LWLockAcquire(routing_shared->lock, LW_SHARED);
 	for (int i = 0; i < PERFOPT_MAX_INSTANCES; i++)
 	{
 		RoutingSlot *s = &routing_shared->slots[i];
-		Datum		values[10];
-		bool		nulls[10] = {0};
 
 		if (!s->in_use)
 			continue;
+		memcpy(&copies[n], s, sizeof(RoutingSlot));
+		routed[n] = pg_atomic_read_u64(&s->routed_total);
+		n++;
+	}
+	LWLockRelease(routing_shared->lock);
+
+	for (int i = 0; i < n; i++)
+	{
+		RoutingSlot *s = &copies[i];
+		Datum		values[10];
+		bool		nulls[10] = {0};
+
 		values[0] = CStringGetTextDatum(s->name);
 		values[1] = CStringGetTextDatum(s->draining ? "draining" : state_names[s->state]);
 		values[2] = TimestampTzGetDatum(s->last_check);
@@ -473,11 +535,12 @@ perfopt_instance_status(PG_FUNCTION_ARGS)
 		values[6] = Int64GetDatum(s->lag_bytes);
 		nulls[6] = (s->lag_bytes < 0);
 		values[7] = Int32GetDatum(s->failures);
-		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&s->routed_total));
+		values[8] = Int64GetDatum((int64) routed[i]);
 		values[9] = Float8GetDatum(s->samples);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(routing_shared->lock);
+	pfree(copies);
+	pfree(routed);
 	return (Datum) 0;
 }
 
