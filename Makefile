@@ -20,6 +20,12 @@ OBJS = \
 	src/metrics/histogram.o \
 	src/metrics/latency.o \
 	src/bgw/launcher.o \
+	src/bgw/worker.o \
+	src/cache/redis.o \
+	src/common/clock.o \
+	src/common/extension_lock.o \
+	src/common/settings.o \
+	src/guc.o \
 	src/analysis/pgss.o \
 	src/health/pool_advice.o \
 	src/observability/prometheus.o \

@@ -1,55 +1,22 @@
 /*-------------------------------------------------------------------------
  *
  * perfopt.h
- *	  Settings shared by perfopt's subsystems, and its clock.
+ *	  What most of perfopt's subsystems use: the settings that belong to
+ *	  no single subsystem, the clock, the worker toolkit and the
+ *	  extension lock.
  *
- * Each subsystem has a header of its own; this one holds only what
- * _PG_init defines for all of them.
+ * It only gathers other headers and declares nothing of its own; perfopt.c
+ * (module load) defines nothing that another file needs.  A file may as
+ * well include the headers below that it uses.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef PERFOPT_H
 #define PERFOPT_H
 
-#include "datatype/timestamp.h"
-#include "utils/guc.h"
-
-/* GUC perfopt.slow_query_ms: mean execution time that makes a query slow */
-extern int	perfopt_slow_query_ms;
-
-/* GUC perfopt.advisor_statements: statements recommend_indexes considers */
-extern int	perfopt_advisor_statements;
-
-/* GUC perfopt.retention, in minutes: how long metrics are kept */
-extern int	perfopt_retention;
-
-/* GUC perfopt.job_history_retention, in minutes: how long job runs are kept */
-extern int	perfopt_job_history_retention;
-
-/* GUC perfopt.anomaly_threshold: robust deviations that make an anomaly */
-extern double perfopt_anomaly_threshold;
-
-/* GUC perfopt.forecast_horizon, in minutes: how far the capacity job looks */
-extern int	perfopt_forecast_horizon;
-
-/*
- * The time perfopt's jobs take as "now": the real time, unless
- * perfopt.now_override says otherwise, so that jobs can be run on
- * recorded series at full speed in tests.
- */
-extern TimestampTz perfopt_now(void);
-
-/*
- * Connect a perfopt background worker to a database, with search_path
- * pinned and the settings the workers act on taken from the server's
- * configuration only
- */
-extern void perfopt_worker_connect(const char *dbname);
-
-/* For the check hooks of the settings the workers act on */
-extern bool perfopt_worker_setting_allowed(GucSource source);
-
-/* Share-lock the extension against a concurrent DROP; false if it is gone */
-extern bool perfopt_lock_extension(void);
+#include "bgw/worker.h"
+#include "common/clock.h"
+#include "common/extension_lock.h"
+#include "common/settings.h"
 
 #endif							/* PERFOPT_H */

@@ -43,25 +43,18 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
-#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
-#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
-#include "metrics/latency.h"
-#include "orchestrator/actions.h"
 #include "bgw/launcher.h"
-#include "perfopt.h"
-
-char	   *perfopt_database = NULL;
-int			perfopt_sample_interval = 10;
+#include "bgw/worker.h"
+#include "common/settings.h"
+#include "orchestrator/actions.h"
 
 /* How long the launcher sleeps at most, and while the extension is missing */
 #define LAUNCHER_MAX_SLEEP_MS	1000
@@ -120,56 +113,25 @@ static MemoryContext round_cxt = NULL;
 void
 perfopt_launcher_register(void)
 {
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = LAUNCHER_RESTART_SECONDS;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "perfopt");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "perfopt_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "perfopt launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "perfopt launcher");
-	worker.bgw_notify_pid = 0;
-	RegisterBackgroundWorker(&worker);
+	perfopt_worker_register("perfopt launcher", "perfopt_launcher_main",
+							LAUNCHER_RESTART_SECONDS);
 }
 
 /*
- * Run step(arg) in a transaction of its own with SPI connected and a
- * snapshot set.  An error is caught, the transaction rolled back, and the
- * error returned (in round_cxt); NULL when the step succeeded.
+ * Run step(arg) in a transaction of its own, the extension locked, SPI
+ * connected and a snapshot set; timeout_ms > 0 arms the statement timeout.
+ * Returns the error (in round_cxt), NULL when the step succeeded.
  */
 static ErrorData *
-run_in_transaction(void (*step) (void *arg), void *arg)
+run_in_transaction(PerfoptStepFunction step, void *arg, int timeout_ms)
 {
-	volatile ErrorData *error = NULL;
+	PerfoptStep how = {
+		.flags = PERFOPT_STEP_LOCK_EXTENSION | PERFOPT_STEP_SPI,
+		.timeout_ms = timeout_ms,
+		.cxt = round_cxt,
+	};
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
-	{
-		/* before any of perfopt's tables: see perfopt_lock_extension() */
-		(void) perfopt_lock_extension();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		step(arg);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(round_cxt);
-		error = CopyErrorData();
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-	}
-	PG_END_TRY();
-
-	MemoryContextSwitchTo(round_cxt);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return (ErrorData *) error;
+	return perfopt_run_step(&how, step, arg);
 }
 
 /* Run one SQL statement through SPI with arguments; errors propagate */
@@ -305,7 +267,7 @@ job_error_callback(void *arg)
 	errcontext("perfopt job \"%s\"", (const char *) arg);
 }
 
-/* Step: the job's own work, under its timeout */
+/* Step: the job's own work (run_job arms its timeout) */
 static void
 run_command(void *arg)
 {
@@ -320,11 +282,7 @@ run_command(void *arg)
 	debug_query_string = run->job->command;
 	pgstat_report_activity(STATE_RUNNING, run->job->command);
 
-	/* only a client backend's main loop arms statement_timeout by itself */
-	if (run->job->timeout_ms > 0)
-		enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(run->job->timeout_ms, INT_MAX));
 	execute(run->job->command, 0, NULL, NULL, NULL);
-	disable_timeout(STATEMENT_TIMEOUT, false);
 	debug_query_string = NULL;
 
 	error_context_stack = callback.previous;
@@ -410,34 +368,17 @@ run_job(Job *job)
 	run.job = job;
 	run.started = GetCurrentTimestamp();
 
-	if (run_in_transaction(record_start, &run) != NULL)
+	if (run_in_transaction(record_start, &run, 0) != NULL)
 		return;					/* the error is in the server log */
 
-	run.error = run_in_transaction(run_command, &run);
-	disable_timeout(STATEMENT_TIMEOUT, false);
-	debug_query_string = NULL;
+	run.error = run_in_transaction(run_command, &run,
+								   (int) Min(job->timeout_ms, INT_MAX));
 	run.finished = GetCurrentTimestamp();
 
-	error = run_in_transaction(record_finish, &run);
+	error = run_in_transaction(record_finish, &run, 0);
 	if (error != NULL)
 		ereport(LOG,
 				(errmsg("perfopt launcher could not record the end of job \"%s\"", job->name)));
-}
-
-/* Reload the configuration; a new perfopt.database needs a new worker */
-static void
-launcher_reload(const char *connected_to)
-{
-	ConfigReloadPending = false;
-	ProcessConfigFile(PGC_SIGHUP);
-
-	if (strcmp(connected_to, perfopt_database) != 0)
-	{
-		ereport(LOG,
-				(errmsg("perfopt launcher restarts to connect to database \"%s\"",
-						perfopt_database)));
-		proc_exit(1);
-	}
 }
 
 /*
@@ -457,7 +398,9 @@ launcher_round(void)
 	if (RecoveryInProgress())
 		return LAUNCHER_IDLE_SLEEP_MS;
 
-	if (run_in_transaction(read_jobs, &table) != NULL ||
+	table.extension = InvalidOid;
+	table.jobs = NIL;
+	if (run_in_transaction(read_jobs, &table, 0) != NULL ||
 		!OidIsValid(table.extension))
 		return LAUNCHER_IDLE_SLEEP_MS;
 
@@ -485,45 +428,23 @@ launcher_round(void)
 void
 perfopt_launcher_main(Datum main_arg)
 {
-	char	   *connected_to;
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	/* perfopt's own statements are not the application's latency */
-	perfopt_latency_skip_this_process();
-
-	connected_to = MemoryContextStrdup(TopMemoryContext, perfopt_database);
-	perfopt_worker_connect(connected_to);
-	pgstat_report_appname("perfopt launcher");
-
+	(void) perfopt_worker_start("perfopt launcher");
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt launcher round",
 									  ALLOCSET_DEFAULT_SIZES);
-	ereport(LOG,
-			(errmsg("perfopt launcher started in database \"%s\"", connected_to)));
 
 	for (;;)
 	{
 		long		sleep_ms;
 
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-			launcher_reload(connected_to);
+		(void) perfopt_worker_reload();
 
 		MemoryContextSwitchTo(round_cxt);
 		sleep_ms = launcher_round();
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(round_cxt);
 
-		/* a worker has no main loop that sends its statistics for it */
-		pgstat_report_stat(true);
-
 		if (sleep_ms > 0)
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 sleep_ms, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-		}
+			(void) perfopt_worker_wait(0, PGINVALID_SOCKET, sleep_ms);
 	}
 }

@@ -8,11 +8,8 @@
 #ifndef PERFOPT_LAUNCHER_H
 #define PERFOPT_LAUNCHER_H
 
-/* GUC perfopt.database: where the launcher connects */
-extern char *perfopt_database;
-
-/* GUC perfopt.sample_interval, in seconds: the schedule of jobs without one */
-extern int	perfopt_sample_interval;
+/* perfopt.database and perfopt.sample_interval, for the files that look here */
+#include "common/settings.h"
 
 extern void perfopt_launcher_register(void);
 

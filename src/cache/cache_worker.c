@@ -58,11 +58,13 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "cache/cache.h"
+#include "bgw/worker.h"
 #include "cache/cache_worker.h"
-#include "metrics/latency.h"
-#include "bgw/launcher.h"
-#include "perfopt.h"
+#include "cache/redis.h"
+
+char	   *perfopt_cache_channel = NULL;
+int			perfopt_cache_batch_size = 1000;
+int			perfopt_cache_batch_delay = 2;
 
 /* How long the worker sleeps when nobody wakes it */
 #define CACHE_IDLE_SLEEP_MS		1000
@@ -107,8 +109,6 @@ typedef struct CacheShared
 
 static CacheShared *cache_shared = NULL;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* In backends: whether this transaction queued something, and its lowest id */
 static bool wake_pending = false;
@@ -146,23 +146,22 @@ PGDLLEXPORT void perfopt_cache_worker_main(Datum main_arg);
 
 PG_FUNCTION_INFO_V1(perfopt_cache_worker_state);
 
-static void
-cache_shmem_request(void)
+/* Ask for the shared struct; from perfopt.c's hook */
+void
+perfopt_cache_shmem_request(void)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(CacheShared)));
 }
 
-static void
-cache_shmem_startup(void)
+/*
+ * Create or attach the shared struct; from perfopt.c's hook, which holds
+ * AddinShmemInitLock
+ */
+void
+perfopt_cache_shmem_startup(void)
 {
 	bool		found;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	cache_shared = ShmemInitStruct("perfopt cache", sizeof(CacheShared), &found);
 	if (!found)
 	{
@@ -171,32 +170,14 @@ cache_shmem_startup(void)
 		pg_atomic_init_u32(&cache_shared->error_changes, 0);
 		cache_shared->late_low = PG_INT64_MAX;
 	}
-	LWLockRelease(AddinShmemInitLock);
 }
 
-/*
- * Reserve the shared struct and register the worker; called from _PG_init
- * while shared_preload_libraries is processed.
- */
+/* Register the worker; called from _PG_init while preloading */
 void
-perfopt_cache_worker_init(void)
+perfopt_cache_worker_register(void)
 {
-	BackgroundWorker worker;
-
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = cache_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = cache_shmem_startup;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = CACHE_RESTART_SECONDS;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "perfopt");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "perfopt_cache_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "perfopt cache invalidator");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "perfopt cache invalidator");
-	RegisterBackgroundWorker(&worker);
+	perfopt_worker_register("perfopt cache invalidator", "perfopt_cache_worker_main",
+							CACHE_RESTART_SECONDS);
 }
 
 /*
@@ -602,6 +583,13 @@ drain_batch(Batch *batch)
 	batch->sent += send_keys(keys);
 }
 
+/* Step: one batch, SPI connected */
+static void
+batch_step(void *arg)
+{
+	drain_batch((Batch *) arg);
+}
+
 /*
  * Run one batch in a transaction of its own.  An error rolls the batch
  * back into the outbox and is recorded; returns false then.
@@ -609,53 +597,25 @@ drain_batch(Batch *batch)
 static bool
 run_batch(Batch *batch)
 {
-	bool		ok = true;
+	PerfoptStep how = {
+		.flags = PERFOPT_STEP_LOCK_EXTENSION | PERFOPT_STEP_SPI | PERFOPT_STEP_QUIET,
+		.activity = "draining perfopt.cache_invalidations",
+		.cxt = batch_cxt,
+	};
+	ErrorData  *error;
 
 	memset(batch, 0, sizeof(Batch));
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
-	{
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "draining perfopt.cache_invalidations");
-		drain_batch(batch);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *error;
-
-		MemoryContextSwitchTo(batch_cxt);
-		error = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		cache_report_error(error->message);
-		ok = false;
-	}
-	PG_END_TRY();
-
-	MemoryContextSwitchTo(batch_cxt);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return ok;
+	error = perfopt_run_step(&how, batch_step, batch);
+	if (error == NULL)
+		return true;
+	cache_report_error(error->message);
+	return false;
 }
 
-/* Reload the configuration; reconnect to Redis if its settings changed */
+/* After a reload: reconnect to Redis if its settings changed */
 static void
-cache_reload(const char *connected_to)
+cache_follow_settings(void)
 {
-	ConfigReloadPending = false;
-	ProcessConfigFile(PGC_SIGHUP);
-
-	if (strcmp(connected_to, perfopt_database) != 0)
-	{
-		ereport(LOG,
-				(errmsg("perfopt cache invalidator restarts to connect to database \"%s\"",
-						perfopt_database)));
-		proc_exit(1);
-	}
 	if (redis != NULL && strcmp(redis_settings, current_redis_settings()) != 0)
 	{
 		redis_disconnect();
@@ -673,7 +633,7 @@ next_backoff(void)
 
 /* Drain the outbox while full batches come; return how long to sleep */
 static long
-cache_round(const char *connected_to)
+cache_round(void)
 {
 	if (RecoveryInProgress())
 		return CACHE_IDLE_SLEEP_MS;
@@ -683,8 +643,8 @@ cache_round(const char *connected_to)
 		Batch		batch;
 
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-			cache_reload(connected_to);
+		if (perfopt_worker_reload())
+			cache_follow_settings();
 
 		if (!run_batch(&batch) || batch.unreachable)
 			return next_backoff();
@@ -723,18 +683,9 @@ cache_worker_detach(int code, Datum arg)
 void
 perfopt_cache_worker_main(Datum main_arg)
 {
-	char	   *connected_to;
 	TimestampTz last_round = 0;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	perfopt_latency_skip_this_process();
-
-	connected_to = MemoryContextStrdup(TopMemoryContext, perfopt_database);
-	perfopt_worker_connect(connected_to);
-	pgstat_report_appname("perfopt cache invalidator");
+	(void) perfopt_worker_start("perfopt cache invalidator");
 
 	/* a lost DELETE only repeats an invalidation: no need to wait for fsync */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
@@ -748,18 +699,13 @@ perfopt_cache_worker_main(Datum main_arg)
 	SpinLockRelease(&cache_shared->mutex);
 	on_shmem_exit(cache_worker_detach, 0);
 
-	ereport(LOG,
-			(errmsg("perfopt cache invalidator started in database \"%s\"", connected_to)));
-
 	for (;;)
 	{
 		long		sleep_ms;
 
-		/* reset first: a commit that comes while we drain wakes the next wait */
-		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-			cache_reload(connected_to);
+		if (perfopt_worker_reload())
+			cache_follow_settings();
 
 		/*
 		 * Under a stream of commits, wait until perfopt.cache_batch_delay
@@ -781,15 +727,12 @@ perfopt_cache_worker_main(Datum main_arg)
 		last_round = GetCurrentTimestamp();
 
 		MemoryContextSwitchTo(batch_cxt);
-		sleep_ms = cache_round(connected_to);
+		sleep_ms = cache_round();
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(batch_cxt);
 
-		/* at most once a second: the worker may loop a thousand times a second */
-		pgstat_report_stat(false);
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 sleep_ms, PG_WAIT_EXTENSION);
+		/* the latch is reset on waking: a commit while we drain wakes the next wait */
+		(void) perfopt_worker_wait(0, PGINVALID_SOCKET, sleep_ms);
 	}
 }
 

@@ -8,7 +8,18 @@
 #ifndef PERFOPT_CACHE_WORKER_H
 #define PERFOPT_CACHE_WORKER_H
 
-extern void perfopt_cache_worker_init(void);
+/* GUC perfopt.cache_channel: where each batch of invalidations is published */
+extern char *perfopt_cache_channel;
+
+/* GUC perfopt.cache_batch_size: outbox rows the worker drains at once */
+extern int	perfopt_cache_batch_size;
+
+/* GUC perfopt.cache_batch_delay, in ms: shortest time between two batches */
+extern int	perfopt_cache_batch_delay;
+
+extern void perfopt_cache_worker_register(void);
+extern void perfopt_cache_shmem_request(void);
+extern void perfopt_cache_shmem_startup(void);
 extern void perfopt_cache_wake_at_commit(int64 id);
 
 #endif							/* PERFOPT_CACHE_WORKER_H */

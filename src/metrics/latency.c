@@ -91,8 +91,6 @@ typedef struct LatencyShared
 static LatencyShared *latency_shared = NULL;
 static HTAB *latency_hash = NULL;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
@@ -132,26 +130,23 @@ latency_shmem_size(void)
 					hash_estimate_size(perfopt_max_statements, sizeof(LatencyEntry)));
 }
 
-static void
-latency_shmem_request(void)
+/* Ask for the histograms' shared memory and lock; from perfopt.c's hook */
+void
+perfopt_latency_shmem_request(void)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-
 	RequestAddinShmemSpace(latency_shmem_size());
 	RequestNamedLWLockTranche("perfopt latency", 1);
 }
 
-static void
-latency_shmem_startup(void)
+/*
+ * Create or attach the histograms' shared memory; from perfopt.c's hook,
+ * which holds AddinShmemInitLock
+ */
+void
+perfopt_latency_shmem_startup(void)
 {
 	bool		found;
 	HASHCTL		info;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 
 	latency_shared = ShmemInitStruct("perfopt latency", sizeof(LatencyShared), &found);
 	if (!found)
@@ -166,8 +161,6 @@ latency_shmem_startup(void)
 	latency_hash = ShmemInitHash("perfopt latency hash",
 								 perfopt_max_statements, perfopt_max_statements,
 								 &info, HASH_ELEM | HASH_BLOBS);
-
-	LWLockRelease(AddinShmemInitLock);
 }
 
 static bool
@@ -489,17 +482,12 @@ latency_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 }
 
 /*
- * Reserve shared memory and install the executor hooks; called from
- * _PG_init while shared_preload_libraries is processed.
+ * Install the executor hooks; called from _PG_init while
+ * shared_preload_libraries is processed.
  */
 void
 perfopt_latency_init(void)
 {
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = latency_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = latency_shmem_startup;
-
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = latency_ExecutorStart;
 	prev_ExecutorRun = ExecutorRun_hook;

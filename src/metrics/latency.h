@@ -49,6 +49,8 @@ typedef struct LatencyHistogram
 } LatencyHistogram;
 
 extern void perfopt_latency_init(void);
+extern void perfopt_latency_shmem_request(void);
+extern void perfopt_latency_shmem_startup(void);
 extern void perfopt_latency_skip_this_process(void);
 extern bool perfopt_latency_available(void);
 extern bool perfopt_latency_of_query(Oid dbid, uint64 queryid,

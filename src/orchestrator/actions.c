@@ -95,9 +95,9 @@
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
-#include "orchestrator/actions.h"
-#include "perfopt.h"
+#include "bgw/worker.h"
 #include "common/security.h"
+#include "orchestrator/actions.h"
 
 PG_FUNCTION_INFO_V1(perfopt_optimize);
 PG_FUNCTION_INFO_V1(perfopt_rollback_action);
@@ -148,102 +148,112 @@ action_xact_callback(XactEvent event, void *arg)
 		SetUserIdAndSecContext(running_owner, running_context);
 }
 
+/* What claim_step works on */
+typedef struct Claim
+{
+	QueuedAction *action;
+	MemoryContext cxt;			/* where the action is copied to */
+	bool		claimed;
+} Claim;
+
 /*
- * In a transaction of its own: fail what a dead launcher left running, then
- * claim the oldest queued action and check it again.  Returns false when
- * there is none (or no action_log: the extension is older than the library).
+ * Step: fail what a dead launcher left running, then claim the oldest
+ * queued action and check it again.
+ */
+static void
+claim_step(void *arg)
+{
+	Claim	   *claim = (Claim *) arg;
+	QueuedAction *action = claim->action;
+	Oid			namespace = get_namespace_oid("perfopt", true);
+
+	/* an extension older than the library has no action_log */
+	if (!OidIsValid(namespace) ||
+		!OidIsValid(get_relname_relid("action_log", namespace)))
+		return;
+
+	if (!interrupted_marked)
+	{
+		execute("SELECT perfopt.record_action_outcome(id, false,"
+				" 'interrupted: the perfopt launcher stopped before the action finished')"
+				"  FROM perfopt.action_log WHERE outcome OPERATOR(pg_catalog.=) 'running'",
+				0, NULL, NULL, NULL);
+		interrupted_marked = true;
+	}
+	execute("UPDATE perfopt.action_log SET outcome = 'running', started_at = pg_catalog.clock_timestamp()"
+			" WHERE id OPERATOR(pg_catalog.=)"
+			"       (SELECT id FROM perfopt.action_log WHERE outcome OPERATOR(pg_catalog.=) 'queued'"
+			"         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+			" RETURNING id, action, statement, owner::pg_catalog.oid",
+			0, NULL, NULL, NULL);
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(claim->cxt);
+
+		action->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+		action->kind = SPI_getvalue(tuple, desc, 2);
+		action->statement = SPI_getvalue(tuple, desc, 3);
+		action->owner = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
+		action->refused = NULL;
+		MemoryContextSwitchTo(old);
+		claim->claimed = true;
+
+		/* checked again now, not only when it was written */
+		if (!OidIsValid(LookupFuncName(list_make2(makeString("perfopt"),
+												  makeString("recheck_action")),
+									   1, (Oid[]) {INT8OID}, true)))
+			action->refused = "perfopt.recheck_action() is missing: run ALTER EXTENSION perfopt UPDATE";
+		else
+		{
+			Oid			types[1] = {INT8OID};
+			Datum		values[1] = {Int64GetDatum(action->id)};
+
+			execute("SELECT perfopt.recheck_action($1)", 1, types, values, NULL);
+			if (SPI_processed == 1)
+			{
+				old = MemoryContextSwitchTo(claim->cxt);
+				action->refused = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+				MemoryContextSwitchTo(old);
+			}
+		}
+		if (action->statement == NULL && action->refused == NULL)
+			action->refused = "the action has no statement";
+	}
+}
+
+/*
+ * Run step(arg) as one of perfopt's own steps: the extension locked, as
+ * the launcher's user with perfopt's own search_path, SPI connected; the
+ * error is logged and returned (in cxt).
+ */
+static ErrorData *
+own_step(PerfoptStepFunction step, void *arg, MemoryContext cxt)
+{
+	PerfoptStep how = {
+		.flags = PERFOPT_STEP_LOCK_EXTENSION | PERFOPT_STEP_AS_ROLE | PERFOPT_STEP_SPI,
+		.role = InvalidOid,
+		.cxt = cxt,
+	};
+
+	return perfopt_run_step(&how, step, arg);
+}
+
+/*
+ * In a transaction of its own: claim the oldest queued action (claim_step).
+ * Returns false when there is none, or no action_log (the extension is
+ * older than the library), or on an error.
  */
 static bool
 claim_action(QueuedAction *action, MemoryContext cxt)
 {
-	bool		claimed = false;
-	Oid			namespace;
-	PerfoptRoleSwitch sw;
-	volatile bool switched = false;
+	Claim		claim = {.action = action, .cxt = cxt, .claimed = false};
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
-	{
-		namespace = get_namespace_oid("perfopt", true);
-		if (perfopt_lock_extension() && OidIsValid(namespace) &&
-			OidIsValid(get_relname_relid("action_log", namespace)))
-		{
-			/* perfopt's own statements, with perfopt's own search_path */
-			perfopt_begin_as_role(InvalidOid, &sw);
-			switched = true;
-			SPI_connect();
-			PushActiveSnapshot(GetTransactionSnapshot());
-			if (!interrupted_marked)
-			{
-				execute("SELECT perfopt.record_action_outcome(id, false,"
-						" 'interrupted: the perfopt launcher stopped before the action finished')"
-						"  FROM perfopt.action_log WHERE outcome OPERATOR(pg_catalog.=) 'running'",
-						0, NULL, NULL, NULL);
-				interrupted_marked = true;
-			}
-			execute("UPDATE perfopt.action_log SET outcome = 'running', started_at = pg_catalog.clock_timestamp()"
-					" WHERE id OPERATOR(pg_catalog.=)"
-					"       (SELECT id FROM perfopt.action_log WHERE outcome OPERATOR(pg_catalog.=) 'queued'"
-					"         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-					" RETURNING id, action, statement, owner::pg_catalog.oid",
-					0, NULL, NULL, NULL);
-			if (SPI_processed == 1)
-			{
-				HeapTuple	tuple = SPI_tuptable->vals[0];
-				TupleDesc	desc = SPI_tuptable->tupdesc;
-				bool		isnull;
-				MemoryContext old = MemoryContextSwitchTo(cxt);
-
-				action->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-				action->kind = SPI_getvalue(tuple, desc, 2);
-				action->statement = SPI_getvalue(tuple, desc, 3);
-				action->owner = DatumGetObjectId(SPI_getbinval(tuple, desc, 4, &isnull));
-				action->refused = NULL;
-				MemoryContextSwitchTo(old);
-				claimed = true;
-
-				/* checked again now, not only when it was written */
-				if (!OidIsValid(LookupFuncName(list_make2(makeString("perfopt"),
-														  makeString("recheck_action")),
-											   1, (Oid[]) {INT8OID}, true)))
-					action->refused = "perfopt.recheck_action() is missing: run ALTER EXTENSION perfopt UPDATE";
-				else
-				{
-					Oid			types[1] = {INT8OID};
-					Datum		values[1] = {Int64GetDatum(action->id)};
-
-					execute("SELECT perfopt.recheck_action($1)", 1, types, values, NULL);
-					if (SPI_processed == 1)
-					{
-						old = MemoryContextSwitchTo(cxt);
-						action->refused = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-						MemoryContextSwitchTo(old);
-					}
-				}
-				if (action->statement == NULL && action->refused == NULL)
-					action->refused = "the action has no statement";
-			}
-			SPI_finish();
-			PopActiveSnapshot();
-			perfopt_end_as_role(&sw);
-			switched = false;
-		}
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		if (switched)
-			perfopt_end_as_role(&sw);
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		claimed = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	return claimed;
+	if (own_step(claim_step, &claim, cxt) != NULL)
+		return false;
+	return claim.claimed;
 }
 
 /* The owner of a relation, function, operator, type or operator class */
@@ -558,105 +568,85 @@ forget_session_state(void)
 	LockReleaseAll(USER_LOCKMETHOD, true);
 }
 
+/* What action_step works on */
+typedef struct ActionRun
+{
+	const QueuedAction *action;
+	MemoryContext cxt;
+} ActionRun;
+
+/* Step: the action's statement, at top level, as its owner */
+static void
+action_step(void *arg)
+{
+	ActionRun  *run = (ActionRun *) arg;
+
+	debug_query_string = run->action->statement;
+	execute_toplevel(run->action, run->cxt);
+}
+
 /* Run the action as its owner, restricted; returns the error, or NULL */
 static ErrorData *
 run_action(const QueuedAction *action, MemoryContext cxt)
 {
-	volatile ErrorData *error = NULL;
-	PerfoptRoleSwitch sw;
-	volatile bool switched = false;
+	ActionRun	run = {.action = action, .cxt = cxt};
+	PerfoptStep how = {
+		.flags = PERFOPT_STEP_AS_ROLE,
+		.role = action->owner,
+		.timeout_ms = ACTION_TIMEOUT_MS,
+		.activity = action->statement,
+		.cxt = cxt,
+	};
 	Oid			launcher_user;
-	int			launcher_context;
+	ErrorData  *error;
 
-	GetUserIdAndSecContext(&launcher_user, &launcher_context);
+	/* a commit inside the portal drops to the owner with the launcher's context */
+	GetUserIdAndSecContext(&launcher_user, &running_context);
 	if (!callback_registered)
 	{
 		RegisterXactCallback(action_xact_callback, NULL);
 		callback_registered = true;
 	}
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
-	{
-		perfopt_begin_as_role(action->owner, &sw);
-		switched = true;
-		running_context = sw.saved_context;
-		debug_query_string = action->statement;
-		pgstat_report_activity(STATE_RUNNING, action->statement);
-		enable_timeout_after(STATEMENT_TIMEOUT, ACTION_TIMEOUT_MS);
-		execute_toplevel(action, cxt);
-		disable_timeout(STATEMENT_TIMEOUT, false);
-		perfopt_end_as_role(&sw);
-		switched = false;
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		running_owner = InvalidOid;
-		disable_timeout(STATEMENT_TIMEOUT, false);
-		if (switched)
-			perfopt_end_as_role(&sw);
-		MemoryContextSwitchTo(cxt);
-		error = CopyErrorData();
-		EmitErrorReport();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-		/* an abort restores the user its transaction started with: the owner, after a commit */
-		SetUserIdAndSecContext(launcher_user, launcher_context);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	debug_query_string = NULL;
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return (ErrorData *) error;
+	error = perfopt_run_step(&how, action_step, &run);
+	running_owner = InvalidOid;
+	return error;
+}
+
+/* What outcome_step records */
+typedef struct Outcome
+{
+	const QueuedAction *action;
+	bool		succeeded;
+	const char *message;
+} Outcome;
+
+/* Step: forget the action's session state, record how it ended */
+static void
+outcome_step(void *arg)
+{
+	Outcome    *outcome = (Outcome *) arg;
+	Oid			types[3] = {INT8OID, BOOLOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(outcome->action->id);
+	values[1] = BoolGetDatum(outcome->succeeded);
+	if (outcome->message != NULL)
+		values[2] = CStringGetTextDatum(outcome->message);
+	else
+		nulls[2] = 'n';
+	forget_session_state();
+	execute("SELECT perfopt.record_action_outcome($1, $2, $3)", 3, types, values, nulls);
 }
 
 /* Record how the action ended, in a transaction of its own */
 static void
 record_outcome(const QueuedAction *action, bool succeeded, const char *message, MemoryContext cxt)
 {
-	PerfoptRoleSwitch sw;
-	volatile bool switched = false;
+	Outcome		outcome = {.action = action, .succeeded = succeeded, .message = message};
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
-	{
-		Oid			types[3] = {INT8OID, BOOLOID, TEXTOID};
-		Datum		values[3];
-		char		nulls[3] = {' ', ' ', ' '};
-
-		values[0] = Int64GetDatum(action->id);
-		values[1] = BoolGetDatum(succeeded);
-		if (message != NULL)
-			values[2] = CStringGetTextDatum(message);
-		else
-			nulls[2] = 'n';
-		forget_session_state();
-		(void) perfopt_lock_extension();
-		perfopt_begin_as_role(InvalidOid, &sw);
-		switched = true;
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		execute("SELECT perfopt.record_action_outcome($1, $2, $3)", 3, types, values, nulls);
-		SPI_finish();
-		PopActiveSnapshot();
-		perfopt_end_as_role(&sw);
-		switched = false;
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		if (switched)
-			perfopt_end_as_role(&sw);
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
+	(void) own_step(outcome_step, &outcome, cxt);
 }
 
 /*
@@ -763,76 +753,63 @@ call_for_caller(const char *sql, int nargs, Oid *types, Datum *values, char *nul
 	return result;
 }
 
-/* Copy fcinfo's arguments, of the given types, after $1, the caller */
-static void
-arguments(FunctionCallInfo fcinfo, const Oid *argtypes, Oid *types, Datum *values, char *nulls)
+/* the most arguments an entry point passes on, after the caller */
+#define CALLER_MAX_ARGS 4
+
+/*
+ * An entry point that acts for its caller: check that fcinfo holds nargs
+ * arguments, pass them, of argtypes, after $1 (the caller) to sql, and
+ * return its value (NULL through fcinfo->isnull).
+ */
+static Datum
+act_for_caller(FunctionCallInfo fcinfo, const char *name, const char *sql,
+			   int nargs, const Oid *argtypes)
 {
-	for (int i = 0; i < PG_NARGS(); i++)
+	Oid			types[CALLER_MAX_ARGS + 1];
+	Datum		values[CALLER_MAX_ARGS + 1];
+	char		nulls[CALLER_MAX_ARGS + 1];
+	bool		isnull;
+	Datum		result;
+
+	Assert(nargs <= CALLER_MAX_ARGS);
+	if (PG_NARGS() != nargs)
+		elog(ERROR, "%s takes %d argument%s", name, nargs, nargs == 1 ? "" : "s");
+	for (int i = 0; i < nargs; i++)
 	{
 		values[i + 1] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 		nulls[i + 1] = PG_ARGISNULL(i) ? 'n' : ' ';
 		types[i + 1] = argtypes[i];
 	}
+	result = call_for_caller(sql, nargs + 1, types, values, nulls, &isnull);
+	fcinfo->isnull = isnull;
+	return result;
 }
 
 /* perfopt.optimize(action, target, dry_run, params): one action by hand, for the caller */
 Datum
 perfopt_optimize(PG_FUNCTION_ARGS)
 {
-	Oid			types[5];
-	Datum		values[5];
-	char		nulls[5];
-	bool		isnull;
-	Datum		result;
-
-	if (PG_NARGS() != 4)
-		elog(ERROR, "perfopt.optimize takes 4 arguments");
-	arguments(fcinfo, (Oid[]) {TEXTOID, TEXTOID, BOOLOID, JSONBOID}, types, values, nulls);
-	result = call_for_caller("SELECT perfopt.optimize_as($1, $2, $3, $4, $5)",
-							 5, types, values, nulls, &isnull);
-	if (isnull)
-		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
+	return act_for_caller(fcinfo, "perfopt.optimize",
+						  "SELECT perfopt.optimize_as($1, $2, $3, $4, $5)",
+						  4, (Oid[]) {TEXTOID, TEXTOID, BOOLOID, JSONBOID});
 }
 
 /* perfopt.rollback_action(action_id): queue an undo, for the caller */
 Datum
 perfopt_rollback_action(PG_FUNCTION_ARGS)
 {
-	Oid			types[2];
-	Datum		values[2];
-	char		nulls[2];
-	bool		isnull;
-	Datum		result;
-
-	if (PG_NARGS() != 1)
-		elog(ERROR, "perfopt.rollback_action takes 1 argument");
-	arguments(fcinfo, (Oid[]) {INT8OID}, types, values, nulls);
-	result = call_for_caller("SELECT perfopt.rollback_action_as($1, $2)",
-							 2, types, values, nulls, &isnull);
-	if (isnull)
-		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
+	return act_for_caller(fcinfo, "perfopt.rollback_action",
+						  "SELECT perfopt.rollback_action_as($1, $2)",
+						  1, (Oid[]) {INT8OID});
 }
 
 /* perfopt.run_optimization_cycle(at): one cycle, for the caller */
 Datum
 perfopt_run_optimization_cycle(PG_FUNCTION_ARGS)
 {
-	Oid			types[2];
-	Datum		values[2];
-	char		nulls[2];
-	bool		isnull;
-	Datum		result;
-
-	if (PG_NARGS() != 1)
-		elog(ERROR, "perfopt.run_optimization_cycle takes 1 argument");
-	arguments(fcinfo, (Oid[]) {TIMESTAMPTZOID}, types, values, nulls);
-	result = call_for_caller("SELECT perfopt.optimization_cycle($1, $2)",
-							 2, types, values, nulls, &isnull);
-	if (isnull)
-		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
+	return act_for_caller(fcinfo, "perfopt.run_optimization_cycle",
+						  "SELECT perfopt.optimization_cycle($1, $2)",
+						  1, (Oid[]) {TIMESTAMPTZOID});
 }
 
 /*

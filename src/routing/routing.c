@@ -82,10 +82,9 @@ int			perfopt_routing_algorithm = PERFOPT_ALGO_ADAPTIVE;
 int			perfopt_routing_max_lag = 16 * 1024 * 1024;
 
 static RoutingShared *routing_shared = NULL;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-static const struct config_enum_entry algorithm_options[] = {
+/* the values of perfopt.routing_algorithm, and of route()'s argument */
+const struct config_enum_entry perfopt_routing_algorithms[] = {
 	{"round_robin", PERFOPT_ALGO_ROUND_ROBIN, false},
 	{"least_connections", PERFOPT_ALGO_LEAST_CONNECTIONS, false},
 	{"weighted", PERFOPT_ALGO_WEIGHTED, false},
@@ -105,54 +104,23 @@ PG_FUNCTION_INFO_V1(perfopt_routing_reload);
 PG_FUNCTION_INFO_V1(perfopt_simulate_requests);
 PG_FUNCTION_INFO_V1(perfopt_hpa_desired_replicas);
 
-/* Define the settings of routing and health checks */
+/* Ask for the registry's shared memory and lock; from perfopt.c's hook */
 void
-perfopt_routing_define_settings(void)
+perfopt_routing_shmem_request(void)
 {
-	DefineCustomIntVariable("perfopt.health_check_interval",
-							"Time between two health checks of every registered instance.",
-							NULL, &perfopt_health_check_interval, 5, 1, 3600,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("perfopt.health_check_failures",
-							"Health checks in a row that must fail before an instance is down.",
-							NULL, &perfopt_health_check_failures, 3, 1, 100,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("perfopt.health_check_successes",
-							"Health checks in a row that must succeed before a down instance is healthy.",
-							NULL, &perfopt_health_check_successes, 2, 1, 100,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("perfopt.health_check_timeout",
-							"How long one health check may take: connect, then query.",
-							NULL, &perfopt_health_check_timeout, 2000, 100, 60000,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomEnumVariable("perfopt.routing_algorithm",
-							 "Algorithm route() uses when it is given none.",
-							 NULL, &perfopt_routing_algorithm, PERFOPT_ALGO_ADAPTIVE,
-							 algorithm_options, PGC_USERSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("perfopt.routing_max_lag",
-							"Replication lag beyond which a standby is degraded and avoided by adaptive routing.",
-							NULL, &perfopt_routing_max_lag, 16 * 1024 * 1024, 0, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
-}
-
-static void
-routing_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(RoutingShared)));
 	RequestNamedLWLockTranche("perfopt routing", 1);
 }
 
-static void
-routing_shmem_startup(void)
+/*
+ * Create or attach the registry's shared memory; from perfopt.c's hook,
+ * which holds AddinShmemInitLock
+ */
+void
+perfopt_routing_shmem_startup(void)
 {
 	bool		found;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	routing_shared = ShmemInitStruct("perfopt routing", sizeof(RoutingShared), &found);
 	if (!found)
 	{
@@ -165,17 +133,6 @@ routing_shmem_startup(void)
 			pg_atomic_init_u64(&routing_shared->slots[i].routed_total, 0);
 		}
 	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
-/* Ask for shared memory; only from _PG_init while preloading */
-void
-perfopt_routing_init(void)
-{
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = routing_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = routing_shmem_startup;
 }
 
 /* Fail clearly when perfopt was not preloaded */
@@ -389,7 +346,7 @@ algorithm_from_text(text *name)
 	if (name == NULL)
 		return perfopt_routing_algorithm;
 	s = text_to_cstring(name);
-	for (const struct config_enum_entry *e = algorithm_options; e->name; e++)
+	for (const struct config_enum_entry *e = perfopt_routing_algorithms; e->name; e++)
 		if (strcmp(e->name, s) == 0)
 			return e->val;
 	ereport(ERROR,

@@ -9,6 +9,7 @@
 #define PERFOPT_ROUTING_H
 
 #include "datatype/timestamp.h"
+#include "utils/guc.h"
 
 /* At most this many instances in the registry */
 #define PERFOPT_MAX_INSTANCES	64
@@ -32,8 +33,11 @@ extern int	perfopt_health_check_timeout;
 extern int	perfopt_routing_algorithm;
 extern int	perfopt_routing_max_lag;
 
-extern void perfopt_routing_define_settings(void);
-extern void perfopt_routing_init(void);
+/* the values of perfopt.routing_algorithm */
+extern const struct config_enum_entry perfopt_routing_algorithms[];
+
+extern void perfopt_routing_shmem_request(void);
+extern void perfopt_routing_shmem_startup(void);
 extern bool perfopt_routing_sync(void);
 extern int	perfopt_routing_targets(RoutingTarget *out, int max);
 extern void perfopt_routing_report(int slot, const char *name, bool ok, double ms,
