@@ -32,6 +32,8 @@ BEGIN
                    ' FOR VALUES FROM (%L) TO (%L)',
                    name, day::timestamp AT TIME ZONE 'UTC',
                    (day + 1)::timestamp AT TIME ZONE 'UTC');
+    -- its own index: perfopt.metrics has none (see sql/tables/40_metrics.sql)
+    EXECUTE format('CREATE INDEX ON perfopt.%I (metric, entity, ts)', name);
     RETURN format('perfopt.%I', name)::regclass;
 END
 $$;

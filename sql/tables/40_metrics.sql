@@ -47,10 +47,14 @@ CREATE TABLE perfopt.metrics (
     value float8
 ) PARTITION BY RANGE (ts);
 
-CREATE INDEX ON perfopt.metrics (metric, entity, ts);
-
 -- rows of days that have no partition (imported series, say) land here
 CREATE TABLE perfopt.metrics_default PARTITION OF perfopt.metrics DEFAULT;
+
+-- Each partition has an index of its own, made with it (metrics_partition),
+-- and perfopt.metrics has none: pg_dump keeps the daily partitions (they are
+-- not the extension's), and pg_restore, attaching one to a partitioned index
+-- of the extension, would make its index and then fail to make it again
+CREATE INDEX ON perfopt.metrics_default (metric, entity, ts);
 
 CREATE TABLE perfopt.metrics_latest (
     metric text NOT NULL,

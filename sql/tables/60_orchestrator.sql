@@ -30,6 +30,9 @@ CREATE TABLE perfopt.automation_rules (
 );
 
 SELECT pg_catalog.pg_extension_config_dump('perfopt.automation_rules', 'WHERE NOT builtin');
+-- and the sequence, so that ids go on after a restore instead of meeting the
+-- restored rows' (the builtin rows take the first ones in a fresh install)
+SELECT pg_catalog.pg_extension_config_dump('perfopt.automation_rules_id_seq', '');
 
 CREATE TABLE perfopt.action_log (
     id bigserial PRIMARY KEY,

@@ -62,6 +62,7 @@ CREATE TABLE perfopt.cache_warmers (
 );
 
 SELECT pg_catalog.pg_extension_config_dump('perfopt.cache_warmers', '');
+SELECT pg_catalog.pg_extension_config_dump('perfopt.cache_warmers_id_seq', '');
 
 INSERT INTO perfopt.jobs (job_name, command, schedule, builtin) VALUES
     ('cache_rewarm', 'SELECT perfopt.cache_rewarm()', interval '10 seconds', true);
