@@ -38,7 +38,12 @@ install_packages() {
 # Build perfopt in tree $1 and install it into PostgreSQL 15 (or into the
 # copy under $PERFOPT_STAGE, made on first use)
 build_and_install() {
+    local extdir
+    extdir=$(/usr/bin/pg_config --sharedir)/extension
     make -C "$1" -s PG_CONFIG=/usr/bin/pg_config >/dev/null || die "build failed"
+    # scripts a former build installed (an install script of a version that
+    # is now reached through updates) must not shadow the update path
+    rm -f "${PERFOPT_STAGE:-}$extdir"/perfopt--*.sql
     if [ -z "${PERFOPT_STAGE:-}" ]; then
         make -C "$1" -s PG_CONFIG=/usr/bin/pg_config install >/dev/null || die "make install failed"
         return 0
