@@ -47,7 +47,7 @@ OBJS = \
 # before are assembled from readable sources (sql/README.md); the scripts of
 # older releases stay in sql/legacy/ for the updates from them.
 EXTVERSION = $(shell sed -n "s/^default_version = '\\(.*\\)'/\\1/p" perfopt.control)
-PREVVERSION = 0.10.0
+PREVVERSION = 1.0.0
 TABLES_SQL = $(sort $(wildcard sql/tables/*.sql))
 DEFINITIONS_SQL = $(sort $(wildcard sql/definitions/*.sql))
 DATA_built = sql/perfopt--$(EXTVERSION).sql sql/perfopt--$(PREVVERSION)--$(EXTVERSION).sql
