@@ -638,15 +638,19 @@ table_recommendations(TableFacts *t, TableHealth *h, const char *name, List *dro
 		recommendation(&buf, "freeze", psprintf("VACUUM (FREEZE, ANALYZE) %s;", name),
 					   psprintf("its oldest transaction ID is %.0f%% of the way to autovacuum_freeze_max_age; freezing now, at a time you choose, spares an anti-wraparound vacuum at a time you do not",
 								h->xid_age_pct));
-	else if (h->dead_tuple_pct >= 10 || h->vacuum_due >= 1)
+	else if ((h->dead_tuple_pct >= 10 && t->dead >= t->vacuum_threshold) || h->vacuum_due >= 1)
 		recommendation(&buf, "vacuum", psprintf("VACUUM (ANALYZE) %s;", name),
-					   psprintf("%.0f dead tuples (%.0f%% of the rows) wait to be removed%s",
-								t->dead, h->dead_tuple_pct,
-								h->vacuum_due >= 1 ? ", past autovacuum's threshold for this table" : ""));
+					   psprintf("%.0f dead tuples (%.0f%% of its %.0f rows) wait to be removed; autovacuum vacuums this table at %.0f + %.3g x %.0f = %.0f dead tuples%s",
+								t->dead, h->dead_tuple_pct, t->live + t->dead,
+								t->vacuum_threshold, t->vacuum_scale_factor, t->live + t->dead,
+								t->vacuum_threshold + t->vacuum_scale_factor * (t->live + t->dead),
+								h->vacuum_due >= 1 ? ", and has not" : ""));
 	else if (h->analyze_due >= 1)
 		recommendation(&buf, "analyze", psprintf("ANALYZE %s;", name),
-					   psprintf("%.0f rows changed since the last analyze, %.1f times autovacuum's threshold: the planner works from old statistics",
-								t->mod_since_analyze, h->analyze_due));
+					   psprintf("%.0f rows changed since the last analyze, %.1f times autovacuum's threshold of %.0f + %.3g x %.0f = %.0f: the planner works from old statistics",
+								t->mod_since_analyze, h->analyze_due,
+								t->analyze_threshold, t->analyze_scale_factor, t->live + t->dead,
+								t->analyze_threshold + t->analyze_scale_factor * (t->live + t->dead)));
 
 	/* autovacuum settings sized from the change rate, where they help */
 	{
@@ -670,8 +674,8 @@ table_recommendations(TableFacts *t, TableHealth *h, const char *name, List *dro
 
 	if (h->hot_update_pct >= 0 && h->hot_update_pct < 50 && t->updates >= 1000 && t->fillfactor >= 100)
 		recommendation(&buf, "fillfactor", psprintf("ALTER TABLE %s SET (fillfactor = 90);", name),
-					   psprintf("only %.0f%% of its updates are HOT; if the columns they change are not indexed, free space on each page lets an update stay on its page and skip the indexes (the setting applies to pages written from now on)",
-								h->hot_update_pct));
+					   psprintf("only %.0f%% of its %.0f updates are HOT; if the columns they change are not indexed, free space on each page lets an update stay on its page and skip the indexes (the setting applies to pages written from now on)",
+								h->hot_update_pct, t->updates));
 
 	if (h->bloat_pct >= REBUILD_BLOAT_PCT && table_bytes >= REBUILD_MIN_BYTES)
 		recommendation(&buf, "rebuild", psprintf("VACUUM FULL %s;", name),
