@@ -30,10 +30,10 @@ SELECT try_analyze('SELECT $0');
 SELECT try_analyze('INSERT INTO leads (id) VALUES (1, 2)');
 
 -- a caller who may not read a table gets the error running it would give
-CREATE ROLE perfopt_reader;
-GRANT SELECT ON agents TO perfopt_reader;
-GRANT SELECT (id, state) ON leads TO perfopt_reader;
-SET ROLE perfopt_reader;
+CREATE ROLE aq_reader;
+GRANT SELECT ON agents TO aq_reader;
+GRANT SELECT (id, state) ON leads TO aq_reader;
+SET ROLE aq_reader;
 SELECT * FROM perfopt.analyze_query('SELECT * FROM quotes');
 SELECT try_analyze('SELECT email FROM leads');
 SELECT try_analyze('SELECT id FROM leads WHERE state = ''TX''');
@@ -43,15 +43,15 @@ SELECT try_analyze('SELECT 1 FROM agents a WHERE EXISTS (SELECT 1 FROM quotes q 
 RESET ROLE;
 -- through a view, the view's owner needs the rights on its tables
 CREATE VIEW agent_names AS SELECT id, name FROM agents;
-GRANT SELECT ON agent_names TO perfopt_reader;
-REVOKE SELECT ON agents FROM perfopt_reader;
-SET ROLE perfopt_reader;
+GRANT SELECT ON agent_names TO aq_reader;
+REVOKE SELECT ON agents FROM aq_reader;
+SET ROLE aq_reader;
 SELECT try_analyze('SELECT name FROM agent_names');
 SELECT try_analyze('SELECT name FROM agents');
 RESET ROLE;
 DROP VIEW agent_names;
-REVOKE ALL ON leads FROM perfopt_reader;
-DROP ROLE perfopt_reader;
+REVOKE ALL ON leads FROM aq_reader;
+DROP ROLE aq_reader;
 
 -- statements nested too deep give an error, not a crash
 SELECT try_analyze('SELECT ' || repeat('(', 10000) || '1' || repeat(')', 10000)) AS deep_parentheses;

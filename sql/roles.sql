@@ -9,13 +9,15 @@
 --   perfopt_admin  writes automation rules, runs actions by hand, reads what
 --                  the workers gather
 --   perfopt_app    what an application's login role needs: route()
+--   perfopt_reader read-only: every view and what the workers gather, for
+--                  dashboards (docs/observability.md)
 
 DO $$
 DECLARE
     wanted text;
     r record;
 BEGIN
-    FOREACH wanted IN ARRAY ARRAY['perfopt_admin', 'perfopt_app'] LOOP
+    FOREACH wanted IN ARRAY ARRAY['perfopt_admin', 'perfopt_app', 'perfopt_reader'] LOOP
         SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) wanted;
         IF NOT FOUND THEN
             EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', wanted);

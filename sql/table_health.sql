@@ -84,6 +84,46 @@ SELECT measured FROM perfopt.table_health(true) WHERE table_name = 'health_test'
 RESET ROLE;
 DROP ROLE health_reader;
 
+-- autovacuum advice only where it fixes something.  Three tables of 150,000
+-- rows, read as if the statistics had counted for 10 hours: one only
+-- inserted into (no changes: no advice), one with 100 updates (10 an hour:
+-- even at 0.01 autovacuum would wait 155 hours, so no advice), one with
+-- 3,000 (300 an hour: 0.2 waits 102 hours, 0.01 about 5)
+CREATE TABLE av_static (id int, v int) WITH (autovacuum_enabled = false);
+CREATE TABLE av_slow (id int, v int) WITH (autovacuum_enabled = false);
+CREATE TABLE av_busy (id int, v int) WITH (autovacuum_enabled = false);
+INSERT INTO av_static SELECT i, i FROM generate_series(1, 150000) i;
+INSERT INTO av_slow SELECT i, i FROM generate_series(1, 150000) i;
+INSERT INTO av_busy SELECT i, i FROM generate_series(1, 150000) i;
+UPDATE av_slow SET v = v + 1 WHERE id <= 100;
+UPDATE av_busy SET v = v + 1 WHERE id <= 3000;
+SELECT pg_stat_force_next_flush();
+SELECT set_config('perfopt.now_override',
+                  (SELECT coalesce(stats_reset, pg_postmaster_start_time()) + interval '10 hours'
+                     FROM pg_stat_database WHERE datname = current_database())::text, false) IS NOT NULL AS clock_set;
+SELECT h.table_name, r->>'statement' AS statement, r->>'reason' AS reason
+  FROM perfopt.table_health h
+  LEFT JOIN LATERAL jsonb_array_elements(h.recommendations) r ON r->>'action' = 'autovacuum'
+ WHERE h.table_name IN ('av_static'::regclass, 'av_slow'::regclass, 'av_busy'::regclass)
+ ORDER BY h.table_name::text;
+-- the reason's numbers are the statistics' own: changes an hour, rows, and
+-- the thresholds autovacuum computes from them
+WITH s AS (
+    SELECT (n_tup_upd + n_tup_del) / 10.0 AS per_hour, n_live_tup + n_dead_tup AS rows
+      FROM pg_stat_user_tables WHERE relid = 'av_busy'::regclass),
+r AS (
+    SELECT r->>'reason' AS reason
+      FROM perfopt.table_health h, jsonb_array_elements(h.recommendations) r
+     WHERE h.table_name = 'av_busy'::regclass AND r->>'action' = 'autovacuum')
+SELECT r.reason LIKE format('the table changes about %s rows an hour %%', round(s.per_hour)) AS rate_adds_up,
+       r.reason LIKE format('%% = %s dead rows, %s hours %%', round(50 + 0.2 * s.rows),
+                            round((50 + 0.2 * s.rows) / s.per_hour, 1)) AS default_wait_adds_up,
+       r.reason LIKE format('%% = %s, %s hours %%', round(50 + 0.01 * s.rows),
+                            round((50 + 0.01 * s.rows) / s.per_hour, 1)) AS advised_wait_adds_up
+  FROM s, r;
+RESET perfopt.now_override;
+DROP TABLE av_static, av_slow, av_busy;
+
 -- every row is in range
 SELECT bool_and(health_score BETWEEN 0 AND 100) AS scores_in_range,
        bool_and(est_bloat_pct BETWEEN 0 AND 100) AS bloat_in_range,

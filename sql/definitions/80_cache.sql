@@ -147,10 +147,13 @@ COMMENT ON FUNCTION perfopt.cache_rewarm() IS
 
 CREATE OR REPLACE FUNCTION perfopt.cache_redis_stats(
     OUT connected boolean, OUT hits bigint, OUT misses bigint, OUT keys bigint,
-    OUT used_memory_bytes bigint, OUT error text)
+    OUT used_memory_bytes bigint, OUT error text, OUT own_hits bigint, OUT own_misses bigint)
 AS 'MODULE_PATHNAME', 'perfopt_cache_redis_stats'
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.cache_redis_stats() IS
+'Redis INFO and DBSIZE: keyspace hits and misses less perfopt''s own lookups (cache_rewarm''s OBJECT FREQ and TTL, in own_hits and own_misses), keys, memory; error when Redis cannot be reached';
 
 CREATE OR REPLACE FUNCTION perfopt.cache_worker_state(
     OUT worker_pid int, OUT redis_connected boolean, OUT invalidations_sent bigint,
@@ -174,7 +177,9 @@ SELECT r.hits, r.misses,
        w.redis_connected AS worker_connected,
        w.worker_pid,
        w.last_sent_at,
-       r.used_memory_bytes
+       r.used_memory_bytes,
+       r.own_hits,
+       r.own_misses
   FROM perfopt.cache_redis_stats() r,
        perfopt.cache_worker_state() w,
        (SELECT count(*) AS depth,
@@ -182,7 +187,7 @@ SELECT r.hits, r.misses,
           FROM perfopt.cache_invalidations) o;
 
 COMMENT ON VIEW perfopt.cache_metrics IS
-'Redis hits, misses and hit rate (INFO stats), keys, invalidations sent by the worker, the outbox, and the last error';
+'the application''s Redis hits, misses and hit rate (INFO stats less perfopt''s own lookups, in own_hits and own_misses), keys, invalidations sent by the worker, the outbox, and the last error';
 
 -- only cache_watch attaches the trigger: attached by anyone else, it could
 -- invalidate any key; writers need no privilege on it to fire it

@@ -7,7 +7,9 @@
 --   PUBLIC         a tenant: what it sees is what its own privileges allow
 --                  (the statements pg_stat_statements shows it, the tables
 --                  it may read); its own texts are analyzed as itself
---   pg_monitor     monitoring: what the workers measure, for dashboards
+--   pg_monitor     monitoring: what the workers measure
+--   perfopt_reader the same, made by perfopt: a dashboard's login role
+--                  needs only this role (docs/observability.md)
 --   perfopt_admin  automation: rules, actions, cycles, the cache queue
 --   perfopt_app    an application's login role: route()
 -- Everything else (cache watches and warmers, instance registry, jobs,
@@ -16,15 +18,18 @@
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA perfopt FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA perfopt FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA perfopt FROM PUBLIC;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA perfopt FROM pg_monitor, perfopt_admin, perfopt_app;
-REVOKE ALL ON ALL TABLES IN SCHEMA perfopt FROM pg_monitor, perfopt_admin, perfopt_app;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA perfopt FROM pg_monitor, perfopt_admin, perfopt_app;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA perfopt FROM pg_monitor, perfopt_admin, perfopt_app, perfopt_reader;
+REVOKE ALL ON ALL TABLES IN SCHEMA perfopt FROM pg_monitor, perfopt_admin, perfopt_app, perfopt_reader;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA perfopt FROM pg_monitor, perfopt_admin, perfopt_app, perfopt_reader;
 
 GRANT USAGE ON SCHEMA perfopt TO PUBLIC;
 
 ------------------------------------------------------------------------------
 -- PUBLIC: analysis of one's own statements, advice from the statements one
--- may see, health from the statistics anyone may read, pure computations
+-- may see, health from the statistics anyone may read, pure computations.
+-- Nothing internal: test/t/016_hostile_grants.pl calls each of these as a
+-- fresh login role, and checks that none of docs/orchestrator.md's internal
+-- functions is here.
 
 GRANT EXECUTE ON FUNCTION
     perfopt.now(),
@@ -39,8 +44,6 @@ GRANT EXECUTE ON FUNCTION
     perfopt.detect_anomalies(timestamptz[], float8[], float8),
     perfopt.forecast(timestamptz[], float8[], interval, interval),
     perfopt.cron_next(text, timestamptz),
-    perfopt.known_metrics(),
-    perfopt.condition_holds(text, float8, float8),
     perfopt.simulate_requests(int, text, float8, bigint),
     perfopt.hpa_desired_replicas(int, float8, float8, float8, int, int)
    TO PUBLIC;
@@ -55,7 +58,9 @@ GRANT SELECT ON
 GRANT SELECT ON perfopt.action_log TO PUBLIC;
 
 ------------------------------------------------------------------------------
--- pg_monitor: what the workers measure
+-- pg_monitor and perfopt_reader: what the workers measure.  Every query of
+-- the dashboards in docs/grafana runs as a login role that is a member of
+-- perfopt_reader only (test/t/016_hostile_grants.pl).
 
 GRANT EXECUTE ON FUNCTION
     perfopt.query_latency(),
@@ -69,7 +74,7 @@ GRANT EXECUTE ON FUNCTION
     perfopt.cache_redis_stats(),
     perfopt.cache_worker_state(),
     perfopt.instance_status()
-   TO pg_monitor, perfopt_admin;
+   TO pg_monitor, perfopt_admin, perfopt_reader;
 
 GRANT SELECT ON
     perfopt.metrics, perfopt.metrics_latest, perfopt.live_metrics, perfopt.query_latency,
@@ -80,7 +85,7 @@ GRANT SELECT ON
     perfopt.action_log, perfopt.incidents, perfopt.optimization_reports,
     perfopt.cache_metrics,
     perfopt.instance_registry, perfopt.instances, perfopt.scaling_advice
-   TO pg_monitor, perfopt_admin;
+   TO pg_monitor, perfopt_admin, perfopt_reader;
 
 ------------------------------------------------------------------------------
 -- perfopt_admin: rules (row-level security limits each member to the rules
@@ -93,9 +98,12 @@ GRANT USAGE ON SEQUENCE perfopt.automation_rules_id_seq TO perfopt_admin;
 -- optimize(), rollback_action() and run_optimization_cycle() take their
 -- caller from GetUserId() and run their halves (optimize_as() ...) as the
 -- extension's owner: those halves are granted to no one.  The rule trigger
--- runs as the rule's writer and calls may_own_rules(), check_action() and
--- table_option_value().
+-- runs as the rule's writer and calls may_own_rules(), check_action(),
+-- table_option_value() and known_metrics(); threshold_state() calls
+-- condition_holds().
 GRANT EXECUTE ON FUNCTION
+    perfopt.known_metrics(),
+    perfopt.condition_holds(text, float8, float8),
     perfopt.run_optimization_cycle(timestamptz),
     perfopt.optimize(text, text, boolean, jsonb),
     perfopt.rollback_action(bigint),

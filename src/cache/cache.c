@@ -386,6 +386,56 @@ perfopt_cache_invalidate(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
+static int64 info_field(const char *info, const char *name);
+
+/* The text after "name:" in an INFO reply, up to the line's end, or "" */
+static void
+info_string(const char *info, const char *name, char *out, size_t outlen)
+{
+	const char *p = info;
+	size_t		len = strlen(name);
+
+	out[0] = '\0';
+	while ((p = strstr(p, name)) != NULL)
+	{
+		if ((p == info || p[-1] == '\n') && p[len] == ':')
+		{
+			size_t		n = strcspn(p + len + 1, "\r\n");
+
+			strlcpy(out, p + len + 1, Min(n + 1, outlen));
+			return;
+		}
+		p += len;
+	}
+}
+
+/*
+ * Tell shared memory about keyspace lookups perfopt just made on c (hits
+ * and misses), with Redis's run_id and its counters right after them
+ * (cache_worker.c: perfopt_cache_add_own_lookups)
+ */
+static void
+count_own_lookups(redisContext *c, uint64 hits, uint64 misses)
+{
+	redisReply *info;
+
+	if (hits + misses == 0)
+		return;
+	info = perfopt_redis_command(c, "INFO");
+	if (info != NULL && info->type == REDIS_REPLY_STRING)
+	{
+		char		run_id[CACHE_RUN_ID_LEN];
+		int64		redis_hits = info_field(info->str, "keyspace_hits");
+		int64		redis_misses = info_field(info->str, "keyspace_misses");
+
+		info_string(info->str, "run_id", run_id, sizeof(run_id));
+		if (run_id[0] != '\0' && redis_hits >= 0 && redis_misses >= 0)
+			perfopt_cache_add_own_lookups(run_id, redis_hits + redis_misses, hits, misses);
+	}
+	if (info)
+		freeReplyObject(info);
+}
+
 /* Read the replies of n pipelined commands; an ERROR for the first failure */
 static void
 redis_read_replies(redisContext *c, int n, const char *what)
@@ -463,12 +513,21 @@ warm_query(redisContext *c, const char *template, const char *query, int64 ttl,
 		wanted[i] = (keys[i] != NULL);
 	}
 
-	/* which keys are read most and about to expire */
+	/*
+	 * Which keys are read most and about to expire.  Redis counts each
+	 * OBJECT FREQ and TTL as a keyspace hit (the key exists) or miss, as it
+	 * counts the application's reads: they are counted here too, so that
+	 * cache_redis_stats can leave them out.
+	 */
 	if (min_freq >= 0)
 	{
+		uint64		own_hits = 0;
+		uint64		own_misses = 0;
+
 		for (uint64 first = 0; first < nrows; first += WARM_PIPELINE)
 		{
 			uint64		last = Min(first + WARM_PIPELINE, nrows);
+			char	   *refused = NULL;
 
 			for (uint64 i = first; i < last; i++)
 			{
@@ -491,17 +550,17 @@ warm_query(redisContext *c, const char *template, const char *query, int64 ttl,
 					freeReplyObject(freq);
 					perfopt_redis_reply_failed("TTL", c->errstr);
 				}
-				if (freq->type == REDIS_REPLY_ERROR)
-				{
-					char	   *message = pstrdup(freq->str);
-
-					freeReplyObject(freq);
-					freeReplyObject(left);
-					ereport(ERROR,
-							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-							 errmsg("Redis at %s refused OBJECT FREQ: %s", perfopt_redis_address(), message),
-							 errhint("Re-warming needs an LFU policy in Redis: maxmemory-policy allkeys-lfu or volatile-lfu.")));
-				}
+				/* a missing key: nil to OBJECT FREQ, -2 to TTL */
+				if (freq->type == REDIS_REPLY_NIL)
+					own_misses++;
+				else
+					own_hits++;
+				if (left->type == REDIS_REPLY_INTEGER && left->integer == -2)
+					own_misses++;
+				else
+					own_hits++;
+				if (freq->type == REDIS_REPLY_ERROR && refused == NULL)
+					refused = pstrdup(freq->str);
 				/* a missing key (nil) has expired already: the application reloads it */
 				wanted[i] = freq->type == REDIS_REPLY_INTEGER && freq->integer >= min_freq &&
 					left->type == REDIS_REPLY_INTEGER && left->integer >= 0 &&
@@ -509,8 +568,17 @@ warm_query(redisContext *c, const char *template, const char *query, int64 ttl,
 				freeReplyObject(freq);
 				freeReplyObject(left);
 			}
+			if (refused != NULL)
+			{
+				count_own_lookups(c, own_hits, own_misses);
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("Redis at %s refused OBJECT FREQ: %s", perfopt_redis_address(), refused),
+						 errhint("Re-warming needs an LFU policy in Redis: maxmemory-policy allkeys-lfu or volatile-lfu.")));
+			}
 			CHECK_FOR_INTERRUPTS();
 		}
+		count_own_lookups(c, own_hits, own_misses);
 	}
 
 	for (uint64 i = 0; i < nrows; i++)
@@ -746,15 +814,17 @@ info_field(const char *info, const char *name)
 }
 
 /*
- * cache_redis_stats(): what Redis says of itself (INFO, DBSIZE); when it
- * cannot be reached, connected is false and error says why.
+ * cache_redis_stats(): what Redis says of itself (INFO, DBSIZE), with
+ * perfopt's own lookups (cache_rewarm's) left out of the hits and misses
+ * and reported apart; when Redis cannot be reached, connected is false and
+ * error says why.
  */
 Datum
 perfopt_cache_redis_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
-	Datum		values[6];
-	bool		nulls[6] = {false, true, true, true, true, true};
+	Datum		values[8];
+	bool		nulls[8] = {false, true, true, true, true, true, true, true};
 	char		error[512];
 	redisContext *c;
 
@@ -774,15 +844,25 @@ perfopt_cache_redis_stats(PG_FUNCTION_ARGS)
 			int64		hits = info_field(info->str, "keyspace_hits");
 			int64		misses = info_field(info->str, "keyspace_misses");
 			int64		memory = info_field(info->str, "used_memory");
+			char		run_id[CACHE_RUN_ID_LEN];
+			uint64		own_hits = 0;
+			uint64		own_misses = 0;
 
-			values[1] = Int64GetDatum(hits);
-			values[2] = Int64GetDatum(misses);
+			info_string(info->str, "run_id", run_id, sizeof(run_id));
+			if (hits >= 0 && misses >= 0)
+				(void) perfopt_cache_get_own_lookups(run_id, hits + misses, &own_hits, &own_misses);
+			values[1] = Int64GetDatum(Max(0, hits - (int64) own_hits));
+			values[2] = Int64GetDatum(Max(0, misses - (int64) own_misses));
 			values[3] = Int64GetDatum(dbsize->integer);
 			values[4] = Int64GetDatum(memory);
+			values[6] = Int64GetDatum((int64) own_hits);
+			values[7] = Int64GetDatum((int64) own_misses);
 			nulls[1] = hits < 0;
 			nulls[2] = misses < 0;
 			nulls[3] = false;
 			nulls[4] = memory < 0;
+			nulls[6] = hits < 0;
+			nulls[7] = misses < 0;
 		}
 		else
 		{

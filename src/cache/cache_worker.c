@@ -105,6 +105,11 @@ typedef struct CacheShared
 	pg_atomic_uint32 error_changes; /* odd while the worker writes the error */
 	TimestampTz error_at;
 	char		error[CACHE_ERROR_LEN];
+	/* perfopt's own keyspace lookups, guarded by mutex (see below) */
+	char		own_run_id[CACHE_RUN_ID_LEN];
+	uint64		own_hits;
+	uint64		own_misses;
+	uint64		own_seen_total;
 } CacheShared;
 
 static CacheShared *cache_shared = NULL;
@@ -170,6 +175,64 @@ perfopt_cache_shmem_startup(void)
 		pg_atomic_init_u32(&cache_shared->error_changes, 0);
 		cache_shared->late_low = PG_INT64_MAX;
 	}
+}
+
+/*
+ * perfopt's own keyspace lookups.  cache_rewarm asks Redis how often each
+ * warmed key was read (OBJECT FREQ) and how long it has left (TTL), and
+ * Redis counts each of those as a keyspace hit or miss, as it counts the
+ * application's GETs: an idle cache would drift towards a 100% hit rate.
+ * Redis's counters (INFO keyspace_hits, keyspace_misses) start at 0 when
+ * Redis starts (a new run_id) or CONFIG RESETSTAT runs; perfopt's own are
+ * counted here for one run_id, since the last time the counters went back,
+ * and cache_redis_stats subtracts them.
+ *
+ * Add hits and misses of perfopt's own, made in the Redis run run_id whose
+ * keyspace_hits + keyspace_misses were redis_total just after them.
+ */
+void
+perfopt_cache_add_own_lookups(const char *run_id, uint64 redis_total, uint64 hits, uint64 misses)
+{
+	if (cache_shared == NULL)
+		return;					/* perfopt is not preloaded: no one reads them */
+	SpinLockAcquire(&cache_shared->mutex);
+	if (strcmp(cache_shared->own_run_id, run_id) != 0 || redis_total < cache_shared->own_seen_total)
+	{
+		/* another Redis, or its counters were reset: start again */
+		strlcpy(cache_shared->own_run_id, run_id, CACHE_RUN_ID_LEN);
+		cache_shared->own_hits = 0;
+		cache_shared->own_misses = 0;
+	}
+	cache_shared->own_hits += hits;
+	cache_shared->own_misses += misses;
+	cache_shared->own_seen_total = redis_total;
+	SpinLockRelease(&cache_shared->mutex);
+}
+
+/*
+ * perfopt's own hits and misses among those Redis run run_id reports, with
+ * redis_total its keyspace_hits + keyspace_misses; false (and zeros) when
+ * they are not known for that run: perfopt looked nothing up in it, or its
+ * counters were reset since.
+ */
+bool
+perfopt_cache_get_own_lookups(const char *run_id, uint64 redis_total, uint64 *hits, uint64 *misses)
+{
+	bool		known = false;
+
+	*hits = 0;
+	*misses = 0;
+	if (cache_shared == NULL)
+		return false;
+	SpinLockAcquire(&cache_shared->mutex);
+	if (strcmp(cache_shared->own_run_id, run_id) == 0 && redis_total >= cache_shared->own_seen_total)
+	{
+		*hits = cache_shared->own_hits;
+		*misses = cache_shared->own_misses;
+		known = true;
+	}
+	SpinLockRelease(&cache_shared->mutex);
+	return known;
 }
 
 /* Register the worker; called from _PG_init while preloading */

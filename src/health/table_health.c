@@ -65,6 +65,7 @@
 #include "utils/timestamp.h"
 
 #include "common/catalog.h"
+#include "common/clock.h"
 #include "health/table_score.h"
 
 PG_FUNCTION_INFO_V1(perfopt_table_health);
@@ -597,23 +598,25 @@ recommendation(StringInfo buf, const char *action, const char *statement, const 
 	json_item(buf, "action", action, "statement", statement, "reason", reason);
 }
 
-/* Seconds the statistics have counted for, to turn counts into rates */
+/*
+ * Seconds the statistics have counted for, to turn counts into rates: since
+ * the database's statistics were reset, or the server started, until
+ * perfopt.now()
+ */
 static double
 statistics_seconds(void)
 {
-	static double seconds = -1;
+	double		seconds = 3600;
+	Datum		now = TimestampTzGetDatum(perfopt_now());
 
-	if (seconds < 0)
-	{
-		SPI_connect();
-		if (SPI_execute("SELECT extract(epoch FROM now() - coalesce(stats_reset, pg_postmaster_start_time()))::float8"
-						" FROM pg_stat_database WHERE datname = current_database()", true, 1) == SPI_OK_SELECT &&
-			SPI_processed == 1)
-			seconds = get_double(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 3600);
-		SPI_finish();
-		seconds = Max(seconds, 60);
-	}
-	return seconds;
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT extract(epoch FROM $1 - coalesce(stats_reset, pg_postmaster_start_time()))::float8"
+							  " FROM pg_stat_database WHERE datname = current_database()",
+							  1, (Oid[]) {TIMESTAMPTZOID}, &now, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+		seconds = get_double(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 3600);
+	SPI_finish();
+	return Max(seconds, 60);
 }
 
 /*
@@ -621,7 +624,8 @@ statistics_seconds(void)
  * from perfopt.index_drop_candidates.
  */
 static char *
-table_recommendations(TableFacts *t, TableHealth *h, const char *name, List *drops)
+table_recommendations(TableFacts *t, TableHealth *h, const char *name, List *drops,
+					  double seconds)
 {
 	StringInfoData buf;
 	double		table_bytes = t->pages * BLCKSZ;
@@ -634,38 +638,44 @@ table_recommendations(TableFacts *t, TableHealth *h, const char *name, List *dro
 		recommendation(&buf, "freeze", psprintf("VACUUM (FREEZE, ANALYZE) %s;", name),
 					   psprintf("its oldest transaction ID is %.0f%% of the way to autovacuum_freeze_max_age; freezing now, at a time you choose, spares an anti-wraparound vacuum at a time you do not",
 								h->xid_age_pct));
-	else if (h->dead_tuple_pct >= 10 || h->vacuum_due >= 1)
+	else if ((h->dead_tuple_pct >= 10 && t->dead >= t->vacuum_threshold) || h->vacuum_due >= 1)
 		recommendation(&buf, "vacuum", psprintf("VACUUM (ANALYZE) %s;", name),
-					   psprintf("%.0f dead tuples (%.0f%% of the rows) wait to be removed%s",
-								t->dead, h->dead_tuple_pct,
-								h->vacuum_due >= 1 ? ", past autovacuum's threshold for this table" : ""));
+					   psprintf("%.0f dead tuples (%.0f%% of its %.0f rows) wait to be removed; autovacuum vacuums this table at %.0f + %.3g x %.0f = %.0f dead tuples%s",
+								t->dead, h->dead_tuple_pct, t->live + t->dead,
+								t->vacuum_threshold, t->vacuum_scale_factor, t->live + t->dead,
+								t->vacuum_threshold + t->vacuum_scale_factor * (t->live + t->dead),
+								h->vacuum_due >= 1 ? ", and has not" : ""));
 	else if (h->analyze_due >= 1)
 		recommendation(&buf, "analyze", psprintf("ANALYZE %s;", name),
-					   psprintf("%.0f rows changed since the last analyze, %.1f times autovacuum's threshold: the planner works from old statistics",
-								t->mod_since_analyze, h->analyze_due));
+					   psprintf("%.0f rows changed since the last analyze, %.1f times autovacuum's threshold of %.0f + %.3g x %.0f = %.0f: the planner works from old statistics",
+								t->mod_since_analyze, h->analyze_due,
+								t->analyze_threshold, t->analyze_scale_factor, t->live + t->dead,
+								t->analyze_threshold + t->analyze_scale_factor * (t->live + t->dead)));
 
-	/* autovacuum settings sized from the change rate: about an hour of changes */
+	/* autovacuum settings sized from the change rate, where they help */
 	{
 		double		rows = t->live + t->dead;
-		double		changes_per_hour = (t->updates + t->deletes) * 3600 / statistics_seconds();
-		double		scale = rows > 0 ? changes_per_hour / rows : 1;
+		AutovacuumAdvice a;
 
-		scale = Max(0.01, Min(scale, t->vacuum_scale_factor));
-		if (rows >= 100000 && scale <= t->vacuum_scale_factor / 2)
+		if (perfopt_autovacuum_advice(rows, t->updates + t->deletes, seconds,
+									  t->vacuum_threshold, t->vacuum_scale_factor, &a))
 			recommendation(&buf, "autovacuum",
 						   psprintf("ALTER TABLE %s SET (autovacuum_vacuum_scale_factor = %.3g, autovacuum_analyze_scale_factor = %.3g);",
-									name, scale, Max(0.005, scale / 2)),
-						   psprintf("the table changes about %.0f rows an hour; at a scale factor of %.3g autovacuum waits for %.0f dead rows (%.0f hours of changes), at %.3g for about an hour's",
-									changes_per_hour, t->vacuum_scale_factor,
-									t->vacuum_threshold + t->vacuum_scale_factor * rows,
-									(t->vacuum_threshold + t->vacuum_scale_factor * rows) / Max(changes_per_hour, 1),
-									scale));
+									name, a.scale_factor, a.analyze_scale_factor),
+						   psprintf("the table changes about %.0f rows an hour (%.0f updates and deletes in %.1f hours of statistics); "
+									"at autovacuum_vacuum_scale_factor = %.3g autovacuum waits for %.0f + %.3g x %.0f rows = %.0f dead rows, %.1f hours of changes; "
+									"at %.3g it waits for %.0f + %.3g x %.0f = %.0f, %.1f hours (and analyzes at half that)",
+									a.changes_per_hour, t->updates + t->deletes, seconds / 3600,
+									t->vacuum_scale_factor, t->vacuum_threshold, t->vacuum_scale_factor, rows,
+									a.current_dead_rows, a.current_hours,
+									a.scale_factor, t->vacuum_threshold, a.scale_factor, rows,
+									a.advised_dead_rows, a.advised_hours));
 	}
 
 	if (h->hot_update_pct >= 0 && h->hot_update_pct < 50 && t->updates >= 1000 && t->fillfactor >= 100)
 		recommendation(&buf, "fillfactor", psprintf("ALTER TABLE %s SET (fillfactor = 90);", name),
-					   psprintf("only %.0f%% of its updates are HOT; if the columns they change are not indexed, free space on each page lets an update stay on its page and skip the indexes (the setting applies to pages written from now on)",
-								h->hot_update_pct));
+					   psprintf("only %.0f%% of its %.0f updates are HOT; if the columns they change are not indexed, free space on each page lets an update stay on its page and skip the indexes (the setting applies to pages written from now on)",
+								h->hot_update_pct, t->updates));
 
 	if (h->bloat_pct >= REBUILD_BLOAT_PCT && table_bytes >= REBUILD_MIN_BYTES)
 		recommendation(&buf, "rebuild", psprintf("VACUUM FULL %s;", name),
@@ -773,10 +783,12 @@ perfopt_table_health(PG_FUNCTION_ARGS)
 	List	   *tables;
 	List	   *drops;
 	ListCell   *lc;
+	double		seconds;
 
 	InitMaterializedSRF(fcinfo, 0);
 	tables = read_table_facts(only);
 	drops = read_drop_candidates();
+	seconds = statistics_seconds();
 
 	foreach(lc, tables)
 	{
@@ -859,7 +871,7 @@ perfopt_table_health(PG_FUNCTION_ARGS)
 		values[9] = TimestampTzGetDatum(t->last_analyze);
 		nulls[9] = t->last_analyze_null;
 		values[10] = DirectFunctionCall1(jsonb_in, CStringGetDatum(describe_issues(t, &h, &p)));
-		values[11] = DirectFunctionCall1(jsonb_in, CStringGetDatum(table_recommendations(t, &h, name, drops)));
+		values[11] = DirectFunctionCall1(jsonb_in, CStringGetDatum(table_recommendations(t, &h, name, drops, seconds)));
 		values[12] = Float8GetDatum(h.index_bloat_pct);
 		nulls[12] = h.index_bloat_pct < 0;
 		values[13] = Float8GetDatum(h.vacuum_due);

@@ -32,6 +32,17 @@
  * The sum of the caps passes 100; the score is floored at 0.  Nothing here
  * reads catalogs: table_health.c measures the components.
  *
+ * Autovacuum advice: autovacuum vacuums a table once its dead rows pass
+ * autovacuum_vacuum_threshold + autovacuum_vacuum_scale_factor x rows.  At
+ * the default 0.2 a big table that changes steadily collects a fifth of its
+ * size in dead rows between vacuums.  The advice sizes the scale factor so
+ * that autovacuum comes after about an hour of changes (no lower than 0.01),
+ * and is given only where it fixes something measured: the table changes
+ * (updates and deletes; a table that is only inserted into, or not written
+ * at all, gets none), the advice at least halves the wait, and with it
+ * autovacuum comes at least once a day.  A table that changes so slowly
+ * that even 0.01 leaves it unvacuumed for days has few dead rows to remove.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -86,4 +97,32 @@ perfopt_health_score(const TableHealth *h, HealthPenalties *p)
 	total = p->wraparound + p->bloat + p->dead_tuples + p->vacuum + p->analyze +
 		p->seq_scans + p->cache + p->hot_updates;
 	return (int) Max(0, rint(100 - total));
+}
+
+/*
+ * Whether to advise a per-table autovacuum scale factor for a table of rows
+ * rows that saw changes updates and deletes in seconds of statistics, whose
+ * settings are threshold and scale_factor; *advice holds the numbers either
+ * way (hours are infinite when the table does not change).
+ */
+bool
+perfopt_autovacuum_advice(double rows, double changes, double seconds,
+						  double threshold, double scale_factor, AutovacuumAdvice *advice)
+{
+	double		rate = seconds > 0 ? Max(0, changes) * 3600 / seconds : 0;
+	double		scale = rows > 0 ? rate * AUTOVACUUM_TARGET_HOURS / rows : scale_factor;
+
+	scale = Max(AUTOVACUUM_MIN_SCALE_FACTOR, Min(scale, scale_factor));
+	advice->changes_per_hour = rate;
+	advice->current_dead_rows = threshold + scale_factor * rows;
+	advice->scale_factor = scale;
+	advice->analyze_scale_factor = Max(AUTOVACUUM_MIN_SCALE_FACTOR / 2, scale / 2);
+	advice->advised_dead_rows = threshold + scale * rows;
+	advice->current_hours = rate > 0 ? advice->current_dead_rows / rate : INFINITY;
+	advice->advised_hours = rate > 0 ? advice->advised_dead_rows / rate : INFINITY;
+
+	return rows >= AUTOVACUUM_ADVICE_MIN_ROWS && rate > 0 &&
+		scale < scale_factor &&
+		advice->current_hours >= 2 * advice->advised_hours &&
+		advice->advised_hours <= AUTOVACUUM_MAX_HOURS;
 }

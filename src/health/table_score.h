@@ -43,4 +43,29 @@ typedef struct HealthPenalties
 
 extern int	perfopt_health_score(const TableHealth *health, HealthPenalties *penalties);
 
+/* Per-table autovacuum settings sized from the rate the table changes at */
+typedef struct AutovacuumAdvice
+{
+	double		changes_per_hour;	/* updates and deletes an hour, measured */
+	double		current_dead_rows;	/* autovacuum's threshold now */
+	double		current_hours;	/* hours of changes to reach it */
+	double		scale_factor;	/* advised autovacuum_vacuum_scale_factor */
+	double		analyze_scale_factor;	/* advised autovacuum_analyze_scale_factor */
+	double		advised_dead_rows;	/* the threshold with the advice */
+	double		advised_hours;	/* hours of changes to reach that */
+} AutovacuumAdvice;
+
+/* Tables smaller than this are vacuumed quickly whatever the setting */
+#define AUTOVACUUM_ADVICE_MIN_ROWS		100000
+/* Aim: autovacuum comes after about this many hours of changes ... */
+#define AUTOVACUUM_TARGET_HOURS			1.0
+/* ... with a scale factor no lower than this ... */
+#define AUTOVACUUM_MIN_SCALE_FACTOR		0.01
+/* ... and only where the advice makes it come at least once in this long */
+#define AUTOVACUUM_MAX_HOURS			24.0
+
+extern bool perfopt_autovacuum_advice(double rows, double changes, double seconds,
+									  double threshold, double scale_factor,
+									  AutovacuumAdvice *advice);
+
 #endif							/* PERFOPT_HEALTH_SCORE_H */

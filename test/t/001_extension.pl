@@ -120,6 +120,15 @@ like($rerr, qr/HINT:  Check who made it/, 'and a hint');
 $node->safe_psql('postgres', 'ALTER ROLE perfopt_app NOLOGIN; CREATE EXTENSION perfopt');
 is($node->safe_psql('postgres', "SELECT count(*) FROM pg_extension WHERE extname = 'perfopt'"),
 	'1', 'once it is a plain group role, the install adopts it');
+# the same for the dashboards' read-only role, with an attribute this time
+$node->safe_psql('postgres', 'DROP EXTENSION perfopt; ALTER ROLE perfopt_reader CREATEDB');
+($rret, $rout, $rerr) = $node->psql('postgres', 'CREATE EXTENSION perfopt');
+isnt($rret, 0, 'a pre-existing perfopt_reader with an attribute (CREATEDB) stops CREATE EXTENSION');
+like($rerr, qr/role "perfopt_reader" already exists and is not a plain group role/, 'with the same error');
+$node->safe_psql('postgres', 'ALTER ROLE perfopt_reader NOCREATEDB; CREATE EXTENSION perfopt');
+is($node->safe_psql('postgres', "SELECT pg_has_role('perfopt_reader', 'perfopt_reader', 'USAGE')
+		AND has_function_privilege('perfopt_reader', 'perfopt.health()', 'EXECUTE')"),
+	't', 'once it is a plain group role, the install adopts it and grants it its rights');
 
 # DROP EXTENSION leaves nothing behind
 $node->safe_psql('postgres', 'DROP EXTENSION perfopt');

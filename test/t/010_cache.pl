@@ -1,6 +1,7 @@
 # The Redis cache layer against a real Redis: committed changes invalidate
 # exactly their keys, within milliseconds, rolled-back ones nothing; the
-# channel, patterns, warming and metrics; and the faults: Redis stopped
+# channel, patterns, warming and metrics (the application's hit rate, not
+# perfopt's own lookups); and the faults: Redis stopped
 # while writes go on, the worker killed with kill -9 while it drains, a
 # wrong password and an unreachable Redis.
 use strict;
@@ -206,20 +207,69 @@ like($rewarm_err, qr/WARNING:  cache warmer \d+ is skipped: its owner is no long
 	'a warmer whose owner is no longer a superuser is skipped, with a warning');
 query(q{DELETE FROM perfopt.cache_warmers; DROP ROLE not_super});
 
-# 7. Metrics: Redis's own hit and miss counters
+# 7. Metrics: Redis's hit and miss counters, less perfopt's own lookups
+# (the re-warming above asked OBJECT FREQ and TTL, which Redis counts)
+sub redis_stats
+{
+	return map { /(\d+)/ ? $1 : -1 }
+	  map { my $f = $_; (grep { /^$f:/ } split /\r?\n/, $redis->cli('INFO', 'stats'))[0] }
+	  qw(keyspace_hits keyspace_misses);
+}
 $redis->cli('GET', 'lead:1') for 1 .. 3;
 $redis->cli('GET', 'no:such:key');
-my ($hits, $misses) = map { /(\d+)/ ? $1 : -1 }
-  map { my $f = $_; (grep { /^$f:/ } split /\r?\n/, $redis->cli('INFO', 'stats'))[0] }
-  qw(keyspace_hits keyspace_misses);
+my ($hits, $misses) = redis_stats();
 my $metrics = query(q{SELECT hits, misses, hit_rate_pct, keys > 0, invalidations_sent > 0,
-						  outbox_depth, last_error IS NULL, worker_connected
+						  outbox_depth, last_error IS NULL, worker_connected, own_hits, own_misses
 						FROM perfopt.cache_metrics});
 my @m = split /\|/, $metrics;
-ok($m[0] >= $hits && $m[1] >= $misses && $m[0] <= $hits + 2 && $m[1] <= $misses + 2,
-	"cache_metrics reports Redis's hits and misses ($m[0], $m[1]; INFO said $hits, $misses)");
+cmp_ok($m[8], '>', 0, "perfopt's own lookups are counted ($m[8] hits, $m[9] misses)");
+ok($m[0] + $m[8] >= $hits && $m[1] + $m[9] >= $misses && $m[0] + $m[8] <= $hits + 2 && $m[1] + $m[9] <= $misses + 2,
+	"cache_metrics reports Redis's hits and misses less those ($m[0] + $m[8], $m[1] + $m[9]; INFO said $hits, $misses)");
 ok(abs($m[2] - 100 * $m[0] / ($m[0] + $m[1])) < 0.01, "and the hit rate ($m[2]%)");
 is(join('|', @m[3 .. 7]), 't|t|0|t|t', 'keys, invalidations sent, an empty outbox, no error');
+
+# An idle, warmed cache keeps the application's hit rate.  The application
+# reads 30 times a key that is there and 10 times one that is not (75%);
+# then only the cache_rewarm job runs, every second, and asks OBJECT FREQ
+# and TTL of each warmed key: hits for Redis, which drift its own rate up.
+$redis->cli('CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lfu');
+my $warmed = query(q{SELECT perfopt.cache_warm('user_data', 'idle:{id}', 'SELECT id, name FROM leads', keep_warm => true)});
+cmp_ok($warmed, '>=', 10, "$warmed keys warmed and kept warm");
+$redis->cli('CONFIG', 'RESETSTAT');
+$redis->cli('EVAL', q{for i = 1, 30 do redis.call('GET', 'idle:1') end
+					  for i = 1, 10 do redis.call('GET', 'idle:none') end}, '0');
+is(query('SELECT hits, misses, hit_rate_pct FROM perfopt.cache_metrics'), '30|10|75',
+	"the application's 30 hits and 10 misses: 75%");
+query(q{UPDATE perfopt.jobs SET enabled = true, schedule = '1 s' WHERE job_name = 'cache_rewarm'});
+# five rounds of the job: two lookups of each key each
+my $rounds_done = 0;
+for (1 .. 300)
+{
+	my ($h) = redis_stats();
+	if ($h >= 30 + 5 * 2 * $warmed) { $rounds_done = 1; last; }
+	usleep(100_000);
+}
+ok($rounds_done, 'the job ran five rounds');
+query(q{UPDATE perfopt.jobs SET enabled = false WHERE job_name = 'cache_rewarm'});
+# let a round under way finish: Redis's counters stop moving
+my @last = (-1);
+for (1 .. 50)
+{
+	my @now = redis_stats();
+	last if "@now" eq "@last";
+	@last = @now;
+	usleep(500_000);
+}
+my ($raw_hits, $raw_misses) = @last;
+my $raw_rate = 100 * $raw_hits / ($raw_hits + $raw_misses);
+cmp_ok($raw_rate, '>', 90, sprintf("Redis's own counters drifted: %d hits, %d misses, %.1f%%",
+		$raw_hits, $raw_misses, $raw_rate));
+is(query('SELECT hits, misses, hit_rate_pct FROM perfopt.cache_metrics'), '30|10|75',
+	"cache_metrics still says the application's 30 hits, 10 misses, 75%");
+is(query('SELECT own_hits, own_misses FROM perfopt.cache_metrics'), ($raw_hits - 30) . '|' . ($raw_misses - 10),
+	"and counts the rest as perfopt's own lookups");
+query(q{DELETE FROM perfopt.cache_warmers});
+$redis->cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
 
 # 8. Redis stopped while writes go on, then restarted: nothing lost
 my $pid = worker_pid();
