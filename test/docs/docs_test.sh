@@ -53,7 +53,7 @@ for _ in $(seq 60); do
     sleep 1
 done
 
-DOCS_TEST_RESULTS=${DOCS_TEST_RESULTS:-$dir} python3 "$here/run.py" "$tree" "$@"
+DOCS_TEST_RESULTS=${DOCS_TEST_RESULTS:-$dir} python3 "$here/run.py" --self-test "$here/selftest" "$tree" "$@"
 status=$?
 if [ $status != 0 ]; then
     echo "docs test: the end of the server's log"

@@ -2,9 +2,11 @@
 """Runs every SQL example of README.md and docs/*.md, as psql does, and
 compares what it prints with the output the document shows, like pg_regress.
 
-    test/docs/run.py TREE [FILE...]
+    test/docs/run.py [--self-test SELFTEST_TREE] TREE [FILE...]
 
-TREE is the top of perfopt's tree; FILEs (paths relative to TREE) narrow the
+With --self-test, the harness first runs on its own test pages (whose
+results SELFTEST_TREE/expected lists), so that it is seen to fail what it
+must fail.  TREE is the top of perfopt's tree; FILEs (paths relative to TREE) narrow the
 run to those documents.  psql must reach the sample database through the
 usual PG* environment variables (test/docs/docs_test.sh sets them).
 
@@ -16,6 +18,7 @@ The conventions (docs/testing.md#docs-as-tests has them for writers):
   what psql prints must match it, cell by cell (the padding of a column does
   not count, nor trailing blanks);
 - an example with no output block passes when it runs without an ERROR;
+- an example must end its last statement with a semicolon;
 - comments `<!-- docs-test: DIRECTIVE -->` between the prose and an example,
   or between an example and its output, direct the test of that example:
     skip REASON             not run (a signature, a sketch, needs a host ...)
@@ -278,21 +281,21 @@ def _sorted_rows(result):
     return out
 
 
-def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    top = sys.argv[1]
-    only = set(sys.argv[2:])
-    results_dir = os.environ.get('DOCS_TEST_RESULTS')
-    counts = {'passed': 0, 'failed': 0, 'skipped': 0, 'known failing': 0}
+def ends_statement(sql):
+    """Whether an example's last line ends a statement (or is a psql
+    meta-command), as a reader's psql needs before it runs anything."""
+    lines = [re.sub(r'\s*--[^\'"]*$', '', l).rstrip() for l in sql.split('\n')]
+    lines = [l for l in lines if l.strip()]
+    return not lines or lines[-1].endswith(';') or lines[-1].lstrip().startswith('\\')
+
+
+def run_tree(top, only):
+    """Runs the pages of a tree: [(where, status, note)] and the diffs."""
+    results = []
     diffs = []
-    try:
-        docs = documents(top, only)
-        parsed = [(d, parse(top, d)) for d in docs]
-    except (SyntaxError, OSError) as e:
-        print('docs test: %s' % e)
-        print('docs: 0 passed, 1 failed, 0 skipped, 0 known failing')
-        return 1
+    results_dir = os.environ.get('DOCS_TEST_RESULTS')
+    docs = documents(top, only)
+    parsed = [(d, parse(top, d)) for d in docs]
     for doc, examples in parsed:
         if not examples:
             continue
@@ -302,13 +305,15 @@ def main():
                 f.write(raw)
         for n, ex in enumerate(examples):
             if ex.skip:
-                print('%-32s ... skipped: %s' % (ex.where(), ex.skip))
-                counts['skipped'] += 1
+                results.append((ex.where(), 'skipped', ex.skip))
                 continue
             actual = outputs.get(n)
             if actual is None:
                 actual = ['(docs test: no output: psql stopped before this example)'] + preamble
-            if ex.expected is None:
+            if not ends_statement(ex.sql):
+                ok = False
+                diff = ['%s: the example does not end its last statement with ";"' % ex.where()]
+            elif ex.expected is None:
                 bad = [l for l in actual if ERROR_RE.search(l)]
                 ok = not bad and n in outputs
                 diff = [] if ok else ['%s: the example failed:' % ex.where()] + actual
@@ -319,20 +324,63 @@ def main():
                     '%s (psql)' % ex.where(), lineterm=''))
             if ex.known_failing:
                 if ok:
-                    print('%-32s ... FAILED: passes now, remove its known-failing marker (%s)'
-                          % (ex.where(), ex.known_failing))
-                    counts['failed'] += 1
+                    results.append((ex.where(), 'FAILED',
+                                    'passes now, remove its known-failing marker (%s)' % ex.known_failing))
                 else:
-                    print('%-32s ... known failing: %s' % (ex.where(), ex.known_failing))
-                    counts['known failing'] += 1
-                continue
-            if ok:
-                print('%-32s ... ok' % ex.where())
-                counts['passed'] += 1
+                    results.append((ex.where(), 'known failing', ex.known_failing))
+            elif ok:
+                results.append((ex.where(), 'ok', None))
             else:
-                print('%-32s ... FAILED' % ex.where())
-                counts['failed'] += 1
+                results.append((ex.where(), 'FAILED', None))
                 diffs.append(diff)
+    return results, diffs
+
+
+def self_test(top):
+    """Runs the harness on its own test pages; the statuses must be the ones
+    their file `expected` lists.  A message when they are not, else None."""
+    want = [l.split(None, 1) for l in open(os.path.join(top, 'expected')).read().split('\n') if l.strip()]
+    saved = os.environ.pop('DOCS_TEST_RESULTS', None)
+    try:
+        results, _ = run_tree(top, set())
+    finally:
+        if saved is not None:
+            os.environ['DOCS_TEST_RESULTS'] = saved
+    got = [[where, status] for where, status, _ in results]
+    if got == want:
+        return None
+    return '\n'.join(difflib.unified_diff(['%s %s' % tuple(w) for w in want], ['%s %s' % tuple(g) for g in got],
+                                          'expected', 'found', lineterm=''))
+
+
+def main():
+    args = sys.argv[1:]
+    selftest = None
+    if len(args) >= 2 and args[0] == '--self-test':
+        selftest, args = args[1], args[2:]
+    if not args:
+        sys.exit(__doc__)
+    top = args[0]
+    only = set(args[1:])
+    counts = {'passed': 0, 'failed': 0, 'skipped': 0, 'known failing': 0}
+    diffs = []
+    if selftest:
+        try:
+            problem = self_test(selftest)
+        except (SyntaxError, OSError) as e:
+            problem = str(e)
+        print('%-32s ... %s' % ('docs harness self-test', 'FAILED' if problem else 'ok'))
+        counts['failed' if problem else 'passed'] += 1
+        if problem:
+            diffs.append(['the docs harness did not find what test/docs/selftest/expected says:', problem])
+    try:
+        results, tree_diffs = run_tree(top, only)
+    except (SyntaxError, OSError) as e:
+        results, tree_diffs = [('docs test', 'FAILED', str(e))], []
+    diffs.extend(tree_diffs)
+    for where, status, note in results:
+        print('%-32s ... %s%s' % (where, status, ': ' + note if note else ''))
+        counts[{'ok': 'passed', 'FAILED': 'failed'}.get(status, status)] += 1
     for d in diffs:
         print()
         print('\n'.join(d))
