@@ -808,7 +808,7 @@ perfopt_recommend_indexes(PG_FUNCTION_ARGS)
 	int			skipped = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
-	workload = perfopt_workload_from_pgss(perfopt_advisor_statements, &skipped);
+	workload = perfopt_workload_from_pgss(perfopt_advisor_statements, &skipped, false);
 	output_results(fcinfo, run_advisor(workload, budget, min_benefit, skipped));
 	return (Datum) 0;
 }

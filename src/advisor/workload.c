@@ -430,11 +430,12 @@ workload_item_step(void *arg)
 
 /*
  * Add a statement to the workload list, or report why it cannot be used
- * and go on; one of a role that cannot be used counts in *skipped.
+ * (unless quiet) and go on; one of a role that cannot be used counts in
+ * *skipped.
  */
 static List *
 add_statement(List *workload, const char *text, double weight, Oid role,
-			  int64 queryid, int number, int *skipped)
+			  int64 queryid, int number, int *skipped, bool quiet)
 {
 	WorkloadItem item = {text, weight, role, NULL};
 	ErrorData  *edata;
@@ -444,7 +445,7 @@ add_statement(List *workload, const char *text, double weight, Oid role,
 	{
 		if (OidIsValid(role) && skipped != NULL)
 			(*skipped)++;
-		ereport(NOTICE,
+		ereport(quiet ? DEBUG1 : NOTICE,
 				(errmsg("statement %d of the workload is left out: %s", number, edata->message),
 				 queryid != 0 ? errdetail("queryid " INT64_FORMAT ": %.200s", queryid, text)
 				 : errdetail("%.200s", text)));
@@ -462,10 +463,11 @@ add_statement(List *workload, const char *text, double weight, Oid role,
  * most total time, at most limit of them, each weighted by its calls and
  * prepared as its own role.  A write's rows per execution are
  * pg_stat_statements' own count.  *skipped counts the statements left out
- * because their role could not prepare them.
+ * because their role could not prepare them.  quiet turns the NOTICE about
+ * each of them into a DEBUG1 message, for callers that are views.
  */
 List *
-perfopt_workload_from_pgss(int limit, int *skipped)
+perfopt_workload_from_pgss(int limit, int *skipped, bool quiet)
 {
 	List	   *workload = NIL;
 	ListCell   *lc;
@@ -477,7 +479,7 @@ perfopt_workload_from_pgss(int limit, int *skipped)
 		int			before = list_length(workload);
 
 		workload = add_statement(workload, s->query, s->stats.calls, s->userid,
-								 s->stats.queryid, ++number, skipped);
+								 s->stats.queryid, ++number, skipped, quiet);
 		if (list_length(workload) > before && s->stats.calls > 0)
 		{
 			WorkloadStatement *stmt = llast(workload);
@@ -550,7 +552,7 @@ perfopt_workload_from_list(ArrayType *queries, ArrayType *weights)
 					 errmsg("statement %d of the workload is NULL", i + 1),
 					 errhint("Remove the NULL element from queries.")));
 		workload = add_statement(workload, TextDatumGetCString(texts[i]), weight, InvalidOid,
-								 0, i + 1, NULL);
+								 0, i + 1, NULL, false);
 	}
 	return workload;
 }
