@@ -75,6 +75,15 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION perfopt.last_advisor_run() IS
 'what the last index advisor run of this session did: statements, statements skipped because their role could not plan them (skipped_as_role), candidates, planner calls, cache hits, seconds';
 
+CREATE OR REPLACE FUNCTION perfopt.index_build_statements(table_name regclass, index_def text, index_name text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'perfopt_index_build_statements_sql'
+LANGUAGE C STRICT STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.index_build_statements(regclass, text, text) IS
+'the statements that build index_def''s index on table_name, named index_name, without blocking writes: CREATE INDEX CONCURRENTLY, or for a partitioned table CREATE INDEX ON ONLY the parent, each partition''s index CONCURRENTLY and ALTER INDEX ... ATTACH PARTITION';
+
 CREATE OR REPLACE VIEW perfopt.index_recommendations AS
     SELECT * FROM perfopt.recommend_indexes();
 
