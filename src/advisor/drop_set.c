@@ -16,17 +16,19 @@
  *	  an index that an accepted drop relies on is kept unless it relies on
  *	  another in turn, which is then kept;
  *	- then the statements of the workload that read its table (a statement
- *	  on a partitioned table reads its partitions) are planned with it and
- *	  every index accepted so far hidden from the planner (whatif.c); it is
- *	  accepted only when no statement's planned cost rises more than
- *	  DROP_COST_TOLERANCE above its cost with every index in place.
+ *	  on a partitioned table reads its partitions) and whose plan scans it
+ *	  are planned with it and every index accepted so far hidden from the
+ *	  planner (whatif.c); it is accepted only when no statement's planned
+ *	  cost rises more than DROP_COST_TOLERANCE above its cost with every
+ *	  index in place.  A plan that scans none of the hidden indexes is the
+ *	  cheapest without them too, so it is not planned again.
  *
  * The workload is the advisor's: the statements of pg_stat_statements that
  * the caller may see, most total time first (perfopt.advisor_statements of
  * them), each planned as the role that ran it, restricted (workload.c,
  * whatif.c).  Only statements that read a table with a candidate are
- * planned, once with every index and once for each candidate of their
- * tables.  Without pg_stat_statements the structural rules alone apply.
+ * kept (the others are left out before their trial plan) and planned, once
+ * with every index and once for each candidate of their tables.  Without pg_stat_statements the structural rules alone apply.
  *
  *-------------------------------------------------------------------------
  */
@@ -78,6 +80,8 @@ typedef struct DropStatement
 	bool		costed;			/* baseline known */
 	bool		usable;			/* it could be planned with every index */
 	double		baseline;		/* planned cost with every index */
+	List	   *used;			/* indexes its plan scans without those dropped */
+	List	   *trial_used;		/* the same while a candidate is tried */
 } DropStatement;
 
 /* What cost_step works on */
@@ -106,6 +110,7 @@ statement_cost(WhatIf *whatif, WorkloadStatement *stmt, double *cost)
 
 	if (edata != NULL)
 	{
+		whatif->used = NIL;
 		ereport(DEBUG1,
 				(errmsg("statement " INT64_FORMAT " could not be costed for the drop set: %s",
 						stmt->queryid, edata->message)));
@@ -116,20 +121,32 @@ statement_cost(WhatIf *whatif, WorkloadStatement *stmt, double *cost)
 	return true;
 }
 
+/* What workload_step reads: the statements that read these tables */
+typedef struct WorkloadRead
+{
+	List	   *tables;
+	List	   *workload;
+} WorkloadRead;
+
 static void
 workload_step(void *arg)
 {
+	WorkloadRead *read = (WorkloadRead *) arg;
 	int			skipped = 0;
 
-	*(List **) arg = perfopt_workload_from_pgss(perfopt_advisor_statements, &skipped, true);
+	read->workload = perfopt_workload_from_pgss_for(perfopt_advisor_statements, &skipped, true,
+													read->tables);
 }
 
-/* The workload of pg_stat_statements the caller may see; NIL without it */
+/*
+ * The statements of pg_stat_statements the caller may see that read one of
+ * the tables; NIL without pg_stat_statements
+ */
 static List *
-drop_set_workload(void)
+drop_set_workload(List *tables)
 {
-	List	   *workload = NIL;
-	ErrorData  *edata = perfopt_try_in_subtransaction(workload_step, &workload);
+	WorkloadRead read = {tables, NIL};
+	ErrorData  *edata = perfopt_try_in_subtransaction(workload_step, &read);
 
 	if (edata != NULL)
 	{
@@ -138,18 +155,18 @@ drop_set_workload(void)
 		FreeErrorData(edata);
 		return NIL;
 	}
-	return workload;
+	return read.workload;
 }
 
-/* Does the statement read one of the tables? */
+/* Do the two lists of OIDs share one? */
 static bool
-statement_reads(WorkloadStatement *stmt, List *tables)
+oids_overlap(List *a, List *b)
 {
 	ListCell   *lc;
 
-	foreach(lc, tables)
+	foreach(lc, a)
 	{
-		if (list_member_oid(stmt->tables, lfirst_oid(lc)))
+		if (list_member_oid(b, lfirst_oid(lc)))
 			return true;
 	}
 	return false;
@@ -197,8 +214,9 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 	DropCandidate *c;
 	DropStatement *statements = NULL;
 	int			nstatements = 0;
-	List	   *workload = NIL;
-	bool		workload_read = false;
+	List	   *workload;
+	List	   *tables = NIL;	/* the tables of valid candidates */
+	ListCell   *lc;
 	List	   *dropped = NIL;	/* accepted candidates' index OIDs */
 	List	   *kept = NIL;		/* indexes an accepted drop relies on */
 	WhatIf		whatif;
@@ -233,14 +251,12 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	memset(&whatif, 0, sizeof(whatif));
+	whatif.collect_used = true;
 	c = palloc0(Max(ncandidates, 1) * sizeof(DropCandidate));
 	result = palloc(Max(ncandidates, 1) * sizeof(Datum));
 
 	for (int i = 0; i < ncandidates; i++)
 	{
-		List	   *hidden;
-		bool		safe = true;
-
 		if (candidate_nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -255,6 +271,21 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 							get_rel_name(c[i].index) ? quote_identifier(get_rel_name(c[i].index))
 							: psprintf("%u", c[i].index)),
 					 errhint("Pass the indexes of perfopt.index_drop_candidates.")));
+		if (c[i].valid)
+			tables = list_concat_unique_oid(tables, c[i].tables);
+	}
+
+	/* only the statements that read a table with a candidate are prepared */
+	workload = tables != NIL ? drop_set_workload(tables) : NIL;
+	statements = palloc0(Max(list_length(workload), 1) * sizeof(DropStatement));
+	foreach(lc, workload)
+		statements[nstatements++].stmt = lfirst(lc);
+
+	for (int i = 0; i < ncandidates; i++)
+	{
+		List	   *hidden;
+		bool		safe = true;
+
 		if (list_member_oid(dropped, c[i].index))
 			continue;			/* named twice */
 
@@ -270,32 +301,25 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 
 		if (c[i].valid)
 		{
-			if (!workload_read)
-			{
-				ListCell   *lc;
-
-				workload = drop_set_workload();
-				workload_read = true;
-				statements = palloc0(Max(list_length(workload), 1) * sizeof(DropStatement));
-				foreach(lc, workload)
-					statements[nstatements++].stmt = lfirst(lc);
-			}
-
 			hidden = list_concat_copy(dropped, c[i].hide);
+			for (int s = 0; s < nstatements; s++)
+				statements[s].trial_used = statements[s].used;
 			for (int s = 0; s < nstatements && safe; s++)
 			{
 				DropStatement *ds = &statements[s];
 				double		cost = -1;
 
-				if (!statement_reads(ds->stmt, c[i].tables))
+				if (!oids_overlap(ds->stmt->tables, c[i].tables))
 					continue;
 				if (!ds->costed)
 				{
 					whatif.hidden = NIL;
 					ds->usable = statement_cost(&whatif, ds->stmt, &ds->baseline);
+					ds->used = ds->trial_used = whatif.used;
 					ds->costed = true;
 				}
-				if (!ds->usable)
+				/* a plan that scans none of them is the best without them too */
+				if (!ds->usable || !oids_overlap(ds->used, c[i].hide))
 					continue;
 				whatif.hidden = hidden;
 				if (!statement_cost(&whatif, ds->stmt, &cost) ||
@@ -306,10 +330,13 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 									get_rel_name(c[i].index), ds->stmt->queryid, cost, ds->baseline)));
 					safe = false;
 				}
+				ds->trial_used = whatif.used;
 			}
 			whatif.hidden = NIL;
 			if (!safe)
 				continue;
+			for (int s = 0; s < nstatements; s++)
+				statements[s].used = statements[s].trial_used;
 		}
 
 		dropped = list_concat(dropped, c[i].hide);

@@ -41,6 +41,7 @@
 #include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "optimizer/plancat.h"
 #include "parser/parse_func.h"
 #include "tcop/tcopprot.h"
@@ -63,6 +64,58 @@ static List *whatif_hidden = NIL;
 static bool whatif_costing = false;
 
 static get_relation_info_hook_type prev_get_relation_info_hook = NULL;
+
+/* The indexes the plans of the statement being costed scan, and their context */
+static List *whatif_used = NIL;
+static MemoryContext whatif_used_cxt = NULL;
+
+/* Note the indexes a plan tree scans in whatif_used */
+static void
+note_used_indexes(Plan *plan)
+{
+	ListCell   *lc;
+	List	   *children = NIL;
+
+	if (plan == NULL)
+		return;
+	check_stack_depth();
+	switch (nodeTag(plan))
+	{
+		case T_IndexScan:
+			whatif_used = list_append_unique_oid(whatif_used, ((IndexScan *) plan)->indexid);
+			break;
+		case T_IndexOnlyScan:
+			whatif_used = list_append_unique_oid(whatif_used, ((IndexOnlyScan *) plan)->indexid);
+			break;
+		case T_BitmapIndexScan:
+			whatif_used = list_append_unique_oid(whatif_used, ((BitmapIndexScan *) plan)->indexid);
+			break;
+		case T_Append:
+			children = ((Append *) plan)->appendplans;
+			break;
+		case T_MergeAppend:
+			children = ((MergeAppend *) plan)->mergeplans;
+			break;
+		case T_BitmapAnd:
+			children = ((BitmapAnd *) plan)->bitmapplans;
+			break;
+		case T_BitmapOr:
+			children = ((BitmapOr *) plan)->bitmapplans;
+			break;
+		case T_SubqueryScan:
+			note_used_indexes(((SubqueryScan *) plan)->subplan);
+			break;
+		case T_CustomScan:
+			children = ((CustomScan *) plan)->custom_plans;
+			break;
+		default:
+			break;
+	}
+	foreach(lc, children)
+		note_used_indexes((Plan *) lfirst(lc));
+	note_used_indexes(plan->lefttree);
+	note_used_indexes(plan->righttree);
+}
 
 /*
  * Take the hidden indexes out of a relation's index list while perfopt
@@ -193,6 +246,16 @@ whatif_explain_hook(Query *query, int cursorOptions, IntoClause *into,
 
 	plan = pg_plan_query(query, queryString, cursorOptions, params);
 	whatif_total_cost += plan->planTree->total_cost;
+	if (whatif_used_cxt != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(whatif_used_cxt);
+		ListCell   *lc;
+
+		note_used_indexes(plan->planTree);
+		foreach(lc, plan->subplans)
+			note_used_indexes((Plan *) lfirst(lc));
+		MemoryContextSwitchTo(old);
+	}
 	if (IsA(plan->planTree, ModifyTable) && outerPlan(plan->planTree))
 		whatif_rows += outerPlan(plan->planTree)->plan_rows;
 	else
@@ -208,7 +271,8 @@ whatif_explain_hook(Query *query, int cursorOptions, IntoClause *into,
 
 /*
  * The planner's total cost for an analyzed statement with the hypothetical
- * indexes that exist now and without whatif->hidden, and in *rows the rows it returns or, for a
+ * indexes that exist now and without whatif->hidden, in whatif->used the
+ * indexes its plan scans (if whatif->collect_used), and in *rows the rows it returns or, for a
  * write, the rows it writes.  The statement is copied, not changed.  It is
  * planned as role (InvalidOid: as the caller, for the caller's own text).
  */
@@ -238,6 +302,8 @@ perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text, double
 	ExplainOneQuery_hook = whatif_explain_hook;
 	whatif_hidden = whatif->hidden;
 	whatif_costing = true;
+	whatif_used = NIL;
+	whatif_used_cxt = whatif->collect_used ? CurrentMemoryContext : NULL;
 	PG_TRY();
 	{
 		ProcessUtility(wrapper, query_text, false, PROCESS_UTILITY_QUERY,
@@ -247,6 +313,9 @@ perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text, double
 	{
 		whatif_costing = false;
 		whatif_hidden = NIL;
+		whatif->used = whatif_used;
+		whatif_used = NIL;
+		whatif_used_cxt = NULL;
 		ExplainOneQuery_hook = prev_hook;
 		if (OidIsValid(role))
 			perfopt_end_as_role(&sw);

@@ -20,6 +20,8 @@ typedef struct WhatIf
 	FmgrInfo	size_fn;		/* hypopg_relation_size(oid) */
 	List	   *created;		/* OIDs of our hypothetical indexes that exist */
 	List	   *hidden;			/* OIDs of real indexes the planner must not see */
+	bool		collect_used;	/* note the indexes each plan scans? */
+	List	   *used;			/* OIDs of the indexes the last plan scans */
 	int64		planner_calls;	/* statements planned */
 } WhatIf;
 

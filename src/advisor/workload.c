@@ -329,6 +329,29 @@ collect_tables_walker(Node *node, List **tables)
 	return expression_tree_walker(node, collect_tables_walker, tables);
 }
 
+/*
+ * While perfopt_workload_from_pgss_for reads a workload for some tables
+ * only: those tables.  A statement that reads none of them is left out, and
+ * no statement gets a trial plan: the caller costs each one as its role,
+ * and ExecutorStart checks the role's privileges then, as the trial plan
+ * would.
+ */
+static List *workload_tables = NIL;
+
+/* Does the list of tables hold one of workload_tables? */
+static bool
+reads_workload_table(List *tables)
+{
+	ListCell   *lc;
+
+	foreach(lc, tables)
+	{
+		if (list_member_oid(workload_tables, lfirst_oid(lc)))
+			return true;
+	}
+	return false;
+}
+
 /* The work of perfopt_workload_statement, as whoever runs it */
 static WorkloadStatement *
 prepare_statement(const char *text, double weight, bool check_plan)
@@ -340,7 +363,7 @@ prepare_statement(const char *text, double weight, bool check_plan)
 
 	if (parsed->is_utility || parsed->query->commandType == CMD_UTILITY)
 		return NULL;
-	if (check_plan)
+	if (check_plan && workload_tables == NIL)
 		(void) perfopt_plan_statement(parsed);
 
 	stmt = palloc0(sizeof(WorkloadStatement));
@@ -355,6 +378,8 @@ prepare_statement(const char *text, double weight, bool check_plan)
 		(void) collect_tables_walker(lfirst(lc), &stmt->tables);
 	if (stmt->tables == NIL)
 		return NULL;			/* no table: no index changes it */
+	if (workload_tables != NIL && !reads_workload_table(stmt->tables))
+		return NULL;
 
 	if (query->resultRelation > 0)
 	{
@@ -469,25 +494,46 @@ add_statement(List *workload, const char *text, double weight, Oid role,
 List *
 perfopt_workload_from_pgss(int limit, int *skipped, bool quiet)
 {
-	List	   *workload = NIL;
+	return perfopt_workload_from_pgss_for(limit, skipped, quiet, NIL);
+}
+
+/*
+ * perfopt_workload_from_pgss, keeping only the statements that read one of
+ * tables (NIL: all), the others left out and not counted as skipped.  With
+ * tables, no statement gets a trial plan: the caller must cost each one
+ * with perfopt_whatif_cost, as its role, which checks its privileges.
+ */
+List *
+perfopt_workload_from_pgss_for(int limit, int *skipped, bool quiet, List *tables)
+{
+	List	   *volatile workload = NIL;
 	ListCell   *lc;
 	int			number = 0;
 
-	foreach(lc, perfopt_pgss_statements(0, limit))
+	workload_tables = tables;
+	PG_TRY();
 	{
-		PgssStatement *s = (PgssStatement *) lfirst(lc);
-		int			before = list_length(workload);
-
-		workload = add_statement(workload, s->query, s->stats.calls, s->userid,
-								 s->stats.queryid, ++number, skipped, quiet);
-		if (list_length(workload) > before && s->stats.calls > 0)
+		foreach(lc, perfopt_pgss_statements(0, limit))
 		{
-			WorkloadStatement *stmt = llast(workload);
+			PgssStatement *s = (PgssStatement *) lfirst(lc);
+			int			before = list_length(workload);
 
-			if (stmt->command != CMD_SELECT)
-				stmt->rows = s->rows / s->stats.calls;
+			workload = add_statement(workload, s->query, s->stats.calls, s->userid,
+									 s->stats.queryid, ++number, skipped, quiet);
+			if (list_length(workload) > before && s->stats.calls > 0)
+			{
+				WorkloadStatement *stmt = llast(workload);
+
+				if (stmt->command != CMD_SELECT)
+					stmt->rows = s->rows / s->stats.calls;
+			}
 		}
 	}
+	PG_FINALLY();
+	{
+		workload_tables = NIL;
+	}
+	PG_END_TRY();
 	return workload;
 }
 
