@@ -27,8 +27,10 @@
  * the caller may see, most total time first (perfopt.advisor_statements of
  * them), each planned as the role that ran it, restricted (workload.c,
  * whatif.c).  Only statements that read a table with a candidate are
- * kept (the others are left out before their trial plan) and planned, once
- * with every index and once for each candidate of their tables.  Without pg_stat_statements the structural rules alone apply.
+ * kept and planned, once with every index and again for each candidate
+ * their plan scans; a text that names neither such a table nor a view
+ * that reads one is not even parsed.  Without pg_stat_statements the
+ * structural rules alone apply.
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +47,7 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "catalog/pg_index.h"
+#include "executor/spi.h"
 
 #include "advisor/whatif.h"
 #include "advisor/workload.h"
@@ -128,6 +131,52 @@ typedef struct WorkloadRead
 	List	   *workload;
 } WorkloadRead;
 
+/*
+ * The names, in lower case, that a statement reading one of the tables
+ * must hold: the tables', and those of the views that read them, however
+ * deep.  (A table a statement reaches only through a function is not
+ * named.)
+ */
+static List *
+table_names(List *tables)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum	   *oids = palloc(list_length(tables) * sizeof(Datum));
+	Datum		args[1];
+	Oid			argtypes[1] = {OIDARRAYOID};
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	foreach(lc, tables)
+		oids[foreach_current_index(lc)] = ObjectIdGetDatum(lfirst_oid(lc));
+	args[0] = PointerGetDatum(construct_array(oids, list_length(tables), OIDOID,
+											  sizeof(Oid), true, TYPALIGN_INT));
+	SPI_connect();
+	if (SPI_execute_with_args(
+			"WITH RECURSIVE readers(oid) AS ("
+			"    SELECT pg_catalog.unnest($1)"
+			"    UNION"
+			"    SELECT r.ev_class FROM readers"
+			"      JOIN pg_catalog.pg_depend d ON d.refobjid OPERATOR(pg_catalog.=) readers.oid"
+			"       AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+			"       AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+			"      JOIN pg_catalog.pg_rewrite r ON r.oid OPERATOR(pg_catalog.=) d.objid)"
+			" SELECT DISTINCT pg_catalog.lower(c.relname::pg_catalog.text)"
+			"   FROM readers JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) readers.oid",
+			1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the names of the drop candidates' tables");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		names = lappend(names, pstrdup(name));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return names;
+}
+
 static void
 workload_step(void *arg)
 {
@@ -135,7 +184,7 @@ workload_step(void *arg)
 	int			skipped = 0;
 
 	read->workload = perfopt_workload_from_pgss_for(perfopt_advisor_statements, &skipped, true,
-													read->tables);
+													read->tables, table_names(read->tables));
 }
 
 /*

@@ -53,6 +53,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/formatting.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -494,7 +495,22 @@ add_statement(List *workload, const char *text, double weight, Oid role,
 List *
 perfopt_workload_from_pgss(int limit, int *skipped, bool quiet)
 {
-	return perfopt_workload_from_pgss_for(limit, skipped, quiet, NIL);
+	return perfopt_workload_from_pgss_for(limit, skipped, quiet, NIL, NIL);
+}
+
+/* Does the text hold one of the names (lower case), in any case? */
+static bool
+text_names_one(const char *text, List *names)
+{
+	char	   *lower = asc_tolower(text, strlen(text));
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		if (strstr(lower, (const char *) lfirst(lc)) != NULL)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -502,9 +518,12 @@ perfopt_workload_from_pgss(int limit, int *skipped, bool quiet)
  * tables (NIL: all), the others left out and not counted as skipped.  With
  * tables, no statement gets a trial plan: the caller must cost each one
  * with perfopt_whatif_cost, as its role, which checks its privileges.
+ * names (lower case), when given, are the names a statement's text must
+ * hold one of to be parsed at all: the tables' and those of the views
+ * that read them.
  */
 List *
-perfopt_workload_from_pgss_for(int limit, int *skipped, bool quiet, List *tables)
+perfopt_workload_from_pgss_for(int limit, int *skipped, bool quiet, List *tables, List *names)
 {
 	List	   *volatile workload = NIL;
 	ListCell   *lc;
@@ -518,8 +537,12 @@ perfopt_workload_from_pgss_for(int limit, int *skipped, bool quiet, List *tables
 			PgssStatement *s = (PgssStatement *) lfirst(lc);
 			int			before = list_length(workload);
 
+			++number;
+			if (names != NIL && !text_names_one(s->query, names))
+				continue;		/* cannot read one of the tables */
+
 			workload = add_statement(workload, s->query, s->stats.calls, s->userid,
-									 s->stats.queryid, ++number, skipped, quiet);
+									 s->stats.queryid, number, skipped, quiet);
 			if (list_length(workload) > before && s->stats.calls > 0)
 			{
 				WorkloadStatement *stmt = llast(workload);
