@@ -33,6 +33,8 @@ OBJS = \
 	src/advisor/index_advisor.o \
 	src/advisor/index_candidates.o \
 	src/advisor/index_selection.o \
+	src/advisor/drop_set.o \
+	src/advisor/index_statements.o \
 	src/analysis/query_analysis.o \
 	src/metrics/sampler.o \
 	src/common/security.o \
