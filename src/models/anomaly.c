@@ -147,6 +147,7 @@
 #define TAIL_QUANTILE		0.99
 #define TAIL_LOW_QUANTILE	0.90
 #define TAIL_EXTRAPOLATE	2.0
+#define FAR_EXTRAPOLATE		0.25
 #define TAIL_BINS			128
 #define TAIL_FIRST_EDGE		0.25
 #define TAIL_RATIO			1.08
@@ -154,6 +155,7 @@
 #define DENSITY_MIN			5
 #define EXCURSION_QUIET		12
 
+#define FAR_QUANTILE		0.999
 #define SECONDS_PER_DAY		86400.0
 #define SCRATCH_SIZE		(3 * DAY_DEPTH)
 
@@ -197,6 +199,10 @@ typedef struct TailHistory
 typedef struct AnomalyState
 {
 	double		threshold;
+	double		tail_extrapolate;
+	double		density_min;
+	double		excursion_quiet;
+	double		far_extrapolate;
 	long		finite_points;
 
 	/* sampling step, inferred from the first intervals */
@@ -232,6 +238,7 @@ typedef struct AnomalyState
 
 	int			in_excursion;
 	int			quiet_run;
+	PerfoptAnomalyReason reason;	/* why the last report was made */
 
 	double		scratch[SCRATCH_SIZE];
 	long		scratch_periods[SCRATCH_SIZE];
@@ -586,6 +593,10 @@ perfopt_anomaly_init(void *state, double threshold)
 
 	s->threshold = (threshold > 0 && isfinite(threshold)) ?
 		threshold : PERFOPT_ANOMALY_DEFAULT_THRESHOLD;
+	s->tail_extrapolate = TAIL_EXTRAPOLATE;
+	s->density_min = DENSITY_MIN;
+	s->excursion_quiet = EXCURSION_QUIET;
+	s->far_extrapolate = FAR_EXTRAPOLATE;
 	s->finite_points = 0;
 	s->step_count = 0;
 	s->last_time = NAN;
@@ -614,6 +625,7 @@ perfopt_anomaly_init(void *state, double threshold)
 	s->exceed_count = 0;
 	s->in_excursion = 0;
 	s->quiet_run = 0;
+	memset(&s->reason, 0, sizeof(s->reason));
 }
 
 /*
@@ -791,17 +803,39 @@ baseline_scale(const AnomalyState *s, int m, double scale_min)
  * exceedances than the history holds.
  */
 static int
-is_surprising(const AnomalyState *s, int m, double abs_score)
+is_surprising(AnomalyState *s, int m, double abs_score)
 {
 	const TailHistory *tail = &s->score_tail[m];
 	double		high = tail_edge(tail_quantile_bin(tail, TAIL_QUANTILE));
 	double		low = tail_edge(tail_quantile_bin(tail, TAIL_LOW_QUANTILE));
+	double		bar = high + s->tail_extrapolate * (high - low);
+	int			densest = tail_quantile_bin(&s->density_tail, 1.0);
 
-	if (abs_score >= high + TAIL_EXTRAPOLATE * (high - low))
+	/* with enough history, the tail extrapolated past its 99.9th percentile */
+	if (s->far_extrapolate >= 0 && tail->count >= 2.0 / (1.0 - FAR_QUANTILE))
+	{
+		double		far = tail_edge(tail_quantile_bin(tail, FAR_QUANTILE));
+		double		far_bar = far + s->far_extrapolate * (far - high);
+
+		if (far_bar > bar)
+			bar = far_bar;
+	}
+
+	s->reason.baseline = m;
+	s->reason.tail = bar;
+	s->reason.exceedances = s->exceed_count;
+	s->reason.window = DENSITY_WINDOW;
+	s->reason.usual_exceedances = densest;
+	if (abs_score >= bar)
+	{
+		s->reason.kind = PERFOPT_ANOMALY_SPIKE;
 		return 1;
-	if (s->exceed_count >= DENSITY_MIN &&
-		s->exceed_count > tail_quantile_bin(&s->density_tail, 1.0))
+	}
+	if (s->exceed_count >= s->density_min && s->exceed_count > densest)
+	{
+		s->reason.kind = PERFOPT_ANOMALY_SHIFT;
 		return 1;
+	}
 	return 0;
 }
 
@@ -917,7 +951,7 @@ perfopt_anomaly_update(void *state, double time, double value,
 		if (s->in_excursion)
 		{
 			s->quiet_run = exceed ? 0 : s->quiet_run + 1;
-			if (s->quiet_run >= EXCURSION_QUIET)
+			if (s->quiet_run >= s->excursion_quiet)
 				s->in_excursion = 0;
 		}
 		else if (exceed && s->finite_points >= WARMUP &&
@@ -970,4 +1004,108 @@ int
 perfopt_anomaly_in_excursion(const void *state)
 {
 	return ((const AnomalyState *) state)->in_excursion;
+}
+
+/*
+ * Set one of the fitted constants by name, for the cross-validation driver
+ * (test/bench/anomaly_driver.c); returns 0, or -1 for an unknown name.
+ */
+int
+perfopt_anomaly_set_param(void *state, const char *name, double value)
+{
+	AnomalyState *s = (AnomalyState *) state;
+
+	if (strcmp(name, "threshold") == 0)
+		s->threshold = value;
+	else if (strcmp(name, "tail_extrapolate") == 0)
+		s->tail_extrapolate = value;
+	else if (strcmp(name, "density_min") == 0)
+		s->density_min = value;
+	else if (strcmp(name, "excursion_quiet") == 0)
+		s->excursion_quiet = value;
+	else if (strcmp(name, "far_extrapolate") == 0)
+		s->far_extrapolate = value;
+	else
+		return -1;
+	return 0;
+}
+
+/*
+ * Stable merge sort of point indexes by time: order[] receives 0..n-1 so
+ * that times[order[k]] never decreases and equal times keep their input
+ * order.  scratch holds n more entries.
+ */
+void
+perfopt_anomaly_time_order(const double *times, long n, long *order,
+						   long *scratch)
+{
+	long		width;
+	long		i;
+
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	for (width = 1; width < n; width *= 2)
+	{
+		long		lo;
+		long	   *t;
+
+		for (lo = 0; lo < n; lo += 2 * width)
+		{
+			long		mid = lo + width < n ? lo + width : n;
+			long		hi = lo + 2 * width < n ? lo + 2 * width : n;
+			long		a = lo,
+						b = mid,
+						k = lo;
+
+			while (a < mid && b < hi)
+				scratch[k++] = (times[order[b]] < times[order[a]]) ?
+					order[b++] : order[a++];
+			while (a < mid)
+				scratch[k++] = order[a++];
+			while (b < hi)
+				scratch[k++] = order[b++];
+		}
+		t = order;
+		memcpy(order, scratch, sizeof(long) * n);
+		(void) t;
+	}
+}
+
+/*
+ * Run an initialised state over a series given in any order: the points
+ * are fed in time order (perfopt_anomaly_time_order), and each answer is
+ * written at the point's input position.  order_scratch holds 2 * n
+ * entries.  Returns the number of reports, -1 for unusable arguments.
+ */
+long
+perfopt_anomaly_detect_ordered(const double *times, const double *values,
+							   long n, void *state, double *expected,
+							   double *score, int *is_anomaly,
+							   long *order_scratch)
+{
+	long		flagged = 0;
+	long		k;
+
+	if (n < 0 || state == NULL ||
+		(n > 0 && (times == NULL || values == NULL || expected == NULL ||
+				   score == NULL || is_anomaly == NULL ||
+				   order_scratch == NULL)))
+		return -1;
+	perfopt_anomaly_time_order(times, n, order_scratch, order_scratch + n);
+	for (k = 0; k < n; k++)
+	{
+		long		i = order_scratch[k];
+
+		perfopt_anomaly_update(state, times[i], values[i], &expected[i],
+							   &score[i], &is_anomaly[i]);
+		flagged += is_anomaly[i];
+	}
+	return flagged;
+}
+
+/* Why the last reported point was reported */
+void
+perfopt_anomaly_last_reason(const void *state, PerfoptAnomalyReason *reason)
+{
+	*reason = ((const AnomalyState *) state)->reason;
 }

@@ -34,6 +34,28 @@
 /* threshold used when the caller passes one that is not a positive number */
 #define PERFOPT_ANOMALY_DEFAULT_THRESHOLD 2.5
 
+/* What made the detector report a point */
+typedef enum PerfoptAnomalyKind
+{
+	PERFOPT_ANOMALY_NONE = 0,
+	PERFOPT_ANOMALY_SPIKE,		/* one point far past the series' usual tail */
+	PERFOPT_ANOMALY_SHIFT		/* a denser run of deviations than usual */
+} PerfoptAnomalyKind;
+
+/* the baselines, in the order of PerfoptAnomalyReason.baseline */
+#define PERFOPT_ANOMALY_BASELINE_NAMES \
+	{"recent level", "recent trend", "time-of-day profile", "day-of-week profile"}
+
+typedef struct PerfoptAnomalyReason
+{
+	PerfoptAnomalyKind kind;
+	int			baseline;		/* index into PERFOPT_ANOMALY_BASELINE_NAMES */
+	double		tail;			/* the score a spike had to reach */
+	int			exceedances;	/* points past the threshold among the last window */
+	int			window;
+	int			usual_exceedances;	/* the most seen before outside excursions */
+} PerfoptAnomalyReason;
+
 /* bytes of workspace needed for a series of n points (does not grow with n) */
 extern long perfopt_anomaly_workspace_size(long n);
 
@@ -69,5 +91,27 @@ extern void perfopt_anomaly_update(void *state, double time, double value,
  * report until EXCURSION_QUIET points in a row are back under the threshold.
  */
 extern int	perfopt_anomaly_in_excursion(const void *state);
+
+/* Why the last reported point was reported (valid after a report) */
+extern void perfopt_anomaly_last_reason(const void *state,
+										PerfoptAnomalyReason *reason);
+
+/* Stable order of the points by time (order and scratch: n entries each) */
+extern void perfopt_anomaly_time_order(const double *times, long n,
+									   long *order, long *scratch);
+
+/*
+ * Run an initialised state over points in any order: fed in time order,
+ * answers written at each point's input position.  order_scratch: 2n.
+ */
+extern long perfopt_anomaly_detect_ordered(const double *times,
+										   const double *values, long n,
+										   void *state, double *expected,
+										   double *score, int *is_anomaly,
+										   long *order_scratch);
+
+/* Set a fitted constant by name (cross-validation only); -1 if unknown */
+extern int	perfopt_anomaly_set_param(void *state, const char *name,
+									  double value);
 
 #endif							/* PERFOPT_ANOMALY_H */
