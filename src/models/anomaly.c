@@ -146,8 +146,8 @@
 #define TAIL_HISTORY		4096
 #define TAIL_QUANTILE		0.99
 #define TAIL_LOW_QUANTILE	0.90
-#define TAIL_EXTRAPOLATE	2.0
-#define FAR_EXTRAPOLATE		0.25
+#define TAIL_EXTRAPOLATE	1.5
+#define FAR_EXTRAPOLATE		1.0
 #define TAIL_BINS			128
 #define TAIL_FIRST_EDGE		0.25
 #define TAIL_RATIO			1.08
@@ -576,14 +576,6 @@ perfopt_anomaly_state_size(void)
 	return (long) sizeof(AnomalyState);
 }
 
-/* Workspace for a whole series: the same block, whatever n is */
-long
-perfopt_anomaly_workspace_size(long n)
-{
-	(void) n;
-	return (long) sizeof(AnomalyState);
-}
-
 /* Reset the state for a new series; a threshold that is not > 0 means 2.5 */
 void
 perfopt_anomaly_init(void *state, double threshold)
@@ -976,29 +968,6 @@ perfopt_anomaly_update(void *state, double time, double value,
 	learn(s, &p, value);
 }
 
-/* Whole-series form: init, then one update per point; counts the reports */
-long
-perfopt_anomaly_detect(const double *times, const double *values, long n,
-					   double threshold, void *workspace, double *expected,
-					   double *score, int *is_anomaly)
-{
-	long		flagged = 0;
-	long		i;
-
-	if (n < 0 || workspace == NULL ||
-		(n > 0 && (times == NULL || values == NULL || expected == NULL ||
-				   score == NULL || is_anomaly == NULL)))
-		return -1;
-	perfopt_anomaly_init(workspace, threshold);
-	for (i = 0; i < n; i++)
-	{
-		perfopt_anomaly_update(workspace, times[i], values[i], &expected[i],
-							   &score[i], &is_anomaly[i]);
-		flagged += is_anomaly[i];
-	}
-	return flagged;
-}
-
 /* Is the series inside an excursion that the detector reported? */
 int
 perfopt_anomaly_in_excursion(const void *state)
@@ -1030,6 +999,13 @@ perfopt_anomaly_set_param(void *state, const char *name, double value)
 	return 0;
 }
 
+/* Does time a come before time b?  A NaN time comes after every other. */
+static inline int
+time_before(double a, double b)
+{
+	return a < b || (isnan(b) && !isnan(a));
+}
+
 /*
  * Stable merge sort of point indexes by time: order[] receives 0..n-1 so
  * that times[order[k]] never decreases and equal times keep their input
@@ -1044,11 +1020,15 @@ perfopt_anomaly_time_order(const double *times, long n, long *order,
 
 	for (i = 0; i < n; i++)
 		order[i] = i;
+	/* the usual case, already in order, costs one pass */
+	for (i = 1; i < n; i++)
+		if (time_before(times[i], times[i - 1]))
+			break;
+	if (i >= n)
+		return;
 	for (width = 1; width < n; width *= 2)
 	{
 		long		lo;
-		long	   *t;
-
 		for (lo = 0; lo < n; lo += 2 * width)
 		{
 			long		mid = lo + width < n ? lo + width : n;
@@ -1058,49 +1038,15 @@ perfopt_anomaly_time_order(const double *times, long n, long *order,
 						k = lo;
 
 			while (a < mid && b < hi)
-				scratch[k++] = (times[order[b]] < times[order[a]]) ?
+				scratch[k++] = time_before(times[order[b]], times[order[a]]) ?
 					order[b++] : order[a++];
 			while (a < mid)
 				scratch[k++] = order[a++];
 			while (b < hi)
 				scratch[k++] = order[b++];
 		}
-		t = order;
 		memcpy(order, scratch, sizeof(long) * n);
-		(void) t;
 	}
-}
-
-/*
- * Run an initialised state over a series given in any order: the points
- * are fed in time order (perfopt_anomaly_time_order), and each answer is
- * written at the point's input position.  order_scratch holds 2 * n
- * entries.  Returns the number of reports, -1 for unusable arguments.
- */
-long
-perfopt_anomaly_detect_ordered(const double *times, const double *values,
-							   long n, void *state, double *expected,
-							   double *score, int *is_anomaly,
-							   long *order_scratch)
-{
-	long		flagged = 0;
-	long		k;
-
-	if (n < 0 || state == NULL ||
-		(n > 0 && (times == NULL || values == NULL || expected == NULL ||
-				   score == NULL || is_anomaly == NULL ||
-				   order_scratch == NULL)))
-		return -1;
-	perfopt_anomaly_time_order(times, n, order_scratch, order_scratch + n);
-	for (k = 0; k < n; k++)
-	{
-		long		i = order_scratch[k];
-
-		perfopt_anomaly_update(state, times[i], values[i], &expected[i],
-							   &score[i], &is_anomaly[i]);
-		flagged += is_anomaly[i];
-	}
-	return flagged;
 }
 
 /* Why the last reported point was reported */

@@ -19,10 +19,11 @@ LABELLED = ["artificialWithAnomaly", "realTraffic", "realAdExchange", "realTweet
 NOANOM = "artificialNoAnomaly"
 
 # The fitted constants and the values tried; the shipped defaults are in anomaly.c.
+# threshold is the default of perfopt.anomaly_threshold (PERFOPT_ANOMALY_DEFAULT_THRESHOLD)
 GRID = {
-    "threshold": [2.5, 3.0, 3.5],
+    "threshold": [2.5, 3.0, 3.5, 4.0],
     "tail_extrapolate": [1.5, 2.0, 2.5],
-    "far_extrapolate": [0.0, 0.25, 0.5, 1.0],
+    "far_extrapolate": [0.0, 0.5, 1.0],
 }
 
 

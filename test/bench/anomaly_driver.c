@@ -88,7 +88,7 @@ main(int argc, char **argv)
 	expected = malloc(sizeof(double) * (n + 1));
 	score = malloc(sizeof(double) * (n + 1));
 	flag = malloc(sizeof(int) * (n + 1));
-	ws = malloc(perfopt_anomaly_workspace_size(n));
+	ws = malloc(perfopt_anomaly_state_size());
 	perfopt_anomaly_init(ws, threshold);
 	for (int i = 0; i < nparams; i++)
 	{
