@@ -236,13 +236,12 @@ perfopt_detect_anomalies(PG_FUNCTION_ARGS)
 	long	   *order;
 	void	   *state;
 
+	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_NULL();
+		return (Datum) 0;		/* no series, no rows */
 	n = anomaly_points(PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1),
 					   &stamps, &stamp_nulls, &seconds, &vals);
 	threshold = threshold_argument(fcinfo, 2);
-
-	InitMaterializedSRF(fcinfo, 0);
 
 	expected = palloc(sizeof(double) * Max(n, 1));
 	score = palloc(sizeof(double) * Max(n, 1));

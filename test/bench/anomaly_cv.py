@@ -67,6 +67,10 @@ def main():
     ap.add_argument("--scorer", default=os.path.join(top, "..", "shared", "tools", "nab_score.py"))
     ap.add_argument("--driver", default=None)
     ap.add_argument("--only", default=None, help="one setting, as name=value,name=value")
+    ap.add_argument("--score", default=None, metavar="RESULTS_DIR",
+                    help="only score RESULTS_DIR (e.g. detect_anomalies() in SQL) per category")
+    ap.add_argument("--same-as", default=None, metavar="RESULTS_DIR",
+                    help="also check that the driver's flags with the shipped defaults equal RESULTS_DIR's")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(a.nab, "windows.json")):
         sys.exit("NAB data not found at %s (no windows.json): pass --nab DIR" % a.nab)
@@ -77,6 +81,11 @@ def main():
     prof = ns.PROFILES["standard"]
     windows = json.load(open(os.path.join(a.nab, "windows.json")))
     series = sorted(windows)
+    if a.score:
+        res = raw_scores(ns, windows, a.score, prof)
+        for c in LABELLED:
+            print("category %-22s standard=%.2f (%d windows)" % (c, norm(ns, res, [c], prof), res[c][1]))
+        return
     tmp = tempfile.mkdtemp(prefix="anomaly_cv.")
     driver = a.driver
     if driver is None:
@@ -84,6 +93,16 @@ def main():
         subprocess.run(["cc", "-O2", "-I", os.path.join(top, "src"), "-o", driver,
                         os.path.join(top, "test/bench/anomaly_driver.c"),
                         os.path.join(top, "src/models/anomaly.c"), "-lm"], check=True)
+    if a.same_as:
+        import csv
+        out = os.path.join(tmp, "defaults")
+        run_all(driver, a.nab, series, {}, out)
+        differ = 0
+        for rel in series:
+            mine = [r["anomaly_score"] for r in csv.DictReader(open(os.path.join(out, rel)))]
+            sql = [str(int(float(r["anomaly_score"]))) for r in csv.DictReader(open(os.path.join(a.same_as, rel)))]
+            differ += sum(1 for x, y in zip(mine, sql) if x != y) + abs(len(mine) - len(sql))
+        print("standalone core vs detect_anomalies() in SQL, shipped defaults: %d differing points" % differ)
     if a.only:
         grid = [dict((kv.split("=")[0], float(kv.split("=")[1])) for kv in a.only.split(","))]
     else:
