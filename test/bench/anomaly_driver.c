@@ -39,6 +39,8 @@ main(int argc, char **argv)
 	void	   *ws;
 	long	   *order;
 	int		   *kind;
+	struct timespec t0,
+				t1;
 
 	while (a < argc && argv[a][0] == '-')
 	{
@@ -107,6 +109,7 @@ main(int argc, char **argv)
 	}
 	order = malloc(sizeof(long) * 2 * (n + 1));
 	kind = calloc(n + 1, sizeof(int));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	perfopt_anomaly_time_order(times, n, order, order + n);
 	for (long k = 0; k < n; k++)
 	{
@@ -121,6 +124,10 @@ main(int argc, char **argv)
 			kind[i] = r.kind;
 		}
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (getenv("ANOMALY_DRIVER_TIMING"))
+		fprintf(stderr, "detector: %.1f ms for %ld points\n",
+				(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6, n);
 	fprintf(out, "timestamp,value,anomaly_score,kind,score\n");
 	for (long i = 0; i < n; i++)
 		fprintf(out, "%s,%.17g,%d,%d,%.3f\n", stamps[i], values[i], flag[i], kind[i], score[i]);
