@@ -83,7 +83,12 @@ extern void perfopt_anomaly_last_reason(const void *state,
 extern void perfopt_anomaly_time_order(const double *times, long n,
 									   long *order, long *scratch);
 
-/* Set a fitted constant by name (cross-validation only); -1 if unknown */
+/*
+ * Set a constant by name after perfopt_anomaly_init(), for the
+ * cross-validation driver only (test/bench/anomaly_driver.c): threshold,
+ * tail_extrapolate, far_extrapolate (the fitted ones), density_min,
+ * excursion_quiet.  Returns -1 for an unknown name.
+ */
 extern int	perfopt_anomaly_set_param(void *state, const char *name,
 									  double value);
 
