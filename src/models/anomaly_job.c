@@ -186,10 +186,8 @@ anomaly_points(ArrayType *times, ArrayType *vals, TimestampTz **stamps,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("a series may have at most %d points", PERFOPT_SERIES_MAX_POINTS),
 				 errhint("Aggregate the points first, such as to minute or hourly means.")));
-	deconstruct_array(times, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
-					  TYPALIGN_DOUBLE, &time_datums, &time_nulls, &ntimes);
-	deconstruct_array(vals, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
-					  TYPALIGN_DOUBLE, &value_datums, &value_nulls, &nvalues);
+	ntimes = ArrayGetNItems(ARR_NDIM(times), ARR_DIMS(times));
+	nvalues = ArrayGetNItems(ARR_NDIM(vals), ARR_DIMS(vals));
 	if (ntimes != nvalues)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
@@ -197,9 +195,28 @@ anomaly_points(ArrayType *times, ArrayType *vals, TimestampTz **stamps,
 				 errhint("Pass one time per value.")));
 
 	*stamps = palloc(sizeof(TimestampTz) * Max(ntimes, 1));
-	*stamp_nulls = palloc(sizeof(bool) * Max(ntimes, 1));
+	*stamp_nulls = palloc0(sizeof(bool) * Max(ntimes, 1));
 	*seconds = palloc(sizeof(double) * Max(ntimes, 1));
 	*values = palloc(sizeof(double) * Max(ntimes, 1));
+
+	/* the usual case, no NULL: read the elements in place */
+	if (!ARR_HASNULL(times) && !ARR_HASNULL(vals))
+	{
+		const TimestampTz *t = (const TimestampTz *) ARR_DATA_PTR(times);
+		const float8 *v = (const float8 *) ARR_DATA_PTR(vals);
+
+		memcpy(*stamps, t, sizeof(TimestampTz) * ntimes);
+		memcpy(*values, v, sizeof(double) * ntimes);
+		for (int i = 0; i < ntimes; i++)
+			(*seconds)[i] = TIMESTAMP_NOT_FINITE(t[i]) ?
+				NAN : perfopt_timestamptz_to_seconds(t[i]);
+		return ntimes;
+	}
+
+	deconstruct_array(times, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
+					  TYPALIGN_DOUBLE, &time_datums, &time_nulls, &ntimes);
+	deconstruct_array(vals, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
+					  TYPALIGN_DOUBLE, &value_datums, &value_nulls, &nvalues);
 	for (int i = 0; i < ntimes; i++)
 	{
 		TimestampTz t = time_nulls[i] ? 0 : DatumGetTimestampTz(time_datums[i]);
