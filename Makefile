@@ -6,6 +6,7 @@ OBJS = \
 	src/orchestrator/actions.o \
 	src/models/anomaly_job.o \
 	src/models/anomaly.o \
+	src/models/correlation.o \
 	src/routing/balance.o \
 	src/cache/cache.o \
 	src/cache/cache_worker.o \
