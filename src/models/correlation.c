@@ -204,6 +204,7 @@ list_series(Datum since, Datum until, bool until_null, Datum metrics, bool metri
 	Oid			types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID};
 	Datum		args[3] = {since, until, metrics};
 	char		nulls[3] = {' ', until_null ? 'n' : ' ', metrics_null ? 'n' : ' '};
+	MemoryContext mine = CurrentMemoryContext;
 	int			ret;
 	int			n;
 
@@ -215,11 +216,13 @@ list_series(Datum since, Datum until, bool until_null, Datum metrics, bool metri
 								"   AND value IS NOT NULL AND value <> 'NaN'"
 								"   AND value > '-Infinity' AND value < 'Infinity'"
 								" GROUP BY metric, entity HAVING count(*) > " CppAsString2(MIN_CHANGES)
-								" ORDER BY metric, entity",
+								" ORDER BY metric COLLATE \"C\", entity COLLATE \"C\"",
 								3, types, args, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "perfopt could not list the series of perfopt.metrics: %s",
 			 SPI_result_code_string(ret));
+	/* SPI leaves its own context current: what is kept goes into the caller's */
+	MemoryContextSwitchTo(mine);
 	n = (int) SPI_processed;
 	if (n > MAX_SERIES)
 		ereport(ERROR,
@@ -253,6 +256,7 @@ fill_grid(Datum since, Datum until, bool until_null, Datum metrics, bool metrics
 	Oid			types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID};
 	Datum		args[3] = {since, until, metrics};
 	char		nulls[3] = {' ', until_null ? 'n' : ' ', metrics_null ? 'n' : ' '};
+	MemoryContext mine = CurrentMemoryContext;
 	SPIPlanPtr	plan;
 	Portal		portal;
 	int			current = 0;
@@ -263,7 +267,7 @@ fill_grid(Datum since, Datum until, bool until_null, Datum metrics, bool metrics
 					   "   AND ($3 IS NULL OR metric = ANY ($3))"
 					   "   AND value IS NOT NULL AND value <> 'NaN'"
 					   "   AND value > '-Infinity' AND value < 'Infinity'"
-					   " ORDER BY metric, entity",
+					   " ORDER BY metric COLLATE \"C\", entity COLLATE \"C\"",
 					   3, types);
 	if (plan == NULL)
 		elog(ERROR, "perfopt could not read perfopt.metrics: %s",
@@ -272,6 +276,7 @@ fill_grid(Datum since, Datum until, bool until_null, Datum metrics, bool metrics
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, FETCH_ROWS);
+		MemoryContextSwitchTo(mine);
 		if (SPI_processed == 0)
 			break;
 		for (uint64 r = 0; r < SPI_processed; r++)
@@ -285,7 +290,7 @@ fill_grid(Datum since, Datum until, bool until_null, Datum metrics, bool metrics
 			double		v;
 			int			b;
 
-			/* both lists are in (metric, entity) order: advance to the row's */
+			/* both lists are in (metric, entity) byte order (COLLATE "C", as strcmp): advance to the row's */
 			while (current < nseries &&
 				   (strcmp(series[current].metric, metric) < 0 ||
 					(strcmp(series[current].metric, metric) == 0 &&
