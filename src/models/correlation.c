@@ -27,6 +27,12 @@
  * stronger a pair must be to be reported, and an unrelated pair is
  * reported in at most one call in a hundred.
  *
+ * The metrics are read in one pass, in no order (sorting a day of every
+ * series costs more than the rest of the call).  Each series' ranks are
+ * centered on their mean, unknown changes count as the mean (zero), so a
+ * correlation at a lag is one dot product over the overlap, divided by the
+ * overlap's sums of squares, which prefix sums give at once.
+ *
  * The work is pairs x lags x buckets multiply-adds; each of the three is
  * bounded, and so is their product, with an error that says what to narrow.
  *
@@ -43,12 +49,16 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "common/series.h"
 
 PG_FUNCTION_INFO_V1(perfopt_metric_correlations);
+
+/* the longest metric and entity, with a separator */
+#define SERIES_KEY_LEN		512
 
 /* the most series one call compares */
 #define MAX_SERIES			200
@@ -65,17 +75,24 @@ PG_FUNCTION_INFO_V1(perfopt_metric_correlations);
 /* rows fetched at a time */
 #define FETCH_ROWS			10000
 
-/* One series on the grid */
+/* the most points one call reads (16 bytes each) */
+#define MAX_POINTS			8000000
+
+/* One series, as read and then on the grid */
 typedef struct GridSeries
 {
+	char		key[SERIES_KEY_LEN];	/* metric, a 0x1f byte, entity */
 	char	   *metric;
 	char	   *entity;
-	int64		points;
-	double		first;			/* seconds since the epoch */
+	int			points;
+	int			size;
+	double	   *times;			/* seconds since the epoch, as read */
+	double	   *values;
+	double		first;
 	double		last;
-	double	   *sum;			/* per bucket, then the mean */
-	int		   *count;
-	double	   *rank;			/* rank of each change; NaN where unknown */
+	double	   *rank;			/* centered rank of each change; 0 where unknown */
+	double	   *squares;		/* prefix sums of rank^2: squares[b] sums 0..b-1 */
+	bool	   *known;
 	int			changes;
 	double	   *acf;			/* autocorrelation of the ranks, lags 1..max_lag */
 } GridSeries;
@@ -155,124 +172,107 @@ rank_in_place(double *v, int n, bool *varies)
 }
 
 /*
- * Pearson's correlation of x[t] and y[t + lag] over the t where both are
- * known; *n gets how many there were.  NaN when either does not vary.
+ * The correlation of the centered ranks of a at t and of b at t + lag, over
+ * the overlap; NaN when either does not vary there.  *n gets how many
+ * changes of both are known in it, when n is not NULL.
  */
 static double
-lagged_correlation(const double *x, const double *y, int len, int lag, int *n)
+lagged_correlation(const GridSeries *a, const GridSeries *b, int len, int lag, int *n)
 {
-	double		sx = 0,
-				sy = 0,
-				sxx = 0,
-				syy = 0,
-				sxy = 0;
-	int			m = 0;
 	int			from = Max(0, -lag);
 	int			to = Min(len, len - lag);
-	double		vx,
-				vy;
+	const double *x = a->rank;
+	const double *y = b->rank + lag;
+	double		sxy = 0;
+	double		sxx,
+				syy;
 
+	if (to - from < 3)
+		return NAN;
 	for (int t = from; t < to; t++)
+		sxy += x[t] * y[t];
+	sxx = a->squares[to] - a->squares[from];
+	syy = b->squares[to + lag] - b->squares[from + lag];
+	if (n != NULL)
 	{
-		double		a = x[t];
-		double		b = y[t + lag];
+		int			m = 0;
 
-		if (isnan(a) || isnan(b))
-			continue;
-		sx += a;
-		sy += b;
-		sxx += a * a;
-		syy += b * b;
-		sxy += a * b;
-		m++;
+		for (int t = from; t < to; t++)
+			m += a->known[t] && b->known[t + lag];
+		*n = m;
 	}
-	*n = m;
-	if (m < 3)
+	if (sxx <= 0 || syy <= 0)
 		return NAN;
-	vx = sxx - sx * sx / m;
-	vy = syy - sy * sy / m;
-	if (vx <= 0 || vy <= 0)
-		return NAN;
-	return (sxy - sx * sy / m) / sqrt(vx * vy);
+	return sxy / sqrt(sxx * syy);
 }
 
-/* The (metric, entity) pairs in the window, and their spans, into series */
+typedef struct SeriesEntry
+{
+	char		key[SERIES_KEY_LEN];
+	int			index;
+} SeriesEntry;
+
+/* Write the key of (metric, entity) into key; false if it does not fit */
+static bool
+series_key(char *key, const text *metric, const text *entity)
+{
+	int			m = VARSIZE_ANY_EXHDR(metric);
+	int			e = VARSIZE_ANY_EXHDR(entity);
+
+	if (m + e + 2 > SERIES_KEY_LEN)
+		return false;
+	memcpy(key, VARDATA_ANY(metric), m);
+	key[m] = 0x1f;
+	memcpy(key + m + 1, VARDATA_ANY(entity), e);
+	key[m + 1 + e] = '\0';
+	return true;
+}
+
 static int
-list_series(Datum since, Datum until, bool until_null, Datum metrics, bool metrics_null,
-			GridSeries **series)
+compare_series(const void *x, const void *y)
 {
-	Oid			types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID};
-	Datum		args[3] = {since, until, metrics};
-	char		nulls[3] = {' ', until_null ? 'n' : ' ', metrics_null ? 'n' : ' '};
-	MemoryContext mine = CurrentMemoryContext;
-	int			ret;
-	int			n;
-
-	ret = SPI_execute_with_args("SELECT metric, entity, count(*)::int8,"
-								"       extract(epoch FROM min(ts))::float8, extract(epoch FROM max(ts))::float8"
-								"  FROM perfopt.metrics"
-								" WHERE ts >= $1 AND ($2 IS NULL OR ts < $2)"
-								"   AND ($3 IS NULL OR metric = ANY ($3))"
-								"   AND value IS NOT NULL AND value <> 'NaN'"
-								"   AND value > '-Infinity' AND value < 'Infinity'"
-								" GROUP BY metric, entity HAVING count(*) > " CppAsString2(MIN_CHANGES)
-								" ORDER BY metric COLLATE \"C\", entity COLLATE \"C\"",
-								3, types, args, nulls, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "perfopt could not list the series of perfopt.metrics: %s",
-			 SPI_result_code_string(ret));
-	/* SPI leaves its own context current: what is kept goes into the caller's */
-	MemoryContextSwitchTo(mine);
-	n = (int) SPI_processed;
-	if (n > MAX_SERIES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%d series of perfopt.metrics fall in the window, more than the %d metric_correlations compares",
-						n, MAX_SERIES),
-				 errhint("Name the metrics to compare (the metrics argument), or shorten the window.")));
-	*series = palloc0(Max(n, 1) * sizeof(GridSeries));
-	for (int i = 0; i < n; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		GridSeries *s = &(*series)[i];
-
-		s->metric = SPI_getvalue(tuple, desc, 1);
-		s->entity = SPI_getvalue(tuple, desc, 2);
-		s->points = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
-		s->first = DatumGetFloat8(SPI_getbinval(tuple, desc, 4, &isnull));
-		s->last = DatumGetFloat8(SPI_getbinval(tuple, desc, 5, &isnull));
-	}
-	SPI_freetuptable(SPI_tuptable);
-	return n;
+	return strcmp(((const GridSeries *) x)->key, ((const GridSeries *) y)->key);
 }
 
-/* Add the points of the series into their buckets of the grid */
-static void
-fill_grid(Datum since, Datum until, bool until_null, Datum metrics, bool metrics_null,
-		  GridSeries *series, int nseries, double origin, double step, int buckets)
+/*
+ * Read the finite points of the window, in one pass and in no order; a hash
+ * table finds each row's series.  Returns the series in (metric, entity)
+ * order.
+ */
+static int
+read_series(Datum since, Datum until, bool until_null, Datum metrics, bool metrics_null,
+			GridSeries **result)
 {
 	Oid			types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID};
 	Datum		args[3] = {since, until, metrics};
 	char		nulls[3] = {' ', until_null ? 'n' : ' ', metrics_null ? 'n' : ' '};
 	MemoryContext mine = CurrentMemoryContext;
+	HASHCTL		ctl;
+	HTAB	   *index;
 	SPIPlanPtr	plan;
 	Portal		portal;
-	int			current = 0;
+	GridSeries *series = palloc0(MAX_SERIES * sizeof(GridSeries));
+	int			nseries = 0;
+	int64		total = 0;
 
-	plan = SPI_prepare("SELECT metric, entity, extract(epoch FROM ts)::float8, value"
+	ctl.keysize = SERIES_KEY_LEN;
+	ctl.entrysize = sizeof(SeriesEntry);
+	ctl.hcxt = mine;
+	index = hash_create("perfopt correlated series", MAX_SERIES, &ctl,
+						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+
+	plan = SPI_prepare("SELECT metric, entity, ts, value"
 					   "  FROM perfopt.metrics"
 					   " WHERE ts >= $1 AND ($2 IS NULL OR ts < $2)"
 					   "   AND ($3 IS NULL OR metric = ANY ($3))"
-					   "   AND value IS NOT NULL AND value <> 'NaN'"
-					   "   AND value > '-Infinity' AND value < 'Infinity'"
-					   " ORDER BY metric COLLATE \"C\", entity COLLATE \"C\"",
+					   "   AND value IS NOT NULL",
 					   3, types);
 	if (plan == NULL)
 		elog(ERROR, "perfopt could not read perfopt.metrics: %s",
 			 SPI_result_code_string(SPI_result));
 	portal = SPI_cursor_open(NULL, plan, args, nulls, true);
+	/* SPI leaves its own context current: what is kept goes into the caller's */
+	MemoryContextSwitchTo(mine);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, FETCH_ROWS);
@@ -283,42 +283,73 @@ fill_grid(Datum since, Datum until, bool until_null, Datum metrics, bool metrics
 		{
 			HeapTuple	tuple = SPI_tuptable->vals[r];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
-			char	   *metric = SPI_getvalue(tuple, desc, 1);
-			char	   *entity = SPI_getvalue(tuple, desc, 2);
 			bool		isnull;
-			double		t;
-			double		v;
-			int			b;
+			bool		found;
+			char		key[SERIES_KEY_LEN];
+			SeriesEntry *entry;
+			GridSeries *s;
+			double		v = DatumGetFloat8(SPI_getbinval(tuple, desc, 4, &isnull));
 
-			/* both lists are in (metric, entity) byte order (COLLATE "C", as strcmp): advance to the row's */
-			while (current < nseries &&
-				   (strcmp(series[current].metric, metric) < 0 ||
-					(strcmp(series[current].metric, metric) == 0 &&
-					 strcmp(series[current].entity, entity) < 0)))
-				current++;
-			if (current >= nseries ||
-				strcmp(series[current].metric, metric) != 0 ||
-				strcmp(series[current].entity, entity) != 0)
-			{
-				pfree(metric);
-				pfree(entity);
-				continue;		/* a series too short to compare */
-			}
-			t = DatumGetFloat8(SPI_getbinval(tuple, desc, 3, &isnull));
-			v = DatumGetFloat8(SPI_getbinval(tuple, desc, 4, &isnull));
-			b = (int) floor((t - origin) / step);
-			if (b < 0 || b >= buckets)
+			if (!isfinite(v) ||
+				!series_key(key,
+							DatumGetTextPP(SPI_getbinval(tuple, desc, 1, &isnull)),
+							DatumGetTextPP(SPI_getbinval(tuple, desc, 2, &isnull))))
 				continue;
-			series[current].sum[b] += v;
-			series[current].count[b]++;
-			pfree(metric);
-			pfree(entity);
+			entry = hash_search(index, key, HASH_ENTER, &found);
+			if (!found)
+			{
+				if (nseries == MAX_SERIES)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("more than %d series of perfopt.metrics fall in the window, the most metric_correlations compares",
+									MAX_SERIES),
+							 errhint("Name the metrics to compare (the metrics argument), or shorten the window.")));
+				entry->index = nseries++;
+				s = &series[entry->index];
+				strlcpy(s->key, key, SERIES_KEY_LEN);
+				s->size = 64;
+				s->times = palloc(s->size * sizeof(double));
+				s->values = palloc(s->size * sizeof(double));
+				s->first = INFINITY;
+				s->last = -INFINITY;
+			}
+			s = &series[entry->index];
+			if (++total > MAX_POINTS)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("more than %d points of perfopt.metrics fall in the window, the most metric_correlations reads",
+								MAX_POINTS),
+						 errhint("Name the metrics to compare (the metrics argument), or shorten the window.")));
+			if (s->points == s->size)
+			{
+				s->size *= 2;
+				s->times = repalloc_huge(s->times, s->size * sizeof(double));
+				s->values = repalloc_huge(s->values, s->size * sizeof(double));
+			}
+			s->times[s->points] = perfopt_timestamptz_to_seconds(DatumGetTimestampTz(SPI_getbinval(tuple, desc, 3, &isnull)));
+			s->values[s->points] = v;
+			s->first = Min(s->first, s->times[s->points]);
+			s->last = Max(s->last, s->times[s->points]);
+			s->points++;
 		}
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
+	hash_destroy(index);
+
+	/* in (metric, entity) order, each split back into its names */
+	qsort(series, nseries, sizeof(GridSeries), compare_series);
+	for (int i = 0; i < nseries; i++)
+	{
+		char	   *sep = strchr(series[i].key, 0x1f);
+
+		series[i].metric = pnstrdup(series[i].key, sep - series[i].key);
+		series[i].entity = pstrdup(sep + 1);
+	}
+	*result = series;
+	return nseries;
 }
 
 /*
@@ -340,6 +371,9 @@ perfopt_metric_correlations(PG_FUNCTION_ARGS)
 	GridSeries *series;
 	int			nseries;
 	int			usable = 0;
+	double		spacings[MAX_SERIES];
+	double	   *sum;
+	int		   *count;
 	double		first = INFINITY,
 				last = -INFINITY;
 	double		origin;
@@ -398,29 +432,28 @@ perfopt_metric_correlations(PG_FUNCTION_ARGS)
 	/* what SPI reads is kept in grid_context, past SPI_finish */
 	SPI_connect();
 	MemoryContextSwitchTo(grid_context);
-	nseries = list_series(since, until, until_null, metrics, metrics_null, &series);
-	if (nseries < 2)
+	nseries = read_series(since, until, until_null, metrics, metrics_null, &series);
+	SPI_finish();
+
+	/* the grid: the series' own spacing unless a step is given */
+	for (int i = 0; i < nseries; i++)
 	{
-		SPI_finish();
+		if (series[i].points <= MIN_CHANGES)
+			continue;
+		spacings[usable++] = (series[i].last - series[i].first) / (series[i].points - 1);
+		first = Min(first, series[i].first);
+		last = Max(last, series[i].last);
+	}
+	if (usable < 2)
+	{
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(grid_context);
 		return (Datum) 0;
 	}
-
-	/* the grid: the series' own spacing unless a step is given */
 	if (step == 0)
 	{
-		double	   *spacing = palloc(nseries * sizeof(double));
-
-		for (int i = 0; i < nseries; i++)
-			spacing[i] = (series[i].last - series[i].first) / (series[i].points - 1);
-		qsort(spacing, nseries, sizeof(double), compare_doubles);
-		step = Max(spacing[nseries / 2], 0.001);
-	}
-	for (int i = 0; i < nseries; i++)
-	{
-		first = Min(first, series[i].first);
-		last = Max(last, series[i].last);
+		qsort(spacings, usable, sizeof(double), compare_doubles);
+		step = Max(spacings[usable / 2], 0.001);
 	}
 	/* points sampled every step fall in the middles of the buckets */
 	origin = first - step / 2;
@@ -432,34 +465,47 @@ perfopt_metric_correlations(PG_FUNCTION_ARGS)
 						span, step, MAX_BUCKETS),
 				 errhint("Give a larger step, or shorten the window.")));
 	buckets = (int) span;
-	tests = (double) nseries * (nseries - 1) / 2 * (2 * max_lag + 1);
+	tests = (double) usable * (usable - 1) / 2 * (2 * max_lag + 1);
 	if (tests * buckets > MAX_WORK)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("comparing %d series over %d steps at %d lags is too much work for one call",
-						nseries, buckets, 2 * max_lag + 1),
+						usable, buckets, 2 * max_lag + 1),
 				 errhint("Name fewer metrics, give a larger step or a smaller max_lag, or shorten the window.")));
-	for (int i = 0; i < nseries; i++)
-	{
-		series[i].sum = palloc0(buckets * sizeof(double));
-		series[i].count = palloc0(buckets * sizeof(int));
-	}
-	fill_grid(since, until, until_null, metrics, metrics_null, series, nseries,
-			  origin, step, buckets);
-	SPI_finish();
+	sum = palloc(buckets * sizeof(double));
+	count = palloc(buckets * sizeof(int));
 
-	/* each series: its changes from bucket to bucket, ranked */
+	/* each series: its changes from bucket to bucket, ranked and centered */
+	usable = 0;
 	for (int i = 0; i < nseries; i++)
 	{
 		GridSeries *s = &series[i];
 		bool		varies;
+		double		mean = 0;
 
+		s->changes = 0;
+		if (s->points <= MIN_CHANGES)
+			continue;
+		memset(sum, 0, buckets * sizeof(double));
+		memset(count, 0, buckets * sizeof(int));
+		for (int p = 0; p < s->points; p++)
+		{
+			int			b = (int) floor((s->times[p] - origin) / step);
+
+			if (b >= 0 && b < buckets)
+			{
+				sum[b] += s->values[p];
+				count[b]++;
+			}
+		}
+		pfree(s->times);
+		pfree(s->values);
 		for (int b = 0; b < buckets; b++)
-			s->sum[b] = s->count[b] > 0 ? s->sum[b] / s->count[b] : NAN;
+			sum[b] = count[b] > 0 ? sum[b] / count[b] : NAN;
 		s->rank = palloc(buckets * sizeof(double));
 		s->rank[0] = NAN;
 		for (int b = 1; b < buckets; b++)
-			s->rank[b] = s->sum[b] - s->sum[b - 1];	/* NaN if either is */
+			s->rank[b] = sum[b] - sum[b - 1];	/* NaN if either is */
 		s->changes = rank_in_place(s->rank, buckets, &varies);
 		if (!varies || s->changes < MIN_CHANGES)
 		{
@@ -467,11 +513,20 @@ perfopt_metric_correlations(PG_FUNCTION_ARGS)
 			continue;
 		}
 		usable++;
+		s->known = palloc(buckets * sizeof(bool));
+		s->squares = palloc((buckets + 1) * sizeof(double));
+		mean = (s->changes + 1) / 2.0;
+		s->squares[0] = 0;
+		for (int b = 0; b < buckets; b++)
+		{
+			s->known[b] = !isnan(s->rank[b]);
+			s->rank[b] = s->known[b] ? s->rank[b] - mean : 0;
+			s->squares[b + 1] = s->squares[b] + s->rank[b] * s->rank[b];
+		}
 		s->acf = palloc0((max_lag + 1) * sizeof(double));
 		for (int k = 1; k <= max_lag; k++)
 		{
-			int			n;
-			double		r = lagged_correlation(s->rank, s->rank, buckets, k, &n);
+			double		r = lagged_correlation(s, s, buckets, k, NULL);
 
 			s->acf[k] = isnan(r) ? 0 : r;
 		}
@@ -495,17 +550,18 @@ perfopt_metric_correlations(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 			for (int k = -max_lag; k <= max_lag; k++)
 			{
-				int			n;
-				double		r = lagged_correlation(series[i].rank, series[j].rank, buckets, k, &n);
+				double		r = lagged_correlation(&series[i], &series[j], buckets, k, NULL);
 
 				if (!isnan(r) && fabs(r) > fabs(best.rho))
 				{
 					best.rho = r;
 					best.lag = k;
-					best.n = n;
 				}
 			}
-			if (best.n < MIN_CHANGES || fabs(best.rho) < min_strength)
+			if (fabs(best.rho) < min_strength)
+				continue;
+			(void) lagged_correlation(&series[i], &series[j], buckets, best.lag, &best.n);
+			if (best.n < MIN_CHANGES)
 				continue;
 			/* Bartlett: autocorrelated changes make a chance correlation larger */
 			for (int k = 1; k <= max_lag && k < best.n / 4; k++)
