@@ -117,6 +117,11 @@ my %calls = (
 	'perfopt.recommend_indexes_for(text[],double precision[],double precision,double precision)' =>
 	  q{SELECT count(*) FROM perfopt.recommend_indexes_for(ARRAY['SELECT * FROM public.probe WHERE a = 5'])},
 	'perfopt.pool_recommendation(double precision)' => 'SELECT count(*) FROM perfopt.pool_recommendation(0.1)',
+	'perfopt.pgbouncer_config(double precision)' => 'SELECT perfopt.pgbouncer_config(0.1)',
+	'perfopt.anomaly_group_first_mover(bigint)' =>
+	  'SELECT perfopt.anomaly_group_first_mover(group_id) FROM perfopt.anomaly_groups',
+	'perfopt.metric_correlations(timestamp with time zone,timestamp with time zone,interval,integer,double precision,text[])' =>
+	  q{SELECT count(*) FROM perfopt.metric_correlations(now() - interval '1 hour', metrics => ARRAY['connections', 'latency_p95_ms'])},
 	'perfopt.detect_anomalies(timestamp with time zone[],double precision[],double precision)' =>
 	  "SELECT count(*) FROM perfopt.detect_anomalies($series)",
 	'perfopt.forecast(timestamp with time zone[],double precision[],interval,interval)' =>
