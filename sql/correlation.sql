@@ -75,6 +75,9 @@ VALUES (-1, -1, '2026-03-01 05:00+00', 'latency_p95_ms', '', 12, 9, 'warning'),
        (-3, -3, '2026-03-01 04:00+00', 'latency_p95_ms', '', 12, 9, 'warning'),
        (-4, -3, '2026-03-01 04:00:30+00', 'waiting_sessions', 'IO', 10, 5, 'warning');
 SELECT group_id, series, moved_first FROM perfopt.anomaly_groups WHERE group_id < 0 ORDER BY group_id;
+-- no such group, or none given: no series
+SELECT perfopt.anomaly_group_first_mover(12345) IS NULL AS unknown_group,
+       perfopt.anomaly_group_first_mover(NULL) IS NULL AS null_group;
 
 -- bad input: an error with a hint, never a crash
 \set VERBOSITY default

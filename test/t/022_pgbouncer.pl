@@ -42,6 +42,9 @@ my ($ret, $plain, $err) = $node->psql('postgres', 'SELECT perfopt.pgbouncer_conf
 	extra_params => [ '-U', 'alice' ]);
 is($err, '', 'a plain login role gets a fragment');
 like($plain, qr/^postgres = port=\d+ dbname=postgres$/m, 'without the socket directory it may not read');
+($ret, $plain, $err) = $node->psql('postgres', 'SELECT perfopt.pgbouncer_config(-1)',
+	extra_params => [ '-U', 'alice', '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/22023: sample_seconds must be between/, 'a bad sample time is an error with its SQLSTATE');
 
 # 2. A real PgBouncer with it, on loopback only
 my $dir = $node->basedir;
