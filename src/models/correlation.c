@@ -66,17 +66,16 @@ PG_FUNCTION_INFO_V1(perfopt_metric_correlations);
 #define MAX_BUCKETS			20000
 /* the largest lag, in steps */
 #define MAX_LAG				60
-/* the most multiply-adds one call may do (about a second here) */
+/* the most multiply-adds one call may do (a few seconds on 2 busy cores) */
 #define MAX_WORK			1.5e9
+/* the most points one call reads (16 bytes each) */
+#define MAX_POINTS			8000000
 /* changes a series needs to be compared at all */
 #define MIN_CHANGES			10
 /* family-wise error rate of a call: the chance of reporting any unrelated pair */
 #define ALPHA				0.01
 /* rows fetched at a time */
 #define FETCH_ROWS			10000
-
-/* the most points one call reads (16 bytes each) */
-#define MAX_POINTS			8000000
 
 /* One series, as read and then on the grid */
 typedef struct GridSeries
@@ -127,13 +126,20 @@ compare_doubles(const void *x, const void *y)
 	return (a > b) - (a < b);
 }
 
+/* Strongest first; then in the series' order, so that the output is stable */
 static int
 compare_pairs(const void *x, const void *y)
 {
-	double		a = fabs(((const Pair *) x)->rho);
-	double		b = fabs(((const Pair *) y)->rho);
+	const Pair *p = (const Pair *) x;
+	const Pair *q = (const Pair *) y;
+	double		a = fabs(p->rho);
+	double		b = fabs(q->rho);
 
-	return (a < b) - (a > b);
+	if (a != b)
+		return (a < b) - (a > b);
+	if (p->a != q->a)
+		return p->a - q->a;
+	return p->b - q->b;
 }
 
 /*
