@@ -90,7 +90,7 @@ EOF
 echo "== 1. $CASES recorded scenarios: connections surge, latency follows"
 for seed in $(seq "$CASES"); do
     lag=$(( (seed - 1) % 6 + 1 ))
-    q -c "SELECT scenario($seed / 1000.0, $lag, timestamptz '2026-06-01 00:00+00' + $seed * interval '1 day')"
+    q -c "SELECT scenario($seed / 1000.0, $lag, timestamptz '2026-06-01 00:00+00' + $seed * interval '1 day')" >/dev/null
     q -c "INSERT INTO found
           SELECT 'scenario', $seed, $lag,
                  count(*) FILTER (WHERE metric_a = 'connections' AND metric_b = 'latency_p95_ms'
@@ -104,7 +104,7 @@ q -P footer=off -c "SELECT count(*) AS cases, count(*) FILTER (WHERE right_pair)
 
 echo "== 2. $CASES calls over 10 unrelated series each (45 pairs, 21 lags)"
 for seed in $(seq "$CASES"); do
-    q -c "SELECT unrelated($seed / 1000.0 + 0.5, timestamptz '2027-01-01 00:00+00' + $seed * interval '1 day')"
+    q -c "SELECT unrelated($seed / 1000.0 + 0.5, timestamptz '2027-01-01 00:00+00' + $seed * interval '1 day')" >/dev/null
     q -c "INSERT INTO found
           SELECT 'unrelated', $seed, NULL, NULL, count(*)
             FROM perfopt.metric_correlations(timestamptz '2027-01-01 00:00+00' + $seed * interval '1 day',
