@@ -6,6 +6,7 @@ OBJS = \
 	src/orchestrator/actions.o \
 	src/models/anomaly_job.o \
 	src/models/anomaly.o \
+	src/models/correlation.o \
 	src/routing/balance.o \
 	src/cache/cache.o \
 	src/cache/cache_worker.o \
@@ -61,7 +62,7 @@ DATA = $(wildcard sql/legacy/perfopt--*.sql)
 REGRESS = setup analyze_query analyze_query_recommendations \
 	analyze_query_errors analyze_query_params slow_queries \
 	index_advisor index_drop_candidates table_health metrics \
-	anomaly_forecast orchestrator cache routing
+	anomaly_forecast correlation orchestrator cache routing
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 
 # TAP tests: restarts, several sessions, servers

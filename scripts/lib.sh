@@ -14,7 +14,7 @@ fi
 # The Debian packages perfopt builds, runs and is tested with
 PERFOPT_PACKAGES="build-essential postgresql-15 postgresql-server-dev-15 postgresql-contrib
     postgresql-15-hypopg libhiredis-dev redis-server libipc-run-perl sqlsmith
-    libmicrohttpd-dev libcurl4-openssl-dev prometheus prometheus-alertmanager curl"
+    libmicrohttpd-dev libcurl4-openssl-dev prometheus prometheus-alertmanager curl pgbouncer"
 
 die() { echo "error: $*" >&2; exit 1; }
 

@@ -53,6 +53,61 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION perfopt.analyze_anomalies() IS
 'the anomaly job: runs the detector over every series sampled in the last day; returns the number of anomalies opened';
 
+------------------------------------------------------------------------------
+-- Correlation: which series move together, and which moves first
+
+CREATE OR REPLACE FUNCTION perfopt.metric_correlations(
+    since timestamptz DEFAULT pg_catalog.now() - interval '1 day',
+    until timestamptz DEFAULT NULL,
+    step interval DEFAULT NULL,
+    max_lag int DEFAULT 10,
+    min_strength float8 DEFAULT 0.3,
+    metrics text[] DEFAULT NULL)
+RETURNS TABLE (metric_a text, entity_a text, metric_b text, entity_b text, lag interval,
+               strength float8, changes int, p_value float8)
+AS 'MODULE_PATHNAME', 'perfopt_metric_correlations'
+-- reads perfopt.metrics with the caller's privileges, in one snapshot
+LANGUAGE C STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.metric_correlations(timestamptz, timestamptz, interval, int, float8, text[]) IS
+'pairs of series of perfopt.metrics whose changes move together over [since, until): metric_a moves first, metric_b follows lag later; strength is the rank (Spearman) correlation of their changes, p_value its chance under independence, corrected for the pairs and lags tried';
+
+-- The series of an anomaly group that moved first: of the group's series,
+-- the one that leads another by the strongest lagged correlation over the
+-- day before the group started; without one, the first detected
+CREATE OR REPLACE FUNCTION perfopt.anomaly_group_first_mover(group_id bigint)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH members AS (
+        SELECT DISTINCT ON (a.metric, a.entity) a.metric, a.entity, a.detected_at
+          FROM perfopt.anomalies a
+         WHERE a.group_id OPERATOR(pg_catalog.=) $1
+         ORDER BY a.metric, a.entity, a.detected_at),
+    leads AS (
+        SELECT c.metric_a AS metric, c.entity_a AS entity, c.strength
+          FROM perfopt.metric_correlations(
+                   (SELECT min(m.detected_at) FROM members m) OPERATOR(pg_catalog.-) interval '1 day',
+                   (SELECT max(m.detected_at) FROM members m) OPERATOR(pg_catalog.+) interval '5 minutes',
+                   NULL, 10, 0.3, ARRAY(SELECT DISTINCT m.metric FROM members m)) c
+         WHERE (SELECT count(*) FROM members) OPERATOR(pg_catalog.>) 1
+           AND c.lag OPERATOR(pg_catalog.>) interval '0'
+           AND (c.metric_a, c.entity_a) IN (SELECT m.metric, m.entity FROM members m)
+           AND (c.metric_b, c.entity_b) IN (SELECT m.metric, m.entity FROM members m))
+    SELECT CASE WHEN x.entity OPERATOR(pg_catalog.=) '' THEN x.metric
+                ELSE x.metric OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) x.entity
+                     OPERATOR(pg_catalog.||) ')' END
+      FROM (SELECT l.metric, l.entity, 0 AS by_detection, -abs(l.strength) AS rank FROM leads l
+            UNION ALL
+            SELECT m.metric, m.entity, 1, extract(epoch FROM m.detected_at)::float8 FROM members m) x
+     ORDER BY x.by_detection, x.rank, x.metric, x.entity
+     LIMIT 1
+$$;
+
+COMMENT ON FUNCTION perfopt.anomaly_group_first_mover(bigint) IS
+'the series of an anomaly group that moved first: the one that leads another of the group by the strongest significant lagged correlation of changes over the day before (metric_correlations), else the first detected';
+
 CREATE OR REPLACE VIEW perfopt.anomaly_groups AS
     SELECT group_id,
            min(detected_at) AS started_at,
@@ -63,12 +118,14 @@ CREATE OR REPLACE VIEW perfopt.anomaly_groups AS
            count(*) AS anomalies,
            array_agg(CASE WHEN entity = '' THEN metric
                           ELSE metric || ' (' || entity || ')' END
-                     ORDER BY detected_at, anomaly_id) AS series
+                     ORDER BY detected_at, anomaly_id) AS series,
+           -- computed only when asked for (an unused output of the view is left out)
+           perfopt.anomaly_group_first_mover(group_id) AS moved_first
       FROM perfopt.anomalies
      GROUP BY group_id;
 
 COMMENT ON VIEW perfopt.anomaly_groups IS
-'incidents: anomalies of different series that started together, open until all of them are resolved';
+'incidents: anomalies of different series that started together, open until all of them are resolved; moved_first names the series that led the others';
 
 COMMENT ON TABLE perfopt.capacity_history IS
 'hourly use of each resource against its limit, rolled up from perfopt.metrics and kept 400 days';

@@ -42,6 +42,7 @@ GRANT EXECUTE ON FUNCTION
     perfopt.index_drop_safe_set(regclass[], regclass[]),
     perfopt.table_health(boolean, regclass),
     perfopt.pool_recommendation(float8),
+    perfopt.pgbouncer_config(float8),
     perfopt.detect_anomalies(timestamptz[], float8[], float8),
     perfopt.forecast(timestamptz[], float8[], interval, interval),
     perfopt.cron_next(text, timestamptz),
@@ -74,7 +75,9 @@ GRANT EXECUTE ON FUNCTION
     perfopt.prometheus_metrics(),
     perfopt.cache_redis_stats(),
     perfopt.cache_worker_state(),
-    perfopt.instance_status()
+    perfopt.instance_status(),
+    perfopt.metric_correlations(timestamptz, timestamptz, interval, int, float8, text[]),
+    perfopt.anomaly_group_first_mover(bigint)
    TO pg_monitor, perfopt_admin, perfopt_reader;
 
 GRANT SELECT ON

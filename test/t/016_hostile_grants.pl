@@ -120,6 +120,11 @@ my %calls = (
 	'perfopt.index_drop_safe_set(regclass[],regclass[])' =>
 	  q{SELECT count(*) FROM perfopt.index_drop_safe_set(ARRAY['public.probe_a2'::regclass], ARRAY['public.probe_a'::regclass])},
 	'perfopt.pool_recommendation(double precision)' => 'SELECT count(*) FROM perfopt.pool_recommendation(0.1)',
+	'perfopt.pgbouncer_config(double precision)' => 'SELECT perfopt.pgbouncer_config(0.1)',
+	'perfopt.anomaly_group_first_mover(bigint)' =>
+	  'SELECT perfopt.anomaly_group_first_mover(group_id) FROM perfopt.anomaly_groups',
+	'perfopt.metric_correlations(timestamp with time zone,timestamp with time zone,interval,integer,double precision,text[])' =>
+	  q{SELECT count(*) FROM perfopt.metric_correlations(now() - interval '1 hour', metrics => ARRAY['connections', 'latency_p95_ms'])},
 	'perfopt.detect_anomalies(timestamp with time zone[],double precision[],double precision)' =>
 	  "SELECT count(*) FROM perfopt.detect_anomalies($series)",
 	'perfopt.forecast(timestamp with time zone[],double precision[],interval,interval)' =>
