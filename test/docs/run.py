@@ -267,14 +267,14 @@ def normalize(lines, ex):
             result.append(' | '.join(header))
         elif header is not None:
             parts = cells(line)
-            result.append(' | '.join('#' if p and j < len(header) and header[j] in ex.mask_columns else p
+            result.append(' | '.join('#' if j < len(header) and header[j] in ex.mask_columns else p
                                      for j, p in enumerate(parts)))
         elif record and '|' in line:
             name, _, value = line.partition('|')
             if name.strip():
                 key = name.strip()
             value = value.strip()
-            if key in ex.mask_columns and value:
+            if key in ex.mask_columns:
                 value = '#'
             result.append(name.strip() + ' | ' + value)
         else:
