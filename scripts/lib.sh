@@ -113,7 +113,7 @@ load_sample_database() {
     # psql and pgbench read the files as postgres, who may not see the tree
     cp "$sample/leads.sql" "$sample/workload.pgbench" "$dir/" && chown postgres: "$dir/leads.sql" "$dir/workload.pgbench"
     # statistics from every row (a sample of 300 x 1000 rows), so that the
-    # plans and costs are the same at every load
+    # plans and estimates are the same at every load
     as_postgres env PGOPTIONS="-c default_statistics_target=1000" \
         psql -h "$dir" -p "$port" -d "$db" -X -q -v ON_ERROR_STOP=1 -v leads="$leads" \
         -f "$dir/leads.sql" >/dev/null || die "loading the sample schema failed"

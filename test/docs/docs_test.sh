@@ -22,7 +22,9 @@ LEADS=100000
 PORT=5433
 dir=$(postgres_tempdir docs)
 redis_pid=""
+subscriber_pid=""
 cleanup() {
+    [ -n "$subscriber_pid" ] && kill "$subscriber_pid" 2>/dev/null && wait "$subscriber_pid" 2>/dev/null
     [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
     stop_cluster "$dir"
     rm -rf "$dir"
@@ -52,6 +54,13 @@ for _ in $(seq 60); do
     [ "${n:-0}" -ge 2 ] && break
     sleep 1
 done
+
+# what the cache invalidator publishes, for the pages' redis-cli SUBSCRIBE
+# blocks (marker "published")
+for _ in $(seq 50); do redis-cli -p "$rport" PING >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$rport" SUBSCRIBE perfopt:invalidate > "$dir/channel.out" 2>&1 &
+subscriber_pid=$!
+export DOCS_TEST_CHANNEL="$dir/channel.out"
 
 DOCS_TEST_RESULTS=${DOCS_TEST_RESULTS:-$dir} python3 "$here/run.py" --self-test "$here/selftest" "$tree" "$@"
 status=$?

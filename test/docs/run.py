@@ -30,6 +30,11 @@ The conventions (docs/testing.md#docs-as-tests has them for writers):
     unordered               the rows are compared in any order
     before PSQL-INPUT       run just before the example, unseen: a psql
                             meta-command (\\x on, \\pset format wrapped) or SQL
+    published               (before a plain block that shows redis-cli
+                            SUBSCRIBE's output) each message it shows must
+                            have been published on the cache channel while
+                            the page ran (DOCS_TEST_CHANNEL: redis-cli's
+                            raw output)
 - a document's examples run in one psql session, in the order they appear;
   README.md runs first, then docs/*.md in the order of the README's
   "Documentation" list (a document missing from the list is an error).
@@ -41,11 +46,13 @@ printed are left in $DOCS_TEST_RESULTS (default: no copy) as FILE.out.
 """
 
 import difflib
+import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import time
 
 FENCE = re.compile(r'^( *)(```+|~~~+)\s*([A-Za-z0-9_+-]*)\s*$')
 MARKER = re.compile(r'^\s*<!--\s*docs-test:\s*(.*?)\s*-->\s*$')
@@ -55,7 +62,7 @@ ECHO_RE = re.compile(r'^@@docs-test example (\d+)@@$')
 RECORD_RE = re.compile(r'^-\[ RECORD \d+ \]-*$')
 RULE_RE = re.compile(r'^-+(\+-+)*$')
 ERROR_RE = re.compile(r'^(ERROR|FATAL|PANIC):|server closed the connection|connection to server .* failed')
-DIRECTIVES = ('skip', 'known-failing', 'mask', 'unordered', 'before')
+DIRECTIVES = ('skip', 'known-failing', 'mask', 'unordered', 'before', 'published')
 PSQL_TIMEOUT = int(os.environ.get('DOCS_TEST_TIMEOUT', '600'))
 
 
@@ -72,6 +79,7 @@ class Example:
         self.mask_regexes = []
         self.unordered = False
         self.before = []
+        self.published = False      # a Redis channel's messages, not SQL
 
     def where(self):
         return '%s:%d' % (self.path, self.line)
@@ -92,6 +100,8 @@ class Example:
             self.unordered = True
         elif word == 'before':
             self.before.append(rest)
+        elif word == 'published':
+            self.published = True
         elif rest.startswith('/') and rest.endswith('/') and len(rest) > 2:
             self.mask_regexes.append(re.compile(rest[1:-1]))
         else:
@@ -131,7 +141,17 @@ def parse(top, path):
             body.append(lines[i][indent:] if lines[i][:indent].strip() == '' else lines[i])
             i += 1
         i += 1
-        if lang == 'sql':
+        if lang in ('', 'text') and any(t.startswith('published') for t, _ in pending):
+            # the messages redis-cli SUBSCRIBE printed: checked against what
+            # the cache invalidator published while the page ran
+            ex = Example(path, start + 1, None)
+            for text, lineno in pending:
+                ex.direct(text, lineno)
+            pending = []
+            ex.expected = body
+            examples.append(ex)
+            last = None
+        elif lang == 'sql':
             ex = Example(path, start + 1, '\n'.join(body))
             for text, lineno in pending:
                 ex.direct(text, lineno)
@@ -177,7 +197,7 @@ def run_document(examples):
     """Runs a document's examples in one psql session; the output of each."""
     script = ['\\pset footer off']
     for n, ex in enumerate(examples):
-        if ex.skip:
+        if ex.skip or ex.published:
             continue
         script.append('\\echo ' + ECHO % n)
         script.extend(ex.before)
@@ -247,14 +267,14 @@ def normalize(lines, ex):
             result.append(' | '.join(header))
         elif header is not None:
             parts = cells(line)
-            result.append(' | '.join('#' if p and j < len(header) and header[j] in ex.mask_columns else p
+            result.append(' | '.join('#' if j < len(header) and header[j] in ex.mask_columns else p
                                      for j, p in enumerate(parts)))
         elif record and '|' in line:
             name, _, value = line.partition('|')
             if name.strip():
                 key = name.strip()
             value = value.strip()
-            if key in ex.mask_columns and value:
+            if key in ex.mask_columns:
                 value = '#'
             result.append(name.strip() + ' | ' + value)
         else:
@@ -289,6 +309,28 @@ def ends_statement(sql):
     return not lines or lines[-1].endswith(';') or lines[-1].lstrip().startswith('\\')
 
 
+def check_published(ex):
+    """Whether every message a `published` block shows (redis-cli's
+    `3) "..."` lines) is one that DOCS_TEST_CHANNEL, the raw output of a
+    redis-cli SUBSCRIBE to the cache channel, received."""
+    channel = os.environ.get('DOCS_TEST_CHANNEL')
+    if not channel:
+        return False, ['%s: no DOCS_TEST_CHANNEL to compare the published messages with' % ex.where()]
+    time.sleep(0.5)         # the invalidator publishes a moment after the commit
+    received = set(l.rstrip('\n') for l in open(channel, encoding='utf-8', errors='replace'))
+    shown = []
+    for line in ex.expected:
+        m = re.match(r'^\s*3\) (".*")\s*$', line)
+        if m:
+            shown.append(json.loads(m.group(1)))
+    missing = [m for m in shown if m not in received]
+    if shown and not missing:
+        return True, []
+    return False, ['%s: the page shows messages that were not published:' % ex.where()] + \
+        (missing or ['(the block shows no 3) "..." line)']) + \
+        ['published while the page ran:'] + sorted(received - {'message', 'subscribe', 'perfopt:invalidate'})
+
+
 def run_tree(top, only):
     """Runs the pages of a tree: [(where, status, note)] and the diffs."""
     results = []
@@ -306,6 +348,12 @@ def run_tree(top, only):
         for n, ex in enumerate(examples):
             if ex.skip:
                 results.append((ex.where(), 'skipped', ex.skip))
+                continue
+            if ex.published:
+                ok, diff = check_published(ex)
+                results.append((ex.where(), 'ok' if ok else 'FAILED', None))
+                if not ok:
+                    diffs.append(diff)
                 continue
             actual = outputs.get(n)
             if actual is None:
@@ -340,12 +388,19 @@ def self_test(top):
     """Runs the harness on its own test pages; the statuses must be the ones
     their file `expected` lists.  A message when they are not, else None."""
     want = [l.split(None, 1) for l in open(os.path.join(top, 'expected')).read().split('\n') if l.strip()]
-    saved = os.environ.pop('DOCS_TEST_RESULTS', None)
+    # in another database, so that its statements are not in the sample's
+    # pg_stat_statements figures that the real pages show
+    saved = {k: os.environ.get(k) for k in ('DOCS_TEST_RESULTS', 'PGDATABASE')}
+    os.environ.pop('DOCS_TEST_RESULTS', None)
+    os.environ['PGDATABASE'] = 'postgres'
     try:
         results, _ = run_tree(top, set())
     finally:
-        if saved is not None:
-            os.environ['DOCS_TEST_RESULTS'] = saved
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     got = [[where, status] for where, status, _ in results]
     if got == want:
         return None

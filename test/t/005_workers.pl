@@ -57,6 +57,18 @@ is(query(q{SELECT value FROM perfopt.live_metrics
 			WHERE metric = 'max_connections'}),
 	query('SHOW max_connections'), 'max_connections is sampled');
 
+# dead rows per table, as the statistics count them (a rule can vacuum on it)
+query(q{CREATE TABLE dead_rows_demo (id int) WITH (autovacuum_enabled = false);
+		INSERT INTO dead_rows_demo SELECT generate_series(1, 1000);});
+query('DELETE FROM dead_rows_demo WHERE id <= 400');
+ok($node->poll_query_until('postgres',
+		q{SELECT m.value > 0 AND m.value = s.n_dead_tup
+		    FROM perfopt.live_metrics m, pg_stat_user_tables s
+		   WHERE m.metric = 'dead_tuples' AND m.entity = 'public.dead_rows_demo'
+		     AND s.relid = 'dead_rows_demo'::regclass}),
+	'dead_tuples has a table\'s dead rows, as pg_stat_user_tables counts them');
+query('DROP TABLE dead_rows_demo');
+
 # a burst of 3000 commits shows in commits_per_sec: the rate integrated
 # over the samples around the burst counts them, plus a little background
 query(q{CREATE TABLE burst (i int)});
