@@ -41,6 +41,12 @@ build_and_install() {
     local extdir
     extdir=$(/usr/bin/pg_config --sharedir)/extension
     make -C "$1" -s PG_CONFIG=/usr/bin/pg_config >/dev/null || die "build failed"
+    # a copy made earlier lacks the packages installed since (pg_qualstats
+    # for the advisor's benchmarks): copy what it does not have yet
+    if [ -n "${PERFOPT_STAGE:-}" ] && [ -x "$PG_BIN/postgres" ]; then
+        cp -a -n /usr/lib/postgresql/15 "$PERFOPT_STAGE/usr/lib/postgresql/" || die "could not copy PostgreSQL"
+        cp -a -n /usr/share/postgresql/15 "$PERFOPT_STAGE/usr/share/postgresql/" || die "could not copy PostgreSQL"
+    fi
     # scripts a former build installed (an install script of a version that
     # is now reached through updates) must not shadow the update path
     rm -f "${PERFOPT_STAGE:-}$extdir"/perfopt--*.sql

@@ -167,7 +167,15 @@ pgss_query(Oid schema, bool texts)
 		elog(ERROR, "could not read pg_stat_statements");
 }
 
-static void read_snapshot(Oid schema, bool current, bool need_texts);
+/* What read_snapshot is asked for */
+typedef struct SnapshotRead
+{
+	Oid			schema;			/* pg_stat_statements' */
+	bool		current;		/* the figures are this statement's already */
+	bool		need_texts;
+} SnapshotRead;
+
+static void read_snapshot(void *arg);
 
 /* Make the snapshot current for this statement; texts too if asked */
 static void
@@ -176,7 +184,7 @@ refresh_snapshot(Oid schema, bool need_texts)
 	bool		current = snapshot.cxt != NULL &&
 		snapshot.lxid == MyProc->lxid &&
 		snapshot.statement_start == GetCurrentStatementStartTimestamp();
-	PerfoptRoleSwitch sw;
+	SnapshotRead request = {schema, current, need_texts};
 
 	if (current && (snapshot.have_texts || !need_texts))
 		return;
@@ -185,35 +193,25 @@ refresh_snapshot(Oid schema, bool need_texts)
 		snapshot.cxt = AllocSetContextCreate(TopMemoryContext,
 											 "perfopt pg_stat_statements snapshot",
 											 ALLOCSET_DEFAULT_SIZES);
-	perfopt_begin_as_role(InvalidOid, &sw);
-	PG_TRY();
-	{
-		read_snapshot(schema, current, need_texts);
-	}
-	PG_CATCH();
-	{
-		perfopt_end_as_role(&sw);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	perfopt_end_as_role(&sw);
+	perfopt_run_as_role(InvalidOid, read_snapshot, &request);
 }
 
 /* The queries of refresh_snapshot, with perfopt's own search_path */
 static void
-read_snapshot(Oid schema, bool current, bool need_texts)
+read_snapshot(void *arg)
 {
+	SnapshotRead *request = (SnapshotRead *) arg;
 	MemoryContext oldcxt;
 	uint64		i;
 
 	SPI_connect();
-	if (!current)
+	if (!request->current)
 	{
 		MemoryContextReset(snapshot.cxt);
 		snapshot.have_texts = false;
 		snapshot.nentries = 0;
 		snapshot.top_total_ms = 0;
-		pgss_query(schema, false);
+		pgss_query(request->schema, false);
 		oldcxt = MemoryContextSwitchTo(snapshot.cxt);
 		snapshot.entries = palloc(Max(SPI_processed, 1) * sizeof(PgssEntry));
 		for (i = 0; i < SPI_processed; i++)
@@ -233,9 +231,9 @@ read_snapshot(Oid schema, bool current, bool need_texts)
 		snapshot.lxid = MyProc->lxid;
 		snapshot.statement_start = GetCurrentStatementStartTimestamp();
 	}
-	if (need_texts)
+	if (request->need_texts)
 	{
-		pgss_query(schema, true);
+		pgss_query(request->schema, true);
 		oldcxt = MemoryContextSwitchTo(snapshot.cxt);
 		snapshot.ntexts = 0;
 		snapshot.texts = palloc(Max(SPI_processed, 1) * sizeof(char *));
@@ -306,6 +304,61 @@ perfopt_pgss_lookup(int64 queryid, const char *query_text, WorkloadStats *stats)
 		Min(100.0, 100.0 * entry->total_ms / snapshot.top_total_ms) : 0;
 }
 
+/* What read_statements reads, and into what */
+typedef struct StatementsRead
+{
+	const char *sql;
+	Datum		args[2];		/* the database, whether all roles count */
+	double		min_mean_ms;
+	int			limit;
+	MemoryContext cxt;			/* of the result */
+	List	   *result;
+} StatementsRead;
+
+/* The rows of perfopt_pgss_statements' query, with perfopt's own search_path */
+static void
+read_statements(void *arg)
+{
+	StatementsRead *request = (StatementsRead *) arg;
+	Oid			argtypes[2] = {OIDOID, BOOLOID};
+	uint64		i;
+
+	SPI_connect();
+	if (SPI_execute_with_args(request->sql, 2, argtypes, request->args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_statements");
+	for (i = 0; i < SPI_processed && (request->limit <= 0 || list_length(request->result) < request->limit); i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		double		calls = fetch_double(tuple, desc, 4, &isnull);
+		double		total_ms = fetch_double(tuple, desc, 5, &isnull);
+		double		share = fetch_double(tuple, desc, 6, &isnull);
+		double		rows = fetch_double(tuple, desc, 7, &isnull);
+		char	   *query = SPI_getvalue(tuple, desc, 2);
+		PgssStatement *s;
+		MemoryContext spicxt;
+
+		if (calls <= 0 || total_ms / calls < request->min_mean_ms)
+			continue;
+
+		spicxt = MemoryContextSwitchTo(request->cxt);
+		s = palloc0(sizeof(PgssStatement));
+		s->query = pstrdup(query ? query : "");
+		s->userid = DatumGetObjectId(SPI_getbinval(tuple, desc, 3, &isnull));
+		s->stats.found = true;
+		s->stats.queryid = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+		s->stats.calls = (int64) calls;
+		s->stats.total_ms = total_ms;
+		s->stats.mean_ms = total_ms / calls;
+		s->stats.time_share_pct = Min(100.0, share);
+		s->rows = rows;
+		request->result = lappend(request->result, s);
+		MemoryContextSwitchTo(spicxt);
+	}
+	SPI_finish();
+}
+
 /*
  * The statements of this database whose mean execution time is at least
  * min_mean_ms, most total time first, at most limit of them (0: all),
@@ -323,12 +376,8 @@ perfopt_pgss_lookup(int64 queryid, const char *query_text, WorkloadStats *stats)
 List *
 perfopt_pgss_statements(double min_mean_ms, int limit)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	StringInfoData sql;
-	Oid			argtypes[2] = {OIDOID, BOOLOID};
-	Datum		args[2];
-	List	   *result = NIL;
-	PerfoptRoleSwitch sw;
+	StatementsRead request = {0};
 
 	perfopt_pgss_require();
 
@@ -349,55 +398,12 @@ perfopt_pgss_statements(double min_mean_ms, int limit)
 					 "        GROUP BY queryid) s"
 					 " ORDER BY total_ms DESC",
 					 pgss_function());
-	args[0] = ObjectIdGetDatum(MyDatabaseId);
-	args[1] = BoolGetDatum(has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS));
-
-	perfopt_begin_as_role(InvalidOid, &sw);
-	PG_TRY();
-	{
-		uint64		i;
-
-		SPI_connect();
-		if (SPI_execute_with_args(sql.data, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read pg_stat_statements");
-		for (i = 0; i < SPI_processed && (limit <= 0 || list_length(result) < limit); i++)
-		{
-			HeapTuple	tuple = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			double		calls = fetch_double(tuple, desc, 4, &isnull);
-			double		total_ms = fetch_double(tuple, desc, 5, &isnull);
-			double		share = fetch_double(tuple, desc, 6, &isnull);
-			double		rows = fetch_double(tuple, desc, 7, &isnull);
-			char	   *query = SPI_getvalue(tuple, desc, 2);
-			PgssStatement *s;
-			MemoryContext spicxt;
-
-			if (calls <= 0 || total_ms / calls < min_mean_ms)
-				continue;
-
-			spicxt = MemoryContextSwitchTo(cxt);
-			s = palloc0(sizeof(PgssStatement));
-			s->query = pstrdup(query ? query : "");
-			s->userid = DatumGetObjectId(SPI_getbinval(tuple, desc, 3, &isnull));
-			s->stats.found = true;
-			s->stats.queryid = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-			s->stats.calls = (int64) calls;
-			s->stats.total_ms = total_ms;
-			s->stats.mean_ms = total_ms / calls;
-			s->stats.time_share_pct = Min(100.0, share);
-			s->rows = rows;
-			result = lappend(result, s);
-			MemoryContextSwitchTo(spicxt);
-		}
-		SPI_finish();
-	}
-	PG_CATCH();
-	{
-		perfopt_end_as_role(&sw);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	perfopt_end_as_role(&sw);
-	return result;
+	request.sql = sql.data;
+	request.args[0] = ObjectIdGetDatum(MyDatabaseId);
+	request.args[1] = BoolGetDatum(has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS));
+	request.min_mean_ms = min_mean_ms;
+	request.limit = limit;
+	request.cxt = CurrentMemoryContext;
+	perfopt_run_as_role(InvalidOid, read_statements, &request);
+	return request.result;
 }

@@ -1805,6 +1805,16 @@ typedef struct SlowQuery
 	char	   *recommendations;	/* JSON */
 } SlowQuery;
 
+/* Analyze a SlowQuery's statement, as whoever runs this */
+static void
+analyze_statement_of(void *arg)
+{
+	SlowQuery  *slow = (SlowQuery *) arg;
+
+	perfopt_analyze_statement(slow->statement->query, &slow->statement->stats,
+							  &slow->analysis);
+}
+
 /*
  * Analyze one statement of pg_stat_statements as the role that ran it,
  * never as the caller: planning runs the functions the planner folds.
@@ -1813,26 +1823,13 @@ static void
 analyze_slow_query(void *arg)
 {
 	SlowQuery  *slow = (SlowQuery *) arg;
-	PerfoptRoleSwitch sw;
 
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(slow->statement->userid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the role that ran it no longer exists"),
 				 errdetail("perfopt plans a statement only as the role that ran it.")));
-	perfopt_begin_as_role(slow->statement->userid, &sw);
-	PG_TRY();
-	{
-		perfopt_analyze_statement(slow->statement->query, &slow->statement->stats,
-								  &slow->analysis);
-	}
-	PG_CATCH();
-	{
-		perfopt_end_as_role(&sw);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	perfopt_end_as_role(&sw);
+	perfopt_run_as_role(slow->statement->userid, analyze_statement_of, slow);
 	slow->recommendations = perfopt_recommendations_json(slow->analysis.recommendations);
 }
 

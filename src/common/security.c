@@ -143,6 +143,26 @@ perfopt_end_as_role(PerfoptRoleSwitch *sw)
 	SetUserIdAndSecContext(sw->saved_user, sw->saved_context);
 }
 
+/* fn(arg) as roleid, switched back on error too; see security.h */
+void
+perfopt_run_as_role(Oid roleid, void (*fn) (void *arg), void *arg)
+{
+	PerfoptRoleSwitch sw;
+
+	perfopt_begin_as_role(roleid, &sw);
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		perfopt_end_as_role(&sw);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	perfopt_end_as_role(&sw);
+}
+
 /* A worker's session resolves names in pg_catalog only */
 void
 perfopt_pin_search_path(void)

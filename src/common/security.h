@@ -32,6 +32,12 @@ extern void perfopt_begin_as_role(Oid roleid, PerfoptRoleSwitch *sw);
 /* Undo perfopt_begin_as_role; on the error path too (call it in PG_CATCH) */
 extern void perfopt_end_as_role(PerfoptRoleSwitch *sw);
 
+/*
+ * fn(arg) between perfopt_begin_as_role(roleid) and perfopt_end_as_role,
+ * which runs on the error path too before the error goes on
+ */
+extern void perfopt_run_as_role(Oid roleid, void (*fn) (void *arg), void *arg);
+
 /* The search_path roleid starts its sessions in this database with */
 extern char *perfopt_role_search_path(Oid roleid);
 

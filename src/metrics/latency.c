@@ -75,6 +75,8 @@ typedef struct LatencyEntry
 	pg_atomic_uint64 total_ns;
 	pg_atomic_uint64 min_ns;
 	pg_atomic_uint64 max_ns;
+	/* the calls under each of Prometheus' bounds, the last past them all */
+	pg_atomic_uint64 bound_counts[PERFOPT_LATENCY_BOUNDS + 1];
 	pg_atomic_uint64 counts[HISTOGRAM_BUCKETS];
 } LatencyEntry;
 
@@ -90,6 +92,14 @@ typedef struct LatencyShared
 
 static LatencyShared *latency_shared = NULL;
 static HTAB *latency_hash = NULL;
+
+/*
+ * The first of Prometheus' bounds at or above each bucket's upper end
+ * (PERFOPT_LATENCY_BOUNDS: none), so that a call is counted under its
+ * bound when it is recorded and a scrape reads 17 counters a statement,
+ * not the 2,432 of its histogram
+ */
+static uint8 bound_of_bucket[HISTOGRAM_BUCKETS];
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
@@ -250,6 +260,8 @@ latency_entry_create(const LatencyKey *key)
 	pg_atomic_init_u64(&entry->total_ns, 0);
 	pg_atomic_init_u64(&entry->min_ns, PG_UINT64_MAX);
 	pg_atomic_init_u64(&entry->max_ns, 0);
+	for (int k = 0; k <= PERFOPT_LATENCY_BOUNDS; k++)
+		pg_atomic_init_u64(&entry->bound_counts[k], 0);
 	for (int i = 0; i < HISTOGRAM_BUCKETS; i++)
 		pg_atomic_init_u64(&entry->counts[i], 0);
 	return entry;
@@ -261,6 +273,7 @@ latency_record(uint64 queryid, bool toplevel, uint64 ns)
 {
 	LatencyKey	key;
 	LatencyEntry *entry;
+	int			bucket = histogram_bucket(ns);
 	uint64		old;
 
 	memset(&key, 0, sizeof(key));
@@ -282,7 +295,8 @@ latency_record(uint64 queryid, bool toplevel, uint64 ns)
 		}
 	}
 
-	pg_atomic_fetch_add_u64(&entry->counts[histogram_bucket(ns)], 1);
+	pg_atomic_fetch_add_u64(&entry->counts[bucket], 1);
+	pg_atomic_fetch_add_u64(&entry->bound_counts[bound_of_bucket[bucket]], 1);
 	pg_atomic_fetch_add_u64(&entry->total_ns, ns);
 	old = pg_atomic_read_u64(&entry->min_ns);
 	while (ns < old && !pg_atomic_compare_exchange_u64(&entry->min_ns, &old, ns))
@@ -488,6 +502,16 @@ latency_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 void
 perfopt_latency_init(void)
 {
+	for (int b = 0; b < HISTOGRAM_BUCKETS; b++)
+	{
+		double		high = histogram_bucket_high(b) / 1e9;
+		int			k = 0;
+
+		while (k < PERFOPT_LATENCY_BOUNDS && perfopt_latency_bounds[k] < high)
+			k++;
+		bound_of_bucket[b] = k;
+	}
+
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = latency_ExecutorStart;
 	prev_ExecutorRun = ExecutorRun_hook;
@@ -932,12 +956,12 @@ const double perfopt_latency_bounds[PERFOPT_LATENCY_BOUNDS] = {
 	0.1, 0.25, 0.5, 1, 2.5, 5, 10
 };
 
-/* qsort comparator: most total time first */
+/* qsort comparator of pointers to histograms: most total time first */
 static int
 histogram_by_time(const void *a, const void *b)
 {
-	double		x = ((const LatencyHistogram *) a)->sum_seconds;
-	double		y = ((const LatencyHistogram *) b)->sum_seconds;
+	double		x = (*(LatencyHistogram *const *) a)->sum_seconds;
+	double		y = (*(LatencyHistogram *const *) b)->sum_seconds;
 
 	return (x < y) - (x > y);
 }
@@ -948,16 +972,16 @@ histogram_by_time(const void *a, const void *b)
  * statement together.  A call counts under a bound when the upper end of
  * its log-linear bucket is at or under the bound; the buckets are 1/64 of
  * a power of two wide, so a call within 1.1% above a bound may count under
- * the next one.  Returns a list of LatencyHistogram, most time first.
+ * the next one (latency_record counts each call under its bound, see
+ * bound_of_bucket).  Returns a list of LatencyHistogram, most time first.
  */
 List *
 perfopt_latency_histograms(int top_n, LatencyHistogram *all)
 {
-	static int	bound_of_bucket[HISTOGRAM_BUCKETS];
-	static bool mapped = false;
 	HASH_SEQ_STATUS status;
 	LatencyEntry *entry;
 	LatencyHistogram *histograms;
+	LatencyHistogram **by_time;
 	int			n = 0,
 				capacity = perfopt_max_statements;
 	List	   *result = NIL;
@@ -965,21 +989,6 @@ perfopt_latency_histograms(int top_n, LatencyHistogram *all)
 	memset(all, 0, sizeof(LatencyHistogram));
 	if (!perfopt_latency_available())
 		return NIL;
-
-	/* the first bound at or above each bucket's upper end, or none */
-	if (!mapped)
-	{
-		for (int b = 0; b < HISTOGRAM_BUCKETS; b++)
-		{
-			double		high = histogram_bucket_high(b) / 1e9;
-			int			k = 0;
-
-			while (k < PERFOPT_LATENCY_BOUNDS && perfopt_latency_bounds[k] < high)
-				k++;
-			bound_of_bucket[b] = k;
-		}
-		mapped = true;
-	}
 
 	/* the table holds at most that many: no allocation under the lock */
 	histograms = palloc(sizeof(LatencyHistogram) * capacity);
@@ -999,17 +1008,14 @@ perfopt_latency_histograms(int top_n, LatencyHistogram *all)
 		if (pg_atomic_read_u64(&entry->calls) == 0)
 			continue;
 		h = &histograms[n++];
-		memset(per_bound, 0, sizeof(per_bound));
 		h->dbid = entry->key.dbid;
 		h->queryid = entry->key.queryid;
 		h->toplevel = entry->key.toplevel;
 		h->calls = 0;
-		for (int b = 0; b < HISTOGRAM_BUCKETS; b++)
+		for (int k = 0; k <= PERFOPT_LATENCY_BOUNDS; k++)
 		{
-			uint64		c = pg_atomic_read_u64(&entry->counts[b]);
-
-			per_bound[bound_of_bucket[b]] += c;
-			h->calls += c;
+			per_bound[k] = pg_atomic_read_u64(&entry->bound_counts[k]);
+			h->calls += per_bound[k];
 		}
 		h->sum_seconds = pg_atomic_read_u64(&entry->total_ns) / 1e9;
 		for (int k = 0; k < PERFOPT_LATENCY_BOUNDS; k++)
@@ -1023,8 +1029,13 @@ perfopt_latency_histograms(int top_n, LatencyHistogram *all)
 	}
 	LWLockRelease(latency_shared->lock);
 
-	qsort(histograms, n, sizeof(LatencyHistogram), histogram_by_time);
+	/* sort pointers: a histogram is ten times their size */
+	by_time = palloc(sizeof(LatencyHistogram *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		by_time[i] = &histograms[i];
+	qsort(by_time, n, sizeof(LatencyHistogram *), histogram_by_time);
 	for (int i = 0; i < n && i < top_n; i++)
-		result = lappend(result, &histograms[i]);
+		result = lappend(result, by_time[i]);
+	pfree(by_time);
 	return result;
 }

@@ -9,9 +9,11 @@
 # curl, next to the query a pg_stat_statements exporter runs for the same
 # statements (SELECT * FROM pg_stat_statements), timed by psql.  Then pgbench
 # (select-only, 2 clients, SECONDS each, default 20) runs while a real
-# Prometheus scrapes perfopt every second and while it does not, twice
-# each, alternating.  Run as root; it starts and removes its own cluster and
-# Prometheus.
+# Prometheus scrapes perfopt every second and while it does not, four
+# times each, alternating.  The exporter's CPU time is read from /proc over the 30
+# scrapes and over the scraped pgbench runs; with PERF=1 (needs perf) the
+# exporter is also profiled over 100 more scrapes.  Run as root; it starts
+# and removes its own cluster and Prometheus.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
@@ -52,10 +54,20 @@ q -f "$dir/statements.sql" >/dev/null
 tracked=$(q -At -c "SELECT count(*) FROM perfopt.query_latency")
 echo "statements tracked by perfopt: $tracked"
 
+# CPU seconds the exporter process has used so far
+exporter_cpu() {
+    local pid
+    pid=$(pgrep -P "$(head -1 "$dir/data/postmaster.pid")" -f 'perfopt exporter' | head -1)
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$pid/stat"
+}
+
 # scrape latency, against the query a pg_stat_statements exporter runs
+curl -s -o /dev/null "http://127.0.0.1:$METRICS_PORT/metrics"
+cpu_before=$(exporter_cpu)
 for _ in $(seq 30); do
     curl -s -o "$dir/scrape.txt" -w '%{time_total}\n' "http://127.0.0.1:$METRICS_PORT/metrics"
 done | sort -n > "$dir/scrape_times"
+cpu_after=$(exporter_cpu)
 for _ in $(seq 30); do
     q -At -c '\timing on' -c 'SELECT * FROM pg_stat_statements' | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
 done | sort -n > "$dir/pgss_times"
@@ -64,6 +76,19 @@ awk '{ t[NR] = $1 * 1000 } END { printf "scrape (curl), ms:                     
 awk '{ t[NR] = $1 } END { printf "SELECT * FROM pg_stat_statements, ms:   median %.1f  p95 %.1f\n", t[int(NR/2)+1], t[int(NR*0.95)] }' "$dir/pgss_times"
 paste "$dir/scrape_times" "$dir/pgss_times" | awk '{ s[NR] = $1 * 1000; p[NR] = $2 } END {
     printf "median scrape / median pg_stat_statements query: %.2f\n", s[int(NR/2)+1] / p[int(NR/2)+1] }'
+awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "exporter CPU over these 30 scrapes: %.1f ms a scrape\n", 1000 * (b - a) / 30 }'
+
+# PERF=1: where the exporter spends a scrape, from perf record -g over 100 more
+if [ -n "${PERF:-}" ]; then
+    exporter=$(pgrep -P "$(head -1 "$dir/data/postmaster.pid")" -f 'perfopt exporter' | head -1)
+    perf record -F 2000 -g -o "$dir/perf.data" -p "$exporter" >/dev/null 2>&1 &
+    perf_pid=$!
+    sleep 1
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$METRICS_PORT/metrics"; done
+    kill -INT $perf_pid; wait $perf_pid || true
+    echo "== where the exporter's time goes (perf, 100 scrapes)"
+    perf report -i "$dir/perf.data" --no-children --percent-limit 2 --stdio -g none 2>/dev/null | grep '%'
+fi
 
 # throughput with and without perfopt being scraped every second.  Prometheus
 # runs all along (on this small machine it takes CPU of its own, whatever it
@@ -92,12 +117,6 @@ scrape_count() {
     curl -s -G "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query" \
         --data-urlencode "query=count_over_time(up{job=\"perfopt\"}[${SECONDS_EACH}s])" |
         grep -o '"[0-9]*"\]' | tr -d '"]' | head -1 || true
-}
-# CPU seconds the exporter process has used so far
-exporter_cpu() {
-    local pid
-    pid=$(pgrep -P "$(head -1 "$dir/data/postmaster.pid")" -f 'perfopt exporter' | head -1)
-    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$pid/stat"
 }
 run_pgbench() {
     as_postgres pgbench -h "$dir" -p "$PORT" -n -S -c 2 -j 2 -T "$SECONDS_EACH" postgres 2>/dev/null |
