@@ -681,15 +681,29 @@ BEGIN
                                          trial, read_queryids, write_queryids)
     VALUES (a.id, a.action, a.rule_id, a.rule_name, a.target, a.target_owner, a.owner,
             coalesce((a.details->>'trial')::boolean, false),
-            coalesce(CASE WHEN jsonb_typeof(a.details->'queryids') = 'array'
-                               AND jsonb_array_length(a.details->'queryids') > 0
-                          THEN ARRAY(SELECT q::bigint FROM jsonb_array_elements_text(a.details->'queryids') q) END,
-                     perfopt.outcome_statements(rel, false)),
+            ARRAY(SELECT DISTINCT q FROM unnest(perfopt.outcome_statements(rel, false)
+                                                || CASE WHEN jsonb_typeof(a.details->'queryids') = 'array'
+                                                        THEN ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(a.details->'queryids') x)
+                                                        ELSE '{}' END) q ORDER BY q),
             perfopt.outcome_statements(rel, true))
     RETURNING * INTO o;
+    -- the window before starts when the last measured action on the table
+    -- ended (what it changed is part of the baseline), else at
+    -- pg_stat_statements' reset
     UPDATE perfopt.action_outcomes u
-       SET before_figures = f, before_from = (f->>'stats_reset')::timestamptz, before_to = (f->>'at')::timestamptz
+       SET before_figures = f,
+           before_start_figures = p.after_start_figures,
+           before_from = coalesce(p.after_from, (f->>'stats_reset')::timestamptz),
+           before_to = (f->>'at')::timestamptz
       FROM perfopt.outcome_figures(o) f
+      LEFT JOIN LATERAL (
+          SELECT p.after_start_figures, p.after_from
+            FROM perfopt.action_outcomes p JOIN perfopt.action_log l ON l.id = p.action_id
+           WHERE l.details->>'table' = a.details->>'table' AND p.action_id <> o.action_id
+             AND p.after_start_figures IS NOT NULL
+             AND p.read_queryids = o.read_queryids AND p.write_queryids = o.write_queryids
+             AND p.after_start_figures->>'stats_reset' IS NOT DISTINCT FROM f->>'stats_reset'
+           ORDER BY p.after_from DESC LIMIT 1) p ON true
      WHERE u.action_id = o.action_id;
 END
 $$;
@@ -737,6 +751,7 @@ DECLARE
     s jsonb;
     e jsonb;
     m jsonb;
+    b0 jsonb;
     harm_pct float8 := pg_catalog.current_setting('perfopt.outcome_harm_pct')::float8;
     min_confidence float8 := pg_catalog.current_setting('perfopt.outcome_min_confidence')::float8;
     core_hour float8 := pg_catalog.current_setting('perfopt.price_core_hour')::float8;
@@ -753,8 +768,8 @@ DECLARE
     base_ms float8;
     net_ms float8;
     hours float8;
-    verdict text;
-    decision text;
+    v_verdict text;
+    v_decision text;
     undo bigint;
     storage_bytes float8 := 0;
 BEGIN
@@ -763,10 +778,12 @@ BEGIN
     e := perfopt.outcome_figures(o);
     b := o.before_figures;
     s := o.after_start_figures;
+    b0 := coalesce(o.before_start_figures,
+                   '{"reads": {"calls": 0, "total_ms": 0, "sumsq_ms2": 0}, "writes": {"calls": 0, "total_ms": 0, "wal_bytes": 0}}');
     hours := greatest(extract(epoch FROM at - o.after_from) / 3600, 1.0 / 3600);
 
     -- reads: the mean time per call of the window before against the window after
-    nb := (b->'reads'->>'calls')::float8;
+    nb := (b->'reads'->>'calls')::float8 - (b0->'reads'->>'calls')::float8;
     na := (e->'reads'->>'calls')::float8 - (s->'reads'->>'calls')::float8;
     IF na < 0 OR (e->>'stats_reset') IS DISTINCT FROM (b->>'stats_reset') THEN
         UPDATE perfopt.action_outcomes u
@@ -776,8 +793,9 @@ BEGIN
          WHERE u.action_id = o.action_id RETURNING * INTO o;
         RETURN o;
     END IF;
-    mb := (b->'reads'->>'total_ms')::float8 / nullif(nb, 0);
-    vb := greatest((b->'reads'->>'sumsq_ms2')::float8 / nullif(nb, 0) - mb ^ 2, 0);
+    mb := ((b->'reads'->>'total_ms')::float8 - (b0->'reads'->>'total_ms')::float8) / nullif(nb, 0);
+    vb := greatest(((b->'reads'->>'sumsq_ms2')::float8 - (b0->'reads'->>'sumsq_ms2')::float8) / nullif(nb, 0)
+                   - mb ^ 2, 0);
     ma := ((e->'reads'->>'total_ms')::float8 - (s->'reads'->>'total_ms')::float8) / nullif(na, 0);
     va := greatest(((e->'reads'->>'sumsq_ms2')::float8 - (s->'reads'->>'sumsq_ms2')::float8) / nullif(na, 0)
                    - ma ^ 2, 0);
@@ -802,12 +820,12 @@ BEGIN
 
     -- writes: WAL bytes per write call, before and after, priced at the
     -- writes' own time per WAL byte in the window before
-    wnb := (b->'writes'->>'calls')::float8;
+    wnb := (b->'writes'->>'calls')::float8 - (b0->'writes'->>'calls')::float8;
     wna := (e->'writes'->>'calls')::float8 - (s->'writes'->>'calls')::float8;
-    wal_b := (b->'writes'->>'wal_bytes')::float8 / nullif(wnb, 0);
+    wal_b := ((b->'writes'->>'wal_bytes')::float8 - (b0->'writes'->>'wal_bytes')::float8) / nullif(wnb, 0);
     wal_a := ((e->'writes'->>'wal_bytes')::float8 - (s->'writes'->>'wal_bytes')::float8) / nullif(wna, 0);
-    wmb := (b->'writes'->>'total_ms')::float8 / nullif(wnb, 0);
-    ms_per_wal := (b->'writes'->>'total_ms')::float8 / nullif((b->'writes'->>'wal_bytes')::float8, 0);
+    wmb := ((b->'writes'->>'total_ms')::float8 - (b0->'writes'->>'total_ms')::float8) / nullif(wnb, 0);
+    ms_per_wal := wmb / nullif(wal_b, 0);
     IF wal_a IS NOT NULL AND wal_b IS NOT NULL THEN
         extra_wal := (wal_a - wal_b) * wna;
         extra_write_ms := coalesce(extra_wal * ms_per_wal, 0);
@@ -838,28 +856,28 @@ BEGIN
 
     -- the verdict: harm beyond perfopt.outcome_harm_pct of the target's time,
     -- help that is sure enough, or neither
-    verdict := CASE WHEN na + wna = 0 OR base_ms IS NULL OR base_ms = 0 THEN 'inconclusive'
+    v_verdict := CASE WHEN na + wna = 0 OR base_ms IS NULL OR base_ms = 0 THEN 'inconclusive'
                     WHEN 100 * net_ms / base_ms < -harm_pct AND read_conf >= min_confidence THEN 'harmful'
                     WHEN net_ms > 0 AND read_conf >= min_confidence THEN 'helped'
                     WHEN read_conf >= min_confidence THEN 'no_effect'
                     ELSE 'inconclusive' END;
     -- a trial index stays only if it helped; any action that harmed is undone
-    decision := CASE WHEN a.rolled_back_by IS NOT NULL THEN 'rolled_back'
+    v_decision := CASE WHEN a.rolled_back_by IS NOT NULL THEN 'rolled_back'
                      WHEN a.rollback_statement IS NOT NULL
-                          AND (verdict = 'harmful' OR (o.trial AND verdict <> 'helped'))
+                          AND (v_verdict = 'harmful' OR (o.trial AND v_verdict <> 'helped'))
                           THEN CASE WHEN o.trial THEN 'dropped' ELSE 'rolled_back' END
                      ELSE 'kept' END;
-    IF a.rolled_back_by IS NULL AND decision IN ('dropped', 'rolled_back')
+    IF a.rolled_back_by IS NULL AND v_decision IN ('dropped', 'rolled_back')
        AND NOT EXISTS (SELECT FROM perfopt.action_log r
                         WHERE r.rollback_of = a.id AND r.outcome IN ('queued', 'running', 'succeeded')) THEN
         INSERT INTO perfopt.action_log (cycle_id, rule_id, rule_name, trigger_values, action, target,
                                         statement, dry_run, confidence, outcome, details, owner,
                                         target_owner, rollback_of, queued_at)
         VALUES (cycle_id, a.rule_id, a.rule_name,
-                jsonb_build_object('reason', CASE WHEN o.trial AND verdict <> 'harmful'
+                jsonb_build_object('reason', CASE WHEN o.trial AND v_verdict <> 'harmful'
                                                   THEN 'the trial did not show that it helped'
                                                   ELSE 'its measured effect was harmful' END,
-                                   'verdict', verdict, 'benefit_pct', round((100 * net_ms / nullif(base_ms, 0))::numeric, 2)),
+                                   'verdict', v_verdict, 'benefit_pct', round((100 * net_ms / nullif(base_ms, 0))::numeric, 2)),
                 'rollback', a.target, a.rollback_statement, false, 1, 'queued',
                 jsonb_build_object('index', a.details->>'index'), a.owner, a.target_owner, a.id, at)
         RETURNING id INTO undo;
@@ -867,14 +885,14 @@ BEGIN
     END IF;
 
     UPDATE perfopt.action_outcomes u
-       SET after_end_figures = e, after_to = at, measured = m, verdict = close_outcome.verdict,
-           decision = close_outcome.decision, rollback_id = undo, closed_at = at,
+       SET after_end_figures = e, after_to = at, measured = m, verdict = v_verdict,
+           decision = v_decision, rollback_id = undo, closed_at = at,
            confidence = read_conf,
            benefit_ms_per_hour = net_ms / hours,
            benefit_pct = 100 * net_ms / nullif(base_ms, 0),
            -- the time saved as cores busy, less what the index's storage costs
            monthly_saving = net_ms / hours * 730 / 3600000 * core_hour
-                            - CASE WHEN close_outcome.decision = 'kept' THEN storage_bytes / 1e9 * gb_month ELSE 0 END
+                            - CASE WHEN v_decision = 'kept' THEN storage_bytes / 1e9 * gb_month ELSE 0 END
      WHERE u.action_id = o.action_id
     RETURNING * INTO o;
     RETURN o;

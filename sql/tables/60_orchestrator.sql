@@ -81,6 +81,7 @@ CREATE TABLE perfopt.action_outcomes (
     before_to timestamptz,
     after_from timestamptz,
     after_to timestamptz,
+    before_start_figures jsonb,
     before_figures jsonb,
     after_start_figures jsonb,
     after_end_figures jsonb,

@@ -88,7 +88,7 @@ sub measured
 # 1. The index the reads need, as a trial: the advisor's, kept
 my $wal_before = workload();
 my $a_id = query(q{SET ROLE dba; SELECT id FROM perfopt.optimize('create_index', 'public.trial_orders', false, '{"trial": true}')});
-like(query("SELECT statement FROM perfopt.action_log WHERE id = $a_id"), qr/^CREATE INDEX CONCURRENTLY \S+ ON public\.trial_orders USING btree \(a\)/,
+like(query("SELECT statement FROM perfopt.action_log WHERE id = $a_id"), qr/^CREATE INDEX CONCURRENTLY \S+ ON "?public"?\."?trial_orders"? .*\("?a"?\)$/,
 	'the trial builds the advisor\'s index on a');
 is(query("SELECT trial AND verdict = 'measuring' AND before_figures IS NOT NULL FROM perfopt.action_outcomes WHERE action_id = $a_id"),
 	't', 'its window before is noted when it is queued');
@@ -173,9 +173,9 @@ foreach my $call ("perfopt.close_outcome($a_id, now(), NULL)", "perfopt.begin_ou
 ($out, $err) = as_role('app', q{SELECT perfopt.optimize('create_index', 'public.trial_orders', false, '{"trial": true}')});
 like($err, qr/42501/, 'nor start a trial');
 # a hostile admin: a column name that smuggles SQL, a trial of another kind, and another role's table
-($out, $err) = as_role('mallory', q{SELECT outcome, error FROM perfopt.optimize('create_index', 'public.trial_orders', false,
+($out, $err) = as_role('mallory', q{SELECT outcome || ' ' || error FROM perfopt.optimize('create_index', 'public.trial_orders', false,
 	'{"columns": ["a) WITH (fillfactor = 10"]}')});
-like($err, qr/22023|42703/, 'a column name that is not a column is refused');
+like($out, qr/^failed 42703: table public.trial_orders has no column a\) WITH/, 'a column name that is not a column is refused');
 ($out, $err) = as_role('mallory', q{SELECT perfopt.optimize('vacuum_analyze', 'public.trial_orders', false, '{"trial": true}')});
 like($err, qr/only create_index takes "trial"/, 'only create_index may be a trial');
 ($out, $err) = as_role('mallory', q{SELECT perfopt.optimize('create_index', 'public.trial_orders', false, '{"trial": "yes"}')});
@@ -195,7 +195,7 @@ is(query(q{SELECT count(*) FROM perfopt.optimization_plan()
 			WHERE monthly_cost_doing IS NULL OR risk NOT IN ('low', 'medium', 'high') OR risk_reason IS NULL}), '0',
 	'every row of the plan has a cost and a risk with its reason');
 is(query(q{SELECT risk || ': ' || reason FROM perfopt.action_risk('VACUUM FULL public.trial_orders', 2e9, 1)}),
-	'high: ACCESS EXCLUSIVE on the table while it rewrites it: reads and writes wait; changes no data, but its lock cannot be taken back once it waits; 1907 MB; confidence 1',
+	'high: ACCESS EXCLUSIVE on the table while it rewrites it: reads and writes wait; changes no data, but its lock cannot be taken back once it waits; 1907 MB; confidence 1.00',
 	'VACUUM FULL of 2 GB is a high risk, and says why');
 is(query(q{SELECT risk FROM perfopt.action_risk('CREATE INDEX CONCURRENTLY i ON t (a)', 8192, 0.9)}), 'low',
 	'a small CREATE INDEX CONCURRENTLY a low one');
