@@ -631,6 +631,7 @@ DECLARE
     writes jsonb;
     tab jsonb;
     ind jsonb;
+    lat jsonb;
 BEGIN
     SELECT * INTO a FROM perfopt.action_log WHERE id = o.action_id;
     rel := pg_catalog.to_regclass(a.details->>'table');
@@ -656,7 +657,15 @@ BEGIN
       INTO tab FROM pg_catalog.pg_stat_all_tables t WHERE t.relid = rel;
     SELECT jsonb_build_object('idx_scan', i.idx_scan, 'size_bytes', pg_catalog.pg_relation_size(i.indexrelid))
       INTO ind FROM pg_catalog.pg_stat_all_indexes i WHERE i.indexrelid = idx;
-    RETURN jsonb_build_object('at', pg_catalog.clock_timestamp(),
+    -- perfopt's latency histogram of the reads, when perfopt is preloaded
+    BEGIN
+        SELECT jsonb_build_object('buckets', coalesce(array_agg(l.bucket ORDER BY l.bucket), '{}'),
+                                  'calls', coalesce(array_agg(l.calls ORDER BY l.bucket), '{}'))
+          INTO lat FROM perfopt.latency_counts(o.read_queryids) l;
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        lat := NULL;
+    END;
+    RETURN jsonb_build_object('at', pg_catalog.clock_timestamp(), 'latency', lat,
                               'stats_reset', (SELECT i.stats_reset FROM perfopt.statement_stats_info i),
                               'wal_lsn', pg_catalog.pg_current_wal_lsn()::text,
                               'reads', reads, 'writes', writes, 'table', tab, 'index', ind);
@@ -732,6 +741,22 @@ BEGIN
 END
 $$;
 
+-- P50, P95 and P99 in ms of the latency histogram of a window: the later
+-- snapshot less the earlier one (none: since the histograms' reset)
+CREATE OR REPLACE FUNCTION perfopt.latency_window(later jsonb, earlier jsonb) RETURNS float8[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH l AS (SELECT b::int AS bucket, c::bigint AS calls
+                 FROM unnest(ARRAY(SELECT jsonb_array_elements_text(later->'buckets')),
+                             ARRAY(SELECT jsonb_array_elements_text(later->'calls'))) x (b, c)),
+    e AS (SELECT b::int AS bucket, c::bigint AS calls
+            FROM unnest(ARRAY(SELECT jsonb_array_elements_text(earlier->'buckets')),
+                        ARRAY(SELECT jsonb_array_elements_text(earlier->'calls'))) x (b, c))
+    SELECT perfopt.latency_quantiles(coalesce(array_agg(l.bucket), '{}'),
+                                     coalesce(array_agg(greatest(l.calls - coalesce(e.calls, 0), 0)), '{}'),
+                                     '{0.5,0.95,0.99}')
+      FROM l LEFT JOIN e ON e.bucket = l.bucket
+$$;
+
 -- Confidence that a difference of z standard errors is not noise: 2 Phi(|z|) - 1,
 -- with the logistic approximation of the normal distribution (within 0.01)
 CREATE OR REPLACE FUNCTION perfopt.z_confidence(z float8) RETURNS float8
@@ -752,6 +777,8 @@ DECLARE
     e jsonb;
     m jsonb;
     b0 jsonb;
+    lat_before float8[];
+    lat_after float8[];
     harm_pct float8 := pg_catalog.current_setting('perfopt.outcome_harm_pct')::float8;
     min_confidence float8 := pg_catalog.current_setting('perfopt.outcome_min_confidence')::float8;
     core_hour float8 := pg_catalog.current_setting('perfopt.price_core_hour')::float8;
@@ -832,12 +859,17 @@ BEGIN
     END IF;
 
     net_ms := read_saved - extra_write_ms;
+    lat_before := perfopt.latency_window(b->'latency', b0->'latency');
+    lat_after := perfopt.latency_window(e->'latency', s->'latency');
     base_ms := coalesce(mb * na, 0) + coalesce(wmb * wna, 0);
     m := jsonb_build_object(
         'reads', jsonb_build_object('calls_before', nb, 'calls_after', na,
                                     'mean_ms_before', mb, 'mean_ms_after', ma,
                                     'stddev_ms_before', sqrt(vb), 'stddev_ms_after', sqrt(va),
-                                    'z', z, 'confidence', read_conf, 'saved_ms', read_saved),
+                                    'z', z, 'confidence', read_conf, 'saved_ms', read_saved,
+                                    'p50_ms_before', lat_before[1], 'p95_ms_before', lat_before[2],
+                                    'p99_ms_before', lat_before[3], 'p50_ms_after', lat_after[1],
+                                    'p95_ms_after', lat_after[2], 'p99_ms_after', lat_after[3]),
         'writes', jsonb_build_object('calls_before', wnb, 'calls_after', wna,
                                      'wal_bytes_per_call_before', wal_b, 'wal_bytes_per_call_after', wal_a,
                                      'extra_wal_bytes', extra_wal, 'ms_per_wal_byte', ms_per_wal,

@@ -108,6 +108,8 @@ is(query("SELECT verdict || ' ' || decision FROM perfopt.action_outcomes WHERE a
 cmp_ok(measured($a_id, 'index_scans'), '>=', 150, 'the reads scanned it');
 cmp_ok(measured($a_id, 'reads,mean_ms_after'), '<', measured($a_id, 'reads,mean_ms_before') / 5,
 	'the reads took less than a fifth of their time before');
+my ($p95_before, $p95_after) = (measured($a_id, 'reads,p95_ms_before'), measured($a_id, 'reads,p95_ms_after'));
+cmp_ok($p95_after, '<', $p95_before / 5, "so did their P95 in perfopt's latency histograms of the two windows ($p95_before, then $p95_after ms)");
 cmp_ok(query("SELECT confidence FROM perfopt.action_outcomes WHERE action_id = $a_id"), '>=', 0.9, 'with confidence');
 is(measured($a_id, 'index_tuples_written'), '50', 'the window\'s 50 inserts wrote 50 tuples to it; its HOT updates none');
 ok(actions_done(), 'nothing was queued to undo it');
@@ -142,6 +144,19 @@ is(query("SELECT to_regclass('$b_index') IS NULL"), 't', 'the index on b is gone
 is(query("SELECT rollback_id = (SELECT id FROM perfopt.action_log WHERE rollback_of = $b_id)
 			FROM perfopt.action_outcomes WHERE action_id = $b_id"), 't', 'the outcome names the drop');
 is(query("SELECT to_regclass('$a_index') IS NOT NULL"), 't', 'the index on a stays');
+
+# the figures, for docs/orchestrator.md
+diag(query(qq{SELECT string_agg(format('%s on %s: %s, %s; reads %s -> %s ms per call (P95 %s -> %s), z %s; WAL per write %s -> %s bytes; '
+					'index tuples written %s; net %s ms (%s%%), confidence %s',
+					o.action, l.statement, o.verdict, o.decision,
+					round((m #>> '{reads,mean_ms_before}')::numeric, 3), round((m #>> '{reads,mean_ms_after}')::numeric, 3),
+					round((m #>> '{reads,p95_ms_before}')::numeric, 3), round((m #>> '{reads,p95_ms_after}')::numeric, 3),
+					round((m #>> '{reads,z}')::numeric, 1),
+					round((m #>> '{writes,wal_bytes_per_call_before}')::numeric), round((m #>> '{writes,wal_bytes_per_call_after}')::numeric),
+					m->>'index_tuples_written', round((m->>'net_ms')::numeric, 1), round(o.benefit_pct::numeric, 1),
+					round(o.confidence::numeric, 3)), E'\n' ORDER BY o.action_id)
+				FROM perfopt.action_outcomes o JOIN perfopt.action_log l ON l.id = o.action_id, LATERAL (SELECT o.measured AS m) x
+			   WHERE o.action_id IN ($a_id, $b_id)}));
 
 # 3. Success rates, health() and the report
 is(query(q{SELECT ran || ' ' || measured || ' ' || helped || ' ' || harmful || ' ' || undone || ' ' || success_pct
