@@ -110,7 +110,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'waiting_sessions', 'oldest_xact_age_sec', 'oldest_xmin_age_xids', 'frozenxid_age_xids',
         'replication_lag_bytes', 'replication_lag_sec', 'replication_slot_retained_bytes',
         'wal_bytes_per_sec', 'checkpoints_timed_per_sec', 'checkpoints_requested_per_sec',
-        'disk_free_bytes', 'disk_total_bytes', 'disk_used_pct', 'table_size_bytes',
+        'disk_free_bytes', 'disk_total_bytes', 'disk_used_pct', 'table_size_bytes', 'dead_tuples',
         'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms', 'statements_per_sec',
         'cpu_usage_pct', 'memory_used_pct'])
     UNION
