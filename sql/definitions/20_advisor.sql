@@ -75,6 +75,15 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION perfopt.last_advisor_run() IS
 'what the last index advisor run of this session did: statements, statements skipped because their role could not plan them (skipped_as_role), candidates, planner calls, cache hits, seconds';
 
+CREATE OR REPLACE FUNCTION perfopt.index_build_statements(table_name regclass, index_def text, index_name text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'perfopt_index_build_statements_sql'
+LANGUAGE C STRICT STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.index_build_statements(regclass, text, text) IS
+'the statements that build index_def''s index on table_name, named index_name, without blocking writes: CREATE INDEX CONCURRENTLY, or for a partitioned table CREATE INDEX ON ONLY the parent, each partition''s index CONCURRENTLY and ALTER INDEX ... ATTACH PARTITION';
+
 CREATE OR REPLACE VIEW perfopt.index_recommendations AS
     SELECT * FROM perfopt.recommend_indexes();
 
@@ -85,10 +94,20 @@ COMMENT ON VIEW perfopt.index_recommendations IS
 -- perfopt's own tables now exist: never propose dropping their indexes, nor
 -- those of any extension's tables
 
+CREATE OR REPLACE FUNCTION perfopt.index_drop_safe_set(candidates regclass[], relies_on regclass[])
+RETURNS regclass[]
+AS 'MODULE_PATHNAME', 'perfopt_index_drop_safe_set'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE
+-- every statement is planned as its own role with that role's own path
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.index_drop_safe_set(regclass[], regclass[]) IS
+'of the drop candidates, most deserving first, those that can be dropped together: none that an accepted one relies on (relies_on), none whose drop makes a statement of the workload the caller may see costlier';
+
 CREATE OR REPLACE VIEW perfopt.index_drop_candidates AS
 WITH indexes AS (
     SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisvalid, i.indisreplident,
-           c.relam, n.nspname, c.relname,
+           c.relam, c.relkind, n.nspname, c.relname,
            (string_to_array(i.indkey::text, ' ')::int2[])[1:i.indnkeyatts] AS keys,
            i.indnatts > i.indnkeyatts AS has_include,
            (string_to_array(i.indclass::text, ' ')::oid[])[1:i.indnkeyatts] AS classes,
@@ -98,8 +117,21 @@ WITH indexes AS (
            pg_get_expr(i.indpred, i.indrelid) AS predicate,
            EXISTS (SELECT 1 FROM pg_constraint k
                     WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x')) AS backs_constraint,
-           s.idx_scan,
-           t.seq_scan + coalesce(t.idx_scan, 0) AS table_reads
+           -- an index of a partition attached to its table's partitioned index
+           -- goes only with that index
+           EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) AS attached,
+           -- this server's counts: scans on a standby are not seen here
+           CASE WHEN c.relkind = 'I'
+                THEN (SELECT sum(si.idx_scan) FROM pg_partition_tree(i.indexrelid) p
+                        JOIN pg_stat_user_indexes si ON si.indexrelid = p.relid)
+                ELSE s.idx_scan END AS idx_scan,
+           CASE WHEN c.relkind = 'I'
+                THEN (SELECT sum(st.seq_scan + coalesce(st.idx_scan, 0)) FROM pg_partition_tree(i.indrelid) p
+                        JOIN pg_stat_user_tables st ON st.relid = p.relid)
+                ELSE t.seq_scan + coalesce(t.idx_scan, 0) END AS table_reads,
+           CASE WHEN c.relkind = 'I'
+                THEN (SELECT sum(pg_relation_size(p.relid)) FROM pg_partition_tree(i.indexrelid) p)::bigint
+                ELSE pg_relation_size(i.indexrelid) END AS size_bytes
       FROM pg_index i
       JOIN pg_class c ON c.oid = i.indexrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -112,12 +144,12 @@ WITH indexes AS (
                           AND d.deptype = 'e')
 ),
 reasons AS (
-    SELECT x.indexrelid, 1 AS priority,
+    SELECT x.indexrelid, 1 AS priority, 'invalid' AS reason_code, NULL::oid AS relies_on, NULL::numeric AS relies_scans,
            'invalid: a failed CREATE INDEX CONCURRENTLY left it; no query uses it, yet every write still maintains it' AS reason
       FROM indexes x
      WHERE NOT x.indisvalid
     UNION ALL
-    SELECT x.indexrelid, 2,
+    SELECT x.indexrelid, 2, 'duplicate', y.indexrelid, y.idx_scan,
            format('duplicate of %s: the same definition', y.indexrelid::regclass)
       FROM indexes x
       JOIN indexes y ON y.indrelid = x.indrelid AND y.indexrelid <> x.indexrelid
@@ -128,10 +160,13 @@ reasons AS (
        AND y.has_include = x.has_include AND y.indisvalid
        AND (y.indisunique OR NOT x.indisunique)
      WHERE NOT x.backs_constraint
-       -- of two equal ones, keep the one a constraint uses, else the older
-       AND (y.backs_constraint OR y.indisunique AND NOT x.indisunique OR y.indexrelid < x.indexrelid)
+       -- of two equal ones, keep the one a constraint uses, else the unique
+       -- one, else the one attached to a partitioned index, else the one in
+       -- use (scanned more), else the older
+       AND (y.backs_constraint, y.indisunique, y.attached, coalesce(y.idx_scan, 0), x.indexrelid)
+         > (x.backs_constraint, x.indisunique, x.attached, coalesce(x.idx_scan, 0), y.indexrelid)
     UNION ALL
-    SELECT x.indexrelid, 3,
+    SELECT x.indexrelid, 3, 'redundant', y.indexrelid, y.idx_scan,
            format('redundant: %s starts with the same columns and serves the same queries', y.indexrelid::regclass)
       FROM indexes x
       JOIN indexes y ON y.indrelid = x.indrelid AND y.indexrelid <> x.indexrelid
@@ -146,22 +181,44 @@ reasons AS (
      WHERE x.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
        AND NOT x.indisunique AND NOT x.has_include
     UNION ALL
-    SELECT x.indexrelid, 4,
-           format('unused: not scanned once since the statistics were reset, while its table was read %s times',
+    SELECT x.indexrelid, 4, 'unused', NULL, NULL,
+           format('unused: not scanned once on this server since the statistics were reset, while its table was read %s times',
                   x.table_reads)
       FROM indexes x
      WHERE x.indisvalid AND x.idx_scan = 0 AND x.table_reads > 0 AND NOT x.indisunique
+),
+-- each index with its most serious reason and, of several indexes that make
+-- it so, the one scanned most
+candidates AS (
+    SELECT DISTINCT ON (x.indexrelid)
+           x.indexrelid, x.indrelid, x.nspname, x.relname, x.relkind, x.size_bytes,
+           coalesce(x.idx_scan, 0) AS idx_scan, r.priority, r.reason_code, r.reason, r.relies_on
+      FROM reasons r
+      JOIN indexes x USING (indexrelid)
+     WHERE NOT x.backs_constraint AND NOT x.indisreplident AND NOT x.attached
+     ORDER BY x.indexrelid, r.priority, r.relies_scans DESC NULLS LAST, r.relies_on
+),
+-- those safe to drop together, tried in this order: invalid ones, then
+-- duplicates, then the least scanned, the largest first
+safe AS MATERIALIZED (
+    SELECT perfopt.index_drop_safe_set(
+               coalesce(array_agg(indexrelid::regclass ORDER BY least(priority, 3), idx_scan, size_bytes DESC, indexrelid), '{}'),
+               coalesce(array_agg(relies_on::regclass ORDER BY least(priority, 3), idx_scan, size_bytes DESC, indexrelid), '{}'))
+           AS indexes
+      FROM candidates
 )
-SELECT DISTINCT ON (x.indexrelid)
-       x.indexrelid::regclass AS index_name,
-       x.indrelid::regclass AS table_name,
-       r.reason,
-       pg_relation_size(x.indexrelid) AS size_bytes,
-       format('DROP INDEX CONCURRENTLY %I.%I;', x.nspname, x.relname) AS drop_def
-  FROM reasons r
-  JOIN indexes x USING (indexrelid)
- WHERE NOT x.backs_constraint AND NOT x.indisreplident
- ORDER BY x.indexrelid, r.priority;
+SELECT d.indexrelid::regclass AS index_name,
+       d.indrelid::regclass AS table_name,
+       d.reason,
+       d.size_bytes,
+       -- PostgreSQL drops a partitioned index, and its partitions' indexes
+       -- with it, only without CONCURRENTLY
+       CASE WHEN d.relkind = 'I' THEN format('DROP INDEX %I.%I;', d.nspname, d.relname)
+            ELSE format('DROP INDEX CONCURRENTLY %I.%I;', d.nspname, d.relname) END AS drop_def,
+       d.reason_code
+  FROM candidates d
+ WHERE d.indexrelid = ANY ((SELECT indexes FROM safe)::oid[])
+ ORDER BY d.indexrelid;
 
 COMMENT ON VIEW perfopt.index_drop_candidates IS
-'invalid, duplicate, redundant (covered prefix) and unused indexes, never one that backs a constraint';
+'invalid, duplicate, redundant (covered prefix) and unused indexes that are safe to drop together: never one that backs a constraint, nor one that a kept index or a statement of the workload the reader may see needs; scans are this server''s only, not its standbys''';

@@ -8,6 +8,12 @@ SELECT perfopt.lock_for_update();
 DROP VIEW perfopt.cache_metrics;
 DROP FUNCTION perfopt.cache_redis_stats();
 
+-- issue 19: detect_anomalies() and perfopt.anomalies say why a point was
+-- reported (a reason column); the function's result type changes, so it is
+-- dropped here and made again from sql/definitions/50_models.sql
+ALTER TABLE perfopt.anomalies ADD COLUMN reason text;
+DROP FUNCTION perfopt.detect_anomalies(timestamptz[], float8[], float8);
+
 -- issue 20: measured action outcomes; optimization_plan() gains its costs,
 -- ROI and risk (new OUT columns: made again by 60_orchestrator.sql)
 -- What each action did, measured: the target's figures over a window
