@@ -162,5 +162,34 @@ psql_demo -q -c "SET client_min_messages = warning" -c "
 SELECT priority, category, action, target, left(coalesce(statement, reason), 70) AS what
   FROM perfopt.optimization_plan() LIMIT 8"
 
+# issue 20: one measured outcome (a trial of the advisor's best index)
+cat <<'TEXT'
+
+A measured outcome: a trial of the advisor's best index, built by the launcher, the workload run
+again, and the window after closed by a cycle perfopt.outcome_window later (perfopt.action_outcomes):
+TEXT
+psql_demo -q -At -c "SET client_min_messages = warning" \
+    -c "SELECT perfopt.optimize('create_index', 'auto', false, '{\"trial\": true}')" >/dev/null
+for _ in $(seq 1 60); do
+    [ "$(psql_demo -q -At -c "SELECT count(*) FROM perfopt.action_log WHERE outcome IN ('queued', 'running')")" = 0 ] && break
+    sleep 0.5
+done
+as_postgres pgbench -h "$dir" -p "$PORT" -n -M simple -c 2 -t 150 -D leads="$LEADS" \
+    -f "$dir/workload.pgbench" leads >/dev/null 2>&1
+psql_demo -q -At -c "SET client_min_messages = warning" \
+    -c "SELECT perfopt.run_optimization_cycle(now() + current_setting('perfopt.outcome_window')::interval + interval '1 minute')" >/dev/null
+psql_demo -q -c "
+SELECT l.details->>'index' AS index, o.verdict, o.decision,
+       round((o.measured #>> '{reads,mean_ms_before}')::numeric, 3) AS read_ms_before,
+       round((o.measured #>> '{reads,mean_ms_after}')::numeric, 3) AS read_ms_after,
+       round(o.benefit_pct::numeric, 1) AS benefit_pct, round(o.confidence::numeric, 3) AS confidence,
+       round(o.monthly_saving::numeric, 2) AS monthly_saving
+  FROM perfopt.action_outcomes o JOIN perfopt.action_log l ON l.id = o.action_id
+ WHERE o.trial ORDER BY o.action_id DESC LIMIT 1"
+echo "What the plan's next steps cost per month, done and not done, with their risk (perfopt.price_* settings):"
+psql_demo -q -c "SET client_min_messages = warning" -c "
+SELECT action, target, monthly_cost_doing AS doing, monthly_cost_not_doing AS not_doing, roi, risk
+  FROM perfopt.optimization_plan() LIMIT 4"
+
 echo
 echo "== done: the cluster and Redis are stopped and removed"

@@ -41,6 +41,13 @@ static int	perfopt_optimization_interval = 15;
 static int	perfopt_max_actions_per_cycle = 10;
 static int	perfopt_incident_hold = 600;
 static int	perfopt_index_rollback_window = 24 * 60;
+static int	perfopt_outcome_window = 60;
+static double perfopt_outcome_harm_pct = 5.0;
+static double perfopt_outcome_min_confidence = 0.9;
+static double perfopt_price_storage_gb_month = 0.10;
+static double perfopt_price_core_hour = 0.05;
+static double perfopt_price_replica_month = 150.0;
+static double perfopt_price_outage = 0.0;
 
 static const struct config_enum_entry track_latency_options[] = {
 	{"none", TRACK_LATENCY_NONE, false},
@@ -297,6 +304,97 @@ perfopt_define_settings(void)
 							NULL,
 							NULL,
 							NULL);
+
+	DefineCustomIntVariable("perfopt.outcome_window",
+							"How long the windows before and after an action last in which its effect is measured.",
+							"A later optimization cycle closes the window after the action.",
+							&perfopt_outcome_window,
+							60,
+							1,
+							30 * 24 * 60,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomRealVariable("perfopt.outcome_harm_pct",
+							 "Measured harm, in percent of the target's time, beyond which an action is rolled back.",
+							 NULL,
+							 &perfopt_outcome_harm_pct,
+							 5.0,
+							 0.0,
+							 100.0,
+							 PGC_SIGHUP,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+
+	DefineCustomRealVariable("perfopt.outcome_min_confidence",
+							 "Confidence a measured effect needs to count as help or harm, and a trial index to be kept.",
+							 NULL,
+							 &perfopt_outcome_min_confidence,
+							 0.9,
+							 0.5,
+							 0.9999,
+							 PGC_SIGHUP,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+
+	DefineCustomRealVariable("perfopt.price_storage_gb_month",
+							 "What one GB of storage costs per month, for the costs of plans and outcomes.",
+							 NULL,
+							 &perfopt_price_storage_gb_month,
+							 0.10,
+							 0.0,
+							 1e6,
+							 PGC_SIGHUP,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+
+	DefineCustomRealVariable("perfopt.price_core_hour",
+							 "What one CPU core costs per hour, for the costs of plans and outcomes.",
+							 NULL,
+							 &perfopt_price_core_hour,
+							 0.05,
+							 0.0,
+							 1e6,
+							 PGC_SIGHUP,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+
+	DefineCustomRealVariable("perfopt.price_replica_month",
+							 "What one more replica (or instance) costs per month.",
+							 NULL,
+							 &perfopt_price_replica_month,
+							 150.0,
+							 0.0,
+							 1e9,
+							 PGC_SIGHUP,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+
+	DefineCustomRealVariable("perfopt.price_outage",
+							 "What running out of a resource costs once (the outage and its fix); 0 when unknown.",
+							 NULL,
+							 &perfopt_price_outage,
+							 0.0,
+							 0.0,
+							 1e12,
+							 PGC_SIGHUP,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
 
 	DefineCustomStringVariable("perfopt.metrics_listen",
 							   "Where the exporter serves /metrics: host:port, or a port for loopback; empty for off.",

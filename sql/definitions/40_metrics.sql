@@ -228,6 +228,26 @@ AS 'MODULE_PATHNAME', 'perfopt_query_latency_reset'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp;
 
+-- The latency histogram of some statements, as (bucket, calls) pairs, and
+-- the percentiles of such a histogram: two snapshots subtracted are a window
+CREATE OR REPLACE FUNCTION perfopt.latency_counts(queryids bigint[], OUT bucket int, OUT calls bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'perfopt_latency_counts'
+LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.latency_counts(bigint[]) IS
+'the latency histogram of the statements of this database with these queryids, as its non-empty (bucket, calls) pairs (internal)';
+
+CREATE OR REPLACE FUNCTION perfopt.latency_quantiles(buckets int[], calls bigint[], q float8[])
+RETURNS float8[]
+AS 'MODULE_PATHNAME', 'perfopt_latency_quantiles'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.latency_quantiles(int[], bigint[], float8[]) IS
+'the durations in ms at quantiles q of a histogram of (bucket, calls) pairs; NULL when it is empty (internal)';
+
 COMMENT ON FUNCTION perfopt.query_latency_reset() IS
 'forgets every latency histogram; returns the time of the reset';
 

@@ -139,13 +139,80 @@ COMMENT ON TABLE perfopt.capacity_forecast_points IS
 COMMENT ON TABLE perfopt.capacity_alerts IS
 'raised once when a resource is forecast to run out within perfopt.forecast_horizon (critical: within 30 days); cleared when the forecast recovers';
 
+-- What a capacity recommendation costs per month, what not following it
+-- costs, and its risk
+CREATE OR REPLACE FUNCTION perfopt.capacity_cost(
+    resource text, entity text, current_value float8, capacity float8, forecast_90d float8,
+    exhaustion_at timestamptz, at timestamptz, confidence float8,
+    OUT monthly_cost_doing float8, OUT monthly_cost_not_doing float8, OUT roi float8,
+    OUT risk text, OUT risk_reason text, OUT cost_reason text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    gb_month float8 := pg_catalog.current_setting('perfopt.price_storage_gb_month')::float8;
+    core_hour float8 := pg_catalog.current_setting('perfopt.price_core_hour')::float8;
+    replica float8 := pg_catalog.current_setting('perfopt.price_replica_month')::float8;
+    outage float8 := pg_catalog.current_setting('perfopt.price_outage')::float8;
+    days float8 := extract(epoch FROM exhaustion_at - at) / 86400;
+    missing float8 := greatest(coalesce(forecast_90d, 0) - coalesce(capacity, 0), 0);
+    undo text := 'reversible: what is added can be removed';
+BEGIN
+    CASE resource
+    WHEN 'disk' THEN
+        monthly_cost_doing := greatest(missing, 0.2 * coalesce(capacity, 0)) / 1e9 * gb_month;
+        cost_reason := 'doing: the disk to add at perfopt.price_storage_gb_month';
+    WHEN 'connections' THEN
+        monthly_cost_doing := 730 * core_hour;
+        cost_reason := 'doing: one core for a pooler, 730 hours at perfopt.price_core_hour';
+    WHEN 'wal_rate' THEN
+        monthly_cost_doing := pg_catalog.pg_size_bytes(pg_catalog.current_setting('max_wal_size')) / 1e9 * gb_month;
+        cost_reason := 'doing: max_wal_size more of WAL on disk at perfopt.price_storage_gb_month';
+    WHEN 'tps' THEN
+        monthly_cost_doing := replica;
+        cost_reason := 'doing: one more replica at perfopt.price_replica_month';
+    ELSE
+        -- archive, partition, freeze: work inside the database, not priced
+        monthly_cost_doing := 0;
+        cost_reason := 'doing: maintenance inside the database, not priced';
+        IF resource IN ('database_size', 'table_size') THEN
+            undo := 'archived or deleted rows come back only from the archive';
+        END IF;
+    END CASE;
+    -- not doing: the outage when it runs out, spread over the months until then
+    IF exhaustion_at IS NULL THEN
+        monthly_cost_not_doing := 0;
+    ELSIF outage > 0 THEN
+        monthly_cost_not_doing := outage * least(1, 30 / greatest(days, 1));
+    END IF;
+    cost_reason := cost_reason || CASE WHEN exhaustion_at IS NOT NULL AND outage = 0
+                                       THEN '; not doing: an outage, not priced until perfopt.price_outage is set'
+                                       ELSE '; not doing: perfopt.price_outage times the share of it due this month' END;
+    roi := (monthly_cost_not_doing - monthly_cost_doing) / nullif(monthly_cost_doing, 0);
+    risk := CASE WHEN days IS NOT NULL AND days <= 30 THEN 'high'
+                 WHEN resource IN ('database_size', 'table_size', 'connections') OR coalesce(confidence, 0) < 0.5 THEN 'medium'
+                 ELSE 'low' END;
+    risk_reason := pg_catalog.format('no lock on the database; %s; %s; forecast confidence %s', undo,
+                                     CASE WHEN days IS NULL THEN 'not forecast to run out'
+                                          ELSE pg_catalog.format('runs out in %s days', round(days::numeric)) END,
+                                     coalesce(round(confidence::numeric, 2)::text, 'unknown'));
+END
+$$;
+
+COMMENT ON FUNCTION perfopt.capacity_cost(text, text, float8, float8, float8, timestamptz, timestamptz, float8) IS
+'a capacity recommendation''s monthly cost of doing it and of not doing it (perfopt.price_* settings), its ROI and its risk with the reason';
+
 CREATE OR REPLACE VIEW perfopt.capacity_forecast AS
-    SELECT resource, entity, current_value, capacity, forecast_30d, forecast_90d,
-           exhaustion_at, confidence, unit, pessimistic_90d,
-           optimistic_exhaustion_at, pessimistic_exhaustion_at, growth_per_day,
-           action, recommendation, forecast_at
-      FROM perfopt.capacity_forecasts
-     ORDER BY exhaustion_at NULLS LAST, resource, entity;
+    SELECT f.resource, f.entity, f.current_value, f.capacity, f.forecast_30d, f.forecast_90d,
+           f.exhaustion_at, f.confidence, f.unit, f.pessimistic_90d,
+           f.optimistic_exhaustion_at, f.pessimistic_exhaustion_at, f.growth_per_day,
+           f.action, f.recommendation, f.forecast_at,
+           round(k.monthly_cost_doing::numeric, 2)::float8 AS monthly_cost_doing,
+           round(k.monthly_cost_not_doing::numeric, 2)::float8 AS monthly_cost_not_doing,
+           round(k.roi::numeric, 2)::float8 AS roi, k.risk, k.risk_reason, k.cost_reason
+      FROM perfopt.capacity_forecasts f
+      LEFT JOIN LATERAL perfopt.capacity_cost(f.resource, f.entity, f.current_value, f.capacity,
+                                              coalesce(f.forecast_90d, f.forecast_30d), f.exhaustion_at,
+                                              f.forecast_at, f.confidence) k ON f.action IS NOT NULL
+     ORDER BY f.exhaustion_at NULLS LAST, f.resource, f.entity;
 
 COMMENT ON VIEW perfopt.capacity_forecast IS
 'each resource against its limit: the forecast in 30 and 90 days and when it runs out (baseline; optimistic and pessimistic scenarios)';

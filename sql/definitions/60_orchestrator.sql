@@ -187,6 +187,28 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Such as {"type": "notify", "event": "scale_up", "target": "load_balancer", "instances": 1}.';
     END IF;
+    -- a trial index is built, measured, and kept only if it helped; columns
+    -- name an index of one's own instead of the advisor's
+    IF (action ? 'trial' OR action ? 'columns') AND kind <> 'create_index' THEN
+        RAISE EXCEPTION 'only create_index takes "trial" or "columns"'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Such as {"type": "create_index", "target": "public.leads", "trial": true}.';
+    END IF;
+    IF action ? 'trial' AND jsonb_typeof(action->'trial') IS DISTINCT FROM 'boolean' THEN
+        RAISE EXCEPTION '"trial" must be true or false'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Such as {"trial": true}.';
+    END IF;
+    IF action ? 'columns' THEN
+        IF jsonb_typeof(action->'columns') IS DISTINCT FROM 'array'
+           OR jsonb_array_length(action->'columns') NOT BETWEEN 1 AND 32
+           OR EXISTS (SELECT FROM jsonb_array_elements(action->'columns') c
+                       WHERE jsonb_typeof(c) <> 'string' OR length(c #>> '{}') NOT BETWEEN 1 AND 63)
+           OR coalesce(action->>'target', 'auto') = 'auto' THEN
+            RAISE EXCEPTION '"columns" must be 1 to 32 column names of the target table'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Such as {"type": "create_index", "target": "public.leads", "columns": ["agent_id"]}.';
+        END IF;
+    END IF;
     IF kind IN ('cancel_query', 'terminate_backend') AND action ? 'min_duration' THEN
         PERFORM (action->>'min_duration')::interval;
     END IF;
@@ -312,6 +334,9 @@ DECLARE
     rec record;
     options text;
     min_duration interval;
+    table_rel regclass;
+    columns text;
+    missing text;
 BEGIN
     confidence := 1;
     details := '{}';
@@ -338,6 +363,35 @@ BEGIN
                             CASE WHEN (SELECT relkind FROM pg_catalog.pg_class WHERE oid = rel) IN ('i', 'I')
                                  THEN 'INDEX' ELSE 'TABLE' END, name);
     WHEN 'create_index' THEN
+      IF action ? 'columns' THEN
+        -- an index on the columns the action names, each checked to exist
+        SELECT string_agg(pg_catalog.format('%I', c.col), ', ' ORDER BY c.ord),
+               string_agg(c.col, ', ') FILTER (WHERE a.attname IS NULL)
+          INTO columns, missing
+          FROM jsonb_array_elements_text(action->'columns') WITH ORDINALITY c (col, ord)
+          LEFT JOIN pg_catalog.pg_attribute a
+                 ON a.attrelid = rel AND a.attname = c.col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION 'table % has no column %', name, missing
+                USING ERRCODE = 'undefined_column', HINT = 'Name columns of the target table.';
+        END IF;
+        details := jsonb_build_object(
+            'index_name', left(format('perfopt_%s_%s', (SELECT relname FROM pg_catalog.pg_class WHERE oid = rel),
+                                      action_id), 63),
+            'reason', 'the columns the action names');
+        details := details || jsonb_build_object('index', format('%I.%I',
+            (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = rel), details->>'index_name'));
+        IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = rel) = 'p' THEN
+            statement := perfopt.index_build_statements(rel, format('CREATE INDEX CONCURRENTLY ON %s (%s)', name, columns),
+                                                        details->>'index_name');
+            rollback_statement := format('DROP INDEX IF EXISTS %s', details->>'index');
+        ELSE
+            statement := format('CREATE INDEX CONCURRENTLY %I ON %s (%s)', details->>'index_name', name, columns);
+            rollback_statement := format('DROP INDEX CONCURRENTLY IF EXISTS %s', details->>'index');
+        END IF;
+        table_rel := rel;
+      ELSE
         -- the advisor's best index (for the target table if one is named); the
         -- workload's texts are read with the owner's path, not perfopt's own
         PERFORM pg_catalog.set_config('search_path', perfopt.role_search_path(owner::oid), true);
@@ -374,6 +428,9 @@ BEGIN
         SELECT relowner INTO target_owner FROM pg_catalog.pg_class WHERE oid = rec.table_name;
         -- a tenth of the workload's planned cost saved is full confidence
         confidence := least(1, greatest(0, rec.benefit_pct / 10));
+        table_rel := rec.table_name;
+      END IF;
+        details := details || jsonb_build_object('trial', coalesce((action->>'trial')::boolean, false));
     WHEN 'drop_index' THEN
         SELECT d.* INTO rec
           FROM perfopt.index_drop_candidates d
@@ -396,6 +453,7 @@ BEGIN
         SELECT c.relowner INTO target_owner FROM pg_catalog.pg_class c WHERE c.oid = rec.table_name;
         confidence := CASE rec.reason_code WHEN 'invalid' THEN 1 WHEN 'duplicate' THEN 0.95
                                            WHEN 'redundant' THEN 0.8 ELSE 0.6 END;
+        table_rel := rec.table_name;
     WHEN 'cancel_query', 'terminate_backend' THEN
         min_duration := coalesce((action->>'min_duration')::interval,
                                  CASE kind WHEN 'cancel_query' THEN interval '5 minutes'
@@ -455,6 +513,13 @@ BEGIN
     WHEN 'sql' THEN
         statement := action->>'statement';
     END CASE;
+    -- the table whose figures measure the action's outcome
+    IF table_rel IS NULL AND rel IS NOT NULL THEN
+        table_rel := coalesce((SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = rel), rel);
+    END IF;
+    IF table_rel IS NOT NULL THEN
+        details := details || jsonb_build_object('table', perfopt.qualified_name(table_rel));
+    END IF;
 END
 $$;
 
@@ -495,6 +560,9 @@ BEGIN
             made.statement, made.rollback_statement, dry_run, confidence, outcome,
             CASE outcome WHEN 'skipped' THEN 'perfopt.max_actions_per_cycle reached' END,
             made.details, owner, made.target_owner);
+    IF outcome = 'queued' THEN
+        PERFORM perfopt.begin_outcome(id);
+    END IF;
     RETURN id;
 END
 $$;
@@ -519,6 +587,8 @@ BEGIN
     IF logged.rollback_of IS NOT NULL AND succeeded THEN
         UPDATE perfopt.action_log SET rolled_back_by = logged.id WHERE id = logged.rollback_of;
     END IF;
+    -- the window after the action opens now
+    PERFORM perfopt.action_ended(action_id, succeeded);
     IF logged.rule_id IS NULL THEN
         RETURN;
     END IF;
@@ -535,6 +605,383 @@ $$;
 
 COMMENT ON FUNCTION perfopt.record_action_outcome(bigint, boolean, text) IS
 'records how a queued action ended; a rule whose actions failed max_failures times in a row is disabled';
+
+------------------------------------------------------------------------------
+-- Measured outcomes: what each action did to its target's figures
+--
+-- When an action is queued, begin_outcome() notes the figures of its
+-- target: the statements it is meant to speed up (the advisor's queryids
+-- for its index, else the reads of pg_stat_statements that name the
+-- table), the writes that name the table, the table's counters and the
+-- index's.  pg_stat_statements counts since its reset, so these are the
+-- window before (from stats_reset to the action).  When the action ended,
+-- action_ended() notes them again; a cycle at least perfopt.outcome_window
+-- later notes them a third time and close_outcome() compares the two
+-- windows: mean time per read call, WAL bytes per write call (converted to
+-- time at the writes' own measured time per WAL byte), index tuples
+-- written, dead tuples.  docs/orchestrator.md gives the formulas.
+
+-- The statements of pg_stat_statements in this database that name a table:
+-- its reads (SELECT, WITH) or its writes (INSERT, UPDATE, DELETE, MERGE)
+CREATE OR REPLACE FUNCTION perfopt.outcome_statements(rel regclass, writes boolean) RETURNS bigint[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(array_agg(DISTINCT t.queryid ORDER BY t.queryid), '{}')
+      FROM perfopt.statement_texts t
+     WHERE t.dbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+       AND t.query ~* ('\m' || pg_catalog.regexp_replace((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = rel),
+                                                        '([^[:alnum:]_])', '\\\1', 'g') || '\M')
+       AND t.query ~* CASE WHEN writes THEN '^\s*(insert|update|delete|merge)\M'
+                           ELSE '^\s*(select|with|table|values)\M' END
+       AND t.query !~* 'perfopt\.'
+$$;
+
+-- The figures of an outcome's target now (counters since their resets)
+CREATE OR REPLACE FUNCTION perfopt.outcome_figures(o perfopt.action_outcomes) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a perfopt.action_log;
+    rel regclass;
+    idx regclass;
+    db oid := (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
+    reads jsonb;
+    writes jsonb;
+    tab jsonb;
+    ind jsonb;
+    lat jsonb;
+BEGIN
+    SELECT * INTO a FROM perfopt.action_log WHERE id = o.action_id;
+    rel := pg_catalog.to_regclass(a.details->>'table');
+    idx := pg_catalog.to_regclass(coalesce(a.details->>'index', a.details->>'index_name'));
+    PERFORM pg_catalog.pg_stat_clear_snapshot();
+    -- calls, time and the sum of squares (from the mean and stddev) per window
+    SELECT jsonb_build_object('calls', coalesce(sum(s.calls), 0),
+                              'total_ms', coalesce(sum(s.total_exec_time), 0),
+                              'sumsq_ms2', coalesce(sum(s.calls * (s.stddev_exec_time ^ 2 + s.mean_exec_time ^ 2)), 0),
+                              'rows', coalesce(sum(s.rows), 0))
+      INTO reads FROM perfopt.statement_stats s
+     WHERE s.dbid = db AND s.queryid = ANY (o.read_queryids);
+    SELECT jsonb_build_object('calls', coalesce(sum(s.calls), 0),
+                              'total_ms', coalesce(sum(s.total_exec_time), 0),
+                              'wal_bytes', coalesce(sum(s.wal_bytes), 0))
+      INTO writes FROM perfopt.statement_stats s
+     WHERE s.dbid = db AND s.queryid = ANY (o.write_queryids);
+    SELECT jsonb_build_object('n_tup_ins', t.n_tup_ins, 'n_tup_upd', t.n_tup_upd,
+                              'n_tup_hot_upd', t.n_tup_hot_upd, 'n_tup_del', t.n_tup_del,
+                              'n_live_tup', t.n_live_tup, 'n_dead_tup', t.n_dead_tup,
+                              'seq_scan', t.seq_scan, 'idx_scan', t.idx_scan,
+                              'size_bytes', pg_catalog.pg_table_size(t.relid))
+      INTO tab FROM pg_catalog.pg_stat_all_tables t WHERE t.relid = rel;
+    SELECT jsonb_build_object('idx_scan', i.idx_scan, 'size_bytes', pg_catalog.pg_relation_size(i.indexrelid))
+      INTO ind FROM pg_catalog.pg_stat_all_indexes i WHERE i.indexrelid = idx;
+    -- perfopt's latency histogram of the reads, when perfopt is preloaded
+    BEGIN
+        SELECT jsonb_build_object('buckets', coalesce(array_agg(l.bucket ORDER BY l.bucket), '{}'),
+                                  'calls', coalesce(array_agg(l.calls ORDER BY l.bucket), '{}'))
+          INTO lat FROM perfopt.latency_counts(o.read_queryids) l;
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        lat := NULL;
+    END;
+    RETURN jsonb_build_object('at', pg_catalog.clock_timestamp(), 'latency', lat,
+                              'stats_reset', (SELECT i.stats_reset FROM perfopt.statement_stats_info i),
+                              'wal_lsn', pg_catalog.pg_current_wal_lsn()::text,
+                              'reads', reads, 'writes', writes, 'table', tab, 'index', ind);
+END
+$$;
+
+-- An action was queued: note the figures of the window before it
+CREATE OR REPLACE FUNCTION perfopt.begin_outcome(action_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a perfopt.action_log;
+    rel regclass;
+    o perfopt.action_outcomes;
+BEGIN
+    SELECT * INTO a FROM perfopt.action_log WHERE id = action_id;
+    rel := pg_catalog.to_regclass(a.details->>'table');
+    IF a.action NOT IN ('create_index', 'drop_index', 'vacuum_analyze', 'analyze', 'reindex', 'set_table_option')
+       OR rel IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO perfopt.action_outcomes (action_id, action, rule_id, rule_name, target, target_owner, owner,
+                                         trial, read_queryids, write_queryids)
+    VALUES (a.id, a.action, a.rule_id, a.rule_name, a.target, a.target_owner, a.owner,
+            coalesce((a.details->>'trial')::boolean, false),
+            ARRAY(SELECT DISTINCT q FROM unnest(perfopt.outcome_statements(rel, false)
+                                                || CASE WHEN jsonb_typeof(a.details->'queryids') = 'array'
+                                                        THEN ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(a.details->'queryids') x)
+                                                        ELSE '{}' END) q ORDER BY q),
+            perfopt.outcome_statements(rel, true))
+    RETURNING * INTO o;
+    -- the window before starts when the last measured action on the table
+    -- ended (what it changed is part of the baseline), else at
+    -- pg_stat_statements' reset
+    UPDATE perfopt.action_outcomes u
+       SET before_figures = f,
+           before_start_figures = p.after_start_figures,
+           before_from = coalesce(p.after_from, (f->>'stats_reset')::timestamptz),
+           before_to = (f->>'at')::timestamptz
+      FROM perfopt.outcome_figures(o) f
+      LEFT JOIN LATERAL (
+          SELECT p.after_start_figures, p.after_from
+            FROM perfopt.action_outcomes p JOIN perfopt.action_log l ON l.id = p.action_id
+           WHERE l.details->>'table' = a.details->>'table' AND p.action_id <> o.action_id
+             AND p.after_start_figures IS NOT NULL
+             AND p.read_queryids = o.read_queryids AND p.write_queryids = o.write_queryids
+             AND p.after_start_figures->>'stats_reset' IS NOT DISTINCT FROM f->>'stats_reset'
+           ORDER BY p.after_from DESC LIMIT 1) p ON true
+     WHERE u.action_id = o.action_id;
+END
+$$;
+
+-- An action ended: the window after it opens (or, when it failed, there is nothing to measure)
+CREATE OR REPLACE FUNCTION perfopt.action_ended(action_id bigint, succeeded boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    o perfopt.action_outcomes;
+BEGIN
+    SELECT * INTO o FROM perfopt.action_outcomes u WHERE u.action_id = action_ended.action_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF NOT succeeded THEN
+        UPDATE perfopt.action_outcomes u
+           SET verdict = 'inconclusive', measured = jsonb_build_object('reason', 'the action failed'),
+               confidence = 0, closed_at = pg_catalog.clock_timestamp()
+         WHERE u.action_id = o.action_id;
+        RETURN;
+    END IF;
+    UPDATE perfopt.action_outcomes u
+       SET after_start_figures = f, after_from = (f->>'at')::timestamptz
+      FROM perfopt.outcome_figures(o) f
+     WHERE u.action_id = o.action_id;
+END
+$$;
+
+-- P50, P95 and P99 in ms of the latency histogram of a window: the later
+-- snapshot less the earlier one (none: since the histograms' reset)
+CREATE OR REPLACE FUNCTION perfopt.latency_window(later jsonb, earlier jsonb) RETURNS float8[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH l AS (SELECT b::int AS bucket, c::bigint AS calls
+                 FROM unnest(ARRAY(SELECT jsonb_array_elements_text(later->'buckets')),
+                             ARRAY(SELECT jsonb_array_elements_text(later->'calls'))) x (b, c)),
+    e AS (SELECT b::int AS bucket, c::bigint AS calls
+            FROM unnest(ARRAY(SELECT jsonb_array_elements_text(earlier->'buckets')),
+                        ARRAY(SELECT jsonb_array_elements_text(earlier->'calls'))) x (b, c))
+    SELECT perfopt.latency_quantiles(coalesce(array_agg(l.bucket), '{}'),
+                                     coalesce(array_agg(greatest(l.calls - coalesce(e.calls, 0), 0)), '{}'),
+                                     '{0.5,0.95,0.99}')
+      FROM l LEFT JOIN e ON e.bucket = l.bucket
+$$;
+
+-- Confidence that a difference of z standard errors is not noise: 2 Phi(|z|) - 1,
+-- with the logistic approximation of the normal distribution (within 0.01)
+CREATE OR REPLACE FUNCTION perfopt.z_confidence(z float8) RETURNS float8
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN z IS NULL THEN NULL ELSE pg_catalog.tanh(0.851 * abs(z)) END
+$$;
+
+-- Close the window after an action: compare, judge, and undo a harmful
+-- action (a trial index that did not help) through the queue, as its owner
+CREATE OR REPLACE FUNCTION perfopt.close_outcome(action_id bigint, at timestamptz, cycle_id bigint)
+RETURNS perfopt.action_outcomes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    o perfopt.action_outcomes;
+    a perfopt.action_log;
+    b jsonb;
+    s jsonb;
+    e jsonb;
+    m jsonb;
+    b0 jsonb;
+    lat_before float8[];
+    lat_after float8[];
+    harm_pct float8 := pg_catalog.current_setting('perfopt.outcome_harm_pct')::float8;
+    min_confidence float8 := pg_catalog.current_setting('perfopt.outcome_min_confidence')::float8;
+    core_hour float8 := pg_catalog.current_setting('perfopt.price_core_hour')::float8;
+    gb_month float8 := pg_catalog.current_setting('perfopt.price_storage_gb_month')::float8;
+    nb float8; mb float8; vb float8;
+    na float8; ma float8; va float8;
+    wnb float8; wna float8; wal_b float8; wal_a float8; ms_per_wal float8; wmb float8;
+    z float8;
+    read_conf float8 := 1;
+    read_saved float8 := 0;
+    extra_wal float8 := 0;
+    extra_write_ms float8 := 0;
+    index_scans float8;
+    base_ms float8;
+    net_ms float8;
+    hours float8;
+    v_verdict text;
+    v_decision text;
+    undo bigint;
+    storage_bytes float8 := 0;
+BEGIN
+    SELECT * INTO o FROM perfopt.action_outcomes u WHERE u.action_id = close_outcome.action_id FOR UPDATE;
+    SELECT * INTO a FROM perfopt.action_log l WHERE l.id = close_outcome.action_id;
+    e := perfopt.outcome_figures(o);
+    b := o.before_figures;
+    s := o.after_start_figures;
+    b0 := coalesce(o.before_start_figures,
+                   '{"reads": {"calls": 0, "total_ms": 0, "sumsq_ms2": 0}, "writes": {"calls": 0, "total_ms": 0, "wal_bytes": 0}}');
+    hours := greatest(extract(epoch FROM at - o.after_from) / 3600, 1.0 / 3600);
+
+    -- reads: the mean time per call of the window before against the window after
+    nb := (b->'reads'->>'calls')::float8 - (b0->'reads'->>'calls')::float8;
+    na := (e->'reads'->>'calls')::float8 - (s->'reads'->>'calls')::float8;
+    IF na < 0 OR (e->>'stats_reset') IS DISTINCT FROM (b->>'stats_reset') THEN
+        UPDATE perfopt.action_outcomes u
+           SET verdict = 'inconclusive', after_end_figures = e, after_to = at, closed_at = at, confidence = 0,
+               decision = 'kept',
+               measured = jsonb_build_object('reason', 'pg_stat_statements was reset during the windows')
+         WHERE u.action_id = o.action_id RETURNING * INTO o;
+        RETURN o;
+    END IF;
+    mb := ((b->'reads'->>'total_ms')::float8 - (b0->'reads'->>'total_ms')::float8) / nullif(nb, 0);
+    vb := greatest(((b->'reads'->>'sumsq_ms2')::float8 - (b0->'reads'->>'sumsq_ms2')::float8) / nullif(nb, 0)
+                   - mb ^ 2, 0);
+    ma := ((e->'reads'->>'total_ms')::float8 - (s->'reads'->>'total_ms')::float8) / nullif(na, 0);
+    va := greatest(((e->'reads'->>'sumsq_ms2')::float8 - (s->'reads'->>'sumsq_ms2')::float8) / nullif(na, 0)
+                   - ma ^ 2, 0);
+    IF nb > 1 AND na > 1 THEN
+        z := (mb - ma) / nullif(sqrt(vb / nb + va / na), 0);
+        read_conf := coalesce(perfopt.z_confidence(z), CASE WHEN mb = ma THEN 0 ELSE 1 END);
+        read_saved := (mb - ma) * na;
+    ELSE
+        read_conf := 0;
+    END IF;
+    -- a new index that no scan used sped up no read, for sure
+    IF a.action = 'create_index' THEN
+        index_scans := (e->'index'->>'idx_scan')::float8 - (s->'index'->>'idx_scan')::float8;
+        IF coalesce(index_scans, 0) = 0 THEN
+            read_saved := 0;
+            read_conf := 1;
+        END IF;
+        storage_bytes := coalesce((e->'index'->>'size_bytes')::float8, 0);
+    ELSIF a.action = 'drop_index' THEN
+        storage_bytes := -coalesce((a.details->>'size_bytes')::float8, 0);
+    END IF;
+
+    -- writes: WAL bytes per write call, before and after, priced at the
+    -- writes' own time per WAL byte in the window before
+    wnb := (b->'writes'->>'calls')::float8 - (b0->'writes'->>'calls')::float8;
+    wna := (e->'writes'->>'calls')::float8 - (s->'writes'->>'calls')::float8;
+    wal_b := ((b->'writes'->>'wal_bytes')::float8 - (b0->'writes'->>'wal_bytes')::float8) / nullif(wnb, 0);
+    wal_a := ((e->'writes'->>'wal_bytes')::float8 - (s->'writes'->>'wal_bytes')::float8) / nullif(wna, 0);
+    wmb := ((b->'writes'->>'total_ms')::float8 - (b0->'writes'->>'total_ms')::float8) / nullif(wnb, 0);
+    ms_per_wal := wmb / nullif(wal_b, 0);
+    IF wal_a IS NOT NULL AND wal_b IS NOT NULL THEN
+        extra_wal := (wal_a - wal_b) * wna;
+        extra_write_ms := coalesce(extra_wal * ms_per_wal, 0);
+    END IF;
+
+    net_ms := read_saved - extra_write_ms;
+    lat_before := perfopt.latency_window(b->'latency', b0->'latency');
+    lat_after := perfopt.latency_window(e->'latency', s->'latency');
+    base_ms := coalesce(mb * na, 0) + coalesce(wmb * wna, 0);
+    m := jsonb_build_object(
+        'reads', jsonb_build_object('calls_before', nb, 'calls_after', na,
+                                    'mean_ms_before', mb, 'mean_ms_after', ma,
+                                    'stddev_ms_before', sqrt(vb), 'stddev_ms_after', sqrt(va),
+                                    'z', z, 'confidence', read_conf, 'saved_ms', read_saved,
+                                    'p50_ms_before', lat_before[1], 'p95_ms_before', lat_before[2],
+                                    'p99_ms_before', lat_before[3], 'p50_ms_after', lat_after[1],
+                                    'p95_ms_after', lat_after[2], 'p99_ms_after', lat_after[3]),
+        'writes', jsonb_build_object('calls_before', wnb, 'calls_after', wna,
+                                     'wal_bytes_per_call_before', wal_b, 'wal_bytes_per_call_after', wal_a,
+                                     'extra_wal_bytes', extra_wal, 'ms_per_wal_byte', ms_per_wal,
+                                     'extra_ms', extra_write_ms),
+        'index_scans', index_scans,
+        'index_tuples_written',
+            CASE WHEN a.action IN ('create_index', 'drop_index') THEN
+                ((e->'table'->>'n_tup_ins')::float8 - (s->'table'->>'n_tup_ins')::float8)
+                + ((e->'table'->>'n_tup_upd')::float8 - (s->'table'->>'n_tup_upd')::float8)
+                - ((e->'table'->>'n_tup_hot_upd')::float8 - (s->'table'->>'n_tup_hot_upd')::float8) END,
+        'dead_tuples', jsonb_build_object('before', (b->'table'->>'n_dead_tup')::bigint,
+                                          'after_action', (s->'table'->>'n_dead_tup')::bigint,
+                                          'at_close', (e->'table'->>'n_dead_tup')::bigint),
+        'wal_bytes_cluster', pg_catalog.pg_wal_lsn_diff((e->>'wal_lsn')::pg_lsn, (s->>'wal_lsn')::pg_lsn),
+        'net_ms', net_ms, 'base_ms', base_ms, 'storage_bytes', storage_bytes);
+
+    -- the verdict: harm beyond perfopt.outcome_harm_pct of the target's time,
+    -- help that is sure enough, or neither
+    v_verdict := CASE WHEN na + wna = 0 OR base_ms IS NULL OR base_ms = 0 THEN 'inconclusive'
+                    WHEN 100 * net_ms / base_ms < -harm_pct AND read_conf >= min_confidence THEN 'harmful'
+                    WHEN net_ms > 0 AND read_conf >= min_confidence THEN 'helped'
+                    WHEN read_conf >= min_confidence THEN 'no_effect'
+                    ELSE 'inconclusive' END;
+    -- a trial index stays only if it helped; any action that harmed is undone
+    v_decision := CASE WHEN a.rolled_back_by IS NOT NULL THEN 'rolled_back'
+                     WHEN a.rollback_statement IS NOT NULL
+                          AND (v_verdict = 'harmful' OR (o.trial AND v_verdict <> 'helped'))
+                          THEN CASE WHEN o.trial THEN 'dropped' ELSE 'rolled_back' END
+                     ELSE 'kept' END;
+    IF a.rolled_back_by IS NULL AND v_decision IN ('dropped', 'rolled_back')
+       AND NOT EXISTS (SELECT FROM perfopt.action_log r
+                        WHERE r.rollback_of = a.id AND r.outcome IN ('queued', 'running', 'succeeded')) THEN
+        INSERT INTO perfopt.action_log (cycle_id, rule_id, rule_name, trigger_values, action, target,
+                                        statement, dry_run, confidence, outcome, details, owner,
+                                        target_owner, rollback_of, queued_at)
+        VALUES (cycle_id, a.rule_id, a.rule_name,
+                jsonb_build_object('reason', CASE WHEN o.trial AND v_verdict <> 'harmful'
+                                                  THEN 'the trial did not show that it helped'
+                                                  ELSE 'its measured effect was harmful' END,
+                                   'verdict', v_verdict, 'benefit_pct', round((100 * net_ms / nullif(base_ms, 0))::numeric, 2)),
+                'rollback', a.target, a.rollback_statement, false, 1, 'queued',
+                jsonb_build_object('index', a.details->>'index'), a.owner, a.target_owner, a.id, at)
+        RETURNING id INTO undo;
+        UPDATE perfopt.action_log l SET check_after = NULL WHERE l.id = a.id;
+    END IF;
+
+    UPDATE perfopt.action_outcomes u
+       SET after_end_figures = e, after_to = at, measured = m, verdict = v_verdict,
+           decision = v_decision, rollback_id = undo, closed_at = at,
+           confidence = read_conf,
+           benefit_ms_per_hour = net_ms / hours,
+           benefit_pct = 100 * net_ms / nullif(base_ms, 0),
+           -- the time saved as cores busy, less what the index's storage costs
+           monthly_saving = net_ms / hours * 730 / 3600000 * core_hour
+                            - CASE WHEN v_decision = 'kept' THEN storage_bytes / 1e9 * gb_month ELSE 0 END
+     WHERE u.action_id = o.action_id
+    RETURNING * INTO o;
+    RETURN o;
+END
+$$;
+
+COMMENT ON FUNCTION perfopt.close_outcome(bigint, timestamptz, bigint) IS
+'closes the window after an action: compares its target''s figures with the window before, judges, and queues the undo of a harmful action or of a trial index that did not help';
+
+COMMENT ON TABLE perfopt.action_outcomes IS
+'what each action did, measured: its target''s figures before and after, the net benefit in ms per hour and percent, its confidence, the verdict and what was done';
+
+-- Success rates: per rule and per action type, how many ran, succeeded,
+-- were measured, helped, and harmed
+CREATE OR REPLACE VIEW perfopt.action_success_rates WITH (security_invoker = true) AS
+    WITH a AS (
+        SELECT l.rule_name, l.action, l.outcome, o.verdict, o.decision, o.benefit_ms_per_hour, o.monthly_saving
+          FROM perfopt.action_log l
+          LEFT JOIN perfopt.action_outcomes o ON o.action_id = l.id
+         WHERE l.outcome IN ('succeeded', 'failed') AND l.action <> 'rollback')
+    SELECT g.per, g.name, g.ran, g.succeeded, g.measured, g.helped, g.no_effect, g.harmful, g.undone,
+           round(100.0 * g.succeeded / nullif(g.ran, 0), 1)::float8 AS ran_ok_pct,
+           round(100.0 * g.helped / nullif(g.helped + g.no_effect + g.harmful, 0), 1)::float8 AS success_pct,
+           g.measured_ms_saved_per_hour, g.measured_monthly_saving
+      FROM (SELECT CASE WHEN GROUPING(a.rule_name) = 0 THEN 'rule' ELSE 'action' END AS per,
+                   CASE WHEN GROUPING(a.rule_name) = 0 THEN a.rule_name ELSE a.action END AS name,
+                   count(*) AS ran,
+                   count(*) FILTER (WHERE a.outcome = 'succeeded') AS succeeded,
+                   count(*) FILTER (WHERE a.verdict IS NOT NULL AND a.verdict <> 'measuring') AS measured,
+                   count(*) FILTER (WHERE a.verdict = 'helped') AS helped,
+                   count(*) FILTER (WHERE a.verdict = 'no_effect') AS no_effect,
+                   count(*) FILTER (WHERE a.verdict = 'harmful') AS harmful,
+                   count(*) FILTER (WHERE a.decision IN ('dropped', 'rolled_back')) AS undone,
+                   sum(a.benefit_ms_per_hour) FILTER (WHERE a.decision = 'kept') AS measured_ms_saved_per_hour,
+                   sum(a.monthly_saving) FILTER (WHERE a.decision = 'kept') AS measured_monthly_saving
+              FROM a
+             GROUP BY GROUPING SETS ((a.rule_name), (a.action))
+            HAVING GROUPING(a.rule_name) = 1 OR a.rule_name IS NOT NULL) g;
+
+COMMENT ON VIEW perfopt.action_success_rates IS
+'per rule and per action type: actions that ran, succeeded, were measured, helped, had no effect, harmed, were undone; the share that helped of those judged; the measured savings of those kept';
 
 ------------------------------------------------------------------------------
 -- Health
@@ -615,6 +1062,23 @@ BEGIN
         'score', greatest(0, 100 - 25 * v.critical - 10 * v.warning)::int,
         'open_critical', v.critical, 'open_warning', v.warning));
 
+    -- actions: the share of measured actions that helped (it judges perfopt's
+    -- advice, not the database, so it does not weigh in the overall score)
+    SELECT count(*) FILTER (WHERE verdict IN ('helped', 'no_effect', 'harmful')) AS judged,
+           count(*) FILTER (WHERE verdict = 'helped') AS helped,
+           count(*) FILTER (WHERE verdict = 'harmful') AS harmful,
+           count(*) FILTER (WHERE decision IN ('dropped', 'rolled_back')) AS undone,
+           count(*) FILTER (WHERE verdict = 'measuring') AS measuring
+      INTO v FROM perfopt.action_outcomes;
+    parts := parts || jsonb_build_object('actions', jsonb_build_object(
+        'score', coalesce(round(100.0 * v.helped / nullif(v.judged, 0)), 100)::int,
+        'judged', v.judged, 'helped', v.helped, 'harmful', v.harmful, 'undone', v.undone,
+        'measuring', v.measuring,
+        'success_pct_per_action', (SELECT jsonb_object_agg(r.name, r.success_pct) FROM perfopt.action_success_rates r
+                                    WHERE r.per = 'action' AND r.success_pct IS NOT NULL),
+        'success_pct_per_rule', (SELECT jsonb_object_agg(r.name, r.success_pct) FROM perfopt.action_success_rates r
+                                  WHERE r.per = 'rule' AND r.success_pct IS NOT NULL)));
+
     overall := (20 * (parts->'queries'->>'score')::float8 + 10 * (parts->'indexes'->>'score')::float8
                 + 15 * (parts->'tables'->>'score')::float8 + 15 * (parts->'connections'->>'score')::float8
                 + 15 * (parts->'cache'->>'score')::float8 + 15 * (parts->'capacity'->>'score')::float8
@@ -631,7 +1095,7 @@ BEGIN
     status := CASE WHEN score >= 80 THEN 'healthy' WHEN score >= 50 THEN 'degraded' ELSE 'critical' END;
     details := jsonb_build_object('weights', jsonb_build_object(
         'queries', 20, 'indexes', 10, 'tables', 15, 'connections', 15, 'cache', 15,
-        'capacity', 15, 'anomalies', 10));
+        'capacity', 15, 'anomalies', 10, 'actions', 0));
     RETURN NEXT;
 END
 $$;
@@ -650,30 +1114,128 @@ COMMENT ON FUNCTION perfopt.performance_score() IS 'the overall health score, 0-
 -- What to do next
 
 CREATE OR REPLACE FUNCTION perfopt.optimization_plan()
-RETURNS TABLE (priority int, category text, action text, target text, statement text, reason text)
+RETURNS TABLE (priority int, category text, action text, target text, statement text, reason text,
+               monthly_cost_doing float8, monthly_cost_not_doing float8, roi float8,
+               risk text, risk_reason text, cost_reason text)
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM (
-        SELECT 1, 'capacity', c.action, c.resource || CASE WHEN c.entity <> '' THEN ' ' || c.entity ELSE '' END,
-               NULL::text, c.recommendation
-          FROM perfopt.capacity_forecasts c
+    WITH prices AS (
+        SELECT pg_catalog.current_setting('perfopt.price_storage_gb_month')::float8 AS gb_month,
+               pg_catalog.current_setting('perfopt.price_core_hour')::float8 AS core_hour,
+               -- the workload's execution time per hour, of the statements the caller sees
+               (SELECT sum(s.total_exec_time)
+                       / greatest(extract(epoch FROM pg_catalog.now() - (SELECT i.stats_reset FROM perfopt.statement_stats_info i))
+                                  / 3600, 1)
+                  FROM perfopt.statement_stats s WHERE s.toplevel) AS ms_per_hour),
+    plan AS (
+        SELECT 1 AS priority, 'capacity' AS category, c.action, c.resource || CASE WHEN c.entity <> '' THEN ' ' || c.entity ELSE '' END AS target,
+               NULL::text AS statement, c.recommendation AS reason,
+               k.monthly_cost_doing, k.monthly_cost_not_doing, k.risk, k.risk_reason, k.cost_reason
+          FROM perfopt.capacity_forecasts c,
+               perfopt.capacity_cost(c.resource, c.entity, c.current_value, c.capacity, coalesce(c.forecast_90d, c.forecast_30d),
+                                     c.exhaustion_at, c.forecast_at, c.confidence) k
          WHERE c.exhaustion_at IS NOT NULL
         UNION ALL
         SELECT 2, 'index', 'create_index', r.table_name::text, r.index_def,
-               pg_catalog.format('%s%% less planned cost for the workload: %s', round(r.benefit_pct::numeric, 1), r.reason)
-          FROM perfopt.recommend_indexes() r
+               pg_catalog.format('%s%% less planned cost for the workload: %s', round(r.benefit_pct::numeric, 1), r.reason),
+               r.est_size_bytes / 1e9 * p.gb_month,
+               r.benefit_pct / 100 * p.ms_per_hour * 730 / 3600000 * p.core_hour,
+               k.risk, k.reason,
+               'doing: the index''s estimated size at perfopt.price_storage_gb_month; not doing: the advisor''s '
+               'estimated cut of the workload''s execution time per hour, as core-hours at perfopt.price_core_hour'
+          FROM perfopt.recommend_indexes() r, prices p,
+               perfopt.action_risk(r.index_def, r.est_size_bytes, least(1, greatest(0, r.benefit_pct / 10))) k
         UNION ALL
-        SELECT 3, 'index', 'drop_index', d.index_name::text, d.drop_def, d.reason
-          FROM perfopt.index_drop_candidates d
+        SELECT 3, 'index', 'drop_index', d.index_name::text, d.drop_def, d.reason,
+               0, d.size_bytes / 1e9 * p.gb_month, k.risk, k.reason,
+               'doing: nothing to pay; not doing: the index''s size at perfopt.price_storage_gb_month (the writes it '
+               'slows are not priced)'
+          FROM perfopt.index_drop_candidates d, prices p,
+               perfopt.action_risk(d.drop_def, d.size_bytes,
+                                   CASE WHEN d.reason LIKE 'invalid%' THEN 1 WHEN d.reason LIKE 'duplicate%' THEN 0.95
+                                        WHEN d.reason LIKE 'redundant%' THEN 0.8 ELSE 0.6 END) k
         UNION ALL
-        SELECT 4, 'table', f->>'action', h.table_name::text, f->>'statement', f->>'reason'
-          FROM perfopt.table_health h, jsonb_array_elements(h.recommendations) f
-         WHERE h.health_score < 80
-    ) plan (priority, category, action, target, statement, reason)
-    ORDER BY priority, target
+        SELECT 4, 'table', f->>'action', h.table_name::text, f->>'statement', f->>'reason',
+               0, coalesce(h.est_bloat_pct, 0) / 100 * h.size_bytes / 1e9 * p.gb_month, k.risk, k.reason,
+               'doing: maintenance, not priced; not doing: the table''s estimated bloat at perfopt.price_storage_gb_month'
+          FROM perfopt.table_health h CROSS JOIN LATERAL jsonb_array_elements(h.recommendations) f, prices p,
+               perfopt.action_risk(f->>'statement', h.size_bytes, 1) k
+         WHERE h.health_score < 80)
+    SELECT plan.priority, plan.category, plan.action, plan.target, plan.statement, plan.reason,
+           round(plan.monthly_cost_doing::numeric, 2)::float8, round(plan.monthly_cost_not_doing::numeric, 2)::float8,
+           round(((plan.monthly_cost_not_doing - plan.monthly_cost_doing) / nullif(plan.monthly_cost_doing, 0))::numeric, 2)::float8,
+           plan.risk, plan.risk_reason, plan.cost_reason
+      FROM plan
+     ORDER BY plan.priority, plan.target
 $$;
 
 COMMENT ON FUNCTION perfopt.optimization_plan() IS
-'what perfopt would do now, most urgent first: capacity, indexes to create and drop, table fixes';
+'what perfopt would do now, most urgent first: capacity, indexes to create and drop, table fixes; each with the monthly cost of doing it and of not doing it, the ROI, and a risk level with its reason';
+
+-- The risk of a statement perfopt would run: the lock it takes, whether it
+-- can be undone, the size it works on, and how sure perfopt is of it
+CREATE OR REPLACE FUNCTION perfopt.action_risk(statement text, size_bytes float8, confidence float8,
+                                               OUT risk text, OUT reason text)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s text := upper(coalesce(statement, ''));
+    lock text;
+    blocks boolean := false;
+    undo text;
+    undoable boolean := true;
+BEGIN
+    IF s ~ '^\s*CREATE (UNIQUE )?INDEX CONCURRENTLY' THEN
+        lock := 'SHARE UPDATE EXCLUSIVE on the table while it builds: reads and writes go on';
+        undo := 'undone by DROP INDEX CONCURRENTLY';
+    ELSIF s ~ '^\s*CREATE (UNIQUE )?INDEX' THEN
+        lock := 'SHARE on the table while it builds: writes wait';
+        blocks := true;
+        undo := 'undone by DROP INDEX';
+    ELSIF s ~ '^\s*DROP INDEX CONCURRENTLY' THEN
+        lock := 'SHARE UPDATE EXCLUSIVE: reads and writes go on';
+        undo := 'undone by its CREATE INDEX, a build as long as the first';
+    ELSIF s ~ '^\s*DROP INDEX' THEN
+        lock := 'ACCESS EXCLUSIVE on the table: reads and writes wait';
+        blocks := true;
+        undo := 'undone by its CREATE INDEX, a build as long as the first';
+    ELSIF s ~ '^\s*(VACUUM\s+FULL|VACUUM\s*\(.*FULL|CLUSTER)' THEN
+        lock := 'ACCESS EXCLUSIVE on the table while it rewrites it: reads and writes wait';
+        blocks := true;
+        undo := 'changes no data, but its lock cannot be taken back once it waits';
+    ELSIF s ~ '^\s*(VACUUM|ANALYZE)' THEN
+        lock := 'SHARE UPDATE EXCLUSIVE: reads and writes go on';
+        undo := 'changes no data: nothing to undo';
+    ELSIF s ~ '^\s*REINDEX.*CONCURRENTLY' THEN
+        lock := 'SHARE UPDATE EXCLUSIVE: reads and writes go on';
+        undo := 'changes no data: nothing to undo';
+    ELSIF s ~ '^\s*REINDEX' THEN
+        lock := 'ACCESS EXCLUSIVE on the index, SHARE on the table: writes wait';
+        blocks := true;
+        undo := 'changes no data: nothing to undo';
+    ELSIF s ~ '^\s*ALTER TABLE .* SET\s*\(' THEN
+        lock := 'SHARE UPDATE EXCLUSIVE: reads and writes go on';
+        undo := 'undone by setting the previous values back';
+    ELSIF s = '' THEN
+        lock := 'no lock: it adds or changes resources outside the database';
+        undo := 'reversible by removing what was added';
+    ELSE
+        lock := 'a lock perfopt cannot tell from the statement';
+        blocks := true;
+        undoable := false;
+        undo := 'perfopt knows no undo';
+    END IF;
+    risk := CASE WHEN (blocks AND coalesce(size_bytes, 0) > 1e9) OR (NOT undoable AND coalesce(size_bytes, 0) > 1e10) THEN 'high'
+                 WHEN blocks OR NOT undoable OR coalesce(size_bytes, 0) > 1e9 OR coalesce(confidence, 0) < 0.5 THEN 'medium'
+                 ELSE 'low' END;
+    reason := pg_catalog.format('%s; %s; %s; confidence %s', lock, undo,
+                                CASE WHEN size_bytes IS NULL THEN 'size unknown'
+                                     ELSE pg_catalog.pg_size_pretty(size_bytes::bigint) END,
+                                coalesce(round(confidence::numeric, 2)::text, 'unknown'));
+END
+$$;
+
+COMMENT ON FUNCTION perfopt.action_risk(text, float8, float8) IS
+'the risk of a statement (low, medium, high) and why: the lock it takes, whether it can be undone, its size, its confidence';
+
 
 ------------------------------------------------------------------------------
 -- The cycle
@@ -895,7 +1457,17 @@ BEGIN
         UPDATE perfopt.action_log SET check_after = NULL WHERE id = v.id;
     END LOOP;
 
-    -- 5. the report
+    -- 5. actions whose window after has passed are measured and judged; a
+    -- harmful one, or a trial index that did not help, is undone
+    FOR v IN SELECT o.action_id FROM perfopt.action_outcomes o
+              WHERE o.verdict = 'measuring' AND o.after_from IS NOT NULL
+                AND o.after_from + pg_catalog.current_setting('perfopt.outcome_window')::interval <= at
+              ORDER BY o.action_id
+    LOOP
+        PERFORM perfopt.close_outcome(v.action_id, at, cycle_id);
+    END LOOP;
+
+    -- 6. the report
     SELECT * INTO previous FROM perfopt.optimization_reports ORDER BY created_at DESC, id DESC LIMIT 1;
     SELECT jsonb_object_agg(h.component, jsonb_build_object('score', h.score, 'status', h.status)
                             || h.details)
@@ -942,7 +1514,31 @@ BEGIN
       FROM perfopt.action_log l
      WHERE l.action = 'create_index' AND l.outcome = 'succeeded' AND l.rolled_back_by IS NULL;
     report := report || jsonb_build_object('savings', jsonb_build_object(
-        'indexes_created', v.n, 'estimated_exec_ms_saved_per_hour', coalesce(v.saved, 0)));
+        'indexes_created', v.n, 'estimated_exec_ms_saved_per_hour', coalesce(v.saved, 0),
+        'estimated_monthly_saving',
+            round((coalesce(v.saved, 0) * 730 / 3600000
+                   * pg_catalog.current_setting('perfopt.price_core_hour')::float8)::numeric, 2)));
+    -- what was measured: the actions kept, their net benefit and its price
+    SELECT count(*) AS n, sum(o.benefit_ms_per_hour) AS ms, sum(o.monthly_saving) AS money
+      INTO v FROM perfopt.action_outcomes o
+     WHERE o.decision = 'kept' AND o.verdict IN ('helped', 'no_effect', 'harmful');
+    report := jsonb_set(report, '{savings}', (report->'savings') || jsonb_build_object(
+        'measured_actions_kept', v.n,
+        'measured_exec_ms_saved_per_hour', round(coalesce(v.ms, 0)::numeric, 1),
+        'measured_monthly_saving', round(coalesce(v.money, 0)::numeric, 2)));
+    report := report || jsonb_build_object(
+        'outcomes', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                  'action_id', o.action_id, 'action', o.action, 'rule', o.rule_name,
+                                  'target', o.target, 'trial', o.trial, 'verdict', o.verdict,
+                                  'decision', o.decision, 'benefit_pct', round(o.benefit_pct::numeric, 2),
+                                  'benefit_ms_per_hour', round(o.benefit_ms_per_hour::numeric, 1),
+                                  'confidence', round(o.confidence::numeric, 3),
+                                  'monthly_saving', round(o.monthly_saving::numeric, 2)) ORDER BY o.action_id)
+                                FROM perfopt.action_outcomes o
+                               WHERE o.closed_at > coalesce(previous.created_at, '-infinity')
+                                 AND o.closed_at <= at), '[]'),
+        'success_rates', coalesce((SELECT jsonb_agg(to_jsonb(r) ORDER BY r.per, r.name)
+                                     FROM perfopt.action_success_rates r), '[]'));
 
     INSERT INTO perfopt.optimization_reports (id, created_at, report) VALUES (cycle_id, at, report);
     RETURN report;
@@ -1104,6 +1700,16 @@ CREATE POLICY admins_and_monitors ON perfopt.action_log FOR SELECT
            OR pg_has_role(current_user, 'pg_monitor', 'MEMBER'));
 DROP POLICY IF EXISTS own_tables ON perfopt.action_log;
 CREATE POLICY own_tables ON perfopt.action_log FOR SELECT
+    USING (target_owner IS NOT NULL AND pg_has_role(current_user, target_owner, 'MEMBER'));
+
+-- outcomes: as the actions they measure
+ALTER TABLE perfopt.action_outcomes ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS admins_and_monitors ON perfopt.action_outcomes;
+CREATE POLICY admins_and_monitors ON perfopt.action_outcomes FOR SELECT
+    USING (pg_has_role(current_user, 'perfopt_admin', 'MEMBER')
+           OR pg_has_role(current_user, 'pg_monitor', 'MEMBER'));
+DROP POLICY IF EXISTS own_tables ON perfopt.action_outcomes;
+CREATE POLICY own_tables ON perfopt.action_outcomes FOR SELECT
     USING (target_owner IS NOT NULL AND pg_has_role(current_user, target_owner, 'MEMBER'));
 
 -- A member of perfopt_admin sees and changes only the rules of roles whose

@@ -56,8 +56,9 @@ GRANT SELECT ON
     perfopt.table_health, perfopt.cache_strategies, perfopt.cache_watches
    TO PUBLIC;
 
--- row-level security shows each role the actions on the tables it owns
-GRANT SELECT ON perfopt.action_log TO PUBLIC;
+-- row-level security shows each role the actions on the tables it owns,
+-- and what they measurably did
+GRANT SELECT ON perfopt.action_log, perfopt.action_outcomes, perfopt.action_success_rates TO PUBLIC;
 
 ------------------------------------------------------------------------------
 -- pg_monitor and perfopt_reader: what the workers measure.  Every query of
@@ -68,6 +69,8 @@ GRANT EXECUTE ON FUNCTION
     perfopt.query_latency(),
     perfopt.capacity_dashboard(),
     perfopt.capacity_recommendation(text, text, float8, float8, float8, timestamptz),
+    perfopt.capacity_cost(text, text, float8, float8, float8, timestamptz, timestamptz, float8),
+    perfopt.action_risk(text, float8, float8),
     perfopt.health(),
     perfopt.performance_score(),
     perfopt.optimization_plan(),
@@ -86,7 +89,8 @@ GRANT SELECT ON
     perfopt.anomalies, perfopt.anomaly_groups, perfopt.anomaly_progress,
     perfopt.capacity_history, perfopt.capacity_forecasts, perfopt.capacity_forecast_points,
     perfopt.capacity_alerts, perfopt.capacity_forecast, perfopt.bottlenecks,
-    perfopt.action_log, perfopt.incidents, perfopt.optimization_reports,
+    perfopt.action_log, perfopt.action_outcomes, perfopt.action_success_rates,
+    perfopt.incidents, perfopt.optimization_reports,
     perfopt.cache_metrics,
     perfopt.instance_registry, perfopt.instances, perfopt.scaling_advice
    TO pg_monitor, perfopt_admin, perfopt_reader;

@@ -63,6 +63,42 @@ CREATE TABLE perfopt.action_log (
 CREATE INDEX ON perfopt.action_log (rule_id, target, queued_at);
 CREATE INDEX ON perfopt.action_log (outcome) WHERE outcome IN ('queued', 'running');
 
+-- What each action did, measured: the target's figures over a window
+-- before the action and a window after it (closed by a later cycle), the
+-- benefit they show, how sure that is, and what was done about it
+CREATE TABLE perfopt.action_outcomes (
+    action_id bigint PRIMARY KEY,
+    action text NOT NULL,
+    rule_id int,
+    rule_name text,
+    target text,
+    target_owner oid,
+    owner regrole NOT NULL,
+    trial boolean NOT NULL DEFAULT false,
+    read_queryids bigint[] NOT NULL DEFAULT '{}',
+    write_queryids bigint[] NOT NULL DEFAULT '{}',
+    before_from timestamptz,
+    before_to timestamptz,
+    after_from timestamptz,
+    after_to timestamptz,
+    before_start_figures jsonb,
+    before_figures jsonb,
+    after_start_figures jsonb,
+    after_end_figures jsonb,
+    measured jsonb NOT NULL DEFAULT '{}',
+    benefit_ms_per_hour float8,
+    benefit_pct float8,
+    confidence float8,
+    monthly_saving float8,
+    verdict text NOT NULL DEFAULT 'measuring'
+        CHECK (verdict IN ('measuring', 'helped', 'no_effect', 'harmful', 'inconclusive')),
+    decision text CHECK (decision IN ('kept', 'rolled_back', 'dropped')),
+    rollback_id bigint,
+    closed_at timestamptz
+);
+
+CREATE INDEX ON perfopt.action_outcomes (verdict) WHERE verdict = 'measuring';
+
 CREATE TABLE perfopt.incidents (
     id bigserial PRIMARY KEY,
     opened_at timestamptz NOT NULL,

@@ -38,6 +38,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/instrument.h"
 #include "funcapi.h"
@@ -49,6 +50,7 @@
 #include "tcop/pquery.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -132,6 +134,8 @@ static TimestampTz last_toplevel_end = 0;
 
 PG_FUNCTION_INFO_V1(perfopt_query_latency);
 PG_FUNCTION_INFO_V1(perfopt_query_latency_reset);
+PG_FUNCTION_INFO_V1(perfopt_latency_counts);
+PG_FUNCTION_INFO_V1(perfopt_latency_quantiles);
 
 static Size
 latency_shmem_size(void)
@@ -1038,4 +1042,146 @@ perfopt_latency_histograms(int top_n, LatencyHistogram *all)
 		result = lappend(result, by_time[i]);
 	pfree(by_time);
 	return result;
+}
+
+/* the most statements latency_counts() merges */
+#define LATENCY_COUNTS_MAX_QUERIES 1000
+
+/*
+ * latency_counts(queryids): the histogram of the statements of this
+ * database with these queryids, top level and nested merged, as its
+ * non-empty (bucket, calls) pairs.  Two such snapshots subtracted give the
+ * calls of a window, whose percentiles latency_quantiles() computes.
+ */
+Datum
+perfopt_latency_counts(PG_FUNCTION_ARGS)
+{
+	ArrayType  *ids = PG_GETARG_ARRAYTYPE_P(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			n;
+	EntryCopy  *copy;
+	uint64	   *merged;
+
+	latency_require();
+	if (ARR_NDIM(ids) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("queryids must be a one-dimensional array")));
+	deconstruct_array(ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &elem_nulls, &n);
+	if (n > LATENCY_COUNTS_MAX_QUERIES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("at most %d queryids, not %d", LATENCY_COUNTS_MAX_QUERIES, n),
+				 errhint("Ask for fewer statements at a time.")));
+	InitMaterializedSRF(fcinfo, 0);
+	copy = palloc(sizeof(EntryCopy));
+	merged = palloc0(sizeof(uint64) * HISTOGRAM_BUCKETS);
+
+	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	for (int i = 0; i < n; i++)
+	{
+		if (elem_nulls[i])
+			continue;
+		for (int toplevel = 0; toplevel <= 1; toplevel++)
+		{
+			LatencyKey	key;
+			LatencyEntry *entry;
+
+			memset(&key, 0, sizeof(key));
+			key.dbid = MyDatabaseId;
+			key.toplevel = (bool) toplevel;
+			key.queryid = (uint64) DatumGetInt64(elems[i]);
+			entry = hash_search(latency_hash, &key, HASH_FIND, NULL);
+			if (entry == NULL)
+				continue;
+			entry_copy(entry, copy);
+			for (int b = 0; b < HISTOGRAM_BUCKETS; b++)
+				merged[b] += copy->counts[b];
+		}
+	}
+	LWLockRelease(latency_shared->lock);
+
+	for (int b = 0; b < HISTOGRAM_BUCKETS; b++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		if (merged[b] == 0)
+			continue;
+		values[0] = Int32GetDatum(b);
+		values[1] = Int64GetDatum((int64) merged[b]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	pfree(copy);
+	pfree(merged);
+	return (Datum) 0;
+}
+
+/*
+ * latency_quantiles(buckets, calls, q): the durations, in milliseconds, at
+ * the quantiles q of a histogram given as (bucket, calls) pairs, such as
+ * the difference of two latency_counts() snapshots; NULL when it is empty.
+ */
+Datum
+perfopt_latency_quantiles(PG_FUNCTION_ARGS)
+{
+	ArrayType  *buckets = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *calls = PG_GETARG_ARRAYTYPE_P(1);
+	ArrayType  *qs = PG_GETARG_ARRAYTYPE_P(2);
+	Datum	   *b_elems,
+			   *c_elems,
+			   *q_elems;
+	bool	   *b_nulls,
+			   *c_nulls,
+			   *q_nulls;
+	int			nb,
+				nc,
+				nq;
+	uint64	   *counts;
+	uint64		total = 0;
+	Datum	   *out;
+
+	deconstruct_array(buckets, INT4OID, 4, true, TYPALIGN_INT, &b_elems, &b_nulls, &nb);
+	deconstruct_array(calls, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &c_elems, &c_nulls, &nc);
+	deconstruct_array(qs, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &q_elems, &q_nulls, &nq);
+	if (nb != nc || nb > HISTOGRAM_BUCKETS || nq > 100)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a histogram is at most %d buckets with as many counts, and at most 100 quantiles",
+						HISTOGRAM_BUCKETS),
+				 errhint("Pass the bucket and calls columns of perfopt.latency_counts().")));
+	counts = palloc0(sizeof(uint64) * HISTOGRAM_BUCKETS);
+	for (int i = 0; i < nb; i++)
+	{
+		int			b;
+		int64		c;
+
+		if (b_nulls[i] || c_nulls[i])
+			continue;
+		b = DatumGetInt32(b_elems[i]);
+		c = DatumGetInt64(c_elems[i]);
+		if (b < 0 || b >= HISTOGRAM_BUCKETS || c < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("bucket %d with %lld calls is not one of a latency histogram", b, (long long) c),
+					 errhint("Buckets are 0 to %d, calls not negative.", HISTOGRAM_BUCKETS - 1)));
+		counts[b] += (uint64) c;
+		total += (uint64) c;
+	}
+	if (total == 0)
+		PG_RETURN_NULL();
+	out = palloc(sizeof(Datum) * Max(nq, 1));
+	for (int i = 0; i < nq; i++)
+	{
+		double		q = q_nulls[i] ? 0.5 : DatumGetFloat8(q_elems[i]);
+
+		if (!(q >= 0 && q <= 1))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a quantile is within 0 and 1, not %g", q)));
+		out[i] = Float8GetDatum(histogram_quantile(counts, total, q, 0, PG_UINT64_MAX) / 1e6);
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(out, nq, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }

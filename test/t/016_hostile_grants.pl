@@ -135,7 +135,11 @@ my %calls = (
 	'perfopt.hpa_desired_replicas(integer,double precision,double precision,double precision,integer,integer)' =>
 	  'SELECT perfopt.hpa_desired_replicas(2, 80, 50)',
 	'perfopt.capacity_recommendation(text,text,double precision,double precision,double precision,timestamp with time zone)' =>
-	  q{SELECT count(*) FROM perfopt.capacity_recommendation('disk', '', 80, 100, 95, now() + interval '30 days')});
+	  q{SELECT count(*) FROM perfopt.capacity_recommendation('disk', '', 80, 100, 95, now() + interval '30 days')},
+	'perfopt.capacity_cost(text,text,double precision,double precision,double precision,timestamp with time zone,timestamp with time zone,double precision)' =>
+	  q{SELECT count(*) FROM perfopt.capacity_cost('disk', '', 80, 100, 95, now() + interval '30 days', now(), 0.9)},
+	'perfopt.action_risk(text,double precision,double precision)' =>
+	  q{SELECT count(*) FROM perfopt.action_risk('VACUUM public.probe', 8192, 1)});
 
 # The functions of perfopt that role may execute and a plain role may not
 # (with $plain true: those a plain role may), as regprocedure text
