@@ -54,6 +54,11 @@ GRANT SELECT ON
 -- row-level security shows each role the actions on the tables it owns
 GRANT SELECT ON perfopt.action_log TO PUBLIC;
 
+-- the WHEN condition of a watched table's perfopt_cache_flush runs as the
+-- writer, who needs EXECUTE on it; it only says whether this transaction
+-- has a flush queued yet (a call by hand can only fail one's own commit)
+GRANT EXECUTE ON FUNCTION perfopt.cache_flush_needed() TO PUBLIC;
+
 ------------------------------------------------------------------------------
 -- pg_monitor: what the workers measure
 

@@ -11,10 +11,12 @@
  * within a millisecond or so of the commit, and a rolled-back transaction
  * wakes nobody.  Without a wake-up the worker still looks every second.
  *
- * One batch is one transaction: DELETE ... RETURNING takes the oldest
- * perfopt.cache_batch_size rows (by id, as a range, which costs a third of
- * deleting a list of ids), the distinct keys go to Redis as one UNLINK and
- * one PUBLISH on perfopt.cache_channel, pipelined, and only
+ * One batch is one transaction: DELETE ... RETURNING takes the oldest rows
+ * (one per committed transaction, holding its keys) while their keys fit
+ * in perfopt.cache_batch_size, at least one row (by id, as a range, which
+ * costs a third of deleting a list of ids), the distinct keys go to Redis
+ * as UNLINKs and PUBLISHes on perfopt.cache_channel of at most 1,000 keys
+ * each, pipelined, and only
  * when Redis has confirmed both does the transaction commit.  Any error
  * (Redis down, a refused command, a crash, kill -9) rolls the DELETE back,
  * so the rows are sent again later: an invalidation can be repeated but is
@@ -50,6 +52,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -78,6 +81,9 @@ int			perfopt_cache_batch_delay = 2;
 
 /* How often a batch starts from the lowest id */
 #define CACHE_FULL_SCAN_MS		10000
+
+/* Keys in one UNLINK (and one PUBLISH) */
+#define UNLINK_KEYS				1000
 
 /* Keys SCAN is asked for per call */
 #define SCAN_COUNT				"1000"
@@ -138,6 +144,7 @@ typedef struct Batch
 	bool		present;		/* the outbox table exists */
 	bool		unreachable;	/* Redis could not be reached: nothing was taken */
 	uint64		rows;			/* outbox rows taken */
+	uint64		keys;			/* keys and patterns in them */
 	uint64		sent;			/* distinct keys and patterns */
 	int64		next_low;		/* where the next batch starts, if rows > 0 */
 } Batch;
@@ -375,46 +382,59 @@ compare_keys(const void *a, const void *b)
 }
 
 /*
- * UNLINK keys and publish them, pipelined, and wait for Redis to confirm.
- * Each distinct key is sent once; returns how many were.
+ * UNLINK keys and publish them, pipelined, at most UNLINK_KEYS per UNLINK
+ * and PUBLISH, and wait for Redis to confirm.  Each distinct key is sent
+ * once; returns how many were.
  */
 static int
 send_keys(List *keys)
 {
 	int			n = list_length(keys);
+	const char **sorted;
 	const char **argv;
 	size_t	   *argvlen;
 	StringInfoData payload;
 	ListCell   *lc;
 	int			distinct = 0;
+	int			commands = 0;
 
 	if (n == 0)
 		return 0;
-	argv = palloc(sizeof(char *) * (n + 1));
-	argvlen = palloc(sizeof(size_t) * (n + 1));
-	argv[0] = "UNLINK";
-	argvlen[0] = 6;
+	sorted = palloc(sizeof(char *) * n);
 	foreach(lc, keys)
-		argv[1 + foreach_current_index(lc)] = lfirst(lc);
-	qsort(argv + 1, n, sizeof(char *), compare_keys);
+		sorted[foreach_current_index(lc)] = lfirst(lc);
+	qsort(sorted, n, sizeof(char *), compare_keys);
 
+	argv = palloc(sizeof(char *) * (UNLINK_KEYS + 1));
+	argvlen = palloc(sizeof(size_t) * (UNLINK_KEYS + 1));
 	initStringInfo(&payload);
-	appendStringInfoString(&payload, "{\"keys\":[");
-	for (int i = 1; i <= n; i++)
+	for (int first = 0; first < n;)
 	{
-		if (distinct > 0 && strcmp(argv[i], argv[distinct]) == 0)
-			continue;
-		distinct++;
-		argv[distinct] = argv[i];
-		argvlen[distinct] = strlen(argv[i]);
-		if (distinct > 1)
-			appendStringInfoChar(&payload, ',');
-		escape_json(&payload, argv[distinct]);
-	}
-	appendStringInfoString(&payload, "]}");
+		int			argc = 1;
 
-	redisAppendCommandArgv(redis, distinct + 1, argv, argvlen);
-	read_replies(1 + append_publish(&payload), "UNLINK and PUBLISH", NULL, NULL);
+		argv[0] = "UNLINK";
+		argvlen[0] = 6;
+		resetStringInfo(&payload);
+		appendStringInfoString(&payload, "{\"keys\":[");
+		for (; first < n && argc <= UNLINK_KEYS; first++)
+		{
+			if (distinct > 0 && strcmp(sorted[first], sorted[first - 1]) == 0)
+				continue;
+			distinct++;
+			argv[argc] = sorted[first];
+			argvlen[argc] = strlen(sorted[first]);
+			if (argc > 1)
+				appendStringInfoChar(&payload, ',');
+			escape_json(&payload, argv[argc]);
+			argc++;
+		}
+		appendStringInfoString(&payload, "]}");
+		if (argc == 1)
+			break;
+		redisAppendCommandArgv(redis, argc, argv, argvlen);
+		commands += 1 + append_publish(&payload);
+	}
+	read_replies(commands, "UNLINK and PUBLISH", NULL, NULL);
 	return distinct;
 }
 
@@ -542,13 +562,16 @@ drain_batch(Batch *batch)
 	 * entries of the batches before, which VACUUM has not removed yet.
 	 */
 	ret = SPI_execute_with_args(
-		"WITH taken AS ("
+		"WITH head AS ("
+		"  SELECT id, sum(cardinality(keys)) OVER (ORDER BY id) - cardinality(keys) AS before"
+		"    FROM (SELECT id, keys FROM perfopt.cache_invalidations WHERE id >= $2"
+		"           ORDER BY id LIMIT $1) h),"
+		" last AS (SELECT max(id) AS id FROM head WHERE before < $1),"
+		" taken AS ("
 		"  DELETE FROM perfopt.cache_invalidations"
-		"   WHERE id >= $2"
-		"     AND id <= coalesce((SELECT id FROM perfopt.cache_invalidations WHERE id >= $2"
-		"                          ORDER BY id OFFSET $1 - 1 LIMIT 1), 9223372036854775807)"
-		"  RETURNING id, key, pattern)"
-		" SELECT key, pattern, id FROM taken ORDER BY id",
+		"   WHERE id >= $2 AND id <= (SELECT id FROM last)"
+		"  RETURNING id, keys, pattern)"
+		" SELECT keys, pattern, id FROM taken ORDER BY id",
 		2, types, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
@@ -566,19 +589,32 @@ drain_batch(Batch *batch)
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		char	   *key = SPI_getvalue(tuple, desc, 1);
 		bool		pattern = DatumGetBool(SPI_getbinval(tuple, desc, 2, &isnull));
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
 
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 1, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		batch->keys += n;
 		if (pattern)
 		{
 			/* keys queued before the pattern go first */
 			batch->sent += send_keys(keys);
 			keys = NIL;
-			send_pattern(key);
-			batch->sent++;
 		}
-		else
-			keys = lappend(keys, key);
+		for (int k = 0; k < n; k++)
+		{
+			if (nulls[k])
+				continue;
+			if (pattern)
+			{
+				send_pattern(TextDatumGetCString(elems[k]));
+				batch->sent++;
+			}
+			else
+				keys = lappend(keys, TextDatumGetCString(elems[k]));
+		}
 	}
 	batch->sent += send_keys(keys);
 }
@@ -662,7 +698,8 @@ cache_round(void)
 			cache_shared->last_sent_at = now;
 			SpinLockRelease(&cache_shared->mutex);
 		}
-		if (batch.rows < (uint64) perfopt_cache_batch_size)
+		if (batch.rows < (uint64) perfopt_cache_batch_size &&
+			batch.keys < (uint64) perfopt_cache_batch_size)
 			return CACHE_IDLE_SLEEP_MS;
 	}
 }
