@@ -135,6 +135,14 @@ static char logged_error[CACHE_ERROR_LEN];
  * every CACHE_FULL_SCAN_MS finds them too.
  */
 static int64 scan_low = 0;
+
+/*
+ * The drain's two statements, planned once: parsing and planning them for
+ * every batch was most of the worker's time under a stream of commits.
+ * The plan cache re-plans them when the outbox is made again.
+ */
+static SPIPlanPtr peek_plan = NULL;
+static SPIPlanPtr take_plan = NULL;
 static Oid	scan_relid = InvalidOid;
 static TimestampTz last_full_scan = 0;
 
@@ -499,6 +507,18 @@ send_pattern(const char *pattern)
 		read_replies(1, "PUBLISH", NULL, NULL);
 }
 
+/* Prepare a statement of the drain, with parameters ($1 int4, $2 int8), for good */
+static SPIPlanPtr
+prepare_kept(const char *query, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(query, 2, types);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
 /*
  * Step: take the oldest batch of the outbox and send it; the caller's
  * transaction commits the DELETE only if this returns normally.
@@ -541,8 +561,10 @@ drain_batch(Batch *batch)
 	/* connect only when there is something to send */
 	if (redis == NULL)
 	{
-		ret = SPI_execute_with_args("SELECT 1 FROM perfopt.cache_invalidations WHERE id >= $2 LIMIT 1",
-									2, types, values, NULL, true, 1);
+		if (peek_plan == NULL)
+			peek_plan = prepare_kept("SELECT 1 FROM perfopt.cache_invalidations WHERE id >= $2 LIMIT 1",
+									 types);
+		ret = SPI_execute_plan(peek_plan, values, NULL, true, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
 		if (SPI_processed == 0)
@@ -561,7 +583,8 @@ drain_batch(Batch *batch)
 	 * lowers late_low to them.  Starting at scan_low skips the dead index
 	 * entries of the batches before, which VACUUM has not removed yet.
 	 */
-	ret = SPI_execute_with_args(
+	if (take_plan == NULL)
+		take_plan = prepare_kept(
 		"WITH head AS ("
 		"  SELECT id, sum(cardinality(keys)) OVER (ORDER BY id) - cardinality(keys) AS before"
 		"    FROM (SELECT id, keys FROM perfopt.cache_invalidations WHERE id >= $2"
@@ -572,9 +595,10 @@ drain_batch(Batch *batch)
 		"   WHERE id >= $2 AND id <= (SELECT id FROM last)"
 		"  RETURNING id, keys, pattern)"
 		" SELECT keys, pattern, id FROM taken ORDER BY id",
-		2, types, values, NULL, false, 0);
+		types);
+	ret = SPI_execute_plan(take_plan, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 
 	if (SPI_processed > 0)
 	{
