@@ -47,15 +47,23 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
+#include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "cache/cache.h"
 #include "cache/cache_worker.h"
@@ -93,8 +101,9 @@ static int	maxmarks = 0;
 
 static bool callbacks_registered = false;
 
-/* The INSERT of one row, prepared once per backend */
-static SPIPlanPtr insert_plan = NULL;
+/* The outbox's id sequence, found once per outbox */
+static Oid	outbox_relid = InvalidOid;
+static Oid	outbox_seqid = InvalidOid;
 
 PG_FUNCTION_INFO_V1(perfopt_cache_trigger);
 PG_FUNCTION_INFO_V1(perfopt_cache_flush);
@@ -229,18 +238,32 @@ compare_keys(const void *a, const void *b)
 
 /*
  * Insert one outbox row: keys (n of them, sorted and without duplicates
- * here) or patterns; have the worker woken at commit.  Runs as whoever
- * may write the outbox: the trigger functions are SECURITY DEFINER.
+ * here) or patterns; have the worker woken at commit.  Returns its id.
+ *
+ * The row goes straight into the heap and the index, as simple_heap_insert
+ * and the executor's index insertion do it, not through an INSERT: this
+ * runs at the commit of every writing transaction, and planning-free SPI
+ * still cost an executor start-up and shutdown, a timed nested statement,
+ * each time.  The outbox has no trigger, constraint or default other than
+ * its id's sequence and the time, which are filled here; its columns are
+ * found by name (an updated outbox has them in another order).  Runs as
+ * whoever may write the outbox: the trigger functions are SECURITY DEFINER.
  */
 static int64
 outbox_insert(char **items, int n, bool pattern)
 {
 	Datum	   *elems;
 	int			distinct = 0;
-	Datum		values[2];
-	int			ret;
-	bool		isnull;
+	Oid			namespace;
+	Oid			relid;
+	Relation	rel;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
 	int64		id;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
 
 	if (n == 0)
 		return 0;
@@ -253,27 +276,68 @@ outbox_insert(char **items, int n, bool pattern)
 		elems[distinct++] = CStringGetTextDatum(items[i]);
 	}
 
-	SPI_connect();
-	if (insert_plan == NULL)
+	namespace = get_namespace_oid("perfopt", true);
+	relid = OidIsValid(namespace) ? get_relname_relid("cache_invalidations", namespace) : InvalidOid;
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("perfopt.cache_invalidations does not exist"),
+				 errhint("Run CREATE EXTENSION perfopt, or perfopt.cache_unwatch on the table.")));
+	if (relid != outbox_relid)
 	{
-		Oid			types[2] = {TEXTARRAYOID, BOOLOID};
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO perfopt.cache_invalidations (keys, pattern)"
-									   " VALUES ($1, $2) RETURNING id", 2, types);
+		List	   *sequences = getOwnedSequences(relid);
 
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		insert_plan = plan;
+		if (sequences == NIL)
+			elog(ERROR, "perfopt.cache_invalidations has no id sequence");
+		outbox_seqid = linitial_oid(sequences);
+		outbox_relid = relid;
 	}
-	values[0] = PointerGetDatum(construct_array(elems, distinct, TEXTOID, -1, false, TYPALIGN_INT));
-	values[1] = BoolGetDatum(pattern);
-	ret = SPI_execute_plan(insert_plan, values, NULL, false, 0);
-	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	values = palloc0(desc->natts * sizeof(Datum));
+	nulls = palloc(desc->natts * sizeof(bool));
+	memset(nulls, true, desc->natts * sizeof(bool));
+	id = nextval_internal(outbox_seqid, false);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+
+		if (att->attisdropped)
+			continue;
+		nulls[i] = false;
+		if (strcmp(name, "id") == 0)
+			values[i] = Int64GetDatum(id);
+		else if (strcmp(name, "keys") == 0)
+			values[i] = PointerGetDatum(construct_array(elems, distinct, TEXTOID, -1, false, TYPALIGN_INT));
+		else if (strcmp(name, "pattern") == 0)
+			values[i] = BoolGetDatum(pattern);
+		else if (strcmp(name, "queued_at") == 0)
+			values[i] = TimestampTzGetDatum(GetCurrentTimestamp());
+		else
+			nulls[i] = true;
+	}
+
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slot, true);
+	simple_table_tuple_insert(rel, slot);
+	(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+	ExecDropSingleTupleTableSlot(slot);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	/* the row is visible to the rest of the transaction, as an INSERT's */
+	CommandCounterIncrement();
+
 	perfopt_cache_wake_at_commit(id);
-	SPI_finish();
 	pfree(elems);
+	pfree(values);
+	pfree(nulls);
 	return id;
 }
 
