@@ -691,10 +691,14 @@ next_backoff(void)
 	return backoff_ms;
 }
 
+/* Whether the last round took rows: commits are coming */
+static bool round_took_rows = false;
+
 /* Drain the outbox while full batches come; return how long to sleep */
 static long
 cache_round(void)
 {
+	round_took_rows = false;
 	if (RecoveryInProgress())
 		return CACHE_IDLE_SLEEP_MS;
 
@@ -715,6 +719,7 @@ cache_round(void)
 		{
 			TimestampTz now = GetCurrentTimestamp();
 
+			round_took_rows = true;
 			scan_low = Max(scan_low, batch.next_low);
 			SpinLockAcquire(&cache_shared->mutex);
 			cache_shared->sent += batch.sent;
@@ -750,6 +755,14 @@ perfopt_cache_worker_main(Datum main_arg)
 
 	/* a lost DELETE only repeats an invalidation: no need to wait for fsync */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * The drain's plans are generic (planned once); with the outbox's
+	 * statistics saying it is small, a generic plan would read the whole
+	 * heap, dead rows of the batches before included, at every batch.  The
+	 * index on id is always the way: the batches go in id order.
+	 */
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt cache batch",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -791,6 +804,15 @@ perfopt_cache_worker_main(Datum main_arg)
 		sleep_ms = cache_round();
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(batch_cxt);
+
+		/*
+		 * While commits keep coming, look again after the batch delay (at the
+		 * top of the loop) rather than sleep on the latch: a committing
+		 * backend then finds the latch set, or its owner not waiting on it,
+		 * and need not signal.  Each signal is a kill() in a writer's commit.
+		 */
+		if (round_took_rows && perfopt_cache_batch_delay > 0 && sleep_ms == CACHE_IDLE_SLEEP_MS)
+			continue;
 
 		/* the latch is reset on waking: a commit while we drain wakes the next wait */
 		(void) perfopt_worker_wait(0, PGINVALID_SOCKET, sleep_ms);
