@@ -19,7 +19,9 @@
  * executor's shutdown, not the time between.  That clock counts
  * microseconds.  A nested statement (in a function or a DO block) is timed
  * as pg_stat_statements times it, ExecutorRun and ExecutorFinish through
- * the query's total-time instrumentation, to the nanosecond.  Statements run
+ * the query's total-time instrumentation, to the nanosecond (the empty
+ * Finish of a plain SELECT left out when perfopt alone times it: see
+ * latency_ExecutorFinish).  Statements run
  * by a utility (DO, CALL, CREATE TABLE AS) are nested, as
  * pg_stat_statements counts them; EXECUTE of a prepared statement is not.
  *
