@@ -260,7 +260,7 @@ outbox_insert(char **items, int n, bool pattern)
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
-	int64		id;
+	int64		id = 0;
 	EState	   *estate;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
@@ -297,36 +297,60 @@ outbox_insert(char **items, int n, bool pattern)
 	desc = RelationGetDescr(rel);
 	values = palloc0(desc->natts * sizeof(Datum));
 	nulls = palloc(desc->natts * sizeof(bool));
-	memset(nulls, true, desc->natts * sizeof(bool));
-	id = nextval_internal(outbox_seqid, false);
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		const char *name = NameStr(att->attname);
-
-		if (att->attisdropped)
-			continue;
-		nulls[i] = false;
-		if (strcmp(name, "id") == 0)
-			values[i] = Int64GetDatum(id);
-		else if (strcmp(name, "keys") == 0)
-			values[i] = PointerGetDatum(construct_array(elems, distinct, TEXTOID, -1, false, TYPALIGN_INT));
-		else if (strcmp(name, "pattern") == 0)
-			values[i] = BoolGetDatum(pattern);
-		else if (strcmp(name, "queued_at") == 0)
-			values[i] = TimestampTzGetDatum(GetCurrentTimestamp());
-		else
-			nulls[i] = true;
-	}
-
 	estate = CreateExecutorState();
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
-	ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slot, true);
-	simple_table_tuple_insert(rel, slot);
-	(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+
+	/*
+	 * One row holding every key; or, while the outbox is still the one of
+	 * 1.0.0 (this library installed, ALTER EXTENSION UPDATE not yet run),
+	 * one row per key in its column "key", which the update converts.
+	 */
+	for (int k = 0; k < distinct; k++)
+	{
+		bool		legacy = false;
+
+		memset(nulls, true, desc->natts * sizeof(bool));
+		id = nextval_internal(outbox_seqid, false);
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			const char *name = NameStr(att->attname);
+
+			if (att->attisdropped)
+				continue;
+			nulls[i] = false;
+			if (strcmp(name, "id") == 0)
+				values[i] = Int64GetDatum(id);
+			else if (strcmp(name, "keys") == 0)
+				values[i] = PointerGetDatum(construct_array(elems, distinct, TEXTOID, -1, false, TYPALIGN_INT));
+			else if (strcmp(name, "key") == 0)
+			{
+				values[i] = elems[k];
+				legacy = true;
+			}
+			else if (strcmp(name, "pattern") == 0)
+				values[i] = BoolGetDatum(pattern);
+			else if (strcmp(name, "queued_at") == 0)
+				values[i] = TimestampTzGetDatum(GetCurrentTimestamp());
+			else if (att->attnotnull)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("perfopt.cache_invalidations has a column \"%s\" this perfopt does not know", name),
+						 errhint("Install the perfopt library that matches the extension's version, or run ALTER EXTENSION perfopt UPDATE.")));
+			else
+				nulls[i] = true;
+		}
+		ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slot, true);
+		simple_table_tuple_insert(rel, slot);
+		(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+		ExecClearTuple(slot);
+		perfopt_cache_wake_at_commit(id);
+		if (!legacy)
+			break;
+	}
 	ExecDropSingleTupleTableSlot(slot);
 	ExecCloseIndices(rri);
 	FreeExecutorState(estate);
@@ -334,7 +358,6 @@ outbox_insert(char **items, int n, bool pattern)
 	/* the row is visible to the rest of the transaction, as an INSERT's */
 	CommandCounterIncrement();
 
-	perfopt_cache_wake_at_commit(id);
 	pfree(elems);
 	pfree(values);
 	pfree(nulls);
