@@ -32,7 +32,12 @@
 #    runs, with cache_watch on pgbench_accounts, _tellers and _branches and
 #    without, alternating, PAIRS times (default 5) per build; the median
 #    ratio of the runs of a pair, with its distribution-free 95% confidence
-#    interval.  Target: at least 0.90.
+#    interval.  Target: at least 0.90.  Beside throughput, each run's CPU
+#    time per transaction of the server's processes and of its Redis
+#    (/proc, the reaped backends' included): on a machine that other work
+#    loads, throughput moves with a run's share of the CPUs, CPU time per
+#    transaction much less; plain's over watched's is the throughput ratio
+#    on a machine of their own.
 #
 # Run as root; it starts and removes its own servers.
 set -euo pipefail
@@ -285,6 +290,18 @@ unwatch() {
     qb "$1" -c "SELECT perfopt.cache_unwatch('pgbench_accounts'), perfopt.cache_unwatch('pgbench_tellers'),
                        perfopt.cache_unwatch('pgbench_branches')" >/dev/null
 }
+# CPU time (clock ticks) used so far by a build's server (the postmaster's
+# own and its reaped children's, its live children's) and its Redis
+server_ticks() {
+    local pm t=0 p
+    pm=$(head -1 "${dirs[$1]}/data/postmaster.pid")
+    for p in $pm $(pgrep -P "$pm") ${rpids[$1]}; do
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+ticks_per_sec=$(getconf CLK_TCK)
+q -c "CREATE TABLE cpu (pair int, name text, us_per_tx float8)"
 for pair in $(seq "$PAIRS"); do
     for b in "${builds[@]}"; do
         order="plain watched"
@@ -293,9 +310,16 @@ for pair in $(seq "$PAIRS"); do
         for config in $order; do
             if [ "$config" = watched ]; then watch "$b"; else unwatch "$b"; fi
             settle "$b"
-            tps=$(pgbb "$b" -c 2 -j 2 -T $((SECONDS_RUN / 2)) | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-            q -c "INSERT INTO results VALUES ('3:$pair', '$b $config', $tps)"
-            line="$line $config $tps"
+            t0=$(server_ticks "$b")
+            out=$(pgbb "$b" -c 2 -j 2 -T $((SECONDS_RUN / 2)))
+            settle "$b"    # the worker's share of these transactions
+            t1=$(server_ticks "$b")
+            tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+            n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+            cpu=$(python3 -c "print(($t1 - $t0) * 1e6 / $ticks_per_sec / $n)")
+            q -c "INSERT INTO results VALUES ('3:$pair', '$b $config', $tps)" \
+              -c "INSERT INTO cpu VALUES ($pair, '$b $config', $cpu)"
+            line="$line $config $tps ($(printf '%.1f' "$cpu") us CPU)"
         done
         echo "$line"
     done
@@ -310,7 +334,13 @@ for b in "${builds[@]}"; do
                         WHERE w.section LIKE '3:%' AND w.name = '$b watched' AND p.name = '$b plain'")
     read -r m lo hi <<< "$(median_ci $ratios)"
     echo "$b build: watched over plain, median $m (95% CI $lo-$hi) of the throughput (target: at least 0.90)"
+    ratios=$(q -At -c "SELECT p.us_per_tx / w.us_per_tx FROM cpu w JOIN cpu p USING (pair)
+                        WHERE w.name = '$b watched' AND p.name = '$b plain'")
+    read -r m lo hi <<< "$(median_ci $ratios)"
+    echo "$b build: by CPU time per transaction (plain's over watched's), median $m (95% CI $lo-$hi)"
 done
+q -P footer=off -c "SELECT name AS config, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY us_per_tx)::numeric, 1)
+                      AS median_cpu_us_per_tx FROM cpu GROUP BY name ORDER BY name"
 q -At -c "SELECT format('new build: invalidations sent during the benchmark: %s; outbox now %s; last error: %s',
                         invalidations_sent, outbox_depth, coalesce(last_error, 'none'))
             FROM perfopt.cache_metrics"

@@ -19,7 +19,13 @@
 #    the ratio of runs of the same turn, seconds apart, is compared, and the
 #    median over the turns reported with its 95% confidence interval (the
 #    distribution-free one of a median: between order statistics k and
-#    n + 1 - k, k from the binomial distribution).
+#    n + 1 - k, k from the binomial distribution).  Beside throughput, each
+#    run's CPU time per transaction of the server's processes (postmaster,
+#    backends, workers: /proc, the reaped backends' included): on a machine
+#    that other work loads, a run's throughput moves with its share of the
+#    CPUs, its CPU time per transaction much less; the ratio of those costs
+#    is the throughput ratio the two configurations would have on a machine
+#    of their own.
 # 2. The hooks' own cost, without the noise of the protocol, in one session:
 #    a PL/pgSQL function runs chunks of 2,000 primary-key lookups (statements
 #    the hooks time, as nested ones), switching perfopt.track_latency between
@@ -92,7 +98,20 @@ for c in "${servers[@]}"; do
     qc "$c" -c "VACUUM ANALYZE"
 done
 q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
-q -c "CREATE TABLE runs (turn int, workload text, protocol text, config text, tps float8)"
+q -c "CREATE TABLE runs (turn int, workload text, protocol text, config text, tps float8,
+                         cpu_us_per_tx float8)"
+
+# CPU time (clock ticks) used so far by a server's processes: the
+# postmaster's own and its reaped children's, and its live children's
+server_ticks() {
+    local pm t=0 p
+    pm=$(head -1 "${dirs[$1]}/data/postmaster.pid")
+    for p in $pm $(pgrep -P "$pm"); do
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+ticks_per_sec=$(getconf CLK_TCK)
 
 # median of a list of numbers with its distribution-free 95% confidence
 # interval: "median low high" (order statistics k and n + 1 - k)
@@ -121,9 +140,16 @@ for workload in select-only tpcb-like; do
             if [ $((turn % 2)) = 0 ]; then order=("${order[2]}" "${order[1]}" "${order[0]}"); fi
             line="turn $turn, $workload, $protocol:"
             for c in "${order[@]}"; do
-                tps=$(benchc "$c" "$protocol" $flags -T "$SECONDS_RUN" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-                q -c "INSERT INTO runs VALUES ($turn, '$workload', '$protocol', '$c', $tps)"
-                line="$line $c $tps"
+                s=$(server_of "$c")
+                t0=$(server_ticks "$s")
+                out=$(benchc "$c" "$protocol" $flags -T "$SECONDS_RUN")
+                sleep 0.2    # the backends exit and are reaped
+                t1=$(server_ticks "$s")
+                tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+                n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+                cpu=$(python3 -c "print(($t1 - $t0) * 1e6 / $ticks_per_sec / $n)")
+                q -c "INSERT INTO runs VALUES ($turn, '$workload', '$protocol', '$c', $tps, $cpu)"
+                line="$line $c $tps ($(printf '%.1f' "$cpu") us CPU)"
             done
             echo "$line"
         done
@@ -134,9 +160,10 @@ echo
 echo "== 1. throughput, pgbench -c 2 -j 2, $PAIRS turns of ${SECONDS_RUN} s runs, scale $SCALE"
 q -P footer=off -c "
 SELECT workload, protocol, config, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY tps)) AS median_tps,
-       round(min(tps)) AS min_tps, round(max(tps)) AS max_tps
+       round(min(tps)) AS min_tps, round(max(tps)) AS max_tps,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu_us_per_tx)::numeric, 1) AS median_cpu_us_per_tx
   FROM runs GROUP BY workload, protocol, config ORDER BY workload, protocol, config"
-printf '%-12s %-9s %-40s %8s %17s\n' workload protocol ratio median "95% CI"
+printf '%-12s %-9s %-38s %8s %15s %10s %15s\n' workload protocol ratio tps "95% CI" "by CPU" "95% CI"
 for workload in select-only tpcb-like; do
     for protocol in simple prepared; do
         for pair in "perfopt pg_stat_statements" "perfopt_untimed pg_stat_statements" "perfopt perfopt_untimed"; do
@@ -145,13 +172,20 @@ for workload in select-only tpcb-like; do
                 SELECT a.tps / b.tps FROM runs a JOIN runs b USING (turn, workload, protocol)
                  WHERE workload = '$workload' AND protocol = '$protocol'
                    AND a.config = '$1' AND b.config = '$2'")
+            cpu_ratios=$(q -At -c "
+                SELECT b.cpu_us_per_tx / a.cpu_us_per_tx FROM runs a JOIN runs b USING (turn, workload, protocol)
+                 WHERE workload = '$workload' AND protocol = '$protocol'
+                   AND a.config = '$1' AND b.config = '$2'")
             read -r m lo hi <<< "$(median_ci $ratios)"
-            printf '%-12s %-9s %-40s %8s %8s-%-8s\n' "$workload" "$protocol" "$1 / $2" "$m" "$lo" "$hi"
+            read -r cm clo chi <<< "$(median_ci $cpu_ratios)"
+            printf '%-12s %-9s %-38s %8s %7s-%-7s %10s %7s-%-7s\n' "$workload" "$protocol" "$1 / $2" \
+                "$m" "$lo" "$hi" "$cm" "$clo" "$chi"
         done
     done
 done
-echo "medians of the ratios within a turn; target: perfopt at its defaults at least 0.97 of"
-echo "pg_stat_statements alone (which perfopt requires), both protocols, both workloads"
+echo "medians of the ratios within a turn; 'by CPU': the inverse ratio of the server's CPU time per"
+echo "transaction. Target: perfopt at its defaults at least 0.97 of pg_stat_statements alone (which"
+echo "perfopt requires), both protocols, both workloads"
 fi
 
 if [[ $SECTIONS == *2* ]]; then
