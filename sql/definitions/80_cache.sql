@@ -213,4 +213,5 @@ COMMENT ON VIEW perfopt.cache_metrics IS
 -- watched tables get the triggers of this release (an update from one that
 -- wrote a row per key adds perfopt_cache_flush); nothing to do on install
 SELECT perfopt.cache_retrigger(w.rel)
-  FROM (SELECT DISTINCT rel FROM perfopt.cache_watches) w;
+  FROM (SELECT DISTINCT rel FROM perfopt.cache_watches) w
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) w.rel;
