@@ -99,11 +99,11 @@ COMMIT;
 SELECT take_keys();
 
 -- a subtransaction that fired the flush of its parent and rolled back: the
--- parent's keys are written again at commit
+-- parent's keys are written again at commit (the child's key sorts first)
 BEGIN;
-UPDATE cache_agents SET name = 'p' WHERE id = 1;
+UPDATE cache_agents SET name = 'p' WHERE id = 2;
 SAVEPOINT s;
-UPDATE cache_agents SET name = 'c' WHERE id = 2;
+UPDATE cache_agents SET name = 'c' WHERE id = 1;
 SET CONSTRAINTS ALL IMMEDIATE;
 ROLLBACK TO SAVEPOINT s;
 COMMIT;

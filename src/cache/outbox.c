@@ -252,6 +252,7 @@ compare_keys(const void *a, const void *b)
 static int64
 outbox_insert(char **items, int n, bool pattern)
 {
+	char	  **sorted;
 	Datum	   *elems;
 	int			distinct = 0;
 	Oid			namespace;
@@ -267,14 +268,18 @@ outbox_insert(char **items, int n, bool pattern)
 
 	if (n == 0)
 		return 0;
-	qsort(items, n, sizeof(char *), compare_keys);
+	/* sorted in a copy: the caller's order tells whose keys are whose */
+	sorted = palloc(n * sizeof(char *));
+	memcpy(sorted, items, n * sizeof(char *));
+	qsort(sorted, n, sizeof(char *), compare_keys);
 	elems = palloc(n * sizeof(Datum));
 	for (int i = 0; i < n; i++)
 	{
-		if (i > 0 && strcmp(items[i], items[i - 1]) == 0)
+		if (i > 0 && strcmp(sorted[i], sorted[i - 1]) == 0)
 			continue;
-		elems[distinct++] = CStringGetTextDatum(items[i]);
+		elems[distinct++] = CStringGetTextDatum(sorted[i]);
 	}
+	pfree(sorted);
 
 	namespace = get_namespace_oid("perfopt", true);
 	relid = OidIsValid(namespace) ? get_relname_relid("cache_invalidations", namespace) : InvalidOid;
