@@ -10,6 +10,7 @@ OBJS = \
 	src/routing/balance.o \
 	src/cache/cache.o \
 	src/cache/cache_worker.o \
+	src/cache/outbox.o \
 	src/common/catalog.o \
 	src/analysis/complexity.o \
 	src/orchestrator/cron.o \

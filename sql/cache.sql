@@ -9,10 +9,10 @@ CREATE TABLE cache_leads (id int PRIMARY KEY, agent_id int, name text, "Region" 
 -- the oldest queued keys, as one line, taken out of the outbox
 CREATE FUNCTION take_keys() RETURNS text
 LANGUAGE sql AS $$
-    WITH taken AS (DELETE FROM perfopt.cache_invalidations RETURNING id, key, pattern)
-    SELECT coalesce(string_agg(CASE WHEN pattern THEN 'pattern ' ELSE '' END || key, ', '
-                               ORDER BY id), '(none)')
-      FROM taken
+    WITH taken AS (DELETE FROM perfopt.cache_invalidations RETURNING id, keys, pattern)
+    SELECT coalesce(string_agg(CASE WHEN pattern THEN 'pattern ' ELSE '' END || k.key, ', '
+                               ORDER BY id, k.n), '(none)')
+      FROM taken, unnest(keys) WITH ORDINALITY AS k(key, n)
 $$;
 
 -- templates are checked when the watch is made
@@ -74,6 +74,83 @@ INSERT INTO cache_leads VALUES (6, 6, 'Fa', 'eu');
 RELEASE SAVEPOINT s2;
 COMMIT;
 SELECT take_keys();
+
+-- one outbox row per transaction, whatever it changed
+CREATE TABLE cache_agents (id int PRIMARY KEY, name text);
+SELECT perfopt.cache_watch('cache_agents', 'agent:{id}');
+SELECT tgname, tgconstraint <> 0 AS constraint_trigger, tgdeferrable, tginitdeferred
+  FROM pg_trigger WHERE tgrelid = 'cache_agents'::regclass ORDER BY 1;
+BEGIN;
+INSERT INTO cache_agents VALUES (1, 'Al'), (2, 'Bea');
+UPDATE cache_leads SET name = 'Di2' WHERE id = 4;
+UPDATE cache_agents SET name = 'Al2' WHERE id = 1;
+UPDATE cache_agents SET name = 'Al3' WHERE id = 1;
+COMMIT;
+SELECT count(*) AS rows, sum(cardinality(keys)) AS keys FROM perfopt.cache_invalidations;
+SELECT take_keys();
+
+-- SET CONSTRAINTS ... IMMEDIATE: the flush fires at each statement's end;
+-- keys made after it in the same statement are written at once
+BEGIN;
+SET CONSTRAINTS ALL IMMEDIATE;
+UPDATE cache_agents SET name = name || '!';
+UPDATE cache_leads SET name = 'Di3' WHERE id = 4;
+COMMIT;
+SELECT take_keys();
+
+-- a subtransaction that fired the flush of its parent and rolled back: the
+-- parent's keys are written again at commit (the child's key sorts first)
+BEGIN;
+UPDATE cache_agents SET name = 'p' WHERE id = 2;
+SAVEPOINT s;
+UPDATE cache_agents SET name = 'c' WHERE id = 1;
+SET CONSTRAINTS ALL IMMEDIATE;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT take_keys();
+
+-- PL/pgSQL exception blocks are subtransactions: a failed one queues nothing
+DO $$
+BEGIN
+    FOR i IN 1..3 LOOP
+        BEGIN
+            UPDATE cache_agents SET name = 'loop' WHERE id = 1;
+            INSERT INTO cache_leads VALUES (100 + i, 1, 'x', 'eu');
+            IF i = 2 THEN
+                RAISE EXCEPTION 'undo %', i;
+            END IF;
+        EXCEPTION WHEN raise_exception THEN
+            NULL;
+        END;
+    END LOOP;
+END $$;
+SELECT take_keys();
+
+-- the flush trigger disabled alone: no flush is queued, so each key is
+-- written at once, as it is made; nothing is lost
+ALTER TABLE cache_agents DISABLE TRIGGER perfopt_cache_flush;
+UPDATE cache_agents SET name = 'lost?' WHERE id = 2;
+SELECT name FROM cache_agents WHERE id = 2;
+ALTER TABLE cache_agents ENABLE TRIGGER perfopt_cache_flush;
+SELECT take_keys();
+
+-- calling the WHEN condition by hand cannot lose a key either: that
+-- transaction's commit fails
+CREATE ROLE cache_tenant;
+GRANT UPDATE, SELECT ON cache_agents TO cache_tenant;
+SET ROLE cache_tenant;
+BEGIN;
+SELECT perfopt.cache_flush_needed();
+UPDATE cache_agents SET name = 'sneaky' WHERE id = 2;
+COMMIT;
+SELECT perfopt.cache_flush();
+RESET ROLE;
+SELECT name FROM cache_agents WHERE id = 2;
+SELECT take_keys();
+REVOKE ALL ON cache_agents FROM cache_tenant;
+DROP ROLE cache_tenant;
+SELECT perfopt.cache_unwatch('cache_agents');
+DROP TABLE cache_agents;
 
 -- pattern invalidation: transactional too
 BEGIN;

@@ -9,15 +9,15 @@ COMMENT ON TABLE perfopt.cache_watches IS
 'tables whose committed row changes invalidate Redis keys made from key_template';
 
 COMMENT ON TABLE perfopt.cache_invalidations IS
-'the outbox: Redis keys (or SCAN patterns) to invalidate, queued by committed transactions';
+'the outbox: Redis keys (or SCAN patterns) to invalidate, one row per committed transaction';
 
 CREATE OR REPLACE VIEW perfopt.cache_outbox AS
-SELECT id, key, pattern, queued_at,
-       1000 * extract(epoch FROM clock_timestamp() - queued_at) AS age_ms
-  FROM perfopt.cache_invalidations;
+SELECT o.id, k.key, o.pattern, o.queued_at,
+       1000 * extract(epoch FROM clock_timestamp() - o.queued_at) AS age_ms
+  FROM perfopt.cache_invalidations o, unnest(o.keys) AS k(key);
 
 COMMENT ON VIEW perfopt.cache_outbox IS
-'invalidations that are queued and not yet confirmed by Redis, oldest first by id';
+'invalidations that are queued and not yet confirmed by Redis, one row per key, oldest first by id';
 
 ------------------------------------------------------------------------------
 -- Functions
@@ -27,7 +27,23 @@ AS 'MODULE_PATHNAME', 'perfopt_cache_trigger'
 LANGUAGE C SECURITY DEFINER;
 
 COMMENT ON FUNCTION perfopt.cache_trigger() IS
-'trigger of cache_watch: queues the keys its arguments (key templates) make from the old and the new row';
+'trigger of cache_watch: the keys its arguments (key templates) make from the old and the new row join the transaction''s pending keys';
+
+CREATE OR REPLACE FUNCTION perfopt.cache_flush() RETURNS trigger
+AS 'MODULE_PATHNAME', 'perfopt_cache_flush'
+LANGUAGE C SECURITY DEFINER;
+
+COMMENT ON FUNCTION perfopt.cache_flush() IS
+'deferred constraint trigger of cache_watch: writes the transaction''s pending keys as one outbox row at commit';
+
+-- the WHEN condition of perfopt_cache_flush, run as the writer on every
+-- changed row: it reads and sets one flag of the backend, nothing else
+CREATE OR REPLACE FUNCTION perfopt.cache_flush_needed() RETURNS boolean
+AS 'MODULE_PATHNAME', 'perfopt_cache_flush_needed'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION perfopt.cache_flush_needed() IS
+'WHEN condition of the trigger perfopt_cache_flush: true for the first changed row of a transaction, so that it flushes once';
 
 CREATE OR REPLACE FUNCTION perfopt.cache_template_columns(rel regclass, key_template text) RETURNS text[]
 AS 'MODULE_PATHNAME', 'perfopt_cache_template_columns'
@@ -85,6 +101,9 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = 'perfopt_cache_truncate') THEN
         EXECUTE format('DROP TRIGGER perfopt_cache_truncate ON %s', rel);
     END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = 'perfopt_cache_flush') THEN
+        EXECUTE format('DROP TRIGGER perfopt_cache_flush ON %s', rel);
+    END IF;
     SELECT string_agg(quote_literal(key_template), ', ' ORDER BY key_template)
       INTO args FROM perfopt.cache_watches w WHERE w.rel = cache_retrigger.rel;
     IF args IS NULL THEN
@@ -94,6 +113,10 @@ BEGIN
                    ' FOR EACH ROW EXECUTE FUNCTION perfopt.cache_trigger(%s)', rel, args);
     EXECUTE format('CREATE TRIGGER perfopt_cache_truncate AFTER TRUNCATE ON %s'
                    ' FOR EACH STATEMENT EXECUTE FUNCTION perfopt.cache_trigger(%s)', rel, args);
+    -- one event per transaction (the condition is true once), fired at commit
+    EXECUTE format('CREATE CONSTRAINT TRIGGER perfopt_cache_flush AFTER INSERT OR UPDATE OR DELETE ON %s'
+                   ' DEFERRABLE INITIALLY DEFERRED FOR EACH ROW'
+                   ' WHEN (perfopt.cache_flush_needed()) EXECUTE FUNCTION perfopt.cache_flush()', rel);
 END
 $$;
 
@@ -182,7 +205,7 @@ SELECT r.hits, r.misses,
        r.own_misses
   FROM perfopt.cache_redis_stats() r,
        perfopt.cache_worker_state() w,
-       (SELECT count(*) AS depth,
+       (SELECT coalesce(sum(cardinality(keys)), 0)::bigint AS depth,
                1000 * extract(epoch FROM clock_timestamp() - min(queued_at)) AS oldest_age_ms
           FROM perfopt.cache_invalidations) o;
 
@@ -191,3 +214,9 @@ COMMENT ON VIEW perfopt.cache_metrics IS
 
 -- only cache_watch attaches the trigger: attached by anyone else, it could
 -- invalidate any key; writers need no privilege on it to fire it
+
+-- watched tables get the triggers of this release (an update from one that
+-- wrote a row per key adds perfopt_cache_flush); nothing to do on install
+SELECT perfopt.cache_retrigger(w.rel)
+  FROM (SELECT DISTINCT rel FROM perfopt.cache_watches) w
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) w.rel;

@@ -35,11 +35,12 @@ CREATE TABLE perfopt.cache_watches (
 
 SELECT pg_catalog.pg_extension_config_dump('perfopt.cache_watches', '');
 
--- written by the triggers in the writing transaction, emptied by the cache
--- worker once Redis confirmed; WAL-logged, so nothing committed is lost
+-- written by the triggers in the writing transaction, one row per
+-- transaction with all its keys (or one row per pattern), emptied by the
+-- cache worker once Redis confirmed; WAL-logged, so nothing committed is lost
 CREATE TABLE perfopt.cache_invalidations (
     id bigserial PRIMARY KEY,
-    key text NOT NULL,
+    keys text[] NOT NULL,
     pattern boolean NOT NULL DEFAULT false,
     queued_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );

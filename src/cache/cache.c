@@ -8,12 +8,13 @@
  * 'lead:{id}' or 'agent:{agent_id}:leads'.  cache_watch puts a row-level
  * trigger on the table whose arguments are those templates.  For every
  * inserted, updated or deleted row the trigger makes the keys of the old
- * and of the new row and inserts them into perfopt.cache_invalidations, the
- * outbox, in the writing transaction itself.  So the queued keys commit or
- * roll back with the change, savepoints included, and being an ordinary
- * WAL-logged table the outbox survives crashes.  At commit the trigger's
- * transaction wakes the cache worker (cache_worker.c), which sends the
- * keys to Redis and deletes them from the outbox once Redis confirmed.
+ * and of the new row, and the transaction writes them, as one row per
+ * transaction, into perfopt.cache_invalidations, the outbox (outbox.c).
+ * So the queued keys commit or roll back with the change, savepoints
+ * included, and being an ordinary WAL-logged table the outbox survives
+ * crashes.  At commit the transaction wakes the cache worker
+ * (cache_worker.c), which sends the keys to Redis and deletes them from
+ * the outbox once Redis confirmed.
  *
  * A template is literal text with {column} placeholders; the column's text
  * output is put in.  A row whose placeholder column is NULL makes no key.
@@ -53,10 +54,6 @@
 /* SET commands cache_warm sends before it reads their replies */
 #define WARM_PIPELINE	1000
 
-/* The trigger's statements, prepared once per backend */
-static SPIPlanPtr queue_plan = NULL;
-
-PG_FUNCTION_INFO_V1(perfopt_cache_trigger);
 PG_FUNCTION_INFO_V1(perfopt_cache_template_columns);
 PG_FUNCTION_INFO_V1(perfopt_cache_invalidate);
 PG_FUNCTION_INFO_V1(perfopt_cache_warm);
@@ -187,8 +184,8 @@ perfopt_cache_render_key(const char *template, HeapTuple tuple, TupleDesc desc)
 }
 
 /* The SCAN pattern of a template: placeholders become '*', globs escaped */
-static char *
-template_pattern(const char *template)
+char *
+perfopt_cache_template_pattern(const char *template)
 {
 	StringInfoData pattern;
 	const char *p = template;
@@ -209,123 +206,6 @@ template_pattern(const char *template)
 		appendStringInfoChar(&pattern, *p++);
 	}
 	return pattern.data;
-}
-
-/*
- * Insert keys (or patterns) into the outbox and have the worker woken at
- * commit; returns the id of the last.  SPI is connected.
- */
-static int64
-queue_invalidations(List *keys, bool pattern)
-{
-	ListCell   *lc;
-	int64		id = 0;
-
-	if (queue_plan == NULL)
-	{
-		Oid			types[2] = {TEXTOID, BOOLOID};
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO perfopt.cache_invalidations (key, pattern)"
-									   " VALUES ($1, $2) RETURNING id", 2, types);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		queue_plan = plan;
-	}
-
-	foreach(lc, keys)
-	{
-		Datum		values[2] = {CStringGetTextDatum((char *) lfirst(lc)), BoolGetDatum(pattern)};
-		int			ret = SPI_execute_plan(queue_plan, values, NULL, false, 0);
-		bool		isnull;
-
-		if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		/* ids grow: the first is the lowest */
-		if (foreach_current_index(lc) == 0)
-			perfopt_cache_wake_at_commit(id);
-	}
-	return id;
-}
-
-/* Add key to keys unless NULL or already there */
-static List *
-add_key(List *keys, char *key)
-{
-	ListCell   *lc;
-
-	if (key == NULL)
-		return keys;
-	foreach(lc, keys)
-	{
-		if (strcmp((char *) lfirst(lc), key) == 0)
-			return keys;
-	}
-	return lappend(keys, key);
-}
-
-/*
- * The trigger of cache_watch: queue the keys the templates (its arguments)
- * make from the old and the new row; on TRUNCATE, their patterns.
- */
-Datum
-perfopt_cache_trigger(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Trigger    *trigger;
-	TupleDesc	desc;
-	List	   *keys = NIL;
-	HeapTuple	oldtuple = NULL;
-	HeapTuple	newtuple = NULL;
-	bool		truncate;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("perfopt.cache_trigger() was not called as a trigger"),
-				 errhint("Use perfopt.cache_watch to put it on a table.")));
-	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("perfopt.cache_trigger() must run AFTER the change"),
-				 errhint("Use perfopt.cache_watch to put it on a table.")));
-
-	trigger = trigdata->tg_trigger;
-	desc = RelationGetDescr(trigdata->tg_relation);
-	truncate = TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event);
-
-	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		newtuple = trigdata->tg_trigtuple;
-	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		oldtuple = trigdata->tg_trigtuple;
-		newtuple = trigdata->tg_newtuple;
-	}
-	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		oldtuple = trigdata->tg_trigtuple;
-	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
-		oldtuple = newtuple = NULL;
-
-	for (int i = 0; i < trigger->tgnargs; i++)
-	{
-		const char *template = trigger->tgargs[i];
-
-		if (truncate)
-			keys = add_key(keys, template_pattern(template));
-		if (oldtuple != NULL)
-			keys = add_key(keys, perfopt_cache_render_key(template, oldtuple, desc));
-		if (newtuple != NULL)
-			keys = add_key(keys, perfopt_cache_render_key(template, newtuple, desc));
-	}
-
-	if (keys != NIL)
-	{
-		SPI_connect();
-		queue_invalidations(keys, truncate);
-		SPI_finish();
-	}
-	return PointerGetDatum(NULL);
 }
 
 /*
@@ -380,9 +260,7 @@ perfopt_cache_invalidate(PG_FUNCTION_ARGS)
 				 errmsg("pattern must not be empty"),
 				 errhint("Give a Redis glob pattern such as 'lead:*'.")));
 
-	SPI_connect();
-	id = queue_invalidations(list_make1(pattern), true);
-	SPI_finish();
+	id = perfopt_cache_queue_now(list_make1(pattern), true);
 	PG_RETURN_INT64(id);
 }
 

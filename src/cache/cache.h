@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * cache.h
- *	  The Redis cache layer's SQL side: key templates and the
- *	  invalidation trigger.
+ *	  The Redis cache layer's SQL side: key templates, and the outbox
+ *	  its triggers write (outbox.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -15,5 +15,9 @@
 extern List *perfopt_cache_template_parse(const char *template, TupleDesc desc);
 extern char *perfopt_cache_render_key(const char *template, HeapTuple tuple,
 									  TupleDesc desc);
+extern char *perfopt_cache_template_pattern(const char *template);
+
+/* outbox.c */
+extern int64 perfopt_cache_queue_now(List *items, bool pattern);
 
 #endif							/* PERFOPT_CACHE_H */

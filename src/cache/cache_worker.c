@@ -11,10 +11,12 @@
  * within a millisecond or so of the commit, and a rolled-back transaction
  * wakes nobody.  Without a wake-up the worker still looks every second.
  *
- * One batch is one transaction: DELETE ... RETURNING takes the oldest
- * perfopt.cache_batch_size rows (by id, as a range, which costs a third of
- * deleting a list of ids), the distinct keys go to Redis as one UNLINK and
- * one PUBLISH on perfopt.cache_channel, pipelined, and only
+ * One batch is one transaction: DELETE ... RETURNING takes the oldest rows
+ * (one per committed transaction, holding its keys) while their keys fit
+ * in perfopt.cache_batch_size, at least one row (by id, as a range, which
+ * costs a third of deleting a list of ids), the distinct keys go to Redis
+ * as UNLINKs and PUBLISHes on perfopt.cache_channel of at most 1,000 keys
+ * each, pipelined, and only
  * when Redis has confirmed both does the transaction commit.  Any error
  * (Redis down, a refused command, a crash, kill -9) rolls the DELETE back,
  * so the rows are sent again later: an invalidation can be repeated but is
@@ -50,6 +52,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -78,6 +81,9 @@ int			perfopt_cache_batch_delay = 2;
 
 /* How often a batch starts from the lowest id */
 #define CACHE_FULL_SCAN_MS		10000
+
+/* Keys in one UNLINK (and one PUBLISH) */
+#define UNLINK_KEYS				1000
 
 /* Keys SCAN is asked for per call */
 #define SCAN_COUNT				"1000"
@@ -134,6 +140,14 @@ static char logged_error[CACHE_ERROR_LEN];
  * every CACHE_FULL_SCAN_MS finds them too.
  */
 static int64 scan_low = 0;
+
+/*
+ * The drain's two statements, planned once: parsing and planning them for
+ * every batch was most of the worker's time under a stream of commits.
+ * The plan cache re-plans them when the outbox is made again.
+ */
+static SPIPlanPtr peek_plan = NULL;
+static SPIPlanPtr take_plan = NULL;
 static Oid	scan_relid = InvalidOid;
 static TimestampTz last_full_scan = 0;
 
@@ -143,6 +157,7 @@ typedef struct Batch
 	bool		present;		/* the outbox table exists */
 	bool		unreachable;	/* Redis could not be reached: nothing was taken */
 	uint64		rows;			/* outbox rows taken */
+	uint64		keys;			/* keys and patterns in them */
 	uint64		sent;			/* distinct keys and patterns */
 	int64		next_low;		/* where the next batch starts, if rows > 0 */
 } Batch;
@@ -438,46 +453,59 @@ compare_keys(const void *a, const void *b)
 }
 
 /*
- * UNLINK keys and publish them, pipelined, and wait for Redis to confirm.
- * Each distinct key is sent once; returns how many were.
+ * UNLINK keys and publish them, pipelined, at most UNLINK_KEYS per UNLINK
+ * and PUBLISH, and wait for Redis to confirm.  Each distinct key is sent
+ * once; returns how many were.
  */
 static int
 send_keys(List *keys)
 {
 	int			n = list_length(keys);
+	const char **sorted;
 	const char **argv;
 	size_t	   *argvlen;
 	StringInfoData payload;
 	ListCell   *lc;
 	int			distinct = 0;
+	int			commands = 0;
 
 	if (n == 0)
 		return 0;
-	argv = palloc(sizeof(char *) * (n + 1));
-	argvlen = palloc(sizeof(size_t) * (n + 1));
-	argv[0] = "UNLINK";
-	argvlen[0] = 6;
+	sorted = palloc(sizeof(char *) * n);
 	foreach(lc, keys)
-		argv[1 + foreach_current_index(lc)] = lfirst(lc);
-	qsort(argv + 1, n, sizeof(char *), compare_keys);
+		sorted[foreach_current_index(lc)] = lfirst(lc);
+	qsort(sorted, n, sizeof(char *), compare_keys);
 
+	argv = palloc(sizeof(char *) * (UNLINK_KEYS + 1));
+	argvlen = palloc(sizeof(size_t) * (UNLINK_KEYS + 1));
 	initStringInfo(&payload);
-	appendStringInfoString(&payload, "{\"keys\":[");
-	for (int i = 1; i <= n; i++)
+	for (int first = 0; first < n;)
 	{
-		if (distinct > 0 && strcmp(argv[i], argv[distinct]) == 0)
-			continue;
-		distinct++;
-		argv[distinct] = argv[i];
-		argvlen[distinct] = strlen(argv[i]);
-		if (distinct > 1)
-			appendStringInfoChar(&payload, ',');
-		escape_json(&payload, argv[distinct]);
-	}
-	appendStringInfoString(&payload, "]}");
+		int			argc = 1;
 
-	redisAppendCommandArgv(redis, distinct + 1, argv, argvlen);
-	read_replies(1 + append_publish(&payload), "UNLINK and PUBLISH", NULL, NULL);
+		argv[0] = "UNLINK";
+		argvlen[0] = 6;
+		resetStringInfo(&payload);
+		appendStringInfoString(&payload, "{\"keys\":[");
+		for (; first < n && argc <= UNLINK_KEYS; first++)
+		{
+			if (distinct > 0 && strcmp(sorted[first], sorted[first - 1]) == 0)
+				continue;
+			distinct++;
+			argv[argc] = sorted[first];
+			argvlen[argc] = strlen(sorted[first]);
+			if (argc > 1)
+				appendStringInfoChar(&payload, ',');
+			escape_json(&payload, argv[argc]);
+			argc++;
+		}
+		appendStringInfoString(&payload, "]}");
+		if (argc == 1)
+			break;
+		redisAppendCommandArgv(redis, argc, argv, argvlen);
+		commands += 1 + append_publish(&payload);
+	}
+	read_replies(commands, "UNLINK and PUBLISH", NULL, NULL);
 	return distinct;
 }
 
@@ -542,6 +570,18 @@ send_pattern(const char *pattern)
 		read_replies(1, "PUBLISH", NULL, NULL);
 }
 
+/* Prepare a statement of the drain, with parameters ($1 int4, $2 int8), for good */
+static SPIPlanPtr
+prepare_kept(const char *query, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(query, 2, types);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
 /*
  * Step: take the oldest batch of the outbox and send it; the caller's
  * transaction commits the DELETE only if this returns normally.
@@ -584,8 +624,10 @@ drain_batch(Batch *batch)
 	/* connect only when there is something to send */
 	if (redis == NULL)
 	{
-		ret = SPI_execute_with_args("SELECT 1 FROM perfopt.cache_invalidations WHERE id >= $2 LIMIT 1",
-									2, types, values, NULL, true, 1);
+		if (peek_plan == NULL)
+			peek_plan = prepare_kept("SELECT 1 FROM perfopt.cache_invalidations WHERE id >= $2 LIMIT 1",
+									 types);
+		ret = SPI_execute_plan(peek_plan, values, NULL, true, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
 		if (SPI_processed == 0)
@@ -604,17 +646,22 @@ drain_batch(Batch *batch)
 	 * lowers late_low to them.  Starting at scan_low skips the dead index
 	 * entries of the batches before, which VACUUM has not removed yet.
 	 */
-	ret = SPI_execute_with_args(
-		"WITH taken AS ("
+	if (take_plan == NULL)
+		take_plan = prepare_kept(
+		"WITH head AS ("
+		"  SELECT id, sum(cardinality(keys)) OVER (ORDER BY id) - cardinality(keys) AS before"
+		"    FROM (SELECT id, keys FROM perfopt.cache_invalidations WHERE id >= $2"
+		"           ORDER BY id LIMIT $1) h),"
+		" last AS (SELECT max(id) AS id FROM head WHERE before < $1),"
+		" taken AS ("
 		"  DELETE FROM perfopt.cache_invalidations"
-		"   WHERE id >= $2"
-		"     AND id <= coalesce((SELECT id FROM perfopt.cache_invalidations WHERE id >= $2"
-		"                          ORDER BY id OFFSET $1 - 1 LIMIT 1), 9223372036854775807)"
-		"  RETURNING id, key, pattern)"
-		" SELECT key, pattern, id FROM taken ORDER BY id",
-		2, types, values, NULL, false, 0);
+		"   WHERE id >= $2 AND id <= (SELECT id FROM last)"
+		"  RETURNING id, keys, pattern)"
+		" SELECT keys, pattern, id FROM taken ORDER BY id",
+		types);
+	ret = SPI_execute_plan(take_plan, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 
 	if (SPI_processed > 0)
 	{
@@ -629,19 +676,32 @@ drain_batch(Batch *batch)
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		char	   *key = SPI_getvalue(tuple, desc, 1);
 		bool		pattern = DatumGetBool(SPI_getbinval(tuple, desc, 2, &isnull));
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
 
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 1, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		batch->keys += n;
 		if (pattern)
 		{
 			/* keys queued before the pattern go first */
 			batch->sent += send_keys(keys);
 			keys = NIL;
-			send_pattern(key);
-			batch->sent++;
 		}
-		else
-			keys = lappend(keys, key);
+		for (int k = 0; k < n; k++)
+		{
+			if (nulls[k])
+				continue;
+			if (pattern)
+			{
+				send_pattern(TextDatumGetCString(elems[k]));
+				batch->sent++;
+			}
+			else
+				keys = lappend(keys, TextDatumGetCString(elems[k]));
+		}
 	}
 	batch->sent += send_keys(keys);
 }
@@ -694,10 +754,14 @@ next_backoff(void)
 	return backoff_ms;
 }
 
+/* Whether the last round took rows: commits are coming */
+static bool round_took_rows = false;
+
 /* Drain the outbox while full batches come; return how long to sleep */
 static long
 cache_round(void)
 {
+	round_took_rows = false;
 	if (RecoveryInProgress())
 		return CACHE_IDLE_SLEEP_MS;
 
@@ -718,6 +782,7 @@ cache_round(void)
 		{
 			TimestampTz now = GetCurrentTimestamp();
 
+			round_took_rows = true;
 			scan_low = Max(scan_low, batch.next_low);
 			SpinLockAcquire(&cache_shared->mutex);
 			cache_shared->sent += batch.sent;
@@ -725,7 +790,8 @@ cache_round(void)
 			cache_shared->last_sent_at = now;
 			SpinLockRelease(&cache_shared->mutex);
 		}
-		if (batch.rows < (uint64) perfopt_cache_batch_size)
+		if (batch.rows < (uint64) perfopt_cache_batch_size &&
+			batch.keys < (uint64) perfopt_cache_batch_size)
 			return CACHE_IDLE_SLEEP_MS;
 	}
 }
@@ -752,6 +818,14 @@ perfopt_cache_worker_main(Datum main_arg)
 
 	/* a lost DELETE only repeats an invalidation: no need to wait for fsync */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * The drain's plans are generic (planned once); with the outbox's
+	 * statistics saying it is small, a generic plan would read the whole
+	 * heap, dead rows of the batches before included, at every batch.  The
+	 * index on id is always the way: the batches go in id order.
+	 */
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt cache batch",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -793,6 +867,15 @@ perfopt_cache_worker_main(Datum main_arg)
 		sleep_ms = cache_round();
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(batch_cxt);
+
+		/*
+		 * While commits keep coming, look again after the batch delay (at the
+		 * top of the loop) rather than sleep on the latch: a committing
+		 * backend then finds the latch set, or its owner not waiting on it,
+		 * and need not signal.  Each signal is a kill() in a writer's commit.
+		 */
+		if (round_took_rows && perfopt_cache_batch_delay > 0 && sleep_ms == CACHE_IDLE_SLEEP_MS)
+			continue;
 
 		/* the latch is reset on waking: a commit while we drain wakes the next wait */
 		(void) perfopt_worker_wait(0, PGINVALID_SOCKET, sleep_ms);

@@ -19,14 +19,21 @@
  * executor's shutdown, not the time between.  That clock counts
  * microseconds.  A nested statement (in a function or a DO block) is timed
  * as pg_stat_statements times it, ExecutorRun and ExecutorFinish through
- * the query's total-time instrumentation, to the nanosecond.  Statements run
+ * the query's total-time instrumentation, to the nanosecond (the empty
+ * Finish of a plain SELECT left out when perfopt alone times it: see
+ * latency_ExecutorFinish).  Statements run
  * by a utility (DO, CALL, CREATE TABLE AS) are nested, as
  * pg_stat_statements counts them; EXECUTE of a prepared statement is not.
  *
- * An update takes the lock that guards the table in shared mode and then
- * only atomic increments, so backends timing the same statement never wait
- * for each other; creating an entry takes the lock exclusively and, when
- * the table is full, first evicts the 5% of entries with the fewest calls.
+ * The table is guarded by LATENCY_LOCKS locks.  An update takes one of
+ * them, its backend's own, in shared mode and then only atomic increments,
+ * so backends timing the same statement never wait for each other nor
+ * share a lock's cache line; it finds its entry through a small cache of
+ * its own, checked against the entry's serial (a removed entry's serial is
+ * zeroed), so it hashes the key only the first time.  Creating an entry
+ * takes every lock exclusively and, when the table is full, first evicts
+ * the 5% of entries with the fewest calls.  Readers take one lock shared,
+ * which keeps creators and evictors out.
  *
  * Readers copy an entry's counts without stopping writers: a count read a
  * moment late changes a percentile by at most one call's worth.
@@ -46,6 +53,7 @@
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "tcop/pquery.h"
 #include "tcop/utility.h"
@@ -84,10 +92,29 @@ typedef struct LatencyEntry
 
 typedef struct LatencyShared
 {
-	LWLock	   *lock;			/* shared to update, exclusive to add or remove */
+	LWLockPadded *locks;		/* LATENCY_LOCKS: one shared to update or read,
+								 * all exclusive to add or remove */
 	uint64		next_serial;
 	TimestampTz reset_at;
 } LatencyShared;
+
+/* Locks of the table: a backend updates under lock (its proc number % this) */
+#define LATENCY_LOCKS 16
+
+/* Entries a backend remembers the place of */
+#define ENTRY_CACHE_SIZE 64
+
+typedef struct CachedEntry
+{
+	LatencyKey	key;
+	uint64		serial;			/* 0: empty */
+	LatencyEntry *entry;
+} CachedEntry;
+
+static CachedEntry entry_cache[ENTRY_CACHE_SIZE];
+
+/* This backend's lock, for updates */
+static LWLock *my_lock = NULL;
 
 /* Percentage of entries evicted when the table is full */
 #define EVICT_PERCENT 5
@@ -149,7 +176,7 @@ void
 perfopt_latency_shmem_request(void)
 {
 	RequestAddinShmemSpace(latency_shmem_size());
-	RequestNamedLWLockTranche("perfopt latency", 1);
+	RequestNamedLWLockTranche("perfopt latency", LATENCY_LOCKS);
 }
 
 /*
@@ -165,7 +192,7 @@ perfopt_latency_shmem_startup(void)
 	latency_shared = ShmemInitStruct("perfopt latency", sizeof(LatencyShared), &found);
 	if (!found)
 	{
-		latency_shared->lock = &(GetNamedLWLockTranche("perfopt latency"))->lock;
+		latency_shared->locks = GetNamedLWLockTranche("perfopt latency");
 		latency_shared->next_serial = 1;
 		latency_shared->reset_at = GetCurrentTimestamp();
 	}
@@ -184,6 +211,42 @@ latency_tracked(int level)
 		return false;
 	return perfopt_track_latency == TRACK_LATENCY_ALL ||
 		(perfopt_track_latency == TRACK_LATENCY_TOP && level == 0);
+}
+
+/* Lock the table for reading: one lock shared keeps creators out */
+static void
+latency_lock_shared(void)
+{
+	LWLockAcquire(&latency_shared->locks[0].lock, LW_SHARED);
+}
+
+static void
+latency_unlock_shared(void)
+{
+	LWLockRelease(&latency_shared->locks[0].lock);
+}
+
+/* Lock the table to add or remove entries: every lock, in order */
+static void
+latency_lock_all(void)
+{
+	for (int i = 0; i < LATENCY_LOCKS; i++)
+		LWLockAcquire(&latency_shared->locks[i].lock, LW_EXCLUSIVE);
+}
+
+static void
+latency_unlock_all(void)
+{
+	for (int i = LATENCY_LOCKS - 1; i >= 0; i--)
+		LWLockRelease(&latency_shared->locks[i].lock);
+}
+
+/* Remove an entry; its serial zeroed, so backends' caches see it is gone */
+static void
+latency_entry_remove(LatencyEntry *entry)
+{
+	entry->serial = 0;
+	hash_search(latency_hash, &entry->key, HASH_REMOVE, NULL);
 }
 
 /* An entry that eviction may drop, with its calls when eviction began */
@@ -237,11 +300,11 @@ latency_evict(void)
 	qsort(candidates, i, sizeof(EvictCandidate), evict_candidate_cmp);
 	victims = Min(i, Max(1, i * EVICT_PERCENT / 100));
 	for (int v = 0; v < victims; v++)
-		hash_search(latency_hash, &candidates[v].entry->key, HASH_REMOVE, NULL);
+		latency_entry_remove(candidates[v].entry);
 	pfree(candidates);
 }
 
-/* Find or make the entry for key; lock held exclusively */
+/* Find or make the entry for key; every lock held exclusively */
 static LatencyEntry *
 latency_entry_create(const LatencyKey *key)
 {
@@ -271,32 +334,52 @@ latency_entry_create(const LatencyKey *key)
 	return entry;
 }
 
-/* Add one duration to the statement's histogram */
+/*
+ * Add one duration to the statement's histogram: under this backend's lock
+ * in shared mode, the entry from the backend's cache when its serial still
+ * matches, else from the hash table, else made under every lock.
+ */
 static void
 latency_record(uint64 queryid, bool toplevel, uint64 ns)
 {
 	LatencyKey	key;
 	LatencyEntry *entry;
 	int			bucket = histogram_bucket(ns);
+	CachedEntry *cached;
+	LWLock	   *held;
 	uint64		old;
 
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	key.toplevel = toplevel;
 	key.queryid = queryid;
+	cached = &entry_cache[(queryid ^ (uint64) toplevel) % ENTRY_CACHE_SIZE];
 
-	LWLockAcquire(latency_shared->lock, LW_SHARED);
-	entry = hash_search(latency_hash, &key, HASH_FIND, NULL);
-	if (entry == NULL)
+	if (my_lock == NULL)
+		my_lock = &latency_shared->locks[MyProc->pgprocno % LATENCY_LOCKS].lock;
+	held = my_lock;
+	LWLockAcquire(held, LW_SHARED);
+	if (cached->serial != 0 && cached->entry->serial == cached->serial &&
+		memcmp(&cached->key, &key, sizeof(key)) == 0)
+		entry = cached->entry;
+	else
 	{
-		LWLockRelease(latency_shared->lock);
-		LWLockAcquire(latency_shared->lock, LW_EXCLUSIVE);
-		entry = latency_entry_create(&key);
+		entry = hash_search(latency_hash, &key, HASH_FIND, NULL);
 		if (entry == NULL)
 		{
-			LWLockRelease(latency_shared->lock);
-			return;
+			LWLockRelease(held);
+			held = NULL;
+			latency_lock_all();
+			entry = latency_entry_create(&key);
+			if (entry == NULL)
+			{
+				latency_unlock_all();
+				return;
+			}
 		}
+		cached->key = key;
+		cached->entry = entry;
+		cached->serial = entry->serial;
 	}
 
 	pg_atomic_fetch_add_u64(&entry->counts[bucket], 1);
@@ -311,7 +394,10 @@ latency_record(uint64 queryid, bool toplevel, uint64 ns)
 	/* calls last: a reader that sees the call also sees its bucket */
 	pg_atomic_fetch_add_u64(&entry->calls, 1);
 
-	LWLockRelease(latency_shared->lock);
+	if (held != NULL)
+		LWLockRelease(held);
+	else
+		latency_unlock_all();
 }
 
 static void
@@ -322,15 +408,22 @@ latency_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	else
 		standard_ExecutorStart(queryDesc, eflags);
 
-	/* the same instrumentation pg_stat_statements asks for, shared with it */
-	if (latency_tracked(nesting_level) &&
+	/*
+	 * The total-time instrumentation pg_stat_statements asks for, shared
+	 * with it (when it times this statement it made it already).  Only a
+	 * timer when no hook runs after this one (so no one reads the buffer
+	 * counts of what perfopt made): counting buffers and WAL costs more
+	 * than the clock.
+	 */
+	if (queryDesc->totaltime == NULL &&
+		latency_tracked(nesting_level) &&
 		queryDesc->plannedstmt->queryId != UINT64CONST(0) &&
-		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
-		queryDesc->totaltime == NULL)
+		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
 
-		queryDesc->totaltime = InstrAlloc(1, INSTRUMENT_ALL, false);
+		queryDesc->totaltime = InstrAlloc(1, ExecutorStart_hook == latency_ExecutorStart ?
+										  INSTRUMENT_TIMER : INSTRUMENT_ALL, false);
 		MemoryContextSwitchTo(oldcxt);
 	}
 }
@@ -380,9 +473,24 @@ latency_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
 		toplevel_run_ended(queryDesc);
 }
 
+/*
+ * ExecutorFinish runs a statement's AFTER triggers and the rest of its
+ * data-modifying CTEs; a plain SELECT has none, and timing its empty
+ * Finish would cost two clock reads, more than it takes.  So when the
+ * total-time instrumentation is perfopt's own (a timer only: see
+ * latency_ExecutorStart) and the statement is such a SELECT, Finish runs
+ * without it.
+ */
 static void
 latency_ExecutorFinish(QueryDesc *queryDesc)
 {
+	Instrumentation *totaltime = queryDesc->totaltime;
+	bool		untimed = totaltime != NULL && !totaltime->need_bufusage &&
+		!totaltime->need_walusage && queryDesc->operation == CMD_SELECT &&
+		queryDesc->estate->es_auxmodifytables == NIL;
+
+	if (untimed)
+		queryDesc->totaltime = NULL;
 	nesting_level++;
 	PG_TRY();
 	{
@@ -394,6 +502,8 @@ latency_ExecutorFinish(QueryDesc *queryDesc)
 	PG_FINALLY();
 	{
 		nesting_level--;
+		if (untimed)
+			queryDesc->totaltime = totaltime;
 	}
 	PG_END_TRY();
 }
@@ -413,9 +523,9 @@ latency_ExecutorEnd(QueryDesc *queryDesc)
 	uint64		queryid = queryDesc->plannedstmt->queryId;
 	bool		tracked = false;
 	bool		ran = false;
+	bool		same_message = false;
 	uint64		exec_ns = 0;
-	instr_time	end_started;
-	instr_time	end_took;
+	TimestampTz end_started = 0;
 
 	if (queryid != UINT64CONST(0) && queryDesc->totaltime != NULL &&
 		latency_tracked(nesting_level) &&
@@ -425,8 +535,15 @@ latency_ExecutorEnd(QueryDesc *queryDesc)
 		InstrEndLoop(queryDesc->totaltime);
 		exec_ns = (uint64) (queryDesc->totaltime->total * 1e9 + 0.5);
 		tracked = true;
-		ran = (nesting_level == 0 && toplevel_run.query == queryDesc);
-		INSTR_TIME_SET_CURRENT(end_started);
+		if (nesting_level == 0 && toplevel_run.query == queryDesc)
+		{
+			ran = true;
+			same_message = toplevel_run.message_start == GetCurrentStatementStartTimestamp() &&
+				ActivePortal != NULL;
+			/* only the shutdown counts: the clock is read before it */
+			if (!same_message)
+				end_started = GetCurrentTimestamp();
+		}
 	}
 
 	if (prev_ExecutorEnd)
@@ -446,15 +563,10 @@ latency_ExecutorEnd(QueryDesc *queryDesc)
 		{
 			uint64		busy = toplevel_run.busy_ns;
 
-			if (toplevel_run.message_start == GetCurrentStatementStartTimestamp() &&
-				ActivePortal != NULL)
+			if (same_message)
 				busy += (uint64) Max(now - toplevel_run.last_end, 0) * 1000;
 			else
-			{
-				INSTR_TIME_SET_CURRENT(end_took);
-				INSTR_TIME_SUBTRACT(end_took, end_started);
-				busy += (uint64) (INSTR_TIME_GET_DOUBLE(end_took) * 1e9);
-			}
+				busy += (uint64) Max(now - end_started, 0) * 1000;
 			ns = Max(ns, busy);
 			toplevel_run.query = NULL;
 		}
@@ -622,7 +734,7 @@ perfopt_query_latency(PG_FUNCTION_ARGS)
 	copy = palloc(sizeof(EntryCopy));
 	rows = palloc(capacity * sizeof(LatencyRow));
 
-	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	latency_lock_shared();
 	hash_seq_init(&status, latency_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
@@ -644,7 +756,7 @@ perfopt_query_latency(PG_FUNCTION_ARGS)
 		figures_from_counts(&row->figures, copy->counts, copy->calls, copy->total_ns,
 							copy->min_ns, copy->max_ns);
 	}
-	LWLockRelease(latency_shared->lock);
+	latency_unlock_shared();
 
 	for (int i = 0; i < n; i++)
 	{
@@ -680,12 +792,12 @@ perfopt_query_latency_reset(PG_FUNCTION_ARGS)
 
 	latency_require();
 
-	LWLockAcquire(latency_shared->lock, LW_EXCLUSIVE);
+	latency_lock_all();
 	hash_seq_init(&status, latency_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
-		hash_search(latency_hash, &entry->key, HASH_REMOVE, NULL);
+		latency_entry_remove(entry);
 	latency_shared->reset_at = now;
-	LWLockRelease(latency_shared->lock);
+	latency_unlock_all();
 
 	PG_RETURN_TIMESTAMPTZ(now);
 }
@@ -710,7 +822,7 @@ perfopt_latency_of_query(Oid dbid, uint64 queryid, LatencyFigures *figures)
 	copy = palloc(sizeof(EntryCopy));
 	merged = palloc0(sizeof(uint64) * HISTOGRAM_BUCKETS);
 
-	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	latency_lock_shared();
 	for (int toplevel = 0; toplevel <= 1; toplevel++)
 	{
 		LatencyKey	key;
@@ -731,7 +843,7 @@ perfopt_latency_of_query(Oid dbid, uint64 queryid, LatencyFigures *figures)
 		min_ns = Min(min_ns, copy->min_ns);
 		max_ns = Max(max_ns, copy->max_ns);
 	}
-	LWLockRelease(latency_shared->lock);
+	latency_unlock_shared();
 
 	if (calls > 0)
 	{
@@ -854,7 +966,7 @@ perfopt_latency_since_last_call(int top_n, LatencyFigures *all)
 	top = palloc((top_n + 1) * sizeof(IntervalCounts));
 	all_counts = palloc0(sizeof(uint64) * HISTOGRAM_BUCKETS);
 
-	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	latency_lock_shared();
 	hash_seq_init(&status, latency_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
@@ -914,7 +1026,7 @@ perfopt_latency_since_last_call(int top_n, LatencyFigures *all)
 			}
 		}
 	}
-	LWLockRelease(latency_shared->lock);
+	latency_unlock_shared();
 
 	/* forget entries that are gone from shared memory */
 	{
@@ -996,7 +1108,7 @@ perfopt_latency_histograms(int top_n, LatencyHistogram *all)
 
 	/* the table holds at most that many: no allocation under the lock */
 	histograms = palloc(sizeof(LatencyHistogram) * capacity);
-	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	latency_lock_shared();
 	hash_seq_init(&status, latency_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
@@ -1031,7 +1143,7 @@ perfopt_latency_histograms(int top_n, LatencyHistogram *all)
 		all->calls += h->calls;
 		all->sum_seconds += h->sum_seconds;
 	}
-	LWLockRelease(latency_shared->lock);
+	latency_unlock_shared();
 
 	/* sort pointers: a histogram is ten times their size */
 	by_time = palloc(sizeof(LatencyHistogram *) * Max(n, 1));
@@ -1079,7 +1191,7 @@ perfopt_latency_counts(PG_FUNCTION_ARGS)
 	copy = palloc(sizeof(EntryCopy));
 	merged = palloc0(sizeof(uint64) * HISTOGRAM_BUCKETS);
 
-	LWLockAcquire(latency_shared->lock, LW_SHARED);
+	latency_lock_shared();
 	for (int i = 0; i < n; i++)
 	{
 		if (elem_nulls[i])
@@ -1101,7 +1213,7 @@ perfopt_latency_counts(PG_FUNCTION_ARGS)
 				merged[b] += copy->counts[b];
 		}
 	}
-	LWLockRelease(latency_shared->lock);
+	latency_unlock_shared();
 
 	for (int b = 0; b < HISTOGRAM_BUCKETS; b++)
 	{

@@ -2,19 +2,26 @@
 # Benchmark of the Redis cache layer: how soon after COMMIT a key is gone,
 # how fast the worker drains a backlog, and what watching costs writes.
 #
-#   bash test/bench/cache_invalidation.sh [SECONDS] [PAIRS]
+#   [BASELINE=<git revision>] bash test/bench/cache_invalidation.sh [SECONDS] [PAIRS]
 #
-# One throwaway cluster (perfopt preloaded) and one throwaway redis-server
-# on a free loopback port, both on this machine.
+# A throwaway cluster (perfopt preloaded) and a throwaway redis-server on a
+# free loopback port, both on this machine.  With BASELINE, a second pair
+# of them runs perfopt as built from that git revision (`git archive`, built
+# and installed into BASELINE_STAGE, default $PERFOPT_STAGE-baseline), and
+# sections 1 and 3 run the two builds in turn, interleaved, in this one run.
+# Both clusters run with synchronous_commit = off, so that the machine's
+# shared disk does not drown the figures (it also makes the trigger's and
+# the outbox's share of a transaction larger: a stricter test).
 # 1. Latency: pgbench keeps a watched table changing at 1,000 and at 10,000
 #    rows per second (1,000 transactions a second of 1 and of 10 rows;
 #    --rate, 2 clients), while cache_probe (test/bench/cache_probe.c, libpq
 #    and hiredis) makes 50 commits a second of a row of another watched
 #    table and waits for its key on the channel perfopt:invalidate, which the
-#    worker publishes after Redis confirmed the UNLINK.  p50, p99 and max
-#    over SECONDS (default 20) of probes, measured from the moment the
-#    COMMIT returned to the client.  Targets at 1,000/s: p50 < 5 ms,
-#    p99 < 50 ms.
+#    worker publishes after Redis confirmed the UNLINK.  ROUNDS (default 3)
+#    rounds of SECONDS (default 20) of probes per load and build, the builds
+#    alternating; p50, p99 and max measured from the moment the COMMIT
+#    returned to the client.  Targets at 1,000/s: p50 < 5 ms, p99 < 50 ms;
+#    and no worse than the baseline's.
 # 2. Drain throughput: one transaction queues 200,000 distinct keys (all set
 #    in Redis first); the time from its commit to the worker's last
 #    confirmed batch, against redis-benchmark's own UNLINK rate in the same
@@ -23,8 +30,14 @@
 #    without pipelining.  Target: at least half of redis-benchmark's rate.
 # 3. Write overhead: pgbench TPC-B-like (-c 2 -j 2, scale 10), SECONDS/2
 #    runs, with cache_watch on pgbench_accounts, _tellers and _branches and
-#    without, alternating PAIRS times (default 5); the median ratio of the
-#    runs of a pair.  Target: at least 0.85.
+#    without, alternating, PAIRS times (default 5) per build; the median
+#    ratio of the runs of a pair, with its distribution-free 95% confidence
+#    interval.  Target: at least 0.90.  Beside throughput, each run's CPU
+#    time per transaction of the server's processes and of its Redis
+#    (/proc, the reaped backends' included): on a machine that other work
+#    loads, throughput moves with a run's share of the CPUs, CPU time per
+#    transaction much less; plain's over watched's is the throughput ratio
+#    on a machine of their own.
 #
 # Run as root; it starts and removes its own servers.
 set -euo pipefail
@@ -33,108 +46,184 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 
 SECONDS_RUN=${1:-20}
 PAIRS=${2:-5}
+ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-5449}
 SECTIONS=${SECTIONS:-123}        # which of the three parts to run
 BATCH=${BATCH:-1000}             # perfopt.cache_batch_size
 DELAY=${DELAY:-2ms}              # perfopt.cache_batch_delay
+BASELINE=${BASELINE:-}           # a git revision to compare with
+BASELINE_STAGE=${BASELINE_STAGE:-${PERFOPT_STAGE:-/tmp/perfopt-stage}-baseline}
 
 require_root
 install_packages
 build_and_install "$top"
 
-dir=$(postgres_tempdir bench-cache)
-redis_pid=""
+builds=(new)
+declare -A bins dirs ports rports rpids
+bins[new]=$PG_BIN
+if [ -n "$BASELINE" ]; then
+    builds+=(old)
+    src=$(mktemp -d /tmp/perfopt-baseline-src.XXXXXX)
+    git -C "$top" archive "$BASELINE" | tar -x -C "$src" || die "could not extract $BASELINE"
+    (PERFOPT_STAGE=$BASELINE_STAGE; PG_BIN=$BASELINE_STAGE/usr/lib/postgresql/15/bin; build_and_install "$src")
+    rm -rf "$src"
+    bins[old]=$BASELINE_STAGE/usr/lib/postgresql/15/bin
+    echo "baseline: $(git -C "$top" log -1 --format='%h %s' "$BASELINE" | cut -c1-100)"
+fi
+
 cleanup() {
-    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-    stop_cluster "$dir"
-    rm -rf "$dir"
+    for b in "${builds[@]}"; do
+        [ -n "${rpids[$b]:-}" ] && kill "${rpids[$b]}" 2>/dev/null && wait "${rpids[$b]}" 2>/dev/null
+        [ -n "${dirs[$b]:-}" ] && { PG_BIN=${bins[$b]}; stop_cluster "${dirs[$b]}"; rm -rf "${dirs[$b]}"; }
+    done
     return 0
 }
 trap cleanup EXIT
 
-# a free loopback port for Redis
-rport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
-    --logfile "$dir/redis.log" --daemonize no &
-redis_pid=$!
-rc() { redis-cli -h 127.0.0.1 -p "$rport" "$@"; }
-for i in $(seq 50); do [ "$(rc PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
-
-start_cluster "$dir" "$PORT" "shared_buffers = '256MB'" "log_line_prefix = ''" \
-    "perfopt.redis_port = $rport" "perfopt.cache_batch_size = $BATCH" \
-    "perfopt.cache_batch_delay = '$DELAY'" "max_connections = 50"
-q() { as_postgres psql -h "$dir" -p "$PORT" -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
-pgb() { as_postgres pgbench -h "$dir" -p "$PORT" -n "$@" postgres 2>&1; }
+port=$PORT
+for b in "${builds[@]}"; do
+    dirs[$b]=$(postgres_tempdir "bench-cache-$b")
+    ports[$b]=$port
+    port=$((port + 1))
+    # a free loopback port for this build's Redis
+    rports[$b]=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "${rports[$b]}" --bind 127.0.0.1 --save '' --appendonly no --dir "${dirs[$b]}" \
+        --logfile "${dirs[$b]}/redis.log" --daemonize no &
+    rpids[$b]=$!
+    for i in $(seq 50); do
+        [ "$(redis-cli -h 127.0.0.1 -p "${rports[$b]}" PING 2>/dev/null)" = PONG ] && break
+        sleep 0.1
+    done
+    PG_BIN=${bins[$b]}
+    start_cluster "${dirs[$b]}" "${ports[$b]}" "shared_buffers = '256MB'" "log_line_prefix = ''" \
+        "perfopt.redis_port = ${rports[$b]}" "perfopt.cache_batch_size = $BATCH" \
+        "perfopt.cache_batch_delay = '$DELAY'" "max_connections = 50" "synchronous_commit = off"
+done
+PG_BIN=${bins[new]}
+# qb BUILD psql-arguments...; q: the new build; likewise pgbb and pgb, rcb and rc
+qb() { local b=$1; shift; PG_BIN=${bins[$b]} as_postgres psql -h "${dirs[$b]}" -p "${ports[$b]}" -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
+q() { qb new "$@"; }
+pgbb() { local b=$1; shift; PG_BIN=${bins[$b]} as_postgres pgbench -h "${dirs[$b]}" -p "${ports[$b]}" -n "$@" postgres 2>&1; }
+pgb() { pgbb new "$@"; }
+rcb() { local b=$1; shift; redis-cli -h 127.0.0.1 -p "${rports[$b]}" "$@"; }
+rc() { rcb new "$@"; }
+dir=${dirs[new]}
+rport=${rports[new]}
 
 gcc -O2 -o "$dir/cache_probe" "$top/test/bench/cache_probe.c" \
     -I"$(/usr/bin/pg_config --includedir)" -lpq -lhiredis || die "could not build cache_probe"
-chown postgres: "$dir/cache_probe"
+chmod 755 "$dir/cache_probe"
 
-q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
+for b in "${builds[@]}"; do
+    qb "$b" -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
+done
 q -c "CREATE TABLE results (section text, name text, value float8)"
-echo "perfopt.cache_batch_size = $BATCH, perfopt.cache_batch_delay = $DELAY"
+echo "perfopt.cache_batch_size = $BATCH, perfopt.cache_batch_delay = $DELAY, builds: ${builds[*]}"
 echo "PostgreSQL on port $PORT, Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$rport, $(nproc) cores"
 
-# Wait until the outbox is empty
+# median of a list of numbers with its distribution-free 95% confidence
+# interval: "median low high" (order statistics k and n + 1 - k)
+median_ci() {
+    python3 -c '
+import sys, math
+x = sorted(float(v) for v in sys.argv[1:])
+n = len(x)
+m = (x[(n - 1) // 2] + x[n // 2]) / 2
+k = 0
+while k + 1 <= n and sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n <= 0.025:
+    k += 1
+lo, hi = (x[k - 1], x[n - k]) if k >= 1 else (x[0], x[-1])
+print("%.3f %.3f %.3f" % (m, lo, hi))' "$@"
+}
+
+# Wait until the outbox of BUILD (default new) is empty
 settle() {
+    local b=${1:-new}
     for i in $(seq 600); do
-        [ "$(q -At -c 'SELECT count(*) FROM perfopt.cache_invalidations')" = 0 ] && return 0
+        [ "$(qb "$b" -At -c 'SELECT count(*) FROM perfopt.cache_invalidations')" = 0 ] && return 0
         sleep 0.1
     done
     die "the outbox did not drain"
 }
 
 if [[ $SECTIONS == *1* ]]; then
-q -c "CREATE TABLE probe (id int PRIMARY KEY, v int NOT NULL DEFAULT 0)" \
-  -c "INSERT INTO probe (id) SELECT generate_series(1, 100000)" \
-  -c "CREATE TABLE load (id int PRIMARY KEY, v int NOT NULL DEFAULT 0)" \
-  -c "INSERT INTO load (id) SELECT generate_series(1, 100000)" \
-  -c "VACUUM ANALYZE probe, load" \
-  -c "SELECT perfopt.cache_watch('probe', 'probe:{id}')" \
-  -c "SELECT perfopt.cache_watch('load', 'load:{id}')" >/dev/null
-cat > "$dir/load1.sql" <<'EOF'
+for b in "${builds[@]}"; do
+    qb "$b" -c "CREATE TABLE probe (id int PRIMARY KEY, v int NOT NULL DEFAULT 0)" \
+      -c "INSERT INTO probe (id) SELECT generate_series(1, 100000)" \
+      -c "CREATE TABLE load (id int PRIMARY KEY, v int NOT NULL DEFAULT 0)" \
+      -c "INSERT INTO load (id) SELECT generate_series(1, 100000)" \
+      -c "VACUUM ANALYZE probe, load" \
+      -c "SELECT perfopt.cache_watch('probe', 'probe:{id}')" \
+      -c "SELECT perfopt.cache_watch('load', 'load:{id}')" >/dev/null
+done
+cat > "$dir/load1.sql" <<'SQL'
 \set id random(1, 100000)
 UPDATE load SET v = v + 1 WHERE id = :id;
-EOF
-cat > "$dir/load10.sql" <<'EOF'
+SQL
+cat > "$dir/load10.sql" <<'SQL'
 \set id random(1, 99990)
 UPDATE load SET v = v + 1 WHERE id BETWEEN :id AND :id + 9;
-EOF
-chown postgres: "$dir"/load*.sql
+SQL
+chmod 644 "$dir"/load*.sql
+q -c "CREATE TABLE probes (build text, rows int, round int, from_sent float8, from_commit float8)" \
+  -c "CREATE TABLE loads (build text, rows int, round int, rows_per_sec float8)"
 
 probes=$((SECONDS_RUN * 50))
 echo
-echo "== 1. latency from COMMIT to the key gone, under load (${SECONDS_RUN} s, $probes probes each)"
+echo "== 1. latency from COMMIT to the key gone, under load ($ROUNDS rounds of ${SECONDS_RUN} s, $probes probes each, per build)"
 for rows in 1 10; do
-    pgb -c 2 -j 2 -R 1000 -T $((SECONDS_RUN + 3)) -f "$dir/load$rows.sql" > "$dir/load$rows.out" &
-    load_pid=$!
-    sleep 2
-    as_postgres "$dir/cache_probe" "host=$dir port=$PORT dbname=postgres" 127.0.0.1 "$rport" \
-        perfopt:invalidate "$probes" 50 > "$dir/probe$rows.tsv"
-    wait $load_pid
-    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$dir/load$rows.out")
-    late=$(sed -n 's/.*number of transactions above the .* \([0-9]*\) (.*/\1/p' "$dir/load$rows.out")
-    q -c "INSERT INTO results VALUES ('1', 'load_rows_per_sec_$rows', $tps * $rows)"
-    chown postgres: "$dir/probe$rows.tsv"
-    q -c "CREATE TABLE probe$rows (from_sent float8, from_commit float8)" \
-      -c "\\copy probe$rows FROM '$dir/probe$rows.tsv'"
-    settle
+    for round in $(seq "$ROUNDS"); do
+        order=("${builds[@]}")
+        [ $((round % 2)) = 0 ] && [ ${#builds[@]} = 2 ] && order=(old new)
+        for b in "${order[@]}"; do
+            pgbb "$b" -c 2 -j 2 -R 1000 -T $((SECONDS_RUN + 3)) -f "$dir/load$rows.sql" > "$dir/load.out" &
+            load_pid=$!
+            sleep 2
+            PG_BIN=${bins[$b]} as_postgres "$dir/cache_probe" "host=${dirs[$b]} port=${ports[$b]} dbname=postgres" \
+                127.0.0.1 "${rports[$b]}" perfopt:invalidate "$probes" 50 > "$dir/probe.tsv"
+            wait $load_pid
+            tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$dir/load.out")
+            chmod 644 "$dir/probe.tsv"
+            q -c "INSERT INTO loads VALUES ('$b', $rows, $round, $tps * $rows)" \
+              -c "CREATE TEMP TABLE p (from_sent float8, from_commit float8)" \
+              -c "\\copy p FROM '$dir/probe.tsv'" \
+              -c "INSERT INTO probes SELECT '$b', $rows, $round, * FROM p"
+            settle "$b"
+            echo "$b, $rows row(s) a transaction, round $round: $(q -At -c "
+                SELECT format('p50 %s ms, p99 %s ms', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY from_commit)::numeric, 2),
+                              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY from_commit)::numeric, 2))
+                  FROM probes WHERE build = '$b' AND rows = $rows AND round = $round")"
+        done
+    done
 done
 q -P footer=off -c "
-SELECT load_rows_per_sec, probes,
+SELECT p.build, round(avg(l.rows_per_sec)) AS load_rows_per_sec, count(*) AS probes,
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY from_commit)::numeric, 2) AS p50_ms,
        round(percentile_cont(0.99) WITHIN GROUP (ORDER BY from_commit)::numeric, 2) AS p99_ms,
        round(max(from_commit)::numeric, 2) AS max_ms,
        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY from_sent)::numeric, 2) AS p50_from_sent_ms,
        round(percentile_cont(0.99) WITHIN GROUP (ORDER BY from_sent)::numeric, 2) AS p99_from_sent_ms
-  FROM (SELECT 1 AS rows, * FROM probe1 UNION ALL SELECT 10, * FROM probe10) p
-  JOIN (SELECT name, round(value) AS load_rows_per_sec FROM results WHERE section = '1') r
-    ON r.name = 'load_rows_per_sec_' || p.rows
-  CROSS JOIN LATERAL (SELECT count(*) AS probes FROM probe1) c
- GROUP BY load_rows_per_sec, probes ORDER BY load_rows_per_sec"
+  FROM probes p JOIN (SELECT build, rows, avg(rows_per_sec) AS rows_per_sec FROM loads GROUP BY 1, 2) l USING (build, rows)
+ GROUP BY p.build, p.rows ORDER BY p.rows, p.build"
+if [ ${#builds[@]} = 2 ]; then
+    echo "new / old, per round (the builds ran seconds apart), median over the rounds:"
+    q -P footer=off -c "
+    WITH r AS (
+        SELECT build, rows, round, percentile_cont(0.5) WITHIN GROUP (ORDER BY from_commit) AS p50,
+               percentile_cont(0.99) WITHIN GROUP (ORDER BY from_commit) AS p99
+          FROM probes GROUP BY 1, 2, 3)
+    SELECT n.rows AS rows_per_transaction,
+           round(percentile_cont(0.5) WITHIN GROUP (ORDER BY n.p50 / o.p50)::numeric, 3) AS p50_new_over_old,
+           round(percentile_cont(0.5) WITHIN GROUP (ORDER BY n.p99 / o.p99)::numeric, 3) AS p99_new_over_old,
+           string_agg(round((n.p50 / o.p50)::numeric, 2)::text, ' ' ORDER BY n.round) AS p50_ratios
+      FROM r n JOIN r o USING (rows, round) WHERE n.build = 'new' AND o.build = 'old'
+     GROUP BY n.rows ORDER BY n.rows"
+fi
 echo "load_rows_per_sec: what pgbench reached (1,000 transactions a second of 1 and of 10 rows)"
-echo "from_sent: from sending the autocommitted UPDATE, so including the commit's own fsync"
-q -c "SELECT perfopt.cache_unwatch('load'), perfopt.cache_unwatch('probe')" >/dev/null
+echo "from_sent: from sending the autocommitted UPDATE, so including the commit itself"
+for b in "${builds[@]}"; do
+    qb "$b" -c "SELECT perfopt.cache_unwatch('load'), perfopt.cache_unwatch('probe')" >/dev/null
+done
 fi
 
 if [[ $SECTIONS == *2* ]]; then
@@ -186,44 +275,72 @@ fi
 
 [[ $SECTIONS == *3* ]] || exit 0
 echo
-echo "== 3. write overhead: pgbench TPC-B-like, -c 2 -j 2, scale 10, $PAIRS pairs of $((SECONDS_RUN / 2)) s runs"
-pgb -i -q -s 10 >/dev/null
-q -c "VACUUM ANALYZE" >/dev/null
+echo "== 3. write overhead: pgbench TPC-B-like, -c 2 -j 2, scale 10, $PAIRS pairs of $((SECONDS_RUN / 2)) s runs per build"
+for b in "${builds[@]}"; do
+    pgbb "$b" -i -q -s 10 >/dev/null
+    qb "$b" -c "VACUUM ANALYZE" >/dev/null
+    pgbb "$b" -c 2 -j 2 -T 3 >/dev/null
+done
 watch() {
-    q -c "SELECT perfopt.cache_watch('pgbench_accounts', 'account:{aid}', 'user_data'),
-                 perfopt.cache_watch('pgbench_tellers', 'teller:{tid}'),
-                 perfopt.cache_watch('pgbench_branches', 'branch:{bid}')" >/dev/null
+    qb "$1" -c "SELECT perfopt.cache_watch('pgbench_accounts', 'account:{aid}', 'user_data'),
+                       perfopt.cache_watch('pgbench_tellers', 'teller:{tid}'),
+                       perfopt.cache_watch('pgbench_branches', 'branch:{bid}')" >/dev/null
 }
 unwatch() {
-    q -c "SELECT perfopt.cache_unwatch('pgbench_accounts'), perfopt.cache_unwatch('pgbench_tellers'),
-                 perfopt.cache_unwatch('pgbench_branches')" >/dev/null
+    qb "$1" -c "SELECT perfopt.cache_unwatch('pgbench_accounts'), perfopt.cache_unwatch('pgbench_tellers'),
+                       perfopt.cache_unwatch('pgbench_branches')" >/dev/null
 }
-pgb -c 2 -j 2 -T 3 >/dev/null
-for pair in $(seq "$PAIRS"); do
-    order="plain watched"
-    [ $((pair % 2)) = 0 ] && order="watched plain"
-    line="pair $pair:"
-    for config in $order; do
-        if [ "$config" = watched ]; then watch; else unwatch; fi
-        settle
-        tps=$(pgb -c 2 -j 2 -T $((SECONDS_RUN / 2)) | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-        q -c "INSERT INTO results VALUES ('3:$pair', '$config', $tps)"
-        line="$line $config $tps"
+# CPU time (clock ticks) used so far by a build's server (the postmaster's
+# own and its reaped children's, its live children's) and its Redis
+server_ticks() {
+    local pm t=0 p
+    pm=$(head -1 "${dirs[$1]}/data/postmaster.pid")
+    for p in $pm $(pgrep -P "$pm") ${rpids[$1]}; do
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat")))
     done
-    echo "$line"
+    echo "$t"
+}
+ticks_per_sec=$(getconf CLK_TCK)
+q -c "CREATE TABLE cpu (pair int, name text, us_per_tx float8)"
+for pair in $(seq "$PAIRS"); do
+    for b in "${builds[@]}"; do
+        order="plain watched"
+        [ $((pair % 2)) = 0 ] && order="watched plain"
+        line="pair $pair, $b:"
+        for config in $order; do
+            if [ "$config" = watched ]; then watch "$b"; else unwatch "$b"; fi
+            settle "$b"
+            t0=$(server_ticks "$b")
+            out=$(pgbb "$b" -c 2 -j 2 -T $((SECONDS_RUN / 2)))
+            settle "$b"    # the worker's share of these transactions
+            t1=$(server_ticks "$b")
+            tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+            n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+            cpu=$(python3 -c "print(($t1 - $t0) * 1e6 / $ticks_per_sec / $n)")
+            q -c "INSERT INTO results VALUES ('3:$pair', '$b $config', $tps)" \
+              -c "INSERT INTO cpu VALUES ($pair, '$b $config', $cpu)"
+            line="$line $config $tps ($(printf '%.1f' "$cpu") us CPU)"
+        done
+        echo "$line"
+    done
 done
-unwatch
+for b in "${builds[@]}"; do unwatch "$b"; done
 q -P footer=off -c "
 SELECT name AS config, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY value)) AS median_tps,
        round(min(value)) AS min_tps, round(max(value)) AS max_tps
   FROM results WHERE section LIKE '3:%' GROUP BY name ORDER BY name"
-q -At -c "
-SELECT format('watched over plain: median %s (quartiles %s-%s) of the throughput (target: at least 0.85)',
-              round(percentile_cont(0.5) WITHIN GROUP (ORDER BY w.value / p.value)::numeric, 3),
-              round(percentile_cont(0.25) WITHIN GROUP (ORDER BY w.value / p.value)::numeric, 3),
-              round(percentile_cont(0.75) WITHIN GROUP (ORDER BY w.value / p.value)::numeric, 3))
-  FROM results w JOIN results p ON p.section = w.section AND p.name = 'plain'
- WHERE w.section LIKE '3:%' AND w.name = 'watched'"
-q -At -c "SELECT format('invalidations sent during the benchmark: %s; outbox now %s; last error: %s',
+for b in "${builds[@]}"; do
+    ratios=$(q -At -c "SELECT w.value / p.value FROM results w JOIN results p ON p.section = w.section
+                        WHERE w.section LIKE '3:%' AND w.name = '$b watched' AND p.name = '$b plain'")
+    read -r m lo hi <<< "$(median_ci $ratios)"
+    echo "$b build: watched over plain, median $m (95% CI $lo-$hi) of the throughput (target: at least 0.90)"
+    ratios=$(q -At -c "SELECT p.us_per_tx / w.us_per_tx FROM cpu w JOIN cpu p USING (pair)
+                        WHERE w.name = '$b watched' AND p.name = '$b plain'")
+    read -r m lo hi <<< "$(median_ci $ratios)"
+    echo "$b build: by CPU time per transaction (plain's over watched's), median $m (95% CI $lo-$hi)"
+done
+q -P footer=off -c "SELECT name AS config, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY us_per_tx)::numeric, 1)
+                      AS median_cpu_us_per_tx FROM cpu GROUP BY name ORDER BY name"
+q -At -c "SELECT format('new build: invalidations sent during the benchmark: %s; outbox now %s; last error: %s',
                         invalidations_sent, outbox_depth, coalesce(last_error, 'none'))
             FROM perfopt.cache_metrics"

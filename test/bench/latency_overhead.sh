@@ -4,20 +4,35 @@
 #
 #   bash test/bench/latency_overhead.sh [SECONDS] [PAIRS] [SCALE]
 #
-# 1. Throughput: three servers with the same settings and data, differing
-#    only in shared_preload_libraries: 'pg_stat_statements, perfopt'
-#    (perfopt's launcher sampling every 10 s), 'pg_stat_statements', and
-#    nothing.  pgbench select-only and TPC-B-like, 2 clients, prepared
-#    statements (the executor's share of each call is then the largest, so
-#    the hooks' cost shows most), run on each server in turn, SECONDS long
-#    (default 5), PAIRS times (default 15), the order rotating and reversing
-#    from one turn to the next so that no server is always first or last.
-#    The machine is shared and its speed drifts by 10% from minute to
-#    minute: the ratio of runs of the same turn, a few seconds apart, is
-#    compared, and the median over the turns reported.
-# 2. The hooks' own cost, without the noise of the protocol: a PL/pgSQL
-#    loop of primary-key lookups (statements the hooks time, as nested ones)
-#    with perfopt.track_latency = 'all' and 'none' in turn, same session.
+# 1. Throughput: two servers with the same settings and data, differing
+#    only in shared_preload_libraries: 'pg_stat_statements, perfopt' (the
+#    launcher sampling at the default 10 s, the cache worker idle) and
+#    'pg_stat_statements' alone.  Three configurations: perfopt at its
+#    defaults, perfopt with perfopt.track_latency = none (the hooks
+#    installed but timing nothing; set per connection with PGOPTIONS), and
+#    pg_stat_statements alone.  pgbench select-only and TPC-B-like, 2
+#    clients, over the simple protocol (-M simple) and the extended one with
+#    prepared statements (-M prepared), each run SECONDS long (default 5),
+#    in PAIRS turns (default 15) in which every configuration runs once,
+#    the order rotating and reversing from one turn to the next.  The
+#    machine is shared and its speed drifts by 10% from minute to minute:
+#    the ratio of runs of the same turn, seconds apart, is compared, and the
+#    median over the turns reported with its 95% confidence interval (the
+#    distribution-free one of a median: between order statistics k and
+#    n + 1 - k, k from the binomial distribution).  Beside throughput, each
+#    run's CPU time per transaction of the server's processes (postmaster,
+#    backends, workers: /proc, the reaped backends' included): on a machine
+#    that other work loads, a run's throughput moves with its share of the
+#    CPUs, its CPU time per transaction much less; the ratio of those costs
+#    is the throughput ratio the two configurations would have on a machine
+#    of their own.
+# 2. The hooks' own cost, without the noise of the protocol, in one session:
+#    a PL/pgSQL function runs chunks of 2,000 primary-key lookups (statements
+#    the hooks time, as nested ones), switching perfopt.track_latency between
+#    'all' and 'none' from one chunk to the next (ABBA), 200 pairs; the
+#    median of the per-pair differences, with its confidence interval, is
+#    the cost of timing and recording one statement, also as a share of
+#    the lookup itself.
 # 3. Accuracy: one run of both workloads with every execution logged by
 #    log_min_duration_statement = 0 ("execute" lines, since pgbench runs
 #    prepared statements).  Exact percentiles of the logged durations
@@ -39,17 +54,18 @@ require_root
 install_packages
 build_and_install "$top"
 
-configs=(perfopt pg_stat_statements none)
+servers=(perfopt pg_stat_statements)
+configs=(perfopt perfopt_untimed pg_stat_statements)
 declare -A dirs ports
 preload_of() {
     case $1 in
         perfopt) echo "pg_stat_statements, perfopt" ;;
         pg_stat_statements) echo "pg_stat_statements" ;;
-        none) echo "" ;;
     esac
 }
+server_of() { [ "$1" = pg_stat_statements ] && echo pg_stat_statements || echo perfopt; }
 cleanup() {
-    for c in "${configs[@]}"; do
+    for c in "${servers[@]}"; do
         [ -n "${dirs[$c]:-}" ] && { stop_cluster "${dirs[$c]}"; rm -rf "${dirs[$c]}"; }
     done
     return 0
@@ -57,7 +73,7 @@ cleanup() {
 trap cleanup EXIT
 
 port=$PORT
-for c in "${configs[@]}"; do
+for c in "${servers[@]}"; do
     dirs[$c]=$(postgres_tempdir "bench-$c")
     ports[$c]=$port
     start_cluster "${dirs[$c]}" "$port" "shared_buffers = '256MB'" "log_line_prefix = ''" \
@@ -66,93 +82,146 @@ for c in "${configs[@]}"; do
 done
 qc() { local c=$1; shift; as_postgres psql -h "${dirs[$c]}" -p "${ports[$c]}" -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
 q() { qc perfopt "$@"; }
+# benchc CONFIG PROTOCOL pgbench-arguments...
 benchc() {
-    local c=$1; shift
-    as_postgres pgbench -h "${dirs[$c]}" -p "${ports[$c]}" -n -j 2 -c 2 -M prepared "$@" postgres 2>/dev/null
+    local c=$1 protocol=$2 s options=""
+    shift 2
+    s=$(server_of "$c")
+    [ "$c" = perfopt_untimed ] && options="-c perfopt.track_latency=none"
+    as_postgres env PGOPTIONS="$options" pgbench -h "${dirs[$s]}" -p "${ports[$s]}" -n -j 2 -c 2 \
+        -M "$protocol" "$@" postgres 2>/dev/null
 }
 
-echo "initializing pgbench at scale $SCALE on the three servers ..."
-for c in "${configs[@]}"; do
+echo "initializing pgbench at scale $SCALE on the two servers ..."
+for c in "${servers[@]}"; do
     as_postgres pgbench -h "${dirs[$c]}" -p "${ports[$c]}" -i -q -s "$SCALE" postgres >/dev/null 2>&1
     qc "$c" -c "VACUUM ANALYZE"
 done
 q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
-q -c "CREATE TABLE runs (turn int, workload text, config text, tps float8)"
+q -c "CREATE TABLE runs (turn int, workload text, protocol text, config text, tps float8,
+                         cpu_us_per_tx float8)"
 
+# CPU time (clock ticks) used so far by a server's processes: the
+# postmaster's own and its reaped children's, and its live children's
+server_ticks() {
+    local pm t=0 p
+    pm=$(head -1 "${dirs[$1]}/data/postmaster.pid")
+    for p in $pm $(pgrep -P "$pm"); do
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+ticks_per_sec=$(getconf CLK_TCK)
+
+# median of a list of numbers with its distribution-free 95% confidence
+# interval: "median low high" (order statistics k and n + 1 - k)
+median_ci() {
+    python3 -c '
+import sys, math
+x = sorted(float(v) for v in sys.argv[1:])
+n = len(x)
+m = (x[(n - 1) // 2] + x[n // 2]) / 2
+k = 0
+while k + 1 <= n and sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n <= 0.025:
+    k += 1
+lo, hi = (x[k - 1], x[n - k]) if k >= 1 else (x[0], x[-1])
+print("%.4f %.4f %.4f" % (m, lo, hi))' "$@"
+}
+
+if [[ $SECTIONS == *1* ]]; then
 for workload in select-only tpcb-like; do
-    [[ $SECTIONS == *1* ]] || break
     flags=""
     [ "$workload" = select-only ] && flags="-S"
-    for c in "${configs[@]}"; do benchc "$c" $flags -T 3 >/dev/null; done
-    for turn in $(seq "$PAIRS"); do
-        order=()
-        for i in 0 1 2; do order+=("${configs[$(( (i + turn) % 3 ))]}"); done
-        if [ $((turn % 2)) = 0 ]; then order=("${order[2]}" "${order[1]}" "${order[0]}"); fi
-        line="turn $turn, $workload:"
-        for c in "${order[@]}"; do
-            tps=$(benchc "$c" $flags -T "$SECONDS_RUN" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-            q -c "INSERT INTO runs VALUES ($turn, '$workload', '$c', $tps)"
-            line="$line $c $tps"
+    for protocol in simple prepared; do
+        for c in "${configs[@]}"; do benchc "$c" "$protocol" $flags -T 2 >/dev/null; done
+        for turn in $(seq "$PAIRS"); do
+            order=()
+            for i in 0 1 2; do order+=("${configs[$(( (i + turn) % 3 ))]}"); done
+            if [ $((turn % 2)) = 0 ]; then order=("${order[2]}" "${order[1]}" "${order[0]}"); fi
+            line="turn $turn, $workload, $protocol:"
+            for c in "${order[@]}"; do
+                s=$(server_of "$c")
+                t0=$(server_ticks "$s")
+                out=$(benchc "$c" "$protocol" $flags -T "$SECONDS_RUN")
+                sleep 0.2    # the backends exit and are reaped
+                t1=$(server_ticks "$s")
+                tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+                n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+                cpu=$(python3 -c "print(($t1 - $t0) * 1e6 / $ticks_per_sec / $n)")
+                q -c "INSERT INTO runs VALUES ($turn, '$workload', '$protocol', '$c', $tps, $cpu)"
+                line="$line $c $tps ($(printf '%.1f' "$cpu") us CPU)"
+            done
+            echo "$line"
         done
-        echo "$line"
     done
 done
 
-if [[ $SECTIONS == *1* ]]; then
 echo
-echo "== 1. throughput, pgbench -c 2 -j 2 -M prepared, $PAIRS turns of ${SECONDS_RUN} s runs, scale $SCALE"
+echo "== 1. throughput, pgbench -c 2 -j 2, $PAIRS turns of ${SECONDS_RUN} s runs, scale $SCALE"
 q -P footer=off -c "
-SELECT workload, config, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY tps)) AS median_tps,
-       round(min(tps)) AS min_tps, round(max(tps)) AS max_tps
-  FROM runs GROUP BY workload, config ORDER BY workload, config"
-q -P footer=off -c "
-SELECT p.workload,
-       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY p.tps / s.tps)::numeric, 4)
-           AS perfopt_over_pg_stat_statements,
-       round(percentile_cont(0.25) WITHIN GROUP (ORDER BY p.tps / s.tps)::numeric, 3) AS q1,
-       round(percentile_cont(0.75) WITHIN GROUP (ORDER BY p.tps / s.tps)::numeric, 3) AS q3,
-       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY p.tps / n.tps)::numeric, 4) AS perfopt_over_none,
-       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY s.tps / n.tps)::numeric, 4)
-           AS pg_stat_statements_over_none
-  FROM runs p
-  JOIN runs s ON s.turn = p.turn AND s.workload = p.workload AND s.config = 'pg_stat_statements'
-  JOIN runs n ON n.turn = p.turn AND n.workload = p.workload AND n.config = 'none'
- WHERE p.config = 'perfopt'
- GROUP BY p.workload ORDER BY p.workload"
-echo "medians (and quartiles) of the ratios within a turn; target: perfopt at least 0.98 of the same"
-echo "server without it (pg_stat_statements, which perfopt requires, loaded in both)"
+SELECT workload, protocol, config, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY tps)) AS median_tps,
+       round(min(tps)) AS min_tps, round(max(tps)) AS max_tps,
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu_us_per_tx)::numeric, 1) AS median_cpu_us_per_tx
+  FROM runs GROUP BY workload, protocol, config ORDER BY workload, protocol, config"
+printf '%-12s %-9s %-38s %8s %15s %10s %15s\n' workload protocol ratio tps "95% CI" "by CPU" "95% CI"
+for workload in select-only tpcb-like; do
+    for protocol in simple prepared; do
+        for pair in "perfopt pg_stat_statements" "perfopt_untimed pg_stat_statements" "perfopt perfopt_untimed"; do
+            set -- $pair
+            ratios=$(q -At -c "
+                SELECT a.tps / b.tps FROM runs a JOIN runs b USING (turn, workload, protocol)
+                 WHERE workload = '$workload' AND protocol = '$protocol'
+                   AND a.config = '$1' AND b.config = '$2'")
+            cpu_ratios=$(q -At -c "
+                SELECT b.cpu_us_per_tx / a.cpu_us_per_tx FROM runs a JOIN runs b USING (turn, workload, protocol)
+                 WHERE workload = '$workload' AND protocol = '$protocol'
+                   AND a.config = '$1' AND b.config = '$2'")
+            read -r m lo hi <<< "$(median_ci $ratios)"
+            read -r cm clo chi <<< "$(median_ci $cpu_ratios)"
+            printf '%-12s %-9s %-38s %8s %7s-%-7s %10s %7s-%-7s\n' "$workload" "$protocol" "$1 / $2" \
+                "$m" "$lo" "$hi" "$cm" "$clo" "$chi"
+        done
+    done
+done
+echo "medians of the ratios within a turn; 'by CPU': the inverse ratio of the server's CPU time per"
+echo "transaction. Target: perfopt at its defaults at least 0.97 of pg_stat_statements alone (which"
+echo "perfopt requires), both protocols, both workloads"
 fi
 
 if [[ $SECTIONS == *2* ]]; then
 echo
-echo "== 2. the hooks' own cost per statement: PL/pgSQL loops of 200,000 primary-key lookups"
+echo "== 2. the hooks' own cost per statement: chunks of 2,000 primary-key lookups, track_latency all / none"
 q -c "
-CREATE FUNCTION loop_us(n int) RETURNS float8 LANGUAGE plpgsql AS \$\$
+CREATE FUNCTION hook_cost(pairs int, n int) RETURNS TABLE (pair int, track text, us float8)
+LANGUAGE plpgsql AS \$\$
 DECLARE
-    t0 timestamptz := clock_timestamp();
+    t0 timestamptz;
     x int;
+    tr text;
 BEGIN
-    FOR i IN 1..n LOOP
-        SELECT abalance INTO x FROM pgbench_accounts WHERE aid = 1 + i % 100000;
+    FOR p IN 1..pairs LOOP
+        FOREACH tr IN ARRAY CASE WHEN p % 2 = 0 THEN ARRAY['none', 'all'] ELSE ARRAY['all', 'none'] END LOOP
+            PERFORM set_config('perfopt.track_latency', tr, true);
+            t0 := clock_timestamp();
+            FOR i IN 1..n LOOP
+                SELECT abalance INTO x FROM pgbench_accounts WHERE aid = 1 + (i * 7919) % 100000;
+            END LOOP;
+            pair := p;
+            track := tr;
+            us := extract(epoch FROM clock_timestamp() - t0) * 1e6 / n;
+            RETURN NEXT;
+        END LOOP;
     END LOOP;
-    RETURN extract(epoch FROM clock_timestamp() - t0) * 1e6 / n;
-END \$\$" -c "CREATE TABLE loops (track text, us float8)"
-q -c "SELECT loop_us(50000)" >/dev/null
-for i in $(seq 7); do
-    for track in none all; do
-        q -c "SET perfopt.track_latency = '$track'" -c "INSERT INTO loops SELECT '$track', loop_us(200000)"
-    done
-done
-q -P footer=off -c "
-SELECT track, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY us)::numeric, 3) AS median_us_per_statement,
-       round(min(us)::numeric, 3) AS min_us, round(max(us)::numeric, 3) AS max_us
-  FROM loops GROUP BY track ORDER BY track"
-q -At -c "
-SELECT format('timing and recording one statement costs %s us (%s%% of the statement''s own time)',
-              round((a - n)::numeric, 3), round((100 * (a - n) / n)::numeric, 1))
-  FROM (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY us) FILTER (WHERE track = 'all') AS a,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY us) FILTER (WHERE track = 'none') AS n
-          FROM loops) l"
+END \$\$" -c "CREATE TABLE loops AS SELECT * FROM hook_cost(20, 2000) WHERE false"
+q -c "INSERT INTO loops SELECT * FROM hook_cost(200, 2000)"
+diffs=$(q -At -c "SELECT a.us - n.us FROM loops a JOIN loops n USING (pair) WHERE a.track = 'all' AND n.track = 'none'")
+lookup=$(q -At -c "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY us) FROM loops WHERE track = 'none'")
+read -r m lo hi <<< "$(median_ci $diffs)"
+python3 -c "
+m, lo, hi, l = $m, $lo, $hi, $lookup
+print('primary-key lookup with track_latency = none: %.3f us (median of the chunks)' % l)
+print('timing and recording one statement: %.3f us, 95%% CI %.3f-%.3f us: %.1f%% of the lookup (CI %.1f-%.1f%%); target: under 3%%'
+      % (m, lo, hi, 100 * m / l, 100 * lo / l, 100 * hi / l))"
 fi
 [[ $SECTIONS == *3* ]] || exit 0
 
@@ -162,8 +231,8 @@ q -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf
 sleep 1
 q -c "SELECT perfopt.query_latency_reset()" >/dev/null
 start_offset=$(stat -c %s "$dir/server.log")
-benchc perfopt -S -T 10 >/dev/null
-benchc perfopt -T 10 >/dev/null
+benchc perfopt prepared -S -T 10 >/dev/null
+benchc perfopt prepared -T 10 >/dev/null
 q -c "ALTER SYSTEM RESET log_min_duration_statement" -c "SELECT pg_reload_conf()" >/dev/null
 q -c "CREATE TABLE latency AS SELECT * FROM perfopt.query_latency WHERE toplevel"
 

@@ -293,17 +293,25 @@ my $logged = () = $log =~ /perfopt cache invalidator: could not connect to Redis
 is($logged, 1, 'the outage is logged once, not once per retry');
 like($log, qr/reached Redis at 127\.0\.0\.1:$port again/, 'and the recovery is logged');
 
-# 9. kill -9 of the worker while it drains: after the restart, nothing lost
+# 9. kill -9 of the worker while it drains: after the restart, nothing lost.
+# 1,000 transactions of 10 rows, one outbox row each; batches of 10 keys
+# (one row) at most every 5 ms, so that the drain takes seconds
 query(q{CREATE TABLE big (id int PRIMARY KEY);
 		SELECT perfopt.cache_watch('big', 'big:{id}')});
-$node->append_conf('postgresql.conf', 'perfopt.cache_batch_size = 5');
+$node->append_conf('postgresql.conf', "perfopt.cache_batch_size = 10\nperfopt.cache_batch_delay = 5");
 $node->reload;
 $redis->cli('EVAL', q{for i = 1, 10000 do redis.call('SET', 'big:' .. i, 'x') end}, '0');
 $pid = worker_pid();
-query(q{INSERT INTO big SELECT generate_series(1, 10000)});
+query(q{DO $$ BEGIN
+		  FOR i IN 0..999 LOOP
+			INSERT INTO big SELECT generate_series(10 * i + 1, 10 * i + 10); COMMIT;
+		  END LOOP;
+		END $$});
+is(query('SELECT count(*) FROM perfopt.cache_invalidations WHERE cardinality(keys) <> 10'), '0',
+	'each transaction queued one outbox row with its 10 keys');
 my $depth;
 $deadline = time() + 10;
-do { $depth = query('SELECT count(*) FROM perfopt.cache_invalidations') }
+do { $depth = query('SELECT sum(cardinality(keys)) FROM perfopt.cache_invalidations') // 0 }
   while $depth == 10000 && time() < $deadline;
 kill 'KILL', $pid;
 ok($depth > 0 && $depth < 10000, "kill -9 of the worker with $depth of 10000 invalidations left");
@@ -314,8 +322,38 @@ ok($node->poll_query_until('postgres',
 settle();
 is($redis->cli('EVAL', q{return #redis.call('keys', 'big:*')}, '0'), '0',
 	'after the restart every one of the 10000 keys is invalidated');
-$node->append_conf('postgresql.conf', 'perfopt.cache_batch_size = 1000');
+$node->append_conf('postgresql.conf', "perfopt.cache_batch_size = 1000\nperfopt.cache_batch_delay = 2");
 $node->reload;
+
+# 9b. A server crash (kill -9 of a backend: every process is reset and the
+# WAL replayed) after transactions committed and before their keys went out
+# (Redis is down): after crash recovery the outbox still holds them, and
+# they go once Redis is back
+seed();
+$redis->stop;
+query(q{BEGIN; UPDATE leads SET name = 'crash' WHERE id IN (1, 2, 3);
+		INSERT INTO big VALUES (10001); COMMIT});
+query(q{UPDATE leads SET agent_id = 4 WHERE id = 5});
+is(query(q{SELECT count(*) || ' ' || sum(cardinality(keys)) FROM perfopt.cache_invalidations}), '2 10',
+	'two transactions queued: two outbox rows, 10 keys');
+my $victim = $node->background_psql('postgres');
+my $victim_pid = $victim->query_safe('SELECT pg_backend_pid()');
+kill 'KILL', $victim_pid;
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity
+		   WHERE backend_type = 'perfopt cache invalidator'}),
+	'kill -9 of a backend: the server resets every process and recovers');
+like(slurp_file($node->logfile), qr/\(PID $victim_pid\) was terminated by signal 9/,
+	'(the crash is in the log)');
+eval { $victim->quit };
+is(query('SELECT count(*) FROM perfopt.cache_invalidations'), '2',
+	'after kill -9 of the server and crash recovery, both rows are still queued');
+$redis->start;
+settle();
+is(gone(), 'agent:1:leads agent:2:leads agent:3:leads agent:4:leads lead:1 lead:2 lead:3 lead:5',
+	'Redis back: every key of the committed transactions is invalidated');
+query(q{UPDATE leads SET agent_id = 1 WHERE id = 5});
+settle();
 
 # 10. A wrong password: a clear error, in cache_metrics and the log, no
 # crash loop, and never the password
@@ -377,5 +415,23 @@ $redis->cli('SET', 'lead:5', 'cached');
 query(q{UPDATE leads SET name = 'again' WHERE id = 5});
 settle();
 is($redis->cli('EXISTS', 'lead:5'), '0', 'after DROP and CREATE EXTENSION invalidations flow again');
+
+# 13. An update from 1.0.0 with a watched table.  Between the new library's
+# install and ALTER EXTENSION UPDATE the 1.0.0 outbox gets one row per key;
+# the update converts them and gives the table its flush trigger
+query(q{DROP EXTENSION perfopt CASCADE; CREATE EXTENSION perfopt VERSION '1.0.0';
+		SELECT perfopt.cache_watch('leads', 'lead:{id}')});
+$redis->cli('MSET', 'lead:6', 'cached', 'lead:7', 'cached', 'lead:8', 'cached');
+query(q{BEGIN; UPDATE leads SET name = 'v1' WHERE id IN (6, 7); COMMIT});
+is(query(q{SELECT string_agg(key, ' ' ORDER BY key) FROM perfopt.cache_invalidations}), 'lead:6 lead:7',
+	'under the 1.0.0 schema this library queues one row per key in the old outbox');
+query('ALTER EXTENSION perfopt UPDATE');
+is(query(q{SELECT string_agg(tgname, ' ' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'leads'::regclass}),
+	'perfopt_cache_flush perfopt_cache_invalidate perfopt_cache_truncate',
+	'the update re-creates the watched table\'s triggers, the flush trigger with them');
+query(q{UPDATE leads SET name = 'v2' WHERE id = 8});
+settle();
+is(join(' ', map { $redis->cli('EXISTS', "lead:$_") } 6 .. 8), '0 0 0',
+	'the keys queued before the update and after it are all invalidated');
 
 done_testing();

@@ -111,12 +111,13 @@ INSERT INTO perfopt.cache_warmers (strategy, key_template, query, owner)
 VALUES ('lead_pages', 'lead_email:{email}', 'SELECT id, email FROM public.leads', 'carol');});
 is($err, '', 'and so does a new warmer') or diag($err);
 
-# the watch's trigger came back once, and still queues the keys
+# the watch's triggers came back once, and still queue the keys
 is(query('dst', q{SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger
 				  WHERE tgrelid = 'public.leads'::regclass}),
-	'perfopt_cache_invalidate,perfopt_cache_truncate', 'the watched table has its two triggers, once');
+	'perfopt_cache_flush,perfopt_cache_invalidate,perfopt_cache_truncate',
+	'the watched table has its three triggers, once');
 query('dst', "UPDATE public.leads SET email = 'c\@example.com' WHERE id = 1");
-is(query('dst', 'SELECT string_agg(key, \',\' ORDER BY key) FROM perfopt.cache_invalidations'),
+is(query('dst', 'SELECT string_agg(k, \',\' ORDER BY k) FROM perfopt.cache_invalidations, unnest(keys) k'),
 	'lead:1,lead_email:a@example.com,lead_email:c@example.com',
 	'a change to the watched table queues its keys after the restore');
 query('dst', "SELECT perfopt.cache_unwatch('public.leads', 'lead_email:{email}')");

@@ -1,0 +1,540 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.c
+ *	  The cache's outbox: the keys a transaction's watched changes make,
+ *	  written as one row of perfopt.cache_invalidations per transaction.
+ *
+ * cache_watch puts two triggers on a table:
+ *
+ *	 perfopt_cache_invalidate, AFTER ROW: makes the keys of the old and the
+ *		new row and appends them to this backend's list of the transaction's
+ *		pending keys.  Nothing is written.
+ *	 perfopt_cache_flush, a constraint trigger, DEFERRABLE INITIALLY
+ *		DEFERRED, FOR EACH ROW WHEN (perfopt.cache_flush_needed()): the
+ *		condition is true for the first changed row of the transaction
+ *		only, so one event is queued per transaction, and it fires at
+ *		COMMIT (PREPARE), after the statements, inside the transaction:
+ *		it inserts the pending keys, sorted and without duplicates, as one
+ *		row, and has the worker woken once the commit is visible.
+ *
+ * So a transaction that changes rows of three watched tables writes one
+ * outbox row instead of one per changed row, and the row commits or rolls
+ * back with the changes, as before: a crash at any point loses nothing
+ * committed and sends nothing uncommitted.
+ *
+ * The pending keys follow subtransactions: each subtransaction that changes
+ * the state first saves it (a mark: how many keys, how many written,
+ * whether a flush event is queued), an aborted subtransaction puts its mark
+ * back (PostgreSQL drops the trigger events it queued and re-arms a
+ * deferred event it fired), a committed one hands its mark to its parent.
+ * Keys a subtransaction writes (SET CONSTRAINTS ... IMMEDIATE, or the spill
+ * below) are dropped from memory only when they are its own: keys of an
+ * ancestor stay until the ancestor's fate is known.
+ *
+ * Two more writes keep this safe whatever happens: a transaction whose
+ * pending keys reach PENDING_MAX_KEYS or PENDING_MAX_BYTES writes them at
+ * once (memory stays bounded), and a key made when no flush event is
+ * queued (the flush already fired in this statement, under SET
+ * CONSTRAINTS ALL IMMEDIATE) is written at once too.  Last, at
+ * PRE_COMMIT a transaction that still holds unwritten keys (the flush
+ * trigger was disabled alone) is refused with an error: its changes roll
+ * back rather than commit without their invalidations.
+ *
+ * Patterns (cache_invalidate(), TRUNCATE) are written at once, one row
+ * each: they are rare, and each is a SCAN of the keyspace anyway.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "cache/cache.h"
+#include "cache/cache_worker.h"
+
+/* Pending keys written at once when a transaction reaches either bound */
+#define PENDING_MAX_KEYS	10000
+#define PENDING_MAX_BYTES	(1024 * 1024)
+
+/* The state a subtransaction saves before it first changes it */
+typedef struct PendingMark
+{
+	SubTransactionId subid;
+	int			nkeys;
+	int			written;
+	Size		bytes;
+	bool		flush_queued;
+} PendingMark;
+
+/*
+ * The transaction's keys: keys[0 .. written) are in the outbox (kept only
+ * while an aborted subtransaction could take that back), keys[written ..
+ * nkeys) wait for the flush.  All of it lives in pending_cxt, a child of
+ * TopTransactionContext, and goes with the transaction.
+ */
+static MemoryContext pending_cxt = NULL;
+static char **keys = NULL;
+static int	nkeys = 0;
+static int	maxkeys = 0;
+static int	written = 0;
+static Size bytes = 0;			/* of keys[written .. nkeys) */
+static bool flush_queued = false;
+static PendingMark *marks = NULL;
+static int	nmarks = 0;
+static int	maxmarks = 0;
+
+static bool callbacks_registered = false;
+
+/* The outbox's id sequence, found once per outbox */
+static Oid	outbox_relid = InvalidOid;
+static Oid	outbox_seqid = InvalidOid;
+
+PG_FUNCTION_INFO_V1(perfopt_cache_trigger);
+PG_FUNCTION_INFO_V1(perfopt_cache_flush);
+PG_FUNCTION_INFO_V1(perfopt_cache_flush_needed);
+
+/* Forget everything: the transaction ended (its memory goes with it) */
+static void
+pending_reset(void)
+{
+	pending_cxt = NULL;
+	keys = NULL;
+	nkeys = maxkeys = written = 0;
+	bytes = 0;
+	flush_queued = false;
+	marks = NULL;
+	nmarks = maxmarks = 0;
+}
+
+/*
+ * At PRE_COMMIT and PRE_PREPARE, after the deferred triggers fired: keys
+ * that were never written mean the flush trigger did not fire.  Refuse the
+ * commit rather than lose them.  At the end, forget.
+ */
+static void
+outbox_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (nkeys > written)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the cache invalidations of this transaction were not queued"),
+						 errdetail("%d key(s) of watched tables were made but trigger perfopt_cache_flush did not fire.",
+								   nkeys - written),
+						 errhint("Enable the trigger perfopt_cache_flush of the watched table again, or run perfopt.cache_unwatch and perfopt.cache_watch for it.")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			pending_reset();
+			break;
+		default:
+			break;
+	}
+}
+
+/* A subtransaction ended: put its mark back, or hand it to its parent */
+static void
+outbox_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	PendingMark *top;
+
+	if (nmarks == 0 || marks[nmarks - 1].subid != mySubid)
+		return;
+	top = &marks[nmarks - 1];
+	switch (event)
+	{
+		case SUBXACT_EVENT_ABORT_SUB:
+			nkeys = top->nkeys;
+			written = top->written;
+			bytes = top->bytes;
+			flush_queued = top->flush_queued;
+			nmarks--;
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			/*
+			 * The top level keeps no mark (its abort forgets everything);
+			 * the parent's own mark, if it has one, is the older state.
+			 */
+			if (parentSubid == TopSubTransactionId ||
+				(nmarks >= 2 && marks[nmarks - 2].subid == parentSubid))
+				nmarks--;
+			else
+				top->subid = parentSubid;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Before the state changes: make the memory, and save the state if this
+ * subtransaction has not yet saved it.
+ */
+static void
+pending_touch(void)
+{
+	SubTransactionId subid;
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(outbox_xact_callback, NULL);
+		RegisterSubXactCallback(outbox_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	if (pending_cxt == NULL)
+		pending_cxt = AllocSetContextCreate(TopTransactionContext,
+											"perfopt pending cache keys",
+											ALLOCSET_DEFAULT_SIZES);
+
+	if (GetCurrentTransactionNestLevel() <= 1)
+		return;
+	subid = GetCurrentSubTransactionId();
+	if (nmarks > 0 && marks[nmarks - 1].subid == subid)
+		return;
+	if (nmarks == maxmarks)
+	{
+		maxmarks = Max(8, maxmarks * 2);
+		marks = marks == NULL ?
+			MemoryContextAlloc(pending_cxt, maxmarks * sizeof(PendingMark)) :
+			repalloc(marks, maxmarks * sizeof(PendingMark));
+	}
+	marks[nmarks].subid = subid;
+	marks[nmarks].nkeys = nkeys;
+	marks[nmarks].written = written;
+	marks[nmarks].bytes = bytes;
+	marks[nmarks].flush_queued = flush_queued;
+	nmarks++;
+}
+
+/* qsort comparator of C strings */
+static int
+compare_keys(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * Insert one outbox row: keys (n of them, sorted and without duplicates
+ * here) or patterns; have the worker woken at commit.  Returns its id.
+ *
+ * The row goes straight into the heap and the index, as simple_heap_insert
+ * and the executor's index insertion do it, not through an INSERT: this
+ * runs at the commit of every writing transaction, and planning-free SPI
+ * still cost an executor start-up and shutdown, a timed nested statement,
+ * each time.  The outbox has no trigger, constraint or default other than
+ * its id's sequence and the time, which are filled here; its columns are
+ * found by name (an updated outbox has them in another order).  Runs as
+ * whoever may write the outbox: the trigger functions are SECURITY DEFINER.
+ */
+static int64
+outbox_insert(char **items, int n, bool pattern)
+{
+	char	  **sorted;
+	Datum	   *elems;
+	int			distinct = 0;
+	Oid			namespace;
+	Oid			relid;
+	Relation	rel;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	int64		id = 0;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+
+	if (n == 0)
+		return 0;
+	/* sorted in a copy: the caller's order tells whose keys are whose */
+	sorted = palloc(n * sizeof(char *));
+	memcpy(sorted, items, n * sizeof(char *));
+	qsort(sorted, n, sizeof(char *), compare_keys);
+	elems = palloc(n * sizeof(Datum));
+	for (int i = 0; i < n; i++)
+	{
+		if (i > 0 && strcmp(sorted[i], sorted[i - 1]) == 0)
+			continue;
+		elems[distinct++] = CStringGetTextDatum(sorted[i]);
+	}
+	pfree(sorted);
+
+	namespace = get_namespace_oid("perfopt", true);
+	relid = OidIsValid(namespace) ? get_relname_relid("cache_invalidations", namespace) : InvalidOid;
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("perfopt.cache_invalidations does not exist"),
+				 errhint("Run CREATE EXTENSION perfopt, or perfopt.cache_unwatch on the table.")));
+	if (relid != outbox_relid)
+	{
+		List	   *sequences = getOwnedSequences(relid);
+
+		if (sequences == NIL)
+			elog(ERROR, "perfopt.cache_invalidations has no id sequence");
+		outbox_seqid = linitial_oid(sequences);
+		outbox_relid = relid;
+	}
+
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	values = palloc0(desc->natts * sizeof(Datum));
+	nulls = palloc(desc->natts * sizeof(bool));
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+
+	/*
+	 * One row holding every key; or, while the outbox is still the one of
+	 * 1.0.0 (this library installed, ALTER EXTENSION UPDATE not yet run),
+	 * one row per key in its column "key", which the update converts.
+	 */
+	for (int k = 0; k < distinct; k++)
+	{
+		bool		legacy = false;
+
+		memset(nulls, true, desc->natts * sizeof(bool));
+		id = nextval_internal(outbox_seqid, false);
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			const char *name = NameStr(att->attname);
+
+			if (att->attisdropped)
+				continue;
+			nulls[i] = false;
+			if (strcmp(name, "id") == 0)
+				values[i] = Int64GetDatum(id);
+			else if (strcmp(name, "keys") == 0)
+				values[i] = PointerGetDatum(construct_array(elems, distinct, TEXTOID, -1, false, TYPALIGN_INT));
+			else if (strcmp(name, "key") == 0)
+			{
+				values[i] = elems[k];
+				legacy = true;
+			}
+			else if (strcmp(name, "pattern") == 0)
+				values[i] = BoolGetDatum(pattern);
+			else if (strcmp(name, "queued_at") == 0)
+				values[i] = TimestampTzGetDatum(GetCurrentTimestamp());
+			else if (att->attnotnull)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("perfopt.cache_invalidations has a column \"%s\" this perfopt does not know", name),
+						 errhint("Install the perfopt library that matches the extension's version, or run ALTER EXTENSION perfopt UPDATE.")));
+			else
+				nulls[i] = true;
+		}
+		ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slot, true);
+		simple_table_tuple_insert(rel, slot);
+		(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+		ExecClearTuple(slot);
+		perfopt_cache_wake_at_commit(id);
+		if (!legacy)
+			break;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	/* the row is visible to the rest of the transaction, as an INSERT's */
+	CommandCounterIncrement();
+
+	pfree(elems);
+	pfree(values);
+	pfree(nulls);
+	return id;
+}
+
+/*
+ * Write the pending keys as one row.  The keys this subtransaction made
+ * itself are dropped from memory (they roll back with the row); an
+ * ancestor's are kept, marked written, until the ancestor's fate is known.
+ * pending_touch() was called.
+ */
+static void
+pending_write(void)
+{
+	int			own;
+
+	if (nkeys == written)
+		return;
+	outbox_insert(keys + written, nkeys - written, false);
+	own = nmarks > 0 ? marks[nmarks - 1].nkeys : 0;
+	nkeys = written = own;
+	bytes = 0;
+}
+
+/* Append a key to the pending keys, unless it is the same as the last one */
+static void
+pending_add(const char *key)
+{
+	if (nkeys > written && strcmp(keys[nkeys - 1], key) == 0)
+		return;
+	if (nkeys == maxkeys)
+	{
+		maxkeys = Max(64, maxkeys * 2);
+		keys = keys == NULL ?
+			MemoryContextAlloc(pending_cxt, maxkeys * sizeof(char *)) :
+			repalloc(keys, maxkeys * sizeof(char *));
+	}
+	keys[nkeys++] = MemoryContextStrdup(pending_cxt, key);
+	bytes += strlen(key) + 1;
+}
+
+/*
+ * Queue patterns (or keys) as one row at once, in the caller's
+ * transaction; for cache_invalidate() and TRUNCATE.  Returns the row's id.
+ */
+int64
+perfopt_cache_queue_now(List *items, bool pattern)
+{
+	char	  **array = palloc(sizeof(char *) * (list_length(items) + 1));
+	ListCell   *lc;
+	int			n = 0;
+	int64		id;
+
+	foreach(lc, items)
+		array[n++] = lfirst(lc);
+	id = outbox_insert(array, n, pattern);
+	pfree(array);
+	return id;
+}
+
+/*
+ * The row trigger of cache_watch: the keys the templates (its arguments)
+ * make from the old and the new row join the transaction's pending keys;
+ * on TRUNCATE (a statement trigger), the templates' patterns are queued.
+ */
+Datum
+perfopt_cache_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger;
+	TupleDesc	desc;
+	HeapTuple	oldtuple = NULL;
+	HeapTuple	newtuple = NULL;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("perfopt.cache_trigger() was not called as a trigger"),
+				 errhint("Use perfopt.cache_watch to put it on a table.")));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("perfopt.cache_trigger() must run AFTER the change"),
+				 errhint("Use perfopt.cache_watch to put it on a table.")));
+
+	trigger = trigdata->tg_trigger;
+	desc = RelationGetDescr(trigdata->tg_relation);
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+	{
+		List	   *patterns = NIL;
+
+		for (int i = 0; i < trigger->tgnargs; i++)
+			patterns = lappend(patterns, perfopt_cache_template_pattern(trigger->tgargs[i]));
+		perfopt_cache_queue_now(patterns, true);
+		return PointerGetDatum(NULL);
+	}
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		return PointerGetDatum(NULL);
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		newtuple = trigdata->tg_trigtuple;
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		oldtuple = trigdata->tg_trigtuple;
+		newtuple = trigdata->tg_newtuple;
+	}
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		oldtuple = trigdata->tg_trigtuple;
+
+	pending_touch();
+	for (int i = 0; i < trigger->tgnargs; i++)
+	{
+		const char *template = trigger->tgargs[i];
+		char	   *oldkey = NULL;
+		char	   *newkey = NULL;
+
+		if (oldtuple != NULL && (oldkey = perfopt_cache_render_key(template, oldtuple, desc)) != NULL)
+			pending_add(oldkey);
+		if (newtuple != NULL && (newkey = perfopt_cache_render_key(template, newtuple, desc)) != NULL &&
+			(oldkey == NULL || strcmp(oldkey, newkey) != 0))
+			pending_add(newkey);
+	}
+
+	/*
+	 * No flush event is queued (it fired already, in this statement, under
+	 * SET CONSTRAINTS ... IMMEDIATE), or too much is pending: write now.
+	 */
+	if (!flush_queued || nkeys - written >= PENDING_MAX_KEYS || bytes >= PENDING_MAX_BYTES)
+		pending_write();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * cache_flush_needed(): the WHEN condition of perfopt_cache_flush, true for
+ * the first changed row of a transaction (and again after a flush fired),
+ * so that one flush event is queued per transaction.  Called by anyone, it
+ * can only make its own transaction's commit fail, never lose a key.
+ */
+Datum
+perfopt_cache_flush_needed(PG_FUNCTION_ARGS)
+{
+	if (flush_queued)
+		PG_RETURN_BOOL(false);
+	pending_touch();
+	flush_queued = true;
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * The deferred constraint trigger of cache_watch: write the transaction's
+ * pending keys as one outbox row.
+ */
+Datum
+perfopt_cache_flush(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("perfopt.cache_flush() was not called as a trigger"),
+				 errhint("Use perfopt.cache_watch to put it on a table.")));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("perfopt.cache_flush() must run AFTER the change"),
+				 errhint("Use perfopt.cache_watch to put it on a table.")));
+
+	pending_touch();
+	pending_write();
+	flush_queued = false;
+	return PointerGetDatum(NULL);
+}
