@@ -85,6 +85,14 @@ COMMENT ON VIEW perfopt.index_recommendations IS
 -- perfopt's own tables now exist: never propose dropping their indexes, nor
 -- those of any extension's tables
 
+CREATE OR REPLACE FUNCTION perfopt.relation_bytes(rel regclass) RETURNS bigint
+AS 'MODULE_PATHNAME', 'perfopt_relation_bytes_sql'
+LANGUAGE C STRICT STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.relation_bytes(regclass) IS
+'pg_relation_size(rel) from the files, without locking or opening the relation: for views over thousands of relations';
+
 CREATE OR REPLACE VIEW perfopt.index_drop_candidates AS
 WITH indexes AS (
     SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisvalid, i.indisreplident,
@@ -131,20 +139,24 @@ reasons AS (
        -- of two equal ones, keep the one a constraint uses, else the older
        AND (y.backs_constraint OR y.indisunique AND NOT x.indisunique OR y.indexrelid < x.indexrelid)
     UNION ALL
+    -- a btree x is redundant when its keys are a proper prefix of y's: each
+    -- prefix of y is a row, so that the two meet on equalities (a hash or
+    -- merge join, not a comparison of every pair of indexes)
     SELECT x.indexrelid, 3,
            format('redundant: %s starts with the same columns and serves the same queries', y.indexrelid::regclass)
       FROM indexes x
-      JOIN indexes y ON y.indrelid = x.indrelid AND y.indexrelid <> x.indexrelid
-       AND y.relam = x.relam AND y.indisvalid
-       AND cardinality(y.keys) > cardinality(x.keys)
-       AND y.keys[1:cardinality(x.keys)] = x.keys
-       AND y.classes[1:cardinality(x.classes)] = x.classes
-       AND y.collations[1:cardinality(x.collations)] = x.collations
-       AND y.options[1:cardinality(x.options)] = x.options
-       AND x.expressions IS NULL AND y.expressions IS NULL
+      JOIN (SELECT y.indexrelid, y.indrelid, y.relam, y.predicate,
+                   y.keys[1:k] AS keys, y.classes[1:k] AS classes,
+                   y.collations[1:k] AS collations, y.options[1:k] AS options
+              FROM indexes y, generate_series(1, cardinality(y.keys) - 1) k
+             WHERE y.indisvalid AND y.expressions IS NULL) y
+        ON y.indrelid = x.indrelid AND y.relam = x.relam
+       AND y.keys = x.keys AND y.classes = x.classes
+       AND y.collations = x.collations AND y.options = x.options
+       AND y.indexrelid <> x.indexrelid
        AND y.predicate IS NOT DISTINCT FROM x.predicate
      WHERE x.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
-       AND NOT x.indisunique AND NOT x.has_include
+       AND NOT x.indisunique AND NOT x.has_include AND x.expressions IS NULL
     UNION ALL
     SELECT x.indexrelid, 4,
            format('unused: not scanned once since the statistics were reset, while its table was read %s times',
@@ -156,7 +168,7 @@ SELECT DISTINCT ON (x.indexrelid)
        x.indexrelid::regclass AS index_name,
        x.indrelid::regclass AS table_name,
        r.reason,
-       pg_relation_size(x.indexrelid) AS size_bytes,
+       perfopt.relation_bytes(x.indexrelid) AS size_bytes,
        format('DROP INDEX CONCURRENTLY %I.%I;', x.nspname, x.relname) AS drop_def
   FROM reasons r
   JOIN indexes x USING (indexrelid)

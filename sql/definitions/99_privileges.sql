@@ -40,6 +40,7 @@ GRANT EXECUTE ON FUNCTION
     perfopt.advise_query(text, float8),
     perfopt.last_advisor_run(),
     perfopt.table_health(boolean, regclass),
+    perfopt.relation_bytes(regclass),
     perfopt.pool_recommendation(float8),
     perfopt.detect_anomalies(timestamptz[], float8[], float8),
     perfopt.forecast(timestamptz[], float8[], interval, interval),

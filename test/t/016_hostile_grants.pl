@@ -117,6 +117,7 @@ my %calls = (
 	'perfopt.recommend_indexes_for(text[],double precision[],double precision,double precision)' =>
 	  q{SELECT count(*) FROM perfopt.recommend_indexes_for(ARRAY['SELECT * FROM public.probe WHERE a = 5'])},
 	'perfopt.pool_recommendation(double precision)' => 'SELECT count(*) FROM perfopt.pool_recommendation(0.1)',
+	'perfopt.relation_bytes(regclass)' => q{SELECT perfopt.relation_bytes('public.probe') = pg_relation_size('public.probe')},
 	'perfopt.detect_anomalies(timestamp with time zone[],double precision[],double precision)' =>
 	  "SELECT count(*) FROM perfopt.detect_anomalies($series)",
 	'perfopt.forecast(timestamp with time zone[],double precision[],interval,interval)' =>
