@@ -95,29 +95,41 @@ COMMENT ON FUNCTION perfopt.relation_bytes(regclass) IS
 
 CREATE OR REPLACE VIEW perfopt.index_drop_candidates AS
 WITH indexes AS (
+    -- pg_stat_user_tables' seq_scan + idx_scan, idx_scan being a sum over
+    -- the table's indexes (which all pass the filters below with it), over
+    -- narrow rows
+    SELECT x.*, x.table_scans + sum(x.own_scans) OVER (PARTITION BY x.indrelid) AS table_reads
+      FROM (
     SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisvalid, i.indisreplident,
            c.relam, n.nspname, c.relname,
-           (string_to_array(i.indkey::text, ' ')::int2[])[1:i.indnkeyatts] AS keys,
+           -- the vectors start at 0; a slice starts at 1, so arrays compare
+           (i.indkey::int2[])[0:i.indnkeyatts - 1] AS keys,
            i.indnatts > i.indnkeyatts AS has_include,
-           (string_to_array(i.indclass::text, ' ')::oid[])[1:i.indnkeyatts] AS classes,
-           (string_to_array(i.indcollation::text, ' ')::oid[])[1:i.indnkeyatts] AS collations,
-           (string_to_array(i.indoption::text, ' ')::int2[])[1:i.indnkeyatts] AS options,
+           (i.indclass::oid[])[0:i.indnkeyatts - 1] AS classes,
+           (i.indcollation::oid[])[0:i.indnkeyatts - 1] AS collations,
+           (i.indoption::int2[])[0:i.indnkeyatts - 1] AS options,
            pg_get_expr(i.indexprs, i.indrelid) AS expressions,
            pg_get_expr(i.indpred, i.indrelid) AS predicate,
-           EXISTS (SELECT 1 FROM pg_constraint k
-                    WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x')) AS backs_constraint,
-           s.idx_scan,
-           t.seq_scan + coalesce(t.idx_scan, 0) AS table_reads
+           -- a join, not EXISTS: that one the planner prices as a scan of
+           -- pg_constraint per index, which makes the view JIT-compile
+           k.conindid IS NOT NULL AS backs_constraint,
+           -- the counters themselves: pg_stat_user_indexes and
+           -- pg_stat_user_tables group every table's indexes at every read
+           CASE WHEN t.relkind IN ('r', 't', 'm') THEN pg_stat_get_numscans(i.indexrelid) END AS idx_scan,
+           pg_stat_get_numscans(i.indexrelid) AS own_scans,
+           pg_stat_get_numscans(i.indrelid) AS table_scans
       FROM pg_index i
       JOIN pg_class c ON c.oid = i.indexrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
-      LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
-      LEFT JOIN pg_stat_user_tables t ON t.relid = i.indrelid
+      JOIN pg_class t ON t.oid = i.indrelid
+      LEFT JOIN (SELECT DISTINCT k.conindid FROM pg_constraint k WHERE k.contype IN ('p', 'u', 'x')) k
+        ON k.conindid = i.indexrelid
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'perfopt')
        AND n.nspname NOT LIKE 'pg\_toast%'
-       AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                        WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indrelid
-                          AND d.deptype = 'e')
+       -- not the tables of an extension (a hashed list, not a sort of every index)
+       AND i.indrelid NOT IN (SELECT d.objid FROM pg_depend d
+                               WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e')
+           ) x
 ),
 reasons AS (
     SELECT x.indexrelid, 1 AS priority,
@@ -139,24 +151,27 @@ reasons AS (
        -- of two equal ones, keep the one a constraint uses, else the older
        AND (y.backs_constraint OR y.indisunique AND NOT x.indisunique OR y.indexrelid < x.indexrelid)
     UNION ALL
-    -- a btree x is redundant when its keys are a proper prefix of y's: each
-    -- prefix of y is a row, so that the two meet on equalities (a hash or
-    -- merge join, not a comparison of every pair of indexes)
-    SELECT x.indexrelid, 3,
-           format('redundant: %s starts with the same columns and serves the same queries', y.indexrelid::regclass)
-      FROM indexes x
-      JOIN (SELECT y.indexrelid, y.indrelid, y.relam, y.predicate,
-                   y.keys[1:k] AS keys, y.classes[1:k] AS classes,
-                   y.collations[1:k] AS collations, y.options[1:k] AS options
-              FROM indexes y, generate_series(1, cardinality(y.keys) - 1) k
-             WHERE y.indisvalid AND y.expressions IS NULL) y
-        ON y.indrelid = x.indrelid AND y.relam = x.relam
-       AND y.keys = x.keys AND y.classes = x.classes
-       AND y.collations = x.collations AND y.options = x.options
-       AND y.indexrelid <> x.indexrelid
-       AND y.predicate IS NOT DISTINCT FROM x.predicate
-     WHERE x.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
-       AND NOT x.indisunique AND NOT x.has_include AND x.expressions IS NULL
+    -- a btree x is redundant when its keys are a proper prefix of those of
+    -- a valid y: x and each proper prefix of y are grouped by what must be
+    -- equal (one pass, where a join of every pair of a table's indexes
+    -- was planned as a nested loop over all indexes)
+    SELECT r.candidate, 3,
+           format('redundant: %s starts with the same columns and serves the same queries', g.covering::regclass)
+      FROM (SELECT array_agg(p.candidate) FILTER (WHERE p.candidate IS NOT NULL) AS candidates,
+                   min(p.covering) AS covering
+              FROM (SELECT x.indexrelid AS candidate, NULL::oid AS covering, x.indrelid, x.relam,
+                           x.predicate, x.keys, x.classes, x.collations, x.options
+                      FROM indexes x
+                     WHERE x.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
+                       AND NOT x.indisunique AND NOT x.has_include AND x.expressions IS NULL
+                    UNION ALL
+                    SELECT NULL, y.indexrelid, y.indrelid, y.relam, y.predicate,
+                           y.keys[1:k], y.classes[1:k], y.collations[1:k], y.options[1:k]
+                      FROM indexes y, generate_series(1, cardinality(y.keys) - 1) k
+                     WHERE y.indisvalid AND y.expressions IS NULL) p
+             GROUP BY p.indrelid, p.relam, p.predicate, p.keys, p.classes, p.collations, p.options
+            HAVING count(p.candidate) > 0 AND count(p.covering) > 0) g,
+           unnest(g.candidates) r(candidate)
     UNION ALL
     SELECT x.indexrelid, 4,
            format('unused: not scanned once since the statistics were reset, while its table was read %s times',
