@@ -551,7 +551,7 @@ BEGIN
         'slow_queries', v.slow, 'slow_time_pct', round((100 * v.slow_time / nullif(v.all_time, 0))::numeric, 1)));
 
     -- indexes: bytes of indexes perfopt would drop, invalid indexes
-    SELECT coalesce(sum(pg_catalog.pg_relation_size(i.indexrelid)), 0) AS total,
+    SELECT coalesce(sum(perfopt.relation_bytes(i.indexrelid)), 0) AS total,
            (SELECT coalesce(sum(size_bytes), 0) FROM perfopt.index_drop_candidates) AS wasted,
            count(*) FILTER (WHERE NOT i.indisvalid) AS invalid
       INTO v

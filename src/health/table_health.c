@@ -52,6 +52,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -143,10 +144,11 @@ typedef struct TableFacts
 /* ----------------------------------------------------------------
  * Reading the statistics
  *
- * Three queries, each one pass over a catalog: the tables with their
- * counters (pg_stat_get_* on pg_class directly, not pg_stat_user_tables and
- * pg_statio_user_tables, which group every table's indexes twice), their
- * indexes, and the columns of the tables that hold rows.  Sizes come from
+ * Three queries, each one pass over a catalog: the tables, their indexes,
+ * and the columns of the tables that hold rows.  The counters come from one
+ * statistics look-up per table or index (not pg_stat_user_tables and
+ * pg_statio_user_tables, which group every table's indexes twice, nor a
+ * pg_stat_get_* call per counter).  Sizes come from
  * the files (perfopt_relation_bytes): no relation is opened, so no lock is
  * taken and no relation cache entry built, whatever the number of tables.
  * ----------------------------------------------------------------
@@ -256,16 +258,12 @@ read_tables(Oid only, MemoryContext cxt)
 	double		freeze_max = setting("autovacuum_freeze_max_age");
 	double		mxid_freeze_max = setting("autovacuum_multixact_freeze_max_age");
 
-	/* the user tables of pg_stat_user_tables, with its counters */
+	/*
+	 * the tables of pg_stat_user_tables; their counters are read below, one
+	 * look-up a table, where each pg_stat_get_* function would look again
+	 */
 	if (SPI_execute_with_args("SELECT c.oid, c.relfilenode, c.reltablespace, c.relpersistence, c.relnamespace, c.relisshared,"
-					" pg_stat_get_live_tuples(c.oid)::float8, pg_stat_get_dead_tuples(c.oid)::float8,"
-					" pg_stat_get_mod_since_analyze(c.oid)::float8, pg_stat_get_numscans(c.oid)::float8,"
-					" pg_stat_get_tuples_updated(c.oid)::float8, pg_stat_get_tuples_hot_updated(c.oid)::float8,"
-					" pg_stat_get_tuples_deleted(c.oid)::float8, pg_stat_get_blocks_hit(c.oid)::float8,"
-					" (pg_stat_get_blocks_fetched(c.oid) - pg_stat_get_blocks_hit(c.oid))::float8,"
 					" age(c.relfrozenxid)::float8, mxid_age(c.relminmxid)::float8,"
-					" greatest(pg_stat_get_last_vacuum_time(c.oid), pg_stat_get_last_autovacuum_time(c.oid)),"
-					" greatest(pg_stat_get_last_analyze_time(c.oid), pg_stat_get_last_autoanalyze_time(c.oid)),"
 					" c.reloptions, c.reltuples::float8, c.relpages::float8,"
 					" quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
 					" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -282,32 +280,40 @@ read_tables(Oid only, MemoryContext cxt)
 		MemoryContext spicxt = MemoryContextSwitchTo(cxt);
 		TableFacts *t = palloc0(sizeof(TableFacts));
 		bool		no_options;
-		Datum		options = SPI_getbinval(tuple, desc, 20, &no_options);
+		Datum		options = SPI_getbinval(tuple, desc, 9, &no_options);
+		PgStat_StatTabEntry *stats;
 
 		t->relid = get_oid(tuple, desc, 1);
 		t->pages = get_relation_bytes(tuple, desc, 1, 2) / BLCKSZ;
-		t->live = get_double(tuple, desc, 7, 0);
+		stats = pgstat_fetch_stat_tabentry(t->relid);
+		if (stats != NULL)
+		{
+			t->live = (double) stats->n_live_tuples;
+			t->dead = (double) stats->n_dead_tuples;
+			t->mod_since_analyze = (double) stats->changes_since_analyze;
+			t->seq_scan = (double) stats->numscans;
+			t->updates = (double) stats->tuples_updated;
+			t->hot_updates = (double) stats->tuples_hot_updated;
+			t->deletes = (double) stats->tuples_deleted;
+			t->heap_hit = (double) stats->blocks_hit;
+			t->heap_read = (double) (stats->blocks_fetched - stats->blocks_hit);
+			/* greatest() of the two, NULL when neither happened */
+			t->last_vacuum = Max(stats->vacuum_timestamp, stats->autovac_vacuum_timestamp);
+			t->last_analyze = Max(stats->analyze_timestamp, stats->autovac_analyze_timestamp);
+		}
+		t->last_vacuum_null = t->last_vacuum == 0;
+		t->last_analyze_null = t->last_analyze == 0;
 
 		/*
 		 * After a crash or a statistics reset n_live_tup starts again from
 		 * 0: fall back on pg_class, scaled to the table's size as the
 		 * planner does.
 		 */
-		if (t->live <= 0 && get_double(tuple, desc, 22, 0) > 0)
-			t->live = Max(0, get_double(tuple, desc, 21, 0)) * t->pages / get_double(tuple, desc, 22, 1);
-		t->dead = get_double(tuple, desc, 8, 0);
-		t->mod_since_analyze = get_double(tuple, desc, 9, 0);
-		t->seq_scan = get_double(tuple, desc, 10, 0);
-		t->updates = get_double(tuple, desc, 11, 0);
-		t->hot_updates = get_double(tuple, desc, 12, 0);
-		t->deletes = get_double(tuple, desc, 13, 0);
-		t->heap_hit = get_double(tuple, desc, 14, 0);
-		t->heap_read = get_double(tuple, desc, 15, 0);
-		t->xid_age = get_double(tuple, desc, 16, 0);
-		t->mxid_age = get_double(tuple, desc, 17, 0);
-		t->last_vacuum = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 18, &t->last_vacuum_null));
-		t->last_analyze = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 19, &t->last_analyze_null));
-		t->name = SPI_getvalue(tuple, desc, 23);
+		if (t->live <= 0 && get_double(tuple, desc, 11, 0) > 0)
+			t->live = Max(0, get_double(tuple, desc, 10, 0)) * t->pages / get_double(tuple, desc, 11, 1);
+		t->xid_age = get_double(tuple, desc, 7, 0);
+		t->mxid_age = get_double(tuple, desc, 8, 0);
+		t->name = SPI_getvalue(tuple, desc, 12);
 		t->fillfactor = (int) reloption(options, no_options, "fillfactor", 100);
 		t->vacuum_threshold = reloption(options, no_options, "autovacuum_vacuum_threshold", vacuum_threshold);
 		t->vacuum_scale_factor = reloption(options, no_options, "autovacuum_vacuum_scale_factor", vacuum_scale);
@@ -335,7 +341,7 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 	ListCell   *next = list_head(tables);
 
 	/* an index lives in its table's schema */
-	if (SPI_execute_with_args("SELECT i.indrelid, i.indexrelid, pg_stat_get_numscans(i.indexrelid)::float8,"
+	if (SPI_execute_with_args("SELECT i.indrelid, i.indexrelid,"
 					" i.indislive AND i.indisvalid AND c.relam = " CppAsString2(BTREE_AM_OID) ","
 					" c.relfilenode, c.reltablespace, c.relpersistence, c.relnamespace, c.relisshared,"
 					" i.indkey::int2[]"
@@ -362,16 +368,21 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 		t = lfirst(next);
 		if (t->relid != relid)
 			continue;			/* an index of a table not listed */
-		t->idx_scan += get_double(tuple, desc, 3, 0);
-		if (!DatumGetBool(SPI_getbinval(tuple, desc, 4, &isnull)))
+		{
+			PgStat_StatTabEntry *stats = pgstat_fetch_stat_tabentry(get_oid(tuple, desc, 2));
+
+			if (stats != NULL)
+				t->idx_scan += (double) stats->numscans;
+		}
+		if (!DatumGetBool(SPI_getbinval(tuple, desc, 3, &isnull)))
 			continue;
 		spicxt = MemoryContextSwitchTo(cxt);
 		{
 			IndexFacts *x = palloc0(sizeof(IndexFacts));
-			ArrayType  *keys = DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 10, &isnull));
+			ArrayType  *keys = DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 9, &isnull));
 
 			x->indexrelid = get_oid(tuple, desc, 2);
-			x->bytes = get_relation_bytes(tuple, desc, 2, 5);
+			x->bytes = get_relation_bytes(tuple, desc, 2, 4);
 			x->natts = ArrayGetNItems(ARR_NDIM(keys), ARR_DIMS(keys));
 			x->keys = palloc(Max(x->natts, 1) * sizeof(int16));
 			memcpy(x->keys, ARR_DATA_PTR(keys), x->natts * sizeof(int16));
