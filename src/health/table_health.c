@@ -131,8 +131,6 @@ typedef struct TableFacts
 	double		multixact_freeze_max_age;
 	List	   *indexes;		/* IndexFacts, by OID */
 	List	   *drops;			/* its drop candidates: drop_def, reason */
-	int			nwidths;
-	double	   *widths;			/* pg_statistic's stawidth by attnum, 0 if none */
 	/* filled as the table is assessed */
 	double		index_bytes;
 	double		index_waste_bytes;
@@ -393,10 +391,9 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 }
 
 /*
- * The columns of the tables that hold something (the estimates of the
- * others do not depend on them): the width and null fraction pg_stats shows
- * the caller, for the row length, and pg_statistic's width, which is what
- * get_attavgwidth() gives the planner, for index entries
+ * The columns of the tables that hold something (the row length of the
+ * others is not used), with the width and null fraction pg_stats shows the
+ * caller
  */
 static void
 read_columns(List *tables, MemoryContext cxt)
@@ -421,14 +418,13 @@ read_columns(List *tables, MemoryContext cxt)
 		return;
 	if (SPI_execute_with_args("SELECT a.attrelid, a.attnum::int, a.attlen::float8,"
 					" CASE a.attalign WHEN 'c' THEN 1 WHEN 's' THEN 2 WHEN 'i' THEN 4 ELSE 8 END::float8,"
-					" coalesce(v.width, CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END)::float8,"
-					" coalesce(v.null_frac, 0)::float8, coalesce(s.stawidth, 0)::float8"
-					" FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-					" LEFT JOIN pg_statistic s ON s.starelid = a.attrelid AND s.staattnum = a.attnum AND NOT s.stainherit"
-	/* what pg_stats shows the caller */
-					" LEFT JOIN LATERAL (SELECT s.stawidth AS width, s.stanullfrac AS null_frac"
-					"  WHERE s.starelid IS NOT NULL AND has_column_privilege(c.oid, a.attnum, 'select')"
-					"    AND (NOT c.relrowsecurity OR NOT row_security_active(c.oid))) v ON true"
+					" coalesce(s.avg_width, CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END)::float8,"
+					" coalesce(s.null_frac, 0)::float8"
+					" FROM pg_attribute a"
+					" JOIN pg_class c ON c.oid = a.attrelid"
+					" JOIN pg_namespace n ON n.oid = c.relnamespace"
+					" LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname"
+					"  AND s.attname = a.attname AND NOT s.inherited"
 					" WHERE a.attrelid = ANY ($1) AND a.attnum > 0 AND NOT a.attisdropped"
 					" ORDER BY a.attrelid, a.attnum", 1, (Oid[]) {OIDARRAYOID},
 							  (Datum[]) {PointerGetDatum(construct_array(relids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT))},
@@ -439,16 +435,10 @@ read_columns(List *tables, MemoryContext cxt)
 	for (uint64 i = 0; i <= SPI_processed; i++)
 	{
 		Oid			relid = InvalidOid;
-		int			attnum = 0;
 		MemoryContext spicxt;
 
 		if (i < SPI_processed)
-		{
-			bool		isnull;
-
 			relid = get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-			attnum = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		}
 		/* a new table starts: finish the one before */
 		if (current != NULL && relid != current->relid)
 		{
@@ -477,18 +467,6 @@ read_columns(List *tables, MemoryContext cxt)
 			columns = lappend(columns, c);
 			natts++;
 			has_nulls |= c[3] > 0;
-			if (attnum >= current->nwidths)
-			{
-				int			size = Max(attnum + 1, 2 * current->nwidths);
-
-				double	   *widths = palloc0(size * sizeof(double));
-
-				if (current->nwidths > 0)
-					memcpy(widths, current->widths, current->nwidths * sizeof(double));
-				current->widths = widths;
-				current->nwidths = size;
-			}
-			current->widths[attnum] = get_double(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 7, 0);
 		}
 		MemoryContextSwitchTo(spicxt);
 	}
@@ -698,10 +676,11 @@ estimate_indexes(TableFacts *t)
 
 		if (x->bytes <= 0)
 			continue;
-		for (int i = 0; i < x->natts; i++)
+		/* the widths the planner uses; they do not count without rows */
+		for (int i = 0; i < x->natts && t->live + t->dead > 0; i++)
 		{
-			int			attnum = x->keys[i];
-			double		width = attnum > 0 && attnum < t->nwidths ? t->widths[attnum] : 0;
+			AttrNumber	attnum = x->keys[i];
+			int32		width = attnum > 0 ? get_attavgwidth(t->relid, attnum) : 0;
 
 			entry += width > 0 ? width : 8;
 		}
