@@ -115,13 +115,14 @@ WITH indexes AS (
            k.conindid IS NOT NULL AS backs_constraint,
            -- the counters themselves: pg_stat_user_indexes and
            -- pg_stat_user_tables group every table's indexes at every read
-           CASE WHEN t.relkind IN ('r', 't', 'm') THEN pg_stat_get_numscans(i.indexrelid) END AS idx_scan,
+           -- (pg_stat_user_indexes lists the indexes of tables, matviews and
+           -- TOAST tables: relkind 'i', not a partitioned index's 'I')
+           CASE WHEN c.relkind = 'i' THEN pg_stat_get_numscans(i.indexrelid) END AS idx_scan,
            pg_stat_get_numscans(i.indexrelid) AS own_scans,
            pg_stat_get_numscans(i.indrelid) AS table_scans
       FROM pg_index i
       JOIN pg_class c ON c.oid = i.indexrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
-      JOIN pg_class t ON t.oid = i.indrelid
       LEFT JOIN (SELECT DISTINCT k.conindid FROM pg_constraint k WHERE k.contype IN ('p', 'u', 'x')) k
         ON k.conindid = i.indexrelid
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'perfopt')
