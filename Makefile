@@ -33,6 +33,8 @@ OBJS = \
 	src/advisor/index_advisor.o \
 	src/advisor/index_candidates.o \
 	src/advisor/index_selection.o \
+	src/advisor/drop_set.o \
+	src/advisor/index_statements.o \
 	src/analysis/query_analysis.o \
 	src/metrics/sampler.o \
 	src/common/security.o \
@@ -72,9 +74,15 @@ PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir)
 
 PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla -Wendif-labels
 
+# Header dependencies: Debian's PGXS tracks none (built without
+# --enable-depend), so a changed struct in a header would leave stale objects
+PG_CFLAGS += -MMD -MP
+EXTRA_CLEAN = $(OBJS:.o=.d)
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+-include $(OBJS:.o=.d)
 
 sql/perfopt--$(EXTVERSION).sql: sql/header.sql sql/roles.sql $(TABLES_SQL) $(DEFINITIONS_SQL)
 	sh scripts/assemble-sql.sh 'CREATE EXTENSION perfopt' $^ > $@

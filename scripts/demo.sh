@@ -26,23 +26,14 @@ rport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
     --logfile "$dir/redis.log" --daemonize no >/dev/null &
 redis_pid=$!
-cp "$top"/test/sample/leads.sql "$top"/test/sample/workload.pgbench "$dir/"
-chown postgres: "$dir"/*
 
 echo "== starting a throwaway cluster in $dir"
 start_cluster "$dir" "$PORT" "perfopt.database = 'leads'" "perfopt.sample_interval = 5s" \
     "perfopt.redis_port = $rport"
 psql_demo() { as_postgres psql -h "$dir" -p "$PORT" -d leads -X -v ON_ERROR_STOP=1 "$@"; }
-as_postgres createdb -h "$dir" -p "$PORT" leads
-psql_demo -q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
 
-echo "== loading the sample schema ($LEADS leads)"
-psql_demo -q -v leads="$LEADS" -f "$dir/leads.sql" >/dev/null
-
-echo "== running the application workload (pgbench, 2 clients)"
-psql_demo -q -c "SELECT pg_stat_statements_reset()" >/dev/null
-as_postgres pgbench -h "$dir" -p "$PORT" -n -M simple -c 2 -t 150 -D leads="$LEADS" \
-    -f "$dir/workload.pgbench" leads 2>&1 | grep -E "^(number of transactions actually|latency average|tps)"
+echo "== loading the sample schema ($LEADS leads) and running the application workload (pgbench, 2 clients)"
+load_sample_database "$dir" "$PORT" leads "$LEADS"
 
 cat <<'TEXT'
 
@@ -142,22 +133,22 @@ SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 60) AS query, calls,
 cat <<TEXT
 
 The Redis cache layer (redis-server on 127.0.0.1:$rport): watch leads, subscribe to the channel,
-move lead 42 to agent 7, and see its keys invalidated at commit:
+move lead 34 (of agent 3) to agent 7, and see its keys invalidated at commit:
 TEXT
 psql_demo -q -At -c "SELECT perfopt.cache_watch('leads', 'lead:{id}', 'user_data'),
                             perfopt.cache_watch('leads', 'agent:{agent_id}:leads')" >/dev/null
 psql_demo -q -At -c "SELECT perfopt.cache_warm('user_data', 'lead:{id}',
                             'SELECT id, email, status, agent_id FROM leads WHERE id <= 100')" >/dev/null
-echo "redis> GET lead:42"
-redis-cli -p "$rport" GET lead:42
+echo "redis> GET lead:34"
+redis-cli -p "$rport" GET lead:34
 timeout 3 redis-cli -p "$rport" SUBSCRIBE perfopt:invalidate > "$dir/channel.out" &
 sub_pid=$!
 sleep 0.3
-psql_demo -q -c "UPDATE leads SET agent_id = 7 WHERE id = 42"
+psql_demo -q -c "UPDATE leads SET agent_id = 7 WHERE id = 34"
 wait "$sub_pid" || true
 echo "perfopt:invalidate> $(tail -n 1 "$dir/channel.out")"
-echo "redis> EXISTS lead:42"
-redis-cli -p "$rport" EXISTS lead:42
+echo "redis> EXISTS lead:34"
+redis-cli -p "$rport" EXISTS lead:34
 psql_demo -q -c "SELECT keys, invalidations_sent, outbox_depth, last_error FROM perfopt.cache_metrics"
 
 cat <<'TEXT'

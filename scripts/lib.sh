@@ -95,3 +95,32 @@ stop_cluster() {
     [ -f "$1/data/postmaster.pid" ] && as_postgres pg_ctl -D "$1/data" -m fast -w stop >/dev/null
     return 0
 }
+
+# Make database $3 in the cluster that start_cluster started in $1 (port $2)
+# into the demo's sample database: perfopt, the insurance-leads schema of
+# test/sample/leads.sql with $4 leads, pg_stat_statements reset, and the
+# application workload of test/sample/workload.pgbench run once by pgbench
+# (2 clients, 150 page views each, so every statement has 300 calls).
+# Prints pgbench's summary.  The README's "The sample database" does the
+# same by hand; the demo and the docs test (test/docs/) both use this.
+load_sample_database() {
+    local dir=$1 port=$2 db=$3 leads=$4 sample
+    sample=$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/sample" && pwd)
+    as_postgres createdb -h "$dir" -p "$port" "$db" || die "createdb $db failed"
+    as_postgres psql -h "$dir" -p "$port" -d "$db" -X -q -v ON_ERROR_STOP=1 \
+        -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE" \
+        || die "CREATE EXTENSION perfopt failed"
+    # psql and pgbench read the files as postgres, who may not see the tree
+    cp "$sample/leads.sql" "$sample/workload.pgbench" "$dir/" && chown postgres: "$dir/leads.sql" "$dir/workload.pgbench"
+    # statistics from every row (a sample of 300 x 1000 rows), so that the
+    # plans and costs are the same at every load
+    as_postgres env PGOPTIONS="-c default_statistics_target=1000" \
+        psql -h "$dir" -p "$port" -d "$db" -X -q -v ON_ERROR_STOP=1 -v leads="$leads" \
+        -f "$dir/leads.sql" >/dev/null || die "loading the sample schema failed"
+    as_postgres psql -h "$dir" -p "$port" -d "$db" -X -q -c "SELECT pg_stat_statements_reset()" >/dev/null \
+        || die "pg_stat_statements_reset failed"
+    as_postgres pgbench -h "$dir" -p "$port" -n -M simple -c 2 -t 150 --random-seed=1 -D leads="$leads" \
+        -f "$dir/workload.pgbench" "$db" > "$dir/pgbench.out" 2>&1 \
+        || { cat "$dir/pgbench.out" >&2; die "the sample workload failed"; }
+    grep -E "^(number of transactions actually|latency average|tps)" "$dir/pgbench.out"
+}

@@ -40,6 +40,21 @@ passed=$((passed + r_ok))
 failed=$((failed + r_failed))
 fi
 
+# the docs test: one count per SQL example of README.md and docs/*.md
+if selected docs; then
+echo "== docs test"
+bash "$work/test/docs/docs_test.sh" "$work" > "$work/docs.log" 2>&1
+status=$?
+cat "$work/docs.log"
+d_ok=$(sed -n 's/^docs: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' "$work/docs.log")
+d_failed=$(sed -n 's/^docs: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$work/docs.log")
+if [ $status != 0 ] && [ "${d_failed:-0}" = 0 ]; then
+    d_failed=1
+fi
+passed=$((passed + ${d_ok:-0}))
+failed=$((failed + ${d_failed:-0}))
+fi
+
 # TAP: one count per assertion; a script that dies counts as one failure
 echo "== TAP tests"
 for t in "$work"/test/t/*.pl; do

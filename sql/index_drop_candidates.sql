@@ -21,7 +21,7 @@ RESET enable_seqscan;
 SELECT pg_stat_force_next_flush();
 SELECT pg_sleep(0.1);
 
-SELECT index_name, regexp_replace(reason, '\d+ times', 'N times') AS reason,
+SELECT index_name, reason_code, regexp_replace(reason, '\d+ times', 'N times') AS reason,
        size_bytes > 0 AS has_size, drop_def
   FROM perfopt.index_drop_candidates
  WHERE table_name = 'drop_test'::regclass
@@ -43,3 +43,51 @@ SELECT drop_def FROM perfopt.index_drop_candidates
 :drop_def
 SELECT count(*) AS invalid_left FROM pg_index WHERE indrelid = 'drop_test'::regclass AND NOT indisvalid;
 DROP TABLE drop_test;
+
+-- the rows are safe together (issue 16): dc_a2 is the index the workload
+-- scans, dc_a its duplicate, dc_ab covers both and is never scanned.  Each
+-- alone could be dropped; all three together would leave "a = 5" without
+-- an index.  The set keeps the one in use.
+CREATE TABLE dc (a int, b int, c text);
+INSERT INTO dc SELECT i % 1000, i % 7, repeat('x', 50) FROM generate_series(1, 20000) i;
+CREATE INDEX dc_a2 ON dc (a);
+ANALYZE dc;
+SELECT count(*) FROM dc WHERE a = 5;
+SELECT count(*) FROM dc WHERE a = 6;
+SELECT count(*) FROM dc WHERE a = 7;
+CREATE INDEX dc_a ON dc (a);
+CREATE INDEX dc_ab ON dc (a, b);
+SELECT pg_stat_force_next_flush();
+SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE relname = 'dc' ORDER BY 1;
+SELECT index_name, reason_code, regexp_replace(reason, '\d+ times', 'N times') AS reason, drop_def
+  FROM perfopt.index_drop_candidates
+ WHERE table_name = 'dc'::regclass
+ ORDER BY index_name::text;
+-- every row followed: the statement keeps its index
+SELECT drop_def FROM perfopt.index_drop_candidates WHERE table_name = 'dc'::regclass \gexec
+EXPLAIN (COSTS OFF) SELECT count(*) FROM dc WHERE a = 5;
+SELECT indexrelid::regclass AS left_on_dc FROM pg_index WHERE indrelid = 'dc'::regclass;
+
+-- the set function checks what it is given
+SELECT perfopt.index_drop_safe_set('{}', '{}');
+SELECT perfopt.index_drop_safe_set(ARRAY['dc'::regclass], ARRAY[NULL::regclass]);
+SELECT perfopt.index_drop_safe_set(ARRAY['dc_a2'::regclass], '{}');
+SELECT perfopt.index_drop_safe_set(ARRAY[NULL::regclass], ARRAY[NULL::regclass]);
+-- alone, the index in use is not safe to drop: "a = 5" needs it
+SELECT perfopt.index_drop_safe_set(ARRAY['dc_a2'::regclass], ARRAY[NULL::regclass]);
+DROP TABLE dc;
+
+-- a partitioned table: a partition's index attached to the parent's goes
+-- only with it, and the parent's is dropped without CONCURRENTLY
+CREATE TABLE dcp (id int, a int) PARTITION BY RANGE (id);
+CREATE TABLE dcp_1 PARTITION OF dcp FOR VALUES FROM (0) TO (1000);
+CREATE TABLE dcp_2 PARTITION OF dcp FOR VALUES FROM (1000) TO (2000);
+INSERT INTO dcp SELECT i, i % 10 FROM generate_series(0, 1999) i;
+CREATE INDEX dcp_a ON dcp (a);
+CREATE INDEX dcp_a_again ON dcp (a);
+ANALYZE dcp;
+SELECT index_name, reason_code, drop_def FROM perfopt.index_drop_candidates
+ WHERE table_name::text LIKE 'dcp%' ORDER BY index_name::text;
+SELECT drop_def FROM perfopt.index_drop_candidates WHERE table_name = 'dcp'::regclass \gexec
+SELECT count(*) AS indexes_left FROM pg_index WHERE indrelid IN ('dcp'::regclass, 'dcp_1'::regclass, 'dcp_2'::regclass);
+DROP TABLE dcp;

@@ -26,6 +26,7 @@
 #include "storage/lwlock.h"
 #include "utils/queryjumble.h"
 
+#include "advisor/whatif.h"
 #include "bgw/launcher.h"
 #include "cache/cache_worker.h"
 #include "guc.h"
@@ -78,6 +79,8 @@ void
 _PG_init(void)
 {
 	perfopt_define_settings();
+	/* the advisor's planner hook, also when loaded on first use */
+	perfopt_whatif_init();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -75,6 +75,15 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION perfopt.last_advisor_run() IS
 'what the last index advisor run of this session did: statements, statements skipped because their role could not plan them (skipped_as_role), candidates, planner calls, cache hits, seconds';
 
+CREATE OR REPLACE FUNCTION perfopt.index_build_statements(table_name regclass, index_def text, index_name text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'perfopt_index_build_statements_sql'
+LANGUAGE C STRICT STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.index_build_statements(regclass, text, text) IS
+'the statements that build index_def''s index on table_name, named index_name, without blocking writes: CREATE INDEX CONCURRENTLY, or for a partitioned table CREATE INDEX ON ONLY the parent, each partition''s index CONCURRENTLY and ALTER INDEX ... ATTACH PARTITION';
+
 CREATE OR REPLACE VIEW perfopt.index_recommendations AS
     SELECT * FROM perfopt.recommend_indexes();
 
@@ -95,15 +104,27 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION perfopt.relation_bytes(regclass) IS
 'pg_relation_size(rel) from the files, without locking or opening the relation: for views over thousands of relations';
 
+CREATE OR REPLACE FUNCTION perfopt.index_drop_safe_set(candidates regclass[], relies_on regclass[])
+RETURNS regclass[]
+AS 'MODULE_PATHNAME', 'perfopt_index_drop_safe_set'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE
+-- every statement is planned as its own role with that role's own path
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.index_drop_safe_set(regclass[], regclass[]) IS
+'of the drop candidates, most deserving first, those that can be dropped together: none that an accepted one relies on (relies_on), none whose drop makes a statement of the workload the caller may see costlier';
+
 CREATE OR REPLACE VIEW perfopt.index_drop_candidates AS
 WITH indexes AS (
     -- pg_stat_user_tables' seq_scan + idx_scan, idx_scan being a sum over
     -- the table's indexes (which all pass the filters below with it), over
-    -- narrow rows
-    SELECT x.*, x.table_scans + sum(x.own_scans) OVER (PARTITION BY x.indrelid) AS table_reads
+    -- narrow rows; a partitioned table's, over its partitions
+    SELECT x.*,
+           CASE WHEN x.relkind = 'I' THEN x.tree_reads
+                ELSE x.table_scans + sum(x.own_scans) OVER (PARTITION BY x.indrelid) END AS table_reads
       FROM (
     SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisvalid, i.indisreplident,
-           c.relam, n.nspname, c.relname,
+           c.relam, c.relkind, n.nspname, c.relname,
            -- the vectors start at 0; a slice starts at 1, so arrays compare
            (i.indkey::int2[])[0:i.indnkeyatts - 1] AS keys,
            i.indnatts > i.indnkeyatts AS has_include,
@@ -112,21 +133,36 @@ WITH indexes AS (
            (i.indoption::int2[])[0:i.indnkeyatts - 1] AS options,
            pg_get_expr(i.indexprs, i.indrelid) AS expressions,
            pg_get_expr(i.indpred, i.indrelid) AS predicate,
-           -- a join, not EXISTS: that one the planner prices as a scan of
-           -- pg_constraint per index, which makes the view JIT-compile
+           -- joins, not EXISTS: the planner prices an EXISTS as a scan per
+           -- index, which makes the view JIT-compile
            k.conindid IS NOT NULL AS backs_constraint,
-           -- the counters themselves: pg_stat_user_indexes and
+           -- an index of a partition attached to its table's partitioned index
+           -- goes only with that index
+           h.inhrelid IS NOT NULL AS attached,
+           -- this server's counts: scans on a standby are not seen here; the
+           -- counters themselves, since pg_stat_user_indexes and
            -- pg_stat_user_tables group every table's indexes at every read
            -- (pg_stat_user_indexes lists the indexes of tables, matviews and
-           -- TOAST tables: relkind 'i', not a partitioned index's 'I')
-           CASE WHEN c.relkind = 'i' THEN pg_stat_get_numscans(i.indexrelid) END AS idx_scan,
+           -- TOAST tables: relkind 'i')
+           CASE c.relkind WHEN 'I' THEN pt.idx_scan
+                          WHEN 'i' THEN pg_stat_get_numscans(i.indexrelid) END AS idx_scan,
            pg_stat_get_numscans(i.indexrelid) AS own_scans,
-           pg_stat_get_numscans(i.indrelid) AS table_scans
+           pg_stat_get_numscans(i.indrelid) AS table_scans,
+           pt.table_reads AS tree_reads
       FROM pg_index i
       JOIN pg_class c ON c.oid = i.indexrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
       LEFT JOIN (SELECT DISTINCT k.conindid FROM pg_constraint k WHERE k.contype IN ('p', 'u', 'x')) k
         ON k.conindid = i.indexrelid
+      LEFT JOIN (SELECT DISTINCT h.inhrelid FROM pg_inherits h) h ON h.inhrelid = i.indexrelid
+      -- the partitioned indexes, over their partitions
+      LEFT JOIN (SELECT pi.indexrelid,
+                        (SELECT sum(si.idx_scan) FROM pg_partition_tree(pi.indexrelid) p
+                           JOIN pg_stat_user_indexes si ON si.indexrelid = p.relid) AS idx_scan,
+                        (SELECT sum(st.seq_scan + coalesce(st.idx_scan, 0)) FROM pg_partition_tree(pi.indrelid) p
+                           JOIN pg_stat_user_tables st ON st.relid = p.relid) AS table_reads
+                   FROM pg_index pi JOIN pg_class pc ON pc.oid = pi.indexrelid AND pc.relkind = 'I') pt
+        ON pt.indexrelid = i.indexrelid
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'perfopt')
        AND n.nspname NOT LIKE 'pg\_toast%'
        -- not the tables of an extension (a hashed list, not a sort of every index)
@@ -135,12 +171,12 @@ WITH indexes AS (
            ) x
 ),
 reasons AS (
-    SELECT x.indexrelid, 1 AS priority,
+    SELECT x.indexrelid, 1 AS priority, 'invalid' AS reason_code, NULL::oid AS relies_on, NULL::numeric AS relies_scans,
            'invalid: a failed CREATE INDEX CONCURRENTLY left it; no query uses it, yet every write still maintains it' AS reason
       FROM indexes x
      WHERE NOT x.indisvalid
     UNION ALL
-    SELECT x.indexrelid, 2,
+    SELECT x.indexrelid, 2, 'duplicate', y.indexrelid, y.idx_scan,
            format('duplicate of %s: the same definition', y.indexrelid::regclass)
       FROM indexes x
       JOIN indexes y ON y.indrelid = x.indrelid AND y.indexrelid <> x.indexrelid
@@ -151,47 +187,78 @@ reasons AS (
        AND y.has_include = x.has_include AND y.indisvalid
        AND (y.indisunique OR NOT x.indisunique)
      WHERE NOT x.backs_constraint
-       -- of two equal ones, keep the one a constraint uses, else the older
-       AND (y.backs_constraint OR y.indisunique AND NOT x.indisunique OR y.indexrelid < x.indexrelid)
+       -- of two equal ones, keep the one a constraint uses, else the unique
+       -- one, else the one attached to a partitioned index, else the one in
+       -- use (scanned more), else the older
+       AND (y.backs_constraint, y.indisunique, y.attached, coalesce(y.idx_scan, 0), x.indexrelid)
+         > (x.backs_constraint, x.indisunique, x.attached, coalesce(x.idx_scan, 0), y.indexrelid)
     UNION ALL
     -- a btree x is redundant when its keys are a proper prefix of those of
     -- a valid y: x and each proper prefix of y are grouped by what must be
     -- equal (one pass, where a join of every pair of a table's indexes
-    -- was planned as a nested loop over all indexes)
-    SELECT r.candidate, 3,
-           format('redundant: %s starts with the same columns and serves the same queries', g.covering::regclass)
+    -- was planned as a nested loop over all indexes); each x with each y
+    SELECT c.candidate, 3, 'redundant', v.covering, v.scans,
+           format('redundant: %s starts with the same columns and serves the same queries', v.covering::regclass)
       FROM (SELECT array_agg(p.candidate) FILTER (WHERE p.candidate IS NOT NULL) AS candidates,
-                   min(p.covering) AS covering
-              FROM (SELECT x.indexrelid AS candidate, NULL::oid AS covering, x.indrelid, x.relam,
-                           x.predicate, x.keys, x.classes, x.collations, x.options
+                   array_agg(p.covering) FILTER (WHERE p.covering IS NOT NULL) AS coverings,
+                   array_agg(p.scans) FILTER (WHERE p.covering IS NOT NULL) AS scans
+              FROM (SELECT x.indexrelid AS candidate, NULL::oid AS covering, NULL::numeric AS scans,
+                           x.indrelid, x.relam, x.predicate, x.keys, x.classes, x.collations, x.options
                       FROM indexes x
                      WHERE x.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
                        AND NOT x.indisunique AND NOT x.has_include AND x.expressions IS NULL
                     UNION ALL
-                    SELECT NULL, y.indexrelid, y.indrelid, y.relam, y.predicate,
+                    SELECT NULL, y.indexrelid, y.idx_scan, y.indrelid, y.relam, y.predicate,
                            y.keys[1:k], y.classes[1:k], y.collations[1:k], y.options[1:k]
                       FROM indexes y, generate_series(1, cardinality(y.keys) - 1) k
                      WHERE y.indisvalid AND y.expressions IS NULL) p
              GROUP BY p.indrelid, p.relam, p.predicate, p.keys, p.classes, p.collations, p.options
             HAVING count(p.candidate) > 0 AND count(p.covering) > 0) g,
-           unnest(g.candidates) r(candidate)
+           unnest(g.candidates) c(candidate),
+           unnest(g.coverings, g.scans) v(covering, scans)
     UNION ALL
-    SELECT x.indexrelid, 4,
-           format('unused: not scanned once since the statistics were reset, while its table was read %s times',
+    SELECT x.indexrelid, 4, 'unused', NULL, NULL,
+           format('unused: not scanned once on this server since the statistics were reset, while its table was read %s times',
                   x.table_reads)
       FROM indexes x
      WHERE x.indisvalid AND x.idx_scan = 0 AND x.table_reads > 0 AND NOT x.indisunique
+),
+-- each index with its most serious reason and, of several indexes that make
+-- it so, the one scanned most; sizes from the files (relation_bytes: no
+-- lock, no relation opened), of the candidates only
+candidates AS (
+    SELECT DISTINCT ON (x.indexrelid)
+           x.indexrelid, x.indrelid, x.nspname, x.relname, x.relkind,
+           CASE WHEN x.relkind = 'I'
+                THEN (SELECT sum(perfopt.relation_bytes(p.relid)) FROM pg_partition_tree(x.indexrelid) p)::bigint
+                ELSE perfopt.relation_bytes(x.indexrelid) END AS size_bytes,
+           coalesce(x.idx_scan, 0) AS idx_scan, r.priority, r.reason_code, r.reason, r.relies_on
+      FROM reasons r
+      JOIN indexes x USING (indexrelid)
+     WHERE NOT x.backs_constraint AND NOT x.indisreplident AND NOT x.attached
+     ORDER BY x.indexrelid, r.priority, r.relies_scans DESC NULLS LAST, r.relies_on
+),
+-- those safe to drop together, tried in this order: invalid ones, then
+-- duplicates, then the least scanned, the largest first
+safe AS MATERIALIZED (
+    SELECT perfopt.index_drop_safe_set(
+               coalesce(array_agg(indexrelid::regclass ORDER BY least(priority, 3), idx_scan, size_bytes DESC, indexrelid), '{}'),
+               coalesce(array_agg(relies_on::regclass ORDER BY least(priority, 3), idx_scan, size_bytes DESC, indexrelid), '{}'))
+           AS indexes
+      FROM candidates
 )
-SELECT DISTINCT ON (x.indexrelid)
-       x.indexrelid::regclass AS index_name,
-       x.indrelid::regclass AS table_name,
-       r.reason,
-       perfopt.relation_bytes(x.indexrelid) AS size_bytes,
-       format('DROP INDEX CONCURRENTLY %I.%I;', x.nspname, x.relname) AS drop_def
-  FROM reasons r
-  JOIN indexes x USING (indexrelid)
- WHERE NOT x.backs_constraint AND NOT x.indisreplident
- ORDER BY x.indexrelid, r.priority;
+SELECT d.indexrelid::regclass AS index_name,
+       d.indrelid::regclass AS table_name,
+       d.reason,
+       d.size_bytes,
+       -- PostgreSQL drops a partitioned index, and its partitions' indexes
+       -- with it, only without CONCURRENTLY
+       CASE WHEN d.relkind = 'I' THEN format('DROP INDEX %I.%I;', d.nspname, d.relname)
+            ELSE format('DROP INDEX CONCURRENTLY %I.%I;', d.nspname, d.relname) END AS drop_def,
+       d.reason_code
+  FROM candidates d
+ WHERE d.indexrelid = ANY ((SELECT indexes FROM safe)::oid[])
+ ORDER BY d.indexrelid;
 
 COMMENT ON VIEW perfopt.index_drop_candidates IS
-'invalid, duplicate, redundant (covered prefix) and unused indexes, never one that backs a constraint';
+'invalid, duplicate, redundant (covered prefix) and unused indexes that are safe to drop together: never one that backs a constraint, nor one that a kept index or a statement of the workload the reader may see needs; scans are this server''s only, not its standbys''';

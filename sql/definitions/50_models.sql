@@ -10,14 +10,14 @@ CREATE OR REPLACE FUNCTION perfopt.detect_anomalies(
     vals float8[],
     threshold float8 DEFAULT NULL)
 RETURNS TABLE (ts timestamptz, value float8, expected float8, score float8,
-               is_anomaly boolean)
+               is_anomaly boolean, reason text)
 AS 'MODULE_PATHNAME', 'perfopt_detect_anomalies'
 -- STABLE: with a NULL threshold it reads perfopt.anomaly_threshold
 LANGUAGE C STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION perfopt.detect_anomalies(timestamptz[], float8[], float8) IS
-'anomalies of a series, causally: the row for time t uses only points up to t; threshold in robust deviations (NULL: perfopt.anomaly_threshold)';
+'anomalies of a series, causally: points are judged in time order (a stable sort: repeated times keep their input order), the row for time t uses only points up to t, and rows come back in input order; threshold in robust deviations (NULL: perfopt.anomaly_threshold); reason says why a point was reported';
 
 CREATE OR REPLACE FUNCTION perfopt.forecast(
     times timestamptz[],
@@ -37,6 +37,8 @@ COMMENT ON TABLE perfopt.anomalies IS
 'one row per excursion the anomaly job found in a series of perfopt.metrics; resolved_at is set when the series is back to normal';
 COMMENT ON COLUMN perfopt.anomalies.group_id IS
 'the anomaly_id of the first anomaly of its incident: an anomaly that starts within 5 minutes of an incident''s first anomaly, in another series, joins it';
+COMMENT ON COLUMN perfopt.anomalies.reason IS
+'why the detector reported the point: which baseline it left, by how much, a spike or a shift';
 COMMENT ON COLUMN perfopt.anomalies.score IS
 'robust deviations from the expected value, signed; critical when 4 times perfopt.anomaly_threshold or more';
 

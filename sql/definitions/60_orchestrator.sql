@@ -110,7 +110,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'waiting_sessions', 'oldest_xact_age_sec', 'oldest_xmin_age_xids', 'frozenxid_age_xids',
         'replication_lag_bytes', 'replication_lag_sec', 'replication_slot_retained_bytes',
         'wal_bytes_per_sec', 'checkpoints_timed_per_sec', 'checkpoints_requested_per_sec',
-        'disk_free_bytes', 'disk_total_bytes', 'disk_used_pct', 'table_size_bytes',
+        'disk_free_bytes', 'disk_total_bytes', 'disk_used_pct', 'table_size_bytes', 'dead_tuples',
         'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms', 'statements_per_sec',
         'cpu_usage_pct', 'memory_used_pct'])
     UNION
@@ -357,12 +357,20 @@ BEGIN
                                       action_id), 63),
             'benefit_pct', rec.benefit_pct, 'est_size_bytes', rec.est_size_bytes,
             'queryids', to_jsonb(rec.queryids), 'reason', rec.reason);
-        statement := regexp_replace(rec.index_def, '^CREATE INDEX CONCURRENTLY ',
-                                    format('CREATE INDEX CONCURRENTLY %I ', details->>'index_name'));
         details := details || jsonb_build_object('index', format('%I.%I',
             (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE c.oid = rec.table_name), details->>'index_name'));
-        rollback_statement := format('DROP INDEX CONCURRENTLY IF EXISTS %s', details->>'index');
+        IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = rec.table_name) = 'p' THEN
+            -- ON ONLY the parent, each partition concurrently, each attached;
+            -- the parent's index goes, with its partitions', only without
+            -- CONCURRENTLY
+            statement := perfopt.index_build_statements(rec.table_name, rec.index_def, details->>'index_name');
+            rollback_statement := format('DROP INDEX IF EXISTS %s', details->>'index');
+        ELSE
+            statement := regexp_replace(rec.index_def, '^CREATE INDEX CONCURRENTLY ',
+                                        format('CREATE INDEX CONCURRENTLY %I ', details->>'index_name'));
+            rollback_statement := format('DROP INDEX CONCURRENTLY IF EXISTS %s', details->>'index');
+        END IF;
         SELECT relowner INTO target_owner FROM pg_catalog.pg_class WHERE oid = rec.table_name;
         -- a tenth of the workload's planned cost saved is full confidence
         confidence := least(1, greatest(0, rec.benefit_pct / 10));
@@ -370,8 +378,8 @@ BEGIN
         SELECT d.* INTO rec
           FROM perfopt.index_drop_candidates d
          WHERE rel IS NULL OR d.index_name = rel
-         ORDER BY CASE WHEN d.reason LIKE 'invalid%' THEN 1 WHEN d.reason LIKE 'duplicate%' THEN 2
-                       WHEN d.reason LIKE 'redundant%' THEN 3 ELSE 4 END, d.size_bytes DESC
+         ORDER BY CASE d.reason_code WHEN 'invalid' THEN 1 WHEN 'duplicate' THEN 2
+                                     WHEN 'redundant' THEN 3 ELSE 4 END, d.size_bytes DESC
          LIMIT 1;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'no index to drop%', CASE WHEN rel IS NULL THEN '' ELSE ': ' || rel || ' is not a drop candidate' END
@@ -379,13 +387,15 @@ BEGIN
                       HINT = 'perfopt.index_drop_candidates lists the indexes perfopt would drop.';
         END IF;
         statement := rtrim(rec.drop_def, ';');
-        rollback_statement := pg_get_indexdef(rec.index_name);
+        rollback_statement := CASE WHEN (SELECT relkind FROM pg_catalog.pg_class WHERE oid = rec.index_name) = 'I'
+                                   THEN perfopt.index_build_statements(rec.table_name, pg_get_indexdef(rec.index_name),
+                                            (SELECT relname FROM pg_catalog.pg_class WHERE oid = rec.index_name))
+                                   ELSE pg_get_indexdef(rec.index_name) END;
         details := jsonb_build_object('index_name', rec.index_name::text, 'reason', rec.reason,
                                       'size_bytes', rec.size_bytes);
         SELECT c.relowner INTO target_owner FROM pg_catalog.pg_class c WHERE c.oid = rec.table_name;
-        confidence := CASE WHEN rec.reason LIKE 'invalid%' THEN 1
-                           WHEN rec.reason LIKE 'duplicate%' THEN 0.95
-                           WHEN rec.reason LIKE 'redundant%' THEN 0.8 ELSE 0.6 END;
+        confidence := CASE rec.reason_code WHEN 'invalid' THEN 1 WHEN 'duplicate' THEN 0.95
+                                           WHEN 'redundant' THEN 0.8 ELSE 0.6 END;
     WHEN 'cancel_query', 'terminate_backend' THEN
         min_duration := coalesce((action->>'min_duration')::interval,
                                  CASE kind WHEN 'cancel_query' THEN interval '5 minutes'
@@ -871,8 +881,12 @@ BEGIN
               WHERE l.action = 'create_index' AND l.outcome = 'succeeded' AND l.check_after <= at
                 AND l.rolled_back_by IS NULL
     LOOP
-        IF coalesce((SELECT s.idx_scan FROM pg_catalog.pg_stat_user_indexes s
-                      WHERE s.indexrelid = pg_catalog.to_regclass(v.details->>'index')), 0) = 0 THEN
+        -- a partitioned index is scanned through its partitions' indexes
+        IF coalesce((SELECT sum(s.idx_scan) FROM pg_catalog.pg_stat_user_indexes s
+                      WHERE s.indexrelid = pg_catalog.to_regclass(v.details->>'index')
+                         OR s.indexrelid IN (SELECT p.relid
+                                               FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass(v.details->>'index')) p)),
+                    0) = 0 THEN
             INSERT INTO perfopt.action_log (cycle_id, rule_id, rule_name, trigger_values, action, target,
                                             statement, dry_run, confidence, outcome, details, owner,
                                             target_owner, rollback_of, queued_at)

@@ -14,7 +14,8 @@ CREATE TABLE perfopt.anomalies (
     expected float8,
     score float8,
     severity text NOT NULL CHECK (severity IN ('warning', 'critical')),
-    resolved_at timestamptz
+    resolved_at timestamptz,
+    reason text
 );
 
 CREATE INDEX ON perfopt.anomalies (detected_at);

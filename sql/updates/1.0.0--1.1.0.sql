@@ -7,3 +7,9 @@ SELECT perfopt.lock_for_update();
 -- replaced, so both are made again by sql/definitions/80_cache.sql
 DROP VIEW perfopt.cache_metrics;
 DROP FUNCTION perfopt.cache_redis_stats();
+
+-- issue 19: detect_anomalies() and perfopt.anomalies say why a point was
+-- reported (a reason column); the function's result type changes, so it is
+-- dropped here and made again from sql/definitions/50_models.sql
+ALTER TABLE perfopt.anomalies ADD COLUMN reason text;
+DROP FUNCTION perfopt.detect_anomalies(timestamptz[], float8[], float8);

@@ -49,6 +49,7 @@
 
 #include "access/sysattr.h"
 #include "access/table.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -599,7 +600,11 @@ rank_results(Advisor *advisor, Bitmapset *chosen, double min_gain)
 		result = palloc0(sizeof(AdvisorResult));
 		result->rank = ++rank;
 		result->relid = candidate->relid;
-		result->index_def = psprintf("CREATE INDEX CONCURRENTLY%s", candidate->definition + strlen("CREATE INDEX"));
+		/* a partitioned table's: ON ONLY the parent, each partition concurrently */
+		if (get_rel_relkind(candidate->relid) == RELKIND_PARTITIONED_TABLE)
+			result->index_def = perfopt_index_build_statements(candidate->relid, candidate->definition, NULL);
+		else
+			result->index_def = psprintf("CREATE INDEX CONCURRENTLY%s", candidate->definition + strlen("CREATE INDEX"));
 		result->kind = perfopt_candidate_kind(candidate);
 		result->size = (int64) candidate->size;
 		result->cost_before = current;
@@ -808,7 +813,7 @@ perfopt_recommend_indexes(PG_FUNCTION_ARGS)
 	int			skipped = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
-	workload = perfopt_workload_from_pgss(perfopt_advisor_statements, &skipped);
+	workload = perfopt_workload_from_pgss(perfopt_advisor_statements, &skipped, false);
 	output_results(fcinfo, run_advisor(workload, budget, min_benefit, skipped));
 	return (Datum) 0;
 }

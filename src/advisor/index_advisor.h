@@ -94,4 +94,7 @@ typedef struct SelectionProblem
 
 extern Bitmapset *perfopt_select_indexes(SelectionProblem *problem);
 
+/* index_statements.c */
+extern char *perfopt_index_build_statements(Oid relid, const char *def, const char *name);
+
 #endif							/* PERFOPT_INDEX_ADVISOR_H */

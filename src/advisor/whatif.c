@@ -23,6 +23,13 @@
  * perfopt makes them as the caller with search_path pg_catalog, pg_temp,
  * which is also the path their definitions were written for.
  *
+ * HypoPG 1.3 cannot hide a real index, and the drop candidates must be
+ * costed without theirs.  So a what-if session may name real indexes in
+ * whatif->hidden: perfopt's get_relation_info_hook, chained after any
+ * other (HypoPG's adds its hypothetical indexes there), takes them out of
+ * the relation's index list, and only while perfopt_whatif_cost plans a
+ * statement of that session; every other planning sees every index.
+ *
  * Every hypothetical index perfopt makes is remembered and dropped at the
  * end, also when the run fails: hypopg_drop_index only frees memory, so it
  * is called directly, which is safe while an error is being handled.
@@ -34,6 +41,8 @@
 #include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
+#include "optimizer/plancat.h"
 #include "parser/parse_func.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -49,6 +58,95 @@
 static double whatif_total_cost;
 static double whatif_rows;
 static int	whatif_plans;
+
+/* The real indexes hidden from the planner while a statement is costed */
+static List *whatif_hidden = NIL;
+static bool whatif_costing = false;
+
+static get_relation_info_hook_type prev_get_relation_info_hook = NULL;
+
+/* The indexes the plans of the statement being costed scan, and their context */
+static List *whatif_used = NIL;
+static MemoryContext whatif_used_cxt = NULL;
+
+/* Note the indexes a plan tree scans in whatif_used */
+static void
+note_used_indexes(Plan *plan)
+{
+	ListCell   *lc;
+	List	   *children = NIL;
+
+	if (plan == NULL)
+		return;
+	check_stack_depth();
+	switch (nodeTag(plan))
+	{
+		case T_IndexScan:
+			whatif_used = list_append_unique_oid(whatif_used, ((IndexScan *) plan)->indexid);
+			break;
+		case T_IndexOnlyScan:
+			whatif_used = list_append_unique_oid(whatif_used, ((IndexOnlyScan *) plan)->indexid);
+			break;
+		case T_BitmapIndexScan:
+			whatif_used = list_append_unique_oid(whatif_used, ((BitmapIndexScan *) plan)->indexid);
+			break;
+		case T_Append:
+			children = ((Append *) plan)->appendplans;
+			break;
+		case T_MergeAppend:
+			children = ((MergeAppend *) plan)->mergeplans;
+			break;
+		case T_BitmapAnd:
+			children = ((BitmapAnd *) plan)->bitmapplans;
+			break;
+		case T_BitmapOr:
+			children = ((BitmapOr *) plan)->bitmapplans;
+			break;
+		case T_SubqueryScan:
+			note_used_indexes(((SubqueryScan *) plan)->subplan);
+			break;
+		case T_CustomScan:
+			children = ((CustomScan *) plan)->custom_plans;
+			break;
+		default:
+			break;
+	}
+	foreach(lc, children)
+		note_used_indexes((Plan *) lfirst(lc));
+	note_used_indexes(plan->lefttree);
+	note_used_indexes(plan->righttree);
+}
+
+/*
+ * Take the hidden indexes out of a relation's index list while perfopt
+ * costs a statement, as if they had been dropped.
+ */
+static void
+whatif_relation_info_hook(PlannerInfo *root, Oid relationObjectId, bool inhparent,
+						  RelOptInfo *rel)
+{
+	ListCell   *lc;
+
+	if (prev_get_relation_info_hook)
+		prev_get_relation_info_hook(root, relationObjectId, inhparent, rel);
+	if (!whatif_costing || whatif_hidden == NIL)
+		return;
+	foreach(lc, rel->indexlist)
+	{
+		IndexOptInfo *index = (IndexOptInfo *) lfirst(lc);
+
+		if (list_member_oid(whatif_hidden, index->indexoid))
+			rel->indexlist = foreach_delete_current(rel->indexlist, lc);
+	}
+}
+
+/* Install the planner hook that hides indexes; from _PG_init */
+void
+perfopt_whatif_init(void)
+{
+	prev_get_relation_info_hook = get_relation_info_hook;
+	get_relation_info_hook = whatif_relation_info_hook;
+}
 
 /* Look up a HypoPG function taking one oid, for a direct call */
 static void
@@ -148,6 +246,16 @@ whatif_explain_hook(Query *query, int cursorOptions, IntoClause *into,
 
 	plan = pg_plan_query(query, queryString, cursorOptions, params);
 	whatif_total_cost += plan->planTree->total_cost;
+	if (whatif_used_cxt != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(whatif_used_cxt);
+		ListCell   *lc;
+
+		note_used_indexes(plan->planTree);
+		foreach(lc, plan->subplans)
+			note_used_indexes((Plan *) lfirst(lc));
+		MemoryContextSwitchTo(old);
+	}
 	if (IsA(plan->planTree, ModifyTable) && outerPlan(plan->planTree))
 		whatif_rows += outerPlan(plan->planTree)->plan_rows;
 	else
@@ -163,7 +271,8 @@ whatif_explain_hook(Query *query, int cursorOptions, IntoClause *into,
 
 /*
  * The planner's total cost for an analyzed statement with the hypothetical
- * indexes that exist now, and in *rows the rows it returns or, for a
+ * indexes that exist now and without whatif->hidden, in whatif->used the
+ * indexes its plan scans (if whatif->collect_used), and in *rows the rows it returns or, for a
  * write, the rows it writes.  The statement is copied, not changed.  It is
  * planned as role (InvalidOid: as the caller, for the caller's own text).
  */
@@ -191,6 +300,10 @@ perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text, double
 	if (OidIsValid(role))
 		perfopt_begin_as_role(role, &sw);
 	ExplainOneQuery_hook = whatif_explain_hook;
+	whatif_hidden = whatif->hidden;
+	whatif_costing = true;
+	whatif_used = NIL;
+	whatif_used_cxt = whatif->collect_used ? CurrentMemoryContext : NULL;
 	PG_TRY();
 	{
 		ProcessUtility(wrapper, query_text, false, PROCESS_UTILITY_QUERY,
@@ -198,6 +311,11 @@ perfopt_whatif_cost(WhatIf *whatif, Query *query, const char *query_text, double
 	}
 	PG_FINALLY();
 	{
+		whatif_costing = false;
+		whatif_hidden = NIL;
+		whatif->used = whatif_used;
+		whatif_used = NIL;
+		whatif_used_cxt = NULL;
 		ExplainOneQuery_hook = prev_hook;
 		if (OidIsValid(role))
 			perfopt_end_as_role(&sw);

@@ -19,9 +19,13 @@ typedef struct WhatIf
 	FmgrInfo	drop_fn;		/* hypopg_drop_index(oid) */
 	FmgrInfo	size_fn;		/* hypopg_relation_size(oid) */
 	List	   *created;		/* OIDs of our hypothetical indexes that exist */
+	List	   *hidden;			/* OIDs of real indexes the planner must not see */
+	bool		collect_used;	/* note the indexes each plan scans? */
+	List	   *used;			/* OIDs of the indexes the last plan scans */
 	int64		planner_calls;	/* statements planned */
 } WhatIf;
 
+extern void perfopt_whatif_init(void);
 extern void perfopt_whatif_begin(WhatIf *whatif);
 extern Oid	perfopt_whatif_create(WhatIf *whatif, const char *index_def);
 extern void perfopt_whatif_drop(WhatIf *whatif, Oid index);

@@ -53,6 +53,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/formatting.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -329,6 +330,29 @@ collect_tables_walker(Node *node, List **tables)
 	return expression_tree_walker(node, collect_tables_walker, tables);
 }
 
+/*
+ * While perfopt_workload_from_pgss_for reads a workload for some tables
+ * only: those tables.  A statement that reads none of them is left out, and
+ * no statement gets a trial plan: the caller costs each one as its role,
+ * and ExecutorStart checks the role's privileges then, as the trial plan
+ * would.
+ */
+static List *workload_tables = NIL;
+
+/* Does the list of tables hold one of workload_tables? */
+static bool
+reads_workload_table(List *tables)
+{
+	ListCell   *lc;
+
+	foreach(lc, tables)
+	{
+		if (list_member_oid(workload_tables, lfirst_oid(lc)))
+			return true;
+	}
+	return false;
+}
+
 /* The work of perfopt_workload_statement, as whoever runs it */
 static WorkloadStatement *
 prepare_statement(const char *text, double weight, bool check_plan)
@@ -340,7 +364,7 @@ prepare_statement(const char *text, double weight, bool check_plan)
 
 	if (parsed->is_utility || parsed->query->commandType == CMD_UTILITY)
 		return NULL;
-	if (check_plan)
+	if (check_plan && workload_tables == NIL)
 		(void) perfopt_plan_statement(parsed);
 
 	stmt = palloc0(sizeof(WorkloadStatement));
@@ -355,6 +379,8 @@ prepare_statement(const char *text, double weight, bool check_plan)
 		(void) collect_tables_walker(lfirst(lc), &stmt->tables);
 	if (stmt->tables == NIL)
 		return NULL;			/* no table: no index changes it */
+	if (workload_tables != NIL && !reads_workload_table(stmt->tables))
+		return NULL;
 
 	if (query->resultRelation > 0)
 	{
@@ -430,11 +456,12 @@ workload_item_step(void *arg)
 
 /*
  * Add a statement to the workload list, or report why it cannot be used
- * and go on; one of a role that cannot be used counts in *skipped.
+ * (unless quiet) and go on; one of a role that cannot be used counts in
+ * *skipped.
  */
 static List *
 add_statement(List *workload, const char *text, double weight, Oid role,
-			  int64 queryid, int number, int *skipped)
+			  int64 queryid, int number, int *skipped, bool quiet)
 {
 	WorkloadItem item = {text, weight, role, NULL};
 	ErrorData  *edata;
@@ -444,7 +471,7 @@ add_statement(List *workload, const char *text, double weight, Oid role,
 	{
 		if (OidIsValid(role) && skipped != NULL)
 			(*skipped)++;
-		ereport(NOTICE,
+		ereport(quiet ? DEBUG1 : NOTICE,
 				(errmsg("statement %d of the workload is left out: %s", number, edata->message),
 				 queryid != 0 ? errdetail("queryid " INT64_FORMAT ": %.200s", queryid, text)
 				 : errdetail("%.200s", text)));
@@ -462,30 +489,74 @@ add_statement(List *workload, const char *text, double weight, Oid role,
  * most total time, at most limit of them, each weighted by its calls and
  * prepared as its own role.  A write's rows per execution are
  * pg_stat_statements' own count.  *skipped counts the statements left out
- * because their role could not prepare them.
+ * because their role could not prepare them.  quiet turns the NOTICE about
+ * each of them into a DEBUG1 message, for callers that are views.
  */
 List *
-perfopt_workload_from_pgss(int limit, int *skipped)
+perfopt_workload_from_pgss(int limit, int *skipped, bool quiet)
 {
-	List	   *workload = NIL;
+	return perfopt_workload_from_pgss_for(limit, skipped, quiet, NIL, NIL);
+}
+
+/* Does the text hold one of the names (lower case), in any case? */
+static bool
+text_names_one(const char *text, List *names)
+{
+	char	   *lower = asc_tolower(text, strlen(text));
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		if (strstr(lower, (const char *) lfirst(lc)) != NULL)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * perfopt_workload_from_pgss, keeping only the statements that read one of
+ * tables (NIL: all), the others left out and not counted as skipped.  With
+ * tables, no statement gets a trial plan: the caller must cost each one
+ * with perfopt_whatif_cost, as its role, which checks its privileges.
+ * names (lower case), when given, are the names a statement's text must
+ * hold one of to be parsed at all: the tables' and those of the views
+ * that read them.
+ */
+List *
+perfopt_workload_from_pgss_for(int limit, int *skipped, bool quiet, List *tables, List *names)
+{
+	List	   *volatile workload = NIL;
 	ListCell   *lc;
 	int			number = 0;
 
-	foreach(lc, perfopt_pgss_statements(0, limit))
+	workload_tables = tables;
+	PG_TRY();
 	{
-		PgssStatement *s = (PgssStatement *) lfirst(lc);
-		int			before = list_length(workload);
-
-		workload = add_statement(workload, s->query, s->stats.calls, s->userid,
-								 s->stats.queryid, ++number, skipped);
-		if (list_length(workload) > before && s->stats.calls > 0)
+		foreach(lc, perfopt_pgss_statements(0, limit))
 		{
-			WorkloadStatement *stmt = llast(workload);
+			PgssStatement *s = (PgssStatement *) lfirst(lc);
+			int			before = list_length(workload);
 
-			if (stmt->command != CMD_SELECT)
-				stmt->rows = s->rows / s->stats.calls;
+			++number;
+			if (names != NIL && !text_names_one(s->query, names))
+				continue;		/* cannot read one of the tables */
+
+			workload = add_statement(workload, s->query, s->stats.calls, s->userid,
+									 s->stats.queryid, number, skipped, quiet);
+			if (list_length(workload) > before && s->stats.calls > 0)
+			{
+				WorkloadStatement *stmt = llast(workload);
+
+				if (stmt->command != CMD_SELECT)
+					stmt->rows = s->rows / s->stats.calls;
+			}
 		}
 	}
+	PG_FINALLY();
+	{
+		workload_tables = NIL;
+	}
+	PG_END_TRY();
 	return workload;
 }
 
@@ -550,7 +621,7 @@ perfopt_workload_from_list(ArrayType *queries, ArrayType *weights)
 					 errmsg("statement %d of the workload is NULL", i + 1),
 					 errhint("Remove the NULL element from queries.")));
 		workload = add_statement(workload, TextDatumGetCString(texts[i]), weight, InvalidOid,
-								 0, i + 1, NULL);
+								 0, i + 1, NULL, false);
 	}
 	return workload;
 }

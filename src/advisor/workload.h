@@ -32,7 +32,9 @@ typedef struct WorkloadStatement
 	bool		given_up;		/* its role could not plan it: left out */
 } WorkloadStatement;
 
-extern List *perfopt_workload_from_pgss(int limit, int *skipped);
+extern List *perfopt_workload_from_pgss(int limit, int *skipped, bool quiet);
+extern List *perfopt_workload_from_pgss_for(int limit, int *skipped, bool quiet, List *tables,
+											 List *names);
 extern List *perfopt_workload_from_list(ArrayType *queries, ArrayType *weights);
 extern WorkloadStatement *perfopt_workload_statement(const char *text, double weight,
 													  Oid role);

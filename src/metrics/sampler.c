@@ -43,6 +43,9 @@
 /* Largest tables whose sizes each sample records */
 #define SAMPLE_TOP_TABLES		10
 
+/* Tables with the most dead rows whose counts each sample records */
+#define SAMPLE_DEAD_TABLES		10
+
 PG_FUNCTION_INFO_V1(perfopt_sample_metrics);
 
 /* The rows of one sample, before they are recorded */
@@ -498,6 +501,33 @@ sample_tables(Sample *sample)
 		sample_add(sample, "table_size_bytes", column_text(i, 1), column_float8(i, 2));
 }
 
+/*
+ * Dead rows of this database's tables, as the statistics count them: the
+ * tables with the most, and the largest tables (whose sizes sample_tables
+ * records), so that a large table's count is there also at 0, after a
+ * vacuum, and a rule on it sees the vacuum's effect.
+ */
+static void
+sample_dead_tuples(Sample *sample)
+{
+	char		sql[1024];
+
+	snprintf(sql, sizeof(sql),
+			 "SELECT format('%%I.%%I', s.schemaname, s.relname), s.n_dead_tup::float8"
+			 "  FROM pg_stat_user_tables s"
+			 " WHERE s.relid IN (SELECT relid FROM pg_stat_user_tables"
+			 "                    ORDER BY n_dead_tup DESC LIMIT %d)"
+			 "    OR s.relid IN (SELECT c.oid FROM pg_class c"
+			 "                     LEFT JOIN pg_class t ON t.oid = c.reltoastrelid"
+			 "                    WHERE c.relkind IN ('r', 'm')"
+			 "                      AND c.relnamespace <> 'pg_catalog'::regnamespace"
+			 "                    ORDER BY c.relpages + coalesce(t.relpages, 0) DESC LIMIT %d)",
+			 SAMPLE_DEAD_TABLES, SAMPLE_TOP_TABLES);
+	sample_query(sql);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		sample_add(sample, "dead_tuples", column_text(i, 1), column_float8(i, 2));
+}
+
 /* Latency percentiles of the interval: all statements, then the busiest */
 static void
 sample_latency(Sample *sample)
@@ -583,6 +613,7 @@ perfopt_sample_metrics(PG_FUNCTION_ARGS)
 	sample_disks(&sample);
 	sample_host(&sample);
 	sample_tables(&sample);
+	sample_dead_tuples(&sample);
 	sample_latency(&sample);
 	sample_record(&sample, ts);
 	SPI_finish();

@@ -6,6 +6,17 @@
  * Both run the detector of anomaly.c.  detect_anomalies() runs it over a
  * series given as two arrays and returns a row per point.
  *
+ * Both feed the detector in time order, so that both are causal in time.
+ * detect_anomalies() takes its points in any order: it sorts them by time,
+ * stably (repeated times keep their input order), and returns the rows in
+ * input order.  The job reads each series ORDER BY ts, ctid: equal times in
+ * the order they were stored.  A NULL value is a gap, and so is a stretch of
+ * time without points: the detector's seasons come from the timestamps.  A
+ * point stored with a time older than the newest point the job has already
+ * judged (a clock set back) comes too late for the job's live run; a
+ * replay, and detect_anomalies() over the stored series, put it in its
+ * place in time.
+ *
  * The anomaly job, perfopt.analyze_anomalies(), runs it over every series
  * of perfopt.metrics that was sampled in the last day.  The launcher calls
  * it every minute, and the process keeps one detector state per series
@@ -126,50 +137,171 @@ threshold_argument(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
+ * The reason a reported point was reported, in words a DBA can read: which
+ * baseline it left, by how much, and whether it was one point far past the
+ * series' usual tail (a spike) or a run of points past the threshold that
+ * the series had not shown before (a shift, a burst or a rise in variance).
+ */
+static char *
+anomaly_reason_text(const PerfoptAnomalyReason *r, double score,
+					double threshold)
+{
+	static const char *const baselines[] = PERFOPT_ANOMALY_BASELINE_NAMES;
+	const char *baseline = (r->baseline >= 0 && r->baseline < lengthof(baselines)) ?
+		baselines[r->baseline] : "baseline";
+	const char *side = score >= 0 ? "above" : "below";
+
+	if (r->kind == PERFOPT_ANOMALY_SHIFT)
+		return psprintf("level shift or burst: %d of the last %d points are %g or more robust deviations off the %s (at most %d before), this one %.1f %s",
+						r->exceedances, r->window, threshold, baseline,
+						r->usual_exceedances, fabs(score), side);
+	return psprintf("spike: %.1f robust deviations %s the %s, past this series' usual tail of %.1f",
+					fabs(score), side, baseline, r->tail);
+}
+
+/*
+ * The points of detect_anomalies(): any order of times, repeated or not.
+ * A NULL or infinite time gives a row without a verdict; a NULL value is a
+ * gap.  Returns the number of points.
+ */
+static int
+anomaly_points(ArrayType *times, ArrayType *vals, TimestampTz **stamps,
+			   bool **stamp_nulls, double **seconds, double **values)
+{
+	Datum	   *time_datums,
+			   *value_datums;
+	bool	   *time_nulls,
+			   *value_nulls;
+	int			ntimes,
+				nvalues;
+
+	if (ARR_NDIM(times) > 1 || ARR_NDIM(vals) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("times and vals must be one-dimensional arrays"),
+				 errhint("Build them with array_agg(ts) and array_agg(value).")));
+	if (ArrayGetNItems(ARR_NDIM(times), ARR_DIMS(times)) > PERFOPT_SERIES_MAX_POINTS ||
+		ArrayGetNItems(ARR_NDIM(vals), ARR_DIMS(vals)) > PERFOPT_SERIES_MAX_POINTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a series may have at most %d points", PERFOPT_SERIES_MAX_POINTS),
+				 errhint("Aggregate the points first, such as to minute or hourly means.")));
+	ntimes = ArrayGetNItems(ARR_NDIM(times), ARR_DIMS(times));
+	nvalues = ArrayGetNItems(ARR_NDIM(vals), ARR_DIMS(vals));
+	if (ntimes != nvalues)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("times has %d elements but vals has %d", ntimes, nvalues),
+				 errhint("Pass one time per value.")));
+
+	*stamps = palloc(sizeof(TimestampTz) * Max(ntimes, 1));
+	*stamp_nulls = palloc0(sizeof(bool) * Max(ntimes, 1));
+	*seconds = palloc(sizeof(double) * Max(ntimes, 1));
+	*values = palloc(sizeof(double) * Max(ntimes, 1));
+
+	/* the usual case, no NULL: read the elements in place */
+	if (!ARR_HASNULL(times) && !ARR_HASNULL(vals))
+	{
+		const TimestampTz *t = (const TimestampTz *) ARR_DATA_PTR(times);
+		const float8 *v = (const float8 *) ARR_DATA_PTR(vals);
+
+		memcpy(*stamps, t, sizeof(TimestampTz) * ntimes);
+		memcpy(*values, v, sizeof(double) * ntimes);
+		for (int i = 0; i < ntimes; i++)
+			(*seconds)[i] = TIMESTAMP_NOT_FINITE(t[i]) ?
+				NAN : perfopt_timestamptz_to_seconds(t[i]);
+		return ntimes;
+	}
+
+	deconstruct_array(times, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
+					  TYPALIGN_DOUBLE, &time_datums, &time_nulls, &ntimes);
+	deconstruct_array(vals, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
+					  TYPALIGN_DOUBLE, &value_datums, &value_nulls, &nvalues);
+	for (int i = 0; i < ntimes; i++)
+	{
+		TimestampTz t = time_nulls[i] ? 0 : DatumGetTimestampTz(time_datums[i]);
+
+		(*stamps)[i] = t;
+		(*stamp_nulls)[i] = time_nulls[i];
+		(*seconds)[i] = (time_nulls[i] || TIMESTAMP_NOT_FINITE(t)) ?
+			NAN : perfopt_timestamptz_to_seconds(t);
+		(*values)[i] = value_nulls[i] ? NAN : DatumGetFloat8(value_datums[i]);
+	}
+	return ntimes;
+}
+
+/*
  * detect_anomalies(times, vals, threshold): the detector's verdict on every
- * point, causal (the row for time t depends only on points up to t)
+ * point, causal in time.  The points are judged in time order (a stable
+ * sort: repeated times keep their input order), and the rows come back in
+ * input order, one per point.
  */
 Datum
 perfopt_detect_anomalies(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Series	   *series;
+	TimestampTz *stamps;
+	bool	   *stamp_nulls;
+	double	   *seconds,
+			   *vals;
+	int			n;
 	double		threshold;
 	double	   *expected,
 			   *score;
 	int		   *flagged;
-	void	   *workspace;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_NULL();
-	series = perfopt_series_from_arrays(PG_GETARG_ARRAYTYPE_P(0),
-										PG_GETARG_ARRAYTYPE_P(1));
-	threshold = threshold_argument(fcinfo, 2);
+	char	  **reasons;
+	long	   *order;
+	void	   *state;
 
 	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		return (Datum) 0;		/* no series, no rows */
+	n = anomaly_points(PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1),
+					   &stamps, &stamp_nulls, &seconds, &vals);
+	threshold = threshold_argument(fcinfo, 2);
 
-	expected = palloc(sizeof(double) * Max(series->n, 1));
-	score = palloc(sizeof(double) * Max(series->n, 1));
-	flagged = palloc(sizeof(int) * Max(series->n, 1));
-	workspace = palloc(perfopt_anomaly_workspace_size(series->n));
+	expected = palloc(sizeof(double) * Max(n, 1));
+	score = palloc(sizeof(double) * Max(n, 1));
+	flagged = palloc(sizeof(int) * Max(n, 1));
+	reasons = palloc0(sizeof(char *) * Max(n, 1));
+	order = palloc(sizeof(long) * 2 * Max(n, 1));
+	state = palloc(perfopt_anomaly_state_size());
 
-	if (perfopt_anomaly_detect(series->times, series->values, series->n,
-							   threshold, workspace, expected, score, flagged) < 0)
-		elog(ERROR, "anomaly detector refused its arguments");
-
-	for (int i = 0; i < series->n; i++)
+	perfopt_anomaly_init(state, threshold);
+	perfopt_anomaly_time_order(seconds, n, order, order + n);
+	for (int k = 0; k < n; k++)
 	{
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
+		long		i = order[k];
 
-		values[0] = TimestampTzGetDatum(series->stamps[i]);
-		values[1] = Float8GetDatum(series->values[i]);
-		nulls[1] = isnan(series->values[i]);
+		perfopt_anomaly_update(state, seconds[i], vals[i], &expected[i],
+							   &score[i], &flagged[i]);
+		if (flagged[i])
+		{
+			PerfoptAnomalyReason reason;
+
+			perfopt_anomaly_last_reason(state, &reason);
+			reasons[i] = anomaly_reason_text(&reason, score[i], threshold);
+		}
+		if ((k & 0xffff) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		values[0] = TimestampTzGetDatum(stamps[i]);
+		nulls[0] = stamp_nulls[i];
+		values[1] = Float8GetDatum(vals[i]);
+		nulls[1] = isnan(vals[i]);
 		values[2] = Float8GetDatum(expected[i]);
 		nulls[2] = !isfinite(expected[i]);
 		values[3] = Float8GetDatum(score[i]);
 		nulls[3] = !isfinite(score[i]);
 		values[4] = BoolGetDatum(flagged[i] != 0);
+		values[5] = reasons[i] ? CStringGetTextDatum(reasons[i]) : (Datum) 0;
+		nulls[5] = reasons[i] == NULL;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -270,12 +402,12 @@ change_matters(const TrackedSeries *series, double value, double expected)
 /* Record that the detector reported a point; returns the new anomaly_id */
 static int64
 open_anomaly(TrackedSeries *series, TimestampTz ts, double value,
-			 double expected, double score)
+			 double expected, double score, const char *reason)
 {
-	Oid			types[7] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, FLOAT8OID,
-	FLOAT8OID, FLOAT8OID, TEXTOID};
-	Datum		args[7];
-	char		nulls[7] = "       ";
+	Oid			types[8] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, FLOAT8OID,
+	FLOAT8OID, FLOAT8OID, TEXTOID, TEXTOID};
+	Datum		args[8];
+	char		nulls[8] = "        ";
 	bool		critical = fabs(score) >= CRITICAL_FACTOR * series->threshold;
 	bool		isnull;
 	int			ret;
@@ -288,11 +420,12 @@ open_anomaly(TrackedSeries *series, TimestampTz ts, double value,
 	nulls[4] = isfinite(expected) ? ' ' : 'n';
 	args[5] = Float8GetDatum(score);
 	args[6] = CStringGetTextDatum(critical ? "critical" : "warning");
+	args[7] = CStringGetTextDatum(reason);
 
 	ret = SPI_execute_with_args(
 								"WITH new AS (SELECT nextval('perfopt.anomalies_anomaly_id_seq') AS id)"
 								" INSERT INTO perfopt.anomalies (anomaly_id, group_id, detected_at,"
-								"        metric, entity, value, expected, score, severity)"
+								"        metric, entity, value, expected, score, severity, reason)"
 								" SELECT new.id,"
 								"        coalesce((SELECT a.group_id FROM perfopt.anomalies a"
 								"                   WHERE a.anomaly_id = a.group_id"
@@ -302,9 +435,9 @@ open_anomaly(TrackedSeries *series, TimestampTz ts, double value,
 								"                   ORDER BY abs(extract(epoch FROM a.detected_at - $1)),"
 								"                            a.anomaly_id"
 								"                   LIMIT 1), new.id),"
-								"        $1, $2, $3, $4, $5, $6, $7"
+								"        $1, $2, $3, $4, $5, $6, $7, $8"
 								"   FROM new RETURNING anomaly_id",
-								7, types, args, nulls, false, 0);
+								8, types, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "perfopt anomaly job could not record an anomaly: %s",
 			 SPI_result_code_string(ret));
@@ -351,7 +484,7 @@ feed_series(TrackedSeries *series, TimestampTz now)
 	args[3] = TimestampTzGetDatum(now);
 	plan = SPI_prepare("SELECT ts, value FROM perfopt.metrics"
 					   " WHERE metric = $1 AND entity = $2 AND ts > $3 AND ts <= $4"
-					   " ORDER BY ts", 4, types);
+					   " ORDER BY ts, ctid", 4, types);
 	if (plan == NULL)
 		elog(ERROR, "perfopt anomaly job could not prepare its query: %s",
 			 SPI_result_code_string(SPI_result));
@@ -392,7 +525,13 @@ feed_series(TrackedSeries *series, TimestampTz now)
 				resolve_anomaly(series, ts);
 			if (flagged && change_matters(series, value, expected))
 			{
-				series->open_anomaly = open_anomaly(series, ts, value, expected, score);
+				PerfoptAnomalyReason reason;
+
+				perfopt_anomaly_last_reason(series->state, &reason);
+				series->open_anomaly =
+					open_anomaly(series, ts, value, expected, score,
+								 anomaly_reason_text(&reason, score,
+													 series->threshold));
 				series->open_since = ts;
 				opened++;
 			}

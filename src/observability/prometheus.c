@@ -61,7 +61,7 @@ static const struct
 	{"database_size_bytes", "database"}, {"connections", "state"},
 	{"waiting_sessions", "wait_event_type"}, {"replication_lag", "standby"},
 	{"replication_slot", "slot"}, {"disk_", "filesystem"},
-	{"table_size_bytes", "table"}, {"latency_", "queryid"},
+	{"table_size_bytes", "table"}, {"dead_tuples", "table"}, {"latency_", "queryid"},
 	{"statements_per_sec", "queryid"}
 };
 

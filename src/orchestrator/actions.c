@@ -413,6 +413,17 @@ check_target(RangeVar *relation)
 				 errhint("An action runs as its owner, on that owner's tables only.")));
 }
 
+/* Is stmt ALTER INDEX ... ATTACH PARTITION, and nothing else? */
+static bool
+is_index_attach(Node *stmt)
+{
+	AlterTableStmt *alter = (AlterTableStmt *) stmt;
+
+	return IsA(stmt, AlterTableStmt) && alter->objtype == OBJECT_INDEX &&
+		list_length(alter->cmds) == 1 &&
+		lfirst_node(AlterTableCmd, list_head(alter->cmds))->subtype == AT_AttachPartition;
+}
+
 /* Whether kind makes statements of this node type */
 static bool
 kind_makes(const char *kind, Node *stmt)
@@ -423,14 +434,15 @@ kind_makes(const char *kind, Node *stmt)
 		return tag == T_VacuumStmt && ((VacuumStmt *) stmt)->rels != NIL;
 	if (strcmp(kind, "reindex") == 0)
 		return tag == T_ReindexStmt && ((ReindexStmt *) stmt)->relation != NULL;
+	/* an index of a partitioned table is built ON ONLY, then attached */
 	if (strcmp(kind, "create_index") == 0)
-		return tag == T_IndexStmt;
+		return tag == T_IndexStmt || is_index_attach(stmt);
 	if (strcmp(kind, "drop_index") == 0)
 		return tag == T_DropStmt && ((DropStmt *) stmt)->removeType == OBJECT_INDEX;
 	if (strcmp(kind, "set_table_option") == 0)
 		return tag == T_AlterTableStmt;
 	if (strcmp(kind, "rollback") == 0)
-		return tag == T_IndexStmt || tag == T_AlterTableStmt ||
+		return tag == T_IndexStmt || tag == T_AlterTableStmt || is_index_attach(stmt) ||
 			(tag == T_DropStmt && ((DropStmt *) stmt)->removeType == OBJECT_INDEX);
 	if (strcmp(kind, "cancel_query") == 0 || strcmp(kind, "terminate_backend") == 0 ||
 		strcmp(kind, "notify") == 0 || strcmp(kind, "cache_invalidate") == 0 ||
@@ -483,6 +495,12 @@ checked_statement(const QueuedAction *action, Node *stmt)
 			break;
 		case T_AlterTableStmt:
 			check_target(((AlterTableStmt *) stmt)->relation);
+			if (is_index_attach(stmt))
+			{
+				AlterTableCmd *cmd = linitial_node(AlterTableCmd, ((AlterTableStmt *) stmt)->cmds);
+
+				check_target(castNode(PartitionCmd, cmd->def)->name);
+			}
 			break;
 		case T_DropStmt:
 			foreach(lc, ((DropStmt *) stmt)->objects)
@@ -497,32 +515,21 @@ checked_statement(const QueuedAction *action, Node *stmt)
 }
 
 /*
- * Run one action's statement the way a client's simple query runs, at top
- * level, so that VACUUM and CONCURRENTLY work; the caller has started a
- * transaction and become the action's owner.  The parse and plan trees go
- * to cxt, not to the transaction: VACUUM and CONCURRENTLY commit it and
- * start new ones while the portal runs.
+ * Run one statement of an action the way a client's simple query runs, at
+ * top level, so that VACUUM and CONCURRENTLY work.  The parse and plan
+ * trees go to cxt, not to the transaction: VACUUM and CONCURRENTLY commit
+ * it and start new ones while the portal runs.
  */
 static void
-execute_toplevel(const QueuedAction *action, MemoryContext cxt)
+execute_one(const QueuedAction *action, RawStmt *parsetree, const char *sql, MemoryContext cxt)
 {
-	const char *sql = action->statement;
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	List	   *parsetrees = pg_parse_query(sql);
-	RawStmt    *parsetree;
 	bool		snapshot_set = false;
 	List	   *querytrees;
 	List	   *plantrees;
 	Portal		portal;
 	DestReceiver *receiver;
 	QueryCompletion qc;
-
-	if (list_length(parsetrees) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("an action must be one statement, not %d", list_length(parsetrees)),
-				 errhint("Give each statement an action of its own.")));
-	parsetree = linitial_node(RawStmt, parsetrees);
 
 	if (analyze_requires_snapshot(parsetree))
 	{
@@ -553,6 +560,65 @@ execute_toplevel(const QueuedAction *action, MemoryContext cxt)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("an action may not leave a transaction block open")));
+}
+
+/*
+ * Run an action's statement; the caller has started a transaction and
+ * become the action's owner.  An action is one statement, but for the
+ * index of a partitioned table, which PostgreSQL builds only as several
+ * (CREATE INDEX ... ON ONLY the parent, CREATE INDEX CONCURRENTLY on each
+ * partition, ALTER INDEX ... ATTACH PARTITION): those run one after the
+ * other, each at top level as psql would send them.  A CONCURRENTLY commits
+ * and leaves the owner unrestricted (see the top of the file), so each
+ * statement after the first is restricted again before it runs; the
+ * statements name every object with its schema, since the commit also
+ * ends the owner's search_path.
+ */
+static void
+execute_toplevel(const QueuedAction *action, MemoryContext cxt)
+{
+	const char *sql = action->statement;
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	List	   *parsetrees = pg_parse_query(sql);
+	ListCell   *lc;
+
+	MemoryContextSwitchTo(old);
+	if (list_length(parsetrees) > 1)
+	{
+		bool		index_build = strcmp(action->kind, "create_index") == 0 ||
+			strcmp(action->kind, "rollback") == 0;
+
+		foreach(lc, parsetrees)
+		{
+			Node	   *stmt = lfirst_node(RawStmt, lc)->stmt;
+
+			if (!index_build || !(IsA(stmt, IndexStmt) || is_index_attach(stmt)))
+				index_build = false;
+		}
+		if (!index_build)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("an action must be one statement, not %d", list_length(parsetrees)),
+					 errhint("Only the index of a partitioned table is built with several: "
+							 "CREATE INDEX and ALTER INDEX ... ATTACH PARTITION.")));
+	}
+	else if (list_length(parsetrees) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("an action must be one statement, not %d", list_length(parsetrees)),
+				 errhint("Give each statement an action of its own.")));
+
+	foreach(lc, parsetrees)
+	{
+		RawStmt    *parsetree = lfirst_node(RawStmt, lc);
+
+		if (foreach_current_index(lc) > 0)
+		{
+			SetUserIdAndSecContext(action->owner, running_context | SECURITY_RESTRICTED_OPERATION);
+			debug_query_string = sql;
+		}
+		execute_one(action, parsetree, sql, cxt);
+	}
 }
 
 /*

@@ -77,6 +77,28 @@ SELECT perfopt.record_metrics(timestamptz '$now', array_agg(metric), array_agg(e
   FROM recorded WHERE t = timestamptz '$now';
 });
 
+# An untidy series, stored as real metrics arrive: five-minute points over
+# four days with a daily cycle, an hour whose times repeat (a clock falling
+# back), points stored later with times already seen (a clock set back),
+# NULL values, six hours without points, and a spike a day ago.
+query(qq{
+SELECT setseed(0.17);
+INSERT INTO perfopt.metrics (ts, metric, entity, value)
+SELECT t, 'untidy', '',
+       CASE WHEN extract(minute FROM t) = 35 AND extract(hour FROM t)::int % 5 = 0 THEN NULL
+            ELSE 100 + 30 * sin(2 * pi() * extract(epoch FROM t) / 86400) + 4 * random()
+                 + CASE WHEN t = timestamptz '$now' - interval '1 day' THEN 120 ELSE 0 END END
+  FROM generate_series(timestamptz '$now' - interval '4 days', timestamptz '$now' - interval '5 minutes',
+                       interval '5 minutes') t
+ WHERE t NOT BETWEEN timestamptz '$now' - interval '60 hours' AND timestamptz '$now' - interval '54 hours';
+INSERT INTO perfopt.metrics (ts, metric, entity, value)
+SELECT t, 'untidy', '', 100 + 30 * sin(2 * pi() * extract(epoch FROM t) / 86400) + 4 * random()
+  FROM generate_series(timestamptz '$now' - interval '40 hours', timestamptz '$now' - interval '39 hours',
+                       interval '5 minutes') t;
+INSERT INTO perfopt.metrics_latest (metric, entity, ts, value)
+VALUES ('untidy', '', timestamptz '$now' - interval '5 minutes', 100);
+});
+
 # 1. The anomaly job finds the spike and the surge, as one incident
 run_job('analyze_anomalies');
 
@@ -127,6 +149,33 @@ is(query(qq{
 	query(qq{SELECT min(detected_at) FROM perfopt.anomalies
 			  WHERE metric = 'latency_p95_ms' AND detected_at >= '$spike'}),
 	'detect_anomalies() flags the point the job recorded');
+
+# On the untidy series, the job and detect_anomalies() over the same stored
+# points (in time order, equal times as stored) give the same events
+my $job_events = query(qq{
+	SELECT string_agg(detected_at::text, ',' ORDER BY detected_at)
+	  FROM perfopt.anomalies WHERE metric = 'untidy'});
+like($job_events, qr/\Q@{[ query(qq{SELECT (timestamptz '$now' - interval '1 day')::text}) ]}\E/,
+	'the job finds the spike of the untidy series');
+is(query(qq{
+	SELECT string_agg(d.ts::text, ',' ORDER BY d.ts)
+	  FROM (SELECT array_agg(ts ORDER BY ts, ctid) AS t, array_agg(value ORDER BY ts, ctid) AS v
+	          FROM perfopt.metrics WHERE metric = 'untidy'
+	           AND ts > timestamptz '$now' - interval '8 days') s,
+	       perfopt.detect_anomalies(s.t, s.v) d
+	 WHERE d.is_anomaly AND abs(d.value - d.expected) >= 0.05 * abs(d.expected)}),
+	$job_events,
+	'detect_anomalies() gives the events the job gave on repeated, stepped-back, NULL and gapped points');
+is(query(qq{
+	SELECT count(*) FROM perfopt.anomalies
+	 WHERE metric = 'untidy' AND (reason IS NULL OR reason !~ '^(spike|level shift)')}),
+	'0', 'every anomaly of the job says why it was reported');
+is(query(qq{
+	SELECT count(*) = (SELECT count(*) FROM perfopt.metrics WHERE metric = 'untidy')
+	  FROM (SELECT array_agg(ts) AS t, array_agg(value) AS v
+	          FROM perfopt.metrics WHERE metric = 'untidy') s,
+	       perfopt.detect_anomalies(s.t, s.v) d}),
+	't', 'detect_anomalies() returns one row per stored point, in any order');
 
 # 2. The capacity job: the database fills the disk when the free space runs out
 run_job('forecast_capacity');

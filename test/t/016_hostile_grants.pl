@@ -105,6 +105,7 @@ query(slurp_file('test/sample/leads.sql'));
 query(q{CREATE TABLE public.probe (a int, b text);
 		INSERT INTO public.probe SELECT i, 'b' || i FROM generate_series(1, 20000) i;
 		GRANT SELECT ON public.probe TO PUBLIC; ANALYZE public.probe;
+		CREATE INDEX probe_a ON public.probe (a); CREATE INDEX probe_a2 ON public.probe (a);
 		SELECT perfopt.sample_metrics(); SELECT perfopt.forecast_capacity();
 		SELECT perfopt.run_optimization_cycle();
 		CREATE ROLE probe NOLOGIN});
@@ -116,6 +117,8 @@ my %calls = (
 	  q{SELECT count(*) FROM perfopt.advise_query('SELECT * FROM public.probe WHERE a = 5')},
 	'perfopt.recommend_indexes_for(text[],double precision[],double precision,double precision)' =>
 	  q{SELECT count(*) FROM perfopt.recommend_indexes_for(ARRAY['SELECT * FROM public.probe WHERE a = 5'])},
+	'perfopt.index_drop_safe_set(regclass[],regclass[])' =>
+	  q{SELECT count(*) FROM perfopt.index_drop_safe_set(ARRAY['public.probe_a2'::regclass], ARRAY['public.probe_a'::regclass])},
 	'perfopt.pool_recommendation(double precision)' => 'SELECT count(*) FROM perfopt.pool_recommendation(0.1)',
 	'perfopt.relation_bytes(regclass)' => q{SELECT perfopt.relation_bytes('public.probe') = pg_relation_size('public.probe')},
 	'perfopt.detect_anomalies(timestamp with time zone[],double precision[],double precision)' =>

@@ -1,0 +1,401 @@
+/*-------------------------------------------------------------------------
+ *
+ * drop_set.c
+ *	  The drop candidates that are safe to drop together.
+ *
+ * Each row of perfopt.index_drop_candidates can look right alone while the
+ * rows together are a disaster: of an index in use, its duplicate and a
+ * longer index that covers both, each one is "covered" by another, and
+ * dropping all three leaves the statement that read them without an index.
+ * So the view hands its candidates, most deserving first, to
+ * perfopt.index_drop_safe_set(), which accepts them one at a time:
+ *
+ *	- an invalid index is accepted: the planner never uses one;
+ *	- a duplicate or redundant index names the index that makes it so (the
+ *	  one it relies on): it is refused when that index is already dropped;
+ *	  an index that an accepted drop relies on is kept unless it relies on
+ *	  another in turn, which is then kept;
+ *	- then the statements of the workload that read its table (a statement
+ *	  on a partitioned table reads its partitions) and whose plan scans it
+ *	  are planned with it and every index accepted so far hidden from the
+ *	  planner (whatif.c); it is accepted only when no statement's planned
+ *	  cost rises more than DROP_COST_TOLERANCE above its cost with every
+ *	  index in place.  A plan that scans none of the hidden indexes is the
+ *	  cheapest without them too, so it is not planned again.
+ *
+ * The workload is the advisor's: the statements of pg_stat_statements that
+ * the caller may see, most total time first (perfopt.advisor_statements of
+ * them), each planned as the role that ran it, restricted (workload.c,
+ * whatif.c).  Only statements that read a table with a candidate are
+ * kept and planned, once with every index and again for each candidate
+ * their plan scans; a text that names neither such a table nor a view
+ * that reads one is not even parsed.  Without pg_stat_statements the
+ * structural rules alone apply.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_type.h"
+#include "access/htup_details.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "catalog/pg_index.h"
+#include "executor/spi.h"
+
+#include "advisor/whatif.h"
+#include "advisor/workload.h"
+#include "common/subxact.h"
+#include "common/settings.h"
+
+PG_FUNCTION_INFO_V1(perfopt_index_drop_safe_set);
+
+/* the most candidates one call takes */
+#define DROP_SET_MAX_CANDIDATES		10000
+
+/*
+ * How much costlier a statement's plan may get: ties between equivalent
+ * indexes of different size (a bloated duplicate, a covering index one
+ * column longer) differ in cost by less, a statement that loses the index
+ * it reads by far more.
+ */
+#define DROP_COST_TOLERANCE			0.01
+
+typedef struct DropCandidate
+{
+	Oid			index;
+	Oid			relies_on;		/* index that makes it redundant, or InvalidOid */
+	Oid			table;
+	bool		valid;
+	List	   *hide;			/* the index and the partitions' indexes attached to it */
+	List	   *tables;			/* its table and that table's ancestors */
+} DropCandidate;
+
+typedef struct DropStatement
+{
+	WorkloadStatement *stmt;
+	bool		costed;			/* baseline known */
+	bool		usable;			/* it could be planned with every index */
+	double		baseline;		/* planned cost with every index */
+	List	   *used;			/* indexes its plan scans without those dropped */
+	List	   *trial_used;		/* the same while a candidate is tried */
+} DropStatement;
+
+/* What cost_step works on */
+typedef struct CostRun
+{
+	WhatIf	   *whatif;
+	WorkloadStatement *stmt;
+	double		cost;
+} CostRun;
+
+static void
+cost_step(void *arg)
+{
+	CostRun    *run = (CostRun *) arg;
+
+	run->cost = perfopt_whatif_cost(run->whatif, run->stmt->query, run->stmt->text,
+									NULL, run->stmt->role);
+}
+
+/* The statement's planned cost with whatif->hidden hidden; false on an error */
+static bool
+statement_cost(WhatIf *whatif, WorkloadStatement *stmt, double *cost)
+{
+	CostRun		run = {whatif, stmt, 0};
+	ErrorData  *edata = perfopt_try_in_subtransaction(cost_step, &run);
+
+	if (edata != NULL)
+	{
+		whatif->used = NIL;
+		ereport(DEBUG1,
+				(errmsg("statement " INT64_FORMAT " could not be costed for the drop set: %s",
+						stmt->queryid, edata->message)));
+		FreeErrorData(edata);
+		return false;
+	}
+	*cost = run.cost;
+	return true;
+}
+
+/* What workload_step reads: the statements that read these tables */
+typedef struct WorkloadRead
+{
+	List	   *tables;
+	List	   *workload;
+} WorkloadRead;
+
+/*
+ * The names, in lower case, that a statement reading one of the tables
+ * must hold: the tables', and those of the views that read them, however
+ * deep.  (A table a statement reaches only through a function is not
+ * named.)
+ */
+static List *
+table_names(List *tables)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum	   *oids = palloc(list_length(tables) * sizeof(Datum));
+	Datum		args[1];
+	Oid			argtypes[1] = {OIDARRAYOID};
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	foreach(lc, tables)
+		oids[foreach_current_index(lc)] = ObjectIdGetDatum(lfirst_oid(lc));
+	args[0] = PointerGetDatum(construct_array(oids, list_length(tables), OIDOID,
+											  sizeof(Oid), true, TYPALIGN_INT));
+	SPI_connect();
+	if (SPI_execute_with_args(
+			"WITH RECURSIVE readers(oid) AS ("
+			"    SELECT pg_catalog.unnest($1)"
+			"    UNION"
+			"    SELECT r.ev_class FROM readers"
+			"      JOIN pg_catalog.pg_depend d ON d.refobjid OPERATOR(pg_catalog.=) readers.oid"
+			"       AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+			"       AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+			"      JOIN pg_catalog.pg_rewrite r ON r.oid OPERATOR(pg_catalog.=) d.objid)"
+			" SELECT DISTINCT pg_catalog.lower(c.relname::pg_catalog.text)"
+			"   FROM readers JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) readers.oid",
+			1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the names of the drop candidates' tables");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		names = lappend(names, pstrdup(name));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return names;
+}
+
+static void
+workload_step(void *arg)
+{
+	WorkloadRead *read = (WorkloadRead *) arg;
+	int			skipped = 0;
+
+	read->workload = perfopt_workload_from_pgss_for(perfopt_advisor_statements, &skipped, true,
+													read->tables, table_names(read->tables));
+}
+
+/*
+ * The statements of pg_stat_statements the caller may see that read one of
+ * the tables; NIL without pg_stat_statements
+ */
+static List *
+drop_set_workload(List *tables)
+{
+	WorkloadRead read = {tables, NIL};
+	ErrorData  *edata = perfopt_try_in_subtransaction(workload_step, &read);
+
+	if (edata != NULL)
+	{
+		ereport(DEBUG1,
+				(errmsg("the drop candidates are checked without a workload: %s", edata->message)));
+		FreeErrorData(edata);
+		return NIL;
+	}
+	return read.workload;
+}
+
+/* Do the two lists of OIDs share one? */
+static bool
+oids_overlap(List *a, List *b)
+{
+	ListCell   *lc;
+
+	foreach(lc, a)
+	{
+		if (list_member_oid(b, lfirst_oid(lc)))
+			return true;
+	}
+	return false;
+}
+
+/* Fill in what the candidate's checks need; false when it is not an index */
+static bool
+describe_candidate(DropCandidate *c)
+{
+	HeapTuple	tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(c->index));
+	Form_pg_index form;
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	form = (Form_pg_index) GETSTRUCT(tuple);
+	c->table = form->indrelid;
+	c->valid = form->indisvalid;
+	ReleaseSysCache(tuple);
+
+	/* a partitioned index hides the indexes of its partitions with it */
+	c->hide = find_all_inheritors(c->index, NoLock, NULL);
+	c->tables = list_make1_oid(c->table);
+	if (get_rel_relispartition(c->table))
+		c->tables = list_concat(c->tables, get_partition_ancestors(c->table));
+	return true;
+}
+
+/*
+ * perfopt.index_drop_safe_set(candidates regclass[], relies_on regclass[]):
+ * of the candidates, most deserving first, those that can be dropped
+ * together, in their order; relies_on[i] is the index that makes
+ * candidates[i] a duplicate or redundant, or NULL.
+ */
+Datum
+perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
+{
+	ArrayType  *candidates_array = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *relies_array = PG_GETARG_ARRAYTYPE_P(1);
+	Datum	   *candidates;
+	bool	   *candidate_nulls;
+	Datum	   *relies;
+	bool	   *relies_nulls;
+	int			ncandidates;
+	int			nrelies;
+	DropCandidate *c;
+	DropStatement *statements = NULL;
+	int			nstatements = 0;
+	List	   *workload;
+	List	   *tables = NIL;	/* the tables of valid candidates */
+	ListCell   *lc;
+	List	   *dropped = NIL;	/* accepted candidates' index OIDs */
+	List	   *kept = NIL;		/* indexes an accepted drop relies on */
+	WhatIf		whatif;
+	Datum	   *result;
+	int			nresult = 0;
+	MemoryContext cxt;
+	MemoryContext old;
+	ArrayType  *array;
+
+	if (ARR_NDIM(candidates_array) > 1 || ARR_NDIM(relies_array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("candidates and relies_on must be one-dimensional arrays")));
+	deconstruct_array(candidates_array, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &candidates, &candidate_nulls, &ncandidates);
+	deconstruct_array(relies_array, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &relies, &relies_nulls, &nrelies);
+	if (ncandidates != nrelies)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("candidates and relies_on have different lengths (%d and %d)",
+						ncandidates, nrelies),
+				 errhint("Give one relies_on entry, NULL for none, for each candidate.")));
+	if (ncandidates > DROP_SET_MAX_CANDIDATES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("at most %d drop candidates can be checked together, not %d",
+						DROP_SET_MAX_CANDIDATES, ncandidates),
+				 errhint("Check the candidates of fewer tables at a time.")));
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "perfopt drop set",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	memset(&whatif, 0, sizeof(whatif));
+	whatif.collect_used = true;
+	c = palloc0(Max(ncandidates, 1) * sizeof(DropCandidate));
+	result = palloc(Max(ncandidates, 1) * sizeof(Datum));
+
+	for (int i = 0; i < ncandidates; i++)
+	{
+		if (candidate_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("drop candidate %d is NULL", i + 1),
+					 errhint("Pass the indexes to check, without NULLs.")));
+		c[i].index = DatumGetObjectId(candidates[i]);
+		c[i].relies_on = relies_nulls[i] ? InvalidOid : DatumGetObjectId(relies[i]);
+		if (!describe_candidate(&c[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("drop candidate %s is not an index",
+							get_rel_name(c[i].index) ? quote_identifier(get_rel_name(c[i].index))
+							: psprintf("%u", c[i].index)),
+					 errhint("Pass the indexes of perfopt.index_drop_candidates.")));
+		if (c[i].valid)
+			tables = list_concat_unique_oid(tables, c[i].tables);
+	}
+
+	/* only the statements that read a table with a candidate are prepared */
+	workload = tables != NIL ? drop_set_workload(tables) : NIL;
+	statements = palloc0(Max(list_length(workload), 1) * sizeof(DropStatement));
+	foreach(lc, workload)
+		statements[nstatements++].stmt = lfirst(lc);
+
+	for (int i = 0; i < ncandidates; i++)
+	{
+		List	   *hidden;
+		bool		safe = true;
+
+		if (list_member_oid(dropped, c[i].index))
+			continue;			/* named twice */
+
+		/*
+		 * What this one relies on must stay; one that an accepted drop relies
+		 * on may go only if it relies on another in turn (a duplicate of an
+		 * index that a longer one covers).  Duplicates are ranked and covers
+		 * are longer, so the chain ends in an index that stays.
+		 */
+		if (OidIsValid(c[i].relies_on) ? list_member_oid(dropped, c[i].relies_on)
+			: list_member_oid(kept, c[i].index))
+			continue;
+
+		if (c[i].valid)
+		{
+			hidden = list_concat_copy(dropped, c[i].hide);
+			for (int s = 0; s < nstatements; s++)
+				statements[s].trial_used = statements[s].used;
+			for (int s = 0; s < nstatements && safe; s++)
+			{
+				DropStatement *ds = &statements[s];
+				double		cost = -1;
+
+				if (!oids_overlap(ds->stmt->tables, c[i].tables))
+					continue;
+				if (!ds->costed)
+				{
+					whatif.hidden = NIL;
+					ds->usable = statement_cost(&whatif, ds->stmt, &ds->baseline);
+					ds->used = ds->trial_used = whatif.used;
+					ds->costed = true;
+				}
+				/* a plan that scans none of them is the best without them too */
+				if (!ds->usable || !oids_overlap(ds->used, c[i].hide))
+					continue;
+				whatif.hidden = hidden;
+				if (!statement_cost(&whatif, ds->stmt, &cost) ||
+					cost > ds->baseline * (1 + DROP_COST_TOLERANCE))
+				{
+					ereport(DEBUG1,
+							(errmsg("index %s is kept: statement " INT64_FORMAT " would cost %g instead of %g without it",
+									get_rel_name(c[i].index), ds->stmt->queryid, cost, ds->baseline)));
+					safe = false;
+				}
+				ds->trial_used = whatif.used;
+			}
+			whatif.hidden = NIL;
+			if (!safe)
+				continue;
+			for (int s = 0; s < nstatements; s++)
+				statements[s].used = statements[s].trial_used;
+		}
+
+		dropped = list_concat(dropped, c[i].hide);
+		if (OidIsValid(c[i].relies_on))
+			kept = lappend_oid(kept, c[i].relies_on);
+		result[nresult++] = ObjectIdGetDatum(c[i].index);
+	}
+
+	MemoryContextSwitchTo(old);
+	array = construct_array(result, nresult, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT);
+	MemoryContextDelete(cxt);
+	PG_RETURN_ARRAYTYPE_P(array);
+}
