@@ -935,7 +935,7 @@ BEGIN
            coalesce((SELECT jsonb_agg(jsonb_build_object('reason', r.reason, 'indexes', r.n, 'bytes', r.bytes)
                                       ORDER BY r.reason)
                        -- invalid, duplicate, redundant or unused: a bounded label
-                       FROM (SELECT split_part(split_part(d.reason, ':', 1), ' ', 1) AS reason, count(*) AS n,
+                       FROM (SELECT d.reason_code AS reason, count(*) AS n,
                                     coalesce(sum(d.size_bytes), 0) AS bytes
                                FROM d GROUP BY 1) r), '[]')
       INTO items, largest, drops;
