@@ -148,20 +148,28 @@ WITH indexes AS (
                           WHEN 'i' THEN pg_stat_get_numscans(i.indexrelid) END AS idx_scan,
            pg_stat_get_numscans(i.indexrelid) AS own_scans,
            pg_stat_get_numscans(i.indrelid) AS table_scans,
-           pt.table_reads AS tree_reads
+           pt.table_reads AS tree_reads,
+           pt.bytes AS tree_bytes
       FROM pg_index i
       JOIN pg_class c ON c.oid = i.indexrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
       LEFT JOIN (SELECT DISTINCT k.conindid FROM pg_constraint k WHERE k.contype IN ('p', 'u', 'x')) k
         ON k.conindid = i.indexrelid
       LEFT JOIN (SELECT DISTINCT h.inhrelid FROM pg_inherits h) h ON h.inhrelid = i.indexrelid
-      -- the partitioned indexes, over their partitions
-      LEFT JOIN (SELECT pi.indexrelid,
-                        (SELECT sum(si.idx_scan) FROM pg_partition_tree(pi.indexrelid) p
-                           JOIN pg_stat_user_indexes si ON si.indexrelid = p.relid) AS idx_scan,
-                        (SELECT sum(st.seq_scan + coalesce(st.idx_scan, 0)) FROM pg_partition_tree(pi.indrelid) p
-                           JOIN pg_stat_user_tables st ON st.relid = p.relid) AS table_reads
-                   FROM pg_index pi JOIN pg_class pc ON pc.oid = pi.indexrelid AND pc.relkind = 'I') pt
+      -- the partitioned indexes, over their partitions (joined, not a
+      -- subquery for each index: the planner prices those for every row,
+      -- and the view would JIT-compile)
+      LEFT JOIN (SELECT pi.indexrelid, s.idx_scan, s.bytes, r.table_reads
+                   FROM pg_index pi
+                   JOIN pg_class pc ON pc.oid = pi.indexrelid AND pc.relkind = 'I'
+                  CROSS JOIN LATERAL (
+                        SELECT sum(si.idx_scan) AS idx_scan, sum(perfopt.relation_bytes(p.relid))::bigint AS bytes
+                          FROM pg_partition_tree(pi.indexrelid) p
+                          LEFT JOIN pg_stat_user_indexes si ON si.indexrelid = p.relid) s
+                  CROSS JOIN LATERAL (
+                        SELECT sum(st.seq_scan + coalesce(st.idx_scan, 0)) AS table_reads
+                          FROM pg_partition_tree(pi.indrelid) p
+                          JOIN pg_stat_user_tables st ON st.relid = p.relid) r) pt
         ON pt.indexrelid = i.indexrelid
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'perfopt')
        AND n.nspname NOT LIKE 'pg\_toast%'
@@ -229,8 +237,7 @@ reasons AS (
 candidates AS (
     SELECT DISTINCT ON (x.indexrelid)
            x.indexrelid, x.indrelid, x.nspname, x.relname, x.relkind,
-           CASE WHEN x.relkind = 'I'
-                THEN (SELECT sum(perfopt.relation_bytes(p.relid)) FROM pg_partition_tree(x.indexrelid) p)::bigint
+           CASE WHEN x.relkind = 'I' THEN x.tree_bytes
                 ELSE perfopt.relation_bytes(x.indexrelid) END AS size_bytes,
            coalesce(x.idx_scan, 0) AS idx_scan, r.priority, r.reason_code, r.reason, r.relies_on
       FROM reasons r
