@@ -264,7 +264,8 @@ SELECT d.indexrelid::regclass AS index_name,
             ELSE format('DROP INDEX CONCURRENTLY %I.%I;', d.nspname, d.relname) END AS drop_def,
        d.reason_code
   FROM candidates d
- WHERE d.indexrelid = ANY ((SELECT indexes FROM safe)::oid[])
+ -- a semi-join: "= ANY (array)" searched the whole array for each candidate
+ WHERE d.indexrelid IN (SELECT pg_catalog.unnest(indexes::oid[]) FROM safe)
  ORDER BY d.indexrelid;
 
 COMMENT ON VIEW perfopt.index_drop_candidates IS
