@@ -94,7 +94,6 @@ typedef struct IndexFacts
 {
 	Oid			indexrelid;
 	double		bytes;			/* of its main fork */
-	bool		assessed;		/* a live, valid btree: its bloat counts */
 	int			natts;
 	int16	   *keys;			/* attnum of each column, 0 for an expression */
 } IndexFacts;
@@ -146,9 +145,9 @@ typedef struct TableFacts
  * and the columns of the tables that hold rows.  The counters come from one
  * statistics look-up per table or index (not pg_stat_user_tables and
  * pg_statio_user_tables, which group every table's indexes twice, nor a
- * pg_stat_get_* call per counter).  Sizes come from
- * the files (perfopt_relation_bytes): no relation is opened, so no lock is
- * taken and no relation cache entry built, whatever the number of tables.
+ * pg_stat_get_* call per counter).  Sizes come from the files
+ * (perfopt_relation_bytes): no relation is opened, so no lock is taken and
+ * no relation cache entry built, whatever the number of tables.
  * ----------------------------------------------------------------
  */
 
