@@ -94,6 +94,16 @@ COMMENT ON VIEW perfopt.index_recommendations IS
 -- perfopt's own tables now exist: never propose dropping their indexes, nor
 -- those of any extension's tables
 
+-- It resolves no name (a look-up by OID, then the files'), so, like
+-- perfopt.now(), it pins no search_path: that would save and restore the
+-- setting at every row, a third of its time over 20,000 indexes
+CREATE OR REPLACE FUNCTION perfopt.relation_bytes(rel regclass) RETURNS bigint
+AS 'MODULE_PATHNAME', 'perfopt_relation_bytes_sql'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION perfopt.relation_bytes(regclass) IS
+'pg_relation_size(rel) from the files, without locking or opening the relation: for views over thousands of relations';
+
 CREATE OR REPLACE FUNCTION perfopt.index_drop_safe_set(candidates regclass[], relies_on regclass[])
 RETURNS regclass[]
 AS 'MODULE_PATHNAME', 'perfopt_index_drop_safe_set'
@@ -106,42 +116,67 @@ COMMENT ON FUNCTION perfopt.index_drop_safe_set(regclass[], regclass[]) IS
 
 CREATE OR REPLACE VIEW perfopt.index_drop_candidates AS
 WITH indexes AS (
+    -- pg_stat_user_tables' seq_scan + idx_scan, idx_scan being a sum over
+    -- the table's indexes (which all pass the filters below with it), over
+    -- narrow rows; a partitioned table's, over its partitions
+    SELECT x.*,
+           CASE WHEN x.relkind = 'I' THEN x.tree_reads
+                ELSE x.table_scans + sum(x.own_scans) OVER (PARTITION BY x.indrelid) END AS table_reads
+      FROM (
     SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisvalid, i.indisreplident,
            c.relam, c.relkind, n.nspname, c.relname,
-           (string_to_array(i.indkey::text, ' ')::int2[])[1:i.indnkeyatts] AS keys,
+           -- the vectors start at 0; a slice starts at 1, so arrays compare
+           (i.indkey::int2[])[0:i.indnkeyatts - 1] AS keys,
            i.indnatts > i.indnkeyatts AS has_include,
-           (string_to_array(i.indclass::text, ' ')::oid[])[1:i.indnkeyatts] AS classes,
-           (string_to_array(i.indcollation::text, ' ')::oid[])[1:i.indnkeyatts] AS collations,
-           (string_to_array(i.indoption::text, ' ')::int2[])[1:i.indnkeyatts] AS options,
+           (i.indclass::oid[])[0:i.indnkeyatts - 1] AS classes,
+           (i.indcollation::oid[])[0:i.indnkeyatts - 1] AS collations,
+           (i.indoption::int2[])[0:i.indnkeyatts - 1] AS options,
            pg_get_expr(i.indexprs, i.indrelid) AS expressions,
            pg_get_expr(i.indpred, i.indrelid) AS predicate,
-           EXISTS (SELECT 1 FROM pg_constraint k
-                    WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x')) AS backs_constraint,
+           -- joins, not EXISTS: the planner prices an EXISTS as a scan per
+           -- index, which makes the view JIT-compile
+           k.conindid IS NOT NULL AS backs_constraint,
            -- an index of a partition attached to its table's partitioned index
            -- goes only with that index
-           EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) AS attached,
-           -- this server's counts: scans on a standby are not seen here
-           CASE WHEN c.relkind = 'I'
-                THEN (SELECT sum(si.idx_scan) FROM pg_partition_tree(i.indexrelid) p
-                        JOIN pg_stat_user_indexes si ON si.indexrelid = p.relid)
-                ELSE s.idx_scan END AS idx_scan,
-           CASE WHEN c.relkind = 'I'
-                THEN (SELECT sum(st.seq_scan + coalesce(st.idx_scan, 0)) FROM pg_partition_tree(i.indrelid) p
-                        JOIN pg_stat_user_tables st ON st.relid = p.relid)
-                ELSE t.seq_scan + coalesce(t.idx_scan, 0) END AS table_reads,
-           CASE WHEN c.relkind = 'I'
-                THEN (SELECT sum(pg_relation_size(p.relid)) FROM pg_partition_tree(i.indexrelid) p)::bigint
-                ELSE pg_relation_size(i.indexrelid) END AS size_bytes
+           h.inhrelid IS NOT NULL AS attached,
+           -- this server's counts: scans on a standby are not seen here; the
+           -- counters themselves, since pg_stat_user_indexes and
+           -- pg_stat_user_tables group every table's indexes at every read
+           -- (pg_stat_user_indexes lists the indexes of tables, matviews and
+           -- TOAST tables: relkind 'i')
+           CASE c.relkind WHEN 'I' THEN pt.idx_scan
+                          WHEN 'i' THEN pg_stat_get_numscans(i.indexrelid) END AS idx_scan,
+           pg_stat_get_numscans(i.indexrelid) AS own_scans,
+           pg_stat_get_numscans(i.indrelid) AS table_scans,
+           pt.table_reads AS tree_reads,
+           pt.bytes AS tree_bytes
       FROM pg_index i
       JOIN pg_class c ON c.oid = i.indexrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
-      LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
-      LEFT JOIN pg_stat_user_tables t ON t.relid = i.indrelid
+      LEFT JOIN (SELECT DISTINCT k.conindid FROM pg_constraint k WHERE k.contype IN ('p', 'u', 'x')) k
+        ON k.conindid = i.indexrelid
+      LEFT JOIN (SELECT DISTINCT h.inhrelid FROM pg_inherits h) h ON h.inhrelid = i.indexrelid
+      -- the partitioned indexes, over their partitions (joined, not a
+      -- subquery for each index: the planner prices those for every row,
+      -- and the view would JIT-compile)
+      LEFT JOIN (SELECT pi.indexrelid, s.idx_scan, s.bytes, r.table_reads
+                   FROM pg_index pi
+                   JOIN pg_class pc ON pc.oid = pi.indexrelid AND pc.relkind = 'I'
+                  CROSS JOIN LATERAL (
+                        SELECT sum(si.idx_scan) AS idx_scan, sum(perfopt.relation_bytes(p.relid))::bigint AS bytes
+                          FROM pg_partition_tree(pi.indexrelid) p
+                          LEFT JOIN pg_stat_user_indexes si ON si.indexrelid = p.relid) s
+                  CROSS JOIN LATERAL (
+                        SELECT sum(st.seq_scan + coalesce(st.idx_scan, 0)) AS table_reads
+                          FROM pg_partition_tree(pi.indrelid) p
+                          JOIN pg_stat_user_tables st ON st.relid = p.relid) r) pt
+        ON pt.indexrelid = i.indexrelid
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'perfopt')
        AND n.nspname NOT LIKE 'pg\_toast%'
-       AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                        WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indrelid
-                          AND d.deptype = 'e')
+       -- not the tables of an extension (a hashed list, not a sort of every index)
+       AND i.indrelid NOT IN (SELECT d.objid FROM pg_depend d
+                               WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e')
+           ) x
 ),
 reasons AS (
     SELECT x.indexrelid, 1 AS priority, 'invalid' AS reason_code, NULL::oid AS relies_on, NULL::numeric AS relies_scans,
@@ -166,20 +201,29 @@ reasons AS (
        AND (y.backs_constraint, y.indisunique, y.attached, coalesce(y.idx_scan, 0), x.indexrelid)
          > (x.backs_constraint, x.indisunique, x.attached, coalesce(x.idx_scan, 0), y.indexrelid)
     UNION ALL
-    SELECT x.indexrelid, 3, 'redundant', y.indexrelid, y.idx_scan,
-           format('redundant: %s starts with the same columns and serves the same queries', y.indexrelid::regclass)
-      FROM indexes x
-      JOIN indexes y ON y.indrelid = x.indrelid AND y.indexrelid <> x.indexrelid
-       AND y.relam = x.relam AND y.indisvalid
-       AND cardinality(y.keys) > cardinality(x.keys)
-       AND y.keys[1:cardinality(x.keys)] = x.keys
-       AND y.classes[1:cardinality(x.classes)] = x.classes
-       AND y.collations[1:cardinality(x.collations)] = x.collations
-       AND y.options[1:cardinality(x.options)] = x.options
-       AND x.expressions IS NULL AND y.expressions IS NULL
-       AND y.predicate IS NOT DISTINCT FROM x.predicate
-     WHERE x.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
-       AND NOT x.indisunique AND NOT x.has_include
+    -- a btree x is redundant when its keys are a proper prefix of those of
+    -- a valid y: x and each proper prefix of y are grouped by what must be
+    -- equal (one pass, where a join of every pair of a table's indexes
+    -- was planned as a nested loop over all indexes); each x with each y
+    SELECT c.candidate, 3, 'redundant', v.covering, v.scans,
+           format('redundant: %s starts with the same columns and serves the same queries', v.covering::regclass)
+      FROM (SELECT array_agg(p.candidate) FILTER (WHERE p.candidate IS NOT NULL) AS candidates,
+                   array_agg(p.covering) FILTER (WHERE p.covering IS NOT NULL) AS coverings,
+                   array_agg(p.scans) FILTER (WHERE p.covering IS NOT NULL) AS scans
+              FROM (SELECT x.indexrelid AS candidate, NULL::oid AS covering, NULL::numeric AS scans,
+                           x.indrelid, x.relam, x.predicate, x.keys, x.classes, x.collations, x.options
+                      FROM indexes x
+                     WHERE x.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
+                       AND NOT x.indisunique AND NOT x.has_include AND x.expressions IS NULL
+                    UNION ALL
+                    SELECT NULL, y.indexrelid, y.idx_scan, y.indrelid, y.relam, y.predicate,
+                           y.keys[1:k], y.classes[1:k], y.collations[1:k], y.options[1:k]
+                      FROM indexes y, generate_series(1, cardinality(y.keys) - 1) k
+                     WHERE y.indisvalid AND y.expressions IS NULL) p
+             GROUP BY p.indrelid, p.relam, p.predicate, p.keys, p.classes, p.collations, p.options
+            HAVING count(p.candidate) > 0 AND count(p.covering) > 0) g,
+           unnest(g.candidates) c(candidate),
+           unnest(g.coverings, g.scans) v(covering, scans)
     UNION ALL
     SELECT x.indexrelid, 4, 'unused', NULL, NULL,
            format('unused: not scanned once on this server since the statistics were reset, while its table was read %s times',
@@ -188,10 +232,13 @@ reasons AS (
      WHERE x.indisvalid AND x.idx_scan = 0 AND x.table_reads > 0 AND NOT x.indisunique
 ),
 -- each index with its most serious reason and, of several indexes that make
--- it so, the one scanned most
+-- it so, the one scanned most; sizes from the files (relation_bytes: no
+-- lock, no relation opened), of the candidates only
 candidates AS (
     SELECT DISTINCT ON (x.indexrelid)
-           x.indexrelid, x.indrelid, x.nspname, x.relname, x.relkind, x.size_bytes,
+           x.indexrelid, x.indrelid, x.nspname, x.relname, x.relkind,
+           CASE WHEN x.relkind = 'I' THEN x.tree_bytes
+                ELSE perfopt.relation_bytes(x.indexrelid) END AS size_bytes,
            coalesce(x.idx_scan, 0) AS idx_scan, r.priority, r.reason_code, r.reason, r.relies_on
       FROM reasons r
       JOIN indexes x USING (indexrelid)
@@ -217,7 +264,8 @@ SELECT d.indexrelid::regclass AS index_name,
             ELSE format('DROP INDEX CONCURRENTLY %I.%I;', d.nspname, d.relname) END AS drop_def,
        d.reason_code
   FROM candidates d
- WHERE d.indexrelid = ANY ((SELECT indexes FROM safe)::oid[])
+ -- a semi-join: "= ANY (array)" searched the whole array for each candidate
+ WHERE d.indexrelid IN (SELECT pg_catalog.unnest(indexes::oid[]) FROM safe)
  ORDER BY d.indexrelid;
 
 COMMENT ON VIEW perfopt.index_drop_candidates IS

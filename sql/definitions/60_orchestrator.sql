@@ -1008,7 +1008,7 @@ BEGIN
         'slow_queries', v.slow, 'slow_time_pct', round((100 * v.slow_time / nullif(v.all_time, 0))::numeric, 1)));
 
     -- indexes: bytes of indexes perfopt would drop, invalid indexes
-    SELECT coalesce(sum(pg_catalog.pg_relation_size(i.indexrelid)), 0) AS total,
+    SELECT coalesce(sum(perfopt.relation_bytes(i.indexrelid)), 0) AS total,
            (SELECT coalesce(sum(size_bytes), 0) FROM perfopt.index_drop_candidates) AS wasted,
            count(*) FILTER (WHERE NOT i.indisvalid) AS invalid
       INTO v
@@ -1297,6 +1297,9 @@ DECLARE
     v record;
     logged bigint;
     ms_per_hour float8;
+    items jsonb;
+    largest jsonb;
+    drops jsonb;
 BEGIN
     PERFORM perfopt.check_admin(caller);
     IF at IS NULL THEN
@@ -1472,6 +1475,42 @@ BEGIN
     SELECT jsonb_object_agg(h.component, jsonb_build_object('score', h.score, 'status', h.status)
                             || h.details)
       INTO health FROM perfopt.health() h;
+    -- the plan (as optimization_plan() makes it: keep the two alike), the
+    -- largest tables and the drop candidates by reason (which the scrape
+    -- reads from here) from one read of table_health and one of
+    -- index_drop_candidates: each reads every table or index
+    WITH th AS MATERIALIZED (SELECT * FROM perfopt.table_health),
+    d AS MATERIALIZED (SELECT * FROM perfopt.index_drop_candidates),
+    plan (priority, category, action, target, statement, reason) AS (
+        SELECT 1, 'capacity', c.action, c.resource || CASE WHEN c.entity <> '' THEN ' ' || c.entity ELSE '' END,
+               NULL::text, c.recommendation
+          FROM perfopt.capacity_forecasts c
+         WHERE c.exhaustion_at IS NOT NULL
+        UNION ALL
+        SELECT 2, 'index', 'create_index', r.table_name::text, r.index_def,
+               pg_catalog.format('%s%% less planned cost for the workload: %s', round(r.benefit_pct::numeric, 1), r.reason)
+          FROM perfopt.recommend_indexes() r
+        UNION ALL
+        SELECT 3, 'index', 'drop_index', d.index_name::text, d.drop_def, d.reason
+          FROM d
+        UNION ALL
+        SELECT 4, 'table', f->>'action', h.table_name::text, f->>'statement', f->>'reason'
+          FROM th h, jsonb_array_elements(h.recommendations) f
+         WHERE h.health_score < 80)
+    SELECT coalesce((SELECT jsonb_agg(to_jsonb(p))
+                       FROM (SELECT * FROM plan ORDER BY priority, target LIMIT 10) p), '[]'),
+           coalesce((SELECT jsonb_agg(jsonb_build_object('table', t.table_name::text,
+                                                         'health_score', t.health_score,
+                                                         'size_bytes', t.size_bytes)
+                                      ORDER BY t.size_bytes DESC)
+                       FROM (SELECT * FROM th ORDER BY size_bytes DESC LIMIT 20) t), '[]'),
+           coalesce((SELECT jsonb_agg(jsonb_build_object('reason', r.reason, 'indexes', r.n, 'bytes', r.bytes)
+                                      ORDER BY r.reason)
+                       -- invalid, duplicate, redundant or unused: a bounded label
+                       FROM (SELECT d.reason_code AS reason, count(*) AS n,
+                                    coalesce(sum(d.size_bytes), 0) AS bytes
+                               FROM d GROUP BY 1) r), '[]')
+      INTO items, largest, drops;
     report := jsonb_build_object(
         'cycle', cycle_id,
         'created_at', at,
@@ -1488,12 +1527,9 @@ BEGIN
                               FROM perfopt.action_log l
                              WHERE l.queued_at > coalesce(previous.created_at, '-infinity')
                                AND l.queued_at <= at), '[]'),
-        'action_items', coalesce((SELECT jsonb_agg(to_jsonb(p)) FROM (SELECT * FROM perfopt.optimization_plan() LIMIT 10) p), '[]'),
-        'tables', coalesce((SELECT jsonb_agg(jsonb_build_object('table', t.table_name::text,
-                                                                'health_score', t.health_score,
-                                                                'size_bytes', t.size_bytes)
-                                             ORDER BY t.size_bytes DESC)
-                              FROM (SELECT * FROM perfopt.table_health ORDER BY size_bytes DESC LIMIT 20) t), '[]'),
+        'action_items', items,
+        'tables', largest,
+        'index_drop_candidates', drops,
         'open_incidents', coalesce((SELECT jsonb_agg(jsonb_build_object('id', i.id, 'opened_at', i.opened_at,
                                                                        'severity', i.severity, 'title', i.title)
                                                      ORDER BY i.id)

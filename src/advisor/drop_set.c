@@ -43,6 +43,7 @@
 #include "access/htup_details.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -56,8 +57,11 @@
 
 PG_FUNCTION_INFO_V1(perfopt_index_drop_safe_set);
 
-/* the most candidates one call takes */
-#define DROP_SET_MAX_CANDIDATES		10000
+/*
+ * the most candidates one call takes: at 10,000 tables there can be as many
+ * unused indexes, and the view passes them all in one call
+ */
+#define DROP_SET_MAX_CANDIDATES		1000000
 
 /*
  * How much costlier a statement's plan may get: ties between equivalent
@@ -221,6 +225,34 @@ oids_overlap(List *a, List *b)
 	return false;
 }
 
+/* A set of OIDs, for membership tests that stay cheap over thousands */
+static HTAB *
+oid_set_create(const char *name)
+{
+	HASHCTL		info;
+
+	info.keysize = sizeof(Oid);
+	info.entrysize = sizeof(Oid);
+	info.hcxt = CurrentMemoryContext;
+	return hash_create(name, 256, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+static bool
+oid_set_member(HTAB *set, Oid oid)
+{
+	return hash_search(set, &oid, HASH_FIND, NULL) != NULL;
+}
+
+/* Adds oid; true if it was not there yet */
+static bool
+oid_set_add(HTAB *set, Oid oid)
+{
+	bool		found;
+
+	hash_search(set, &oid, HASH_ENTER, &found);
+	return !found;
+}
+
 /* Fill in what the candidate's checks need; false when it is not an index */
 static bool
 describe_candidate(DropCandidate *c)
@@ -236,7 +268,8 @@ describe_candidate(DropCandidate *c)
 	ReleaseSysCache(tuple);
 
 	/* a partitioned index hides the indexes of its partitions with it */
-	c->hide = find_all_inheritors(c->index, NoLock, NULL);
+	c->hide = get_rel_relkind(c->index) == RELKIND_PARTITIONED_INDEX ?
+		find_all_inheritors(c->index, NoLock, NULL) : list_make1_oid(c->index);
 	c->tables = list_make1_oid(c->table);
 	if (get_rel_relispartition(c->table))
 		c->tables = list_concat(c->tables, get_partition_ancestors(c->table));
@@ -267,7 +300,9 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 	List	   *tables = NIL;	/* the tables of valid candidates */
 	ListCell   *lc;
 	List	   *dropped = NIL;	/* accepted candidates' index OIDs */
-	List	   *kept = NIL;		/* indexes an accepted drop relies on */
+	HTAB	   *dropped_set;	/* the same, to look up */
+	HTAB	   *kept_set;		/* indexes an accepted drop relies on */
+	HTAB	   *table_set;		/* the tables listed in tables */
 	WhatIf		whatif;
 	Datum	   *result;
 	int			nresult = 0;
@@ -303,6 +338,9 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 	whatif.collect_used = true;
 	c = palloc0(Max(ncandidates, 1) * sizeof(DropCandidate));
 	result = palloc(Max(ncandidates, 1) * sizeof(Datum));
+	dropped_set = oid_set_create("perfopt dropped indexes");
+	kept_set = oid_set_create("perfopt kept indexes");
+	table_set = oid_set_create("perfopt candidates' tables");
 
 	for (int i = 0; i < ncandidates; i++)
 	{
@@ -321,7 +359,13 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 							: psprintf("%u", c[i].index)),
 					 errhint("Pass the indexes of perfopt.index_drop_candidates.")));
 		if (c[i].valid)
-			tables = list_concat_unique_oid(tables, c[i].tables);
+		{
+			foreach(lc, c[i].tables)
+			{
+				if (oid_set_add(table_set, lfirst_oid(lc)))
+					tables = lappend_oid(tables, lfirst_oid(lc));
+			}
+		}
 	}
 
 	/* only the statements that read a table with a candidate are prepared */
@@ -332,10 +376,10 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < ncandidates; i++)
 	{
-		List	   *hidden;
+		List	   *hidden = NIL;
 		bool		safe = true;
 
-		if (list_member_oid(dropped, c[i].index))
+		if (oid_set_member(dropped_set, c[i].index))
 			continue;			/* named twice */
 
 		/*
@@ -344,13 +388,12 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 		 * index that a longer one covers).  Duplicates are ranked and covers
 		 * are longer, so the chain ends in an index that stays.
 		 */
-		if (OidIsValid(c[i].relies_on) ? list_member_oid(dropped, c[i].relies_on)
-			: list_member_oid(kept, c[i].index))
+		if (OidIsValid(c[i].relies_on) ? oid_set_member(dropped_set, c[i].relies_on)
+			: oid_set_member(kept_set, c[i].index))
 			continue;
 
 		if (c[i].valid)
 		{
-			hidden = list_concat_copy(dropped, c[i].hide);
 			for (int s = 0; s < nstatements; s++)
 				statements[s].trial_used = statements[s].used;
 			for (int s = 0; s < nstatements && safe; s++)
@@ -370,6 +413,9 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 				/* a plan that scans none of them is the best without them too */
 				if (!ds->usable || !oids_overlap(ds->used, c[i].hide))
 					continue;
+				/* made only when a statement is costed again, then freed */
+				if (hidden == NIL)
+					hidden = list_concat_copy(dropped, c[i].hide);
 				whatif.hidden = hidden;
 				if (!statement_cost(&whatif, ds->stmt, &cost) ||
 					cost > ds->baseline * (1 + DROP_COST_TOLERANCE))
@@ -382,6 +428,7 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 				ds->trial_used = whatif.used;
 			}
 			whatif.hidden = NIL;
+			list_free(hidden);
 			if (!safe)
 				continue;
 			for (int s = 0; s < nstatements; s++)
@@ -389,8 +436,10 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 		}
 
 		dropped = list_concat(dropped, c[i].hide);
+		foreach(lc, c[i].hide)
+			oid_set_add(dropped_set, lfirst_oid(lc));
 		if (OidIsValid(c[i].relies_on))
-			kept = lappend_oid(kept, c[i].relies_on);
+			oid_set_add(kept_set, c[i].relies_on);
 		result[nresult++] = ObjectIdGetDatum(c[i].index);
 	}
 

@@ -11,17 +11,29 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_tablespace.h"
+#include "common/relpath.h"
+#include "miscadmin.h"
+#include "storage/backendid.h"
+#include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/syscache.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/relmapper.h"
 
 #include "common/catalog.h"
+
+PG_FUNCTION_INFO_V1(perfopt_relation_bytes_sql);
 
 /* Schema an installed extension lives in, or InvalidOid */
 Oid
@@ -68,4 +80,79 @@ perfopt_relation_name(Oid relid)
 {
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  get_rel_name(relid));
+}
+
+/*
+ * Bytes of the main fork of a relation, from the sizes of its files, as
+ * pg_relation_size() counts them but without opening the relation: no lock
+ * and no relation cache entry, which a read of the statistics of thousands
+ * of relations must not take (the lock table holds max_locks_per_transaction
+ * times max_connections, and each entry costs a catalog read to build).
+ * The arguments are the relation's pg_class columns.  A relation dropped or
+ * rewritten since its row was read has no files under that name: 0.
+ */
+int64
+perfopt_relation_bytes(Oid relid, Oid tablespace, Oid filenode, char persistence,
+					   Oid namespace, bool shared)
+{
+	RelFileNode rnode;
+	BackendId	backend = InvalidBackendId;
+	char	   *path;
+	int64		bytes = 0;
+
+	rnode.spcNode = OidIsValid(tablespace) ? tablespace :
+		(shared ? GLOBALTABLESPACE_OID : MyDatabaseTableSpace);
+	rnode.dbNode = shared ? InvalidOid : MyDatabaseId;
+	rnode.relNode = OidIsValid(filenode) ? filenode : RelationMapOidToFilenode(relid, shared);
+	if (!OidIsValid(rnode.relNode))
+		return 0;
+	if (persistence == RELPERSISTENCE_TEMP)
+	{
+		backend = GetTempNamespaceBackendId(namespace);
+		if (backend == InvalidBackendId)
+			return 0;
+	}
+	path = relpathbackend(rnode, backend, MAIN_FORKNUM);
+	for (unsigned int segment = 0;; segment++)
+	{
+		struct stat st;
+		char	   *name = segment == 0 ? path : psprintf("%s.%u", path, segment);
+
+		if (stat(name, &st) < 0)
+		{
+			if (errno == ENOENT)
+				break;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not stat file \"%s\": %m", name)));
+		}
+		bytes += st.st_size;
+		if (name != path)
+			pfree(name);
+	}
+	pfree(path);
+	return bytes;
+}
+
+/*
+ * perfopt.relation_bytes(regclass): pg_relation_size(rel) without a lock,
+ * for the views that list thousands of relations; NULL if there is no such
+ * relation, as pg_relation_size() gives.
+ */
+Datum
+perfopt_relation_bytes_sql(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class c;
+	int64		bytes = 0;
+
+	if (!HeapTupleIsValid(tuple))
+		PG_RETURN_NULL();
+	c = (Form_pg_class) GETSTRUCT(tuple);
+	if (RELKIND_HAS_STORAGE(c->relkind))
+		bytes = perfopt_relation_bytes(relid, c->reltablespace, c->relfilenode, c->relpersistence,
+									   c->relnamespace, c->relisshared);
+	ReleaseSysCache(tuple);
+	PG_RETURN_INT64(bytes);
 }

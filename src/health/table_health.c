@@ -52,6 +52,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -88,10 +89,20 @@ PG_FUNCTION_INFO_V1(perfopt_table_health);
 #define REBUILD_BLOAT_PCT		50
 #define REBUILD_MIN_BYTES		(10 * 1024 * 1024)
 
+/* An index of a table, as the catalogs and the statistics know it */
+typedef struct IndexFacts
+{
+	Oid			indexrelid;
+	double		bytes;			/* of its main fork */
+	int			natts;
+	int16	   *keys;			/* attnum of each column, 0 for an expression */
+} IndexFacts;
+
 /* What the statistics say about one table */
 typedef struct TableFacts
 {
 	Oid			relid;
+	char	   *name;			/* schema.table, quoted as needed */
 	double		pages;
 	double		live;
 	double		dead;
@@ -117,6 +128,8 @@ typedef struct TableFacts
 	double		analyze_scale_factor;
 	double		freeze_max_age;
 	double		multixact_freeze_max_age;
+	List	   *indexes;		/* IndexFacts, by OID */
+	List	   *drops;			/* its drop candidates: drop_def, reason */
 	/* filled as the table is assessed */
 	double		index_bytes;
 	double		index_waste_bytes;
@@ -127,6 +140,14 @@ typedef struct TableFacts
 
 /* ----------------------------------------------------------------
  * Reading the statistics
+ *
+ * Three queries, each one pass over a catalog: the tables, their indexes,
+ * and the columns of the tables that hold rows.  The counters come from one
+ * statistics look-up per table or index (not pg_stat_user_tables and
+ * pg_statio_user_tables, which group every table's indexes twice, nor a
+ * pg_stat_get_* call per counter).  Sizes come from the files
+ * (perfopt_relation_bytes): no relation is opened, so no lock is taken and
+ * no relation cache entry built, whatever the number of tables.
  * ----------------------------------------------------------------
  */
 
@@ -137,6 +158,33 @@ get_double(HeapTuple tuple, TupleDesc desc, int column, double null_value)
 	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
 
 	return isnull ? null_value : DatumGetFloat8(value);
+}
+
+static Oid
+get_oid(HeapTuple tuple, TupleDesc desc, int column)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
+
+	return isnull ? InvalidOid : DatumGetObjectId(value);
+}
+
+/*
+ * Bytes of the relation whose pg_class columns relfilenode, reltablespace,
+ * relpersistence, relnamespace, relisshared are at first .. first + 4,
+ * after its OID at column relid
+ */
+static double
+get_relation_bytes(HeapTuple tuple, TupleDesc desc, int relid, int first)
+{
+	bool		isnull;
+
+	return (double) perfopt_relation_bytes(get_oid(tuple, desc, relid),
+										   get_oid(tuple, desc, first + 1),
+										   get_oid(tuple, desc, first),
+										   DatumGetChar(SPI_getbinval(tuple, desc, first + 2, &isnull)),
+										   get_oid(tuple, desc, first + 3),
+										   DatumGetBool(SPI_getbinval(tuple, desc, first + 4, &isnull)));
 }
 
 /* A setting of the table's reloptions (text[] "name=value"), or fallback */
@@ -195,20 +243,11 @@ estimate_tuple_length(List *columns, int natts, bool has_nulls)
 	return header + offset;
 }
 
-/*
- * One query for the statistics of every user table (or of only one), then
- * one for their columns
- */
+/* The tables, with their statistics, in OID order */
 static List *
-read_table_facts(Oid only)
+read_tables(Oid only, MemoryContext cxt)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	List	   *tables = NIL;
-	List	   *columns = NIL;
-	TableFacts *current = NULL;
-	int			natts = 0;
-	bool		has_nulls = false;
-	uint64		i;
 	double		vacuum_threshold = setting("autovacuum_vacuum_threshold");
 	double		vacuum_scale = setting("autovacuum_vacuum_scale_factor");
 	double		analyze_threshold = setting("autovacuum_analyze_threshold");
@@ -216,57 +255,62 @@ read_table_facts(Oid only)
 	double		freeze_max = setting("autovacuum_freeze_max_age");
 	double		mxid_freeze_max = setting("autovacuum_multixact_freeze_max_age");
 
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT c.oid, pg_relation_size(c.oid)::float8 / current_setting('block_size')::int,"
-					" s.n_live_tup::float8, s.n_dead_tup::float8, s.n_mod_since_analyze::float8,"
-					" s.seq_scan::float8, coalesce(s.idx_scan, 0)::float8, s.n_tup_upd::float8,"
-					" s.n_tup_hot_upd::float8, s.n_tup_del::float8,"
-					" io.heap_blks_hit::float8, io.heap_blks_read::float8,"
+	/*
+	 * the tables of pg_stat_user_tables; their counters are read below, one
+	 * look-up a table, where each pg_stat_get_* function would look again
+	 */
+	if (SPI_execute_with_args("SELECT c.oid, c.relfilenode, c.reltablespace, c.relpersistence, c.relnamespace, c.relisshared,"
 					" age(c.relfrozenxid)::float8, mxid_age(c.relminmxid)::float8,"
-					" greatest(s.last_vacuum, s.last_autovacuum), greatest(s.last_analyze, s.last_autoanalyze),"
-					" c.reloptions, c.reltuples::float8, c.relpages::float8"
-					" FROM pg_class c"
-					" JOIN pg_stat_user_tables s ON s.relid = c.oid"
-					" JOIN pg_statio_user_tables io ON io.relid = c.oid"
+					" c.reloptions, c.reltuples::float8, c.relpages::float8,"
+					" quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
+					" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 					" WHERE c.relkind IN ('r', 'm')"
-					"   AND ($1 = 0 AND s.schemaname <> 'perfopt' OR c.oid = $1)"
+					"   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"
+					"   AND ($1 = 0 AND n.nspname <> 'perfopt' OR c.oid = $1)"
 					" ORDER BY c.oid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
 							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read table statistics");
-	for (i = 0; i < SPI_processed; i++)
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		MemoryContext spicxt = MemoryContextSwitchTo(cxt);
 		TableFacts *t = palloc0(sizeof(TableFacts));
-		bool		isnull;
 		bool		no_options;
-		Datum		options = SPI_getbinval(tuple, desc, 17, &no_options);
+		Datum		options = SPI_getbinval(tuple, desc, 9, &no_options);
+		PgStat_StatTabEntry *stats;
 
-		t->relid = DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull));
-		t->pages = get_double(tuple, desc, 2, 0);
-		t->live = get_double(tuple, desc, 3, 0);
+		t->relid = get_oid(tuple, desc, 1);
+		t->pages = get_relation_bytes(tuple, desc, 1, 2) / BLCKSZ;
+		stats = pgstat_fetch_stat_tabentry(t->relid);
+		if (stats != NULL)
+		{
+			t->live = (double) stats->n_live_tuples;
+			t->dead = (double) stats->n_dead_tuples;
+			t->mod_since_analyze = (double) stats->changes_since_analyze;
+			t->seq_scan = (double) stats->numscans;
+			t->updates = (double) stats->tuples_updated;
+			t->hot_updates = (double) stats->tuples_hot_updated;
+			t->deletes = (double) stats->tuples_deleted;
+			t->heap_hit = (double) stats->blocks_hit;
+			t->heap_read = (double) (stats->blocks_fetched - stats->blocks_hit);
+			/* greatest() of the two, NULL when neither happened */
+			t->last_vacuum = Max(stats->vacuum_timestamp, stats->autovac_vacuum_timestamp);
+			t->last_analyze = Max(stats->analyze_timestamp, stats->autovac_analyze_timestamp);
+		}
+		t->last_vacuum_null = t->last_vacuum == 0;
+		t->last_analyze_null = t->last_analyze == 0;
 
 		/*
 		 * After a crash or a statistics reset n_live_tup starts again from
 		 * 0: fall back on pg_class, scaled to the table's size as the
 		 * planner does.
 		 */
-		if (t->live <= 0 && get_double(tuple, desc, 19, 0) > 0)
-			t->live = Max(0, get_double(tuple, desc, 18, 0)) * t->pages / get_double(tuple, desc, 19, 1);
-		t->dead = get_double(tuple, desc, 4, 0);
-		t->mod_since_analyze = get_double(tuple, desc, 5, 0);
-		t->seq_scan = get_double(tuple, desc, 6, 0);
-		t->idx_scan = get_double(tuple, desc, 7, 0);
-		t->updates = get_double(tuple, desc, 8, 0);
-		t->hot_updates = get_double(tuple, desc, 9, 0);
-		t->deletes = get_double(tuple, desc, 10, 0);
-		t->heap_hit = get_double(tuple, desc, 11, 0);
-		t->heap_read = get_double(tuple, desc, 12, 0);
-		t->xid_age = get_double(tuple, desc, 13, 0);
-		t->mxid_age = get_double(tuple, desc, 14, 0);
-		t->last_vacuum = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 15, &t->last_vacuum_null));
-		t->last_analyze = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 16, &t->last_analyze_null));
+		if (t->live <= 0 && get_double(tuple, desc, 11, 0) > 0)
+			t->live = Max(0, get_double(tuple, desc, 10, 0)) * t->pages / get_double(tuple, desc, 11, 1);
+		t->xid_age = get_double(tuple, desc, 7, 0);
+		t->mxid_age = get_double(tuple, desc, 8, 0);
+		t->name = SPI_getvalue(tuple, desc, 12);
 		t->fillfactor = (int) reloption(options, no_options, "fillfactor", 100);
 		t->vacuum_threshold = reloption(options, no_options, "autovacuum_vacuum_threshold", vacuum_threshold);
 		t->vacuum_scale_factor = reloption(options, no_options, "autovacuum_vacuum_scale_factor", vacuum_scale);
@@ -280,69 +324,164 @@ read_table_facts(Oid only)
 		tables = lappend(tables, t);
 		MemoryContextSwitchTo(spicxt);
 	}
+	return tables;
+}
 
-	/* the columns of those tables, with what pg_stats knows of them */
-	if (SPI_execute_with_args("SELECT a.attrelid, a.attlen::float8,"
+/*
+ * The indexes of the tables: idx_scan as pg_stat_user_tables sums it (over
+ * every index), and the sizes and keys of those whose bloat is estimated
+ * (live, as the relation cache lists them, valid and btree)
+ */
+static void
+read_indexes(List *tables, Oid only, MemoryContext cxt)
+{
+	ListCell   *next = list_head(tables);
+
+	/* an index lives in its table's schema */
+	if (SPI_execute_with_args("SELECT i.indrelid, i.indexrelid,"
+					" i.indislive AND i.indisvalid AND c.relam = " CppAsString2(BTREE_AM_OID) ","
+					" c.relfilenode, c.reltablespace, c.relpersistence, c.relnamespace, c.relisshared,"
+					" i.indkey::int2[]"
+					" FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+					" JOIN pg_namespace n ON n.oid = c.relnamespace"
+					" WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"
+					"   AND ($1 = 0 OR i.indrelid = $1)"
+					" ORDER BY i.indrelid, i.indexrelid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
+							  NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read indexes");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Oid			relid = get_oid(tuple, desc, 1);
+		TableFacts *t;
+		bool		isnull;
+		MemoryContext spicxt;
+
+		while (next != NULL && ((TableFacts *) lfirst(next))->relid < relid)
+			next = lnext(tables, next);
+		if (next == NULL)
+			break;
+		t = lfirst(next);
+		if (t->relid != relid)
+			continue;			/* an index of a table not listed */
+		{
+			PgStat_StatTabEntry *stats = pgstat_fetch_stat_tabentry(get_oid(tuple, desc, 2));
+
+			if (stats != NULL)
+				t->idx_scan += (double) stats->numscans;
+		}
+		if (!DatumGetBool(SPI_getbinval(tuple, desc, 3, &isnull)))
+			continue;
+		spicxt = MemoryContextSwitchTo(cxt);
+		{
+			IndexFacts *x = palloc0(sizeof(IndexFacts));
+			ArrayType  *keys = DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 9, &isnull));
+
+			x->indexrelid = get_oid(tuple, desc, 2);
+			x->bytes = get_relation_bytes(tuple, desc, 2, 4);
+			x->natts = ArrayGetNItems(ARR_NDIM(keys), ARR_DIMS(keys));
+			x->keys = palloc(Max(x->natts, 1) * sizeof(int16));
+			memcpy(x->keys, ARR_DATA_PTR(keys), x->natts * sizeof(int16));
+			t->indexes = lappend(t->indexes, x);
+		}
+		MemoryContextSwitchTo(spicxt);
+	}
+}
+
+/*
+ * The columns of the tables that hold something (the row length of the
+ * others is not used), with the width and null fraction pg_stats shows the
+ * caller
+ */
+static void
+read_columns(List *tables, MemoryContext cxt)
+{
+	ListCell   *lc;
+	ListCell   *next;
+	Datum	   *relids = palloc(Max(list_length(tables), 1) * sizeof(Datum));
+	int			n = 0;
+	TableFacts *current = NULL;
+	List	   *columns = NIL;
+	int			natts = 0;
+	bool		has_nulls = false;
+
+	foreach(lc, tables)
+	{
+		TableFacts *t = lfirst(lc);
+
+		if (t->pages > 0 || t->live + t->dead > 0)
+			relids[n++] = ObjectIdGetDatum(t->relid);
+	}
+	if (n == 0)
+		return;
+	if (SPI_execute_with_args("SELECT a.attrelid, a.attnum::int, a.attlen::float8,"
 					" CASE a.attalign WHEN 'c' THEN 1 WHEN 's' THEN 2 WHEN 'i' THEN 4 ELSE 8 END::float8,"
 					" coalesce(s.avg_width, CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END)::float8,"
 					" coalesce(s.null_frac, 0)::float8"
 					" FROM pg_attribute a"
-					" JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'm')"
+					" JOIN pg_class c ON c.oid = a.attrelid"
 					" JOIN pg_namespace n ON n.oid = c.relnamespace"
 					" LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname"
 					"  AND s.attname = a.attname AND NOT s.inherited"
-					" WHERE a.attnum > 0 AND NOT a.attisdropped"
-					"  AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-					"  AND ($1 = 0 OR a.attrelid = $1)"
-					" ORDER BY a.attrelid, a.attnum", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
+					" WHERE a.attrelid = ANY ($1) AND a.attnum > 0 AND NOT a.attisdropped"
+					" ORDER BY a.attrelid, a.attnum", 1, (Oid[]) {OIDARRAYOID},
+							  (Datum[]) {PointerGetDatum(construct_array(relids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT))},
 							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read table columns");
+
+	next = list_head(tables);
+	for (uint64 i = 0; i <= SPI_processed; i++)
 	{
-		ListCell   *next = list_head(tables);
+		Oid			relid = InvalidOid;
+		MemoryContext spicxt;
 
-		for (i = 0; i <= SPI_processed; i++)
+		if (i < SPI_processed)
+			relid = get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		/* a new table starts: finish the one before */
+		if (current != NULL && relid != current->relid)
 		{
-			Oid			relid = InvalidOid;
-			MemoryContext spicxt;
-
-			if (i < SPI_processed)
-			{
-				bool		isnull;
-
-				relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-			}
-			/* a new table starts: finish the one before */
-			if (current != NULL && relid != current->relid)
-			{
-				current->tuple_length = estimate_tuple_length(columns, natts, has_nulls);
-				current = NULL;
-			}
-			if (i == SPI_processed)
-				break;
-			if (current == NULL)
-			{
-				while (next != NULL && ((TableFacts *) lfirst(next))->relid < relid)
-					next = lnext(tables, next);
-				if (next == NULL || ((TableFacts *) lfirst(next))->relid != relid)
-					continue;	/* a table not in pg_stat_user_tables */
-				current = lfirst(next);
-				columns = NIL;
-				natts = 0;
-				has_nulls = false;
-			}
-			spicxt = MemoryContextSwitchTo(cxt);
-			{
-				double	   *c = palloc(4 * sizeof(double));
-
-				for (int j = 0; j < 4; j++)
-					c[j] = get_double(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, j + 2, 0);
-				columns = lappend(columns, c);
-				natts++;
-				has_nulls |= c[3] > 0;
-			}
-			MemoryContextSwitchTo(spicxt);
+			current->tuple_length = estimate_tuple_length(columns, natts, has_nulls);
+			current = NULL;
 		}
+		if (i == SPI_processed)
+			break;
+		if (current == NULL)
+		{
+			while (next != NULL && ((TableFacts *) lfirst(next))->relid < relid)
+				next = lnext(tables, next);
+			if (next == NULL || ((TableFacts *) lfirst(next))->relid != relid)
+				continue;
+			current = lfirst(next);
+			columns = NIL;
+			natts = 0;
+			has_nulls = false;
+		}
+		spicxt = MemoryContextSwitchTo(cxt);
+		{
+			double	   *c = palloc(4 * sizeof(double));
+
+			for (int j = 0; j < 4; j++)
+				c[j] = get_double(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, j + 3, 0);
+			columns = lappend(columns, c);
+			natts++;
+			has_nulls |= c[3] > 0;
+		}
+		MemoryContextSwitchTo(spicxt);
 	}
+}
+
+/* The statistics of every user table (or of only one) */
+static List *
+read_table_facts(Oid only)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *tables;
+
+	SPI_connect();
+	tables = read_tables(only, cxt);
+	read_indexes(tables, only, cxt);
+	read_columns(tables, cxt);
 	SPI_finish();
 	return tables;
 }
@@ -504,13 +643,59 @@ pages_readable(Relation rel)
  * ----------------------------------------------------------------
  */
 
+/* Count an index's bytes and waste into its table's; note the worst big one */
+static void
+count_index(TableFacts *t, Oid indexrelid, double bytes, double bloat)
+{
+	t->index_bytes += bytes;
+	t->index_waste_bytes += bloat * bytes;
+	if (bytes >= REBUILD_MIN_BYTES && bloat * 100 > t->worst_index_bloat)
+	{
+		t->worst_index_bloat = bloat * 100;
+		t->worst_index = perfopt_relation_name(indexrelid);
+	}
+}
+
 /*
  * The btree indexes of a table: their bytes, and the bytes they waste,
- * measured (exact) or estimated from the entries they hold against their
- * size.  Notes the most bloated index of 10 MB or more.
+ * estimated from the entries they hold against their size (from what
+ * read_indexes read: no index is opened).  Notes the most bloated index of
+ * 10 MB or more.
  */
 static void
-assess_indexes(TableFacts *t, bool exact)
+estimate_indexes(TableFacts *t)
+{
+	ListCell   *lc;
+
+	foreach(lc, t->indexes)
+	{
+		IndexFacts *x = lfirst(lc);
+		double		entry = sizeof(IndexTupleData) + sizeof(ItemIdData);
+		double		needed;
+
+		if (x->bytes <= 0)
+			continue;
+		/* the widths the planner uses; they do not count without rows */
+		for (int i = 0; i < x->natts && t->live + t->dead > 0; i++)
+		{
+			AttrNumber	attnum = x->keys[i];
+			int32		width = attnum > 0 ? get_attavgwidth(t->relid, attnum) : 0;
+
+			entry += width > 0 ? width : 8;
+		}
+		needed = (t->live + t->dead) * MAXALIGN((uintptr_t) entry) /
+			(BTREE_LEAF_FILL * (BLCKSZ - SizeOfPageHeaderData - sizeof(BTPageOpaqueData)));
+		needed = (needed + 2) * BLCKSZ; /* meta page and root */
+		count_index(t, x->indexrelid, x->bytes, Max(0, 1 - needed / x->bytes));
+	}
+}
+
+/*
+ * The same, measured: the density of the leaf pages of each btree index
+ * (exact mode, which opens the table and its indexes to read them)
+ */
+static void
+measure_indexes(TableFacts *t)
 {
 	Relation	rel = table_open(t->relid, AccessShareLock);
 	ListCell   *lc;
@@ -519,46 +704,14 @@ assess_indexes(TableFacts *t, bool exact)
 	{
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
 		double		bytes = (double) RelationGetNumberOfBlocks(index) * BLCKSZ;
-		double		bloat = -1;
 
 		if (index->rd_rel->relam == BTREE_AM_OID && index->rd_index->indisvalid && bytes > 0)
 		{
-			if (exact)
-			{
-				double		error;
-				double		density = measure_pages(index, btree_page_density, &error);
+			double		error;
+			double		density = measure_pages(index, btree_page_density, &error);
 
-				if (density >= 0)
-					bloat = Max(0, 1 - density / BTREE_LEAF_FILL);
-			}
-			else
-			{
-				double		entry = sizeof(IndexTupleData) + sizeof(ItemIdData);
-				double		needed;
-				int			natts = IndexRelationGetNumberOfAttributes(index);
-
-				for (int i = 0; i < natts; i++)
-				{
-					AttrNumber	attnum = index->rd_index->indkey.values[i];
-					int32		width = attnum > 0 ? get_attavgwidth(t->relid, attnum) : 0;
-
-					entry += width > 0 ? width : 8;
-				}
-				needed = (t->live + t->dead) * MAXALIGN((uintptr_t) entry) /
-					(BTREE_LEAF_FILL * (BLCKSZ - SizeOfPageHeaderData - sizeof(BTPageOpaqueData)));
-				needed = (needed + 2) * BLCKSZ;	/* meta page and root */
-				bloat = Max(0, 1 - needed / bytes);
-			}
-		}
-		if (bloat >= 0)
-		{
-			t->index_bytes += bytes;
-			t->index_waste_bytes += bloat * bytes;
-			if (bytes >= REBUILD_MIN_BYTES && bloat * 100 > t->worst_index_bloat)
-			{
-				t->worst_index_bloat = bloat * 100;
-				t->worst_index = perfopt_relation_name(lfirst_oid(lc));
-			}
+			if (density >= 0)
+				count_index(t, lfirst_oid(lc), bytes, Max(0, 1 - density / BTREE_LEAF_FILL));
 		}
 		index_close(index, AccessShareLock);
 	}
@@ -624,8 +777,7 @@ statistics_seconds(void)
  * from perfopt.index_drop_candidates.
  */
 static char *
-table_recommendations(TableFacts *t, TableHealth *h, const char *name, List *drops,
-					  double seconds)
+table_recommendations(TableFacts *t, TableHealth *h, const char *name, double seconds)
 {
 	StringInfoData buf;
 	double		table_bytes = t->pages * BLCKSZ;
@@ -686,12 +838,11 @@ table_recommendations(TableFacts *t, TableHealth *h, const char *name, List *dro
 					   psprintf("about %.0f%% of index %s is empty space; REINDEX CONCURRENTLY rebuilds it without blocking writes",
 								t->worst_index_bloat, t->worst_index));
 
-	foreach(lc, drops)
+	foreach(lc, t->drops)
 	{
-		char	  **drop = lfirst(lc);	/* relid, drop_def, reason */
+		char	  **drop = lfirst(lc);	/* drop_def, reason */
 
-		if (atooid(drop[0]) == t->relid)
-			recommendation(&buf, "drop_index", drop[1], drop[2]);
+		recommendation(&buf, "drop_index", drop[0], drop[1]);
 	}
 
 	if (h->large && h->seq_scan_pct >= 90 && t->seq_scan >= 100)
@@ -733,30 +884,47 @@ describe_issues(TableFacts *t, TableHealth *h, HealthPenalties *p)
 	return buf.data;
 }
 
-/* The drop candidates of every table: relid, drop_def, reason */
-static List *
-read_drop_candidates(void)
+/*
+ * The drop candidates of the tables (or of only one), each given to its
+ * table, in the view's order
+ */
+static void
+read_drop_candidates(List *tables, Oid only)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	List	   *drops = NIL;
+	ListCell   *next = list_head(tables);
 
 	SPI_connect();
-	if (SPI_execute("SELECT table_name::oid::text, drop_def, index_name || ' is ' || reason"
-					" FROM perfopt.index_drop_candidates", true, 0) == SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT table_name::oid, drop_def, index_name || ' is ' || reason"
+							  " FROM perfopt.index_drop_candidates"
+							  " WHERE $1 = 0 OR table_name = $1"
+							  " ORDER BY table_name::oid, index_name::oid",
+							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
+							  NULL, true, 0) == SPI_OK_SELECT)
 	{
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			MemoryContext spicxt = MemoryContextSwitchTo(cxt);
-			char	  **drop = palloc(3 * sizeof(char *));
+			Oid			relid = get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+			TableFacts *t;
+			MemoryContext spicxt;
+			char	  **drop;
 
-			for (int j = 0; j < 3; j++)
-				drop[j] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, j + 1);
-			drops = lappend(drops, drop);
+			while (next != NULL && ((TableFacts *) lfirst(next))->relid < relid)
+				next = lnext(tables, next);
+			if (next == NULL)
+				break;
+			t = lfirst(next);
+			if (t->relid != relid)
+				continue;
+			spicxt = MemoryContextSwitchTo(cxt);
+			drop = palloc(2 * sizeof(char *));
+			drop[0] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+			drop[1] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+			t->drops = lappend(t->drops, drop);
 			MemoryContextSwitchTo(spicxt);
 		}
 	}
 	SPI_finish();
-	return drops;
 }
 
 /* ----------------------------------------------------------------
@@ -781,13 +949,12 @@ perfopt_table_health(PG_FUNCTION_ARGS)
 	bool		exact = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
 	Oid			only = PG_ARGISNULL(1) ? InvalidOid : PG_GETARG_OID(1);
 	List	   *tables;
-	List	   *drops;
 	ListCell   *lc;
 	double		seconds;
 
 	InitMaterializedSRF(fcinfo, 0);
 	tables = read_table_facts(only);
-	drops = read_drop_candidates();
+	read_drop_candidates(tables, only);
 	seconds = statistics_seconds();
 
 	foreach(lc, tables)
@@ -797,15 +964,14 @@ perfopt_table_health(PG_FUNCTION_ARGS)
 		HealthPenalties p;
 		Datum		values[18];
 		bool		nulls[18] = {false};
-		char	   *name;
+		char	   *name = t->name;
 		bool		measured = false;
 		double		rows = t->live + t->dead;
 
 		CHECK_FOR_INTERRUPTS();
-		/* a table dropped since the statistics were read */
-		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->relid)))
+		/* exact mode opens the table: not one dropped since it was listed */
+		if (exact && !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->relid)))
 			continue;
-		name = perfopt_relation_name(t->relid);
 
 		memset(&h, 0, sizeof(h));
 		h.large = t->live >= LARGE_TABLE_ROWS && t->seq_scan + t->idx_scan >= MIN_SCANS;
@@ -844,7 +1010,10 @@ perfopt_table_health(PG_FUNCTION_ARGS)
 
 			h.bloat_pct = Min(100, Max(0, 100 * (1 - kept / (t->pages * BLCKSZ))));
 		}
-		assess_indexes(t, measured);
+		if (measured)
+			measure_indexes(t);
+		else
+			estimate_indexes(t);
 		h.index_bloat_pct = t->index_bytes > 0 ? 100 * t->index_waste_bytes / t->index_bytes : -1;
 		h.dead_tuple_pct = rows > 0 ? 100 * t->dead / rows : 0;
 		h.vacuum_due = t->dead / Max(1, t->vacuum_threshold + t->vacuum_scale_factor * rows);
@@ -871,7 +1040,7 @@ perfopt_table_health(PG_FUNCTION_ARGS)
 		values[9] = TimestampTzGetDatum(t->last_analyze);
 		nulls[9] = t->last_analyze_null;
 		values[10] = DirectFunctionCall1(jsonb_in, CStringGetDatum(describe_issues(t, &h, &p)));
-		values[11] = DirectFunctionCall1(jsonb_in, CStringGetDatum(table_recommendations(t, &h, name, drops, seconds)));
+		values[11] = DirectFunctionCall1(jsonb_in, CStringGetDatum(table_recommendations(t, &h, name, seconds)));
 		values[12] = Float8GetDatum(h.index_bloat_pct);
 		nulls[12] = h.index_bloat_pct < 0;
 		values[13] = Float8GetDatum(h.vacuum_due);

@@ -356,10 +356,10 @@ latency_histograms(StringInfo out)
 }
 
 /*
- * Health scores of the largest tables, as the latest optimization cycle
- * measured them (table_health reads every table's statistics: tens of
- * milliseconds a table, too slow for a scrape), and the indexes perfopt
- * would drop
+ * Health scores of the largest tables, and the indexes perfopt would drop,
+ * as the latest optimization cycle found them (table_health and
+ * index_drop_candidates read every table and index: seconds at 10,000
+ * tables, too slow for a scrape)
  */
 static void
 tables_and_indexes(StringInfo out)
@@ -373,14 +373,19 @@ tables_and_indexes(StringInfo out)
 		labelled_gauge(out, "perfopt_table_health_score",
 					   "Health score 0-100 of the largest tables at the latest optimization cycle (perfopt.table_health)",
 					   "table", 2);
-	}
 
-	query("SELECT split_part(reason, ':', 1), count(*)::float8, coalesce(sum(size_bytes), 0)::float8"
-		  "  FROM perfopt.index_drop_candidates GROUP BY 1 ORDER BY 1");
-	labelled_gauge(out, "perfopt_index_drop_candidates",
-				   "Indexes perfopt would drop, by reason (perfopt.index_drop_candidates)", "reason", 2);
-	labelled_gauge(out, "perfopt_index_drop_candidates_bytes",
-				   "Size of the indexes perfopt would drop, by reason", "reason", 3);
+		query("SELECT d->>'reason', (d->>'indexes')::float8, (d->>'bytes')::float8"
+			  "  FROM (SELECT report FROM perfopt.optimization_reports"
+			  "         ORDER BY created_at DESC, id DESC LIMIT 1) r,"
+			  "       jsonb_array_elements(r.report->'index_drop_candidates') d"
+			  " ORDER BY 1");
+		labelled_gauge(out, "perfopt_index_drop_candidates",
+					   "Indexes perfopt would drop, by reason, at the latest optimization cycle (perfopt.index_drop_candidates)",
+					   "reason", 2);
+		labelled_gauge(out, "perfopt_index_drop_candidates_bytes",
+					   "Size of the indexes perfopt would drop, by reason, at the latest optimization cycle",
+					   "reason", 3);
+	}
 }
 
 /* The Redis cache layer's figures, when it is installed */

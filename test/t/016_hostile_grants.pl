@@ -125,6 +125,8 @@ my %calls = (
 	  'SELECT perfopt.anomaly_group_first_mover(group_id) FROM perfopt.anomaly_groups',
 	'perfopt.metric_correlations(timestamp with time zone,timestamp with time zone,interval,integer,double precision,text[])' =>
 	  q{SELECT count(*) FROM perfopt.metric_correlations(now() - interval '1 hour', metrics => ARRAY['connections', 'latency_p95_ms'])},
+
+	'perfopt.relation_bytes(regclass)' => q{SELECT perfopt.relation_bytes('public.probe') = pg_relation_size('public.probe')},
 	'perfopt.detect_anomalies(timestamp with time zone[],double precision[],double precision)' =>
 	  "SELECT count(*) FROM perfopt.detect_anomalies($series)",
 	'perfopt.forecast(timestamp with time zone[],double precision[],interval,interval)' =>

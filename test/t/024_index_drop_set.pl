@@ -224,7 +224,7 @@ is(query(q{SELECT count(*) FROM mallory.seen}), '0', 'nobody but mallory ran her
 
 # 5. Bad input to the set function, as a plain role: errors with codes
 my ($ret, $out, $err) = $node->psql('postgres',
-	q{SELECT perfopt.index_drop_safe_set(array_fill('pg_class'::regclass, ARRAY[10001]), array_fill(NULL::regclass, ARRAY[10001]))},
+	q{SELECT perfopt.index_drop_safe_set(array_fill('pg_class'::regclass, ARRAY[1000001]), array_fill(NULL::regclass, ARRAY[1000001]))},
 	extra_params => [ '-U', 'tenant', '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/54000/, 'too many candidates: program_limit_exceeded');
 ($ret, $out, $err) = $node->psql('postgres',

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# perfopt at 10,000 tables and 10,000 distinct statements: each call timed
+# beside the catalog read it has to stay close to.
+#
+#   bash test/bench/scale.sh [TABLES] [STATEMENTS] [RUNS]
+#
+# Builds a database of TABLES (default 10000) tables, each with a primary
+# key and an index of its own, 200 of them with 20,000 rows (some updated,
+# some deleted from, some with a redundant or a duplicate index), and runs
+# STATEMENTS (default 10000) distinct statements once each, so that
+# pg_stat_statements holds them.  Then, RUNS times (default 5), it times
+# each call in a fresh session right after the baseline in another fresh
+# session, and prints the median of each and the median of the ratios:
+#
+#   baseline                         calls
+#   SELECT count(*) FROM pg_stat_user_tables   table_health, index_drop_candidates,
+#                                    health(), run_optimization_cycle(),
+#                                    prometheus_metrics(), pool_recommendation(0.1)
+#   SELECT count(*) FROM pg_stat_statements    slow_queries, recommend_indexes()
+#
+# and the number of series of the scrape.  A fresh session per call is what a
+# dashboard, a scrape or a psql user pays: nothing is cached in the backend.
+# Run as root; it starts and removes its own cluster (KEEP=1 leaves it running
+# and prints how to reach it).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/scripts/lib.sh"
+
+TABLES=${1:-10000}
+STATEMENTS=${2:-10000}
+RUNS=${3:-5}
+PORT=${PORT:-5447}
+BIG_TABLES=200
+BIG_ROWS=20000
+
+require_root
+install_packages
+build_and_install "$top"
+
+dir=$(postgres_tempdir scale)
+if [ -z "${KEEP:-}" ]; then
+    trap 'stop_cluster "$dir"; rm -rf "$dir"' EXIT
+fi
+# the launcher's jobs run in another database, so that they do not run in
+# the middle of a measurement; the benchmark samples the metrics itself
+start_cluster "$dir" "$PORT" "max_locks_per_transaction = 1024
+pg_stat_statements.max = $((STATEMENTS + 2000))
+shared_buffers = 256MB
+autovacuum = off
+perfopt.database = 'postgres'"
+q() { as_postgres psql -h "$dir" -p "$PORT" -d scale -X -q -v ON_ERROR_STOP=1 "$@"; }
+as_postgres createdb -h "$dir" -p "$PORT" scale
+
+started=$(date +%s)
+q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
+# the tables, in one transaction: a key, a value, a text and an index on the
+# value each; the big ones get a second index for the drop candidates to find
+q <<SQL
+DO \$\$
+BEGIN
+    FOR i IN 1..$TABLES LOOP
+        EXECUTE format('CREATE TABLE public.t%s (id int PRIMARY KEY, a int, b text)', i);
+        EXECUTE format('CREATE INDEX t%s_a ON public.t%s (a)', i, i);
+    END LOOP;
+    FOR i IN 1..$BIG_TABLES LOOP
+        EXECUTE format('INSERT INTO public.t%s SELECT g, g %% 100, md5(g::text) FROM generate_series(1, $BIG_ROWS) g', i);
+        -- redundant (a prefix of another), duplicate, or unused
+        EXECUTE CASE i % 4
+            WHEN 0 THEN format('CREATE INDEX t%s_a_id ON public.t%s (a, id)', i, i)
+            WHEN 1 THEN format('CREATE INDEX t%s_a2 ON public.t%s (a)', i, i)
+            ELSE format('CREATE INDEX t%s_b ON public.t%s (b)', i, i) END;
+    END LOOP;
+END
+\$\$;
+SQL
+# changes: a tenth of the big tables updated, another tenth deleted from
+q <<SQL
+DO \$\$
+BEGIN
+    FOR i IN 1..$BIG_TABLES LOOP
+        IF i % 10 = 3 THEN
+            EXECUTE format('UPDATE public.t%s SET b = b || ''x'' WHERE id %% 3 = 0', i);
+        ELSIF i % 10 = 7 THEN
+            EXECUTE format('DELETE FROM public.t%s WHERE id %% 2 = 0', i);
+        END IF;
+    END LOOP;
+END
+\$\$;
+SQL
+q -c "ANALYZE"
+echo "built $TABLES tables in $(( $(date +%s) - started )) s"
+
+# the statements: one lookup per table, and scans of the big ones, each text
+# distinct, sent one by one as top-level statements
+started=$(date +%s)
+q -c "SELECT pg_stat_statements_reset()" >/dev/null
+q -At <<SQL >/dev/null
+SELECT CASE WHEN i <= $TABLES
+            THEN format('SELECT a FROM public.t%s WHERE id = %s', i, i)
+            ELSE format('SELECT count(*) FROM public.t%s WHERE a = %s AND b <> ''%s''', i % $BIG_TABLES + 1, i % 100, i) END
+  FROM generate_series(1, $STATEMENTS) i
+\gexec
+SQL
+for _ in 1 2; do q -c "SELECT perfopt.sample_metrics()" >/dev/null; done
+echo "ran $STATEMENTS statements in $(( $(date +%s) - started )) s; pg_stat_statements holds $(q -At -c "SELECT count(*) FROM pg_stat_statements")"
+
+if [ -n "${KEEP:-}" ]; then
+    echo "cluster left running: psql -h $dir -p $PORT -d scale (stop: pg_ctl -D $dir/data stop)"
+fi
+
+# milliseconds of one statement in a fresh session (its result discarded)
+timed() {
+    q -c '\o /dev/null' -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+tables_base="SELECT count(*) FROM pg_stat_user_tables"
+statements_base="SELECT count(*) FROM pg_stat_statements"
+calls=(
+    "table_health|SELECT * FROM perfopt.table_health|$tables_base"
+    "index_drop_candidates|SELECT * FROM perfopt.index_drop_candidates|$tables_base"
+    "health()|SELECT * FROM perfopt.health()|$tables_base"
+    "run_optimization_cycle()|SELECT perfopt.run_optimization_cycle()|$tables_base"
+    "prometheus_metrics()|SELECT perfopt.prometheus_metrics()|$tables_base"
+    "pool_recommendation(0.1)|SELECT * FROM perfopt.pool_recommendation(0.1)|$tables_base"
+    "slow_queries|SELECT * FROM perfopt.slow_queries|$statements_base"
+    "recommend_indexes()|SELECT * FROM perfopt.recommend_indexes()|$statements_base"
+)
+
+echo "== $TABLES tables, $STATEMENTS statements: median of $RUNS runs, each in a fresh session after its baseline"
+printf '%-26s %10s %12s %10s  %s\n' call ms baseline_ms ratio baseline
+for c in "${calls[@]}"; do
+    IFS='|' read -r name call base <<< "$c"
+    : > "$dir/call" ; : > "$dir/base"; : > "$dir/ratio"
+    for _ in $(seq "$RUNS"); do
+        b=$(timed "$base")
+        t=$(timed "$call")
+        echo "$b" >> "$dir/base"
+        echo "$t" >> "$dir/call"
+        awk -v t="$t" -v b="$b" 'BEGIN { print t / b }' >> "$dir/ratio"
+    done
+    printf '%-26s %10.1f %12.1f %10.2f  %s\n' "$name" "$(median < "$dir/call")" "$(median < "$dir/base")" \
+        "$(median < "$dir/ratio")" "$base"
+done
+series=$(q -At -c "SELECT count(*) FROM regexp_split_to_table(perfopt.prometheus_metrics(), E'\n') l
+                    WHERE l <> '' AND l NOT LIKE '#%'")
+echo "prometheus_metrics() series: $series"
