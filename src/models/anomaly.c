@@ -187,16 +187,51 @@ enum
 	N_BASELINES
 };
 
-/* A window of recent values kept both in arrival order and sorted */
+/*
+ * A short window of recent values (at most LOCAL_WINDOW) kept both in
+ * arrival order and sorted: its median, minimum and maximum are read
+ * directly.
+ */
 typedef struct SortedWindow
 {
 	int			capacity;
 	int			count;
 	int			oldest;
-	double		sum;
-	double		ring[ERROR_WINDOW];
-	double		sorted[ERROR_WINDOW];
+	double		ring[LOCAL_WINDOW];
+	double		sorted[LOCAL_WINDOW];
 } SortedWindow;
+
+/*
+ * One half of a MedianWindow: a binary max-heap of values, each with the
+ * ring slot it came from.  The upper half stores its values negated, so
+ * that one max-heap serves both halves (negation is exact).
+ */
+typedef struct HalfHeap
+{
+	int			count;
+	short		tag;			/* added to positions in MedianWindow.where */
+	double		value[ERROR_WINDOW / 2 + 1];
+	short		slot[ERROR_WINDOW / 2 + 1];
+} HalfHeap;
+
+/*
+ * A window of the last ERROR_WINDOW values whose median is read at every
+ * point: the lower half in a max-heap, the upper half in a min-heap, each
+ * value findable by its ring slot.  A new value takes the oldest one's
+ * place in its heap and moves up or down a few levels, and at most one
+ * value changes halves, so a point costs a few comparisons instead of
+ * keeping 256 values sorted.
+ */
+typedef struct MedianWindow
+{
+	int			count;
+	int			oldest;
+	double		ring[ERROR_WINDOW];
+	short		where[ERROR_WINDOW];	/* heap position of each slot, plus
+										 * the heap's tag */
+	HalfHeap	low;			/* the count / 2 smallest values */
+	HalfHeap	high;			/* the others, negated */
+} MedianWindow;
 
 /* What one season bin saw during one day (or week) */
 typedef struct SeasonCell
@@ -205,6 +240,20 @@ typedef struct SeasonCell
 	long		count;
 	double		sum;
 } SeasonCell;
+
+/*
+ * The last profile value computed, for the next point in the same bin and
+ * period (a bin covers several points when the sampling is finer than the
+ * bin); season_add() forgets it when it changes a cell the value came from.
+ */
+typedef struct SeasonCache
+{
+	int			valid;
+	int			bin;
+	long		period;
+	int			have;
+	double		value;
+} SeasonCache;
 
 /* Counts of recent values in bins, over a sliding window of points */
 typedef struct TailHistory
@@ -231,20 +280,21 @@ typedef struct AnomalyState
 	int			day_bins;		/* 0 until the step is known */
 	int			week_day_bins;
 	double		selection_rate;
+	double		selection_points;	/* 1 / selection_rate */
 
 	/* baselines */
 	SortedWindow recent;
-	SortedWindow recent_newer;
-	SortedWindow recent_older;
 	SortedWindow day_offsets;
 	SortedWindow week_offsets;
 	SeasonCell	day_cells[DAY_BINS_MAX * DAY_DEPTH];
 	int			day_newest[DAY_BINS_MAX];
 	SeasonCell	week_cells[WEEK_BINS_MAX * WEEK_DEPTH];
 	int			week_newest[WEEK_BINS_MAX];
+	SeasonCache day_cache;
+	SeasonCache week_cache;
 
 	/* how well each baseline has been doing */
-	SortedWindow errors[N_BASELINES];
+	MedianWindow errors[N_BASELINES];
 	double		mean_error[N_BASELINES];
 	long		error_samples[N_BASELINES];
 
@@ -345,7 +395,6 @@ window_init(SortedWindow *w, int capacity)
 	w->capacity = capacity;
 	w->count = 0;
 	w->oldest = 0;
-	w->sum = 0.0;
 }
 
 /* Position where x belongs in the sorted values (first one >= x) */
@@ -387,7 +436,6 @@ window_push(SortedWindow *w, double x, double *evicted)
 		w->ring[w->oldest] = x;
 		if (++w->oldest == w->capacity)
 			w->oldest = 0;	/* no division: this runs nine times a point */
-		w->sum += x - old;
 		pos = window_position(w, x);
 		if (pos > out)
 		{
@@ -408,7 +456,6 @@ window_push(SortedWindow *w, double x, double *evicted)
 			(w->count - pos) * sizeof(double));
 	w->sorted[pos] = x;
 	w->count++;
-	w->sum += x;
 	return 0;
 }
 
@@ -421,6 +468,236 @@ window_median(const SortedWindow *w)
 	if (w->count % 2 == 1)
 		return w->sorted[k];
 	return 0.5 * (w->sorted[k - 1] + w->sorted[k]);
+}
+
+/*
+ * Order two values (a compare-exchange of a sorting network).  Written as a
+ * minimum and a maximum, not as a swap, so that it compiles to minsd and
+ * maxsd rather than to a branch that mispredicts half the time.  (Of two
+ * equal values of opposite zero signs both come out as a; nothing reads
+ * the sign of a zero.)
+ */
+#define SORT2(a, b) \
+	do { \
+		double		lo_ = (b) < (a) ? (b) : (a); \
+		double		hi_ = (a) < (b) ? (b) : (a); \
+		(a) = lo_; \
+		(b) = hi_; \
+	} while (0)
+
+/*
+ * Median of half of a full window of LOCAL_WINDOW values in arrival order:
+ * the older half (from = 0) or the newer one (from = LOCAL_WINDOW / 2).
+ * Batcher's 19-comparator network sorts the 8 values without a branch.
+ */
+static double
+ring_half_median(const SortedWindow *w, int from)
+{
+	double		v[LOCAL_WINDOW / 2];
+	int			i;
+
+	for (i = 0; i < LOCAL_WINDOW / 2; i++)
+		v[i] = w->ring[(w->oldest + from + i) % LOCAL_WINDOW];
+	SORT2(v[0], v[1]); SORT2(v[2], v[3]); SORT2(v[4], v[5]); SORT2(v[6], v[7]);
+	SORT2(v[0], v[2]); SORT2(v[1], v[3]); SORT2(v[4], v[6]); SORT2(v[5], v[7]);
+	SORT2(v[1], v[2]); SORT2(v[5], v[6]);
+	SORT2(v[0], v[4]); SORT2(v[1], v[5]); SORT2(v[2], v[6]); SORT2(v[3], v[7]);
+	SORT2(v[2], v[4]); SORT2(v[3], v[5]);
+	SORT2(v[1], v[2]); SORT2(v[3], v[4]); SORT2(v[5], v[6]);
+	return 0.5 * (v[3] + v[4]);
+}
+
+/* Put an entry at position i of a heap, and note where its slot went */
+static inline void
+heap_place(MedianWindow *w, HalfHeap *h, int i, double v, short slot)
+{
+	h->value[i] = v;
+	h->slot[i] = slot;
+	w->where[slot] = (short) (h->tag + i);
+}
+
+/* Move the entry at position i up to where it belongs (a max-heap) */
+static void
+heap_sift_up(MedianWindow *w, HalfHeap *h, int i)
+{
+	double		v = h->value[i];
+	short		slot = h->slot[i];
+
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (!(h->value[parent] < v))
+			break;
+		heap_place(w, h, i, h->value[parent], h->slot[parent]);
+		i = parent;
+	}
+	heap_place(w, h, i, v, slot);
+}
+
+/* Move the entry at position i down to where it belongs (a max-heap) */
+static void
+heap_sift_down(MedianWindow *w, HalfHeap *h, int i)
+{
+	double		v = h->value[i];
+	short		slot = h->slot[i];
+
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= h->count)
+			break;
+		/* the larger child, without a branch (value[count] is readable) */
+		child += (child + 1 < h->count) & (h->value[child + 1] > h->value[child]);
+		if (!(h->value[child] > v))
+			break;
+		heap_place(w, h, i, h->value[child], h->slot[child]);
+		i = child;
+	}
+	heap_place(w, h, i, v, slot);
+}
+
+/* Add an entry to a heap */
+static void
+heap_insert(MedianWindow *w, HalfHeap *h, double v, short slot)
+{
+	int			i = h->count++;
+
+	heap_place(w, h, i, v, slot);
+	heap_sift_up(w, h, i);
+}
+
+/*
+ * Replace the top of a heap by a new entry; the old top is returned in
+ * *v and *slot.
+ */
+static void
+heap_replace_top(MedianWindow *w, HalfHeap *h, double nv, short nslot,
+				 double *v, short *slot)
+{
+	*v = h->value[0];
+	*slot = h->slot[0];
+	heap_place(w, h, 0, nv, nslot);
+	heap_sift_down(w, h, 0);
+}
+
+/* Empty a median window */
+static void
+median_window_init(MedianWindow *w)
+{
+	w->count = 0;
+	w->oldest = 0;
+	w->low.count = 0;
+	w->low.tag = 0;
+	w->high.count = 0;
+	w->high.tag = ERROR_WINDOW;
+	memset(w->low.value, 0, sizeof(w->low.value));
+	memset(w->high.value, 0, sizeof(w->high.value));
+}
+
+/*
+ * Add a value to a median window, dropping the oldest one when it is full.
+ * The lower heap keeps count / 2 values, the upper one the rest, and no
+ * value of the lower is greater than one of the upper.
+ */
+static void
+median_window_push(MedianWindow *w, double x)
+{
+	HalfHeap   *low = &w->low;
+	HalfHeap   *high = &w->high;
+	double		moved;
+	short		moved_slot;
+
+	if (w->count < ERROR_WINDOW)
+	{
+		short		slot = (short) w->count++;
+
+		w->ring[slot] = x;
+		if (low->count == high->count)
+		{
+			/* the upper half grows: by x, or by the lower half's largest */
+			if (low->count > 0 && x < low->value[0])
+			{
+				heap_replace_top(w, low, x, slot, &moved, &moved_slot);
+				heap_insert(w, high, -moved, moved_slot);
+			}
+			else
+				heap_insert(w, high, -x, slot);
+		}
+		else
+		{
+			/* the lower half grows: by x, or by the upper half's smallest */
+			if (x > -high->value[0])
+			{
+				heap_replace_top(w, high, -x, slot, &moved, &moved_slot);
+				heap_insert(w, low, -moved, moved_slot);
+			}
+			else
+				heap_insert(w, low, x, slot);
+		}
+		return;
+	}
+
+	/*
+	 * Full: x takes the place of the oldest value.  If x belongs to the same
+	 * half, it stays in that heap; otherwise the other half's top takes the
+	 * old value's place (it is the new extreme of this half) and x replaces
+	 * that top.
+	 */
+	{
+		short		slot = (short) w->oldest;
+		int			pos = w->where[slot];
+		double		old = w->ring[slot];
+
+		if (++w->oldest == ERROR_WINDOW)
+			w->oldest = 0;
+		w->ring[slot] = x;
+		if (pos < high->tag)
+		{
+			if (x > -high->value[0])
+			{
+				heap_replace_top(w, high, -x, slot, &moved, &moved_slot);
+				heap_place(w, low, pos, -moved, moved_slot);
+				heap_sift_up(w, low, pos);
+			}
+			else
+			{
+				low->value[pos] = x;
+				if (x > old)
+					heap_sift_up(w, low, pos);
+				else
+					heap_sift_down(w, low, pos);
+			}
+		}
+		else
+		{
+			pos -= high->tag;
+			if (x < low->value[0])
+			{
+				heap_replace_top(w, low, x, slot, &moved, &moved_slot);
+				heap_place(w, high, pos, -moved, moved_slot);
+				heap_sift_up(w, high, pos);
+			}
+			else
+			{
+				high->value[pos] = -x;
+				if (x < old)
+					heap_sift_up(w, high, pos);
+				else
+					heap_sift_down(w, high, pos);
+			}
+		}
+	}
+}
+
+/* Median of a non-empty median window */
+static double
+median_window_median(const MedianWindow *w)
+{
+	if (w->count % 2 == 1)
+		return -w->high.value[0];
+	return 0.5 * (w->low.value[0] + -w->high.value[0]);
 }
 
 /* Empty a tail history */
@@ -497,12 +774,17 @@ season_init(SeasonCell *cells, int *newest, int nbins, int depth)
 		newest[i] = 0;
 }
 
-/* Add a value to its bin's cell for the current day (or week) */
+/*
+ * Add a value to its bin's cell for the current day (or week).  The cached
+ * profile value is forgotten if the cell is one it may have read: in its
+ * bin or a neighbour (of nbins), of an earlier period, or a cell reused.
+ */
 static void
-season_add(SeasonCell *cells, int *newest, int depth, int bin, long period,
-		   double x)
+season_add(SeasonCell *cells, int *newest, int depth, int nbins, int bin,
+		   long period, double x, SeasonCache *cache)
 {
 	SeasonCell *c = &cells[bin * depth + newest[bin]];
+	int			reused = 0;
 
 	if (c->count > 0 && c->period != period)
 	{
@@ -510,10 +792,19 @@ season_add(SeasonCell *cells, int *newest, int depth, int bin, long period,
 		c = &cells[bin * depth + newest[bin]];
 		c->count = 0;
 		c->sum = 0.0;
+		reused = 1;
 	}
 	c->period = period;
 	c->count++;
 	c->sum += x;
+
+	if (cache->valid && (reused || period < cache->period))
+	{
+		int			distance = (bin - cache->bin + nbins) % nbins;
+
+		if (distance <= 1 || distance == nbins - 1)
+			cache->valid = 0;
+	}
 }
 
 /*
@@ -589,6 +880,26 @@ season_expect(const SeasonCell *cells, int depth, int nbins, int bin,
 	return 1;
 }
 
+/* season_expect(), or its value for the previous point if still valid */
+static int
+season_expect_cached(SeasonCache *cache, const SeasonCell *cells, int depth,
+					 int nbins, int bin, long period, int min_periods,
+					 double *values, long *periods, double *result)
+{
+	if (!cache->valid || cache->bin != bin || cache->period != period)
+	{
+		cache->have = season_expect(cells, depth, nbins, bin, period,
+									min_periods, values, periods,
+									&cache->value);
+		cache->valid = 1;
+		cache->bin = bin;
+		cache->period = period;
+	}
+	if (cache->have)
+		*result = cache->value;
+	return cache->have;
+}
+
 /* Size of the state block; it holds every window, so it is fixed */
 long
 perfopt_anomaly_state_size(void)
@@ -615,18 +926,19 @@ perfopt_anomaly_init(void *state, double threshold)
 	s->day_bins = 0;
 	s->week_day_bins = 0;
 	s->selection_rate = 1.0 / ERROR_WINDOW;
+	s->selection_points = ERROR_WINDOW;
 
 	window_init(&s->recent, LOCAL_WINDOW);
-	window_init(&s->recent_newer, LOCAL_WINDOW / 2);
-	window_init(&s->recent_older, LOCAL_WINDOW / 2);
 	window_init(&s->day_offsets, OFFSET_WINDOW);
 	window_init(&s->week_offsets, OFFSET_WINDOW);
 	season_init(s->day_cells, s->day_newest, DAY_BINS_MAX, DAY_DEPTH);
 	season_init(s->week_cells, s->week_newest, WEEK_BINS_MAX, WEEK_DEPTH);
+	s->day_cache.valid = 0;
+	s->week_cache.valid = 0;
 
 	for (m = 0; m < N_BASELINES; m++)
 	{
-		window_init(&s->errors[m], ERROR_WINDOW);
+		median_window_init(&s->errors[m]);
 		s->mean_error[m] = 0.0;
 		s->error_samples[m] = 0;
 		tail_init(&s->score_tail[m]);
@@ -669,6 +981,7 @@ infer_step(AnomalyState *s)
 	if (per_day > SELECTION_MAX)
 		per_day = SELECTION_MAX;
 	s->selection_rate = 1.0 / per_day;
+	s->selection_points = per_day;
 }
 
 /* Every baseline's prediction for a point at the given time */
@@ -688,11 +1001,11 @@ predict(AnomalyState *s, double time, Prediction *p)
 		p->value[BASELINE_LEVEL] = window_median(&s->recent);
 		p->have[BASELINE_LEVEL] = 1;
 	}
-	if (s->recent_older.count == s->recent_older.capacity)
+	if (s->recent.count == LOCAL_WINDOW)
 	{
-		int			half = s->recent_newer.capacity;
-		double		newer = window_median(&s->recent_newer);
-		double		older = window_median(&s->recent_older);
+		int			half = LOCAL_WINDOW / 2;
+		double		newer = ring_half_median(&s->recent, half);
+		double		older = ring_half_median(&s->recent, 0);
 		double		slope = (newer - older) / half;
 		double		lowest = s->recent.sorted[0];
 		double		highest = s->recent.sorted[s->recent.count - 1];
@@ -726,14 +1039,16 @@ predict(AnomalyState *s, double time, Prediction *p)
 		p->week_bin = (int) dow * s->week_day_bins + slot;
 
 		if (s->day_bins >= MIN_DAY_BINS)
-			p->have_day = season_expect(s->day_cells, DAY_DEPTH, s->day_bins,
-										p->day_bin, p->day, MIN_DAYS,
-										s->scratch, s->scratch_periods,
-										&p->day_profile);
-		p->have_week = season_expect(s->week_cells, WEEK_DEPTH,
-									 7 * s->week_day_bins, p->week_bin,
-									 p->week, MIN_WEEKS, s->scratch,
-									 s->scratch_periods, &p->week_profile);
+			p->have_day = season_expect_cached(&s->day_cache, s->day_cells,
+											   DAY_DEPTH, s->day_bins,
+											   p->day_bin, p->day, MIN_DAYS,
+											   s->scratch, s->scratch_periods,
+											   &p->day_profile);
+		p->have_week = season_expect_cached(&s->week_cache, s->week_cells,
+											WEEK_DEPTH, 7 * s->week_day_bins,
+											p->week_bin, p->week, MIN_WEEKS,
+											s->scratch, s->scratch_periods,
+											&p->week_profile);
 		if (p->have_day && s->day_offsets.count > 0)
 		{
 			p->value[BASELINE_DAILY] = p->day_profile +
@@ -795,14 +1110,14 @@ choose_baseline(const AnomalyState *s, const Prediction *p, double scale_min)
 static double
 baseline_scale(const AnomalyState *s, int m, double scale_min)
 {
-	const SortedWindow *w = &s->errors[m];
+	const MedianWindow *w = &s->errors[m];
 	double		scale = 0.0;
 
 	if (w->count > 0)
 	{
 		double		mean_floor = MEAN_ERROR_FLOOR * s->mean_error[m];
 
-		scale = MAD_TO_SIGMA * window_median(w);
+		scale = MAD_TO_SIGMA * median_window_median(w);
 		if (scale < mean_floor)
 			scale = mean_floor;
 	}
@@ -866,18 +1181,23 @@ learn(AnomalyState *s, const Prediction *p, double value)
 		if (!p->have[m])
 			continue;
 		error = fabs(value - p->value[m]);
-		/* plain mean until the average has a day's memory */
-		rate = 1.0 / (s->error_samples[m] + 1);
-		if (rate < s->selection_rate)
-			rate = s->selection_rate;
+		/*
+		 * plain mean until the average has a day's memory (past that, 1 / n
+		 * is at most selection_rate: no need to divide)
+		 */
+		rate = s->selection_rate;
+		if (s->error_samples[m] + 1 <= s->selection_points)
+		{
+			rate = 1.0 / (s->error_samples[m] + 1);
+			if (rate < s->selection_rate)
+				rate = s->selection_rate;
+		}
 		s->mean_error[m] += rate * (error - s->mean_error[m]);
 		s->error_samples[m]++;
-		window_push(&s->errors[m], error, &evicted);
+		median_window_push(&s->errors[m], error);
 	}
 
 	window_push(&s->recent, value, &evicted);
-	if (window_push(&s->recent_newer, value, &evicted))
-		window_push(&s->recent_older, evicted, &evicted);
 
 	if (p->have_day)
 		window_push(&s->day_offsets, value - p->day_profile, &evicted);
@@ -885,10 +1205,11 @@ learn(AnomalyState *s, const Prediction *p, double value)
 		window_push(&s->week_offsets, value - p->week_profile, &evicted);
 	if (s->day_bins > 0)
 	{
-		season_add(s->day_cells, s->day_newest, DAY_DEPTH, p->day_bin,
-				   p->day, value);
-		season_add(s->week_cells, s->week_newest, WEEK_DEPTH, p->week_bin,
-				   p->week, value);
+		season_add(s->day_cells, s->day_newest, DAY_DEPTH, s->day_bins,
+				   p->day_bin, p->day, value, &s->day_cache);
+		season_add(s->week_cells, s->week_newest, WEEK_DEPTH,
+				   7 * s->week_day_bins, p->week_bin, p->week, value,
+				   &s->week_cache);
 	}
 	s->finite_points++;
 }
