@@ -299,6 +299,7 @@ typedef struct AnomalyState
 	long		error_samples[N_BASELINES];
 
 	/* what is usual for this series */
+	double		tail_thresholds[TAIL_BINS];	/* see tail_thresholds_init() */
 	TailHistory score_tail[N_BASELINES];
 	TailHistory density_tail;
 	unsigned char exceed_ring[DENSITY_WINDOW];
@@ -369,15 +370,55 @@ select_kth(double *v, int n, int k)
 	return v[k];
 }
 
+/*
+ * Order two values (a compare-exchange of a sorting network).  Written as a
+ * minimum and a maximum, not as a swap, so that it compiles to minsd and
+ * maxsd rather than to a branch that mispredicts half the time.  (Of two
+ * equal values of opposite zero signs both come out as a; nothing reads
+ * the sign of a zero.)
+ */
+#define SORT2(a, b) \
+	do { \
+		double		lo_ = (b) < (a) ? (b) : (a); \
+		double		hi_ = (a) < (b) ? (b) : (a); \
+		(a) = lo_; \
+		(b) = hi_; \
+	} while (0)
+
+/* Sort 8 values: Batcher's network of 19 compare-exchanges, no branch */
+static inline void
+sort8(double *v)
+{
+	SORT2(v[0], v[1]); SORT2(v[2], v[3]); SORT2(v[4], v[5]); SORT2(v[6], v[7]);
+	SORT2(v[0], v[2]); SORT2(v[1], v[3]); SORT2(v[4], v[6]); SORT2(v[5], v[7]);
+	SORT2(v[1], v[2]); SORT2(v[5], v[6]);
+	SORT2(v[0], v[4]); SORT2(v[1], v[5]); SORT2(v[2], v[6]); SORT2(v[3], v[7]);
+	SORT2(v[2], v[4]); SORT2(v[3], v[5]);
+	SORT2(v[1], v[2]); SORT2(v[3], v[4]); SORT2(v[5], v[6]);
+}
+
 /* Median of n > 0 values, reordering them */
 static double
 median_in_place(double *v, int n)
 {
 	int			k = n / 2;
-	double		upper = select_kth(v, n, k);
+	double		upper;
 	double		lower;
 	int			i;
 
+	if (n <= 8)
+	{
+		/* the usual profile: a few days; sorted by the network, padded */
+		double		u[8];
+
+		for (i = 0; i < 8; i++)
+			u[i] = i < n ? v[i] : INFINITY;
+		sort8(u);
+		if (n % 2 == 1)
+			return u[k];
+		return 0.5 * (u[k - 1] + u[k]);
+	}
+	upper = select_kth(v, n, k);
 	if (n % 2 == 1)
 		return upper;
 	/* even count: the largest value left of position k is the other middle */
@@ -418,45 +459,53 @@ window_position(const SortedWindow *w, double x)
 }
 
 /*
- * Add a value, dropping the oldest one when the window is full; returns 1
- * and sets *evicted when a value was dropped.  In a full window the new
- * value takes the old one's place in a single shift of the values between.
+ * Add a value, dropping the oldest one when the window is full.  The new
+ * value enters at the first position whose value is not smaller, moving
+ * the values between it and the one dropped by one place (the windows are
+ * short: a loop costs less than a call of memmove).
  */
-static int
-window_push(SortedWindow *w, double x, double *evicted)
+static void
+window_push(SortedWindow *w, double x)
 {
-	int			pos;
+	double	   *sorted = w->sorted;
+	int			i;
 
 	if (w->count == w->capacity)
 	{
 		double		old = w->ring[w->oldest];
-		int			out = window_position(w, old);
 
-		*evicted = old;
 		w->ring[w->oldest] = x;
 		if (++w->oldest == w->capacity)
-			w->oldest = 0;	/* no division: this runs nine times a point */
-		pos = window_position(w, x);
-		if (pos > out)
+			w->oldest = 0;
+		i = window_position(w, old);
+		if (x > old)
 		{
-			pos--;
-			memmove(&w->sorted[out], &w->sorted[out + 1],
-					(pos - out) * sizeof(double));
+			while (i + 1 < w->count && sorted[i + 1] < x)
+			{
+				sorted[i] = sorted[i + 1];
+				i++;
+			}
 		}
 		else
-			memmove(&w->sorted[pos + 1], &w->sorted[pos],
-					(out - pos) * sizeof(double));
-		w->sorted[pos] = x;
-		return 1;
+		{
+			while (i > 0 && sorted[i - 1] >= x)
+			{
+				sorted[i] = sorted[i - 1];
+				i--;
+			}
+		}
+		sorted[i] = x;
+		return;
 	}
 
-	w->ring[(w->oldest + w->count) % w->capacity] = x;
-	pos = window_position(w, x);
-	memmove(&w->sorted[pos + 1], &w->sorted[pos],
-			(w->count - pos) * sizeof(double));
-	w->sorted[pos] = x;
-	w->count++;
-	return 0;
+	w->ring[w->count] = x;		/* oldest is 0 until the window is full */
+	i = w->count++;
+	while (i > 0 && sorted[i - 1] >= x)
+	{
+		sorted[i] = sorted[i - 1];
+		i--;
+	}
+	sorted[i] = x;
 }
 
 /* Median of a non-empty sorted window */
@@ -471,24 +520,9 @@ window_median(const SortedWindow *w)
 }
 
 /*
- * Order two values (a compare-exchange of a sorting network).  Written as a
- * minimum and a maximum, not as a swap, so that it compiles to minsd and
- * maxsd rather than to a branch that mispredicts half the time.  (Of two
- * equal values of opposite zero signs both come out as a; nothing reads
- * the sign of a zero.)
- */
-#define SORT2(a, b) \
-	do { \
-		double		lo_ = (b) < (a) ? (b) : (a); \
-		double		hi_ = (a) < (b) ? (b) : (a); \
-		(a) = lo_; \
-		(b) = hi_; \
-	} while (0)
-
-/*
  * Median of half of a full window of LOCAL_WINDOW values in arrival order:
  * the older half (from = 0) or the newer one (from = LOCAL_WINDOW / 2).
- * Batcher's 19-comparator network sorts the 8 values without a branch.
+ * sort8() sorts the 8 values without a branch.
  */
 static double
 ring_half_median(const SortedWindow *w, int from)
@@ -497,13 +531,8 @@ ring_half_median(const SortedWindow *w, int from)
 	int			i;
 
 	for (i = 0; i < LOCAL_WINDOW / 2; i++)
-		v[i] = w->ring[(w->oldest + from + i) % LOCAL_WINDOW];
-	SORT2(v[0], v[1]); SORT2(v[2], v[3]); SORT2(v[4], v[5]); SORT2(v[6], v[7]);
-	SORT2(v[0], v[2]); SORT2(v[1], v[3]); SORT2(v[4], v[6]); SORT2(v[5], v[7]);
-	SORT2(v[1], v[2]); SORT2(v[5], v[6]);
-	SORT2(v[0], v[4]); SORT2(v[1], v[5]); SORT2(v[2], v[6]); SORT2(v[3], v[7]);
-	SORT2(v[2], v[4]); SORT2(v[3], v[5]);
-	SORT2(v[1], v[2]); SORT2(v[3], v[4]); SORT2(v[5], v[6]);
+		v[i] = w->ring[(unsigned) (w->oldest + from + i) % LOCAL_WINDOW];
+	sort8(v);
 	return 0.5 * (v[3] + v[4]);
 }
 
@@ -709,9 +738,13 @@ tail_init(TailHistory *h)
 	memset(h->bins, 0, sizeof(h->bins));
 }
 
-/* Logarithmic bin of a score magnitude: bin b ends at 0.25 * 1.08^b */
+/*
+ * Logarithmic bin of a score magnitude: bin b ends at 0.25 * 1.08^b.  This
+ * is the definition; the detector reads the bins from tail_thresholds
+ * (below), which give the same bins without a logarithm a point.
+ */
 static int
-tail_bin(double x)
+tail_bin_by_log(double x)
 {
 	int			b;
 
@@ -719,6 +752,45 @@ tail_bin(double x)
 		return 0;
 	b = 1 + (int) (log(x / TAIL_FIRST_EDGE) / log(TAIL_RATIO));
 	return b < TAIL_BINS ? b : TAIL_BINS - 1;
+}
+
+/*
+ * For b = 1 .. TAIL_BINS - 1, thresholds[b - 1] = the smallest value that
+ * tail_bin_by_log() puts in bin b or above: the edge 0.25 * 1.08^(b-1),
+ * moved by a few units in the last place to where the logarithm's rounding
+ * puts the boundary.
+ */
+static void
+tail_thresholds_init(double *thresholds)
+{
+	int			b;
+
+	for (b = 1; b < TAIL_BINS; b++)
+	{
+		double		x = TAIL_FIRST_EDGE * pow(TAIL_RATIO, b - 1);
+
+		while (x > TAIL_FIRST_EDGE && tail_bin_by_log(nextafter(x, 0.0)) >= b)
+			x = nextafter(x, 0.0);
+		while (tail_bin_by_log(x) < b)
+			x = nextafter(x, INFINITY);
+		thresholds[b - 1] = x;
+	}
+	thresholds[TAIL_BINS - 1] = INFINITY;
+}
+
+/*
+ * Logarithmic bin of a score magnitude, as tail_bin_by_log() gives it: the
+ * number of thresholds at or below x, by a binary search without branches.
+ */
+static inline int
+tail_bin(const double *thresholds, double x)
+{
+	int			pos = 0;
+	int			step;
+
+	for (step = TAIL_BINS / 2; step > 0; step /= 2)
+		pos += (thresholds[pos + step - 1] <= x) ? step : 0;
+	return pos;
 }
 
 /* Upper edge of a logarithmic bin */
@@ -944,6 +1016,7 @@ perfopt_anomaly_init(void *state, double threshold)
 		tail_init(&s->score_tail[m]);
 	}
 	tail_init(&s->density_tail);
+	tail_thresholds_init(s->tail_thresholds);
 	memset(s->exceed_ring, 0, sizeof(s->exceed_ring));
 	s->exceed_next = 0;
 	s->exceed_count = 0;
@@ -1170,7 +1243,6 @@ is_surprising(AnomalyState *s, int m, double abs_score)
 static void
 learn(AnomalyState *s, const Prediction *p, double value)
 {
-	double		evicted;
 	int			m;
 
 	for (m = 0; m < N_BASELINES; m++)
@@ -1197,12 +1269,12 @@ learn(AnomalyState *s, const Prediction *p, double value)
 		median_window_push(&s->errors[m], error);
 	}
 
-	window_push(&s->recent, value, &evicted);
+	window_push(&s->recent, value);
 
 	if (p->have_day)
-		window_push(&s->day_offsets, value - p->day_profile, &evicted);
+		window_push(&s->day_offsets, value - p->day_profile);
 	if (p->have_week)
-		window_push(&s->week_offsets, value - p->week_profile, &evicted);
+		window_push(&s->week_offsets, value - p->week_profile);
 	if (s->day_bins > 0)
 	{
 		season_add(s->day_cells, s->day_newest, DAY_DEPTH, s->day_bins,
@@ -1303,7 +1375,8 @@ perfopt_anomaly_update(void *state, double time, double value,
 		tail_push(&s->density_tail, s->exceed_count);
 		for (m = 0; m < N_BASELINES; m++)
 			if (p.have[m])
-				tail_push(&s->score_tail[m], tail_bin(fabs(z[m])));
+				tail_push(&s->score_tail[m],
+						  tail_bin(s->tail_thresholds, fabs(z[m])));
 	}
 
 	learn(s, &p, value);
