@@ -132,6 +132,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "models/anomaly.h"
@@ -170,6 +171,11 @@
 #define TAIL_BINS			128
 #define TAIL_FIRST_EDGE		0.25
 #define TAIL_RATIO			1.08
+/* a table of guesses of the bin, per 1/32 of a factor of two */
+#define TAIL_GUESS_BITS		5
+#define TAIL_GUESS_FIRST_OCTAVE (-2)	/* 2^-2 = TAIL_FIRST_EDGE */
+#define TAIL_GUESS_OCTAVES	14		/* up to 2^12, past the last bin's edge */
+#define TAIL_GUESS_CELLS	(TAIL_GUESS_OCTAVES << TAIL_GUESS_BITS)
 #define DENSITY_WINDOW		16
 #define DENSITY_MIN			5
 #define EXCURSION_QUIET		12
@@ -300,6 +306,7 @@ typedef struct AnomalyState
 
 	/* what is usual for this series */
 	double		tail_thresholds[TAIL_BINS];	/* see tail_thresholds_init() */
+	unsigned char tail_guess[TAIL_GUESS_CELLS];	/* see tail_bin() */
 	TailHistory score_tail[N_BASELINES];
 	TailHistory density_tail;
 	unsigned char exceed_ring[DENSITY_WINDOW];
@@ -780,10 +787,10 @@ tail_thresholds_init(double *thresholds)
 
 /*
  * Logarithmic bin of a score magnitude, as tail_bin_by_log() gives it: the
- * number of thresholds at or below x, by a binary search without branches.
+ * number of thresholds at or below x, by a binary search.
  */
-static inline int
-tail_bin(const double *thresholds, double x)
+static int
+tail_bin_search(const double *thresholds, double x)
 {
 	int			pos = 0;
 	int			step;
@@ -791,6 +798,62 @@ tail_bin(const double *thresholds, double x)
 	for (step = TAIL_BINS / 2; step > 0; step /= 2)
 		pos += (thresholds[pos + step - 1] <= x) ? step : 0;
 	return pos;
+}
+
+/*
+ * The cell of the guess table that holds x >= TAIL_FIRST_EDGE: its binary
+ * exponent (from that of TAIL_FIRST_EDGE) and the first TAIL_GUESS_BITS
+ * bits of its mantissa.  A cell spans 1/32 of a factor of two, less than a
+ * bin (a factor of 1.08), so it meets at most two bins.
+ */
+static inline int
+tail_guess_cell(double x)
+{
+	uint64_t	bits;
+	int			octave;
+
+	memcpy(&bits, &x, sizeof(bits));
+	octave = (int) ((bits >> 52) & 0x7ff) - 1023 - TAIL_GUESS_FIRST_OCTAVE;
+	if (octave >= TAIL_GUESS_OCTAVES)
+		return -1;
+	return (octave << TAIL_GUESS_BITS) +
+		(int) ((bits >> (52 - TAIL_GUESS_BITS)) & ((1 << TAIL_GUESS_BITS) - 1));
+}
+
+/* Fill the guess table: the bin of each cell's smallest value */
+static void
+tail_guess_init(const double *thresholds, unsigned char *guess)
+{
+	int			cell;
+
+	for (cell = 0; cell < TAIL_GUESS_CELLS; cell++)
+	{
+		double		lowest = ldexp(1.0 + (double) (cell & ((1 << TAIL_GUESS_BITS) - 1)) /
+								   (1 << TAIL_GUESS_BITS),
+								   TAIL_GUESS_FIRST_OCTAVE + (cell >> TAIL_GUESS_BITS));
+
+		guess[cell] = (unsigned char) tail_bin_search(thresholds, lowest);
+	}
+}
+
+/*
+ * Logarithmic bin of a score magnitude, as tail_bin_by_log() gives it: the
+ * bin of x's cell in the guess table, or the next one if x is past that
+ * one's threshold.
+ */
+static inline int
+tail_bin(const double *thresholds, const unsigned char *guess, double x)
+{
+	int			cell,
+				b;
+
+	if (!(x >= TAIL_FIRST_EDGE))
+		return 0;
+	cell = tail_guess_cell(x);
+	if (cell < 0)
+		return TAIL_BINS - 1;
+	b = guess[cell];
+	return b + (thresholds[b] <= x);
 }
 
 /* Upper edge of a logarithmic bin */
@@ -1017,6 +1080,7 @@ perfopt_anomaly_init(void *state, double threshold)
 	}
 	tail_init(&s->density_tail);
 	tail_thresholds_init(s->tail_thresholds);
+	tail_guess_init(s->tail_thresholds, s->tail_guess);
 	memset(s->exceed_ring, 0, sizeof(s->exceed_ring));
 	s->exceed_next = 0;
 	s->exceed_count = 0;
@@ -1376,7 +1440,8 @@ perfopt_anomaly_update(void *state, double time, double value,
 		for (m = 0; m < N_BASELINES; m++)
 			if (p.have[m])
 				tail_push(&s->score_tail[m],
-						  tail_bin(s->tail_thresholds, fabs(z[m])));
+						  tail_bin(s->tail_thresholds, s->tail_guess,
+								   fabs(z[m])));
 	}
 
 	learn(s, &p, value);
