@@ -205,6 +205,8 @@ typedef struct SortedWindow
 	int			oldest;
 	double		ring[LOCAL_WINDOW];
 	double		sorted[LOCAL_WINDOW];
+	unsigned char slot_of[LOCAL_WINDOW];	/* ring slot of sorted[i] */
+	unsigned char rank_of[LOCAL_WINDOW];	/* where ring[j] is in sorted */
 } SortedWindow;
 
 /*
@@ -445,51 +447,43 @@ window_init(SortedWindow *w, int capacity)
 	w->oldest = 0;
 }
 
-/* Position where x belongs in the sorted values (first one >= x) */
-static int
-window_position(const SortedWindow *w, double x)
+/* Put value x, of ring slot j, at position i of the sorted values */
+static inline void
+window_place(SortedWindow *w, int i, double x, int j)
 {
-	const double *base = w->sorted;
-	int			len = w->count;
-
-	if (len == 0)
-		return 0;
-	/* branch-free binary search: the test compiles to a conditional move */
-	while (len > 1)
-	{
-		int			half = len / 2;
-
-		base = (base[half] < x) ? base + half : base;
-		len -= half;
-	}
-	return (int) (base - w->sorted) + (*base < x);
+	w->sorted[i] = x;
+	w->slot_of[i] = (unsigned char) j;
+	w->rank_of[j] = (unsigned char) i;
 }
 
 /*
  * Add a value, dropping the oldest one when the window is full.  The new
- * value enters at the first position whose value is not smaller, moving
- * the values between it and the one dropped by one place (the windows are
- * short: a loop costs less than a call of memmove).
+ * value takes the dropped one's place, found by its ring slot, and moves
+ * past the values it is greater than (or not greater than, going down): it
+ * ends before the values equal to it.  The windows are short, so moving
+ * values one by one costs less than a search and a call of memmove.
  */
 static void
 window_push(SortedWindow *w, double x)
 {
 	double	   *sorted = w->sorted;
-	int			i;
+	int			i,
+				j;
 
 	if (w->count == w->capacity)
 	{
 		double		old = w->ring[w->oldest];
 
-		w->ring[w->oldest] = x;
+		j = w->oldest;
+		w->ring[j] = x;
 		if (++w->oldest == w->capacity)
 			w->oldest = 0;
-		i = window_position(w, old);
+		i = w->rank_of[j];
 		if (x > old)
 		{
 			while (i + 1 < w->count && sorted[i + 1] < x)
 			{
-				sorted[i] = sorted[i + 1];
+				window_place(w, i, sorted[i + 1], w->slot_of[i + 1]);
 				i++;
 			}
 		}
@@ -497,22 +491,23 @@ window_push(SortedWindow *w, double x)
 		{
 			while (i > 0 && sorted[i - 1] >= x)
 			{
-				sorted[i] = sorted[i - 1];
+				window_place(w, i, sorted[i - 1], w->slot_of[i - 1]);
 				i--;
 			}
 		}
-		sorted[i] = x;
+		window_place(w, i, x, j);
 		return;
 	}
 
-	w->ring[w->count] = x;		/* oldest is 0 until the window is full */
+	j = w->count;				/* oldest is 0 until the window is full */
+	w->ring[j] = x;
 	i = w->count++;
 	while (i > 0 && sorted[i - 1] >= x)
 	{
-		sorted[i] = sorted[i - 1];
+		window_place(w, i, sorted[i - 1], w->slot_of[i - 1]);
 		i--;
 	}
-	sorted[i] = x;
+	window_place(w, i, x, j);
 }
 
 /* Median of a non-empty sorted window */
