@@ -155,6 +155,7 @@
 
 /* scale */
 #define ERROR_WINDOW		256
+#define HEAP_ARITY			3
 #define MAD_TO_SIGMA		1.4826
 #define MEAN_ERROR_FLOOR	0.5
 #define RELATIVE_FLOOR		1e-4
@@ -218,8 +219,8 @@ typedef struct HalfHeap
 {
 	int			count;
 	short		tag;			/* added to positions in MedianWindow.where */
-	double		value[ERROR_WINDOW / 2 + 1];
-	short		slot[ERROR_WINDOW / 2 + 1];
+	double		value[ERROR_WINDOW / 2 + HEAP_ARITY];
+	short		slot[ERROR_WINDOW / 2 + HEAP_ARITY];
 } HalfHeap;
 
 /*
@@ -556,7 +557,7 @@ heap_sift_up(MedianWindow *w, HalfHeap *h, int i)
 
 	while (i > 0)
 	{
-		int			parent = (i - 1) / 2;
+		int			parent = (i - 1) / HEAP_ARITY;
 
 		if (!(h->value[parent] < v))
 			break;
@@ -575,12 +576,15 @@ heap_sift_down(MedianWindow *w, HalfHeap *h, int i)
 
 	for (;;)
 	{
-		int			child = 2 * i + 1;
+		int			first = HEAP_ARITY * i + 1;
+		int			child = first;
+		int			k;
 
-		if (child >= h->count)
+		if (first >= h->count)
 			break;
-		/* the larger child, without a branch (value[count] is readable) */
-		child += (child + 1 < h->count) & (h->value[child + 1] > h->value[child]);
+		/* the largest child (past count: -infinity) */
+		for (k = 1; k < HEAP_ARITY; k++)
+			child = h->value[first + k] > h->value[child] ? first + k : child;
 		if (!(h->value[child] > v))
 			break;
 		heap_place(w, h, i, h->value[child], h->slot[child]);
@@ -617,14 +621,18 @@ heap_replace_top(MedianWindow *w, HalfHeap *h, double nv, short nslot,
 static void
 median_window_init(MedianWindow *w)
 {
+	int			i;
+
 	w->count = 0;
 	w->oldest = 0;
 	w->low.count = 0;
 	w->low.tag = 0;
 	w->high.count = 0;
 	w->high.tag = ERROR_WINDOW;
-	memset(w->low.value, 0, sizeof(w->low.value));
-	memset(w->high.value, 0, sizeof(w->high.value));
+	for (i = 0; i < ERROR_WINDOW / 2 + HEAP_ARITY; i++)
+		w->low.value[i] = w->high.value[i] = -INFINITY;
+	memset(w->low.slot, 0, sizeof(w->low.slot));
+	memset(w->high.slot, 0, sizeof(w->high.slot));
 }
 
 /*
