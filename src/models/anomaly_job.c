@@ -20,7 +20,7 @@
  * The anomaly job, perfopt.analyze_anomalies(), runs it over every series
  * of perfopt.metrics that was sampled in the last day.  The launcher calls
  * it every minute, and the process keeps one detector state per series
- * (about 180 kB) between calls, so that each call feeds only the points
+ * (160 kB) between calls, so that each call feeds only the points
  * recorded since the previous one.  A state that is new (the first call in
  * a process, a new series, a changed threshold) first replays the last
  * REPLAY_DAYS of the series.  perfopt.anomaly_progress remembers, per
