@@ -109,8 +109,15 @@
  * no verdict, and teach the baselines nothing (their timestamps still count
  * for the sampling step).
  *
- * Cost: O(1) per point (windows of fixed size), about 0.6 microseconds; the
- * state is a fixed block of about 180 kB, whatever the series' length.
+ * Cost: O(1) per point (windows of fixed size), about 0.25 microseconds;
+ * the state is a fixed block of 160 kB, whatever the series' length.  What
+ * keeps it cheap, without changing a single result: the medians of the
+ * error windows come from two heaps (below), the short windows know where
+ * each of their values sits in sorted order, medians of eight or fewer
+ * values come from a sorting network (no branch to mispredict), a seasonal
+ * profile value is computed once per bin and period rather than once per
+ * point, and a score's logarithmic bin is looked up, not computed with a
+ * logarithm.
  *
  * Fitted constants.  Three constants were chosen by leave-one-category-out
  * cross-validation on NAB's labelled categories (test/bench/anomaly_cv.py:
@@ -132,6 +139,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "models/anomaly.h"
@@ -154,6 +162,7 @@
 
 /* scale */
 #define ERROR_WINDOW		256
+#define HEAP_ARITY			3
 #define MAD_TO_SIGMA		1.4826
 #define MEAN_ERROR_FLOOR	0.5
 #define RELATIVE_FLOOR		1e-4
@@ -170,6 +179,11 @@
 #define TAIL_BINS			128
 #define TAIL_FIRST_EDGE		0.25
 #define TAIL_RATIO			1.08
+/* a table of guesses of the bin, per 1/32 of a factor of two */
+#define TAIL_GUESS_BITS		5
+#define TAIL_GUESS_FIRST_OCTAVE (-2)	/* 2^-2 = TAIL_FIRST_EDGE */
+#define TAIL_GUESS_OCTAVES	14		/* up to 2^12, past the last bin's edge */
+#define TAIL_GUESS_CELLS	(TAIL_GUESS_OCTAVES << TAIL_GUESS_BITS)
 #define DENSITY_WINDOW		16
 #define DENSITY_MIN			5
 #define EXCURSION_QUIET		12
@@ -187,16 +201,55 @@ enum
 	N_BASELINES
 };
 
-/* A window of recent values kept both in arrival order and sorted */
+/*
+ * A short window of recent values (at most LOCAL_WINDOW) kept both in
+ * arrival order and sorted: its median, minimum and maximum are read
+ * directly.
+ */
 typedef struct SortedWindow
 {
 	int			capacity;
 	int			count;
 	int			oldest;
-	double		sum;
-	double		ring[ERROR_WINDOW];
-	double		sorted[ERROR_WINDOW];
+	double		ring[LOCAL_WINDOW];
+	double		sorted[LOCAL_WINDOW];
+	unsigned char slot_of[LOCAL_WINDOW];	/* ring slot of sorted[i] */
+	unsigned char rank_of[LOCAL_WINDOW];	/* where ring[j] is in sorted */
 } SortedWindow;
+
+/*
+ * One half of a MedianWindow: a max-heap of values (each node has
+ * HEAP_ARITY children: six levels for 128 values, against eight in a
+ * binary heap, and measured faster than two or four), each with the ring slot
+ * it came from.  The upper half stores its values negated, so
+ * that one max-heap serves both halves (negation is exact).
+ */
+typedef struct HalfHeap
+{
+	int			count;
+	short		tag;			/* added to positions in MedianWindow.where */
+	double		value[ERROR_WINDOW / 2 + HEAP_ARITY];
+	short		slot[ERROR_WINDOW / 2 + HEAP_ARITY];
+} HalfHeap;
+
+/*
+ * A window of the last ERROR_WINDOW values whose median is read at every
+ * point: the lower half in a max-heap, the upper half in a min-heap, each
+ * value findable by its ring slot.  A new value takes the oldest one's
+ * place in its heap and moves up or down a few levels, and at most one
+ * value changes halves, so a point costs a few comparisons instead of
+ * keeping 256 values sorted.
+ */
+typedef struct MedianWindow
+{
+	int			count;
+	int			oldest;
+	double		ring[ERROR_WINDOW];
+	short		where[ERROR_WINDOW];	/* heap position of each slot, plus
+										 * the heap's tag */
+	HalfHeap	low;			/* the count / 2 smallest values */
+	HalfHeap	high;			/* the others, negated */
+} MedianWindow;
 
 /* What one season bin saw during one day (or week) */
 typedef struct SeasonCell
@@ -205,6 +258,20 @@ typedef struct SeasonCell
 	long		count;
 	double		sum;
 } SeasonCell;
+
+/*
+ * The last profile value computed, for the next point in the same bin and
+ * period (a bin covers several points when the sampling is finer than the
+ * bin); season_add() forgets it when it changes a cell the value came from.
+ */
+typedef struct SeasonCache
+{
+	int			valid;
+	int			bin;
+	long		period;
+	int			have;
+	double		value;
+} SeasonCache;
 
 /* Counts of recent values in bins, over a sliding window of points */
 typedef struct TailHistory
@@ -231,24 +298,27 @@ typedef struct AnomalyState
 	int			day_bins;		/* 0 until the step is known */
 	int			week_day_bins;
 	double		selection_rate;
+	double		selection_points;	/* 1 / selection_rate */
 
 	/* baselines */
 	SortedWindow recent;
-	SortedWindow recent_newer;
-	SortedWindow recent_older;
 	SortedWindow day_offsets;
 	SortedWindow week_offsets;
 	SeasonCell	day_cells[DAY_BINS_MAX * DAY_DEPTH];
 	int			day_newest[DAY_BINS_MAX];
 	SeasonCell	week_cells[WEEK_BINS_MAX * WEEK_DEPTH];
 	int			week_newest[WEEK_BINS_MAX];
+	SeasonCache day_cache;
+	SeasonCache week_cache;
 
 	/* how well each baseline has been doing */
-	SortedWindow errors[N_BASELINES];
+	MedianWindow errors[N_BASELINES];
 	double		mean_error[N_BASELINES];
 	long		error_samples[N_BASELINES];
 
 	/* what is usual for this series */
+	double		tail_thresholds[TAIL_BINS];	/* see tail_thresholds_init() */
+	unsigned char tail_guess[TAIL_GUESS_CELLS];	/* see tail_bin() */
 	TailHistory score_tail[N_BASELINES];
 	TailHistory density_tail;
 	unsigned char exceed_ring[DENSITY_WINDOW];
@@ -319,15 +389,55 @@ select_kth(double *v, int n, int k)
 	return v[k];
 }
 
+/*
+ * Order two values (a compare-exchange of a sorting network).  Written as a
+ * minimum and a maximum, not as a swap, so that it compiles to minsd and
+ * maxsd rather than to a branch that mispredicts half the time.  (Of two
+ * equal values of opposite zero signs both come out as a; nothing reads
+ * the sign of a zero.)
+ */
+#define SORT2(a, b) \
+	do { \
+		double		lo_ = (b) < (a) ? (b) : (a); \
+		double		hi_ = (a) < (b) ? (b) : (a); \
+		(a) = lo_; \
+		(b) = hi_; \
+	} while (0)
+
+/* Sort 8 values: Batcher's network of 19 compare-exchanges, no branch */
+static inline void
+sort8(double *v)
+{
+	SORT2(v[0], v[1]); SORT2(v[2], v[3]); SORT2(v[4], v[5]); SORT2(v[6], v[7]);
+	SORT2(v[0], v[2]); SORT2(v[1], v[3]); SORT2(v[4], v[6]); SORT2(v[5], v[7]);
+	SORT2(v[1], v[2]); SORT2(v[5], v[6]);
+	SORT2(v[0], v[4]); SORT2(v[1], v[5]); SORT2(v[2], v[6]); SORT2(v[3], v[7]);
+	SORT2(v[2], v[4]); SORT2(v[3], v[5]);
+	SORT2(v[1], v[2]); SORT2(v[3], v[4]); SORT2(v[5], v[6]);
+}
+
 /* Median of n > 0 values, reordering them */
 static double
 median_in_place(double *v, int n)
 {
 	int			k = n / 2;
-	double		upper = select_kth(v, n, k);
+	double		upper;
 	double		lower;
 	int			i;
 
+	if (n <= 8)
+	{
+		/* the usual profile: a few days; sorted by the network, padded */
+		double		u[8];
+
+		for (i = 0; i < 8; i++)
+			u[i] = i < n ? v[i] : INFINITY;
+		sort8(u);
+		if (n % 2 == 1)
+			return u[k];
+		return 0.5 * (u[k - 1] + u[k]);
+	}
+	upper = select_kth(v, n, k);
 	if (n % 2 == 1)
 		return upper;
 	/* even count: the largest value left of position k is the other middle */
@@ -345,71 +455,69 @@ window_init(SortedWindow *w, int capacity)
 	w->capacity = capacity;
 	w->count = 0;
 	w->oldest = 0;
-	w->sum = 0.0;
 }
 
-/* Position where x belongs in the sorted values (first one >= x) */
-static int
-window_position(const SortedWindow *w, double x)
+/* Put value x, of ring slot j, at position i of the sorted values */
+static inline void
+window_place(SortedWindow *w, int i, double x, int j)
 {
-	const double *base = w->sorted;
-	int			len = w->count;
-
-	if (len == 0)
-		return 0;
-	/* branch-free binary search: the test compiles to a conditional move */
-	while (len > 1)
-	{
-		int			half = len / 2;
-
-		base = (base[half] < x) ? base + half : base;
-		len -= half;
-	}
-	return (int) (base - w->sorted) + (*base < x);
+	w->sorted[i] = x;
+	w->slot_of[i] = (unsigned char) j;
+	w->rank_of[j] = (unsigned char) i;
 }
 
 /*
- * Add a value, dropping the oldest one when the window is full; returns 1
- * and sets *evicted when a value was dropped.  In a full window the new
- * value takes the old one's place in a single shift of the values between.
+ * Add a value, dropping the oldest one when the window is full.  The new
+ * value takes the dropped one's place, found by its ring slot, and moves
+ * past the values it is greater than (or not greater than, going down): it
+ * ends before the values equal to it.  The windows are short, so moving
+ * values one by one costs less than a search and a call of memmove.
  */
-static int
-window_push(SortedWindow *w, double x, double *evicted)
+static void
+window_push(SortedWindow *w, double x)
 {
-	int			pos;
+	double	   *sorted = w->sorted;
+	int			i,
+				j;
 
 	if (w->count == w->capacity)
 	{
 		double		old = w->ring[w->oldest];
-		int			out = window_position(w, old);
 
-		*evicted = old;
-		w->ring[w->oldest] = x;
+		j = w->oldest;
+		w->ring[j] = x;
 		if (++w->oldest == w->capacity)
-			w->oldest = 0;	/* no division: this runs nine times a point */
-		w->sum += x - old;
-		pos = window_position(w, x);
-		if (pos > out)
+			w->oldest = 0;
+		i = w->rank_of[j];
+		if (x > old)
 		{
-			pos--;
-			memmove(&w->sorted[out], &w->sorted[out + 1],
-					(pos - out) * sizeof(double));
+			while (i + 1 < w->count && sorted[i + 1] < x)
+			{
+				window_place(w, i, sorted[i + 1], w->slot_of[i + 1]);
+				i++;
+			}
 		}
 		else
-			memmove(&w->sorted[pos + 1], &w->sorted[pos],
-					(out - pos) * sizeof(double));
-		w->sorted[pos] = x;
-		return 1;
+		{
+			while (i > 0 && sorted[i - 1] >= x)
+			{
+				window_place(w, i, sorted[i - 1], w->slot_of[i - 1]);
+				i--;
+			}
+		}
+		window_place(w, i, x, j);
+		return;
 	}
 
-	w->ring[(w->oldest + w->count) % w->capacity] = x;
-	pos = window_position(w, x);
-	memmove(&w->sorted[pos + 1], &w->sorted[pos],
-			(w->count - pos) * sizeof(double));
-	w->sorted[pos] = x;
-	w->count++;
-	w->sum += x;
-	return 0;
+	j = w->count;				/* oldest is 0 until the window is full */
+	w->ring[j] = x;
+	i = w->count++;
+	while (i > 0 && sorted[i - 1] >= x)
+	{
+		window_place(w, i, sorted[i - 1], w->slot_of[i - 1]);
+		i--;
+	}
+	window_place(w, i, x, j);
 }
 
 /* Median of a non-empty sorted window */
@@ -423,6 +531,223 @@ window_median(const SortedWindow *w)
 	return 0.5 * (w->sorted[k - 1] + w->sorted[k]);
 }
 
+/*
+ * Median of half of a full window of LOCAL_WINDOW values in arrival order:
+ * the older half (from = 0) or the newer one (from = LOCAL_WINDOW / 2).
+ * sort8() sorts the 8 values without a branch.
+ */
+static double
+ring_half_median(const SortedWindow *w, int from)
+{
+	double		v[LOCAL_WINDOW / 2];
+	int			i;
+
+	for (i = 0; i < LOCAL_WINDOW / 2; i++)
+		v[i] = w->ring[(unsigned) (w->oldest + from + i) % LOCAL_WINDOW];
+	sort8(v);
+	return 0.5 * (v[3] + v[4]);
+}
+
+/* Put an entry at position i of a heap, and note where its slot went */
+static inline void
+heap_place(MedianWindow *w, HalfHeap *h, int i, double v, short slot)
+{
+	h->value[i] = v;
+	h->slot[i] = slot;
+	w->where[slot] = (short) (h->tag + i);
+}
+
+/* Move the entry at position i up to where it belongs (a max-heap) */
+static void
+heap_sift_up(MedianWindow *w, HalfHeap *h, int i)
+{
+	double		v = h->value[i];
+	short		slot = h->slot[i];
+
+	while (i > 0)
+	{
+		int			parent = (i - 1) / HEAP_ARITY;
+
+		if (!(h->value[parent] < v))
+			break;
+		heap_place(w, h, i, h->value[parent], h->slot[parent]);
+		i = parent;
+	}
+	heap_place(w, h, i, v, slot);
+}
+
+/* Move the entry at position i down to where it belongs (a max-heap) */
+static void
+heap_sift_down(MedianWindow *w, HalfHeap *h, int i)
+{
+	double		v = h->value[i];
+	short		slot = h->slot[i];
+
+	for (;;)
+	{
+		int			first = HEAP_ARITY * i + 1;
+		int			child = first;
+		int			k;
+
+		if (first >= h->count)
+			break;
+		/* the largest child (past count: -infinity) */
+		for (k = 1; k < HEAP_ARITY; k++)
+			child = h->value[first + k] > h->value[child] ? first + k : child;
+		if (!(h->value[child] > v))
+			break;
+		heap_place(w, h, i, h->value[child], h->slot[child]);
+		i = child;
+	}
+	heap_place(w, h, i, v, slot);
+}
+
+/* Add an entry to a heap */
+static void
+heap_insert(MedianWindow *w, HalfHeap *h, double v, short slot)
+{
+	int			i = h->count++;
+
+	heap_place(w, h, i, v, slot);
+	heap_sift_up(w, h, i);
+}
+
+/*
+ * Replace the top of a heap by a new entry; the old top is returned in
+ * *v and *slot.
+ */
+static void
+heap_replace_top(MedianWindow *w, HalfHeap *h, double nv, short nslot,
+				 double *v, short *slot)
+{
+	*v = h->value[0];
+	*slot = h->slot[0];
+	heap_place(w, h, 0, nv, nslot);
+	heap_sift_down(w, h, 0);
+}
+
+/* Empty a median window */
+static void
+median_window_init(MedianWindow *w)
+{
+	int			i;
+
+	w->count = 0;
+	w->oldest = 0;
+	w->low.count = 0;
+	w->low.tag = 0;
+	w->high.count = 0;
+	w->high.tag = ERROR_WINDOW;
+	for (i = 0; i < ERROR_WINDOW / 2 + HEAP_ARITY; i++)
+		w->low.value[i] = w->high.value[i] = -INFINITY;
+	memset(w->low.slot, 0, sizeof(w->low.slot));
+	memset(w->high.slot, 0, sizeof(w->high.slot));
+}
+
+/*
+ * Add a value to a median window, dropping the oldest one when it is full.
+ * The lower heap keeps count / 2 values, the upper one the rest, and no
+ * value of the lower is greater than one of the upper.
+ */
+static void
+median_window_push(MedianWindow *w, double x)
+{
+	HalfHeap   *low = &w->low;
+	HalfHeap   *high = &w->high;
+	double		moved;
+	short		moved_slot;
+
+	if (w->count < ERROR_WINDOW)
+	{
+		short		slot = (short) w->count++;
+
+		w->ring[slot] = x;
+		if (low->count == high->count)
+		{
+			/* the upper half grows: by x, or by the lower half's largest */
+			if (low->count > 0 && x < low->value[0])
+			{
+				heap_replace_top(w, low, x, slot, &moved, &moved_slot);
+				heap_insert(w, high, -moved, moved_slot);
+			}
+			else
+				heap_insert(w, high, -x, slot);
+		}
+		else
+		{
+			/* the lower half grows: by x, or by the upper half's smallest */
+			if (x > -high->value[0])
+			{
+				heap_replace_top(w, high, -x, slot, &moved, &moved_slot);
+				heap_insert(w, low, -moved, moved_slot);
+			}
+			else
+				heap_insert(w, low, x, slot);
+		}
+		return;
+	}
+
+	/*
+	 * Full: x takes the place of the oldest value.  If x belongs to the same
+	 * half, it stays in that heap; otherwise the other half's top takes the
+	 * old value's place (it is the new extreme of this half) and x replaces
+	 * that top.
+	 */
+	{
+		short		slot = (short) w->oldest;
+		int			pos = w->where[slot];
+		double		old = w->ring[slot];
+
+		if (++w->oldest == ERROR_WINDOW)
+			w->oldest = 0;
+		w->ring[slot] = x;
+		if (pos < high->tag)
+		{
+			if (x > -high->value[0])
+			{
+				heap_replace_top(w, high, -x, slot, &moved, &moved_slot);
+				heap_place(w, low, pos, -moved, moved_slot);
+				heap_sift_up(w, low, pos);
+			}
+			else
+			{
+				low->value[pos] = x;
+				if (x > old)
+					heap_sift_up(w, low, pos);
+				else
+					heap_sift_down(w, low, pos);
+			}
+		}
+		else
+		{
+			pos -= high->tag;
+			if (x < low->value[0])
+			{
+				heap_replace_top(w, low, x, slot, &moved, &moved_slot);
+				heap_place(w, high, pos, -moved, moved_slot);
+				heap_sift_up(w, high, pos);
+			}
+			else
+			{
+				high->value[pos] = -x;
+				if (x < old)
+					heap_sift_up(w, high, pos);
+				else
+					heap_sift_down(w, high, pos);
+			}
+		}
+	}
+}
+
+/* Median of a non-empty median window */
+static double
+median_window_median(const MedianWindow *w)
+{
+	if (w->count % 2 == 1)
+		return -w->high.value[0];
+	return 0.5 * (w->low.value[0] + -w->high.value[0]);
+}
+
 /* Empty a tail history */
 static void
 tail_init(TailHistory *h)
@@ -432,9 +757,13 @@ tail_init(TailHistory *h)
 	memset(h->bins, 0, sizeof(h->bins));
 }
 
-/* Logarithmic bin of a score magnitude: bin b ends at 0.25 * 1.08^b */
+/*
+ * Logarithmic bin of a score magnitude: bin b ends at 0.25 * 1.08^b.  This
+ * is the definition; the detector reads the bins from tail_thresholds
+ * (below), which give the same bins without a logarithm a point.
+ */
 static int
-tail_bin(double x)
+tail_bin_by_log(double x)
 {
 	int			b;
 
@@ -442,6 +771,101 @@ tail_bin(double x)
 		return 0;
 	b = 1 + (int) (log(x / TAIL_FIRST_EDGE) / log(TAIL_RATIO));
 	return b < TAIL_BINS ? b : TAIL_BINS - 1;
+}
+
+/*
+ * For b = 1 .. TAIL_BINS - 1, thresholds[b - 1] = the smallest value that
+ * tail_bin_by_log() puts in bin b or above: the edge 0.25 * 1.08^(b-1),
+ * moved by a few units in the last place to where the logarithm's rounding
+ * puts the boundary.
+ */
+static void
+tail_thresholds_init(double *thresholds)
+{
+	int			b;
+
+	for (b = 1; b < TAIL_BINS; b++)
+	{
+		double		x = TAIL_FIRST_EDGE * pow(TAIL_RATIO, b - 1);
+
+		while (x > TAIL_FIRST_EDGE && tail_bin_by_log(nextafter(x, 0.0)) >= b)
+			x = nextafter(x, 0.0);
+		while (tail_bin_by_log(x) < b)
+			x = nextafter(x, INFINITY);
+		thresholds[b - 1] = x;
+	}
+	thresholds[TAIL_BINS - 1] = INFINITY;
+}
+
+/*
+ * Logarithmic bin of a score magnitude, as tail_bin_by_log() gives it: the
+ * number of thresholds at or below x, by a binary search.
+ */
+static int
+tail_bin_search(const double *thresholds, double x)
+{
+	int			pos = 0;
+	int			step;
+
+	for (step = TAIL_BINS / 2; step > 0; step /= 2)
+		pos += (thresholds[pos + step - 1] <= x) ? step : 0;
+	return pos;
+}
+
+/*
+ * The cell of the guess table that holds x >= TAIL_FIRST_EDGE: its binary
+ * exponent (from that of TAIL_FIRST_EDGE) and the first TAIL_GUESS_BITS
+ * bits of its mantissa.  A cell spans 1/32 of a factor of two, less than a
+ * bin (a factor of 1.08), so it meets at most two bins.
+ */
+static inline int
+tail_guess_cell(double x)
+{
+	uint64_t	bits;
+	int			octave;
+
+	memcpy(&bits, &x, sizeof(bits));
+	octave = (int) ((bits >> 52) & 0x7ff) - 1023 - TAIL_GUESS_FIRST_OCTAVE;
+	if (octave >= TAIL_GUESS_OCTAVES)
+		return -1;
+	return (octave << TAIL_GUESS_BITS) +
+		(int) ((bits >> (52 - TAIL_GUESS_BITS)) & ((1 << TAIL_GUESS_BITS) - 1));
+}
+
+/* Fill the guess table: the bin of each cell's smallest value */
+static void
+tail_guess_init(const double *thresholds, unsigned char *guess)
+{
+	int			cell;
+
+	for (cell = 0; cell < TAIL_GUESS_CELLS; cell++)
+	{
+		double		lowest = ldexp(1.0 + (double) (cell & ((1 << TAIL_GUESS_BITS) - 1)) /
+								   (1 << TAIL_GUESS_BITS),
+								   TAIL_GUESS_FIRST_OCTAVE + (cell >> TAIL_GUESS_BITS));
+
+		guess[cell] = (unsigned char) tail_bin_search(thresholds, lowest);
+	}
+}
+
+/*
+ * Logarithmic bin of a score magnitude, as tail_bin_by_log() gives it: the
+ * bin of x's cell in the guess table, or the next one if x is past that
+ * one's threshold.
+ */
+static inline int
+tail_bin(const double *thresholds, const unsigned char *guess, double x)
+{
+	int			cell,
+				b;
+
+	if (!(x >= TAIL_FIRST_EDGE))
+		return 0;
+	cell = tail_guess_cell(x);
+	if (cell < 0)
+		return TAIL_BINS - 1;
+	b = guess[cell];
+	return b + (thresholds[b] <= x);
 }
 
 /* Upper edge of a logarithmic bin */
@@ -497,12 +921,17 @@ season_init(SeasonCell *cells, int *newest, int nbins, int depth)
 		newest[i] = 0;
 }
 
-/* Add a value to its bin's cell for the current day (or week) */
+/*
+ * Add a value to its bin's cell for the current day (or week).  The cached
+ * profile value is forgotten if the cell is one it may have read: in its
+ * bin or a neighbour (of nbins), of an earlier period, or a cell reused.
+ */
 static void
-season_add(SeasonCell *cells, int *newest, int depth, int bin, long period,
-		   double x)
+season_add(SeasonCell *cells, int *newest, int depth, int nbins, int bin,
+		   long period, double x, SeasonCache *cache)
 {
 	SeasonCell *c = &cells[bin * depth + newest[bin]];
+	int			reused = 0;
 
 	if (c->count > 0 && c->period != period)
 	{
@@ -510,10 +939,19 @@ season_add(SeasonCell *cells, int *newest, int depth, int bin, long period,
 		c = &cells[bin * depth + newest[bin]];
 		c->count = 0;
 		c->sum = 0.0;
+		reused = 1;
 	}
 	c->period = period;
 	c->count++;
 	c->sum += x;
+
+	if (cache->valid && (reused || period < cache->period))
+	{
+		int			distance = (bin - cache->bin + nbins) % nbins;
+
+		if (distance <= 1 || distance == nbins - 1)
+			cache->valid = 0;
+	}
 }
 
 /*
@@ -589,6 +1027,26 @@ season_expect(const SeasonCell *cells, int depth, int nbins, int bin,
 	return 1;
 }
 
+/* season_expect(), or its value for the previous point if still valid */
+static int
+season_expect_cached(SeasonCache *cache, const SeasonCell *cells, int depth,
+					 int nbins, int bin, long period, int min_periods,
+					 double *values, long *periods, double *result)
+{
+	if (!cache->valid || cache->bin != bin || cache->period != period)
+	{
+		cache->have = season_expect(cells, depth, nbins, bin, period,
+									min_periods, values, periods,
+									&cache->value);
+		cache->valid = 1;
+		cache->bin = bin;
+		cache->period = period;
+	}
+	if (cache->have)
+		*result = cache->value;
+	return cache->have;
+}
+
 /* Size of the state block; it holds every window, so it is fixed */
 long
 perfopt_anomaly_state_size(void)
@@ -615,23 +1073,26 @@ perfopt_anomaly_init(void *state, double threshold)
 	s->day_bins = 0;
 	s->week_day_bins = 0;
 	s->selection_rate = 1.0 / ERROR_WINDOW;
+	s->selection_points = ERROR_WINDOW;
 
 	window_init(&s->recent, LOCAL_WINDOW);
-	window_init(&s->recent_newer, LOCAL_WINDOW / 2);
-	window_init(&s->recent_older, LOCAL_WINDOW / 2);
 	window_init(&s->day_offsets, OFFSET_WINDOW);
 	window_init(&s->week_offsets, OFFSET_WINDOW);
 	season_init(s->day_cells, s->day_newest, DAY_BINS_MAX, DAY_DEPTH);
 	season_init(s->week_cells, s->week_newest, WEEK_BINS_MAX, WEEK_DEPTH);
+	s->day_cache.valid = 0;
+	s->week_cache.valid = 0;
 
 	for (m = 0; m < N_BASELINES; m++)
 	{
-		window_init(&s->errors[m], ERROR_WINDOW);
+		median_window_init(&s->errors[m]);
 		s->mean_error[m] = 0.0;
 		s->error_samples[m] = 0;
 		tail_init(&s->score_tail[m]);
 	}
 	tail_init(&s->density_tail);
+	tail_thresholds_init(s->tail_thresholds);
+	tail_guess_init(s->tail_thresholds, s->tail_guess);
 	memset(s->exceed_ring, 0, sizeof(s->exceed_ring));
 	s->exceed_next = 0;
 	s->exceed_count = 0;
@@ -669,6 +1130,7 @@ infer_step(AnomalyState *s)
 	if (per_day > SELECTION_MAX)
 		per_day = SELECTION_MAX;
 	s->selection_rate = 1.0 / per_day;
+	s->selection_points = per_day;
 }
 
 /* Every baseline's prediction for a point at the given time */
@@ -688,11 +1150,11 @@ predict(AnomalyState *s, double time, Prediction *p)
 		p->value[BASELINE_LEVEL] = window_median(&s->recent);
 		p->have[BASELINE_LEVEL] = 1;
 	}
-	if (s->recent_older.count == s->recent_older.capacity)
+	if (s->recent.count == LOCAL_WINDOW)
 	{
-		int			half = s->recent_newer.capacity;
-		double		newer = window_median(&s->recent_newer);
-		double		older = window_median(&s->recent_older);
+		int			half = LOCAL_WINDOW / 2;
+		double		newer = ring_half_median(&s->recent, half);
+		double		older = ring_half_median(&s->recent, 0);
 		double		slope = (newer - older) / half;
 		double		lowest = s->recent.sorted[0];
 		double		highest = s->recent.sorted[s->recent.count - 1];
@@ -726,14 +1188,16 @@ predict(AnomalyState *s, double time, Prediction *p)
 		p->week_bin = (int) dow * s->week_day_bins + slot;
 
 		if (s->day_bins >= MIN_DAY_BINS)
-			p->have_day = season_expect(s->day_cells, DAY_DEPTH, s->day_bins,
-										p->day_bin, p->day, MIN_DAYS,
-										s->scratch, s->scratch_periods,
-										&p->day_profile);
-		p->have_week = season_expect(s->week_cells, WEEK_DEPTH,
-									 7 * s->week_day_bins, p->week_bin,
-									 p->week, MIN_WEEKS, s->scratch,
-									 s->scratch_periods, &p->week_profile);
+			p->have_day = season_expect_cached(&s->day_cache, s->day_cells,
+											   DAY_DEPTH, s->day_bins,
+											   p->day_bin, p->day, MIN_DAYS,
+											   s->scratch, s->scratch_periods,
+											   &p->day_profile);
+		p->have_week = season_expect_cached(&s->week_cache, s->week_cells,
+											WEEK_DEPTH, 7 * s->week_day_bins,
+											p->week_bin, p->week, MIN_WEEKS,
+											s->scratch, s->scratch_periods,
+											&p->week_profile);
 		if (p->have_day && s->day_offsets.count > 0)
 		{
 			p->value[BASELINE_DAILY] = p->day_profile +
@@ -795,14 +1259,14 @@ choose_baseline(const AnomalyState *s, const Prediction *p, double scale_min)
 static double
 baseline_scale(const AnomalyState *s, int m, double scale_min)
 {
-	const SortedWindow *w = &s->errors[m];
+	const MedianWindow *w = &s->errors[m];
 	double		scale = 0.0;
 
 	if (w->count > 0)
 	{
 		double		mean_floor = MEAN_ERROR_FLOOR * s->mean_error[m];
 
-		scale = MAD_TO_SIGMA * window_median(w);
+		scale = MAD_TO_SIGMA * median_window_median(w);
 		if (scale < mean_floor)
 			scale = mean_floor;
 	}
@@ -855,7 +1319,6 @@ is_surprising(AnomalyState *s, int m, double abs_score)
 static void
 learn(AnomalyState *s, const Prediction *p, double value)
 {
-	double		evicted;
 	int			m;
 
 	for (m = 0; m < N_BASELINES; m++)
@@ -866,29 +1329,35 @@ learn(AnomalyState *s, const Prediction *p, double value)
 		if (!p->have[m])
 			continue;
 		error = fabs(value - p->value[m]);
-		/* plain mean until the average has a day's memory */
-		rate = 1.0 / (s->error_samples[m] + 1);
-		if (rate < s->selection_rate)
-			rate = s->selection_rate;
+		/*
+		 * plain mean until the average has a day's memory (past that, 1 / n
+		 * is at most selection_rate: no need to divide)
+		 */
+		rate = s->selection_rate;
+		if (s->error_samples[m] + 1 <= s->selection_points)
+		{
+			rate = 1.0 / (s->error_samples[m] + 1);
+			if (rate < s->selection_rate)
+				rate = s->selection_rate;
+		}
 		s->mean_error[m] += rate * (error - s->mean_error[m]);
 		s->error_samples[m]++;
-		window_push(&s->errors[m], error, &evicted);
+		median_window_push(&s->errors[m], error);
 	}
 
-	window_push(&s->recent, value, &evicted);
-	if (window_push(&s->recent_newer, value, &evicted))
-		window_push(&s->recent_older, evicted, &evicted);
+	window_push(&s->recent, value);
 
 	if (p->have_day)
-		window_push(&s->day_offsets, value - p->day_profile, &evicted);
+		window_push(&s->day_offsets, value - p->day_profile);
 	if (p->have_week)
-		window_push(&s->week_offsets, value - p->week_profile, &evicted);
+		window_push(&s->week_offsets, value - p->week_profile);
 	if (s->day_bins > 0)
 	{
-		season_add(s->day_cells, s->day_newest, DAY_DEPTH, p->day_bin,
-				   p->day, value);
-		season_add(s->week_cells, s->week_newest, WEEK_DEPTH, p->week_bin,
-				   p->week, value);
+		season_add(s->day_cells, s->day_newest, DAY_DEPTH, s->day_bins,
+				   p->day_bin, p->day, value, &s->day_cache);
+		season_add(s->week_cells, s->week_newest, WEEK_DEPTH,
+				   7 * s->week_day_bins, p->week_bin, p->week, value,
+				   &s->week_cache);
 	}
 	s->finite_points++;
 }
@@ -982,7 +1451,9 @@ perfopt_anomaly_update(void *state, double time, double value,
 		tail_push(&s->density_tail, s->exceed_count);
 		for (m = 0; m < N_BASELINES; m++)
 			if (p.have[m])
-				tail_push(&s->score_tail[m], tail_bin(fabs(z[m])));
+				tail_push(&s->score_tail[m],
+						  tail_bin(s->tail_thresholds, s->tail_guess,
+								   fabs(z[m])));
 	}
 
 	learn(s, &p, value);

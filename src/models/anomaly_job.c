@@ -20,7 +20,7 @@
  * The anomaly job, perfopt.analyze_anomalies(), runs it over every series
  * of perfopt.metrics that was sampled in the last day.  The launcher calls
  * it every minute, and the process keeps one detector state per series
- * (about 180 kB) between calls, so that each call feeds only the points
+ * (160 kB) between calls, so that each call feeds only the points
  * recorded since the previous one.  A state that is new (the first call in
  * a process, a new series, a changed threshold) first replays the last
  * REPLAY_DAYS of the series.  perfopt.anomaly_progress remembers, per
@@ -159,19 +159,20 @@ anomaly_reason_text(const PerfoptAnomalyReason *r, double score,
 					fabs(score), side, baseline, r->tail);
 }
 
+/* A point's time for the detector: seconds, NaN for an infinite time */
+static inline double
+stamp_seconds(TimestampTz t)
+{
+	return TIMESTAMP_NOT_FINITE(t) ? NAN : perfopt_timestamptz_to_seconds(t);
+}
+
 /*
- * The points of detect_anomalies(): any order of times, repeated or not.
- * A NULL or infinite time gives a row without a verdict; a NULL value is a
- * gap.  Returns the number of points.
+ * Check the arrays of detect_anomalies(): one dimension, within the size
+ * limit, as many times as values.  Returns the number of points.
  */
 static int
-anomaly_points(ArrayType *times, ArrayType *vals, TimestampTz **stamps,
-			   bool **stamp_nulls, double **seconds, double **values)
+anomaly_array_length(ArrayType *times, ArrayType *vals)
 {
-	Datum	   *time_datums,
-			   *value_datums;
-	bool	   *time_nulls,
-			   *value_nulls;
 	int			ntimes,
 				nvalues;
 
@@ -193,41 +194,116 @@ anomaly_points(ArrayType *times, ArrayType *vals, TimestampTz **stamps,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("times has %d elements but vals has %d", ntimes, nvalues),
 				 errhint("Pass one time per value.")));
+	return ntimes;
+}
 
-	*stamps = palloc(sizeof(TimestampTz) * Max(ntimes, 1));
-	*stamp_nulls = palloc0(sizeof(bool) * Max(ntimes, 1));
-	*seconds = palloc(sizeof(double) * Max(ntimes, 1));
-	*values = palloc(sizeof(double) * Max(ntimes, 1));
+/*
+ * The points of detect_anomalies(), in arrays of their own: any order of
+ * times, repeated or not.  A NULL or infinite time gives a row without a
+ * verdict; a NULL value is a gap.
+ */
+static void
+anomaly_points(ArrayType *times, ArrayType *vals, int n, TimestampTz **stamps,
+			   bool **stamp_nulls, double **seconds, double **values)
+{
+	Datum	   *time_datums,
+			   *value_datums;
+	bool	   *time_nulls,
+			   *value_nulls;
+	int			ntimes,
+				nvalues;
 
-	/* the usual case, no NULL: read the elements in place */
+	*stamps = palloc(sizeof(TimestampTz) * Max(n, 1));
+	*stamp_nulls = palloc0(sizeof(bool) * Max(n, 1));
+	*seconds = palloc(sizeof(double) * Max(n, 1));
+	*values = palloc(sizeof(double) * Max(n, 1));
+
+	/* no NULL: read the elements in place */
 	if (!ARR_HASNULL(times) && !ARR_HASNULL(vals))
 	{
 		const TimestampTz *t = (const TimestampTz *) ARR_DATA_PTR(times);
 		const float8 *v = (const float8 *) ARR_DATA_PTR(vals);
 
-		memcpy(*stamps, t, sizeof(TimestampTz) * ntimes);
-		memcpy(*values, v, sizeof(double) * ntimes);
-		for (int i = 0; i < ntimes; i++)
-			(*seconds)[i] = TIMESTAMP_NOT_FINITE(t[i]) ?
-				NAN : perfopt_timestamptz_to_seconds(t[i]);
-		return ntimes;
+		memcpy(*stamps, t, sizeof(TimestampTz) * n);
+		memcpy(*values, v, sizeof(double) * n);
+		for (int i = 0; i < n; i++)
+			(*seconds)[i] = stamp_seconds(t[i]);
+		return;
 	}
 
 	deconstruct_array(times, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
 					  TYPALIGN_DOUBLE, &time_datums, &time_nulls, &ntimes);
 	deconstruct_array(vals, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
 					  TYPALIGN_DOUBLE, &value_datums, &value_nulls, &nvalues);
-	for (int i = 0; i < ntimes; i++)
+	for (int i = 0; i < n; i++)
 	{
 		TimestampTz t = time_nulls[i] ? 0 : DatumGetTimestampTz(time_datums[i]);
 
 		(*stamps)[i] = t;
 		(*stamp_nulls)[i] = time_nulls[i];
-		(*seconds)[i] = (time_nulls[i] || TIMESTAMP_NOT_FINITE(t)) ?
-			NAN : perfopt_timestamptz_to_seconds(t);
+		(*seconds)[i] = time_nulls[i] ? NAN : stamp_seconds(t);
 		(*values)[i] = value_nulls[i] ? NAN : DatumGetFloat8(value_datums[i]);
 	}
-	return ntimes;
+	pfree(time_datums);
+	pfree(time_nulls);
+	pfree(value_datums);
+	pfree(value_nulls);
+}
+
+/*
+ * Are the times already in the order the detector takes them (never one
+ * before the previous, an infinite time only after every finite one)?  The
+ * test of perfopt_anomaly_time_order(), so that either way gives the same
+ * order.
+ */
+static bool
+stamps_in_time_order(const TimestampTz *t, int n)
+{
+	double		previous = n > 0 ? stamp_seconds(t[0]) : 0;
+
+	for (int i = 1; i < n; i++)
+	{
+		double		current = stamp_seconds(t[i]);
+
+		if (current < previous || (isnan(previous) && !isnan(current)))
+			return false;
+		previous = current;
+	}
+	return true;
+}
+
+/* The reason of the point the detector just reported */
+static char *
+last_reason_text(void *state, double score, double threshold)
+{
+	PerfoptAnomalyReason reason;
+
+	perfopt_anomaly_last_reason(state, &reason);
+	return anomaly_reason_text(&reason, score, threshold);
+}
+
+/* One row of detect_anomalies(); reason is NULL on a point not reported */
+static void
+put_anomaly_row(ReturnSetInfo *rsinfo, TimestampTz stamp, bool stamp_null,
+				double value, double expected, double score, int flagged,
+				char *reason)
+{
+	Datum		values[6];
+	bool		nulls[6];
+
+	values[0] = TimestampTzGetDatum(stamp);
+	nulls[0] = stamp_null;
+	values[1] = Float8GetDatum(value);
+	nulls[1] = isnan(value);
+	values[2] = Float8GetDatum(expected);
+	nulls[2] = !isfinite(expected);
+	values[3] = Float8GetDatum(score);
+	nulls[3] = !isfinite(score);
+	values[4] = BoolGetDatum(flagged != 0);
+	nulls[4] = false;
+	values[5] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	nulls[5] = reason == NULL;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
 /*
@@ -235,11 +311,18 @@ anomaly_points(ArrayType *times, ArrayType *vals, TimestampTz **stamps,
  * point, causal in time.  The points are judged in time order (a stable
  * sort: repeated times keep their input order), and the rows come back in
  * input order, one per point.
+ *
+ * The usual series, without NULLs and already in time order, is judged in
+ * place: each point's row is stored as soon as the point is judged, with no
+ * copy of the arrays and no array of results.  Any other goes through
+ * arrays: sorted by time, judged, then returned in input order.
  */
 Datum
 perfopt_detect_anomalies(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ArrayType  *times_array,
+			   *vals_array;
 	TimestampTz *stamps;
 	bool	   *stamp_nulls;
 	double	   *seconds,
@@ -256,18 +339,47 @@ perfopt_detect_anomalies(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		return (Datum) 0;		/* no series, no rows */
-	n = anomaly_points(PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1),
-					   &stamps, &stamp_nulls, &seconds, &vals);
+	times_array = PG_GETARG_ARRAYTYPE_P(0);
+	vals_array = PG_GETARG_ARRAYTYPE_P(1);
+	n = anomaly_array_length(times_array, vals_array);
 	threshold = threshold_argument(fcinfo, 2);
 
+	state = palloc(perfopt_anomaly_state_size());
+	perfopt_anomaly_init(state, threshold);
+
+	if (!ARR_HASNULL(times_array) && !ARR_HASNULL(vals_array) &&
+		stamps_in_time_order((const TimestampTz *) ARR_DATA_PTR(times_array), n))
+	{
+		const TimestampTz *t = (const TimestampTz *) ARR_DATA_PTR(times_array);
+		const float8 *v = (const float8 *) ARR_DATA_PTR(vals_array);
+
+		for (int i = 0; i < n; i++)
+		{
+			double		point_expected,
+						point_score;
+			int			point_flagged;
+
+			perfopt_anomaly_update(state, stamp_seconds(t[i]), v[i],
+								   &point_expected, &point_score,
+								   &point_flagged);
+			put_anomaly_row(rsinfo, t[i], false, v[i], point_expected,
+							point_score, point_flagged,
+							point_flagged ? last_reason_text(state, point_score,
+															 threshold) : NULL);
+			if ((i & 0xffff) == 0)
+				CHECK_FOR_INTERRUPTS();
+		}
+		return (Datum) 0;
+	}
+
+	anomaly_points(times_array, vals_array, n, &stamps, &stamp_nulls,
+				   &seconds, &vals);
 	expected = palloc(sizeof(double) * Max(n, 1));
 	score = palloc(sizeof(double) * Max(n, 1));
 	flagged = palloc(sizeof(int) * Max(n, 1));
 	reasons = palloc0(sizeof(char *) * Max(n, 1));
 	order = palloc(sizeof(long) * 2 * Max(n, 1));
-	state = palloc(perfopt_anomaly_state_size());
 
-	perfopt_anomaly_init(state, threshold);
 	perfopt_anomaly_time_order(seconds, n, order, order + n);
 	for (int k = 0; k < n; k++)
 	{
@@ -276,34 +388,14 @@ perfopt_detect_anomalies(PG_FUNCTION_ARGS)
 		perfopt_anomaly_update(state, seconds[i], vals[i], &expected[i],
 							   &score[i], &flagged[i]);
 		if (flagged[i])
-		{
-			PerfoptAnomalyReason reason;
-
-			perfopt_anomaly_last_reason(state, &reason);
-			reasons[i] = anomaly_reason_text(&reason, score[i], threshold);
-		}
+			reasons[i] = last_reason_text(state, score[i], threshold);
 		if ((k & 0xffff) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
 
 	for (int i = 0; i < n; i++)
-	{
-		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, false, false};
-
-		values[0] = TimestampTzGetDatum(stamps[i]);
-		nulls[0] = stamp_nulls[i];
-		values[1] = Float8GetDatum(vals[i]);
-		nulls[1] = isnan(vals[i]);
-		values[2] = Float8GetDatum(expected[i]);
-		nulls[2] = !isfinite(expected[i]);
-		values[3] = Float8GetDatum(score[i]);
-		nulls[3] = !isfinite(score[i]);
-		values[4] = BoolGetDatum(flagged[i] != 0);
-		values[5] = reasons[i] ? CStringGetTextDatum(reasons[i]) : (Datum) 0;
-		nulls[5] = reasons[i] == NULL;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+		put_anomaly_row(rsinfo, stamps[i], stamp_nulls[i], vals[i],
+						expected[i], score[i], flagged[i], reasons[i]);
 	return (Datum) 0;
 }
 
