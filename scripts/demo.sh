@@ -151,6 +151,15 @@ echo "redis> EXISTS lead:34"
 redis-cli -p "$rport" EXISTS lead:34
 psql_demo -q -c "SELECT keys, invalidations_sent, outbox_depth, last_error FROM perfopt.cache_metrics"
 
+# issue 20: cache advice for one template (from the invalidations just sent)
+cat <<'TEXT'
+
+Cache advice (perfopt.cache_advice): how often an agent's list changes, and the TTL that fits:
+TEXT
+psql_demo -q -c "SELECT key_template, invalidations, keys_estimate, mean_change_interval, redis_ttl,
+       invalidated_before_expiry_pct AS stale_pct, recommended_ttl
+  FROM perfopt.cache_advice WHERE key_template = 'agent:{agent_id}:leads'"
+
 cat <<'TEXT'
 
 The orchestrator's health score and its plan (perfopt.run_optimization_cycle(); the seeded

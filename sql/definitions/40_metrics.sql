@@ -160,6 +160,7 @@ BEGIN
     END LOOP;
 
     DELETE FROM perfopt.metrics_latest WHERE ts < metrics_cutoff;
+    DELETE FROM perfopt.cache_template_stats WHERE bucket < metrics_cutoff;
 
     -- anomalies and cleared alerts live as long as the metrics; the
     -- hourly capacity history at least 400 days

@@ -220,3 +220,121 @@ COMMENT ON VIEW perfopt.cache_metrics IS
 SELECT perfopt.cache_retrigger(w.rel)
   FROM (SELECT DISTINCT rel FROM perfopt.cache_watches) w
   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) w.rel;
+
+------------------------------------------------------------------------------
+-- Cache advice: how often each template's data changes, how often its keys
+-- are read, and the TTL that fits its change rate
+
+COMMENT ON TABLE perfopt.cache_template_stats IS
+'invalidated keys per watched key template and hour, counted by the cache worker as it sends them';
+
+COMMENT ON COLUMN perfopt.cache_strategies.adaptive IS
+'cache_warm and cache_rewarm set the TTL cache_advice recommends for the key template, within min_ttl and max_ttl, instead of redis_ttl';
+
+-- Internal (superusers): no Redis, so cache_warm may use it.  The keys of a
+-- template are estimated from the table's statistics: the distinct values
+-- of its one column (pg_statistic), or the table's rows for several.  A key
+-- changes on average every keys * span / invalidations; for changes that
+-- come at random (a Poisson process) the median time between two is that
+-- mean times ln 2, and the share of entries invalidated before a TTL t
+-- expires is 1 - exp(-t / mean).
+CREATE OR REPLACE VIEW perfopt.cache_template_changes AS
+WITH w AS (
+    SELECT DISTINCT ON (w.key_template) w.key_template, w.rel, w.strategy, w.columns
+      FROM perfopt.cache_watches w
+     ORDER BY w.key_template, w.created_at, w.rel
+), st AS (
+    SELECT s.key_template, sum(s.invalidations)::bigint AS invalidations,
+           min(s.first_at) AS first_at
+      FROM perfopt.cache_template_stats s
+     GROUP BY s.key_template
+), k AS (
+    SELECT w.*, st.invalidations, st.first_at,
+           CASE WHEN pg_catalog.cardinality(w.columns) = 1 THEN
+               (SELECT CASE WHEN s.stadistinct > 0 THEN s.stadistinct::float8
+                            ELSE -s.stadistinct * c.reltuples END
+                  FROM pg_catalog.pg_statistic s
+                  JOIN pg_catalog.pg_attribute a
+                    ON a.attrelid = s.starelid AND a.attnum = s.staattnum
+                 WHERE s.starelid = w.rel AND a.attname = w.columns[1]
+                 ORDER BY s.stainherit DESC LIMIT 1)
+           END AS distinct_values,
+           CASE WHEN c.reltuples >= 0 THEN c.reltuples::float8 END AS table_rows
+      FROM w LEFT JOIN st USING (key_template)
+      LEFT JOIN pg_catalog.pg_class c ON c.oid = w.rel
+), m AS (
+    SELECT k.*, coalesce(k.distinct_values, k.table_rows) AS keys_estimate,
+           greatest(extract(epoch FROM now() - k.first_at), 1) AS span_s
+      FROM k
+)
+SELECT m.key_template, m.rel, m.strategy,
+       coalesce(m.invalidations, 0) AS invalidations,
+       m.first_at AS counted_since,
+       round(m.keys_estimate) AS keys_estimate,
+       CASE WHEN m.invalidations > 0 AND m.keys_estimate > 0
+            THEN m.keys_estimate * m.span_s / m.invalidations END AS mean_change_interval_s,
+       m.span_s
+  FROM m;
+
+COMMENT ON VIEW perfopt.cache_template_changes IS
+'internal: per watched key template, invalidations counted since when, the keys estimated from the table''s statistics, and the mean time between two changes of one key';
+
+-- the TTL cache_warm and cache_rewarm set: redis_ttl, or for an adaptive
+-- strategy and a watched template the median time between two changes of
+-- a key, within min_ttl and max_ttl (max_ttl when none was seen)
+CREATE OR REPLACE FUNCTION perfopt.cache_strategy_ttl(strategy text, key_template text)
+RETURNS interval
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE WHEN s.adaptive AND c.key_template IS NOT NULL THEN
+           greatest(s.min_ttl, least(s.max_ttl,
+               coalesce(make_interval(secs => c.mean_change_interval_s * ln(2)), s.max_ttl)))
+       ELSE s.redis_ttl END
+  FROM perfopt.cache_strategies s
+  LEFT JOIN perfopt.cache_template_changes c ON c.key_template = $2
+ WHERE s.name = $1
+$$;
+
+COMMENT ON FUNCTION perfopt.cache_strategy_ttl(text, text) IS
+'the Redis TTL cache_warm sets for a strategy and key template: redis_ttl, or the adaptive one within min_ttl and max_ttl';
+
+CREATE OR REPLACE FUNCTION perfopt.cache_template_reads(sample int DEFAULT 100,
+    OUT key_template text, OUT sampled_keys int, OUT avg_lfu_freq float8,
+    OUT reads_per_key float8, OUT reason text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'perfopt_cache_template_reads'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.cache_template_reads(int) IS
+'per watched key template: a SCAN sample of its keys in Redis, their mean LFU counter (OBJECT FREQ) and the reads per key it stands for; counts only, never a key';
+
+CREATE OR REPLACE VIEW perfopt.cache_advice AS
+SELECT c.key_template, c.strategy, c.invalidations,
+       round((c.invalidations / (c.span_s / 3600))::numeric, 1)::float8 AS invalidations_per_hour,
+       c.keys_estimate,
+       make_interval(secs => round(c.mean_change_interval_s::numeric, 3)) AS mean_change_interval,
+       s.redis_ttl,
+       round((100 * (1 - exp(-least(extract(epoch FROM s.redis_ttl) / c.mean_change_interval_s, 700))))::numeric,
+             1)::float8 AS invalidated_before_expiry_pct,
+       r.sampled_keys,
+       round(r.reads_per_key::numeric, 1)::float8 AS reads_per_key,
+       NULL::float8 AS hit_rate_pct,
+       date_trunc('milliseconds', greatest(s.min_ttl, least(s.max_ttl,
+           coalesce(make_interval(secs => c.mean_change_interval_s * ln(2)), s.max_ttl))))
+           AS recommended_ttl,
+       s.adaptive,
+       concat_ws('; ',
+           CASE WHEN c.invalidations = 0 THEN 'no change counted yet: the longest TTL (max_ttl)'
+                WHEN c.keys_estimate IS NULL THEN 'the table was never analyzed: its keys are not known'
+                ELSE 'the median time between two changes of a key, within min_ttl and max_ttl' END,
+           r.reason,
+           'hit rate per template: Redis counts misses only for the whole server (cache_metrics)')
+           AS reason
+  FROM perfopt.cache_template_changes c
+  JOIN perfopt.cache_strategies s ON s.name = c.strategy
+  LEFT JOIN perfopt.cache_template_reads(100) r ON r.key_template = c.key_template;
+
+COMMENT ON VIEW perfopt.cache_advice IS
+'per watched key template: invalidations, the mean time between two changes of a key, the share of entries invalidated before redis_ttl, reads (LFU sample), the recommended TTL and why';

@@ -84,6 +84,7 @@ GRANT EXECUTE ON FUNCTION
     perfopt.prometheus_metrics(),
     perfopt.cache_redis_stats(),
     perfopt.cache_worker_state(),
+    perfopt.cache_template_reads(int),
     perfopt.instance_status(),
     perfopt.metric_correlations(timestamptz, timestamptz, interval, int, float8, text[]),
     perfopt.anomaly_group_first_mover(bigint)
@@ -97,7 +98,7 @@ GRANT SELECT ON
     perfopt.capacity_alerts, perfopt.capacity_forecast, perfopt.bottlenecks,
     perfopt.action_log, perfopt.action_outcomes, perfopt.action_success_rates,
     perfopt.incidents, perfopt.optimization_reports,
-    perfopt.cache_metrics,
+    perfopt.cache_metrics, perfopt.cache_advice,
     perfopt.instance_registry, perfopt.instances, perfopt.scaling_advice
    TO pg_monitor, perfopt_admin, perfopt_reader;
 

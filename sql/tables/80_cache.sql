@@ -10,7 +10,13 @@ CREATE TABLE perfopt.cache_strategies (
     redis_ttl interval NOT NULL CHECK (redis_ttl > interval '0'),
     priority int NOT NULL DEFAULT 0,
     description text,
-    builtin boolean NOT NULL DEFAULT false
+    builtin boolean NOT NULL DEFAULT false,
+    -- adaptive: cache_warm and cache_rewarm use cache_advice's recommended
+    -- TTL, kept within [min_ttl, max_ttl], instead of redis_ttl
+    adaptive boolean NOT NULL DEFAULT false,
+    min_ttl interval NOT NULL DEFAULT interval '1 minute' CHECK (min_ttl > interval '0'),
+    max_ttl interval NOT NULL DEFAULT interval '1 day',
+    CHECK (max_ttl >= min_ttl)
 );
 
 INSERT INTO perfopt.cache_strategies (name, memory_ttl, redis_ttl, priority, description, builtin) VALUES
@@ -67,3 +73,15 @@ SELECT pg_catalog.pg_extension_config_dump('perfopt.cache_warmers_id_seq', '');
 
 INSERT INTO perfopt.jobs (job_name, command, schedule, builtin) VALUES
     ('cache_rewarm', 'SELECT perfopt.cache_rewarm()', interval '10 seconds', true);
+
+-- invalidations per key template and hour, counted by the cache worker in
+-- the transaction that takes them from the outbox (so only sent ones count);
+-- pruned by apply_retention with the metrics
+CREATE TABLE perfopt.cache_template_stats (
+    key_template text NOT NULL,
+    bucket timestamptz NOT NULL,
+    invalidations bigint NOT NULL DEFAULT 0,
+    first_at timestamptz NOT NULL,
+    last_at timestamptz NOT NULL,
+    PRIMARY KEY (key_template, bucket)
+);

@@ -75,3 +75,18 @@ DROP VIEW perfopt.cache_outbox;
 ALTER TABLE perfopt.cache_invalidations ADD COLUMN keys text[];
 UPDATE perfopt.cache_invalidations SET keys = ARRAY[key];
 ALTER TABLE perfopt.cache_invalidations ALTER COLUMN keys SET NOT NULL, DROP COLUMN key;
+
+-- issue 20: cache advice (invalidations per template, adaptive TTLs)
+ALTER TABLE perfopt.cache_strategies
+    ADD COLUMN adaptive boolean NOT NULL DEFAULT false,
+    ADD COLUMN min_ttl interval NOT NULL DEFAULT interval '1 minute' CHECK (min_ttl > interval '0'),
+    ADD COLUMN max_ttl interval NOT NULL DEFAULT interval '1 day',
+    ADD CHECK (max_ttl >= min_ttl);
+CREATE TABLE perfopt.cache_template_stats (
+    key_template text NOT NULL,
+    bucket timestamptz NOT NULL,
+    invalidations bigint NOT NULL DEFAULT 0,
+    first_at timestamptz NOT NULL,
+    last_at timestamptz NOT NULL,
+    PRIMARY KEY (key_template, bucket)
+);

@@ -57,6 +57,7 @@
 PG_FUNCTION_INFO_V1(perfopt_cache_template_columns);
 PG_FUNCTION_INFO_V1(perfopt_cache_invalidate);
 PG_FUNCTION_INFO_V1(perfopt_cache_warm);
+PG_FUNCTION_INFO_V1(perfopt_cache_template_reads);
 PG_FUNCTION_INFO_V1(perfopt_cache_rewarm);
 PG_FUNCTION_INFO_V1(perfopt_cache_redis_stats);
 
@@ -479,17 +480,21 @@ warm_query(redisContext *c, const char *template, const char *query, int64 ttl,
 	return set;
 }
 
-/* The Redis TTL of a strategy in seconds; an ERROR if there is none */
+/*
+ * The Redis TTL of a strategy for a key template in seconds (redis_ttl, or
+ * the adaptive one: perfopt.cache_strategy_ttl); an ERROR if there is none
+ */
 static int64
-strategy_ttl(Datum strategy)
+strategy_ttl(Datum strategy, Datum template)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {strategy};
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {strategy, template};
 	bool		isnull;
 
-	if (SPI_execute_with_args("SELECT ceil(extract(epoch FROM redis_ttl))::int8"
-							  "  FROM perfopt.cache_strategies WHERE name = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT pg_catalog.ceil(pg_catalog.date_part('epoch',"
+							  "         perfopt.cache_strategy_ttl(name, $2)))::pg_catalog.int8"
+							  "  FROM perfopt.cache_strategies WHERE name OPERATOR(pg_catalog.=) $1",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read perfopt.cache_strategies");
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -522,7 +527,7 @@ perfopt_cache_warm(PG_FUNCTION_ARGS)
 				 errhint("The query is run again by the perfopt launcher, as a superuser.")));
 
 	SPI_connect();
-	ttl = strategy_ttl(PG_GETARG_DATUM(0));
+	ttl = strategy_ttl(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1));
 
 	/* check the query and the template before talking to Redis */
 	{
@@ -615,7 +620,8 @@ perfopt_cache_rewarm(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	if (SPI_execute("SELECT w.id, w.key_template, w.query,"
-					"       pg_catalog.ceil(pg_catalog.date_part('epoch', s.redis_ttl))::pg_catalog.int8,"
+					"       pg_catalog.ceil(pg_catalog.date_part('epoch',"
+					"           perfopt.cache_strategy_ttl(s.name, w.key_template)))::pg_catalog.int8,"
 					"       w.min_freq, w.refresh_pct, w.owner::pg_catalog.oid"
 					"  FROM perfopt.cache_warmers w JOIN perfopt.cache_strategies s"
 					"    ON s.name OPERATOR(pg_catalog.=) w.strategy"
@@ -764,4 +770,166 @@ perfopt_cache_redis_stats(PG_FUNCTION_ARGS)
 		nulls[5] = false;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/* A setting of Redis (CONFIG GET name) into out; false when it has none */
+static bool
+redis_config(redisContext *c, const char *name, char *out, size_t outlen)
+{
+	redisReply *r = perfopt_redis_command(c, "CONFIG GET %s", name);
+	bool		found = false;
+
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+		r->element[1]->type == REDIS_REPLY_STRING)
+	{
+		strlcpy(out, r->element[1]->str, outlen);
+		found = true;
+	}
+	if (r)
+		freeReplyObject(r);
+	return found;
+}
+
+#define TEMPLATE_SAMPLE_MAX		1000
+#define TEMPLATE_SCAN_ROUNDS	10
+
+/*
+ * cache_template_reads(sample): for each watched key template, up to sample
+ * of its keys found by SCAN (at most ten SCAN ... COUNT 1000 calls) and
+ * their mean LFU counter (OBJECT FREQ), with the reads that counter means
+ * on average (Redis raises it from 5 with probability 1 / ((c - 5) *
+ * lfu-log-factor + 1)).  No key nor value leaves this function: only counts
+ * per template.  NULLs and a reason when Redis cannot say (no LFU policy,
+ * Redis unreachable).
+ */
+Datum
+perfopt_cache_template_reads(PG_FUNCTION_ARGS)
+{
+	int32		sample = PG_GETARG_INT32(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char		error[512];
+	char		policy[64] = "";
+	char		factor_str[32] = "10";
+	double		factor;
+	redisContext *c = NULL;
+	uint64		ntemplates;
+	SPITupleTable *templates;
+	uint64		own_hits = 0;
+	uint64		own_misses = 0;
+
+	if (sample < 1 || sample > TEMPLATE_SAMPLE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sample must be between 1 and %d", TEMPLATE_SAMPLE_MAX),
+				 errhint("Sample fewer keys per template.")));
+	InitMaterializedSRF(fcinfo, 0);
+
+	SPI_connect();
+	if (SPI_execute("SELECT DISTINCT key_template FROM perfopt.cache_watches ORDER BY 1",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read perfopt.cache_watches");
+	templates = SPI_tuptable;
+	ntemplates = SPI_processed;
+
+	error[0] = '\0';
+	if (ntemplates > 0)
+	{
+		c = perfopt_redis_connect(error, sizeof(error));
+		if (c != NULL && !redis_config(c, "maxmemory-policy", policy, sizeof(policy)))
+			snprintf(error, sizeof(error), "Redis at %s did not answer CONFIG GET maxmemory-policy",
+					 perfopt_redis_address());
+		else if (c != NULL && strstr(policy, "lfu") == NULL)
+			snprintf(error, sizeof(error),
+					 "Redis's maxmemory-policy is %s: it counts reads per key (OBJECT FREQ) only under allkeys-lfu or volatile-lfu",
+					 policy);
+		if (c != NULL)
+			(void) redis_config(c, "lfu-log-factor", factor_str, sizeof(factor_str));
+	}
+	factor = strtod(factor_str, NULL);
+
+	for (uint64 t = 0; t < ntemplates; t++)
+	{
+		char	   *template = SPI_getvalue(templates->vals[t], templates->tupdesc, 1);
+		Datum		values[5];
+		bool		nulls[5] = {false, true, true, true, true};
+		char		reason[600];
+
+		values[0] = CStringGetTextDatum(template);
+		reason[0] = '\0';
+		if (error[0] == '\0' && c != NULL)
+		{
+			char	   *pattern = perfopt_cache_template_pattern(template);
+			char		cursor[32] = "0";
+			int			sampled = 0;
+			double		freq_sum = 0;
+			double		reads_sum = 0;
+
+			for (int round = 0; round < TEMPLATE_SCAN_ROUNDS && sampled < sample; round++)
+			{
+				redisReply *r = perfopt_redis_command(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+
+				if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+				{
+					snprintf(reason, sizeof(reason), "Redis at %s did not answer SCAN: %s",
+							 perfopt_redis_address(),
+							 (r && r->type == REDIS_REPLY_ERROR) ? r->str : c->errstr);
+					if (r)
+						freeReplyObject(r);
+					break;
+				}
+				strlcpy(cursor, r->element[0]->str, sizeof(cursor));
+				for (size_t k = 0; k < r->element[1]->elements && sampled < sample; k++)
+				{
+					redisReply *f = perfopt_redis_command(c, "OBJECT FREQ %s",
+														  r->element[1]->element[k]->str);
+
+					if (f != NULL && f->type == REDIS_REPLY_INTEGER)
+					{
+						double		above = Max(0, f->integer - 5);
+
+						own_hits++;
+						sampled++;
+						freq_sum += f->integer;
+						reads_sum += above + factor * above * (above - 1) / 2;
+					}
+					else
+						own_misses++;	/* gone since SCAN */
+					if (f)
+						freeReplyObject(f);
+				}
+				freeReplyObject(r);
+				if (strcmp(cursor, "0") == 0)
+					break;
+				CHECK_FOR_INTERRUPTS();
+			}
+			if (reason[0] == '\0')
+			{
+				values[1] = Int32GetDatum(sampled);
+				nulls[1] = false;
+				if (sampled > 0)
+				{
+					values[2] = Float8GetDatum(freq_sum / sampled);
+					values[3] = Float8GetDatum(reads_sum / sampled);
+					nulls[2] = nulls[3] = false;
+				}
+				else
+					strlcpy(reason, "no key of this template is in Redis", sizeof(reason));
+			}
+		}
+		else
+			strlcpy(reason, error, sizeof(reason));
+		if (reason[0] != '\0')
+		{
+			values[4] = CStringGetTextDatum(reason);
+			nulls[4] = false;
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	if (c != NULL)
+	{
+		count_own_lookups(c, own_hits, own_misses);
+		redisFree(c);
+	}
+	SPI_finish();
+	PG_RETURN_NULL();
 }

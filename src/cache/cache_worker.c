@@ -656,7 +656,24 @@ drain_batch(Batch *batch)
 		" taken AS ("
 		"  DELETE FROM perfopt.cache_invalidations"
 		"   WHERE id >= $2 AND id <= (SELECT id FROM last)"
-		"  RETURNING id, keys, pattern)"
+		"  RETURNING id, keys, pattern),"
+		/* count the keys of each watched template, for cache_advice */
+		" templates AS ("
+		"  SELECT DISTINCT key_template,"
+		"         regexp_replace(replace(replace(replace(key_template, '\\', '\\\\'),"
+		"                                        '%', '\\%'), '_', '\\_'),"
+		"                        '\\{[^}]*\\}', '%', 'g') AS pattern"
+		"    FROM perfopt.cache_watches),"
+		" counted AS ("
+		"  INSERT INTO perfopt.cache_template_stats AS s"
+		"         (key_template, bucket, invalidations, first_at, last_at)"
+		"  SELECT t.key_template, date_trunc('hour', now()), count(*), now(), now()"
+		"    FROM taken, unnest(taken.keys) AS k(key), templates t"
+		"   WHERE NOT taken.pattern AND k.key LIKE t.pattern"
+		"   GROUP BY t.key_template"
+		"  ON CONFLICT (key_template, bucket) DO UPDATE"
+		"     SET invalidations = s.invalidations + excluded.invalidations,"
+		"         last_at = excluded.last_at)"
 		" SELECT keys, pattern, id FROM taken ORDER BY id",
 		types);
 	ret = SPI_execute_plan(take_plan, values, NULL, false, 0);
