@@ -811,7 +811,7 @@ perfopt_cache_template_reads(PG_FUNCTION_ARGS)
 	char		policy[64] = "";
 	char		factor_str[32] = "10";
 	double		factor;
-	redisContext *c = NULL;
+	redisContext *volatile c = NULL;
 	uint64		ntemplates;
 	SPITupleTable *templates;
 	uint64		own_hits = 0;
@@ -847,84 +847,95 @@ perfopt_cache_template_reads(PG_FUNCTION_ARGS)
 	}
 	factor = strtod(factor_str, NULL);
 
-	for (uint64 t = 0; t < ntemplates; t++)
+	/* a cancel or an error in the loop must not leak the connection */
+	PG_TRY();
 	{
-		char	   *template = SPI_getvalue(templates->vals[t], templates->tupdesc, 1);
-		Datum		values[5];
-		bool		nulls[5] = {false, true, true, true, true};
-		char		reason[600];
-
-		values[0] = CStringGetTextDatum(template);
-		reason[0] = '\0';
-		if (error[0] == '\0' && c != NULL)
+		for (uint64 t = 0; t < ntemplates; t++)
 		{
-			char	   *pattern = perfopt_cache_template_pattern(template);
-			char		cursor[32] = "0";
-			int			sampled = 0;
-			double		freq_sum = 0;
-			double		reads_sum = 0;
+			char	   *template = SPI_getvalue(templates->vals[t], templates->tupdesc, 1);
+			Datum		values[5];
+			bool		nulls[5] = {false, true, true, true, true};
+			char		reason[600];
 
-			for (int round = 0; round < TEMPLATE_SCAN_ROUNDS && sampled < sample; round++)
+			values[0] = CStringGetTextDatum(template);
+			reason[0] = '\0';
+			if (error[0] == '\0' && c != NULL)
 			{
-				redisReply *r = perfopt_redis_command(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+				char	   *pattern = perfopt_cache_template_pattern(template);
+				char		cursor[32] = "0";
+				int			sampled = 0;
+				double		freq_sum = 0;
+				double		reads_sum = 0;
 
-				if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+				for (int round = 0; round < TEMPLATE_SCAN_ROUNDS && sampled < sample; round++)
 				{
-					snprintf(reason, sizeof(reason), "Redis at %s did not answer SCAN: %s",
-							 perfopt_redis_address(),
-							 (r && r->type == REDIS_REPLY_ERROR) ? r->str : c->errstr);
-					if (r)
-						freeReplyObject(r);
-					break;
-				}
-				strlcpy(cursor, r->element[0]->str, sizeof(cursor));
-				for (size_t k = 0; k < r->element[1]->elements && sampled < sample; k++)
-				{
-					redisReply *f = perfopt_redis_command(c, "OBJECT FREQ %s",
-														  r->element[1]->element[k]->str);
+					redisReply *r = perfopt_redis_command(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
 
-					if (f != NULL && f->type == REDIS_REPLY_INTEGER)
+					if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
 					{
-						double		above = Max(0, f->integer - 5);
+						snprintf(reason, sizeof(reason), "Redis at %s did not answer SCAN: %s",
+								 perfopt_redis_address(),
+								 (r && r->type == REDIS_REPLY_ERROR) ? r->str : c->errstr);
+						if (r)
+							freeReplyObject(r);
+						break;
+					}
+					strlcpy(cursor, r->element[0]->str, sizeof(cursor));
+					for (size_t k = 0; k < r->element[1]->elements && sampled < sample; k++)
+					{
+						redisReply *f = perfopt_redis_command(c, "OBJECT FREQ %s",
+															  r->element[1]->element[k]->str);
 
-						own_hits++;
-						sampled++;
-						freq_sum += f->integer;
-						reads_sum += above + factor * above * (above - 1) / 2;
+						if (f != NULL && f->type == REDIS_REPLY_INTEGER)
+						{
+							double		above = Max(0, f->integer - 5);
+
+							own_hits++;
+							sampled++;
+							freq_sum += f->integer;
+							reads_sum += above + factor * above * (above - 1) / 2;
+						}
+						else
+							own_misses++;	/* gone since SCAN */
+						if (f)
+							freeReplyObject(f);
+					}
+					freeReplyObject(r);
+					if (strcmp(cursor, "0") == 0)
+						break;
+					CHECK_FOR_INTERRUPTS();
+				}
+				if (reason[0] == '\0')
+				{
+					values[1] = Int32GetDatum(sampled);
+					nulls[1] = false;
+					if (sampled > 0)
+					{
+						values[2] = Float8GetDatum(freq_sum / sampled);
+						values[3] = Float8GetDatum(reads_sum / sampled);
+						nulls[2] = nulls[3] = false;
 					}
 					else
-						own_misses++;	/* gone since SCAN */
-					if (f)
-						freeReplyObject(f);
+						strlcpy(reason, "no key of this template is in Redis", sizeof(reason));
 				}
-				freeReplyObject(r);
-				if (strcmp(cursor, "0") == 0)
-					break;
-				CHECK_FOR_INTERRUPTS();
 			}
-			if (reason[0] == '\0')
+			else
+				strlcpy(reason, error, sizeof(reason));
+			if (reason[0] != '\0')
 			{
-				values[1] = Int32GetDatum(sampled);
-				nulls[1] = false;
-				if (sampled > 0)
-				{
-					values[2] = Float8GetDatum(freq_sum / sampled);
-					values[3] = Float8GetDatum(reads_sum / sampled);
-					nulls[2] = nulls[3] = false;
-				}
-				else
-					strlcpy(reason, "no key of this template is in Redis", sizeof(reason));
+				values[4] = CStringGetTextDatum(reason);
+				nulls[4] = false;
 			}
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
-		else
-			strlcpy(reason, error, sizeof(reason));
-		if (reason[0] != '\0')
-		{
-			values[4] = CStringGetTextDatum(reason);
-			nulls[4] = false;
-		}
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	PG_CATCH();
+	{
+		if (c != NULL)
+			redisFree(c);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (c != NULL)
 	{
 		count_own_lookups(c, own_hits, own_misses);
