@@ -29,6 +29,33 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION perfopt.table_health(boolean, regclass) IS
 'a 0-100 health score per table (or for rel) with its components, issues and fixes; exact reads sampled pages';
 
+CREATE OR REPLACE FUNCTION perfopt.table_health(exact boolean, rel regclass, drops boolean)
+RETURNS TABLE (
+    table_name regclass,
+    health_score int,
+    est_bloat_pct float8,
+    dead_tuple_pct float8,
+    seq_scan_pct float8,
+    cache_hit_pct float8,
+    hot_update_pct float8,
+    xid_age_pct float8,
+    last_vacuum timestamptz,
+    last_analyze timestamptz,
+    issues jsonb,
+    recommendations jsonb,
+    index_bloat_pct float8,
+    vacuum_due float8,
+    analyze_due float8,
+    size_bytes bigint,
+    measured boolean,
+    bloat_error_pct float8)
+AS 'MODULE_PATHNAME', 'perfopt_table_health'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.table_health(boolean, regclass, boolean) IS
+'table_health(exact, rel), with the recommendations to drop indexes only when drops: without them it does not evaluate perfopt.index_drop_candidates (health() and the cycle''s report read them once themselves)';
+
 CREATE OR REPLACE VIEW perfopt.table_health AS
     SELECT * FROM perfopt.table_health(false);
 

@@ -1019,10 +1019,11 @@ BEGIN
         'score', greatest(0, round(100 * (1 - v.wasted::float8 / greatest(v.total, 1)) - 20 * v.invalid))::int,
         'wasted_bytes', v.wasted, 'index_bytes', v.total, 'invalid', v.invalid));
 
-    -- tables: table_health scores weighted by size
+    -- tables: table_health scores weighted by size (without its drop
+    -- recommendations: the drop candidates were read once, above)
     SELECT round(sum(health_score * greatest(size_bytes, 8192)) / nullif(sum(greatest(size_bytes, 8192)), 0)) AS s,
            count(*) FILTER (WHERE health_score < 70) AS unhealthy, count(*) AS n
-      INTO v FROM perfopt.table_health;
+      INTO v FROM perfopt.table_health(false, NULL, false);
     parts := parts || jsonb_build_object('tables', jsonb_build_object(
         'score', coalesce(v.s, 100)::int, 'tables', v.n, 'below_70', v.unhealthy));
 
@@ -1126,6 +1127,18 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
                        / greatest(extract(epoch FROM pg_catalog.now() - (SELECT i.stats_reset FROM perfopt.statement_stats_info i))
                                   / 3600, 1)
                   FROM perfopt.statement_stats s WHERE s.toplevel) AS ms_per_hour),
+    -- each view once: table_health without its drop recommendations, which
+    -- come from d (what table_health(false) adds: a table's candidates)
+    d AS MATERIALIZED (SELECT * FROM perfopt.index_drop_candidates),
+    th AS MATERIALIZED (SELECT * FROM perfopt.table_health(false, NULL, false)),
+    th_items AS (
+        SELECT h.*, f->>'action' AS item_action, f->>'statement' AS item_statement, f->>'reason' AS item_reason
+          FROM th h CROSS JOIN LATERAL jsonb_array_elements(h.recommendations) f
+         WHERE h.health_score < 80
+        UNION ALL
+        SELECT h.*, 'drop_index', d.drop_def, d.index_name::text || ' is ' || d.reason
+          FROM th h JOIN d ON d.table_name = h.table_name
+         WHERE h.health_score < 80),
     plan AS (
         SELECT 1 AS priority, 'capacity' AS category, c.action, c.resource || CASE WHEN c.entity <> '' THEN ' ' || c.entity ELSE '' END AS target,
                NULL::text AS statement, c.recommendation AS reason,
@@ -1149,17 +1162,16 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
                0, d.size_bytes / 1e9 * p.gb_month, k.risk, k.reason,
                'doing: nothing to pay; not doing: the index''s size at perfopt.price_storage_gb_month (the writes it '
                'slows are not priced)'
-          FROM perfopt.index_drop_candidates d, prices p,
+          FROM d, prices p,
                perfopt.action_risk(d.drop_def, d.size_bytes,
                                    CASE WHEN d.reason LIKE 'invalid%' THEN 1 WHEN d.reason LIKE 'duplicate%' THEN 0.95
                                         WHEN d.reason LIKE 'redundant%' THEN 0.8 ELSE 0.6 END) k
         UNION ALL
-        SELECT 4, 'table', f->>'action', h.table_name::text, f->>'statement', f->>'reason',
+        SELECT 4, 'table', h.item_action, h.table_name::text, h.item_statement, h.item_reason,
                0, coalesce(h.est_bloat_pct, 0) / 100 * h.size_bytes / 1e9 * p.gb_month, k.risk, k.reason,
                'doing: maintenance, not priced; not doing: the table''s estimated bloat at perfopt.price_storage_gb_month'
-          FROM perfopt.table_health h CROSS JOIN LATERAL jsonb_array_elements(h.recommendations) f, prices p,
-               perfopt.action_risk(f->>'statement', h.size_bytes, 1) k
-         WHERE h.health_score < 80)
+          FROM th_items h, prices p,
+               perfopt.action_risk(h.item_statement, h.size_bytes, 1) k)
     SELECT plan.priority, plan.category, plan.action, plan.target, plan.statement, plan.reason,
            round(plan.monthly_cost_doing::numeric, 2)::float8, round(plan.monthly_cost_not_doing::numeric, 2)::float8,
            round(((plan.monthly_cost_not_doing - plan.monthly_cost_doing) / nullif(plan.monthly_cost_doing, 0))::numeric, 2)::float8,
@@ -1478,8 +1490,9 @@ BEGIN
     -- the plan (as optimization_plan() makes it: keep the two alike), the
     -- largest tables and the drop candidates by reason (which the scrape
     -- reads from here) from one read of table_health and one of
-    -- index_drop_candidates: each reads every table or index
-    WITH th AS MATERIALIZED (SELECT * FROM perfopt.table_health),
+    -- index_drop_candidates: each reads every table or index (table_health
+    -- without its drop recommendations, which come from d)
+    WITH th AS MATERIALIZED (SELECT * FROM perfopt.table_health(false, NULL, false)),
     d AS MATERIALIZED (SELECT * FROM perfopt.index_drop_candidates),
     plan (priority, category, action, target, statement, reason) AS (
         SELECT 1, 'capacity', c.action, c.resource || CASE WHEN c.entity <> '' THEN ' ' || c.entity ELSE '' END,
@@ -1496,6 +1509,10 @@ BEGIN
         UNION ALL
         SELECT 4, 'table', f->>'action', h.table_name::text, f->>'statement', f->>'reason'
           FROM th h, jsonb_array_elements(h.recommendations) f
+         WHERE h.health_score < 80
+        UNION ALL
+        SELECT 4, 'table', 'drop_index', h.table_name::text, d.drop_def, d.index_name::text || ' is ' || d.reason
+          FROM th h JOIN d ON d.table_name = h.table_name
          WHERE h.health_score < 80)
     SELECT coalesce((SELECT jsonb_agg(to_jsonb(p))
                        FROM (SELECT * FROM plan ORDER BY priority, target LIMIT 10) p), '[]'),

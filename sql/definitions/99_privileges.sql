@@ -41,6 +41,7 @@ GRANT EXECUTE ON FUNCTION
     perfopt.last_advisor_run(),
     perfopt.index_drop_safe_set(regclass[], regclass[]),
     perfopt.table_health(boolean, regclass),
+    perfopt.table_health(boolean, regclass, boolean),
     perfopt.relation_bytes(regclass),
     perfopt.pool_recommendation(float8),
     perfopt.pgbouncer_config(float8),

@@ -939,8 +939,12 @@ percent(double part, double whole)
 }
 
 /*
- * perfopt.table_health(exact boolean, rel regclass): one row per user
- * table, or for rel only.
+ * perfopt.table_health(exact boolean, rel regclass [, drops boolean]): one
+ * row per user table, or for rel only.  drops false leaves out the drop
+ * candidates' recommendations, and the evaluation of
+ * perfopt.index_drop_candidates they cost (nothing else depends on them):
+ * for health(), which uses the scores only, and for the cycle's report,
+ * which reads the drop candidates once for all of its parts.
  */
 Datum
 perfopt_table_health(PG_FUNCTION_ARGS)
@@ -948,13 +952,15 @@ perfopt_table_health(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		exact = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
 	Oid			only = PG_ARGISNULL(1) ? InvalidOid : PG_GETARG_OID(1);
+	bool		drops = PG_NARGS() < 3 || PG_ARGISNULL(2) || PG_GETARG_BOOL(2);
 	List	   *tables;
 	ListCell   *lc;
 	double		seconds;
 
 	InitMaterializedSRF(fcinfo, 0);
 	tables = read_table_facts(only);
-	read_drop_candidates(tables, only);
+	if (drops)
+		read_drop_candidates(tables, only);
 	seconds = statistics_seconds();
 
 	foreach(lc, tables)

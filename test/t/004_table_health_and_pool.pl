@@ -154,5 +154,31 @@ my ($ret, $stdout, $stderr) = $node->psql('postgres',
 	'SELECT * FROM perfopt.pool_recommendation(0)');
 like($stderr, qr/sample_seconds must be between/, 'a bad sample length is refused');
 
+# Without its drop recommendations (drops false: what health() and the
+# cycle use, having read the drop candidates once themselves), for a plain
+# login role: the same rows and scores, the same recommendations but those,
+# and nothing the view does not show it
+$node->safe_psql('postgres', q{
+	CREATE TABLE dup (id int, a int);
+	CREATE INDEX dup_a ON dup (a);
+	CREATE INDEX dup_a2 ON dup (a);
+	CREATE ROLE plain_health LOGIN;
+});
+my $plain = sub {
+	my ($sql) = @_;
+	return $node->safe_psql('postgres', $sql, connstr => $node->connstr('postgres') . ' user=plain_health');
+};
+like($plain->(q{SELECT recommendations FROM perfopt.table_health WHERE table_name = 'dup'::regclass}),
+	qr/"action": "drop_index"/, 'the view recommends dropping the duplicate');
+is($plain->(q{SELECT recommendations FROM perfopt.table_health(false, NULL, false) WHERE table_name = 'dup'::regclass}),
+	'[]', 'without drops, no drop recommendation');
+is($plain->(q{
+	SELECT count(*) FROM perfopt.table_health v
+	  FULL JOIN perfopt.table_health(false, NULL, false) n USING (table_name)
+	 WHERE v.health_score IS DISTINCT FROM n.health_score
+	    OR coalesce((SELECT jsonb_agg(r) FROM jsonb_array_elements(v.recommendations) r
+	                  WHERE r->>'action' <> 'drop_index'), '[]') IS DISTINCT FROM n.recommendations}),
+	'0', 'without drops, the rest is the view\'s');
+
 $node->stop;
 done_testing();

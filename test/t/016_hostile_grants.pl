@@ -119,6 +119,7 @@ my %calls = (
 	  q{SELECT count(*) FROM perfopt.recommend_indexes_for(ARRAY['SELECT * FROM public.probe WHERE a = 5'])},
 	'perfopt.index_drop_safe_set(regclass[],regclass[])' =>
 	  q{SELECT count(*) FROM perfopt.index_drop_safe_set(ARRAY['public.probe_a2'::regclass], ARRAY['public.probe_a'::regclass])},
+	'perfopt.table_health(boolean,regclass,boolean)' => 'SELECT count(*) FROM perfopt.table_health(false, NULL, false)',
 	'perfopt.pool_recommendation(double precision)' => 'SELECT count(*) FROM perfopt.pool_recommendation(0.1)',
 	'perfopt.pgbouncer_config(double precision)' => 'SELECT perfopt.pgbouncer_config(0.1)',
 	'perfopt.anomaly_group_first_mover(bigint)' =>
