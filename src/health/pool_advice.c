@@ -28,6 +28,12 @@
  * that, more concurrency is better bought from the disks than guessed
  * here); beyond it, sessions queue for the CPU and each statement only
  * takes longer.
+ * In transaction mode (below) a server connection's cycle also holds the
+ * time it sits idle after each transaction until the pooler hands it the
+ * next one, a round trip to the client side: the idle time of connections
+ * that ended a transaction while sampling counts in "off the CPU" there.
+ * It includes whatever the application thinks between transactions, so it
+ * is an upper bound, and the cap of eight times the cores holds it.
  * When sessions are often blocked on locks (a fifth of the samples or
  * more), the workload's locks allow only so many transactions to make
  * progress at once: the pool is then also held to the average number of
@@ -86,9 +92,11 @@ typedef struct Observed
 	double		contended;
 	double		other;			/* active, other waits (client, timeout) */
 	double		idle;
+	double		idle_between;	/* idle, since a transaction ended in the window */
 	double		idle_in_transaction;
 	int			peak_connections;
 	double		longest_idle_in_transaction_s;
+	TimestampTz start;			/* when the sampling began */
 } Observed;
 
 /* Count the client backends of the server, now */
@@ -142,6 +150,12 @@ sample_backends(Observed *o)
 					Max(o->longest_idle_in_transaction_s,
 						(double) (now - be->st_state_start_timestamp) / USECS_PER_SEC);
 				break;
+			case STATE_IDLE:
+				o->idle++;
+				/* between two transactions of a connection that is working */
+				if (be->st_state_start_timestamp >= o->start)
+					o->idle_between++;
+				break;
 			default:
 				o->idle++;
 				break;
@@ -158,6 +172,7 @@ observe(double seconds, Observed *o)
 	TimestampTz end = GetCurrentTimestamp() + (TimestampTz) (seconds * USECS_PER_SEC);
 
 	memset(o, 0, sizeof(*o));
+	o->start = GetCurrentTimestamp();
 	for (;;)
 	{
 		sample_backends(o);
@@ -230,6 +245,9 @@ perfopt_pool_recommendation(PG_FUNCTION_ARGS)
 	long		cores = sysconf(_SC_NPROCESSORS_ONLN);
 	Observed	o;
 	double		busy;
+	double		idle_share;
+	bool		transaction_mode;
+	double		cycle;
 	double		cpu_share;
 	double		blocked_share;
 	int			pool;
@@ -245,9 +263,28 @@ perfopt_pool_recommendation(PG_FUNCTION_ARGS)
 	cores = Max(cores, 1);
 	observe(seconds, &o);
 
-	/* pool size: enough sessions to keep the cores busy */
+	/*
+	 * pool mode: transaction pooling when most connections sit idle between
+	 * transactions
+	 */
 	busy = o.on_cpu + o.off_cpu + o.blocked + o.contended + o.other;
-	cpu_share = (o.on_cpu + o.off_cpu) > 0 ? o.on_cpu / (o.on_cpu + o.off_cpu) : 1;
+	idle_share = (busy + o.idle) > 0 ? o.idle / (busy + o.idle) : 0;
+	transaction_mode = idle_share >= IDLE_SHARE_FOR_TRANSACTION_POOLING;
+
+	/*
+	 * pool size: enough sessions to keep the cores busy.  In transaction
+	 * mode a server connection's cycle is not only its transaction: after
+	 * each one it sits idle until the pooler hands it the next client's
+	 * statement, a round trip to the client side like the one a direct
+	 * connection waits between its transactions.  The idle time of the
+	 * connections that ended a transaction in the window is that round trip
+	 * (with whatever the application thinks between transactions, which
+	 * makes it an upper bound): it belongs to the cycle, and the pool is the
+	 * cores over the share of the whole cycle spent on the CPU.  In session
+	 * mode the client holds the connection through that time anyway.
+	 */
+	cycle = o.on_cpu + o.off_cpu + (transaction_mode ? o.idle_between : 0);
+	cpu_share = cycle > 0 ? o.on_cpu / cycle : 1;
 	blocked_share = busy > 0 ? o.blocked / busy : 0;
 	if (busy == 0)
 	{
@@ -259,12 +296,19 @@ perfopt_pool_recommendation(PG_FUNCTION_ARGS)
 	{
 		pool = (int) ceil(cores / Max(cpu_share, 1.0 / MAX_POOL_PER_CORE));
 		pool = Min(Max(pool, cores), MAX_POOL_PER_CORE * cores);
-		reason = psprintf("sessions in a transaction were on the CPU %.0f%% of the time and off it (I/O, WAL flushes, the application's next statement) %.0f%% (%d samples over %.1f s): %ld cores / %.2f = %d sessions keep the cores busy, more would queue for them",
-						  100 * cpu_share, 100 * (1 - cpu_share), o.samples, seconds,
-						  cores, Max(cpu_share, 1.0 / MAX_POOL_PER_CORE), pool);
+		if (transaction_mode)
+			reason = psprintf("in transaction mode a server connection's cycle is its transaction and the round trip until the pooler hands it the next one: of that cycle, as the connections that ended a transaction in %d samples over %.1f s spent it, %.0f%% was on the CPU, %.0f%% off it inside transactions (I/O, WAL flushes, the application's next statement) and %.0f%% idle between transactions (the round trip, and any time the application thinks, so an upper bound): %ld cores / %.2f = %d server connections keep the cores busy, more would queue for them",
+							  o.samples, seconds, 100 * cpu_share, 100 * o.off_cpu / cycle,
+							  100 * o.idle_between / cycle,
+							  cores, Max(cpu_share, 1.0 / MAX_POOL_PER_CORE), pool);
+		else
+			reason = psprintf("sessions in a transaction were on the CPU %.0f%% of the time and off it (I/O, WAL flushes, the application's next statement) %.0f%% (%d samples over %.1f s): %ld cores / %.2f = %d sessions keep the cores busy, more would queue for them",
+							  100 * cpu_share, 100 * (1 - cpu_share), o.samples, seconds,
+							  cores, Max(cpu_share, 1.0 / MAX_POOL_PER_CORE), pool);
 		if (blocked_share >= CONTENTION_SHARE)
 		{
-			double		lanes = (busy - o.blocked) / o.samples;
+			/* connections in their cycle that were not blocked */
+			double		lanes = (busy - o.blocked + (transaction_mode ? o.idle_between : 0)) / o.samples;
 			int			limit = (int) Min(Max(ceil(lanes), cores), pool);
 
 			if (limit < pool)
@@ -280,20 +324,14 @@ perfopt_pool_recommendation(PG_FUNCTION_ARGS)
 										  busy / Max(o.samples, 1), o.peak_connections),
 			psprintf("%d", pool), reason);
 
-	/* pool mode */
-	{
-		double		connections = busy + o.idle;
-		double		idle_share = connections > 0 ? o.idle / connections : 0;
-
-		if (idle_share >= IDLE_SHARE_FOR_TRANSACTION_POOLING)
-			put_row(rsinfo, "pool_mode", "direct connections", "transaction",
-					psprintf("%.0f%% of the connections sampled sat idle between transactions: a pooler in transaction mode (PgBouncer pool_mode = transaction) serves them with %d server connections, if the application uses no session state (SET, advisory locks, prepared statements without protocol support)",
-							 100 * idle_share, pool));
-		else
-			put_row(rsinfo, "pool_mode", "direct connections", "session",
-					psprintf("only %.0f%% of the connections sampled were idle: an application pool (or PgBouncer in session mode) of %d is enough",
-							 100 * idle_share, pool));
-	}
+	if (transaction_mode)
+		put_row(rsinfo, "pool_mode", "direct connections", "transaction",
+				psprintf("%.0f%% of the connections sampled sat idle between transactions: a pooler in transaction mode (PgBouncer pool_mode = transaction) serves them with %d server connections, if the application uses no session state (SET, advisory locks, prepared statements without protocol support)",
+						 100 * idle_share, pool));
+	else
+		put_row(rsinfo, "pool_mode", "direct connections", "session",
+				psprintf("only %.0f%% of the connections sampled were idle: an application pool (or PgBouncer in session mode) of %d is enough",
+						 100 * idle_share, pool));
 
 	/* max_connections */
 	{

@@ -7,6 +7,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use IPC::Run;
+use POSIX qw(ceil);
 
 my $node = PostgreSQL::Test::Cluster->new('health');
 $node->init;
@@ -145,6 +147,29 @@ $_->quit foreach @waiters, $holder;
 my @idle = map { $node->background_psql('postgres') } 1 .. 6;
 like(pool('pool_mode'), qr/^transaction/, 'mostly idle connections: transaction pooling');
 $_->quit foreach @idle;
+
+# Connections that work with pauses between short transactions (pgbench,
+# throttled): transaction pooling, and the pool counts the idle time between
+# transactions in a server connection's cycle.  The pool is checked against
+# the formula its own reason states.
+my $script = $node->basedir . '/cycle.sql';
+open(my $fh, '>', $script) or die "$script: $!";
+print $fh "SELECT count(*) FROM generate_series(1, 100000);\n";
+close $fh;
+my $throttled = IPC::Run::start(
+	[ 'pgbench', '-n', '-f', $script, '-c', '4', '-R', '50', '-T', '5', '-h', $node->host, '-p', $node->port, 'postgres' ],
+	'>', \my $bench_out, '2>', \my $bench_err);
+usleep(500_000);
+my $mode = pool('pool_mode');
+my $size = pool('pool_size');
+$throttled->finish;
+like($mode, qr/^transaction/, 'connections idle between short transactions: transaction pooling');
+like($size, qr/idle between transactions/, 'the pool counts the idle time between transactions in the cycle');
+my ($recommended, $c, $share, $formula) = $size =~ /^(\d+) \|.* (\d+) cores \/ ([\d.]+) = (\d+)/;
+ok(defined $formula && $formula == $recommended, "the pool is the formula's ($size)");
+ok(defined $share && abs(ceil($c / $share) - $recommended) <= 1,
+	'cores over the CPU share of the cycle, kept between the cores and eight times them');
+cmp_ok($recommended, '>=', $cores, 'never below the cores');
 
 $node->safe_psql('postgres', 'SELECT count(*) FROM big') for 1 .. 3;
 like(pool('statement_timeout'), qr/^\d+s \| 95% of the statements/,
