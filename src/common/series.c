@@ -48,6 +48,37 @@ perfopt_interval_seconds(const Interval *span)
 }
 
 /*
+ * Check the arrays of a series function: one dimension each (hint says how
+ * to build them), within the size limit, as many times as values.
+ * Returns the number of points.
+ */
+int
+perfopt_series_check_arrays(ArrayType *times, ArrayType *vals, const char *hint)
+{
+	int			ntimes,
+				nvalues;
+
+	if (ARR_NDIM(times) > 1 || ARR_NDIM(vals) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("times and vals must be one-dimensional arrays"),
+				 errhint("%s", hint)));
+	ntimes = ArrayGetNItems(ARR_NDIM(times), ARR_DIMS(times));
+	nvalues = ArrayGetNItems(ARR_NDIM(vals), ARR_DIMS(vals));
+	if (ntimes > PERFOPT_SERIES_MAX_POINTS || nvalues > PERFOPT_SERIES_MAX_POINTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a series may have at most %d points", PERFOPT_SERIES_MAX_POINTS),
+				 errhint("Aggregate the points first, such as to minute or hourly means.")));
+	if (ntimes != nvalues)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("times has %d elements but vals has %d", ntimes, nvalues),
+				 errhint("Pass one time per value.")));
+	return ntimes;
+}
+
+/*
  * Check times and vals and copy them out.  Times must be non-null, finite
  * and in ascending order; a null value becomes NaN (a gap).
  */
@@ -62,30 +93,15 @@ perfopt_series_from_arrays(ArrayType *times, ArrayType *vals)
 	int			ntimes,
 				nvalues;
 
-	if (ARR_NDIM(times) > 1 || ARR_NDIM(vals) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("times and vals must be one-dimensional arrays"),
-				 errhint("Build them with array_agg(ts ORDER BY ts) and array_agg(value ORDER BY ts).")));
-
-	if (ArrayGetNItems(ARR_NDIM(times), ARR_DIMS(times)) > PERFOPT_SERIES_MAX_POINTS ||
-		ArrayGetNItems(ARR_NDIM(vals), ARR_DIMS(vals)) > PERFOPT_SERIES_MAX_POINTS)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a series may have at most %d points", PERFOPT_SERIES_MAX_POINTS),
-				 errhint("Aggregate the points first, such as to minute or hourly means.")));
+	(void) perfopt_series_check_arrays(times, vals,
+									   "Build them with array_agg(ts ORDER BY ts) and array_agg(value ORDER BY ts).");
 
 	deconstruct_array(times, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
 					  TYPALIGN_DOUBLE, &time_datums, &time_nulls, &ntimes);
 	deconstruct_array(vals, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
 					  TYPALIGN_DOUBLE, &value_datums, &value_nulls, &nvalues);
 
-	if (ntimes != nvalues)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("times has %d elements but vals has %d", ntimes, nvalues),
-				 errhint("Pass one time per value.")));
-
+	Assert(ntimes == nvalues);
 	series->n = ntimes;
 	series->times = palloc(sizeof(double) * Max(ntimes, 1));
 	series->stamps = palloc(sizeof(TimestampTz) * Max(ntimes, 1));

@@ -23,6 +23,7 @@ typedef struct Series
 	double	   *values;			/* NaN where the value was NULL */
 } Series;
 
+extern int	perfopt_series_check_arrays(ArrayType *times, ArrayType *vals, const char *hint);
 extern Series *perfopt_series_from_arrays(ArrayType *times, ArrayType *vals);
 extern double perfopt_timestamptz_to_seconds(TimestampTz t);
 extern TimestampTz perfopt_seconds_to_timestamptz(double seconds);

@@ -167,37 +167,6 @@ stamp_seconds(TimestampTz t)
 }
 
 /*
- * Check the arrays of detect_anomalies(): one dimension, within the size
- * limit, as many times as values.  Returns the number of points.
- */
-static int
-anomaly_array_length(ArrayType *times, ArrayType *vals)
-{
-	int			ntimes,
-				nvalues;
-
-	if (ARR_NDIM(times) > 1 || ARR_NDIM(vals) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("times and vals must be one-dimensional arrays"),
-				 errhint("Build them with array_agg(ts) and array_agg(value).")));
-	if (ArrayGetNItems(ARR_NDIM(times), ARR_DIMS(times)) > PERFOPT_SERIES_MAX_POINTS ||
-		ArrayGetNItems(ARR_NDIM(vals), ARR_DIMS(vals)) > PERFOPT_SERIES_MAX_POINTS)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a series may have at most %d points", PERFOPT_SERIES_MAX_POINTS),
-				 errhint("Aggregate the points first, such as to minute or hourly means.")));
-	ntimes = ArrayGetNItems(ARR_NDIM(times), ARR_DIMS(times));
-	nvalues = ArrayGetNItems(ARR_NDIM(vals), ARR_DIMS(vals));
-	if (ntimes != nvalues)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("times has %d elements but vals has %d", ntimes, nvalues),
-				 errhint("Pass one time per value.")));
-	return ntimes;
-}
-
-/*
  * The points of detect_anomalies(), in arrays of their own: any order of
  * times, repeated or not.  A NULL or infinite time gives a row without a
  * verdict; a NULL value is a gap.
@@ -341,7 +310,8 @@ perfopt_detect_anomalies(PG_FUNCTION_ARGS)
 		return (Datum) 0;		/* no series, no rows */
 	times_array = PG_GETARG_ARRAYTYPE_P(0);
 	vals_array = PG_GETARG_ARRAYTYPE_P(1);
-	n = anomaly_array_length(times_array, vals_array);
+	n = perfopt_series_check_arrays(times_array, vals_array,
+									"Build them with array_agg(ts) and array_agg(value).");
 	threshold = threshold_argument(fcinfo, 2);
 
 	state = palloc(perfopt_anomaly_state_size());
