@@ -1,5 +1,5 @@
-# Shared by the index advisor benchmarks; source after scripts/lib.sh, with
-# q() running psql on the benchmark's cluster and $dir its directory.
+# Shared by the benchmarks; source after scripts/lib.sh. The index advisor
+# benchmarks' helpers need q() running psql on the cluster and $dir its directory.
 
 # Create the indexes listed in table $2 (index_def, estimated) one by one,
 # recording each one's real size under config $1 in table sizes.
@@ -35,4 +35,23 @@ report_sizes() {
            pg_size_pretty(sum(estimated)) AS total_estimated,
            round(sum(estimated)::numeric / nullif(sum(real) FILTER (WHERE estimated IS NOT NULL), 0), 2) AS estimate_over_real
       FROM sizes GROUP BY config"
+}
+
+# median of a list of numbers with its distribution-free 95% confidence
+# interval, to DIGITS decimals: "median low high" (order statistics k and
+# n + 1 - k, k from the binomial distribution)
+median_ci() {
+    local digits=$1
+    shift
+    python3 -c '
+import sys, math
+d = int(sys.argv[1])
+x = sorted(float(v) for v in sys.argv[2:])
+n = len(x)
+m = (x[(n - 1) // 2] + x[n // 2]) / 2
+k = 0
+while k + 1 <= n and sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n <= 0.025:
+    k += 1
+lo, hi = (x[k - 1], x[n - k]) if k >= 1 else (x[0], x[-1])
+print("%.*f %.*f %.*f" % (d, m, d, lo, d, hi))' "$digits" "$@"
 }

@@ -43,6 +43,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/test/bench/bench_lib.sh"
 
 SECONDS_RUN=${1:-20}
 PAIRS=${2:-5}
@@ -120,21 +121,6 @@ done
 q -c "CREATE TABLE results (section text, name text, value float8)"
 echo "perfopt.cache_batch_size = $BATCH, perfopt.cache_batch_delay = $DELAY, builds: ${builds[*]}"
 echo "PostgreSQL on port $PORT, Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$rport, $(nproc) cores"
-
-# median of a list of numbers with its distribution-free 95% confidence
-# interval: "median low high" (order statistics k and n + 1 - k)
-median_ci() {
-    python3 -c '
-import sys, math
-x = sorted(float(v) for v in sys.argv[1:])
-n = len(x)
-m = (x[(n - 1) // 2] + x[n // 2]) / 2
-k = 0
-while k + 1 <= n and sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n <= 0.025:
-    k += 1
-lo, hi = (x[k - 1], x[n - k]) if k >= 1 else (x[0], x[-1])
-print("%.3f %.3f %.3f" % (m, lo, hi))' "$@"
-}
 
 # Wait until the outbox of BUILD (default new) is empty
 settle() {
@@ -332,11 +318,11 @@ SELECT name AS config, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY value))
 for b in "${builds[@]}"; do
     ratios=$(q -At -c "SELECT w.value / p.value FROM results w JOIN results p ON p.section = w.section
                         WHERE w.section LIKE '3:%' AND w.name = '$b watched' AND p.name = '$b plain'")
-    read -r m lo hi <<< "$(median_ci $ratios)"
+    read -r m lo hi <<< "$(median_ci 3 $ratios)"
     echo "$b build: watched over plain, median $m (95% CI $lo-$hi) of the throughput (target: at least 0.90)"
     ratios=$(q -At -c "SELECT p.us_per_tx / w.us_per_tx FROM cpu w JOIN cpu p USING (pair)
                         WHERE w.name = '$b watched' AND p.name = '$b plain'")
-    read -r m lo hi <<< "$(median_ci $ratios)"
+    read -r m lo hi <<< "$(median_ci 3 $ratios)"
     echo "$b build: by CPU time per transaction (plain's over watched's), median $m (95% CI $lo-$hi)"
 done
 q -P footer=off -c "SELECT name AS config, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY us_per_tx)::numeric, 1)

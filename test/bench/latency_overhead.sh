@@ -43,6 +43,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/test/bench/bench_lib.sh"
 
 SECONDS_RUN=${1:-5}
 SECTIONS=${SECTIONS:-123}    # which of the three parts to run
@@ -113,21 +114,6 @@ server_ticks() {
 }
 ticks_per_sec=$(getconf CLK_TCK)
 
-# median of a list of numbers with its distribution-free 95% confidence
-# interval: "median low high" (order statistics k and n + 1 - k)
-median_ci() {
-    python3 -c '
-import sys, math
-x = sorted(float(v) for v in sys.argv[1:])
-n = len(x)
-m = (x[(n - 1) // 2] + x[n // 2]) / 2
-k = 0
-while k + 1 <= n and sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n <= 0.025:
-    k += 1
-lo, hi = (x[k - 1], x[n - k]) if k >= 1 else (x[0], x[-1])
-print("%.4f %.4f %.4f" % (m, lo, hi))' "$@"
-}
-
 if [[ $SECTIONS == *1* ]]; then
 for workload in select-only tpcb-like; do
     flags=""
@@ -176,8 +162,8 @@ for workload in select-only tpcb-like; do
                 SELECT b.cpu_us_per_tx / a.cpu_us_per_tx FROM runs a JOIN runs b USING (turn, workload, protocol)
                  WHERE workload = '$workload' AND protocol = '$protocol'
                    AND a.config = '$1' AND b.config = '$2'")
-            read -r m lo hi <<< "$(median_ci $ratios)"
-            read -r cm clo chi <<< "$(median_ci $cpu_ratios)"
+            read -r m lo hi <<< "$(median_ci 4 $ratios)"
+            read -r cm clo chi <<< "$(median_ci 4 $cpu_ratios)"
             printf '%-12s %-9s %-38s %8s %7s-%-7s %10s %7s-%-7s\n' "$workload" "$protocol" "$1 / $2" \
                 "$m" "$lo" "$hi" "$cm" "$clo" "$chi"
         done
@@ -216,7 +202,7 @@ END \$\$" -c "CREATE TABLE loops AS SELECT * FROM hook_cost(20, 2000) WHERE fals
 q -c "INSERT INTO loops SELECT * FROM hook_cost(200, 2000)"
 diffs=$(q -At -c "SELECT a.us - n.us FROM loops a JOIN loops n USING (pair) WHERE a.track = 'all' AND n.track = 'none'")
 lookup=$(q -At -c "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY us) FROM loops WHERE track = 'none'")
-read -r m lo hi <<< "$(median_ci $diffs)"
+read -r m lo hi <<< "$(median_ci 4 $diffs)"
 python3 -c "
 m, lo, hi, l = $m, $lo, $hi, $lookup
 print('primary-key lookup with track_latency = none: %.3f us (median of the chunks)' % l)
