@@ -1,0 +1,41 @@
+/*-------------------------------------------------------------------------
+ *
+ * samples.h
+ *	  Real parameter sets of the statements this server runs, sampled in
+ *	  the executor hooks and kept in shared memory, for the index advisor.
+ *
+ * A parameter set holds the values of $1 .. $n of one execution of a
+ * statement of pg_stat_statements (userid, dbid, queryid): the bound
+ * parameters under the extended protocol, or, under the simple protocol,
+ * the constants of the executed text at the positions where
+ * pg_stat_statements' jumbling puts $n, numbered as it numbers them.
+ * Values are in text form, as the type's input function takes them (a
+ * string literal without its quotes); a NULL element is an SQL NULL.
+ *
+ * The values are row data (emails, names): they are as private as the
+ * statement's text in pg_stat_statements.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PERFOPT_SAMPLES_H
+#define PERFOPT_SAMPLES_H
+
+#include "nodes/pg_list.h"
+
+typedef struct PerfoptParamSet
+{
+	int			nparams;		/* $1 .. $nparams */
+	char	  **values;			/* text form; NULL element = SQL NULL */
+	double		weight;			/* share of the executions it stands for;
+								 * the weights of one statement sum to 1 */
+} PerfoptParamSet;
+
+/*
+ * The parameter sets kept for one statement, copied into
+ * CurrentMemoryContext (a List of PerfoptParamSet *), or NIL when sampling
+ * is off, unavailable, or has seen no execution of it.  The caller is
+ * responsible for showing them only to whoever may see that statement.
+ */
+extern List *perfopt_statement_param_sets(Oid userid, Oid dbid, int64 queryid);
+
+#endif							/* PERFOPT_SAMPLES_H */
