@@ -38,4 +38,16 @@ typedef struct PerfoptParamSet
  */
 extern List *perfopt_statement_param_sets(Oid userid, Oid dbid, int64 queryid);
 
+/* perfopt.param_sampling, perfopt.param_sample_every, perfopt.param_samples_memory (kB) */
+extern bool perfopt_param_sampling;
+extern int	perfopt_param_sample_every;
+extern int	perfopt_param_samples_memory;
+
+/* The sampler's life cycle, from perfopt.c, and its executor hook */
+struct QueryDesc;
+extern void perfopt_samples_init(void);
+extern void perfopt_samples_shmem_request(void);
+extern void perfopt_samples_shmem_startup(void);
+extern void perfopt_samples_executor_start(struct QueryDesc *queryDesc, int eflags);
+
 #endif							/* PERFOPT_SAMPLES_H */
