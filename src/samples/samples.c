@@ -21,9 +21,11 @@
  *   Each constant's text is found with the core scanner, as
  *   fill_in_constant_lengths does; a string literal is kept as the string
  *   it stands for (no quotes, escapes resolved), a negative number with its
- *   sign, NULL as an SQL NULL.  Only texts without $n of their own are
- *   sampled this way: in a text that mixes bound parameters and constants,
- *   the bound ones are sampled at execution and the constants left out.
+ *   sign, NULL as an SQL NULL.
+ * - a text with both $n of its own and constants: the bound values $1 ..
+ *   $k, then the constants as $k+1 .., their places remembered at parse
+ *   analysis (mixed_texts) and their values read from the very same text
+ *   when an execution of it is sampled.
  *
  * How often.  Each backend counts down the statements that could be
  * sampled and samples one in perfopt.param_sample_every on average (the
@@ -148,6 +150,32 @@ PG_FUNCTION_INFO_V1(perfopt_statement_samples_reset);
 
 static void samples_post_parse_analyze(ParseState *pstate, Query *query,
 									   JumbleState *jstate);
+static List *constant_values(const char *sourcetext, int stmt_location,
+							 const LocationLen *clocations, int clocations_count);
+
+/*
+ * Texts that have both $n of their own and constants, as parse analysis
+ * last saw them in this backend: the constants' places, so that a sampled
+ * execution of the same text (checked whole) can add their values after
+ * the bound ones.  Parsed once per prepared statement, or once per
+ * execution under pgbench -M extended: then the cost is one comparison of
+ * the text with the one kept.
+ */
+#define MIXED_TEXTS 16
+#define MIXED_TEXT_MAX 8192
+
+typedef struct MixedText
+{
+	uint64		queryid;		/* 0: empty */
+	char	   *text;			/* the whole source text */
+	int			stmt_location;
+	int			highest_extern_param_id;
+	int			nlocations;
+	LocationLen *locations;
+} MixedText;
+
+static MixedText mixed_texts[MIXED_TEXTS];
+static int	mixed_next = 0;
 
 /* Entries that perfopt.param_samples_memory holds */
 static int
@@ -424,9 +452,62 @@ param_text(ParamExternData *prm, bool *too_big)
 	return text;
 }
 
-/* Sample the bound parameters of one execution */
+/* The constants' places of a mixed text being executed, or NULL */
+static MixedText *
+mixed_text_of(uint64 queryid, const char *text, int stmt_location)
+{
+	if (text == NULL)
+		return NULL;
+	for (int i = 0; i < MIXED_TEXTS; i++)
+	{
+		MixedText  *m = &mixed_texts[i];
+
+		if (m->queryid == queryid && m->stmt_location == stmt_location &&
+			strcmp(m->text, text) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+/*
+ * Remember where the constants of a text with $n of its own are, unless
+ * that very text is remembered already
+ */
 static void
-samples_take_params(uint64 queryid, ParamListInfo params)
+mixed_text_remember(uint64 queryid, const char *text, int stmt_location, JumbleState *jstate)
+{
+	MixedText  *m;
+	size_t		len;
+
+	if (mixed_text_of(queryid, text, stmt_location) != NULL)
+		return;
+	len = strlen(text);
+	if (len > MIXED_TEXT_MAX || jstate->clocations_count > SAMPLE_MAX_PARAMS)
+		return;
+	m = &mixed_texts[mixed_next];
+	mixed_next = (mixed_next + 1) % MIXED_TEXTS;
+	if (m->text != NULL)
+		pfree(m->text);
+	if (m->locations != NULL)
+		pfree(m->locations);
+	m->queryid = 0;
+	m->text = MemoryContextStrdup(TopMemoryContext, text);
+	m->locations = MemoryContextAlloc(TopMemoryContext,
+									  sizeof(LocationLen) * jstate->clocations_count);
+	memcpy(m->locations, jstate->clocations, sizeof(LocationLen) * jstate->clocations_count);
+	m->nlocations = jstate->clocations_count;
+	m->stmt_location = stmt_location;
+	m->highest_extern_param_id = jstate->highest_extern_param_id;
+	m->queryid = queryid;
+}
+
+/*
+ * Sample the bound parameters of one execution, followed by the constants
+ * of its text when the text has some (mixed: see mixed_texts)
+ */
+static void
+samples_take_params(uint64 queryid, ParamListInfo params, const char *text,
+					int stmt_location)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "perfopt parameter sample",
@@ -455,7 +536,28 @@ samples_take_params(uint64 queryid, ParamListInfo params)
 				ok = false;
 		}
 		if (ok)
+		{
+			MixedText  *m = mixed_text_of(queryid, text, stmt_location);
+
+			if (m != NULL && m->highest_extern_param_id <= n)
+			{
+				List	   *consts = constant_values(m->text, m->stmt_location,
+													 m->locations, m->nlocations);
+				int			k = m->highest_extern_param_id;
+
+				/* constants are $k+1 .. : the bound ones past $k are unused */
+				if (consts != NIL)
+				{
+					ListCell   *lc;
+
+					values = repalloc(values, sizeof(char *) * (k + list_length(consts)));
+					foreach(lc, consts)
+						values[k++] = lfirst(lc);
+					n = k;
+				}
+			}
 			samples_store(queryid, n, values);
+		}
 		else
 			pg_atomic_fetch_add_u64(&samples_shared->skipped, 1);
 	}
@@ -484,7 +586,8 @@ perfopt_samples_executor_start(struct QueryDesc *queryDesc, int eflags)
 		return;
 	if (!samples_take())
 		return;
-	samples_take_params(queryDesc->plannedstmt->queryId, params);
+	samples_take_params(queryDesc->plannedstmt->queryId, params, queryDesc->sourceText,
+						queryDesc->plannedstmt->stmt_location);
 }
 
 #define PG_KEYWORD(kwname, value, category, collabel) value,
@@ -509,7 +612,8 @@ location_cmp(const void *a, const void *b)
  * a constant cannot be read back (then no set is kept).
  */
 static List *
-constant_values(const char *sourcetext, int stmt_location, JumbleState *jstate)
+constant_values(const char *sourcetext, int stmt_location, const LocationLen *clocations,
+				int clocations_count)
 {
 	LocationLen *locs;
 	core_yyscan_t yyscanner;
@@ -522,14 +626,14 @@ constant_values(const char *sourcetext, int stmt_location, JumbleState *jstate)
 	int			last_loc = -1;
 	List	   *values = NIL;
 
-	locs = palloc(sizeof(LocationLen) * jstate->clocations_count);
-	memcpy(locs, jstate->clocations, sizeof(LocationLen) * jstate->clocations_count);
-	qsort(locs, jstate->clocations_count, sizeof(LocationLen), location_cmp);
+	locs = palloc(sizeof(LocationLen) * clocations_count);
+	memcpy(locs, clocations, sizeof(LocationLen) * clocations_count);
+	qsort(locs, clocations_count, sizeof(LocationLen), location_cmp);
 
 	yyscanner = scanner_init(text, &yyextra, &ScanKeywords, samples_keyword_tokens);
 	yyextra.escape_string_warning = false;
 
-	for (int i = 0; i < jstate->clocations_count; i++)
+	for (int i = 0; i < clocations_count; i++)
 	{
 		int			loc = locs[i].location - base;
 		int			tok;
@@ -604,8 +708,8 @@ samples_take_constants(ParseState *pstate, Query *query, JumbleState *jstate)
 	in_sampling = true;
 	PG_TRY();
 	{
-		List	   *values = constant_values(pstate->p_sourcetext,
-											 query->stmt_location, jstate);
+		List	   *values = constant_values(pstate->p_sourcetext, query->stmt_location,
+											 jstate->clocations, jstate->clocations_count);
 		int			n = list_length(values);
 
 		if (n > 0)
@@ -639,12 +743,16 @@ samples_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate
 	if (prev_post_parse_analyze)
 		prev_post_parse_analyze(pstate, query, jstate);
 
-	if (jstate == NULL || jstate->clocations_count == 0 ||
-		jstate->highest_extern_param_id != 0 || !samples_enabled())
+	if (jstate == NULL || jstate->clocations_count == 0 || !samples_enabled())
 		return;
 	if (query->utilityStmt != NULL || query->queryId == UINT64CONST(0) ||
 		pstate->p_sourcetext == NULL)
 		return;
+	if (jstate->highest_extern_param_id != 0)
+	{
+		mixed_text_remember(query->queryId, pstate->p_sourcetext, query->stmt_location, jstate);
+		return;
+	}
 	if (!samples_take())
 		return;
 	samples_take_constants(pstate, query, jstate);

@@ -92,15 +92,24 @@ $node->safe_psql('postgres', q{PREPARE b(bytea) AS SELECT count(*) FROM leads WH
 is(samples_of('PREPARE b(bytea) AS SELECT count(*) FROM leads WHERE photo = $1'), '{"\\\\xdeadbeef"}|1|1',
 	'a bytea parameter in its hex text form');
 
+# a prepared text with constants too: the bound values, then the constants
+$node->safe_psql('postgres', q{PREPARE m(int) AS SELECT count(*) FROM leads WHERE id > $1 AND status = 'new' LIMIT 5;
+	EXECUTE m(3);});
+is(query(q{SELECT query FROM pg_stat_statements WHERE query LIKE 'PREPARE m(int)%'}),
+	'PREPARE m(int) AS SELECT count(*) FROM leads WHERE id > $1 AND status = $2 LIMIT $3',
+	'pg_stat_statements numbers the constants of a prepared text after its own $1');
+is(samples_of('PREPARE m(int)%'), '{3,new,5}|1|1', 'its set: the bound $1, then the constants $2 and $3');
+
 my $script = $node->basedir . '/extended.sql';
 open my $fh, '>', $script or die;
-print $fh "\\set id random(1, 1000)\nSELECT score FROM leads WHERE id = :id;\n";
+print $fh "\\set id random(1, 1000)\nSELECT score FROM leads WHERE id = :id AND status <> 'gone';\n";
 close $fh;
 $node->command_ok([ 'pgbench', '-n', '-M', 'extended', '-f', $script, '-t', '40', 'postgres' ],
 	'pgbench -M extended, 40 executions');
-my $ext = query(q{SELECT count(*), sum(weight), min(sampled), bool_and(params[1]::int BETWEEN 1 AND 1000 AND cardinality(params) = 1)
+my $ext = query(q{SELECT count(*), sum(weight), min(sampled), bool_and(params[1]::int BETWEEN 1 AND 1000 AND cardinality(params) = 2)
 	FROM perfopt.statement_samples s JOIN pg_stat_statements p USING (userid, dbid, queryid)
-	WHERE p.query = 'SELECT score FROM leads WHERE id = $1'});
+	WHERE p.query = 'SELECT score FROM leads WHERE id = $1 AND status <> $2'
+	  AND params[2] = 'go' || 'ne'});
 is($ext, '8|1|40|t', 'pgbench: a reservoir of 8 of the 40 executions, weights summing to 1, values from the script\'s range');
 
 # 3. Privacy: another login role sees none of them; the statement's own
