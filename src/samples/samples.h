@@ -35,6 +35,14 @@ typedef struct PerfoptParamSet
  * CurrentMemoryContext (a List of PerfoptParamSet *), or NIL when sampling
  * is off, unavailable, or has seen no execution of it.  The caller is
  * responsible for showing them only to whoever may see that statement.
+ *
+ * At most 8 sets (a reservoir of the sampled executions); identical sets
+ * are merged and their weights summed, so the weights are multiples of 1/k
+ * (k: sets kept, at most 8) summing to 1.  A set's nparams is the highest
+ * $n of the normalized text, except when a text with both $n of its own
+ * and constants was not remembered by the backend that sampled it: then
+ * only its bound values (fewer than the text's $n).  Each value is at most
+ * 1 kB (a set over 1 kB or 100 values is never kept).
  */
 extern List *perfopt_statement_param_sets(Oid userid, Oid dbid, int64 queryid);
 
