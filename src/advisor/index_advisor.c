@@ -28,6 +28,11 @@
  * statements a caller passes to recommend_indexes_for and advise_query are
  * the caller's own, and are planned as the caller.
  *
+ * A statement with parameter sets (workload.c) is costed as the weighted
+ * mean of its variants' custom plans, at most three planner calls per
+ * configuration; one without keeps its generic plan, and each reason says
+ * which of the two a statement it names was costed on.
+ *
  * Each statement is planned once per configuration of the candidates on
  * its own tables: costs are cached by (statement, that subset), so that a
  * step that adds an index on one table replans only the statements that

@@ -34,6 +34,16 @@
  * range too.  Equality parameters stay parameters: the generic plan
  * already estimates them from the column's number of distinct values.
  *
+ * When the real parameter sets of a statement are known (the sampler's,
+ * samples.h, for a statement of pg_stat_statements; the caller's for
+ * advise_query(query, params)), it is also planned on custom plans:
+ * add_variants binds a few representative sets as constants, one per
+ * selectivity class, each weighted by its share of the executions, and the
+ * advisor costs the statement as the weighted mean of those plans.  The
+ * generic tree above stays for what needs one (the foreign key checks,
+ * the drop set).  A value is read by its type's input function as whoever
+ * prepares the statement, never run as SQL.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
