@@ -380,66 +380,72 @@ bind_set_mutator(Node *node, SetBinding *binding)
 	return expression_tree_mutator(node, bind_set_mutator, binding);
 }
 
-/* One value through its type's input function, as a step of a subtransaction */
+/* The values of one set through their types' input functions, as a step */
 typedef struct InputStep
 {
-	Oid			type;
-	const char *text;
-	Datum		value;
+	PerfoptParamSet *set;
+	Oid		   *types;
+	Const	  **consts;
+	int			current;		/* the value being read */
 } InputStep;
 
 static void
 input_step(void *arg)
 {
 	InputStep  *step = (InputStep *) arg;
-	Oid			input;
-	Oid			ioparam;
 
-	getTypeInputInfo(step->type, &input, &ioparam);
-	step->value = OidInputFunctionCall(input, unconstify(char *, step->text), ioparam, -1);
+	for (step->current = 0; step->current < step->set->nparams; step->current++)
+	{
+		Oid			type = step->types[step->current];
+		const char *text = step->set->values[step->current];
+		int16		typlen;
+		bool		typbyval;
+		Oid			input;
+		Oid			ioparam;
+
+		if (text == NULL)
+		{
+			step->consts[step->current] = makeNullConst(type, -1, get_typcollation(type));
+			continue;
+		}
+		get_typlenbyval(type, &typlen, &typbyval);
+		getTypeInputInfo(type, &input, &ioparam);
+		step->consts[step->current] =
+			makeConst(type, -1, get_typcollation(type), typlen,
+					  OidInputFunctionCall(input, unconstify(char *, text), ioparam, -1),
+					  false, typbyval);
+	}
 }
 
 /*
  * The constants of one set, each value read by the input function of its
  * parameter's type as whoever runs this (the statement's role, or the
  * caller): a value is a literal, never SQL.  NULL when a value is
- * refused and !strict; with strict, the error names the parameter.
+ * refused and !strict; with strict, the error names the parameter.  One
+ * subtransaction per set.
  */
 static Const **
 set_constants(PerfoptParamSet *set, int number, Oid *types, bool strict)
 {
-	Const	  **consts = palloc(set->nparams * sizeof(Const *));
-	int			i;
+	InputStep	step;
+	ErrorData  *edata;
 
-	for (i = 0; i < set->nparams; i++)
-	{
-		Oid			type = types[i];
-		int16		typlen;
-		bool		typbyval;
-		InputStep	step = {type, set->values[i], (Datum) 0};
-		ErrorData  *edata;
-
-		get_typlenbyval(type, &typlen, &typbyval);
-		if (set->values[i] == NULL)
-		{
-			consts[i] = makeNullConst(type, -1, get_typcollation(type));
-			continue;
-		}
-		edata = perfopt_try_in_subtransaction(input_step, &step);
-		if (edata != NULL)
-		{
-			if (!strict)
-				return NULL;
-			ereport(ERROR,
-					(errcode(edata->sqlerrcode),
-					 errmsg("parameter $%d of set %d is not a valid %s: %s",
-							i + 1, number, format_type_be(type), edata->message),
-					 errhint("Give each value in the text form of its type, as in a literal of that type; values are never run as SQL.")));
-		}
-		consts[i] = makeConst(type, -1, get_typcollation(type), typlen, step.value,
-							  false, typbyval);
-	}
-	return consts;
+	step.set = set;
+	step.types = types;
+	step.consts = palloc0(Max(set->nparams, 1) * sizeof(Const *));
+	step.current = 0;
+	edata = perfopt_try_in_subtransaction(input_step, &step);
+	if (edata == NULL)
+		return step.consts;
+	if (!strict)
+		return NULL;
+	ereport(ERROR,
+			(errcode(edata->sqlerrcode),
+			 errmsg("parameter $%d of set %d is not a valid %s: %s",
+					step.current + 1, number, format_type_be(types[step.current]),
+					edata->message),
+			 errhint("Give each value in the text form of its type, as in a literal of that type; values are never run as SQL.")));
+	return NULL;				/* keep the compiler quiet */
 }
 
 /* pg_class.reltuples, at least 1 */
@@ -977,6 +983,9 @@ text_names_one(const char *text, List *names)
  * tables (NIL: all), the others left out and not counted as skipped.  With
  * tables, no statement gets a trial plan: the caller must cost each one
  * with perfopt_whatif_cost, as its role, which checks its privileges.
+ * Without tables, a statement with parameters gets its sampled parameter
+ * sets (samples.h), as private as its text: the caller sees only the
+ * statements pgss.c lets it see.
  * names (lower case), when given, are the names a statement's text must
  * hold one of to be parsed at all: the tables' and those of the views
  * that read them.
@@ -1002,7 +1011,7 @@ perfopt_workload_from_pgss_for(int limit, int *skipped, bool quiet, List *tables
 
 			workload = add_statement(workload, s->query, s->stats.calls, s->userid,
 									 s->stats.queryid, number, skipped, quiet,
-									 perfopt_text_has_params(s->query) ?
+									 tables == NIL && perfopt_text_has_params(s->query) ?
 									 perfopt_statement_param_sets(s->userid, MyDatabaseId,
 																  s->stats.queryid) : NIL);
 			if (list_length(workload) > before && s->stats.calls > 0)
