@@ -310,6 +310,21 @@ cache_xact_callback(XactEvent event, void *arg)
 }
 
 /*
+ * Register the commit callback that wakes the worker; the outbox calls this
+ * before the PRE_COMMIT callback that queues (so that it is not registered
+ * while the callbacks run)
+ */
+void
+perfopt_cache_wake_register(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(cache_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+/*
  * Called where an invalidation is queued, with its id: wake the worker at
  * commit, and tell it the lowest id, which may be below ids it has taken
  * already (the worker skips what is below its last batch).
@@ -317,11 +332,7 @@ cache_xact_callback(XactEvent event, void *arg)
 void
 perfopt_cache_wake_at_commit(int64 id)
 {
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(cache_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
+	perfopt_cache_wake_register();
 	wake_pending = true;
 	xact_low = Min(xact_low, id);
 }
@@ -880,8 +891,9 @@ templates_write(Oid namespace, Snapshot snapshot)
 			nulls[att_last - 1] = false;
 			ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slot, true);
 			simple_table_tuple_update(rel, &found->tts_tid, slot, snapshot, &update_indexes);
+			/* (not flagged as an update: that asks for a range table) */
 			if (update_indexes)
-				(void) ExecInsertIndexTuples(rri, slot, estate, true, false, NULL, NIL);
+				(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
 			t->row = slot->tts_tid;
 		}
 		else
