@@ -91,6 +91,13 @@ int			perfopt_cache_batch_delay = 2;
 /* Seconds before the postmaster restarts a worker that died */
 #define CACHE_RESTART_SECONDS	1
 
+/*
+ * How long the worker keeps looking every perfopt.cache_batch_delay, by
+ * timer, after the last batch that took rows; and how long the rows it sent
+ * wait to be deleted together
+ */
+#define CACHE_STREAM_MS			100
+
 /* How often a batch starts from the lowest id */
 #define CACHE_FULL_SCAN_MS		10000
 
@@ -117,6 +124,7 @@ typedef struct CacheShared
 	pid_t		pid;
 	bool		connected;		/* to Redis, as of the last attempt */
 	int64		late_low;		/* lowest id committed since the worker looked */
+	uint64		commits;		/* transactions that queued, committed */
 	uint64		sent;			/* distinct keys and patterns Redis confirmed */
 	uint64		batches;
 	TimestampTz last_sent_at;
@@ -275,6 +283,7 @@ publish_low(bool wake)
 
 	SpinLockAcquire(&cache_shared->mutex);
 	cache_shared->late_low = Min(cache_shared->late_low, xact_low);
+	cache_shared->commits++;
 	latch = cache_shared->latch;
 	SpinLockRelease(&cache_shared->mutex);
 	if (wake && latch != NULL)
@@ -604,7 +613,7 @@ typedef struct TemplateShape
 	int			npieces;		/* placeholders + 1 */
 	char	  **pieces;
 	int		   *lengths;
-	int64		count;			/* keys of this batch that have the shape */
+	int64		count;			/* keys sent, not yet deleted, of this shape */
 	/* where its row of cache_template_stats was last written, and for when */
 	ItemPointerData row;
 	TimestampTz row_bucket;
@@ -710,7 +719,10 @@ templates_read(Oid namespace, Snapshot snapshot)
 	AttrNumber	attnum;
 	MemoryContext old;
 	List	   *seen = NIL;
+	List	   *carried = NIL;
+	List	   *carried_counts = NIL;
 	ListCell   *lc;
+	ListCell   *lp;
 
 	if (!templates_stale &&
 		!TimestampDifferenceExceeds(templates_read_at, GetCurrentTimestamp(), CACHE_FULL_SCAN_MS))
@@ -723,6 +735,17 @@ templates_read(Oid namespace, Snapshot snapshot)
 	}
 	/* stale from here on: an invalidation while reading makes it read again */
 	templates_stale = false;
+
+	/* the counts not yet written, kept across the reload (by template) */
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	for (int i = 0; i < ntemplates; i++)
+		if (templates[i].count > 0)
+		{
+			carried = lappend(carried, pstrdup(templates[i].template));
+			carried_counts = lappend(carried_counts, palloc(sizeof(int64)));
+			*(int64 *) llast(carried_counts) = templates[i].count;
+		}
+	MemoryContextSwitchTo(old);
 	MemoryContextReset(templates_cxt);
 	templates = NULL;
 	ntemplates = 0;
@@ -759,6 +782,11 @@ templates_read(Oid namespace, Snapshot snapshot)
 		template_shape(&templates[ntemplates++], lfirst(lc));
 	MemoryContextSwitchTo(old);
 	templates_read_at = GetCurrentTimestamp();
+
+	forboth(lc, carried, lp, carried_counts)
+		for (int i = 0; i < ntemplates; i++)
+			if (strcmp(templates[i].template, lfirst(lc)) == 0)
+				templates[i].count = *(int64 *) lfirst(lp);
 }
 
 /* Count a key of the batch for each template whose shape it has */
@@ -976,21 +1004,69 @@ lock_extension(Oid *namespace, Oid *outbox)
 }
 
 /*
- * Step: take the oldest batch of the outbox and send it; the caller's
- * transaction commits the deletions only if this returns normally.
- *
- * The outbox is read and its rows deleted directly (an index scan on id,
- * from scan_low, with the transaction's snapshot, and heap deletions), not
- * with a DELETE ... RETURNING: this runs for every batch, hundreds of times
- * a second under a stream of commits, and the executor's start-up and
- * shutdown of that statement (with the counting per template) cost most of
- * the worker's time.  The rows are those the statement would take: from
- * scan_low, in id order, whole rows while the keys before them number
- * fewer than perfopt.cache_batch_size, at least one, at most that many
- * rows.  Rows of transactions that commit meanwhile are not visible to
- * the snapshot, so they stay for a later batch (their commit lowers
- * late_low to them).  Only this worker deletes outbox rows; a concurrent
- * deletion (by hand) is an error that rolls the batch back.
+ * The rows sent and not yet deleted: their ids (and where they are), in the
+ * outbox sent_relid.  A batch's transaction only reads the outbox; once
+ * Redis confirmed a batch, its rows join these, and a transaction of their
+ * own deletes them all (and writes the counts per template) when
+ * DELETE_DELAY_MS have passed since the oldest was sent, when their keys
+ * reach perfopt.cache_batch_size, or when a round finds nothing new.  A
+ * read-only transaction has no transaction id, writes no WAL and commits
+ * without waking the WAL writer: under a stream of commits most batches
+ * are such, instead of each deleting its rows, counting them and
+ * committing.  A row stays in the outbox until that deletion commits: a
+ * crash before sends it again (repeated, never lost), and the rows sent are
+ * skipped by the batches meanwhile.
+ */
+#define DELETE_DELAY_MS			CACHE_STREAM_MS
+
+typedef struct SentRow
+{
+	int64		id;				/* hash key */
+	ItemPointerData tid;
+} SentRow;
+
+static HTAB *sent_rows = NULL;
+static Oid	sent_relid = InvalidOid;
+static uint64 sent_nkeys = 0;
+static TimestampTz sent_since = 0;
+
+/* Forget the rows sent (deleted, or their outbox is gone) and their counts */
+static void
+sent_forget(void)
+{
+	if (sent_rows == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(SentRow);
+		sent_rows = hash_create("perfopt cache rows sent", 1024, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	else if (hash_get_num_entries(sent_rows) > 0)
+	{
+		hash_destroy(sent_rows);
+		sent_rows = NULL;
+		sent_forget();
+	}
+	sent_nkeys = 0;
+	sent_since = 0;
+	for (int i = 0; i < ntemplates; i++)
+		templates[i].count = 0;
+}
+
+/*
+ * Step: take the oldest batch of the outbox and send it.  The outbox is
+ * read directly (an index scan on id, from scan_low, with the transaction's
+ * snapshot), not with a statement: this runs for every batch, hundreds of
+ * times a second under a stream of commits, and the executor's start-up and
+ * shutdown of the DELETE ... RETURNING it replaces (with the counting per
+ * template) cost most of the worker's time.  The rows are those that
+ * statement took: from scan_low, in id order, rows not sent yet, whole
+ * while the keys before them number fewer than perfopt.cache_batch_size,
+ * at least one, at most that many rows.  Rows of transactions that commit
+ * meanwhile are not visible to the snapshot, so they stay for a later batch
+ * (their commit lowers late_low to them).  Once Redis confirmed them, they
+ * join the rows sent, to be deleted by delete_sent().
  */
 static void
 drain_batch(Batch *batch)
@@ -1006,6 +1082,7 @@ drain_batch(Batch *batch)
 	AttrNumber	att_id,
 				att_keys,
 				att_pattern;
+	List	   *ids = NIL;
 	List	   *tids = NIL;
 	List	   *rows = NIL;		/* per row: a List of its keys, or of patterns */
 	List	   *patterns = NIL; /* per row: whether it holds patterns */
@@ -1014,6 +1091,7 @@ drain_batch(Batch *batch)
 	int64		last_id = 0;
 	ListCell   *lc;
 	ListCell   *lp;
+	ListCell   *lt;
 
 	if (!lock_extension(&namespace, &relid))
 		return;
@@ -1024,6 +1102,11 @@ drain_batch(Batch *batch)
 	{
 		scan_relid = relid;
 		scan_low = 0;
+	}
+	if (relid != sent_relid || sent_rows == NULL)
+	{
+		sent_forget();
+		sent_relid = relid;
 	}
 	SpinLockAcquire(&cache_shared->mutex);
 	late_low = cache_shared->late_low;
@@ -1040,7 +1123,7 @@ drain_batch(Batch *batch)
 	PushActiveSnapshot(snapshot);
 	snapshot = GetActiveSnapshot();
 
-	rel = table_open(relid, RowExclusiveLock);
+	rel = table_open(relid, AccessShareLock);
 	att_id = column_of(rel, "id");
 	att_keys = column_of(rel, "keys");
 	att_pattern = column_of(rel, "pattern");
@@ -1062,9 +1145,18 @@ drain_batch(Batch *batch)
 		bool	   *elemnulls;
 		int			n;
 		List	   *items = NIL;
+		SentRow    *sent;
+		int64		id;
 
-		value = slot_getattr(slot, att_id, &isnull);
-		last_id = DatumGetInt64(value);
+		id = DatumGetInt64(slot_getattr(slot, att_id, &isnull));
+		sent = hash_search(sent_rows, &id, HASH_FIND, NULL);
+		if (sent != NULL)
+		{
+			/* sent already, waiting to be deleted; found where it is now */
+			sent->tid = slot->tts_tid;
+			continue;
+		}
+		last_id = id;
 		value = slot_getattr(slot, att_pattern, &isnull);
 		patterns = lappend_int(patterns, !isnull && DatumGetBool(value));
 		value = slot_getattr(slot, att_keys, &isnull);
@@ -1078,6 +1170,8 @@ drain_batch(Batch *batch)
 			batch->keys += n;
 		}
 		rows = lappend(rows, items);
+		ids = lappend(ids, palloc(sizeof(int64)));
+		*(int64 *) llast(ids) = id;
 		tids = lappend(tids, palloc(sizeof(ItemPointerData)));
 		ItemPointerCopy(&slot->tts_tid, (ItemPointer) llast(tids));
 		batch->rows++;
@@ -1085,36 +1179,18 @@ drain_batch(Batch *batch)
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
 	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
 
 	/* connect only when there is something to send */
 	if (batch->rows == 0 || !redis_ensure())
 	{
 		batch->unreachable = batch->rows > 0;
 		batch->rows = batch->keys = 0;
-		table_close(rel, RowExclusiveLock);
 		PopActiveSnapshot();
 		return;
 	}
 	batch->next_low = last_id + 1;
-
-	foreach(lc, tids)
-		simple_table_tuple_delete(rel, (ItemPointer) lfirst(lc), snapshot);
-	table_close(rel, NoLock);
-
-	/* count the keys of each watched template, for cache_advice */
 	templates_read(namespace, snapshot);
-	for (int i = 0; i < ntemplates; i++)
-		templates[i].count = 0;
-	forboth(lc, rows, lp, patterns)
-	{
-		ListCell   *lk;
-
-		if (lfirst_int(lp))
-			continue;
-		foreach(lk, (List *) lfirst(lc))
-			templates_count(lfirst(lk), strlen(lfirst(lk)));
-	}
-	templates_write(namespace, snapshot);
 
 	forboth(lc, rows, lp, patterns)
 	{
@@ -1136,6 +1212,108 @@ drain_batch(Batch *batch)
 	}
 	batch->sent += send_keys(keys);
 	PopActiveSnapshot();
+
+	/*
+	 * Redis confirmed them all: the rows join the ones to delete, and their
+	 * keys are counted for each watched template (cache_advice), to be
+	 * written with the deletion
+	 */
+	if (sent_since == 0)
+		sent_since = GetCurrentTimestamp();
+	forboth(lc, ids, lt, tids)
+	{
+		SentRow    *sent = hash_search(sent_rows, lfirst(lc), HASH_ENTER, NULL);
+
+		sent->tid = *(ItemPointer) lfirst(lt);
+	}
+	sent_nkeys += batch->keys;
+	forboth(lc, rows, lp, patterns)
+	{
+		ListCell   *lk;
+
+		if (lfirst_int(lp))
+			continue;
+		foreach(lk, (List *) lfirst(lc))
+			templates_count(lfirst(lk), strlen(lfirst(lk)));
+	}
+}
+
+/*
+ * Step: delete the rows sent, and write their counts per template, in one
+ * transaction.  Each row is fetched where the batch saw it, and deleted if
+ * it is still there and still that row (a row deleted by hand meanwhile
+ * was gone anyway); a concurrent deletion is an error that leaves them for
+ * the next try.  The caller forgets them once this committed.
+ */
+static void
+delete_sent(void *arg)
+{
+	Oid			namespace;
+	Oid			relid;
+	Relation	rel;
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	AttrNumber	att_id;
+	HASH_SEQ_STATUS status;
+	SentRow    *sent;
+
+	if (!lock_extension(&namespace, &relid) || relid != sent_relid)
+		return;					/* the outbox they were in is gone */
+
+	snapshot = GetTransactionSnapshot();
+	PushActiveSnapshot(snapshot);
+	snapshot = GetActiveSnapshot();
+
+	rel = table_open(relid, RowExclusiveLock);
+	att_id = column_of(rel, "id");
+	slot = table_slot_create(rel, NULL);
+	hash_seq_init(&status, sent_rows);
+	while ((sent = hash_seq_search(&status)) != NULL)
+	{
+		bool		isnull;
+
+		if (table_tuple_fetch_row_version(rel, &sent->tid, snapshot, slot) &&
+			DatumGetInt64(slot_getattr(slot, att_id, &isnull)) == sent->id)
+			simple_table_tuple_delete(rel, &sent->tid, snapshot);
+		ExecClearTuple(slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+
+	templates_read(namespace, snapshot);
+	templates_write(namespace, snapshot);
+	PopActiveSnapshot();
+}
+
+/*
+ * Delete the rows sent if it is time: DELETE_DELAY_MS after the oldest was
+ * sent, or when their keys reach perfopt.cache_batch_size, or now.  False
+ * if that failed (the error is recorded; they are tried again later).
+ */
+static bool
+run_delete(bool now)
+{
+	PerfoptStep how = {
+		.flags = PERFOPT_STEP_QUIET,	/* delete_sent locks the extension */
+		.activity = "deleting the sent rows of perfopt.cache_invalidations",
+		.cxt = batch_cxt,
+	};
+	ErrorData  *error;
+
+	if (sent_rows == NULL || hash_get_num_entries(sent_rows) == 0)
+		return true;
+	if (!now && sent_nkeys < (uint64) perfopt_cache_batch_size &&
+		!TimestampDifferenceExceeds(sent_since, GetCurrentTimestamp(), DELETE_DELAY_MS))
+		return true;
+	error = perfopt_run_step(&how, delete_sent, NULL);
+	MemoryContextReset(batch_cxt);
+	if (error != NULL)
+	{
+		cache_report_error(error->message);
+		return false;
+	}
+	sent_forget();
+	return true;
 }
 
 /* Step: one batch */
@@ -1206,9 +1384,18 @@ cache_round(void)
 			cache_follow_settings();
 
 		if (!run_batch(&batch) || batch.unreachable)
+		{
+			/* what Redis confirmed before need not wait for it */
+			MemoryContextReset(batch_cxt);
+			(void) run_delete(true);
 			return next_backoff();
+		}
 		MemoryContextReset(batch_cxt);
 		backoff_ms = 0;
+
+		/* delete what was sent, if it is time */
+		if (!run_delete(false))
+			return next_backoff();
 
 		if (batch.rows > 0)
 		{
@@ -1221,6 +1408,17 @@ cache_round(void)
 			cache_shared->batches++;
 			cache_shared->last_sent_at = now;
 			SpinLockRelease(&cache_shared->mutex);
+		}
+		if (batch.rows == 0 && sent_rows != NULL && hash_get_num_entries(sent_rows) > 0)
+		{
+			/* nothing new: sleep until the rows sent are due for deletion */
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(GetCurrentTimestamp(),
+								TimestampTzPlusMilliseconds(sent_since, DELETE_DELAY_MS),
+								&secs, &usecs);
+			return Min(CACHE_IDLE_SLEEP_MS, secs * 1000 + usecs / 1000 + 1);
 		}
 		if (batch.rows < (uint64) perfopt_cache_batch_size &&
 			batch.keys < (uint64) perfopt_cache_batch_size)
@@ -1245,6 +1443,9 @@ void
 perfopt_cache_worker_main(Datum main_arg)
 {
 	TimestampTz last_round = 0;
+	TimestampTz last_rows_at = 0;
+	bool		lingering = false;
+	uint64		commits_seen = 0;
 
 	(void) perfopt_worker_start("perfopt cache invalidator");
 
@@ -1263,6 +1464,7 @@ perfopt_cache_worker_main(Datum main_arg)
 	for (;;)
 	{
 		long		sleep_ms;
+		uint64		commits;
 
 		CHECK_FOR_INTERRUPTS();
 		if (perfopt_worker_reload())
@@ -1287,19 +1489,54 @@ perfopt_cache_worker_main(Datum main_arg)
 		}
 		last_round = GetCurrentTimestamp();
 
+		SpinLockAcquire(&cache_shared->mutex);
+		commits = cache_shared->commits;
+		SpinLockRelease(&cache_shared->mutex);
+
+		/*
+		 * Lingering after a stream, and no transaction that queued has
+		 * committed since the last round began: nothing new to take, so no
+		 * transaction to look (a prepared transaction committed, or a row
+		 * inserted by hand, is found once the worker sleeps: its sleep ends
+		 * in a round).  Delete what was sent when it is due.
+		 */
+		if (lingering && commits == commits_seen)
+		{
+			MemoryContextSwitchTo(batch_cxt);
+			(void) run_delete(false);
+			MemoryContextSwitchTo(TopMemoryContext);
+			if (!TimestampDifferenceExceeds(last_rows_at, last_round, CACHE_STREAM_MS))
+				continue;
+			lingering = false;
+			sleep_ms = CACHE_IDLE_SLEEP_MS;
+			if (sent_rows != NULL && hash_get_num_entries(sent_rows) > 0)
+				sleep_ms = CACHE_STREAM_MS;
+			(void) perfopt_worker_wait(0, PGINVALID_SOCKET, sleep_ms);
+			continue;
+		}
+		commits_seen = commits;
+
 		MemoryContextSwitchTo(batch_cxt);
 		sleep_ms = cache_round();
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(batch_cxt);
 
 		/*
-		 * While commits keep coming, look again after the batch delay (at the
-		 * top of the loop) rather than sleep on the latch: a committing
-		 * backend then finds the latch set, or its owner not waiting on it,
-		 * and need not signal.  Each signal is a kill() in a writer's commit.
+		 * While commits keep coming, and for CACHE_STREAM_MS after the last
+		 * batch that took rows, look again after the batch delay (at the top
+		 * of the loop) rather than sleep on the latch: a committing backend
+		 * then finds the latch set, or its owner not waiting on it, and need
+		 * not signal (each signal is a kill() in a writer's commit), and a
+		 * look that finds no new commit costs no transaction.
 		 */
-		if (round_took_rows && perfopt_cache_batch_delay > 0 && sleep_ms == CACHE_IDLE_SLEEP_MS)
+		if (round_took_rows)
+			last_rows_at = last_round;
+		if (perfopt_cache_batch_delay > 0 && backoff_ms == 0 && (round_took_rows || lingering))
+		{
+			lingering = true;
 			continue;
+		}
+		lingering = false;
 
 		/* the latch is reset on waking: a commit while we drain wakes the next wait */
 		(void) perfopt_worker_wait(0, PGINVALID_SOCKET, sleep_ms);
