@@ -56,6 +56,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -101,6 +102,26 @@ static Oid	outbox_seqid = InvalidOid;
 
 static void pending_write(bool at_commit);
 
+/*
+ * The row trigger's templates compiled (columns and output functions found
+ * once), per trigger; an entry is compiled again after its table's cache
+ * entry was invalidated (its columns or triggers changed).  Each entry's
+ * memory is its own context; one replaced is freed at the end of the
+ * transaction, since a key being made (an output function) could use it.
+ */
+typedef struct TriggerTemplates
+{
+	Oid			tgoid;			/* hash key */
+	Oid			relid;
+	bool		valid;
+	MemoryContext cxt;
+	int			n;
+	CompiledTemplate **templates;
+} TriggerTemplates;
+
+static HTAB *trigger_templates = NULL;
+static List *retired_cxts = NIL;	/* in TopMemoryContext */
+
 PG_FUNCTION_INFO_V1(perfopt_cache_trigger);
 
 /* Forget everything: the transaction ended (its memory goes with it) */
@@ -137,6 +158,11 @@ outbox_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			pending_reset();
+			while (retired_cxts != NIL)
+			{
+				MemoryContextDelete((MemoryContext) linitial(retired_cxts));
+				retired_cxts = list_delete_first(retired_cxts);
+			}
 			break;
 		default:
 			break;
@@ -416,6 +442,62 @@ perfopt_cache_queue_now(List *items, bool pattern)
 	return id;
 }
 
+/* A table's cache entry was invalidated: compile its triggers' templates again */
+static void
+trigger_templates_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	TriggerTemplates *entry;
+
+	hash_seq_init(&status, trigger_templates);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (relid == InvalidOid || entry->relid == relid)
+			entry->valid = false;
+}
+
+/* The compiled templates of the trigger that fired */
+static TriggerTemplates *
+trigger_templates_get(Trigger *trigger, Relation rel)
+{
+	TriggerTemplates *entry;
+	bool		found;
+	MemoryContext old;
+
+	if (trigger_templates == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(TriggerTemplates);
+		trigger_templates = hash_create("perfopt cache trigger templates", 16, &ctl,
+										HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(trigger_templates_invalidate, (Datum) 0);
+	}
+	entry = hash_search(trigger_templates, &trigger->tgoid, HASH_ENTER, &found);
+	if (found && entry->valid)
+		return entry;
+	if (found)
+	{
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		retired_cxts = lappend(retired_cxts, entry->cxt);
+		MemoryContextSwitchTo(old);
+	}
+	entry->cxt = NULL;
+	entry->valid = false;
+	entry->relid = RelationGetRelid(rel);
+	entry->cxt = AllocSetContextCreate(CacheMemoryContext, "perfopt cache trigger templates",
+									   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(entry->cxt);
+	entry->n = trigger->tgnargs;
+	entry->templates = palloc(sizeof(CompiledTemplate *) * (entry->n + 1));
+	for (int i = 0; i < entry->n; i++)
+		entry->templates[i] = perfopt_cache_template_compile(trigger->tgargs[i],
+															 RelationGetDescr(rel));
+	MemoryContextSwitchTo(old);
+	entry->valid = true;
+	return entry;
+}
+
 /*
  * The row trigger of cache_watch: the keys the templates (its arguments)
  * make from the old and the new row join the transaction's pending keys;
@@ -429,6 +511,7 @@ perfopt_cache_trigger(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	HeapTuple	oldtuple = NULL;
 	HeapTuple	newtuple = NULL;
+	TriggerTemplates *compiled;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -467,17 +550,22 @@ perfopt_cache_trigger(PG_FUNCTION_ARGS)
 		oldtuple = trigdata->tg_trigtuple;
 
 	pending_touch();
-	for (int i = 0; i < trigger->tgnargs; i++)
+	compiled = trigger_templates_get(trigger, trigdata->tg_relation);
+	for (int i = 0; i < compiled->n; i++)
 	{
-		const char *template = trigger->tgargs[i];
+		CompiledTemplate *template = compiled->templates[i];
 		char	   *oldkey = NULL;
 		char	   *newkey = NULL;
 
-		if (oldtuple != NULL && (oldkey = perfopt_cache_render_key(template, oldtuple, desc)) != NULL)
+		if (oldtuple != NULL && (oldkey = perfopt_cache_render_compiled(template, oldtuple, desc)) != NULL)
 			pending_add(oldkey);
-		if (newtuple != NULL && (newkey = perfopt_cache_render_key(template, newtuple, desc)) != NULL &&
+		if (newtuple != NULL && (newkey = perfopt_cache_render_compiled(template, newtuple, desc)) != NULL &&
 			(oldkey == NULL || strcmp(oldkey, newkey) != 0))
 			pending_add(newkey);
+		if (oldkey != NULL)
+			pfree(oldkey);
+		if (newkey != NULL)
+			pfree(newkey);
 	}
 
 	/* too much is pending: write now */
