@@ -310,6 +310,17 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION perfopt.cache_template_reads(int) IS
 'per watched key template: a SCAN sample of its keys in Redis, their mean LFU counter (OBJECT FREQ) and the reads per key it stands for; counts only, never a key';
 
+CREATE OR REPLACE FUNCTION perfopt.cache_hit_rates(sample_seconds float8 DEFAULT 5,
+    OUT strategy text, OUT key_template text, OUT reads bigint, OUT misses bigint,
+    OUT hits bigint, OUT hit_rate_pct float8, OUT reason text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'perfopt_cache_hit_rates'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.cache_hit_rates(float8) IS
+'per watched key template and per strategy (key_template NULL): the keys read (MONITOR) and missed (key-miss events, notify-keyspace-events E and m) over sample_seconds, and the hit rate; counts only, never a key';
+
 CREATE OR REPLACE VIEW perfopt.cache_advice AS
 SELECT c.key_template, c.strategy, c.invalidations,
        round((c.invalidations / (c.span_s / 3600))::numeric, 1)::float8 AS invalidations_per_hour,
@@ -330,7 +341,7 @@ SELECT c.key_template, c.strategy, c.invalidations,
                 WHEN c.keys_estimate IS NULL THEN 'the table was never analyzed: its keys are not known'
                 ELSE 'the median time between two changes of a key, within min_ttl and max_ttl' END,
            r.reason,
-           'hit rate per template: Redis counts misses only for the whole server (cache_metrics)')
+           'hit rate per template: measured over a window by cache_hit_rates(sample_seconds), which needs Redis''s key-miss events (notify-keyspace-events E and m)')
            AS reason
   FROM perfopt.cache_template_changes c
   JOIN perfopt.cache_strategies s ON s.name = c.strategy
