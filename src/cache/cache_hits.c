@@ -22,6 +22,9 @@
  * (GET, MGET, HGETALL and the like; EXISTS too), misses the keys of the
  * key-miss events, and hits the reads less the misses.
  *
+ * Each template's last window is kept in perfopt.cache_hit_samples, where
+ * cache_advice takes its hit rate from.
+ *
  * Nothing here changes a Redis setting: without E and m in
  * notify-keyspace-events the rows say so, with the CONFIG SET that turns
  * them on, and no window is sampled.  MONITOR costs Redis much of its
@@ -42,6 +45,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -499,6 +503,28 @@ perfopt_cache_hit_rates(PG_FUNCTION_ARGS)
 		}
 		PG_END_TRY();
 	}
+
+	/* each template's window, kept for cache_advice */
+	if (error[0] == '\0')
+		for (int i = 0; i < ntemplates; i++)
+		{
+			Oid			types[5] = {TEXTOID, TEXTOID, FLOAT8OID, INT8OID, INT8OID};
+			Datum		args[5];
+
+			args[0] = CStringGetTextDatum(templates[i].template);
+			args[1] = CStringGetTextDatum(templates[i].strategy);
+			args[2] = Float8GetDatum(seconds);
+			args[3] = Int64GetDatum(templates[i].reads);
+			args[4] = Int64GetDatum(templates[i].misses);
+			if (SPI_execute_with_args("INSERT INTO perfopt.cache_hit_samples"
+									  " (key_template, strategy, measured_at, sample_seconds, reads, misses)"
+									  " VALUES ($1, $2, pg_catalog.now(), $3, $4, $5)"
+									  " ON CONFLICT (key_template) DO UPDATE SET strategy = excluded.strategy,"
+									  " measured_at = excluded.measured_at, sample_seconds = excluded.sample_seconds,"
+									  " reads = excluded.reads, misses = excluded.misses",
+									  5, types, args, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not keep the window in perfopt.cache_hit_samples");
+		}
 
 	/* per template, then per strategy */
 	for (int i = 0; i < ntemplates; i++)

@@ -176,6 +176,13 @@ for my $template (sort keys %expect)
 	is(join(' ', @$srow[2 .. 5]), join(' ', @$row[2 .. 5]),
 		"strategy $strategy: the same, its one template read");
 }
+is(query(q{SELECT string_agg(key_template || '=' || coalesce(hit_rate_pct::text, 'NULL'), ' ' ORDER BY key_template)
+			  FROM perfopt.cache_advice}),
+	"often:{id}=NULL rarely:{id}=$expect{'rarely:{id}'}{rate} third:{id}:v=$expect{'third:{id}:v'}{rate}" =~ s/\.00\b//gr,
+	'cache_advice shows the hit rate of each template\'s last window');
+like(query(q{SELECT reason FROM perfopt.cache_advice WHERE key_template = 'rarely:{id}'}),
+	qr/hit rate: $expect{'rarely:{id}'}{reads} reads, $expect{'rarely:{id}'}{misses} misses over 6 s/,
+	'and says from what window');
 is(scalar(grep { /^often:/ } keys %got), 1, 'a template not read has a row');
 like((grep { /^often:/ } split /\n/, $hr_out)[0], qr/\|0\|0\|0\|\|no read of these keys/,
 	'with no hit rate, and why');
@@ -185,7 +192,7 @@ query(q{CREATE ROLE plain LOGIN; CREATE ROLE dash LOGIN IN ROLE perfopt_reader;}
 for my $what ('SELECT * FROM perfopt.cache_advice', 'SELECT * FROM perfopt.cache_template_reads(10)',
 	'SELECT * FROM perfopt.cache_template_stats', 'SELECT * FROM perfopt.cache_template_changes',
 	q{SELECT perfopt.cache_strategy_ttl('adapt', 'often:{id}')},
-	'SELECT * FROM perfopt.cache_hit_rates(0.1)')
+	'SELECT * FROM perfopt.cache_hit_rates(0.1)', 'SELECT * FROM perfopt.cache_hit_samples')
 {
 	my ($ret, $out, $err) = $node->psql('postgres', $what, extra_params => [ '-U', 'plain' ]);
 	like($err, qr/permission denied/, "plain role: $what is refused");
