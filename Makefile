@@ -9,6 +9,7 @@ OBJS = \
 	src/models/correlation.o \
 	src/routing/balance.o \
 	src/cache/cache.o \
+	src/cache/cache_hits.o \
 	src/cache/cache_worker.o \
 	src/cache/outbox.o \
 	src/common/catalog.o \

@@ -129,6 +129,12 @@ GRANT EXECUTE ON FUNCTION
     perfopt.qualified_name(regclass)
    TO perfopt_admin;
 
+-- cache_hit_rates() runs MONITOR on Redis for its window, which costs Redis
+-- much of its throughput: for those who may act, not for every reader
+-- (and it keeps each template's last window for cache_advice)
+GRANT EXECUTE ON FUNCTION perfopt.cache_hit_rates(float8) TO perfopt_admin;
+GRANT SELECT, INSERT, UPDATE ON perfopt.cache_hit_samples TO perfopt_admin;
+
 ------------------------------------------------------------------------------
 -- perfopt_app: what an application's login role needs
 
