@@ -129,8 +129,9 @@
  * each fold chooses on three categories plus artificialNoAnomaly and scores
  * the fourth): the default threshold (3.5, PERFOPT_ANOMALY_DEFAULT_THRESHOLD
  * in anomaly.h), TAIL_EXTRAPOLATE (1.5) and FAR_EXTRAPOLATE (1.0).  The
- * values shipped are those chosen on all categories, which are also the
- * median of the four folds' choices.  The other constants come from the
+ * values shipped are those chosen on all categories (three folds of four
+ * chose the same threshold and TAIL_EXTRAPOLATE; FAR_EXTRAPOLATE was 1.0 in
+ * two folds and 0.5 in two).  The other constants come from the
  * reasoning above and were not fitted.  docs/anomaly-capacity.md has the
  * held-out and the fitted scores, and what was tried and dropped.
  *
