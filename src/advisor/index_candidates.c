@@ -143,21 +143,6 @@ add_part(List *parts, IndexKeyPart *part)
  * ----------------------------------------------------------------
  */
 
-/* pg_class.reltuples, at least 1 */
-static double
-table_rows(Oid relid)
-{
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	double		rows = 1;
-
-	if (HeapTupleIsValid(tuple))
-	{
-		rows = Max(((Form_pg_class) GETSTRUCT(tuple))->reltuples, 1);
-		ReleaseSysCache(tuple);
-	}
-	return rows;
-}
-
 /* Distinct values of a column (pg_stats.n_distinct as a count), or -1 */
 static double
 column_distinct(Oid relid, AttrNumber attnum)
@@ -172,7 +157,7 @@ column_distinct(Oid relid, AttrNumber attnum)
 		Form_pg_statistic stats = (Form_pg_statistic) GETSTRUCT(tuple);
 
 		distinct = stats->stadistinct >= 0 ? stats->stadistinct
-			: -stats->stadistinct * table_rows(relid);
+			: -stats->stadistinct * perfopt_relation_tuples(relid);
 		ReleaseSysCache(tuple);
 	}
 	return distinct;
@@ -1745,7 +1730,7 @@ part_width(Oid relid, AttrNumber attnum, Node *expression, char *align)
 double
 perfopt_estimate_index_bytes(IndexCandidate *candidate)
 {
-	double		rows = table_rows(candidate->relid) * candidate->fraction;
+	double		rows = perfopt_relation_tuples(candidate->relid) * candidate->fraction;
 	double		distinct = 1;
 	double		data = 0;
 	bool		deduplicates = (candidate->include == NIL);

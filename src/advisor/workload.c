@@ -73,6 +73,7 @@
 #include "utils/syscache.h"
 
 #include "analysis/pgss.h"
+#include "common/catalog.h"
 #include "common/security.h"
 #include "analysis/statement.h"
 #include "common/subxact.h"
@@ -448,21 +449,6 @@ set_constants(PerfoptParamSet *set, int number, Oid *types, bool strict)
 	return NULL;				/* keep the compiler quiet */
 }
 
-/* pg_class.reltuples, at least 1 */
-static double
-relation_tuples(Oid relid)
-{
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	double		tuples = 1;
-
-	if (HeapTupleIsValid(tuple))
-	{
-		tuples = Max(((Form_pg_class) GETSTRUCT(tuple))->reltuples, 1);
-		ReleaseSysCache(tuple);
-	}
-	return tuples;
-}
-
 /*
  * The selectivity signature of a plan: for each scan of a table, its OID
  * and the decade of the share of the table's rows the planner expects it
@@ -495,7 +481,7 @@ plan_signature(Plan *plan, List *rtable, List **signature)
 				rte = rt_fetch(scanrelid, rtable);
 				if (rte->rtekind == RTE_RELATION)
 				{
-					double		share = plan->plan_rows / relation_tuples(rte->relid);
+					double		share = plan->plan_rows / perfopt_relation_tuples(rte->relid);
 
 					*signature = lappend_int(*signature, (int) rte->relid);
 					*signature = lappend_int(*signature,
