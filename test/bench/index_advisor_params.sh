@@ -170,9 +170,15 @@ create_set() {
 sampling=$(q -At -c "SELECT coalesce((SELECT setting FROM pg_settings WHERE name = 'perfopt.param_sampling'), 'absent')")
 case $sampling in
     absent) echo "perfopt.param_sampling does not exist in this build: perfopt's set is the generic-plan advisor's" ;;
-    on) echo "perfopt.param_sampling = on: perfopt plans with the sampled parameters" ;;
-    *) echo "perfopt.param_sampling = $sampling: turning it on for the recording run"
+    *) # the recording run is short (each statement runs APP_TX or REPORT_TX
+       # times): every execution is sampled, as pg_qualstats samples every
+       # one (sample_rate 1), which a server running for days gets at the
+       # default rate
+       echo "perfopt.param_sampling = $sampling: on, and every execution sampled for the recording run"
        q -c "ALTER SYSTEM SET perfopt.param_sampling = on" -c "SELECT pg_reload_conf()" >/dev/null
+       if [ -n "$(q -At -c "SELECT 1 FROM pg_settings WHERE name = 'perfopt.param_sample_every'")" ]; then
+           q -c "ALTER SYSTEM SET perfopt.param_sample_every = 1" -c "SELECT pg_reload_conf()" >/dev/null
+       fi
        sleep 1 ;;
 esac
 
@@ -180,6 +186,14 @@ echo "recording: the workload once with the keys only (pg_stat_statements, pg_qu
 q -c "SELECT pg_stat_statements_reset(), pg_qualstats_reset()" >/dev/null
 run_workload record 1
 
+if [ -n "$(q -At -c "SELECT 1 FROM pg_views WHERE schemaname = 'perfopt' AND viewname = 'statement_samples'")" ]; then
+    echo "perfopt.statement_samples: $(q -At -c "
+        SELECT count(DISTINCT s.queryid) || ' of ' || (SELECT count(*) FROM pg_stat_statements
+                                                        WHERE query ~* '(leads|quotes)' AND query !~* 'pg_')
+               || ' statements of the workload have samples, ' || count(*) || ' parameter sets'
+          FROM perfopt.statement_samples s JOIN pg_stat_statements p USING (userid, dbid, queryid)
+         WHERE p.query ~* '(leads|quotes)'")"
+fi
 echo "asking the advisors (budget $budget_mb MB) ..."
 q -c "INSERT INTO sets SELECT 'perfopt', index_def, est_size_bytes FROM perfopt.recommend_indexes($budget_mb) ORDER BY rank" \
   -c "INSERT INTO advisor_runs SELECT 'perfopt', perfopt.last_advisor_run()"
@@ -204,6 +218,13 @@ q -c "INSERT INTO sets SELECT 'qualstats', v #>> '{}', NULL FROM json_array_elem
 grep -E '^CREATE INDEX' "$bench/index_advisor_params_expert.sql" | sed 's/;$//' | while IFS= read -r def; do
     q -c "INSERT INTO sets VALUES ('expert', \$d\$$def\$d\$, NULL)"
 done
+
+# the timed runs pay neither tool's recording: pg_qualstats off, and
+# perfopt's sampling back at its default rate
+q -c "ALTER SYSTEM SET pg_qualstats.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+if [ -n "$(q -At -c "SELECT 1 FROM pg_settings WHERE name = 'perfopt.param_sample_every'")" ]; then
+    q -c "ALTER SYSTEM RESET perfopt.param_sample_every" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 
 echo "== the sets"
 q -P footer=off -c "SELECT config, index_def, pg_size_pretty(estimated) AS estimated FROM sets ORDER BY config"
