@@ -66,6 +66,7 @@
 
 #include "metrics/histogram.h"
 #include "metrics/latency.h"
+#include "samples/samples.h"
 
 int			perfopt_track_latency = TRACK_LATENCY_ALL;
 int			perfopt_max_statements = 1000;
@@ -408,6 +409,8 @@ latency_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	else
 		standard_ExecutorStart(queryDesc, eflags);
 
+	perfopt_samples_executor_start(queryDesc, eflags);
+
 	/*
 	 * The total-time instrumentation pg_stat_statements asks for, shared
 	 * with it (when it times this statement it made it already).  Only a
@@ -645,6 +648,35 @@ void
 perfopt_latency_skip_this_process(void)
 {
 	skip_this_process = true;
+}
+
+/*
+ * The total time of a statement (top level and nested) in ns, 0 when it
+ * has no histogram: the parameter sampler evicts the cheapest statements.
+ */
+uint64
+perfopt_latency_total_ns(Oid dbid, uint64 queryid)
+{
+	uint64		total = 0;
+
+	if (!perfopt_latency_available())
+		return 0;
+	latency_lock_shared();
+	for (int toplevel = 0; toplevel <= 1; toplevel++)
+	{
+		LatencyKey	key;
+		LatencyEntry *entry;
+
+		memset(&key, 0, sizeof(key));
+		key.dbid = dbid;
+		key.toplevel = (bool) toplevel;
+		key.queryid = queryid;
+		entry = hash_search(latency_hash, &key, HASH_FIND, NULL);
+		if (entry != NULL)
+			total += pg_atomic_read_u64(&entry->total_ns);
+	}
+	latency_unlock_shared();
+	return total;
 }
 
 /* Whether the histograms exist: perfopt was preloaded */

@@ -35,7 +35,27 @@ typedef struct PerfoptParamSet
  * CurrentMemoryContext (a List of PerfoptParamSet *), or NIL when sampling
  * is off, unavailable, or has seen no execution of it.  The caller is
  * responsible for showing them only to whoever may see that statement.
+ *
+ * At most 8 sets (a reservoir of the sampled executions); identical sets
+ * are merged and their weights summed, so the weights are multiples of 1/k
+ * (k: sets kept, at most 8) summing to 1.  A set's nparams is the highest
+ * $n of the normalized text, except when a text with both $n of its own
+ * and constants was not remembered by the backend that sampled it: then
+ * only its bound values (fewer than the text's $n).  Each value is at most
+ * 1 kB (a set over 1 kB or 100 values is never kept).
  */
 extern List *perfopt_statement_param_sets(Oid userid, Oid dbid, int64 queryid);
+
+/* perfopt.param_sampling, perfopt.param_sample_every, perfopt.param_samples_memory (kB) */
+extern bool perfopt_param_sampling;
+extern int	perfopt_param_sample_every;
+extern int	perfopt_param_samples_memory;
+
+/* The sampler's life cycle, from perfopt.c, and its executor hook */
+struct QueryDesc;
+extern void perfopt_samples_init(void);
+extern void perfopt_samples_shmem_request(void);
+extern void perfopt_samples_shmem_startup(void);
+extern void perfopt_samples_executor_start(struct QueryDesc *queryDesc, int eflags);
 
 #endif							/* PERFOPT_SAMPLES_H */
