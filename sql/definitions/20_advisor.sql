@@ -66,6 +66,27 @@ LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION perfopt.advise_query(text, float8) IS
 'the indexes that make one statement cheaper, with its cost before and after';
 
+CREATE OR REPLACE FUNCTION perfopt.advise_query(
+    query text,
+    params text[],
+    min_benefit_pct float8 DEFAULT 1)
+RETURNS TABLE (
+    rank int,
+    table_name regclass,
+    index_def text,
+    kind text,
+    est_size_bytes bigint,
+    benefit_pct float8,
+    cost_before float8,
+    cost_after float8,
+    queryids bigint[],
+    reason text)
+AS 'MODULE_PATHNAME', 'perfopt_advise_query_params'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION perfopt.advise_query(text, text[], float8) IS
+'the indexes that make one statement cheaper, costed on custom plans with the parameter sets given (a 1-D array is one set, a 2-D array one set per row)';
+
 CREATE OR REPLACE FUNCTION perfopt.last_advisor_run()
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'perfopt_last_advisor_run'

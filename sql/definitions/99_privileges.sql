@@ -39,6 +39,7 @@ GRANT EXECUTE ON FUNCTION
     perfopt.recommend_indexes(float8, float8),
     perfopt.recommend_indexes_for(text[], float8[], float8, float8),
     perfopt.advise_query(text, float8),
+    perfopt.advise_query(text, text[], float8),
     perfopt.last_advisor_run(),
     perfopt.index_drop_safe_set(regclass[], regclass[]),
     perfopt.table_health(boolean, regclass),
