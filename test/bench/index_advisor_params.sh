@@ -293,7 +293,7 @@ SELECT format('SELECT %s FROM public.leads WHERE id = %s',
 SQL
 held=$(q -At -c "SELECT count(*) FROM pg_stat_statements")
 for run in 1 2 3; do
-    q -c "CREATE TEMP TABLE r AS SELECT index_def FROM perfopt.recommend_indexes($budget_mb)" \
+    q -c "DROP TABLE IF EXISTS r" -c "CREATE TABLE r AS SELECT index_def FROM perfopt.recommend_indexes($budget_mb)" \
       -c "INSERT INTO advisor_runs SELECT 'scale $run', perfopt.last_advisor_run()" \
       -c "INSERT INTO advisor_runs SELECT 'scale_same $run',
                  to_jsonb((SELECT array_agg(index_def ORDER BY index_def) FROM r) IS NOT DISTINCT FROM
@@ -303,4 +303,9 @@ read -r s slo shi <<< "$(median_ci 3 $(q -At -c "SELECT (run->>'seconds')::float
 echo "== advisor with $held statements in pg_stat_statements: median of 3 runs $s s (range $slo-$shi; target under 10 s);"
 echo "   same set as before the $STATEMENTS statements: $(q -At -c "SELECT string_agg(run::text, ', ' ORDER BY advisor) FROM advisor_runs WHERE advisor LIKE 'scale_same%'")"
 q -At -c "SELECT advisor || ': ' || run::text FROM advisor_runs WHERE advisor LIKE 'scale _'"
+echo "   the set with them, against perfopt's set above:"
+q -P footer=off -c "
+SELECT coalesce(a.index_def, b.index_def) AS index_def,
+       CASE WHEN a.index_def IS NULL THEN 'before only' WHEN b.index_def IS NULL THEN 'with them only' ELSE 'both' END AS in_set
+  FROM r a FULL JOIN (SELECT index_def FROM sets WHERE config = 'perfopt') b ON b.index_def = a.index_def ORDER BY 2, 1"
 echo "targets: perfopt's set cuts the measured time by at least 95% within the budget; the advisor answers in under 10 s"
