@@ -194,8 +194,10 @@ WITH indexes AS (
         ON pt.indexrelid = i.indexrelid
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'perfopt')
        AND n.nspname NOT LIKE 'pg\_toast%'
-       -- not the tables of an extension (a hashed list, not a sort of every index)
-       AND i.indrelid NOT IN (SELECT d.objid FROM pg_depend d
+       -- not the tables of an extension (a hashed list, not a sort of every
+       -- index; found from the extensions, not by a scan of every dependency)
+       AND i.indrelid NOT IN (SELECT d.objid FROM pg_extension e
+                                JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
                                WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e')
            ) x
 ),

@@ -22,28 +22,15 @@ COMMENT ON VIEW perfopt.cache_outbox IS
 ------------------------------------------------------------------------------
 -- Functions
 
+-- runs as the writer: it keeps keys in the backend's memory, and the
+-- outbox row is written at commit straight into the heap, without a
+-- permission check (src/cache/outbox.c)
 CREATE OR REPLACE FUNCTION perfopt.cache_trigger() RETURNS trigger
 AS 'MODULE_PATHNAME', 'perfopt_cache_trigger'
-LANGUAGE C SECURITY DEFINER;
+LANGUAGE C SECURITY INVOKER;
 
 COMMENT ON FUNCTION perfopt.cache_trigger() IS
-'trigger of cache_watch: the keys its arguments (key templates) make from the old and the new row join the transaction''s pending keys';
-
-CREATE OR REPLACE FUNCTION perfopt.cache_flush() RETURNS trigger
-AS 'MODULE_PATHNAME', 'perfopt_cache_flush'
-LANGUAGE C SECURITY DEFINER;
-
-COMMENT ON FUNCTION perfopt.cache_flush() IS
-'deferred constraint trigger of cache_watch: writes the transaction''s pending keys as one outbox row at commit';
-
--- the WHEN condition of perfopt_cache_flush, run as the writer on every
--- changed row: it reads and sets one flag of the backend, nothing else
-CREATE OR REPLACE FUNCTION perfopt.cache_flush_needed() RETURNS boolean
-AS 'MODULE_PATHNAME', 'perfopt_cache_flush_needed'
-LANGUAGE C VOLATILE;
-
-COMMENT ON FUNCTION perfopt.cache_flush_needed() IS
-'WHEN condition of the trigger perfopt_cache_flush: true for the first changed row of a transaction, so that it flushes once';
+'trigger of cache_watch: the keys its arguments (key templates) make from the old and the new row join the transaction''s pending keys, written as one outbox row at commit';
 
 CREATE OR REPLACE FUNCTION perfopt.cache_template_columns(rel regclass, key_template text) RETURNS text[]
 AS 'MODULE_PATHNAME', 'perfopt_cache_template_columns'
@@ -101,6 +88,8 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = 'perfopt_cache_truncate') THEN
         EXECUTE format('DROP TRIGGER perfopt_cache_truncate ON %s', rel);
     END IF;
+    -- the deferred flush trigger of 1.1.0's first builds: the outbox row is
+    -- now written at PRE_COMMIT
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = 'perfopt_cache_flush') THEN
         EXECUTE format('DROP TRIGGER perfopt_cache_flush ON %s', rel);
     END IF;
@@ -113,10 +102,6 @@ BEGIN
                    ' FOR EACH ROW EXECUTE FUNCTION perfopt.cache_trigger(%s)', rel, args);
     EXECUTE format('CREATE TRIGGER perfopt_cache_truncate AFTER TRUNCATE ON %s'
                    ' FOR EACH STATEMENT EXECUTE FUNCTION perfopt.cache_trigger(%s)', rel, args);
-    -- one event per transaction (the condition is true once), fired at commit
-    EXECUTE format('CREATE CONSTRAINT TRIGGER perfopt_cache_flush AFTER INSERT OR UPDATE OR DELETE ON %s'
-                   ' DEFERRABLE INITIALLY DEFERRED FOR EACH ROW'
-                   ' WHEN (perfopt.cache_flush_needed()) EXECUTE FUNCTION perfopt.cache_flush()', rel);
 END
 $$;
 
@@ -215,8 +200,7 @@ COMMENT ON VIEW perfopt.cache_metrics IS
 -- only cache_watch attaches the trigger: attached by anyone else, it could
 -- invalidate any key; writers need no privilege on it to fire it
 
--- watched tables get the triggers of this release (an update from one that
--- wrote a row per key adds perfopt_cache_flush); nothing to do on install
+-- watched tables get the triggers of this release; nothing to do on install
 SELECT perfopt.cache_retrigger(w.rel)
   FROM (SELECT DISTINCT rel FROM perfopt.cache_watches) w
   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) w.rel;

@@ -64,11 +64,6 @@ GRANT SELECT ON
 -- and what they measurably did
 GRANT SELECT ON perfopt.action_log, perfopt.action_outcomes, perfopt.action_success_rates TO PUBLIC;
 
--- the WHEN condition of a watched table's perfopt_cache_flush runs as the
--- writer, who needs EXECUTE on it; it only says whether this transaction
--- has a flush queued yet (a call by hand can only fail one's own commit)
-GRANT EXECUTE ON FUNCTION perfopt.cache_flush_needed() TO PUBLIC;
-
 ------------------------------------------------------------------------------
 -- pg_monitor and perfopt_reader: what the workers measure.  Every query of
 -- the dashboards in docs/grafana runs as a login role that is a member of

@@ -129,6 +129,13 @@ perfopt_relation_bytes(Oid relid, Oid tablespace, Oid filenode, char persistence
 		bytes += st.st_size;
 		if (name != path)
 			pfree(name);
+
+		/*
+		 * every segment but the last is full (md.c keeps them so): one
+		 * that is not is the last, and the next needs no stat() to tell
+		 */
+		if (st.st_size < (off_t) RELSEG_SIZE * BLCKSZ)
+			break;
 	}
 	pfree(path);
 	return bytes;
