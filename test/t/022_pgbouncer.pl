@@ -99,20 +99,27 @@ my ($bench_out, $bench_err) = ('', '');
 my $bench = IPC::Run::start(
 	[ 'pgbench', '-n', '-S', '-c', $clients, '-T', '4', '-h', '127.0.0.1', '-p', $port, 'postgres' ],
 	'>', \$bench_out, '2>', \$bench_err);
-my $peak = 0;
+# The server's count can include a backend PgBouncer already closed that is
+# still exiting (a loaded machine shows it), so the bound is checked on the
+# connections PgBouncer holds open to the server (SHOW SERVERS), and the
+# server's own count must see them
+my ($peak, $peak_servers) = (0, 0);
 for (1 .. 30)
 {
 	my $n = $node->safe_psql('postgres', q{
 		SELECT count(*) FROM pg_stat_activity
 		 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND datname = 'postgres'});
 	$peak = $n if $n > $peak;
+	my $servers = () = admin('SHOW SERVERS') =~ /^\S+\|\S+\|postgres\|/mg;
+	$peak_servers = $servers if $servers > $peak_servers;
 	usleep(100_000);
 }
 $bench->finish;
 my ($tx) = $bench_out =~ /number of transactions actually processed: (\d+)/;
 cmp_ok($tx // 0, '>', 0, "$clients pgbench clients ran $tx transactions through PgBouncer") or diag($bench_err);
 cmp_ok($peak, '>=', 1, "the server saw PgBouncer's connections ($peak)");
-cmp_ok($peak, '<=', $pool, "never more than the pool of $pool");
+cmp_ok($peak_servers, '<=', $pool, "never more than the pool of $pool server connections ($peak_servers)");
+cmp_ok($peak_servers, '>=', 1, 'PgBouncer held server connections while the clients ran');
 my ($xacts) = admin('SHOW STATS') =~ /^postgres\|(\d+)\|/m;
 cmp_ok($xacts // 0, '>=', $tx // 1, "PgBouncer counted the transactions ($xacts)");
 
