@@ -45,7 +45,8 @@ OBJS = \
 	src/common/subxact.o \
 	src/health/table_health.o \
 	src/advisor/whatif.o \
-	src/advisor/workload.o
+	src/advisor/workload.o \
+	src/samples/samples.o
 
 # The install script of the current version and the update from the one
 # before are assembled from readable sources (sql/README.md); the scripts of

@@ -35,6 +35,7 @@
 #include "observability/prometheus.h"
 #include "routing/balance.h"
 #include "routing/routing.h"
+#include "samples/samples.h"
 
 /* read by the orchestrator's SQL only, through current_setting() */
 static int	perfopt_optimization_interval = 15;
@@ -586,9 +587,31 @@ perfopt_define_settings(void)
 							NULL, &perfopt_routing_max_lag, 16 * 1024 * 1024, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("perfopt.param_sampling",
+							 "Whether perfopt samples the parameters of statements for the index advisor.",
+							 "The samples are kept in shared memory only; see perfopt.statement_samples.",
+							 &perfopt_param_sampling, true, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("perfopt.param_sample_every",
+							"One statement in this many, on average, has its parameters sampled.",
+							NULL, &perfopt_param_sample_every, 100, 1, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+
 	/* shared memory is sized once, at start-up: only a preload defines this */
 	if (process_shared_preload_libraries_in_progress)
 	{
+		DefineCustomIntVariable("perfopt.param_samples_memory",
+								"Shared memory for the parameter samples of statements.",
+								"Each statement's 8 sets take about 8.4 kB.",
+								&perfopt_param_samples_memory,
+								8192,
+								64,
+								1024 * 1024,
+								PGC_POSTMASTER,
+								GUC_UNIT_KB,
+								NULL,
+								NULL,
+								NULL);
+
 		DefineCustomIntVariable("perfopt.max_statements",
 								"Statements whose latency histograms perfopt keeps in shared memory.",
 								"Each takes about 19 kB.",

@@ -34,6 +34,7 @@
 #include "observability/exporter.h"
 #include "routing/instance_check.h"
 #include "routing/routing.h"
+#include "samples/samples.h"
 
 PG_MODULE_MAGIC;
 
@@ -52,6 +53,7 @@ perfopt_shmem_request(void)
 	perfopt_latency_shmem_request();
 	perfopt_routing_shmem_request();
 	perfopt_cache_shmem_request();
+	perfopt_samples_shmem_request();
 }
 
 /*
@@ -68,6 +70,7 @@ perfopt_shmem_startup(void)
 	perfopt_latency_shmem_startup();
 	perfopt_routing_shmem_startup();
 	perfopt_cache_shmem_startup();
+	perfopt_samples_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -93,6 +96,7 @@ _PG_init(void)
 	shmem_startup_hook = perfopt_shmem_startup;
 
 	perfopt_latency_init();
+	perfopt_samples_init();
 
 	perfopt_launcher_register();
 	perfopt_exporter_register();

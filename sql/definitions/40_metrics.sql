@@ -252,6 +252,55 @@ COMMENT ON FUNCTION perfopt.latency_quantiles(int[], bigint[], float8[]) IS
 COMMENT ON FUNCTION perfopt.query_latency_reset() IS
 'forgets every latency histogram; returns the time of the reset';
 
+-- Parameter samples per statement (issue 17), from perfopt's executor
+-- hooks: shared memory only, each statement's sets shown only to whoever
+-- may see its text in pg_stat_statements
+CREATE OR REPLACE FUNCTION perfopt.statement_samples(
+    OUT userid oid,
+    OUT dbid oid,
+    OUT queryid bigint,
+    OUT params text[],
+    OUT sampled_at timestamptz,
+    OUT weight float8,
+    OUT sampled bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'perfopt_statement_samples'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.statement_samples() IS
+'the parameter sets kept per statement, of the statements whose text the caller may see in pg_stat_statements';
+
+CREATE OR REPLACE VIEW perfopt.statement_samples AS
+    SELECT s.userid, s.dbid, s.queryid, s.params, s.sampled_at, s.weight, s.sampled
+      FROM perfopt.statement_samples() s;
+
+COMMENT ON VIEW perfopt.statement_samples IS
+'real parameter sets of statements ($1 .. $n of pg_stat_statements'' text, as text), a reservoir per statement, weights summing to 1; only the statements the caller may see in pg_stat_statements';
+
+CREATE OR REPLACE FUNCTION perfopt.statement_samples_info(
+    OUT capacity int,
+    OUT statements bigint,
+    OUT sets_per_statement int,
+    OUT skipped bigint,
+    OUT evicted bigint,
+    OUT reset_at timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'perfopt_statement_samples_info'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.statement_samples_info() IS
+'how many statements the parameter samples hold and may hold, sets skipped as too big and statements evicted since the last reset (counts only)';
+
+CREATE OR REPLACE FUNCTION perfopt.statement_samples_reset() RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'perfopt_statement_samples_reset'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.statement_samples_reset() IS
+'forgets every parameter sample; returns the time of the reset';
+
 
 
 

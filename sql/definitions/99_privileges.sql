@@ -35,6 +35,7 @@ GRANT EXECUTE ON FUNCTION
     perfopt.now(),
     perfopt.analyze_query(text),
     perfopt.slow_queries(),
+    perfopt.statement_samples(),
     perfopt.recommend_indexes(float8, float8),
     perfopt.recommend_indexes_for(text[], float8[], float8, float8),
     perfopt.advise_query(text, float8),
@@ -54,7 +55,7 @@ GRANT EXECUTE ON FUNCTION
 
 GRANT SELECT ON
     perfopt.statement_stats, perfopt.statement_texts, perfopt.statement_stats_info,
-    perfopt.slow_queries, perfopt.index_recommendations, perfopt.index_drop_candidates,
+    perfopt.statement_samples, perfopt.slow_queries, perfopt.index_recommendations, perfopt.index_drop_candidates,
     perfopt.table_health, perfopt.cache_strategies, perfopt.cache_watches
    TO PUBLIC;
 
@@ -74,6 +75,7 @@ GRANT EXECUTE ON FUNCTION perfopt.cache_flush_needed() TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     perfopt.query_latency(),
+    perfopt.statement_samples_info(),
     perfopt.capacity_dashboard(),
     perfopt.capacity_recommendation(text, text, float8, float8, float8, timestamptz),
     perfopt.capacity_cost(text, text, float8, float8, float8, timestamptz, timestamptz, float8),

@@ -80,6 +80,7 @@
 
 #include "metrics/histogram.h"
 #include "metrics/latency.h"
+#include "samples/samples.h"
 
 int			perfopt_track_latency = TRACK_LATENCY_ALL;
 int			perfopt_max_statements = 1000;
@@ -751,6 +752,8 @@ latency_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	else
 		standard_ExecutorStart(queryDesc, eflags);
 
+	perfopt_samples_executor_start(queryDesc, eflags);
+
 	/*
 	 * The total-time instrumentation pg_stat_statements asks for, shared
 	 * with it (when it times this statement it made it already); else
@@ -1013,6 +1016,38 @@ void
 perfopt_latency_skip_this_process(void)
 {
 	skip_this_process = true;
+}
+
+/*
+ * The total time of a statement (top level and nested) in ns, 0 when it
+ * has no histogram: the parameter sampler evicts the cheapest statements.
+ * A ranking, called once per sampled statement: the calls still pending
+ * in the backends' rings are left out (not folded) rather than folded each
+ * time.
+ */
+uint64
+perfopt_latency_total_ns(Oid dbid, uint64 queryid)
+{
+	uint64		total = 0;
+
+	if (!perfopt_latency_available())
+		return 0;
+	LWLockAcquire(&latency_shared->locks[0].lock, LW_SHARED);
+	for (int toplevel = 0; toplevel <= 1; toplevel++)
+	{
+		LatencyKey	key;
+		LatencyEntry *entry;
+
+		memset(&key, 0, sizeof(key));
+		key.dbid = dbid;
+		key.toplevel = (bool) toplevel;
+		key.queryid = queryid;
+		entry = hash_search(latency_hash, &key, HASH_FIND, NULL);
+		if (entry != NULL)
+			total += pg_atomic_read_u64(&entry->total_ns);
+	}
+	latency_unlock_shared();
+	return total;
 }
 
 /* Whether the histograms exist: perfopt was preloaded */

@@ -53,6 +53,7 @@ extern void perfopt_latency_shmem_request(void);
 extern void perfopt_latency_shmem_startup(void);
 extern void perfopt_latency_skip_this_process(void);
 extern bool perfopt_latency_available(void);
+extern uint64 perfopt_latency_total_ns(Oid dbid, uint64 queryid);
 extern bool perfopt_latency_of_query(Oid dbid, uint64 queryid,
 									 LatencyFigures *figures);
 extern List *perfopt_latency_since_last_call(int top_n, LatencyFigures *all);

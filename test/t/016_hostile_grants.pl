@@ -112,6 +112,7 @@ query(q{CREATE TABLE public.probe (a int, b text);
 my $series = q{ARRAY(SELECT timestamptz '2026-01-01' + i * interval '1 hour' FROM generate_series(1, 200) i),
 	ARRAY(SELECT 100 + i % 24 + (i / 10)::float8 FROM generate_series(1, 200) i)};
 my %calls = (
+	'perfopt.statement_samples()' => q{SELECT count(*) FROM perfopt.statement_samples()},
 	'perfopt.analyze_query(text)' => q{SELECT count(*) FROM perfopt.analyze_query('SELECT * FROM public.probe WHERE a = 5')},
 	'perfopt.advise_query(text,double precision)' =>
 	  q{SELECT count(*) FROM perfopt.advise_query('SELECT * FROM public.probe WHERE a = 5')},
