@@ -108,13 +108,12 @@ q -c "CREATE TABLE runs (turn int, workload text, protocol text, config text, tp
 
 # CPU time (clock ticks) used so far by a server's processes: the
 # postmaster's own and its reaped children's, and its live children's
+# (one awk for them all: a process per child is slow on a loaded machine)
 server_ticks() {
-    local pm t=0 p
+    local pm
     pm=$(head -1 "${dirs[$1]}/data/postmaster.pid")
-    for p in $pm $(pgrep -P "$pm"); do
-        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat")))
-    done
-    echo "$t"
+    { cd /proc && cat "$pm/stat" $(pgrep -P "$pm" | sed 's|$|/stat|') 2>/dev/null || true; } |
+        awk '{ t += $14 + $15 + $16 + $17 } END { print t + 0 }'
 }
 ticks_per_sec=$(getconf CLK_TCK)
 
@@ -137,7 +136,7 @@ for workload in select-only tpcb-like; do
                 t1=$(server_ticks "$s")
                 tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
                 n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
-                cpu=$(python3 -c "print(($t1 - $t0) * 1e6 / $ticks_per_sec / $n)")
+                cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$ticks_per_sec" -v n="$n" 'BEGIN { print (b - a) * 1e6 / hz / n }')
                 q -c "INSERT INTO runs VALUES ($turn, '$workload', '$protocol', '$c', $tps, $cpu)"
                 line="$line $c $tps ($(printf '%.1f' "$cpu") us CPU)"
             done
