@@ -9,6 +9,7 @@ OBJS = \
 	src/models/correlation.o \
 	src/routing/balance.o \
 	src/cache/cache.o \
+	src/cache/cache_hits.o \
 	src/cache/cache_worker.o \
 	src/cache/outbox.o \
 	src/common/catalog.o \
@@ -63,7 +64,7 @@ DATA = $(wildcard sql/legacy/perfopt--*.sql)
 # temporary instance with perfopt and pg_stat_statements preloaded
 REGRESS = setup analyze_query analyze_query_recommendations \
 	analyze_query_errors analyze_query_params slow_queries \
-	index_advisor index_drop_candidates table_health metrics \
+	index_advisor advise_query_params index_drop_candidates table_health metrics \
 	anomaly_forecast correlation orchestrator cache routing
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check
 

@@ -23,8 +23,9 @@ trap '[ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null; stop_cluster "$dir";
 
 # a throwaway Redis for the cache layer, on a free loopback port
 rport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# (publishing key-miss events, as a DBA would turn on for cache_hit_rates)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
-    --logfile "$dir/redis.log" --daemonize no >/dev/null &
+    --notify-keyspace-events Em --logfile "$dir/redis.log" --daemonize no >/dev/null &
 redis_pid=$!
 
 echo "== starting a throwaway cluster in $dir"
@@ -159,6 +160,21 @@ TEXT
 psql_demo -q -c "SELECT key_template, invalidations, keys_estimate, mean_change_interval, redis_ttl,
        invalidated_before_expiry_pct AS stale_pct, recommended_ttl
   FROM perfopt.cache_advice WHERE key_template = 'agent:{agent_id}:leads'"
+
+cat <<'TEXT'
+
+Hit rates per key template and strategy (perfopt.cache_hit_rates(3): Redis's key-miss events and MONITOR
+for 3 s, while an application reads leads 1 to 40, of which 1 to 100 were warmed and 34 invalidated, and 101 to 110):
+TEXT
+psql_demo -q -c "SELECT strategy, key_template, reads, misses, hits, hit_rate_pct
+  FROM perfopt.cache_hit_rates(3) ORDER BY strategy, key_template NULLS LAST" &
+hit_pid=$!
+for _ in $(seq 1 50); do   # until the window has begun: a client in MONITOR
+    redis-cli -p "$rport" CLIENT LIST | grep -q 'flags=O' && break
+    sleep 0.1
+done
+{ for i in $(seq 1 40) $(seq 101 110); do echo "GET lead:$i"; done; } | redis-cli -p "$rport" >/dev/null
+wait "$hit_pid"
 
 cat <<'TEXT'
 

@@ -66,6 +66,27 @@ LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION perfopt.advise_query(text, float8) IS
 'the indexes that make one statement cheaper, with its cost before and after';
 
+CREATE OR REPLACE FUNCTION perfopt.advise_query(
+    query text,
+    params text[],
+    min_benefit_pct float8 DEFAULT 1)
+RETURNS TABLE (
+    rank int,
+    table_name regclass,
+    index_def text,
+    kind text,
+    est_size_bytes bigint,
+    benefit_pct float8,
+    cost_before float8,
+    cost_after float8,
+    queryids bigint[],
+    reason text)
+AS 'MODULE_PATHNAME', 'perfopt_advise_query_params'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION perfopt.advise_query(text, text[], float8) IS
+'the indexes that make one statement cheaper, costed on custom plans with the parameter sets given (a 1-D array is one set, a 2-D array one set per row)';
+
 CREATE OR REPLACE FUNCTION perfopt.last_advisor_run()
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'perfopt_last_advisor_run'
@@ -173,8 +194,10 @@ WITH indexes AS (
         ON pt.indexrelid = i.indexrelid
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'perfopt')
        AND n.nspname NOT LIKE 'pg\_toast%'
-       -- not the tables of an extension (a hashed list, not a sort of every index)
-       AND i.indrelid NOT IN (SELECT d.objid FROM pg_depend d
+       -- not the tables of an extension (a hashed list, not a sort of every
+       -- index; found from the extensions, not by a scan of every dependency)
+       AND i.indrelid NOT IN (SELECT d.objid FROM pg_extension e
+                                JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
                                WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e')
            ) x
 ),

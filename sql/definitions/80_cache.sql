@@ -22,28 +22,15 @@ COMMENT ON VIEW perfopt.cache_outbox IS
 ------------------------------------------------------------------------------
 -- Functions
 
+-- runs as the writer: it keeps keys in the backend's memory, and the
+-- outbox row is written at commit straight into the heap, without a
+-- permission check (src/cache/outbox.c)
 CREATE OR REPLACE FUNCTION perfopt.cache_trigger() RETURNS trigger
 AS 'MODULE_PATHNAME', 'perfopt_cache_trigger'
-LANGUAGE C SECURITY DEFINER;
+LANGUAGE C SECURITY INVOKER;
 
 COMMENT ON FUNCTION perfopt.cache_trigger() IS
-'trigger of cache_watch: the keys its arguments (key templates) make from the old and the new row join the transaction''s pending keys';
-
-CREATE OR REPLACE FUNCTION perfopt.cache_flush() RETURNS trigger
-AS 'MODULE_PATHNAME', 'perfopt_cache_flush'
-LANGUAGE C SECURITY DEFINER;
-
-COMMENT ON FUNCTION perfopt.cache_flush() IS
-'deferred constraint trigger of cache_watch: writes the transaction''s pending keys as one outbox row at commit';
-
--- the WHEN condition of perfopt_cache_flush, run as the writer on every
--- changed row: it reads and sets one flag of the backend, nothing else
-CREATE OR REPLACE FUNCTION perfopt.cache_flush_needed() RETURNS boolean
-AS 'MODULE_PATHNAME', 'perfopt_cache_flush_needed'
-LANGUAGE C VOLATILE;
-
-COMMENT ON FUNCTION perfopt.cache_flush_needed() IS
-'WHEN condition of the trigger perfopt_cache_flush: true for the first changed row of a transaction, so that it flushes once';
+'trigger of cache_watch: the keys its arguments (key templates) make from the old and the new row join the transaction''s pending keys, written as one outbox row at commit';
 
 CREATE OR REPLACE FUNCTION perfopt.cache_template_columns(rel regclass, key_template text) RETURNS text[]
 AS 'MODULE_PATHNAME', 'perfopt_cache_template_columns'
@@ -101,6 +88,8 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = 'perfopt_cache_truncate') THEN
         EXECUTE format('DROP TRIGGER perfopt_cache_truncate ON %s', rel);
     END IF;
+    -- the deferred flush trigger of 1.1.0's first builds: the outbox row is
+    -- now written at PRE_COMMIT
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = rel AND tgname = 'perfopt_cache_flush') THEN
         EXECUTE format('DROP TRIGGER perfopt_cache_flush ON %s', rel);
     END IF;
@@ -113,10 +102,6 @@ BEGIN
                    ' FOR EACH ROW EXECUTE FUNCTION perfopt.cache_trigger(%s)', rel, args);
     EXECUTE format('CREATE TRIGGER perfopt_cache_truncate AFTER TRUNCATE ON %s'
                    ' FOR EACH STATEMENT EXECUTE FUNCTION perfopt.cache_trigger(%s)', rel, args);
-    -- one event per transaction (the condition is true once), fired at commit
-    EXECUTE format('CREATE CONSTRAINT TRIGGER perfopt_cache_flush AFTER INSERT OR UPDATE OR DELETE ON %s'
-                   ' DEFERRABLE INITIALLY DEFERRED FOR EACH ROW'
-                   ' WHEN (perfopt.cache_flush_needed()) EXECUTE FUNCTION perfopt.cache_flush()', rel);
 END
 $$;
 
@@ -215,8 +200,7 @@ COMMENT ON VIEW perfopt.cache_metrics IS
 -- only cache_watch attaches the trigger: attached by anyone else, it could
 -- invalidate any key; writers need no privilege on it to fire it
 
--- watched tables get the triggers of this release (an update from one that
--- wrote a row per key adds perfopt_cache_flush); nothing to do on install
+-- watched tables get the triggers of this release; nothing to do on install
 SELECT perfopt.cache_retrigger(w.rel)
   FROM (SELECT DISTINCT rel FROM perfopt.cache_watches) w
   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) w.rel;
@@ -224,6 +208,9 @@ SELECT perfopt.cache_retrigger(w.rel)
 ------------------------------------------------------------------------------
 -- Cache advice: how often each template's data changes, how often its keys
 -- are read, and the TTL that fits its change rate
+
+COMMENT ON TABLE perfopt.cache_hit_samples IS
+'the last window cache_hit_rates() measured per key template: reads and misses, for cache_advice''s hit rate';
 
 COMMENT ON TABLE perfopt.cache_template_stats IS
 'invalidated keys per watched key template and hour, counted by the cache worker as it sends them';
@@ -310,6 +297,17 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION perfopt.cache_template_reads(int) IS
 'per watched key template: a SCAN sample of its keys in Redis, their mean LFU counter (OBJECT FREQ) and the reads per key it stands for; counts only, never a key';
 
+CREATE OR REPLACE FUNCTION perfopt.cache_hit_rates(sample_seconds float8 DEFAULT 5,
+    OUT strategy text, OUT key_template text, OUT reads bigint, OUT misses bigint,
+    OUT hits bigint, OUT hit_rate_pct float8, OUT reason text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'perfopt_cache_hit_rates'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.cache_hit_rates(float8) IS
+'per watched key template and per strategy (key_template NULL): the keys read (MONITOR) and missed (key-miss events, notify-keyspace-events E and m) over sample_seconds, and the hit rate; counts only, never a key';
+
 CREATE OR REPLACE VIEW perfopt.cache_advice AS
 SELECT c.key_template, c.strategy, c.invalidations,
        round((c.invalidations / (c.span_s / 3600))::numeric, 1)::float8 AS invalidations_per_hour,
@@ -320,7 +318,8 @@ SELECT c.key_template, c.strategy, c.invalidations,
              1)::float8 AS invalidated_before_expiry_pct,
        r.sampled_keys,
        round(r.reads_per_key::numeric, 1)::float8 AS reads_per_key,
-       NULL::float8 AS hit_rate_pct,
+       CASE WHEN h.reads > 0
+            THEN round(100.0 * (h.reads - least(h.misses, h.reads)) / h.reads, 2)::float8 END AS hit_rate_pct,
        date_trunc('milliseconds', greatest(s.min_ttl, least(s.max_ttl,
            coalesce(make_interval(secs => c.mean_change_interval_s * ln(2)), s.max_ttl))))
            AS recommended_ttl,
@@ -330,11 +329,16 @@ SELECT c.key_template, c.strategy, c.invalidations,
                 WHEN c.keys_estimate IS NULL THEN 'the table was never analyzed: its keys are not known'
                 ELSE 'the median time between two changes of a key, within min_ttl and max_ttl' END,
            r.reason,
-           'hit rate per template: Redis counts misses only for the whole server (cache_metrics)')
+           CASE WHEN h.key_template IS NULL
+                THEN 'hit rate per template: measured over a window by cache_hit_rates(sample_seconds), which needs Redis''s key-miss events (notify-keyspace-events E and m)'
+                ELSE format('hit rate: %s reads, %s misses over %s s at %s (the last cache_hit_rates window)',
+                            h.reads, least(h.misses, h.reads), h.sample_seconds,
+                            to_char(h.measured_at, 'YYYY-MM-DD HH24:MI:SS TZ')) END)
            AS reason
   FROM perfopt.cache_template_changes c
   JOIN perfopt.cache_strategies s ON s.name = c.strategy
-  LEFT JOIN perfopt.cache_template_reads(100) r ON r.key_template = c.key_template;
+  LEFT JOIN perfopt.cache_template_reads(100) r ON r.key_template = c.key_template
+  LEFT JOIN perfopt.cache_hit_samples h ON h.key_template = c.key_template;
 
 COMMENT ON VIEW perfopt.cache_advice IS
 'per watched key template: invalidations, the mean time between two changes of a key, the share of entries invalidated before redis_ttl, reads (LFU sample), the recommended TTL and why';

@@ -39,6 +39,7 @@ GRANT EXECUTE ON FUNCTION
     perfopt.recommend_indexes(float8, float8),
     perfopt.recommend_indexes_for(text[], float8[], float8, float8),
     perfopt.advise_query(text, float8),
+    perfopt.advise_query(text, text[], float8),
     perfopt.last_advisor_run(),
     perfopt.index_drop_safe_set(regclass[], regclass[]),
     perfopt.table_health(boolean, regclass),
@@ -62,11 +63,6 @@ GRANT SELECT ON
 -- row-level security shows each role the actions on the tables it owns,
 -- and what they measurably did
 GRANT SELECT ON perfopt.action_log, perfopt.action_outcomes, perfopt.action_success_rates TO PUBLIC;
-
--- the WHEN condition of a watched table's perfopt_cache_flush runs as the
--- writer, who needs EXECUTE on it; it only says whether this transaction
--- has a flush queued yet (a call by hand can only fail one's own commit)
-GRANT EXECUTE ON FUNCTION perfopt.cache_flush_needed() TO PUBLIC;
 
 ------------------------------------------------------------------------------
 -- pg_monitor and perfopt_reader: what the workers measure.  Every query of
@@ -132,6 +128,12 @@ GRANT EXECUTE ON FUNCTION
     perfopt.threshold_state(perfopt.automation_rules, timestamptz),
     perfopt.qualified_name(regclass)
    TO perfopt_admin;
+
+-- cache_hit_rates() runs MONITOR on Redis for its window, which costs Redis
+-- much of its throughput: for those who may act, not for every reader
+-- (and it keeps each template's last window for cache_advice)
+GRANT EXECUTE ON FUNCTION perfopt.cache_hit_rates(float8) TO perfopt_admin;
+GRANT SELECT, INSERT, UPDATE ON perfopt.cache_hit_samples TO perfopt_admin;
 
 ------------------------------------------------------------------------------
 -- perfopt_app: what an application's login role needs

@@ -74,6 +74,17 @@ SELECT pg_catalog.pg_extension_config_dump('perfopt.cache_warmers_id_seq', '');
 INSERT INTO perfopt.jobs (job_name, command, schedule, builtin) VALUES
     ('cache_rewarm', 'SELECT perfopt.cache_rewarm()', interval '10 seconds', true);
 
+-- the last window cache_hit_rates() measured per key template (reads and
+-- misses), for cache_advice's hit rate; one row per template
+CREATE TABLE perfopt.cache_hit_samples (
+    key_template text PRIMARY KEY,
+    strategy text NOT NULL,
+    measured_at timestamptz NOT NULL,
+    sample_seconds float8 NOT NULL,
+    reads bigint NOT NULL,
+    misses bigint NOT NULL
+);
+
 -- invalidations per key template and hour, counted by the cache worker in
 -- the transaction that takes them from the outbox (so only sent ones count);
 -- pruned by apply_retention with the metrics

@@ -90,3 +90,12 @@ CREATE TABLE perfopt.cache_template_stats (
     last_at timestamptz NOT NULL,
     PRIMARY KEY (key_template, bucket)
 );
+-- issue 20: cache hit rates per template (the last window measured)
+CREATE TABLE perfopt.cache_hit_samples (
+    key_template text PRIMARY KEY,
+    strategy text NOT NULL,
+    measured_at timestamptz NOT NULL,
+    sample_seconds float8 NOT NULL,
+    reads bigint NOT NULL,
+    misses bigint NOT NULL
+);

@@ -28,6 +28,11 @@
  * statements a caller passes to recommend_indexes_for and advise_query are
  * the caller's own, and are planned as the caller.
  *
+ * A statement with parameter sets (workload.c) is costed as the weighted
+ * mean of its variants' custom plans, at most three planner calls per
+ * configuration; one without keeps its generic plan, and each reason says
+ * which of the two a statement it names was costed on.
+ *
  * Each statement is planned once per configuration of the candidates on
  * its own tables: costs are cached by (statement, that subset), so that a
  * step that adds an index on one table replans only the statements that
@@ -68,10 +73,15 @@
 #include "perfopt.h"
 #include "advisor/whatif.h"
 #include "advisor/workload.h"
+#include "samples/samples.h"
+
+/* Most values advise_query(query, params) takes, over all its sets */
+#define MAX_PARAM_VALUES	54000
 
 PG_FUNCTION_INFO_V1(perfopt_recommend_indexes);
 PG_FUNCTION_INFO_V1(perfopt_recommend_indexes_for);
 PG_FUNCTION_INFO_V1(perfopt_advise_query);
+PG_FUNCTION_INFO_V1(perfopt_advise_query_params);
 PG_FUNCTION_INFO_V1(perfopt_last_advisor_run);
 
 /*
@@ -240,13 +250,41 @@ typedef struct CostStep
 	double		rows;
 } CostStep;
 
+/*
+ * A statement's cost with the hypothetical indexes of now: its generic
+ * plan's, or with parameter sets the weighted mean of its variants' custom
+ * plans (a partial index serves only the variants whose values imply its
+ * predicate, as the planner decides).
+ */
+static double
+whatif_statement_cost(WhatIf *whatif, WorkloadStatement *stmt, double *rows)
+{
+	double		cost = 0;
+	double		total_rows = 0;
+	ListCell   *lc;
+
+	if (stmt->variants == NIL)
+		return perfopt_whatif_cost(whatif, stmt->query, stmt->text, rows, stmt->role);
+	foreach(lc, stmt->variants)
+	{
+		WorkloadVariant *variant = (WorkloadVariant *) lfirst(lc);
+		double		variant_rows = 0;
+
+		cost += variant->share * perfopt_whatif_cost(whatif, variant->query, stmt->text,
+													 &variant_rows, stmt->role);
+		total_rows += variant->share * variant_rows;
+	}
+	if (rows)
+		*rows = total_rows;
+	return cost;
+}
+
 static void
 cost_step(void *arg)
 {
 	CostStep   *step = (CostStep *) arg;
 
-	step->cost = perfopt_whatif_cost(&step->advisor->whatif, step->stmt->query,
-									 step->stmt->text, &step->rows, step->stmt->role);
+	step->cost = whatif_statement_cost(&step->advisor->whatif, step->stmt, &step->rows);
 }
 
 /*
@@ -264,7 +302,7 @@ plan_cost(Advisor *advisor, WorkloadStatement *stmt, double *cost, double *rows)
 
 	if (!OidIsValid(stmt->role))
 	{
-		*cost = perfopt_whatif_cost(&advisor->whatif, stmt->query, stmt->text, rows, InvalidOid);
+		*cost = whatif_statement_cost(&advisor->whatif, stmt, rows);
 		return true;
 	}
 	edata = perfopt_try_in_subtransaction(cost_step, &step);
@@ -519,6 +557,30 @@ statement_label(WorkloadStatement *stmt)
 	return psprintf("statement %d", stmt->number);
 }
 
+/*
+ * How a statement with parameters was costed, for the reason: custom plans
+ * over its parameter sets, or the generic plan.
+ */
+static void
+append_plan_kind(StringInfo buf, WorkloadStatement *stmt)
+{
+	int			sets = 0;
+	ListCell   *lc;
+
+	if (stmt->num_params == 0 || OidIsValid(stmt->checked_foreign_key))
+		return;
+	if (stmt->variants == NIL)
+	{
+		appendStringInfoString(buf, " (generic plan: no parameter samples)");
+		return;
+	}
+	foreach(lc, stmt->variants)
+		sets += ((WorkloadVariant *) lfirst(lc))->sets;
+	appendStringInfo(buf, " (custom plans: %d parameter set%s, %d planned, in %d selectivity class%s)",
+					 stmt->param_sets, stmt->param_sets == 1 ? "" : "s", sets,
+					 list_length(stmt->variants), list_length(stmt->variants) == 1 ? "" : "es");
+}
+
 /* Helped statements of a step, most saving first, for the reason */
 typedef struct Helped
 {
@@ -622,8 +684,11 @@ rank_results(Advisor *advisor, Bitmapset *chosen, double min_gain)
 			if (h->stmt->queryid != 0)
 				result->queryids = lappend(result->queryids, &h->stmt->queryid);
 			if (foreach_current_index(lc) < HELPED_STATEMENTS_NAMED)
+			{
 				appendStringInfo(&reason, "%s%s by %.0f%%", foreach_current_index(lc) == 0 ? ": " : ", ",
 								 statement_label(h->stmt), h->percent);
+				append_plan_kind(&reason, h->stmt);
+			}
 		}
 		if (list_length(helped) > HELPED_STATEMENTS_NAMED)
 			appendStringInfo(&reason, " and %d more", list_length(helped) - HELPED_STATEMENTS_NAMED);
@@ -858,6 +923,91 @@ perfopt_advise_query(PG_FUNCTION_ARGS)
 	text = PG_GETARG_DATUM(0);
 	queries = construct_array(&text, 1, TEXTOID, -1, false, TYPALIGN_INT);
 	output_results(fcinfo, run_advisor(perfopt_workload_from_list(queries, NULL), 0, min_benefit, 0));
+	return (Datum) 0;
+}
+
+/*
+ * The parameter sets of a text[]: one set for a one-dimensional array, one
+ * per row of a two-dimensional one, with equal weights.
+ */
+static List *
+param_sets_arg(ArrayType *params)
+{
+	int			ndim = ARR_NDIM(params);
+	int			nsets;
+	int			nvalues;
+	Datum	   *values;
+	bool	   *nulls;
+	int			count;
+	List	   *sets = NIL;
+	int			i;
+
+	if (ndim > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("params must be a one- or two-dimensional array, not %d-dimensional", ndim),
+				 errhint("Pass one set of values as ARRAY['v1', 'v2'], or one set per row as ARRAY[['v1', 'v2'], ['w1', 'w2']].")));
+	count = ArrayGetNItems(ndim, ARR_DIMS(params));
+	if (ndim == 0 || count == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("params is empty"),
+				 errhint("Give the values of $1 .. $n, or call advise_query(query) for the generic plan.")));
+	if (count > MAX_PARAM_VALUES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("params holds %d values, more than the %d advise_query takes", count, MAX_PARAM_VALUES),
+				 errhint("A few sets that stand for the executions are enough: the advisor plans at most a handful of them.")));
+	nsets = ndim == 1 ? 1 : ARR_DIMS(params)[0];
+	nvalues = ndim == 1 ? count : ARR_DIMS(params)[1];
+	deconstruct_array(params, TEXTOID, -1, false, TYPALIGN_INT, &values, &nulls, &count);
+	for (i = 0; i < nsets; i++)
+	{
+		PerfoptParamSet *set = palloc0(sizeof(PerfoptParamSet));
+		int			j;
+
+		set->nparams = nvalues;
+		set->values = palloc0(Max(nvalues, 1) * sizeof(char *));
+		set->weight = 1.0 / nsets;
+		for (j = 0; j < nvalues; j++)
+			set->values[j] = nulls[i * nvalues + j] ? NULL
+				: TextDatumGetCString(values[i * nvalues + j]);
+		sets = lappend(sets, set);
+	}
+	return sets;
+}
+
+/*
+ * perfopt.advise_query(query, params, min_benefit_pct): the indexes for
+ * one statement, costed on custom plans with the parameter sets given.
+ * The values are literals, read by their types' input functions as the
+ * caller; a bad set is an error.
+ */
+Datum
+perfopt_advise_query_params(PG_FUNCTION_ARGS)
+{
+	double		min_benefit = min_benefit_arg(fcinfo, 2);
+	List	   *sets;
+	List	   *workload = NIL;
+	WorkloadStatement *stmt;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("params must not be NULL"),
+				 errhint("Give the values of $1 .. $n as a text array (a NULL element is an SQL NULL), or call advise_query(query) for the generic plan.")));
+	sets = param_sets_arg(PG_GETARG_ARRAYTYPE_P(1));
+	InitMaterializedSRF(fcinfo, 0);
+	stmt = perfopt_workload_statement_sets(text_to_cstring(PG_GETARG_TEXT_PP(0)), 1,
+										   InvalidOid, sets, true);
+	if (stmt != NULL)
+	{
+		stmt->number = 1;
+		workload = list_make1(stmt);
+	}
+	output_results(fcinfo, run_advisor(workload, 0, min_benefit, 0));
 	return (Datum) 0;
 }
 

@@ -60,6 +60,7 @@
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -77,6 +78,19 @@
  * many distinct values, makes a partial index worth trying */
 #define RARE_FRACTION			0.05
 #define RARE_MAX_DISTINCT		1000
+
+/*
+ * A partial index for a value that comes from a statement's parameter sets
+ * (not its text) is tried only when the value is one of the column's most
+ * common values, whose share pg_stats measures rather than guesses (a
+ * steady share, at most RARE_FRACTION), and it recurs in more than half of
+ * the sets: otherwise most executions could not use it.
+ */
+#define RECURRING_SHARE			0.5
+
+/* While reading a variant of a statement: the values bound, with their shares */
+static List *variant_values = NIL;
+static bool reading_variant = false;
 
 /* ----------------------------------------------------------------
  * Key parts
@@ -129,21 +143,6 @@ add_part(List *parts, IndexKeyPart *part)
  * ----------------------------------------------------------------
  */
 
-/* pg_class.reltuples, at least 1 */
-static double
-table_rows(Oid relid)
-{
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	double		rows = 1;
-
-	if (HeapTupleIsValid(tuple))
-	{
-		rows = Max(((Form_pg_class) GETSTRUCT(tuple))->reltuples, 1);
-		ReleaseSysCache(tuple);
-	}
-	return rows;
-}
-
 /* Distinct values of a column (pg_stats.n_distinct as a count), or -1 */
 static double
 column_distinct(Oid relid, AttrNumber attnum)
@@ -158,7 +157,7 @@ column_distinct(Oid relid, AttrNumber attnum)
 		Form_pg_statistic stats = (Form_pg_statistic) GETSTRUCT(tuple);
 
 		distinct = stats->stadistinct >= 0 ? stats->stadistinct
-			: -stats->stadistinct * table_rows(relid);
+			: -stats->stadistinct * perfopt_relation_tuples(relid);
 		ReleaseSysCache(tuple);
 	}
 	return distinct;
@@ -179,7 +178,8 @@ column_width(Oid relid, AttrNumber attnum)
  * number of distinct values; -1 when there are no statistics.
  */
 static double
-value_frequency(Oid relid, AttrNumber attnum, Oid eqop, Const *value, double *distinct)
+value_frequency(Oid relid, AttrNumber attnum, Oid eqop, Const *value, double *distinct,
+				bool *in_mcv)
 {
 	HeapTuple	tuple;
 	AttStatsSlot sslot;
@@ -208,7 +208,11 @@ value_frequency(Oid relid, AttrNumber attnum, Oid eqop, Const *value, double *di
 			mcv_total += sslot.numbers[i];
 			if (DatumGetBool(OidFunctionCall2Coll(eqproc, value->constcollid,
 												  sslot.values[i], value->constvalue)))
+			{
 				frequency = sslot.numbers[i];
+				if (in_mcv)
+					*in_mcv = true;
+			}
 		}
 		if (frequency < 0)
 		{
@@ -375,9 +379,10 @@ predicate_for(Node *condition, Index varno)
  * cannot be told.
  */
 static double
-condition_fraction(Oid relid, Node *condition, double *distinct)
+condition_fraction(Oid relid, Node *condition, double *distinct, bool *in_mcv)
 {
 	*distinct = -1;
+	*in_mcv = false;
 	if (IsA(condition, OpExpr) && list_length(((OpExpr *) condition)->args) == 2)
 	{
 		OpExpr	   *op = (OpExpr *) condition;
@@ -389,7 +394,7 @@ condition_fraction(Oid relid, Node *condition, double *distinct)
 		if (!IsA(left, Var) || !IsA(right, Const) || ((Const *) right)->constisnull)
 			return -1;
 		return value_frequency(relid, ((Var *) left)->varattno, op->opno,
-							   (Const *) right, distinct);
+							   (Const *) right, distinct, in_mcv);
 	}
 	if (IsA(condition, NullTest) && IsA(((NullTest *) condition)->arg, Var))
 	{
@@ -411,10 +416,26 @@ static bool
 is_rare_condition(Oid relid, Node *condition)
 {
 	double		distinct;
-	double		fraction = condition_fraction(relid, condition, &distinct);
+	bool		in_mcv;
+	double		fraction = condition_fraction(relid, condition, &distinct, &in_mcv);
 
 	if (fraction < 0 || fraction > RARE_FRACTION)
 		return false;
+	if (reading_variant && IsA(condition, OpExpr))
+	{
+		Node	   *value = lsecond(((OpExpr *) condition)->args);
+		ListCell   *lc;
+
+		/* a value of the parameter sets: steady, and in most of them */
+		foreach(lc, variant_values)
+		{
+			WorkloadValue *bound = (WorkloadValue *) lfirst(lc);
+
+			if (equal(bound->value, value) &&
+				(!in_mcv || bound->share <= RECURRING_SHARE))
+				return false;
+		}
+	}
 	return IsA(condition, NullTest) || (distinct > 0 && distinct <= RARE_MAX_DISTINCT);
 }
 
@@ -653,8 +674,32 @@ perfopt_table_usages(List *workload)
 		UsageContext context = {foreach_current_index(lc), &usages};
 		ListCell   *lc2;
 
-		foreach(lc2, stmt->rewritten)
-			(void) usage_walker(lfirst(lc2), &context);
+		if (stmt->variants == NIL)
+		{
+			foreach(lc2, stmt->rewritten)
+				(void) usage_walker(lfirst(lc2), &context);
+			continue;
+		}
+		/* with parameter sets: each variant, its values bound */
+		PG_TRY();
+		{
+			foreach(lc2, stmt->variants)
+			{
+				WorkloadVariant *variant = (WorkloadVariant *) lfirst(lc2);
+				ListCell   *lc3;
+
+				reading_variant = true;
+				variant_values = variant->values;
+				foreach(lc3, variant->rewritten)
+					(void) usage_walker(lfirst(lc3), &context);
+			}
+		}
+		PG_FINALLY();
+		{
+			reading_variant = false;
+			variant_values = NIL;
+		}
+		PG_END_TRY();
 	}
 	return usages;
 }
@@ -897,7 +942,8 @@ make_candidate(List **candidates, Oid relid, List *key, List *include,
 	if (predicate)
 	{
 		double		distinct;
-		double		fraction = condition_fraction(relid, predicate, &distinct);
+		bool		in_mcv;
+		double		fraction = condition_fraction(relid, predicate, &distinct, &in_mcv);
 
 		candidate->fraction = fraction >= 0 ? Max(fraction, 1e-6) : RARE_FRACTION;
 	}
@@ -1472,6 +1518,165 @@ perfopt_foreign_key_checks(List *workload, List **candidates, List **seeds)
  * ----------------------------------------------------------------
  */
 
+/*
+ * What the statistics of a table say of an expression over one of its
+ * columns (an expression index's key): its average width and number of
+ * distinct values.  pg_stats has nothing on an expression no index or
+ * extended statistics has, but the column's own statistics are a sample
+ * of its values: the most common values with their frequencies, and the
+ * histogram's bounds for the rest, each standing for an equal share.  The
+ * expression is evaluated over those values (only when every function in
+ * it is built-in and immutable: nothing a tenant wrote runs here): the
+ * width is the weighted mean of the results' sizes; when the results
+ * repeat (fewer distinct results than half the values), the sample has
+ * seen the expression's values and their count is its distinct count
+ * (substring(phone from 1 for 2): a few prefixes); otherwise the column's
+ * distinct count stands, as an expression has at most as many values as
+ * its column.  False when there is nothing to evaluate it on.
+ */
+typedef struct ExpressionStats
+{
+	Oid			relid;
+	AttrNumber	attnum;
+	Node	   *expression;
+	double		width;
+	double		distinct;
+	bool		found;
+} ExpressionStats;
+
+typedef struct ReplaceVar
+{
+	AttrNumber	attnum;
+	Const	   *value;
+} ReplaceVar;
+
+static Node *
+replace_var_mutator(Node *node, ReplaceVar *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Var) && ((Var *) node)->varattno == context->attnum)
+		return (Node *) copyObject(context->value);
+	return expression_tree_mutator(node, replace_var_mutator, context);
+}
+
+static bool
+not_builtin_immutable(Oid funcid, void *context)
+{
+	return funcid >= FirstNormalObjectId || func_volatile(funcid) != PROVOLATILE_IMMUTABLE;
+}
+
+static void
+expression_stats_step(void *arg)
+{
+	ExpressionStats *stats = (ExpressionStats *) arg;
+	HeapTuple	tuple;
+	AttStatsSlot mcv;
+	AttStatsSlot hist;
+	bool		have_mcv;
+	bool		have_hist;
+	Oid			type = get_atttype(stats->relid, stats->attnum);
+	Oid			result_type = exprType(stats->expression);
+	int16		typlen;
+	bool		typbyval;
+	int16		result_len;
+	bool		result_byval;
+	List	   *results = NIL;
+	double		weight_sum = 0;
+	double		width_sum = 0;
+	double		mcv_total = 0;
+	double		nullfrac;
+	int			nvalues = 0;
+	int			i;
+
+	tuple = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(stats->relid),
+							Int16GetDatum(stats->attnum), BoolGetDatum(false));
+	if (!HeapTupleIsValid(tuple))
+		return;
+	nullfrac = ((Form_pg_statistic) GETSTRUCT(tuple))->stanullfrac;
+	get_typlenbyval(type, &typlen, &typbyval);
+	get_typlenbyval(result_type, &result_len, &result_byval);
+	have_mcv = get_attstatsslot(&mcv, tuple, STATISTIC_KIND_MCV, InvalidOid,
+								ATTSTATSSLOT_VALUES | ATTSTATSSLOT_NUMBERS);
+	have_hist = get_attstatsslot(&hist, tuple, STATISTIC_KIND_HISTOGRAM, InvalidOid,
+								 ATTSTATSSLOT_VALUES);
+	if (have_mcv)
+	{
+		for (i = 0; i < mcv.nvalues; i++)
+			mcv_total += mcv.numbers[i];
+	}
+	for (i = 0; i < (have_mcv ? mcv.nvalues : 0) + (have_hist ? hist.nvalues : 0); i++)
+	{
+		bool		from_mcv = have_mcv && i < mcv.nvalues;
+		Datum		value = from_mcv ? mcv.values[i] : hist.values[i - (have_mcv ? mcv.nvalues : 0)];
+		double		weight = from_mcv ? mcv.numbers[i]
+		: Max(1.0 - mcv_total - nullfrac, 0) / hist.nvalues;
+		ReplaceVar	replace;
+		Node	   *folded;
+		Const	   *result;
+		ListCell   *lc;
+		bool		seen = false;
+
+		replace.attnum = stats->attnum;
+		replace.value = makeConst(type, -1, get_typcollation(type), typlen, value, false, typbyval);
+		folded = eval_const_expressions(NULL, replace_var_mutator(copyObject(stats->expression),
+																  &replace));
+		if (!IsA(folded, Const))
+			break;
+		result = (Const *) folded;
+		nvalues++;
+		weight_sum += weight;
+		if (!result->constisnull)
+			width_sum += weight * (result_len > 0 ? result_len
+								   : (double) VARSIZE_ANY(DatumGetPointer(result->constvalue)));
+		foreach(lc, results)
+		{
+			Const	   *other = (Const *) lfirst(lc);
+
+			if (other->constisnull == result->constisnull &&
+				(result->constisnull ||
+				 datumIsEqual(other->constvalue, result->constvalue, result_byval, result_len)))
+				seen = true;
+		}
+		if (!seen)
+			results = lappend(results, result);
+	}
+	if (have_mcv)
+		free_attstatsslot(&mcv);
+	if (have_hist)
+		free_attstatsslot(&hist);
+	ReleaseSysCache(tuple);
+	if (nvalues == 0 || weight_sum <= 0)
+		return;
+	stats->width = width_sum / weight_sum;
+	stats->distinct = list_length(results) * 2 <= nvalues ? list_length(results)
+		: column_distinct(stats->relid, stats->attnum);
+	stats->found = true;
+}
+
+static bool
+expression_stats(Oid relid, Node *expression, double *width, double *distinct)
+{
+	Bitmapset  *columns = expression_columns(expression);
+	ExpressionStats stats;
+	ErrorData  *edata;
+
+	if (bms_num_members(columns) != 1 || contain_volatile_functions(expression) ||
+		check_functions_in_node(expression, not_builtin_immutable, NULL))
+		return false;
+	memset(&stats, 0, sizeof(stats));
+	stats.relid = relid;
+	stats.attnum = bms_singleton_member(columns);
+	stats.expression = expression;
+	/* an error says nothing the caller may see: no estimate, then */
+	edata = perfopt_try_in_subtransaction(expression_stats_step, &stats);
+	if (edata != NULL || !stats.found)
+		return false;
+	*width = stats.width;
+	*distinct = stats.distinct;
+	return true;
+}
+
 /* Can btree deduplicate this key column (its opclass has equalimage)? */
 static bool
 column_deduplicates(Oid type)
@@ -1500,9 +1705,14 @@ part_width(Oid relid, AttrNumber attnum, Node *expression, char *align)
 	int16		typlen;
 	bool		typbyval;
 
+	double		width;
+	double		distinct;
+
 	get_typlenbyvalalign(type, &typlen, &typbyval, align);
 	if (attnum > 0)
 		return column_width(relid, attnum);
+	if (expression_stats(relid, expression, &width, &distinct))
+		return width;
 	return get_typavgwidth(type, exprTypmod(expression));
 }
 
@@ -1520,7 +1730,7 @@ part_width(Oid relid, AttrNumber attnum, Node *expression, char *align)
 double
 perfopt_estimate_index_bytes(IndexCandidate *candidate)
 {
-	double		rows = table_rows(candidate->relid) * candidate->fraction;
+	double		rows = perfopt_relation_tuples(candidate->relid) * candidate->fraction;
 	double		distinct = 1;
 	double		data = 0;
 	bool		deduplicates = (candidate->include == NIL);
@@ -1539,17 +1749,23 @@ perfopt_estimate_index_bytes(IndexCandidate *candidate)
 		IndexKeyPart *part = lfirst(lc);
 		char		align;
 		double		width = part_width(candidate->relid, part->attnum, part->expression, &align);
-		double		values = part->attnum > 0 ? column_distinct(candidate->relid, part->attnum) : -1;
+		double		values = -1;
+		double		expression_width;
+		Oid			type = part->attnum > 0 ? get_atttype(candidate->relid, part->attnum)
+		: exprType(part->expression);
+
+		if (part->attnum > 0)
+			values = column_distinct(candidate->relid, part->attnum);
+		else if (!expression_stats(candidate->relid, part->expression, &expression_width, &values))
+			values = -1;
 
 		/* short varlenas are not aligned; everything else is */
-		if (width > 127 || get_typlen(part->attnum > 0 ? get_atttype(candidate->relid, part->attnum)
-									  : exprType(part->expression)) > 0)
+		if (width > 127 || get_typlen(type) > 0)
 			data = att_align_nominal(data, align);
 		data += width;
 		if (part->attnum > 0 && column_null_fraction(candidate->relid, part->attnum) > 0)
 			nulls = true;
-		if (part->attnum <= 0 || part->opclass != NULL || values <= 0 ||
-			!column_deduplicates(get_atttype(candidate->relid, part->attnum)))
+		if (part->opclass != NULL || values <= 0 || !column_deduplicates(type))
 			deduplicates = false;
 		else if (foreach_current_index(lc) < list_length(candidate->key))
 			distinct *= values;

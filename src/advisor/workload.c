@@ -34,6 +34,16 @@
  * range too.  Equality parameters stay parameters: the generic plan
  * already estimates them from the column's number of distinct values.
  *
+ * When the real parameter sets of a statement are known (the sampler's,
+ * samples.h, for a statement of pg_stat_statements; the caller's for
+ * advise_query(query, params)), it is also planned on custom plans:
+ * add_variants binds a few representative sets as constants, one per
+ * selectivity class, each weighted by its share of the executions, and the
+ * advisor costs the statement as the weighted mean of those plans.  The
+ * generic tree above stays for what needs one (the foreign key checks,
+ * the drop set).  A value is read by its type's input function as whoever
+ * prepares the statement, never run as SQL.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -43,10 +53,15 @@
 #include "access/nbtree.h"
 #include "access/stratnum.h"
 #include "catalog/catalog.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "nodes/makefuncs.h"
+#include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "nodes/plannodes.h"
+#include "optimizer/optimizer.h"
 #include "parser/parse_coerce.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
@@ -58,10 +73,12 @@
 #include "utils/syscache.h"
 
 #include "analysis/pgss.h"
+#include "common/catalog.h"
 #include "common/security.h"
 #include "analysis/statement.h"
 #include "common/subxact.h"
 #include "advisor/workload.h"
+#include "samples/samples.h"
 
 /* Percentiles of a column's histogram that stand in for range parameters */
 #define LOWER_BOUND_ALONE	0.90
@@ -311,6 +328,408 @@ bind_range_params(Query *query, Oid *param_types, int nparams)
 	return (Query *) bind_params_mutator((Node *) query, &context);
 }
 
+/* ----------------------------------------------------------------
+ * Parameter sets: custom plans over a few representative ones
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Sets of one statement planned to find their selectivity classes, and
+ * classes costed for each configuration: the advisor plans a statement
+ * with sets at most MAX_CLASSES times per configuration instead of once,
+ * and MAX_SETS_PLANNED times more to classify, whatever the sample holds.
+ */
+#define MAX_SETS_PLANNED	16
+#define MAX_CLASSES			3
+
+typedef struct BoundSet
+{
+	int			number;			/* 1-based position among the sets given */
+	PerfoptParamSet *set;
+	double		weight;			/* share among the sets planned */
+	Query	   *query;			/* parameters bound as constants */
+	List	   *rewritten;
+	Const	  **consts;			/* by parameter number - 1 */
+	List	   *signature;		/* per scan: relid, decade of selectivity */
+} BoundSet;
+
+typedef struct SelectivityClass
+{
+	List	   *signature;
+	double		weight;
+	int			sets;
+	BoundSet   *representative; /* its heaviest set */
+} SelectivityClass;
+
+typedef struct SetBinding
+{
+	int			nparams;
+	Const	  **consts;
+} SetBinding;
+
+/* Replace every parameter by the constant of its set */
+static Node *
+bind_set_mutator(Node *node, SetBinding *binding)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Query))
+		return (Node *) query_tree_mutator((Query *) node, bind_set_mutator, binding, 0);
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN &&
+		((Param *) node)->paramid >= 1 && ((Param *) node)->paramid <= binding->nparams)
+		return copyObject((Node *) binding->consts[((Param *) node)->paramid - 1]);
+	return expression_tree_mutator(node, bind_set_mutator, binding);
+}
+
+/* The values of one set through their types' input functions, as a step */
+typedef struct InputStep
+{
+	PerfoptParamSet *set;
+	Oid		   *types;
+	Const	  **consts;
+	int			current;		/* the value being read */
+} InputStep;
+
+static void
+input_step(void *arg)
+{
+	InputStep  *step = (InputStep *) arg;
+
+	for (step->current = 0; step->current < step->set->nparams; step->current++)
+	{
+		Oid			type = step->types[step->current];
+		const char *text = step->set->values[step->current];
+		int16		typlen;
+		bool		typbyval;
+		Oid			input;
+		Oid			ioparam;
+
+		if (text == NULL)
+		{
+			step->consts[step->current] = makeNullConst(type, -1, get_typcollation(type));
+			continue;
+		}
+		get_typlenbyval(type, &typlen, &typbyval);
+		getTypeInputInfo(type, &input, &ioparam);
+		step->consts[step->current] =
+			makeConst(type, -1, get_typcollation(type), typlen,
+					  OidInputFunctionCall(input, unconstify(char *, text), ioparam, -1),
+					  false, typbyval);
+	}
+}
+
+/*
+ * The constants of one set, each value read by the input function of its
+ * parameter's type as whoever runs this (the statement's role, or the
+ * caller): a value is a literal, never SQL.  NULL when a value is
+ * refused and !strict; with strict, the error names the parameter.  One
+ * subtransaction per set.
+ */
+static Const **
+set_constants(PerfoptParamSet *set, int number, Oid *types, bool strict)
+{
+	InputStep	step;
+	ErrorData  *edata;
+
+	step.set = set;
+	step.types = types;
+	step.consts = palloc0(Max(set->nparams, 1) * sizeof(Const *));
+	step.current = 0;
+	edata = perfopt_try_in_subtransaction(input_step, &step);
+	if (edata == NULL)
+		return step.consts;
+	if (!strict)
+		return NULL;
+	ereport(ERROR,
+			(errcode(edata->sqlerrcode),
+			 errmsg("parameter $%d of set %d is not a valid %s: %s",
+					step.current + 1, number, format_type_be(types[step.current]),
+					edata->message),
+			 errhint("Give each value in the text form of its type, as in a literal of that type; values are never run as SQL.")));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/*
+ * The selectivity signature of a plan: for each scan of a table, its OID
+ * and the decade of the share of the table's rows the planner expects it
+ * to return (floor(log10)).  Sets whose plans have the same signature are
+ * one class: within a decade of selectivity the same index serves them.
+ */
+static void
+plan_signature(Plan *plan, List *rtable, List **signature)
+{
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return;
+	check_stack_depth();
+	switch (nodeTag(plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_IndexScan:
+		case T_IndexOnlyScan:
+		case T_BitmapHeapScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+			{
+				Index		scanrelid = ((Scan *) plan)->scanrelid;
+				RangeTblEntry *rte;
+
+				if (scanrelid < 1 || scanrelid > list_length(rtable))
+					break;
+				rte = rt_fetch(scanrelid, rtable);
+				if (rte->rtekind == RTE_RELATION)
+				{
+					double		share = plan->plan_rows / perfopt_relation_tuples(rte->relid);
+
+					*signature = lappend_int(*signature, (int) rte->relid);
+					*signature = lappend_int(*signature,
+											 (int) floor(log10(Max(share, 1e-12))));
+				}
+				break;
+			}
+		case T_Append:
+			foreach(lc, ((Append *) plan)->appendplans)
+				plan_signature(lfirst(lc), rtable, signature);
+			break;
+		case T_MergeAppend:
+			foreach(lc, ((MergeAppend *) plan)->mergeplans)
+				plan_signature(lfirst(lc), rtable, signature);
+			break;
+		case T_SubqueryScan:
+			plan_signature(((SubqueryScan *) plan)->subplan, rtable, signature);
+			break;
+		default:
+			break;
+	}
+	plan_signature(outerPlan(plan), rtable, signature);
+	plan_signature(innerPlan(plan), rtable, signature);
+}
+
+/* How far apart two signatures are; a different shape is far */
+static double
+signature_distance(List *a, List *b)
+{
+	double		distance = 0;
+	int			i;
+
+	if (list_length(a) != list_length(b))
+		return 1e9;
+	for (i = 0; i < list_length(a); i += 2)
+	{
+		if (list_nth_int(a, i) != list_nth_int(b, i))
+			return 1e9;
+		distance += abs(list_nth_int(a, i + 1) - list_nth_int(b, i + 1));
+	}
+	return distance;
+}
+
+static int
+class_weight_cmp(const ListCell *a, const ListCell *b)
+{
+	double		wa = ((SelectivityClass *) lfirst(a))->weight;
+	double		wb = ((SelectivityClass *) lfirst(b))->weight;
+
+	return wa > wb ? -1 : wa < wb ? 1 : 0;
+}
+
+static bool
+same_value(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/*
+ * Plan the statement with its parameter sets: choose at most
+ * MAX_SETS_PLANNED of them in proportion to their weights (systematic
+ * sampling over the cumulative weights), bind each, plan it with the
+ * indexes of today, group them by the selectivity signature of their
+ * plans, keep the MAX_CLASSES heaviest classes (a lighter one joins the
+ * nearest), and make one variant of each class's heaviest set, weighted
+ * by the class's share.  With strict, a set of the wrong length or with a
+ * value its type refuses is an error; otherwise it is left out.  Runs as
+ * whoever prepares the statement.
+ */
+static void
+add_variants(WorkloadStatement *stmt, PerfoptStatement *parsed, List *sets, bool strict)
+{
+	List	   *usable = NIL;
+	List	   *planned = NIL;
+	List	   *classes = NIL;
+	double		total = 0;
+	double		cumulative = 0;
+	double		step;
+	double		point;
+	ListCell   *lc;
+	int			number = 0;
+	int			i;
+
+	foreach(lc, sets)
+	{
+		PerfoptParamSet *set = (PerfoptParamSet *) lfirst(lc);
+
+		number++;
+		if (set->nparams != parsed->num_params)
+		{
+			if (!strict)
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("parameter set %d has %d value%s, but the statement has %d parameter%s",
+							number, set->nparams, set->nparams == 1 ? "" : "s",
+							parsed->num_params, parsed->num_params == 1 ? "" : "s"),
+					 errhint("Give one value for each of $1 .. $n in order; a two-dimensional array gives one set per row.")));
+		}
+		if (!(set->weight > 0) || isinf(set->weight))
+			continue;
+		total += set->weight;
+		usable = lappend(usable, set);
+	}
+	if (usable == NIL || parsed->num_params == 0)
+		return;
+
+	/* which sets to plan: one at each step of the cumulative weight */
+	step = total / Min(list_length(usable), MAX_SETS_PLANNED);
+	point = step / 2;
+	number = 0;
+	foreach(lc, usable)
+	{
+		PerfoptParamSet *set = (PerfoptParamSet *) lfirst(lc);
+		double		picked = 0;
+
+		number++;
+		cumulative += set->weight;
+		while (point < cumulative && picked * step < total)
+		{
+			picked += 1;
+			point += step;
+		}
+		if (picked > 0)
+		{
+			BoundSet   *bound = palloc0(sizeof(BoundSet));
+
+			bound->number = number;
+			bound->set = set;
+			bound->weight = picked * step / total;
+			planned = lappend(planned, bound);
+		}
+	}
+
+	foreach(lc, planned)
+	{
+		BoundSet   *bound = (BoundSet *) lfirst(lc);
+		SetBinding	binding;
+		ListCell   *lc2;
+		SelectivityClass *class = NULL;
+
+		bound->consts = set_constants(bound->set, bound->number, parsed->param_types, strict);
+		if (bound->consts == NULL)
+			continue;
+		binding.nparams = parsed->num_params;
+		binding.consts = bound->consts;
+		bound->query = (Query *) bind_set_mutator((Node *) copyObject(parsed->query), &binding);
+		bound->rewritten = pg_rewrite_query(copyObject(bound->query));
+		foreach(lc2, bound->rewritten)
+		{
+			Query	   *query = lfirst_node(Query, lc2);
+			PlannedStmt *plan;
+			ListCell   *lc3;
+
+			if (query->commandType == CMD_UTILITY)
+				continue;
+			plan = pg_plan_query(copyObject(query), stmt->text, CURSOR_OPT_PARALLEL_OK, NULL);
+			(void) ExecCheckRTPerms(plan->rtable, true);
+			plan_signature(plan->planTree, plan->rtable, &bound->signature);
+			foreach(lc3, plan->subplans)
+				plan_signature(lfirst(lc3), plan->rtable, &bound->signature);
+		}
+
+		foreach(lc2, classes)
+		{
+			if (equal(((SelectivityClass *) lfirst(lc2))->signature, bound->signature))
+				class = lfirst(lc2);
+		}
+		if (class == NULL)
+		{
+			class = palloc0(sizeof(SelectivityClass));
+			class->signature = bound->signature;
+			classes = lappend(classes, class);
+		}
+		class->weight += bound->weight;
+		class->sets++;
+		if (class->representative == NULL || bound->weight > class->representative->weight)
+			class->representative = bound;
+	}
+	if (classes == NIL)
+		return;
+
+	/* the heaviest classes, the others joining the nearest of them */
+	list_sort(classes, class_weight_cmp);
+	for (i = MAX_CLASSES; i < list_length(classes); i++)
+	{
+		SelectivityClass *light = list_nth(classes, i);
+		SelectivityClass *nearest = linitial(classes);
+		double		best = -1;
+		int			j;
+
+		for (j = 0; j < MAX_CLASSES; j++)
+		{
+			SelectivityClass *kept = list_nth(classes, j);
+			double		distance = signature_distance(light->signature, kept->signature);
+
+			if (best < 0 || distance < best)
+			{
+				best = distance;
+				nearest = kept;
+			}
+		}
+		nearest->weight += light->weight;
+		nearest->sets += light->sets;
+	}
+	if (list_length(classes) > MAX_CLASSES)
+		classes = list_truncate(classes, MAX_CLASSES);
+
+	total = 0;
+	foreach(lc, classes)
+		total += ((SelectivityClass *) lfirst(lc))->weight;
+	foreach(lc, classes)
+	{
+		SelectivityClass *class = (SelectivityClass *) lfirst(lc);
+		BoundSet   *rep = class->representative;
+		WorkloadVariant *variant = palloc0(sizeof(WorkloadVariant));
+		double		all = 0;
+		ListCell   *lc2;
+
+		variant->query = rep->query;
+		variant->rewritten = rep->rewritten;
+		variant->share = class->weight / total;
+		variant->sets = class->sets;
+
+		/* how often each of its values recurs among all the sets */
+		foreach(lc2, usable)
+			all += ((PerfoptParamSet *) lfirst(lc2))->weight;
+		for (i = 0; i < parsed->num_params; i++)
+		{
+			WorkloadValue *value = palloc0(sizeof(WorkloadValue));
+
+			value->value = rep->consts[i];
+			foreach(lc2, usable)
+			{
+				PerfoptParamSet *set = (PerfoptParamSet *) lfirst(lc2);
+
+				if (same_value(set->values[i], rep->set->values[i]))
+					value->share += set->weight / all;
+			}
+			variant->values = lappend(variant->values, value);
+		}
+		stmt->variants = lappend(stmt->variants, variant);
+	}
+	stmt->param_sets = list_length(usable);
+}
+
 static bool
 collect_tables_walker(Node *node, List **tables)
 {
@@ -355,7 +774,7 @@ reads_workload_table(List *tables)
 
 /* The work of perfopt_workload_statement, as whoever runs it */
 static WorkloadStatement *
-prepare_statement(const char *text, double weight, bool check_plan)
+prepare_statement(const char *text, double weight, bool check_plan, List *sets, bool strict)
 {
 	PerfoptStatement *parsed = perfopt_parse_statement(text);
 	WorkloadStatement *stmt;
@@ -373,6 +792,7 @@ prepare_statement(const char *text, double weight, bool check_plan)
 	stmt->rows = -1;
 	query = parsed->query;
 	stmt->command = query->commandType;
+	stmt->num_params = parsed->num_params;
 	stmt->query = bind_range_params(query, parsed->param_types, parsed->num_params);
 	stmt->rewritten = pg_rewrite_query(copyObject(stmt->query));
 	foreach(lc, stmt->rewritten)
@@ -381,6 +801,15 @@ prepare_statement(const char *text, double weight, bool check_plan)
 		return NULL;			/* no table: no index changes it */
 	if (workload_tables != NIL && !reads_workload_table(stmt->tables))
 		return NULL;
+	if (sets != NIL)
+	{
+		if (parsed->num_params == 0 && strict)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the statement has no parameters, but parameter sets were given"),
+					 errhint("Write the statement with $1 .. $n where the values go, as pg_stat_statements shows it, or call advise_query(query) without params.")));
+		add_variants(stmt, parsed, sets, strict);
+	}
 
 	if (query->resultRelation > 0)
 	{
@@ -409,11 +838,23 @@ prepare_statement(const char *text, double weight, bool check_plan)
 WorkloadStatement *
 perfopt_workload_statement(const char *text, double weight, Oid role)
 {
+	return perfopt_workload_statement_sets(text, weight, role, NIL, false);
+}
+
+/*
+ * perfopt_workload_statement, planning the statement with parameter sets
+ * (PerfoptParamSet *) when it has parameters and sets are given: see
+ * add_variants.  With strict, a bad set is an error, else it is left out.
+ */
+WorkloadStatement *
+perfopt_workload_statement_sets(const char *text, double weight, Oid role, List *sets,
+								bool strict)
+{
 	WorkloadStatement *volatile stmt = NULL;
 	PerfoptRoleSwitch sw;
 
 	if (!OidIsValid(role))
-		return prepare_statement(text, weight, false);
+		return prepare_statement(text, weight, false, sets, strict);
 
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
 		ereport(ERROR,
@@ -423,7 +864,7 @@ perfopt_workload_statement(const char *text, double weight, Oid role)
 	perfopt_begin_as_role(role, &sw);
 	PG_TRY();
 	{
-		stmt = prepare_statement(text, weight, true);
+		stmt = prepare_statement(text, weight, true, sets, strict);
 	}
 	PG_CATCH();
 	{
@@ -443,6 +884,7 @@ typedef struct WorkloadItem
 	const char *text;
 	double		weight;
 	Oid			role;
+	List	   *sets;			/* PerfoptParamSet *, or NIL */
 	WorkloadStatement *result;
 } WorkloadItem;
 
@@ -451,7 +893,8 @@ workload_item_step(void *arg)
 {
 	WorkloadItem *item = (WorkloadItem *) arg;
 
-	item->result = perfopt_workload_statement(item->text, item->weight, item->role);
+	item->result = perfopt_workload_statement_sets(item->text, item->weight, item->role,
+												   item->sets, false);
 }
 
 /*
@@ -461,12 +904,20 @@ workload_item_step(void *arg)
  */
 static List *
 add_statement(List *workload, const char *text, double weight, Oid role,
-			  int64 queryid, int number, int *skipped, bool quiet)
+			  int64 queryid, int number, int *skipped, bool quiet, List *sets)
 {
-	WorkloadItem item = {text, weight, role, NULL};
+	WorkloadItem item = {text, weight, role, sets, NULL};
 	ErrorData  *edata;
 
 	edata = perfopt_try_in_subtransaction(workload_item_step, &item);
+	if (edata != NULL && sets != NIL)
+	{
+		/* a set its plan fails on: plan the statement as it was planned before */
+		ereport(DEBUG1,
+				(errmsg("statement %d planned without its parameter sets: %s", number, edata->message)));
+		item.sets = NIL;
+		edata = perfopt_try_in_subtransaction(workload_item_step, &item);
+	}
 	if (edata != NULL)
 	{
 		if (OidIsValid(role) && skipped != NULL)
@@ -518,6 +969,9 @@ text_names_one(const char *text, List *names)
  * tables (NIL: all), the others left out and not counted as skipped.  With
  * tables, no statement gets a trial plan: the caller must cost each one
  * with perfopt_whatif_cost, as its role, which checks its privileges.
+ * Without tables, a statement with parameters gets its sampled parameter
+ * sets (samples.h), as private as its text: the caller sees only the
+ * statements pgss.c lets it see.
  * names (lower case), when given, are the names a statement's text must
  * hold one of to be parsed at all: the tables' and those of the views
  * that read them.
@@ -542,7 +996,10 @@ perfopt_workload_from_pgss_for(int limit, int *skipped, bool quiet, List *tables
 				continue;		/* cannot read one of the tables */
 
 			workload = add_statement(workload, s->query, s->stats.calls, s->userid,
-									 s->stats.queryid, number, skipped, quiet);
+									 s->stats.queryid, number, skipped, quiet,
+									 tables == NIL && perfopt_text_has_params(s->query) ?
+									 perfopt_statement_param_sets(s->userid, MyDatabaseId,
+																  s->stats.queryid) : NIL);
 			if (list_length(workload) > before && s->stats.calls > 0)
 			{
 				WorkloadStatement *stmt = llast(workload);
@@ -621,7 +1078,7 @@ perfopt_workload_from_list(ArrayType *queries, ArrayType *weights)
 					 errmsg("statement %d of the workload is NULL", i + 1),
 					 errhint("Remove the NULL element from queries.")));
 		workload = add_statement(workload, TextDatumGetCString(texts[i]), weight, InvalidOid,
-								 0, i + 1, NULL, false);
+								 0, i + 1, NULL, false, NIL);
 	}
 	return workload;
 }

@@ -13,6 +13,27 @@
 #include "nodes/parsenodes.h"
 #include "utils/array.h"
 
+/*
+ * A statement planned with real parameter values: the representative set
+ * of one selectivity class, bound as constants, and the share of the
+ * executions that class stands for.
+ */
+typedef struct WorkloadVariant
+{
+	Query	   *query;			/* parameters bound to the set's values */
+	List	   *rewritten;		/* the rewriter's output */
+	double		share;			/* of the executions; a statement's sum to 1 */
+	int			sets;			/* sets of the sample in its class */
+	List	   *values;			/* WorkloadValue *: the values bound */
+} WorkloadVariant;
+
+/* A value bound to a parameter, and the share of the sets that hold it */
+typedef struct WorkloadValue
+{
+	Const	   *value;
+	double		share;
+} WorkloadValue;
+
 typedef struct WorkloadStatement
 {
 	int			number;			/* 1-based position in the workload */
@@ -30,6 +51,10 @@ typedef struct WorkloadStatement
 	Oid			checked_foreign_key;	/* a foreign key's check, standing for
 										 * the writes of its referenced table */
 	bool		given_up;		/* its role could not plan it: left out */
+	int			num_params;		/* $1 .. $n of its text */
+	List	   *variants;		/* WorkloadVariant *: custom plans, or NIL for
+								 * the generic plan of query */
+	int			param_sets;		/* parameter sets the variants came from */
 } WorkloadStatement;
 
 extern List *perfopt_workload_from_pgss(int limit, int *skipped, bool quiet);
@@ -38,5 +63,8 @@ extern List *perfopt_workload_from_pgss_for(int limit, int *skipped, bool quiet,
 extern List *perfopt_workload_from_list(ArrayType *queries, ArrayType *weights);
 extern WorkloadStatement *perfopt_workload_statement(const char *text, double weight,
 													  Oid role);
+extern WorkloadStatement *perfopt_workload_statement_sets(const char *text, double weight,
+														   Oid role, List *param_sets,
+														   bool strict);
 
 #endif							/* PERFOPT_WORKLOAD_H */

@@ -308,7 +308,8 @@ perfopt_pgss_lookup(int64 queryid, const char *query_text, WorkloadStats *stats)
 typedef struct StatementsRead
 {
 	const char *sql;
-	Datum		args[2];		/* the database, whether all roles count */
+	Datum		args[4];		/* the database, whether all roles count,
+								 * min_mean_ms, limit */
 	double		min_mean_ms;
 	int			limit;
 	MemoryContext cxt;			/* of the result */
@@ -320,11 +321,12 @@ static void
 read_statements(void *arg)
 {
 	StatementsRead *request = (StatementsRead *) arg;
-	Oid			argtypes[2] = {OIDOID, BOOLOID};
+	Oid			argtypes[4] = {OIDOID, BOOLOID, FLOAT8OID, INT8OID};
+	char		nulls[4] = {' ', ' ', ' ', request->limit > 0 ? ' ' : 'n'};
 	uint64		i;
 
 	SPI_connect();
-	if (SPI_execute_with_args(request->sql, 2, argtypes, request->args, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(request->sql, 4, argtypes, request->args, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_statements");
 	for (i = 0; i < SPI_processed && (request->limit <= 0 || list_length(request->result) < request->limit); i++)
 	{
@@ -382,25 +384,36 @@ perfopt_pgss_statements(double min_mean_ms, int limit)
 	perfopt_pgss_require();
 
 	initStringInfo(&sql);
+	/*
+	 * Each queryid's figures summed by a window over one sort of the entries
+	 * (an ordered array_agg per queryid sorted each group apart: 10,000 sorts
+	 * at 10,000 statements), its text that of its first entry in that order;
+	 * the share of time is of every statement's, before the filter and the
+	 * limit
+	 */
 	appendStringInfo(&sql,
-					 "SELECT queryid, query, userid, calls, total_ms,"
-					 "       100 * total_ms / nullif(sum(top_ms) OVER (), 0), rows"
-					 " FROM (SELECT queryid,"
-					 "              (array_agg(query ORDER BY calls DESC, userid, toplevel))[1] AS query,"
-					 "              (array_agg(userid ORDER BY calls DESC, userid, toplevel))[1] AS userid,"
-					 "              sum(calls)::float8 AS calls,"
-					 "              sum(total_exec_time) AS total_ms,"
-					 "              sum(total_exec_time) FILTER (WHERE toplevel) AS top_ms,"
-					 "              sum(rows)::float8 AS rows"
-					 "         FROM %s(true)"
-					 "        WHERE dbid = $1 AND queryid IS NOT NULL AND query !~ '\\mperfopt\\.'"
-					 "          AND ($2 OR pg_has_role(userid, 'USAGE'))"
-					 "        GROUP BY queryid) s"
-					 " ORDER BY total_ms DESC",
+					 "SELECT queryid, query, userid, calls, total_ms, share, rows"
+					 " FROM (SELECT queryid, query, userid, calls, total_ms,"
+					 "              100 * total_ms / nullif(sum(top_ms) OVER (), 0) AS share, rows"
+					 "         FROM (SELECT DISTINCT ON (e.queryid) e.queryid, e.query, e.userid,"
+					 "                      (sum(e.calls) OVER q)::float8 AS calls,"
+					 "                      sum(e.total_exec_time) OVER q AS total_ms,"
+					 "                      sum(e.total_exec_time) FILTER (WHERE e.toplevel) OVER q AS top_ms,"
+					 "                      (sum(e.rows) OVER q)::float8 AS rows"
+					 "                 FROM %s(true) e"
+					 "                WHERE e.dbid = $1 AND e.queryid IS NOT NULL AND e.query !~ '\\mperfopt\\.'"
+					 "                  AND ($2 OR pg_has_role(e.userid, 'USAGE'))"
+					 "               WINDOW q AS (PARTITION BY e.queryid)"
+					 "                ORDER BY e.queryid, e.calls DESC, e.userid, e.toplevel) s) t"
+					 " WHERE calls > 0 AND total_ms / calls >= $3"
+					 " ORDER BY total_ms DESC"
+					 " LIMIT $4",
 					 pgss_function());
 	request.sql = sql.data;
 	request.args[0] = ObjectIdGetDatum(MyDatabaseId);
 	request.args[1] = BoolGetDatum(has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS));
+	request.args[2] = Float8GetDatum(min_mean_ms);
+	request.args[3] = Int64GetDatum(limit);
 	request.min_mean_ms = min_mean_ms;
 	request.limit = limit;
 	request.cxt = CurrentMemoryContext;

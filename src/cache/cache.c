@@ -184,6 +184,121 @@ perfopt_cache_render_key(const char *template, HeapTuple tuple, TupleDesc desc)
 	return key.data;
 }
 
+/*
+ * A template compiled against a table's descriptor, for the row trigger:
+ * its literal pieces and, between them, the placeholders' columns with
+ * their output functions, looked up once instead of at every key
+ * (perfopt_cache_render_key looks up the column by name and the type's
+ * output function for each key it makes).
+ */
+typedef struct TemplatePiece
+{
+	char	   *literal;		/* text before the placeholder */
+	int			literal_len;
+	char	   *column;			/* the placeholder's name; NULL after the last */
+	AttrNumber	attnum;			/* InvalidAttrNumber: the column was dropped */
+	bool		varlena;
+	FmgrInfo	output;
+} TemplatePiece;
+
+struct CompiledTemplate
+{
+	char	   *template;
+	int			npieces;
+	TemplatePiece *pieces;
+};
+
+/* Compile template against desc, in the current memory context */
+CompiledTemplate *
+perfopt_cache_template_compile(const char *template, TupleDesc desc)
+{
+	CompiledTemplate *ct = palloc0(sizeof(CompiledTemplate));
+	List	   *pieces = NIL;
+	const char *p = template;
+	StringInfoData literal;
+	ListCell   *lc;
+
+	ct->template = pstrdup(template);
+	initStringInfo(&literal);
+	for (;;)
+	{
+		const char *close = NULL;
+		TemplatePiece *piece;
+
+		if (*p != '\0' && (*p != '{' || (close = strchr(p + 1, '}')) == NULL))
+		{
+			appendStringInfoChar(&literal, *p++);
+			continue;
+		}
+		piece = palloc0(sizeof(TemplatePiece));
+		piece->literal = pstrdup(literal.data);
+		piece->literal_len = literal.len;
+		resetStringInfo(&literal);
+		pieces = lappend(pieces, piece);
+		if (*p == '\0')
+			break;
+		piece->column = pnstrdup(p + 1, close - p - 1);
+		piece->attnum = template_column(desc, piece->column);
+		if (piece->attnum != InvalidAttrNumber)
+		{
+			Oid			output;
+
+			getTypeOutputInfo(TupleDescAttr(desc, piece->attnum - 1)->atttypid,
+							  &output, &piece->varlena);
+			fmgr_info(output, &piece->output);
+		}
+		p = close + 1;
+	}
+	ct->npieces = list_length(pieces);
+	ct->pieces = palloc(sizeof(TemplatePiece) * ct->npieces);
+	foreach(lc, pieces)
+		ct->pieces[foreach_current_index(lc)] = *(TemplatePiece *) lfirst(lc);
+	return ct;
+}
+
+/*
+ * The key a compiled template makes from a row, as perfopt_cache_render_key
+ * makes it: NULL when a placeholder's column is NULL, an error for a column
+ * dropped since the watch was made.
+ */
+char *
+perfopt_cache_render_compiled(const CompiledTemplate *ct, HeapTuple tuple, TupleDesc desc)
+{
+	StringInfoData key;
+
+	initStringInfo(&key);
+	for (int i = 0; i < ct->npieces; i++)
+	{
+		const TemplatePiece *piece = &ct->pieces[i];
+		Datum		value;
+		bool		isnull;
+		char	   *text;
+
+		appendBinaryStringInfo(&key, piece->literal, piece->literal_len);
+		if (piece->column == NULL)
+			break;
+		if (piece->attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of key template \"%s\" does not exist",
+							piece->column, ct->template),
+					 errhint("Run perfopt.cache_unwatch and perfopt.cache_watch again with the new columns.")));
+		value = heap_getattr(tuple, piece->attnum, desc, &isnull);
+		if (isnull)
+		{
+			pfree(key.data);
+			return NULL;
+		}
+		if (piece->varlena)
+			value = PointerGetDatum(PG_DETOAST_DATUM(value));
+		/* (FmgrInfo is not changed by a call: the const is safe to cast away) */
+		text = OutputFunctionCall((FmgrInfo *) &piece->output, value);
+		appendStringInfoString(&key, text);
+		pfree(text);
+	}
+	return key.data;
+}
+
 /* The SCAN pattern of a template: placeholders become '*', globs escaped */
 char *
 perfopt_cache_template_pattern(const char *template)

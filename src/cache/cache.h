@@ -17,6 +17,11 @@ extern char *perfopt_cache_render_key(const char *template, HeapTuple tuple,
 									  TupleDesc desc);
 extern char *perfopt_cache_template_pattern(const char *template);
 
+typedef struct CompiledTemplate CompiledTemplate;
+extern CompiledTemplate *perfopt_cache_template_compile(const char *template, TupleDesc desc);
+extern char *perfopt_cache_render_compiled(const CompiledTemplate *ct, HeapTuple tuple,
+										   TupleDesc desc);
+
 /* outbox.c */
 extern int64 perfopt_cache_queue_now(List *items, bool pattern);
 

@@ -11,14 +11,14 @@
  * within a millisecond or so of the commit, and a rolled-back transaction
  * wakes nobody.  Without a wake-up the worker still looks every second.
  *
- * One batch is one transaction: DELETE ... RETURNING takes the oldest rows
- * (one per committed transaction, holding its keys) while their keys fit
- * in perfopt.cache_batch_size, at least one row (by id, as a range, which
- * costs a third of deleting a list of ids), the distinct keys go to Redis
+ * One batch is one transaction: it takes and deletes the oldest rows (one
+ * per committed transaction, holding its keys) while their keys fit in
+ * perfopt.cache_batch_size, at least one row (an index scan and heap
+ * deletions, without a statement), the distinct keys go to Redis
  * as UNLINKs and PUBLISHes on perfopt.cache_channel of at most 1,000 keys
  * each, pipelined, and only
  * when Redis has confirmed both does the transaction commit.  Any error
- * (Redis down, a refused command, a crash, kill -9) rolls the DELETE back,
+ * (Redis down, a refused command, a crash, kill -9) rolls the deletions back,
  * so the rows are sent again later: an invalidation can be repeated but is
  * never lost, and never sent before its transaction committed.  Pattern
  * invalidations walk the keyspace with SCAN ... MATCH, never KEYS.
@@ -33,12 +33,19 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
-#include "common/hashfn.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
+#include "commands/extension.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -47,6 +54,7 @@
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -54,14 +62,18 @@
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "bgw/worker.h"
+#include "common/extension_lock.h"
 #include "cache/cache_worker.h"
 #include "cache/redis.h"
 
@@ -78,6 +90,13 @@ int			perfopt_cache_batch_delay = 2;
 
 /* Seconds before the postmaster restarts a worker that died */
 #define CACHE_RESTART_SECONDS	1
+
+/*
+ * How long the worker keeps looking every perfopt.cache_batch_delay, by
+ * timer, after the last batch that took rows; and how long the rows it sent
+ * wait to be deleted together
+ */
+#define CACHE_STREAM_MS			100
 
 /* How often a batch starts from the lowest id */
 #define CACHE_FULL_SCAN_MS		10000
@@ -105,6 +124,7 @@ typedef struct CacheShared
 	pid_t		pid;
 	bool		connected;		/* to Redis, as of the last attempt */
 	int64		late_low;		/* lowest id committed since the worker looked */
+	uint64		commits;		/* transactions that queued, committed */
 	uint64		sent;			/* distinct keys and patterns Redis confirmed */
 	uint64		batches;
 	TimestampTz last_sent_at;
@@ -141,13 +161,7 @@ static char logged_error[CACHE_ERROR_LEN];
  */
 static int64 scan_low = 0;
 
-/*
- * The drain's two statements, planned once: parsing and planning them for
- * every batch was most of the worker's time under a stream of commits.
- * The plan cache re-plans them when the outbox is made again.
- */
-static SPIPlanPtr peek_plan = NULL;
-static SPIPlanPtr take_plan = NULL;
+/* The outbox the ids of scan_low belong to */
 static Oid	scan_relid = InvalidOid;
 static TimestampTz last_full_scan = 0;
 
@@ -269,6 +283,7 @@ publish_low(bool wake)
 
 	SpinLockAcquire(&cache_shared->mutex);
 	cache_shared->late_low = Min(cache_shared->late_low, xact_low);
+	cache_shared->commits++;
 	latch = cache_shared->latch;
 	SpinLockRelease(&cache_shared->mutex);
 	if (wake && latch != NULL)
@@ -304,6 +319,21 @@ cache_xact_callback(XactEvent event, void *arg)
 }
 
 /*
+ * Register the commit callback that wakes the worker; the outbox calls this
+ * before the PRE_COMMIT callback that queues (so that it is not registered
+ * while the callbacks run)
+ */
+void
+perfopt_cache_wake_register(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(cache_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+/*
  * Called where an invalidation is queued, with its id: wake the worker at
  * commit, and tell it the lowest id, which may be below ids it has taken
  * already (the worker skips what is below its last batch).
@@ -311,11 +341,7 @@ cache_xact_callback(XactEvent event, void *arg)
 void
 perfopt_cache_wake_at_commit(int64 id)
 {
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(cache_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
+	perfopt_cache_wake_register();
 	wake_pending = true;
 	xact_low = Min(xact_low, id);
 }
@@ -570,35 +596,504 @@ send_pattern(const char *pattern)
 		read_replies(1, "PUBLISH", NULL, NULL);
 }
 
-/* Prepare a statement of the drain, with parameters ($1 int4, $2 int8), for good */
-static SPIPlanPtr
-prepare_kept(const char *query, Oid *types)
+/*
+ * The key templates of perfopt.cache_watches, as the shapes their keys
+ * have, to count the keys each batch sends per template (cache_advice).  A
+ * template's shape is its literal text with each placeholder matching any
+ * text, as "lead:%" in LIKE: the literal pieces, in order, with a
+ * placeholder between each two.  Read again when any relation's cache entry
+ * is invalidated (cache_watch and cache_unwatch re-create the watched
+ * table's triggers in the transaction that changes cache_watches, so the
+ * batch that first sees a key of a new template has seen that), and at
+ * least every CACHE_FULL_SCAN_MS.
+ */
+typedef struct TemplateShape
 {
-	SPIPlanPtr	plan = SPI_prepare(query, 2, types);
+	char	   *template;
+	int			npieces;		/* placeholders + 1 */
+	char	  **pieces;
+	int		   *lengths;
+	int64		count;			/* keys sent, not yet deleted, of this shape */
+	/* where its row of cache_template_stats was last written, and for when */
+	ItemPointerData row;
+	TimestampTz row_bucket;
+} TemplateShape;
 
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
+static MemoryContext templates_cxt = NULL;
+static TemplateShape *templates = NULL;
+static int	ntemplates = 0;
+static bool templates_stale = true;
+static TimestampTz templates_read_at = 0;
+
+/* Any relation's cache entry was invalidated: read the templates again */
+static void
+templates_invalidate(Datum arg, Oid relid)
+{
+	templates_stale = true;
+}
+
+/* The shape of a template: the pieces between placeholders, as LIKE sees them */
+static void
+template_shape(TemplateShape *shape, const char *template)
+{
+	const char *p = template;
+	StringInfoData piece;
+	List	   *pieces = NIL;
+	ListCell   *lc;
+
+	shape->template = pstrdup(template);
+	initStringInfo(&piece);
+	while (*p)
+	{
+		const char *close;
+
+		if (*p == '{' && (close = strchr(p + 1, '}')) != NULL)
+		{
+			pieces = lappend(pieces, pstrdup(piece.data));
+			resetStringInfo(&piece);
+			p = close + 1;
+			continue;
+		}
+		appendStringInfoChar(&piece, *p++);
+	}
+	pieces = lappend(pieces, pstrdup(piece.data));
+	shape->npieces = list_length(pieces);
+	shape->pieces = palloc(sizeof(char *) * shape->npieces);
+	shape->lengths = palloc(sizeof(int) * shape->npieces);
+	foreach(lc, pieces)
+	{
+		shape->pieces[foreach_current_index(lc)] = lfirst(lc);
+		shape->lengths[foreach_current_index(lc)] = strlen(lfirst(lc));
+	}
+	shape->count = 0;
+	ItemPointerSetInvalid(&shape->row);
+	shape->row_bucket = 0;
 }
 
 /*
- * Step: take the oldest batch of the outbox and send it; the caller's
- * transaction commits the DELETE only if this returns normally.
+ * Whether key has the shape: it starts with the first piece, ends with the
+ * last, and has the others in order in between (leftmost matches suffice
+ * when the only wildcard matches any text)
+ */
+static bool
+shape_matches(const TemplateShape *shape, const char *key, int len)
+{
+	int			last = shape->npieces - 1;
+	const char *p;
+	const char *end;
+
+	if (last == 0)
+		return len == shape->lengths[0] && memcmp(key, shape->pieces[0], len) == 0;
+	if (len < shape->lengths[0] + shape->lengths[last] ||
+		memcmp(key, shape->pieces[0], shape->lengths[0]) != 0 ||
+		memcmp(key + len - shape->lengths[last], shape->pieces[last], shape->lengths[last]) != 0)
+		return false;
+	p = key + shape->lengths[0];
+	end = key + len - shape->lengths[last];
+	for (int i = 1; i < last; i++)
+	{
+		int			n = shape->lengths[i];
+		const char *found = NULL;
+
+		for (const char *q = p; q + n <= end; q++)
+			if (memcmp(q, shape->pieces[i], n) == 0)
+			{
+				found = q;
+				break;
+			}
+		if (found == NULL)
+			return false;
+		p = found + n;
+	}
+	return true;
+}
+
+/* Read the distinct templates of perfopt.cache_watches, if stale */
+static void
+templates_read(Oid namespace, Snapshot snapshot)
+{
+	Oid			relid = get_relname_relid("cache_watches", namespace);
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	AttrNumber	attnum;
+	MemoryContext old;
+	List	   *seen = NIL;
+	List	   *carried = NIL;
+	List	   *carried_counts = NIL;
+	ListCell   *lc;
+	ListCell   *lp;
+
+	if (!templates_stale &&
+		!TimestampDifferenceExceeds(templates_read_at, GetCurrentTimestamp(), CACHE_FULL_SCAN_MS))
+		return;
+	if (templates_cxt == NULL)
+	{
+		templates_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt cache key templates",
+											  ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(templates_invalidate, (Datum) 0);
+	}
+	/* stale from here on: an invalidation while reading makes it read again */
+	templates_stale = false;
+
+	/* the counts not yet written, kept across the reload (by template) */
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	for (int i = 0; i < ntemplates; i++)
+		if (templates[i].count > 0)
+		{
+			carried = lappend(carried, pstrdup(templates[i].template));
+			carried_counts = lappend(carried_counts, palloc(sizeof(int64)));
+			*(int64 *) llast(carried_counts) = templates[i].count;
+		}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(templates_cxt);
+	templates = NULL;
+	ntemplates = 0;
+	if (!OidIsValid(relid))
+		return;
+
+	rel = table_open(relid, AccessShareLock);
+	attnum = get_attnum(relid, "key_template");
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "perfopt.cache_watches has no column key_template");
+	old = MemoryContextSwitchTo(templates_cxt);
+	scan = table_beginscan(rel, snapshot, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, attnum, RelationGetDescr(rel), &isnull);
+		char	   *template;
+		bool		dup = false;
+
+		if (isnull)
+			continue;
+		template = TextDatumGetCString(value);
+		foreach(lc, seen)
+			if (strcmp(lfirst(lc), template) == 0)
+				dup = true;
+		if (!dup)
+			seen = lappend(seen, template);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	templates = palloc(sizeof(TemplateShape) * (list_length(seen) + 1));
+	foreach(lc, seen)
+		template_shape(&templates[ntemplates++], lfirst(lc));
+	MemoryContextSwitchTo(old);
+	templates_read_at = GetCurrentTimestamp();
+
+	forboth(lc, carried, lp, carried_counts)
+		for (int i = 0; i < ntemplates; i++)
+			if (strcmp(templates[i].template, lfirst(lc)) == 0)
+				templates[i].count = *(int64 *) lfirst(lp);
+}
+
+/* Count a key of the batch for each template whose shape it has */
+static void
+templates_count(const char *key, int len)
+{
+	for (int i = 0; i < ntemplates; i++)
+		if (shape_matches(&templates[i], key, len))
+			templates[i].count++;
+}
+
+/* An attribute of rel by name; an error if it has none */
+static AttrNumber
+column_of(Relation rel, const char *name)
+{
+	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), name);
+
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s has no column \"%s\"", RelationGetRelationName(rel), name),
+				 errhint("Run ALTER EXTENSION perfopt UPDATE.")));
+	return attnum;
+}
+
+/*
+ * Add the batch's counts to perfopt.cache_template_stats, in the batch's
+ * transaction (so a batch Redis did not confirm is not counted): for each
+ * template, the row of (template, this hour) gets the keys and last_at =
+ * now(), or is inserted with first_at = now().  Only this worker writes
+ * these rows (apply_retention deletes old hours); a concurrent change is an
+ * error that rolls the batch back, to be sent and counted again.
+ */
+static void
+templates_write(Oid namespace, Snapshot snapshot)
+{
+	Oid			relid;
+	Relation	rel;
+	Relation	index;
+	TupleDesc	desc;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *found;
+	TupleTableSlot *slot;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum		bucket;
+	AttrNumber	att_template,
+				att_bucket,
+				att_count,
+				att_first,
+				att_last;
+	Datum	   *values;
+	bool	   *nulls;
+	bool		any = false;
+
+	for (int i = 0; i < ntemplates; i++)
+		if (templates[i].count > 0)
+			any = true;
+	if (!any)
+		return;
+	relid = get_relname_relid("cache_template_stats", namespace);
+	if (!OidIsValid(relid))
+		return;
+
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	att_template = column_of(rel, "key_template");
+	att_bucket = column_of(rel, "bucket");
+	att_count = column_of(rel, "invalidations");
+	att_first = column_of(rel, "first_at");
+	att_last = column_of(rel, "last_at");
+	index = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
+	if (index->rd_index->indnatts != 2 || index->rd_index->indkey.values[0] != att_template ||
+		index->rd_index->indkey.values[1] != att_bucket)
+		elog(ERROR, "the primary key of perfopt.cache_template_stats is not (key_template, bucket)");
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	found = table_slot_create(rel, NULL);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	bucket = DirectFunctionCall2(timestamptz_trunc, CStringGetTextDatum("hour"),
+								 TimestampTzGetDatum(now));
+
+	for (int i = 0; i < ntemplates; i++)
+	{
+		TemplateShape *t = &templates[i];
+		ScanKeyData keys[2];
+		IndexScanDesc scan;
+		Datum		template;
+		bool		isnull;
+
+		if (t->count == 0)
+			continue;
+		template = CStringGetTextDatum(t->template);
+		scan = NULL;
+
+		/*
+		 * The row this worker wrote last for the template and hour, if it
+		 * is still the current one (nobody changed it since); otherwise
+		 * looked up in the primary key
+		 */
+		if (!(ItemPointerIsValid(&t->row) && t->row_bucket == DatumGetTimestampTz(bucket) &&
+			  table_tuple_fetch_row_version(rel, &t->row, snapshot, found) &&
+			  DatumGetTimestampTz(slot_getattr(found, att_bucket, &isnull)) == t->row_bucket &&
+			  strcmp(TextDatumGetCString(slot_getattr(found, att_template, &isnull)), t->template) == 0))
+		{
+			ExecClearTuple(found);
+			ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+								   index->rd_indcollation[0], F_TEXTEQ, template);
+			ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+								   index->rd_indcollation[1], F_TIMESTAMP_EQ, bucket);
+			scan = index_beginscan(rel, index, snapshot, 2, 0);
+			index_rescan(scan, keys, 2, NULL, 0);
+			(void) index_getnext_slot(scan, ForwardScanDirection, found);
+		}
+		if (!TTS_EMPTY(found))
+		{
+			bool		update_indexes;
+
+			slot_getallattrs(found);
+			memcpy(values, found->tts_values, sizeof(Datum) * desc->natts);
+			memcpy(nulls, found->tts_isnull, sizeof(bool) * desc->natts);
+			values[att_count - 1] = Int64GetDatum((nulls[att_count - 1] ? 0 :
+												   DatumGetInt64(values[att_count - 1])) + t->count);
+			nulls[att_count - 1] = false;
+			values[att_last - 1] = TimestampTzGetDatum(now);
+			nulls[att_last - 1] = false;
+			ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slot, true);
+			simple_table_tuple_update(rel, &found->tts_tid, slot, snapshot, &update_indexes);
+			/* (not flagged as an update: that asks for a range table) */
+			if (update_indexes)
+				(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+			t->row = slot->tts_tid;
+		}
+		else
+		{
+			memset(nulls, true, sizeof(bool) * desc->natts);
+			for (int a = 0; a < desc->natts; a++)
+			{
+				Form_pg_attribute att = TupleDescAttr(desc, a);
+
+				if (!att->attisdropped && att->attnotnull && att->attnum != att_template &&
+					att->attnum != att_bucket && att->attnum != att_count &&
+					att->attnum != att_first && att->attnum != att_last)
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("perfopt.cache_template_stats has a column \"%s\" this perfopt does not know",
+									NameStr(att->attname)),
+							 errhint("Install the perfopt library that matches the extension's version, or run ALTER EXTENSION perfopt UPDATE.")));
+			}
+			values[att_template - 1] = template;
+			values[att_bucket - 1] = bucket;
+			values[att_count - 1] = Int64GetDatum(t->count);
+			values[att_first - 1] = TimestampTzGetDatum(now);
+			values[att_last - 1] = TimestampTzGetDatum(now);
+			nulls[att_template - 1] = nulls[att_bucket - 1] = nulls[att_count - 1] = false;
+			nulls[att_first - 1] = nulls[att_last - 1] = false;
+			ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slot, true);
+			simple_table_tuple_insert(rel, slot);
+			(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+			t->row = slot->tts_tid;
+		}
+		t->row_bucket = DatumGetTimestampTz(bucket);
+		ExecClearTuple(slot);
+		ExecClearTuple(found);
+		if (scan != NULL)
+			index_endscan(scan);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	ExecDropSingleTupleTableSlot(found);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+}
+
+/*
+ * Share-lock extension perfopt, as perfopt_lock_extension() does, against
+ * a concurrent DROP or ALTER EXTENSION UPDATE, and find its schema and its
+ * outbox; false if either is gone.  The extension's OID is kept from one
+ * batch to the next: looking it up (pg_extension has no syscache) was a
+ * quarter of a batch's time.  Once locked, the outbox found by name (after
+ * the lock, so with the invalidations it brought) is the one of that
+ * extension if it is the one found the last time: a dropped extension
+ * takes its outbox along, and a new outbox has a new OID.  Otherwise the
+ * extension is looked up again.
+ */
+static Oid	locked_extension = InvalidOid;
+static Oid	locked_outbox = InvalidOid;
+
+static bool
+lock_extension(Oid *namespace, Oid *outbox)
+{
+	if (OidIsValid(locked_extension))
+	{
+		LockDatabaseObject(ExtensionRelationId, locked_extension, 0, AccessShareLock);
+		*namespace = get_namespace_oid("perfopt", true);
+		*outbox = OidIsValid(*namespace) ? get_relname_relid("cache_invalidations", *namespace) : InvalidOid;
+		if (OidIsValid(*outbox) && *outbox == locked_outbox)
+			return true;
+		locked_extension = InvalidOid;
+	}
+	if (!perfopt_lock_extension())
+		return false;
+	*namespace = get_namespace_oid("perfopt", true);
+	*outbox = OidIsValid(*namespace) ? get_relname_relid("cache_invalidations", *namespace) : InvalidOid;
+	if (!OidIsValid(*outbox))
+		return false;
+	locked_extension = get_extension_oid("perfopt", true);
+	locked_outbox = *outbox;
+	return true;
+}
+
+/*
+ * The rows sent and not yet deleted: their ids (and where they are), in the
+ * outbox sent_relid.  A batch's transaction only reads the outbox; once
+ * Redis confirmed a batch, its rows join these, and a transaction of their
+ * own deletes them all (and writes the counts per template) when
+ * DELETE_DELAY_MS have passed since the oldest was sent, when their keys
+ * reach perfopt.cache_batch_size, or when a round finds nothing new.  A
+ * read-only transaction has no transaction id, writes no WAL and commits
+ * without waking the WAL writer: under a stream of commits most batches
+ * are such, instead of each deleting its rows, counting them and
+ * committing.  A row stays in the outbox until that deletion commits: a
+ * crash before sends it again (repeated, never lost), and the rows sent are
+ * skipped by the batches meanwhile.
+ */
+#define DELETE_DELAY_MS			CACHE_STREAM_MS
+
+typedef struct SentRow
+{
+	int64		id;				/* hash key */
+	ItemPointerData tid;
+} SentRow;
+
+static HTAB *sent_rows = NULL;
+static Oid	sent_relid = InvalidOid;
+static uint64 sent_nkeys = 0;
+static TimestampTz sent_since = 0;
+
+/* Forget the rows sent (deleted, or their outbox is gone) and their counts */
+static void
+sent_forget(void)
+{
+	if (sent_rows == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(SentRow);
+		sent_rows = hash_create("perfopt cache rows sent", 1024, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	else if (hash_get_num_entries(sent_rows) > 0)
+	{
+		hash_destroy(sent_rows);
+		sent_rows = NULL;
+		sent_forget();
+	}
+	sent_nkeys = 0;
+	sent_since = 0;
+	for (int i = 0; i < ntemplates; i++)
+		templates[i].count = 0;
+}
+
+/*
+ * Step: take the oldest batch of the outbox and send it.  The outbox is
+ * read directly (an index scan on id, from scan_low, with the transaction's
+ * snapshot), not with a statement: this runs for every batch, hundreds of
+ * times a second under a stream of commits, and the executor's start-up and
+ * shutdown of the DELETE ... RETURNING it replaces (with the counting per
+ * template) cost most of the worker's time.  The rows are those that
+ * statement took: from scan_low, in id order, rows not sent yet, whole
+ * while the keys before them number fewer than perfopt.cache_batch_size,
+ * at least one, at most that many rows.  Rows of transactions that commit
+ * meanwhile are not visible to the snapshot, so they stay for a later batch
+ * (their commit lowers late_low to them).  Once Redis confirmed them, they
+ * join the rows sent, to be deleted by delete_sent().
  */
 static void
 drain_batch(Batch *batch)
 {
-	Oid			namespace = get_namespace_oid("perfopt", true);
+	Oid			namespace;
 	Oid			relid;
-	Oid			types[2] = {INT4OID, INT8OID};
-	Datum		values[2];
+	Relation	rel;
+	Relation	index;
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData key;
+	AttrNumber	att_id,
+				att_keys,
+				att_pattern;
+	List	   *ids = NIL;
+	List	   *tids = NIL;
+	List	   *rows = NIL;		/* per row: a List of its keys, or of patterns */
+	List	   *patterns = NIL; /* per row: whether it holds patterns */
 	List	   *keys = NIL;
 	int64		late_low;
-	int			ret;
+	int64		last_id = 0;
+	ListCell   *lc;
+	ListCell   *lp;
+	ListCell   *lt;
 
-	relid = OidIsValid(namespace) ? get_relname_relid("cache_invalidations", namespace) : InvalidOid;
-	if (!OidIsValid(relid))
+	if (!lock_extension(&namespace, &relid))
 		return;
 	batch->present = true;
 
@@ -607,6 +1102,11 @@ drain_batch(Batch *batch)
 	{
 		scan_relid = relid;
 		scan_low = 0;
+	}
+	if (relid != sent_relid || sent_rows == NULL)
+	{
+		sent_forget();
+		sent_relid = relid;
 	}
 	SpinLockAcquire(&cache_shared->mutex);
 	late_low = cache_shared->late_low;
@@ -618,112 +1118,205 @@ drain_batch(Batch *batch)
 		scan_low = 0;
 		last_full_scan = GetCurrentTimestamp();
 	}
-	values[0] = Int32GetDatum(perfopt_cache_batch_size);
-	values[1] = Int64GetDatum(scan_low);
+
+	snapshot = GetTransactionSnapshot();
+	PushActiveSnapshot(snapshot);
+	snapshot = GetActiveSnapshot();
+
+	rel = table_open(relid, AccessShareLock);
+	att_id = column_of(rel, "id");
+	att_keys = column_of(rel, "keys");
+	att_pattern = column_of(rel, "pattern");
+	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	if (index->rd_index->indnatts != 1 || index->rd_index->indkey.values[0] != att_id)
+		elog(ERROR, "the primary key of perfopt.cache_invalidations is not (id)");
+
+	ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(scan_low));
+	scan = index_beginscan(rel, index, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	slot = table_slot_create(rel, NULL);
+	while (batch->rows < (uint64) perfopt_cache_batch_size &&
+		   (batch->rows == 0 || batch->keys < (uint64) perfopt_cache_batch_size) &&
+		   index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		value;
+		Datum	   *elems;
+		bool	   *elemnulls;
+		int			n;
+		List	   *items = NIL;
+		SentRow    *sent;
+		int64		id;
+
+		id = DatumGetInt64(slot_getattr(slot, att_id, &isnull));
+		sent = hash_search(sent_rows, &id, HASH_FIND, NULL);
+		if (sent != NULL)
+		{
+			/* sent already, waiting to be deleted; found where it is now */
+			sent->tid = slot->tts_tid;
+			continue;
+		}
+		last_id = id;
+		value = slot_getattr(slot, att_pattern, &isnull);
+		patterns = lappend_int(patterns, !isnull && DatumGetBool(value));
+		value = slot_getattr(slot, att_keys, &isnull);
+		if (!isnull)
+		{
+			deconstruct_array(DatumGetArrayTypeP(value), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &elemnulls, &n);
+			for (int k = 0; k < n; k++)
+				if (!elemnulls[k])
+					items = lappend(items, TextDatumGetCString(elems[k]));
+			batch->keys += n;
+		}
+		rows = lappend(rows, items);
+		ids = lappend(ids, palloc(sizeof(int64)));
+		*(int64 *) llast(ids) = id;
+		tids = lappend(tids, palloc(sizeof(ItemPointerData)));
+		ItemPointerCopy(&slot->tts_tid, (ItemPointer) llast(tids));
+		batch->rows++;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
 
 	/* connect only when there is something to send */
-	if (redis == NULL)
+	if (batch->rows == 0 || !redis_ensure())
 	{
-		if (peek_plan == NULL)
-			peek_plan = prepare_kept("SELECT 1 FROM perfopt.cache_invalidations WHERE id >= $2 LIMIT 1",
-									 types);
-		ret = SPI_execute_plan(peek_plan, values, NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 0)
-			return;
-		if (!redis_ensure())
-		{
-			batch->unreachable = true;
-			return;
-		}
+		batch->unreachable = batch->rows > 0;
+		batch->rows = batch->keys = 0;
+		PopActiveSnapshot();
+		return;
 	}
+	batch->next_low = last_id + 1;
+	templates_read(namespace, snapshot);
 
-	/*
-	 * The rows from scan_low up to the batch_size-th visible id, deleted by
-	 * range: rows of transactions that commit meanwhile are not visible to
-	 * this statement, so they stay for a later batch, and their commit
-	 * lowers late_low to them.  Starting at scan_low skips the dead index
-	 * entries of the batches before, which VACUUM has not removed yet.
-	 */
-	if (take_plan == NULL)
-		take_plan = prepare_kept(
-		"WITH head AS ("
-		"  SELECT id, sum(cardinality(keys)) OVER (ORDER BY id) - cardinality(keys) AS before"
-		"    FROM (SELECT id, keys FROM perfopt.cache_invalidations WHERE id >= $2"
-		"           ORDER BY id LIMIT $1) h),"
-		" last AS (SELECT max(id) AS id FROM head WHERE before < $1),"
-		" taken AS ("
-		"  DELETE FROM perfopt.cache_invalidations"
-		"   WHERE id >= $2 AND id <= (SELECT id FROM last)"
-		"  RETURNING id, keys, pattern),"
-		/* count the keys of each watched template, for cache_advice */
-		" templates AS ("
-		"  SELECT DISTINCT key_template,"
-		"         regexp_replace(replace(replace(replace(key_template, '\\', '\\\\'),"
-		"                                        '%', '\\%'), '_', '\\_'),"
-		"                        '\\{[^}]*\\}', '%', 'g') AS pattern"
-		"    FROM perfopt.cache_watches),"
-		" counted AS ("
-		"  INSERT INTO perfopt.cache_template_stats AS s"
-		"         (key_template, bucket, invalidations, first_at, last_at)"
-		"  SELECT t.key_template, date_trunc('hour', now()), count(*), now(), now()"
-		"    FROM taken, unnest(taken.keys) AS k(key), templates t"
-		"   WHERE NOT taken.pattern AND k.key LIKE t.pattern"
-		"   GROUP BY t.key_template"
-		"  ON CONFLICT (key_template, bucket) DO UPDATE"
-		"     SET invalidations = s.invalidations + excluded.invalidations,"
-		"         last_at = excluded.last_at)"
-		" SELECT keys, pattern, id FROM taken ORDER BY id",
-		types);
-	ret = SPI_execute_plan(take_plan, values, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-
-	if (SPI_processed > 0)
+	forboth(lc, rows, lp, patterns)
 	{
-		bool		isnull;
+		ListCell   *lk;
 
-		batch->next_low = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[SPI_processed - 1],
-													  SPI_tuptable->tupdesc, 3, &isnull)) + 1;
-	}
-	batch->rows = SPI_processed;
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		bool		pattern = DatumGetBool(SPI_getbinval(tuple, desc, 2, &isnull));
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 1, &isnull)),
-						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		batch->keys += n;
-		if (pattern)
+		if (!lfirst_int(lp))
 		{
-			/* keys queued before the pattern go first */
-			batch->sent += send_keys(keys);
-			keys = NIL;
+			keys = list_concat(keys, (List *) lfirst(lc));
+			continue;
 		}
-		for (int k = 0; k < n; k++)
+		/* keys queued before the pattern go first */
+		batch->sent += send_keys(keys);
+		keys = NIL;
+		foreach(lk, (List *) lfirst(lc))
 		{
-			if (nulls[k])
-				continue;
-			if (pattern)
-			{
-				send_pattern(TextDatumGetCString(elems[k]));
-				batch->sent++;
-			}
-			else
-				keys = lappend(keys, TextDatumGetCString(elems[k]));
+			send_pattern(lfirst(lk));
+			batch->sent++;
 		}
 	}
 	batch->sent += send_keys(keys);
+	PopActiveSnapshot();
+
+	/*
+	 * Redis confirmed them all: the rows join the ones to delete, and their
+	 * keys are counted for each watched template (cache_advice), to be
+	 * written with the deletion
+	 */
+	if (sent_since == 0)
+		sent_since = GetCurrentTimestamp();
+	forboth(lc, ids, lt, tids)
+	{
+		SentRow    *sent = hash_search(sent_rows, lfirst(lc), HASH_ENTER, NULL);
+
+		sent->tid = *(ItemPointer) lfirst(lt);
+	}
+	sent_nkeys += batch->keys;
+	forboth(lc, rows, lp, patterns)
+	{
+		ListCell   *lk;
+
+		if (lfirst_int(lp))
+			continue;
+		foreach(lk, (List *) lfirst(lc))
+			templates_count(lfirst(lk), strlen(lfirst(lk)));
+	}
 }
 
-/* Step: one batch, SPI connected */
+/*
+ * Step: delete the rows sent, and write their counts per template, in one
+ * transaction.  Each row is fetched where the batch saw it, and deleted if
+ * it is still there and still that row (a row deleted by hand meanwhile
+ * was gone anyway); a concurrent deletion is an error that leaves them for
+ * the next try.  The caller forgets them once this committed.
+ */
+static void
+delete_sent(void *arg)
+{
+	Oid			namespace;
+	Oid			relid;
+	Relation	rel;
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	AttrNumber	att_id;
+	HASH_SEQ_STATUS status;
+	SentRow    *sent;
+
+	if (!lock_extension(&namespace, &relid) || relid != sent_relid)
+		return;					/* the outbox they were in is gone */
+
+	snapshot = GetTransactionSnapshot();
+	PushActiveSnapshot(snapshot);
+	snapshot = GetActiveSnapshot();
+
+	rel = table_open(relid, RowExclusiveLock);
+	att_id = column_of(rel, "id");
+	slot = table_slot_create(rel, NULL);
+	hash_seq_init(&status, sent_rows);
+	while ((sent = hash_seq_search(&status)) != NULL)
+	{
+		bool		isnull;
+
+		if (table_tuple_fetch_row_version(rel, &sent->tid, snapshot, slot) &&
+			DatumGetInt64(slot_getattr(slot, att_id, &isnull)) == sent->id)
+			simple_table_tuple_delete(rel, &sent->tid, snapshot);
+		ExecClearTuple(slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+
+	templates_read(namespace, snapshot);
+	templates_write(namespace, snapshot);
+	PopActiveSnapshot();
+}
+
+/*
+ * Delete the rows sent if it is time: DELETE_DELAY_MS after the oldest was
+ * sent, or when their keys reach perfopt.cache_batch_size, or now.  False
+ * if that failed (the error is recorded; they are tried again later).
+ */
+static bool
+run_delete(bool now)
+{
+	PerfoptStep how = {
+		.flags = PERFOPT_STEP_QUIET,	/* delete_sent locks the extension */
+		.activity = "deleting the sent rows of perfopt.cache_invalidations",
+		.cxt = batch_cxt,
+	};
+	ErrorData  *error;
+
+	if (sent_rows == NULL || hash_get_num_entries(sent_rows) == 0)
+		return true;
+	if (!now && sent_nkeys < (uint64) perfopt_cache_batch_size &&
+		!TimestampDifferenceExceeds(sent_since, GetCurrentTimestamp(), DELETE_DELAY_MS))
+		return true;
+	error = perfopt_run_step(&how, delete_sent, NULL);
+	MemoryContextReset(batch_cxt);
+	if (error != NULL)
+	{
+		cache_report_error(error->message);
+		return false;
+	}
+	sent_forget();
+	return true;
+}
+
+/* Step: one batch */
 static void
 batch_step(void *arg)
 {
@@ -738,7 +1331,7 @@ static bool
 run_batch(Batch *batch)
 {
 	PerfoptStep how = {
-		.flags = PERFOPT_STEP_LOCK_EXTENSION | PERFOPT_STEP_SPI | PERFOPT_STEP_QUIET,
+		.flags = PERFOPT_STEP_QUIET,	/* drain_batch locks the extension */
 		.activity = "draining perfopt.cache_invalidations",
 		.cxt = batch_cxt,
 	};
@@ -791,9 +1384,18 @@ cache_round(void)
 			cache_follow_settings();
 
 		if (!run_batch(&batch) || batch.unreachable)
+		{
+			/* what Redis confirmed before need not wait for it */
+			MemoryContextReset(batch_cxt);
+			(void) run_delete(true);
 			return next_backoff();
+		}
 		MemoryContextReset(batch_cxt);
 		backoff_ms = 0;
+
+		/* delete what was sent, if it is time */
+		if (!run_delete(false))
+			return next_backoff();
 
 		if (batch.rows > 0)
 		{
@@ -806,6 +1408,17 @@ cache_round(void)
 			cache_shared->batches++;
 			cache_shared->last_sent_at = now;
 			SpinLockRelease(&cache_shared->mutex);
+		}
+		if (batch.rows == 0 && sent_rows != NULL && hash_get_num_entries(sent_rows) > 0)
+		{
+			/* nothing new: sleep until the rows sent are due for deletion */
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(GetCurrentTimestamp(),
+								TimestampTzPlusMilliseconds(sent_since, DELETE_DELAY_MS),
+								&secs, &usecs);
+			return Min(CACHE_IDLE_SLEEP_MS, secs * 1000 + usecs / 1000 + 1);
 		}
 		if (batch.rows < (uint64) perfopt_cache_batch_size &&
 			batch.keys < (uint64) perfopt_cache_batch_size)
@@ -830,19 +1443,14 @@ void
 perfopt_cache_worker_main(Datum main_arg)
 {
 	TimestampTz last_round = 0;
+	TimestampTz last_rows_at = 0;
+	bool		lingering = false;
+	uint64		commits_seen = 0;
 
 	(void) perfopt_worker_start("perfopt cache invalidator");
 
 	/* a lost DELETE only repeats an invalidation: no need to wait for fsync */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-
-	/*
-	 * The drain's plans are generic (planned once); with the outbox's
-	 * statistics saying it is small, a generic plan would read the whole
-	 * heap, dead rows of the batches before included, at every batch.  The
-	 * index on id is always the way: the batches go in id order.
-	 */
-	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt cache batch",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -856,6 +1464,7 @@ perfopt_cache_worker_main(Datum main_arg)
 	for (;;)
 	{
 		long		sleep_ms;
+		uint64		commits;
 
 		CHECK_FOR_INTERRUPTS();
 		if (perfopt_worker_reload())
@@ -880,19 +1489,54 @@ perfopt_cache_worker_main(Datum main_arg)
 		}
 		last_round = GetCurrentTimestamp();
 
+		SpinLockAcquire(&cache_shared->mutex);
+		commits = cache_shared->commits;
+		SpinLockRelease(&cache_shared->mutex);
+
+		/*
+		 * Lingering after a stream, and no transaction that queued has
+		 * committed since the last round began: nothing new to take, so no
+		 * transaction to look (a prepared transaction committed, or a row
+		 * inserted by hand, is found once the worker sleeps: its sleep ends
+		 * in a round).  Delete what was sent when it is due.
+		 */
+		if (lingering && commits == commits_seen)
+		{
+			MemoryContextSwitchTo(batch_cxt);
+			(void) run_delete(false);
+			MemoryContextSwitchTo(TopMemoryContext);
+			if (!TimestampDifferenceExceeds(last_rows_at, last_round, CACHE_STREAM_MS))
+				continue;
+			lingering = false;
+			sleep_ms = CACHE_IDLE_SLEEP_MS;
+			if (sent_rows != NULL && hash_get_num_entries(sent_rows) > 0)
+				sleep_ms = CACHE_STREAM_MS;
+			(void) perfopt_worker_wait(0, PGINVALID_SOCKET, sleep_ms);
+			continue;
+		}
+		commits_seen = commits;
+
 		MemoryContextSwitchTo(batch_cxt);
 		sleep_ms = cache_round();
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(batch_cxt);
 
 		/*
-		 * While commits keep coming, look again after the batch delay (at the
-		 * top of the loop) rather than sleep on the latch: a committing
-		 * backend then finds the latch set, or its owner not waiting on it,
-		 * and need not signal.  Each signal is a kill() in a writer's commit.
+		 * While commits keep coming, and for CACHE_STREAM_MS after the last
+		 * batch that took rows, look again after the batch delay (at the top
+		 * of the loop) rather than sleep on the latch: a committing backend
+		 * then finds the latch set, or its owner not waiting on it, and need
+		 * not signal (each signal is a kill() in a writer's commit), and a
+		 * look that finds no new commit costs no transaction.
 		 */
-		if (round_took_rows && perfopt_cache_batch_delay > 0 && sleep_ms == CACHE_IDLE_SLEEP_MS)
+		if (round_took_rows)
+			last_rows_at = last_round;
+		if (perfopt_cache_batch_delay > 0 && backoff_ms == 0 && (round_took_rows || lingering))
+		{
+			lingering = true;
 			continue;
+		}
+		lingering = false;
 
 		/* the latch is reset on waking: a commit while we drain wakes the next wait */
 		(void) perfopt_worker_wait(0, PGINVALID_SOCKET, sleep_ms);

@@ -23,6 +23,7 @@ extern int	perfopt_cache_batch_delay;
 extern void perfopt_cache_worker_register(void);
 extern void perfopt_cache_shmem_request(void);
 extern void perfopt_cache_shmem_startup(void);
+extern void perfopt_cache_wake_register(void);
 extern void perfopt_cache_wake_at_commit(int64 id);
 extern void perfopt_cache_add_own_lookups(const char *run_id, uint64 redis_total,
 										  uint64 hits, uint64 misses);

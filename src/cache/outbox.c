@@ -4,41 +4,37 @@
  *	  The cache's outbox: the keys a transaction's watched changes make,
  *	  written as one row of perfopt.cache_invalidations per transaction.
  *
- * cache_watch puts two triggers on a table:
+ * cache_watch puts a row trigger on a table, perfopt_cache_invalidate
+ * (AFTER INSERT OR UPDATE OR DELETE, FOR EACH ROW): it makes the keys of
+ * the old and the new row and appends them to this backend's list of the
+ * transaction's pending keys.  Nothing is written then.  At PRE_COMMIT (and
+ * PRE_PREPARE), after the transaction's last statement and its deferred
+ * triggers, a transaction callback inserts the pending keys, sorted and
+ * without duplicates, as one row, and has the worker woken once the commit
+ * is visible.  The transaction is still in progress there, and an error
+ * still rolls it back: the row commits or rolls back with the changes, so a
+ * crash at any point loses nothing committed and sends nothing uncommitted.
+ * The row goes straight into the heap and the index (no statement, no
+ * trigger, no permission check: the outbox has none of its own), so
+ * nothing that writing through SQL expects from PRE_COMMIT is bypassed.
  *
- *	 perfopt_cache_invalidate, AFTER ROW: makes the keys of the old and the
- *		new row and appends them to this backend's list of the transaction's
- *		pending keys.  Nothing is written.
- *	 perfopt_cache_flush, a constraint trigger, DEFERRABLE INITIALLY
- *		DEFERRED, FOR EACH ROW WHEN (perfopt.cache_flush_needed()): the
- *		condition is true for the first changed row of the transaction
- *		only, so one event is queued per transaction, and it fires at
- *		COMMIT (PREPARE), after the statements, inside the transaction:
- *		it inserts the pending keys, sorted and without duplicates, as one
- *		row, and has the worker woken once the commit is visible.
- *
- * So a transaction that changes rows of three watched tables writes one
- * outbox row instead of one per changed row, and the row commits or rolls
- * back with the changes, as before: a crash at any point loses nothing
- * committed and sends nothing uncommitted.
+ * Before, a deferred constraint trigger with a WHEN condition true once per
+ * transaction did this write.  It cost, for every changed row, a second
+ * trigger event (its WHEN expression read from the catalog and compiled at
+ * every statement) and, at commit, the firing of a trigger, for the same
+ * row insert; and keys made after it fired (SET CONSTRAINTS ... IMMEDIATE,
+ * a deferred trigger changing a watched table) had to be written at once.
  *
  * The pending keys follow subtransactions: each subtransaction that changes
- * the state first saves it (a mark: how many keys, how many written,
- * whether a flush event is queued), an aborted subtransaction puts its mark
- * back (PostgreSQL drops the trigger events it queued and re-arms a
- * deferred event it fired), a committed one hands its mark to its parent.
- * Keys a subtransaction writes (SET CONSTRAINTS ... IMMEDIATE, or the spill
- * below) are dropped from memory only when they are its own: keys of an
- * ancestor stay until the ancestor's fate is known.
+ * the state first saves it (a mark: how many keys, how many written), an
+ * aborted subtransaction puts its mark back, a committed one hands its mark
+ * to its parent.  Keys a subtransaction writes (the spill below) are
+ * dropped from memory only when they are its own: keys of an ancestor stay
+ * until the ancestor's fate is known.
  *
- * Two more writes keep this safe whatever happens: a transaction whose
- * pending keys reach PENDING_MAX_KEYS or PENDING_MAX_BYTES writes them at
- * once (memory stays bounded), and a key made when no flush event is
- * queued (the flush already fired in this statement, under SET
- * CONSTRAINTS ALL IMMEDIATE) is written at once too.  Last, at
- * PRE_COMMIT a transaction that still holds unwritten keys (the flush
- * trigger was disabled alone) is refused with an error: its changes roll
- * back rather than commit without their invalidations.
+ * A transaction whose pending keys reach PENDING_MAX_KEYS or
+ * PENDING_MAX_BYTES writes them at once, as a row of their own (memory
+ * stays bounded).
  *
  * Patterns (cache_invalidate(), TRUNCATE) are written at once, one row
  * each: they are rare, and each is a SCAN of the keyspace anyway.
@@ -60,6 +56,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -79,13 +76,12 @@ typedef struct PendingMark
 	int			nkeys;
 	int			written;
 	Size		bytes;
-	bool		flush_queued;
 } PendingMark;
 
 /*
  * The transaction's keys: keys[0 .. written) are in the outbox (kept only
  * while an aborted subtransaction could take that back), keys[written ..
- * nkeys) wait for the flush.  All of it lives in pending_cxt, a child of
+ * nkeys) wait for the commit.  All of it lives in pending_cxt, a child of
  * TopTransactionContext, and goes with the transaction.
  */
 static MemoryContext pending_cxt = NULL;
@@ -94,7 +90,6 @@ static int	nkeys = 0;
 static int	maxkeys = 0;
 static int	written = 0;
 static Size bytes = 0;			/* of keys[written .. nkeys) */
-static bool flush_queued = false;
 static PendingMark *marks = NULL;
 static int	nmarks = 0;
 static int	maxmarks = 0;
@@ -105,9 +100,29 @@ static bool callbacks_registered = false;
 static Oid	outbox_relid = InvalidOid;
 static Oid	outbox_seqid = InvalidOid;
 
+static void pending_write(bool at_commit);
+
+/*
+ * The row trigger's templates compiled (columns and output functions found
+ * once), per trigger; an entry is compiled again after its table's cache
+ * entry was invalidated (its columns or triggers changed).  Each entry's
+ * memory is its own context; one replaced is freed at the end of the
+ * transaction, since a key being made (an output function) could use it.
+ */
+typedef struct TriggerTemplates
+{
+	Oid			tgoid;			/* hash key */
+	Oid			relid;
+	bool		valid;
+	MemoryContext cxt;
+	int			n;
+	CompiledTemplate **templates;
+} TriggerTemplates;
+
+static HTAB *trigger_templates = NULL;
+static List *retired_cxts = NIL;	/* in TopMemoryContext */
+
 PG_FUNCTION_INFO_V1(perfopt_cache_trigger);
-PG_FUNCTION_INFO_V1(perfopt_cache_flush);
-PG_FUNCTION_INFO_V1(perfopt_cache_flush_needed);
 
 /* Forget everything: the transaction ended (its memory goes with it) */
 static void
@@ -117,15 +132,15 @@ pending_reset(void)
 	keys = NULL;
 	nkeys = maxkeys = written = 0;
 	bytes = 0;
-	flush_queued = false;
 	marks = NULL;
 	nmarks = maxmarks = 0;
 }
 
 /*
- * At PRE_COMMIT and PRE_PREPARE, after the deferred triggers fired: keys
- * that were never written mean the flush trigger did not fire.  Refuse the
- * commit rather than lose them.  At the end, forget.
+ * At PRE_COMMIT and PRE_PREPARE, after the statements and the deferred
+ * triggers, while the transaction is still in progress: write the pending
+ * keys as one row (an error here rolls the transaction back).  At the end,
+ * forget.
  */
 static void
 outbox_xact_callback(XactEvent event, void *arg)
@@ -135,12 +150,7 @@ outbox_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
 			if (nkeys > written)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("the cache invalidations of this transaction were not queued"),
-						 errdetail("%d key(s) of watched tables were made but trigger perfopt_cache_flush did not fire.",
-								   nkeys - written),
-						 errhint("Enable the trigger perfopt_cache_flush of the watched table again, or run perfopt.cache_unwatch and perfopt.cache_watch for it.")));
+				pending_write(true);
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
@@ -148,6 +158,11 @@ outbox_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			pending_reset();
+			while (retired_cxts != NIL)
+			{
+				MemoryContextDelete((MemoryContext) linitial(retired_cxts));
+				retired_cxts = list_delete_first(retired_cxts);
+			}
 			break;
 		default:
 			break;
@@ -170,7 +185,6 @@ outbox_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			nkeys = top->nkeys;
 			written = top->written;
 			bytes = top->bytes;
-			flush_queued = top->flush_queued;
 			nmarks--;
 			break;
 		case SUBXACT_EVENT_COMMIT_SUB:
@@ -200,6 +214,7 @@ pending_touch(void)
 
 	if (!callbacks_registered)
 	{
+		perfopt_cache_wake_register();
 		RegisterXactCallback(outbox_xact_callback, NULL);
 		RegisterSubXactCallback(outbox_subxact_callback, NULL);
 		callbacks_registered = true;
@@ -225,7 +240,6 @@ pending_touch(void)
 	marks[nmarks].nkeys = nkeys;
 	marks[nmarks].written = written;
 	marks[nmarks].bytes = bytes;
-	marks[nmarks].flush_queued = flush_queued;
 	nmarks++;
 }
 
@@ -246,11 +260,15 @@ compare_keys(const void *a, const void *b)
  * still cost an executor start-up and shutdown, a timed nested statement,
  * each time.  The outbox has no trigger, constraint or default other than
  * its id's sequence and the time, which are filled here; its columns are
- * found by name (an updated outbox has them in another order).  Runs as
- * whoever may write the outbox: the trigger functions are SECURITY DEFINER.
+ * found by name (an updated outbox has them in another order).  Nothing
+ * here checks a permission (nextval_internal is told not to), so it runs as
+ * the writer, whose trigger made the keys: no privilege on the outbox is
+ * needed, and no code of the writer's runs as anyone else.  At commit
+ * (at_commit) nothing of the transaction reads the outbox after, so the
+ * command counter is left alone.
  */
 static int64
-outbox_insert(char **items, int n, bool pattern)
+outbox_insert(char **items, int n, bool pattern, bool at_commit)
 {
 	char	  **sorted;
 	Datum	   *elems;
@@ -361,7 +379,8 @@ outbox_insert(char **items, int n, bool pattern)
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
 	/* the row is visible to the rest of the transaction, as an INSERT's */
-	CommandCounterIncrement();
+	if (!at_commit)
+		CommandCounterIncrement();
 
 	pfree(elems);
 	pfree(values);
@@ -373,16 +392,15 @@ outbox_insert(char **items, int n, bool pattern)
  * Write the pending keys as one row.  The keys this subtransaction made
  * itself are dropped from memory (they roll back with the row); an
  * ancestor's are kept, marked written, until the ancestor's fate is known.
- * pending_touch() was called.
  */
 static void
-pending_write(void)
+pending_write(bool at_commit)
 {
 	int			own;
 
 	if (nkeys == written)
 		return;
-	outbox_insert(keys + written, nkeys - written, false);
+	outbox_insert(keys + written, nkeys - written, false, at_commit);
 	own = nmarks > 0 ? marks[nmarks - 1].nkeys : 0;
 	nkeys = written = own;
 	bytes = 0;
@@ -419,9 +437,65 @@ perfopt_cache_queue_now(List *items, bool pattern)
 
 	foreach(lc, items)
 		array[n++] = lfirst(lc);
-	id = outbox_insert(array, n, pattern);
+	id = outbox_insert(array, n, pattern, false);
 	pfree(array);
 	return id;
+}
+
+/* A table's cache entry was invalidated: compile its triggers' templates again */
+static void
+trigger_templates_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	TriggerTemplates *entry;
+
+	hash_seq_init(&status, trigger_templates);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (relid == InvalidOid || entry->relid == relid)
+			entry->valid = false;
+}
+
+/* The compiled templates of the trigger that fired */
+static TriggerTemplates *
+trigger_templates_get(Trigger *trigger, Relation rel)
+{
+	TriggerTemplates *entry;
+	bool		found;
+	MemoryContext old;
+
+	if (trigger_templates == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(TriggerTemplates);
+		trigger_templates = hash_create("perfopt cache trigger templates", 16, &ctl,
+										HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(trigger_templates_invalidate, (Datum) 0);
+	}
+	entry = hash_search(trigger_templates, &trigger->tgoid, HASH_ENTER, &found);
+	if (found && entry->valid)
+		return entry;
+	if (found)
+	{
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		retired_cxts = lappend(retired_cxts, entry->cxt);
+		MemoryContextSwitchTo(old);
+	}
+	entry->cxt = NULL;
+	entry->valid = false;
+	entry->relid = RelationGetRelid(rel);
+	entry->cxt = AllocSetContextCreate(CacheMemoryContext, "perfopt cache trigger templates",
+									   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(entry->cxt);
+	entry->n = trigger->tgnargs;
+	entry->templates = palloc(sizeof(CompiledTemplate *) * (entry->n + 1));
+	for (int i = 0; i < entry->n; i++)
+		entry->templates[i] = perfopt_cache_template_compile(trigger->tgargs[i],
+															 RelationGetDescr(rel));
+	MemoryContextSwitchTo(old);
+	entry->valid = true;
+	return entry;
 }
 
 /*
@@ -437,6 +511,7 @@ perfopt_cache_trigger(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	HeapTuple	oldtuple = NULL;
 	HeapTuple	newtuple = NULL;
+	TriggerTemplates *compiled;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -475,66 +550,26 @@ perfopt_cache_trigger(PG_FUNCTION_ARGS)
 		oldtuple = trigdata->tg_trigtuple;
 
 	pending_touch();
-	for (int i = 0; i < trigger->tgnargs; i++)
+	compiled = trigger_templates_get(trigger, trigdata->tg_relation);
+	for (int i = 0; i < compiled->n; i++)
 	{
-		const char *template = trigger->tgargs[i];
+		CompiledTemplate *template = compiled->templates[i];
 		char	   *oldkey = NULL;
 		char	   *newkey = NULL;
 
-		if (oldtuple != NULL && (oldkey = perfopt_cache_render_key(template, oldtuple, desc)) != NULL)
+		if (oldtuple != NULL && (oldkey = perfopt_cache_render_compiled(template, oldtuple, desc)) != NULL)
 			pending_add(oldkey);
-		if (newtuple != NULL && (newkey = perfopt_cache_render_key(template, newtuple, desc)) != NULL &&
+		if (newtuple != NULL && (newkey = perfopt_cache_render_compiled(template, newtuple, desc)) != NULL &&
 			(oldkey == NULL || strcmp(oldkey, newkey) != 0))
 			pending_add(newkey);
+		if (oldkey != NULL)
+			pfree(oldkey);
+		if (newkey != NULL)
+			pfree(newkey);
 	}
 
-	/*
-	 * No flush event is queued (it fired already, in this statement, under
-	 * SET CONSTRAINTS ... IMMEDIATE), or too much is pending: write now.
-	 */
-	if (!flush_queued || nkeys - written >= PENDING_MAX_KEYS || bytes >= PENDING_MAX_BYTES)
-		pending_write();
-	return PointerGetDatum(NULL);
-}
-
-/*
- * cache_flush_needed(): the WHEN condition of perfopt_cache_flush, true for
- * the first changed row of a transaction (and again after a flush fired),
- * so that one flush event is queued per transaction.  Called by anyone, it
- * can only make its own transaction's commit fail, never lose a key.
- */
-Datum
-perfopt_cache_flush_needed(PG_FUNCTION_ARGS)
-{
-	if (flush_queued)
-		PG_RETURN_BOOL(false);
-	pending_touch();
-	flush_queued = true;
-	PG_RETURN_BOOL(true);
-}
-
-/*
- * The deferred constraint trigger of cache_watch: write the transaction's
- * pending keys as one outbox row.
- */
-Datum
-perfopt_cache_flush(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("perfopt.cache_flush() was not called as a trigger"),
-				 errhint("Use perfopt.cache_watch to put it on a table.")));
-	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("perfopt.cache_flush() must run AFTER the change"),
-				 errhint("Use perfopt.cache_watch to put it on a table.")));
-
-	pending_touch();
-	pending_write();
-	flush_queued = false;
+	/* too much is pending: write now */
+	if (nkeys - written >= PENDING_MAX_KEYS || bytes >= PENDING_MAX_BYTES)
+		pending_write(false);
 	return PointerGetDatum(NULL);
 }

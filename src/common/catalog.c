@@ -18,6 +18,7 @@
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_tablespace.h"
 #include "common/relpath.h"
@@ -72,6 +73,21 @@ perfopt_qualified_function(const char *extname, const char *funcname)
 				 errmsg("extension \"%s\" is not installed in this database", extname),
 				 errhint("Run CREATE EXTENSION %s.", extname)));
 	return quote_qualified_identifier(get_namespace_name(schema), funcname);
+}
+
+/* pg_class.reltuples of a relation, at least 1 (planner-style row count) */
+double
+perfopt_relation_tuples(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	double		tuples = 1;
+
+	if (HeapTupleIsValid(tuple))
+	{
+		tuples = Max(((Form_pg_class) GETSTRUCT(tuple))->reltuples, 1);
+		ReleaseSysCache(tuple);
+	}
+	return tuples;
 }
 
 /* schema.table of a relation, quoted as needed */
@@ -129,6 +145,13 @@ perfopt_relation_bytes(Oid relid, Oid tablespace, Oid filenode, char persistence
 		bytes += st.st_size;
 		if (name != path)
 			pfree(name);
+
+		/*
+		 * every segment but the last is full (md.c keeps them so): one
+		 * that is not is the last, and the next needs no stat() to tell
+		 */
+		if (st.st_size < (off_t) RELSEG_SIZE * BLCKSZ)
+			break;
 	}
 	pfree(path);
 	return bytes;

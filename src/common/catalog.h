@@ -11,6 +11,7 @@
 extern Oid	perfopt_extension_schema(const char *extname);
 extern char *perfopt_qualified_function(const char *extname, const char *funcname);
 extern char *perfopt_relation_name(Oid relid);
+extern double perfopt_relation_tuples(Oid relid);
 extern int64 perfopt_relation_bytes(Oid relid, Oid tablespace, Oid filenode, char persistence,
 									Oid namespace, bool shared);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Leave-one-category-out cross-validation of the anomaly detector's constants.
 
-usage: anomaly_cv.py [--nab NAB_DIR] [--scorer nab_score.py] [--driver PATH] [--quick]
+usage: anomaly_cv.py [--nab NAB_DIR] [--scorer nab_score.py] [--driver PATH]
+                     [--only NAME=V,...] [--with NAME=V,...] [--explain]
 
 Runs the detector core (src/models/anomaly.c, built into test/bench/anomaly_driver.c by
 anomaly_nab.sh or by hand: cc -O2 -Isrc test/bench/anomaly_driver.c src/models/anomaly.c -lm)
@@ -9,7 +10,10 @@ over every NAB series for every setting of the grid below, scores each category 
 standard profile (nab_score.py), and then, for each of the four labelled categories in turn,
 chooses the setting that scores best on the other three plus artificialNoAnomaly and reports
 its score on the held-out one.  Prints the per-fold choice, the held-out scores, their mean,
-and the setting chosen on all of them (the shipped default).  NAB_DIR defaults to
+and the setting chosen on all of them (the shipped default).  --with adds settings to every
+setting of the grid (a variant of the design, cross-validated the same way); --explain, with
+--only, prints per category the credit of each window found, the windows missed and the false
+reports with their cost (where the score is lost).  NAB_DIR defaults to
 ../shared/data/nab next to the repository.
 """
 import argparse, itertools, json, os, subprocess, sys, tempfile, concurrent.futures as cf
@@ -55,6 +59,36 @@ def raw_scores(ns, windows, outdir, prof):
     return res
 
 
+def explain(ns, windows, outdir, prof):
+    """Where the points go, per category: windows found (their credits), missed, false reports"""
+    import csv
+    cats = {}
+    for key in sorted(windows):
+        with open(os.path.join(outdir, key)) as f:
+            rows = list(csv.DictReader(f))
+        ts = [ns._ts(r["timestamp"]) for r in rows]
+        sc = [float(r["anomaly_score"]) for r in rows]
+        parts, fp, nfp = {}, 0.0, 0
+        for s, pts, wid in ns.sweep(ts, sc, windows[key], key, prof):
+            if wid == "prob":
+                continue
+            if wid is not None:
+                parts.setdefault(wid, None)
+                if s >= 0.5 and (parts[wid] is None or pts > parts[wid]):
+                    parts[wid] = pts
+            elif s >= 0.5:
+                fp += pts
+                nfp += 1
+        c = cats.setdefault(key.split("/")[0], [[], 0, 0.0, 0])
+        c[0] += [v for v in parts.values() if v is not None]
+        c[1] += sum(1 for v in parts.values() if v is None)
+        c[2] += fp
+        c[3] += nfp
+    for cat, (found, missed, fp, nfp) in sorted(cats.items()):
+        print("explain %-22s found %d (credits %s), missed %d, false reports %d costing %.2f" % (
+            cat, len(found), " ".join("%.2f" % v for v in sorted(found)), missed, nfp, abs(fp)))
+
+
 def norm(ns, res, cats, prof):
     raw = sum(res[c][0] for c in cats)
     nw = sum(res[c][1] for c in cats)
@@ -67,6 +101,10 @@ def main():
     ap.add_argument("--scorer", default=os.path.join(top, "..", "shared", "tools", "nab_score.py"))
     ap.add_argument("--driver", default=None)
     ap.add_argument("--only", default=None, help="one setting, as name=value,name=value")
+    ap.add_argument("--explain", action="store_true",
+                    help="with --only: per category, the windows found (credits), missed, and the false reports")
+    ap.add_argument("--with", dest="extra", default=None, metavar="NAME=VALUE,...",
+                    help="add these settings to every setting of the grid (to cross-validate a variant)")
     ap.add_argument("--score", default=None, metavar="RESULTS_DIR",
                     help="only score RESULTS_DIR (e.g. detect_anomalies() in SQL) per category")
     ap.add_argument("--same-as", default=None, metavar="RESULTS_DIR",
@@ -108,12 +146,17 @@ def main():
     else:
         names = sorted(GRID)
         grid = [dict(zip(names, vals)) for vals in itertools.product(*(GRID[n] for n in names))]
+    if a.extra:
+        extra = dict((kv.split("=")[0], float(kv.split("=")[1])) for kv in a.extra.split(","))
+        grid = [dict(g, **extra) for g in grid]
     results = []
     for i, params in enumerate(grid):
         out = os.path.join(tmp, "r%d" % i)
         run_all(driver, a.nab, series, params, out)
         res = raw_scores(ns, windows, out, prof)
         results.append((params, res))
+        if a.explain:
+            explain(ns, windows, out, prof)
         print("setting %-50s %s  all=%.2f" % (
             ",".join("%s=%g" % kv for kv in sorted(params.items())),
             " ".join("%s=%.1f" % (c[:8], norm(ns, res, [c], prof)) for c in LABELLED),

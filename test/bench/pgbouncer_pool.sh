@@ -9,16 +9,26 @@
 #
 # SCALE is pgbench's scale factor (default 10), SECONDS each run's length
 # (default 8), ROUNDS how many times every configuration runs (default 5),
-# CLIENTS the pgbench clients of every run (default 32).  WORKLOADS (default
+# CLIENTS the pgbench clients of every run (default 32).  The PgBouncers
+# listen on BOUNCER_PORT (perfopt's fragment), BOUNCER_PORT + 1 (the
+# fragment asked for through PgBouncer) and the next ports (SWEEP, the pool
+# sizes tried; default "1 2 3 4 6 8 12 16").  WORKLOADS (default
 # "read-write read-only") picks pgbench's TPC-B-like and select-only
 # scripts.  The runs are interleaved: each round runs every configuration
 # once, in an order that rotates from round to round, and the figures are
 # medians over the rounds, so that the load of a shared machine falls on
-# all of them alike.  A pool size whose median is within the spread
-# (max - min over the rounds) of the best one's is tied with it.
+# all of them alike.  Each median has its distribution-free 95% confidence
+# interval (order statistics, as median_ci in bench_lib.sh; at least 6
+# rounds give one), and perfopt's pool is compared with the best pool of the
+# sweep round by round: the median of the per-round ratios with its 95%
+# interval.  Tie rule: a pool size whose median's interval overlaps the best
+# one's is tied with it (test/bench/pool_verdict.py).
 #
 # The fragment is asked for while CLIENTS clients run directly, as
-# pool_size.sh does, and used as it is: the lines this script appends to its
+# pool_size.sh does, and a second time while they run through PgBouncer
+# with the first (perfopt-pooled): there the server sees the pooler's
+# server connections, whose idle time between transactions is the pooler's
+# hand-off.  Both are used as they are: the lines this script appends to its
 # [pgbouncer] section only say where to listen (127.0.0.1) and whom to let
 # in.  PgBouncer runs as the postgres user (it refuses root) and connects to
 # the server's unix socket.  Run as root; it starts and removes its own
@@ -34,7 +44,7 @@ CLIENTS=${4:-32}
 WORKLOADS=${WORKLOADS:-read-write read-only}
 PORT=${PORT:-5439}
 BOUNCER_PORT=${BOUNCER_PORT:-16440}
-SWEEP="1 2 3 4 6 8 12 16"
+SWEEP=${SWEEP:-1 2 3 4 6 8 12 16}
 
 require_root
 install_packages
@@ -105,7 +115,24 @@ for workload in $WORKLOADS; do
     configs="direct"
     start_bouncer "$dir/fragment-$workload.ini" "$BOUNCER_PORT"
     configs="$configs perfopt:$BOUNCER_PORT"
-    n=1
+    pools="$pool"
+
+    # the advice asked for again while the clients run through PgBouncer
+    # with the first fragment: the server then sees the pooler's own server
+    # connections, and their idle time between transactions is the pooler's
+    # hand-off, not the clients' (in direct sessions it was pgbench's)
+    echo "== $workload: asking for the fragment again while $CLIENTS clients run through PgBouncer (pool $pool)"
+    as_postgres pgbench -h 127.0.0.1 -p "$BOUNCER_PORT" -n -j 2 $flags -c "$CLIENTS" -T 12 postgres >/dev/null 2>&1 &
+    sleep 3
+    q -At -c "SELECT perfopt.pgbouncer_config(5)" > "$dir/fragment-$workload-pooled.ini"
+    wait
+    pooled=$(sed -n 's/^default_pool_size = \([0-9]*\)$/\1/p' "$dir/fragment-$workload-pooled.ini")
+    [ -n "$pooled" ] || die "the second fragment names no default_pool_size"
+    cat "$dir/fragment-$workload-pooled.ini"
+    start_bouncer "$dir/fragment-$workload-pooled.ini" "$((BOUNCER_PORT + 1))"
+    configs="$configs perfopt-pooled:$((BOUNCER_PORT + 1))"
+    pools="$pools $pooled"
+    n=2
     for size in $SWEEP; do
         port=$((BOUNCER_PORT + n))
         sed -e "s/^default_pool_size = .*/default_pool_size = $size/" \
@@ -137,35 +164,7 @@ for workload in $WORKLOADS; do
 
     echo
     echo "== $workload: $CLIENTS clients, median of $ROUNDS interleaved runs of $SECONDS_RUN s (pgbench -j 2, scale $SCALE, $(nproc) cores)"
-    line=$(awk -v workload="$workload" -v pool="$pool" -v order="$configs" '
-        function median(list, n,    sorted, i, j, t) {
-            for (i = 1; i <= n; i++) sorted[i] = list[i]
-            for (i = 2; i <= n; i++)
-                for (j = i; j > 1 && sorted[j - 1] > sorted[j]; j--) { t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t }
-            lo[0] = sorted[1]; hi[0] = sorted[n]
-            return (n % 2) ? sorted[(n + 1) / 2] : (sorted[n / 2] + sorted[n / 2 + 1]) / 2
-        }
-        { n[$1]++; v[$1, n[$1]] = $2 }
-        END {
-            printf "%-10s %10s %10s %10s\n", "config", "median_tps", "min_tps", "max_tps" > "/dev/stderr"
-            k = split(order, configs, " ")
-            for (c = 1; c <= k; c++) {
-                name = configs[c]; sub(/:.*/, "", name); names[c] = name
-                for (i = 1; i <= n[name]; i++) list[i] = v[name, i]
-                med[name] = median(list, n[name]); spread[name] = hi[0] - lo[0]
-                printf "%-10s %10.0f %10.0f %10.0f\n", name, med[name], lo[0], hi[0] > "/dev/stderr"
-                if (name ~ /^pool/ && med[name] > best) { best = med[name]; best_name = name }
-            }
-            noise = spread[best_name] > spread["perfopt"] ? spread[best_name] : spread["perfopt"]
-            tied = ""
-            for (c = 1; c <= k; c++)
-                if (names[c] ~ /^pool/ && med[names[c]] >= best - noise) { s = names[c]; sub(/^pool/, "", s); tied = tied " " s }
-            sub(/^pool/, "", best_name)
-            printf "%s: perfopt pool %d, %.0f tps = %.1f%% of the best sweep pool (%s, %.0f tps; pool sizes tied with it within the noise of %.0f tps:%s); %s; %.2fx direct connections (%.0f tps)",
-                workload, pool, med["perfopt"], 100 * med["perfopt"] / best, best_name, best, noise, tied,
-                (med["perfopt"] >= best - noise) ? "tied with the best" : "not tied with the best",
-                med["perfopt"] / med["direct"], med["direct"]
-        }' "$dir/runs-$workload")
+    line=$(python3 "$top/test/bench/pool_verdict.py" "$workload" "$pools" "$configs" "$dir/runs-$workload")
     echo "$line"
     summary="$summary$line"$'\n'
 done
@@ -173,4 +172,4 @@ done
 echo
 echo "== summary ($CLIENTS clients, $ROUNDS interleaved rounds of $SECONDS_RUN s, scale $SCALE)"
 printf '%s' "$summary"
-echo "target: perfopt's pool within 10% of the best pool size of the sweep, or tied with it within the noise"
+echo "target: perfopt's pool within 10% of the best pool size of the sweep (median of the per-round ratios), or tied with it (the 95% intervals of their medians overlap)"

@@ -116,6 +116,8 @@ my %calls = (
 	'perfopt.analyze_query(text)' => q{SELECT count(*) FROM perfopt.analyze_query('SELECT * FROM public.probe WHERE a = 5')},
 	'perfopt.advise_query(text,double precision)' =>
 	  q{SELECT count(*) FROM perfopt.advise_query('SELECT * FROM public.probe WHERE a = 5')},
+	'perfopt.advise_query(text,text[],double precision)' =>
+	  q{SELECT count(*) FROM perfopt.advise_query('SELECT * FROM public.probe WHERE a = $1', ARRAY['5'])},
 	'perfopt.recommend_indexes_for(text[],double precision[],double precision,double precision)' =>
 	  q{SELECT count(*) FROM perfopt.recommend_indexes_for(ARRAY['SELECT * FROM public.probe WHERE a = 5'])},
 	'perfopt.index_drop_safe_set(regclass[],regclass[])' =>

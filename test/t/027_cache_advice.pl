@@ -10,6 +10,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use PerfoptTest::Redis;
+use IPC::Run;
 
 my $redis = PerfoptTest::Redis->new('advice');
 my $port = $redis->port;
@@ -105,11 +106,93 @@ ok($reads > 0 && $freq > 5, "reads per key from the LFU counter ($reads, freq $f
 is(query('SELECT hits FROM perfopt.cache_metrics'), $hits_before,
 	'the sample\'s OBJECT FREQ lookups are not the application\'s hits');
 
+# hit rates per template and strategy: without key-miss events, NULL and the
+# CONFIG SET a DBA would run (perfopt changes no Redis setting)
+my ($hr_reads, $hr_reason) = split /\|/, query(q{SELECT reads, reason FROM perfopt.cache_hit_rates(0.2)
+												 WHERE key_template = 'rarely:{id}'});
+is($hr_reads, '', 'no hit rate without key-miss events');
+like($hr_reason, qr/CONFIG SET notify-keyspace-events/, 'and the reason names the setting to turn on');
+like(query(q{SELECT reason FROM perfopt.cache_advice WHERE key_template = 'rarely:{id}'}),
+	qr/cache_hit_rates/, 'cache_advice points to it');
+
+# with them (as the DBA): a window in which this test reads keys of two
+# templates of two strategies, some there and some not, and keys of no
+# template; the expected counts come from EXISTS asked before the window
+$redis->cli('CONFIG', 'SET', 'notify-keyspace-events', 'Em');
+query(q{CREATE TABLE third (id int PRIMARY KEY, v int);
+		INSERT INTO third SELECT i, 0 FROM generate_series(1, 20) i;
+		SELECT perfopt.cache_watch('third', 'third:{id}:v', 'analytics');
+		SELECT perfopt.cache_warm('analytics', 'third:{id}:v', 'SELECT id FROM third WHERE id % 4 = 0')});
+my @rarely = ((map { "rarely:$_" } 1 .. 30, 95 .. 104), 'rarely:7');
+my @mget = ('rarely:40', 'rarely:400', 'third:8:v');
+my @third = map { "third:$_:v" } 1 .. 20;
+my @other = ('unrelated:1', 'rarely:', 'third:1:w');
+my %exists;
+$exists{$_} = $redis->cli('EXISTS', $_) for (@rarely, @mget, @third, @other);
+my %expect;
+for my $key (@rarely, @mget, @third)
+{
+	my $template = $key =~ /^rarely:/ ? 'rarely:{id}' : 'third:{id}:v';
+	$expect{$template}{reads}++;
+	$expect{$template}{misses}++ unless $exists{$key};
+}
+$expect{$_}{rate} = sprintf('%.2f', 100 * (1 - $expect{$_}{misses} / $expect{$_}{reads})) for keys %expect;
+ok($expect{'rarely:{id}'}{misses} > 0 && $expect{'third:{id}:v'}{misses} > 0
+	  && $expect{'third:{id}:v'}{misses} < $expect{'third:{id}:v'}{reads},
+	'the reads mix hits and misses (' . join(', ', map { "$_: $expect{$_}{misses} of $expect{$_}{reads} missed" } sort keys %expect) . ')');
+
+my ($hr_out, $hr_err) = ('', '');
+my $sampler = IPC::Run::start(
+	[ 'psql', '-XAtq', '-h', $node->host, '-p', $node->port, '-d', 'postgres', '-c',
+	  q{SELECT coalesce(key_template, '*'), strategy, reads, misses, hits, hit_rate_pct, reason
+		  FROM perfopt.cache_hit_rates(6) ORDER BY 1, 2} ],
+	'>', \$hr_out, '2>', \$hr_err);
+# wait for the window: a client in MONITOR and one subscribed
+my $watching = 0;
+for (1 .. 100)
+{
+	my $clients = $redis->cli('CLIENT', 'LIST');
+	if ($clients =~ /flags=O/ && $clients =~ /flags=P/) { $watching = 1; last; }
+	select(undef, undef, undef, 0.05);
+}
+ok($watching, 'cache_hit_rates subscribes to key misses and runs MONITOR');
+my $commands = join('', map { "GET $_\n" } @rarely, @third)
+  . 'MGET ' . join(' ', @mget) . "\n" . join('', map { "GET $_\n" } @other)
+  . "TTL rarely:1\nOBJECT FREQ rarely:2\nSET unrelated:2 x\n";
+my ($cli_out, $cli_err);
+IPC::Run::run([ 'redis-cli', '-h', '127.0.0.1', '-p', $port ], '<', \$commands, '>', \$cli_out, '2>', \$cli_err);
+$sampler->finish;
+is($hr_err, '', 'the window ends without an error');
+my %got = map { my @f = split /\|/; ("$f[0]|$f[1]" => \@f) } split /\n/, $hr_out;
+for my $template (sort keys %expect)
+{
+	my $strategy = $template =~ /^rarely/ ? 'adapt' : 'analytics';
+	my $row = $got{"$template|$strategy"} || [];
+	is(join(' ', @$row[2 .. 5]),
+		join(' ', $expect{$template}{reads}, $expect{$template}{misses},
+			$expect{$template}{reads} - $expect{$template}{misses}, $expect{$template}{rate} + 0),
+		"$template: reads, misses, hits and hit rate as the test read them");
+	my $srow = $got{"*|$strategy"} || [];
+	is(join(' ', @$srow[2 .. 5]), join(' ', @$row[2 .. 5]),
+		"strategy $strategy: the same, its one template read");
+}
+is(query(q{SELECT string_agg(key_template || '=' || coalesce(hit_rate_pct::text, 'NULL'), ' ' ORDER BY key_template)
+			  FROM perfopt.cache_advice}),
+	"often:{id}=NULL rarely:{id}=$expect{'rarely:{id}'}{rate} third:{id}:v=$expect{'third:{id}:v'}{rate}" =~ s/\.00\b//gr,
+	'cache_advice shows the hit rate of each template\'s last window');
+like(query(q{SELECT reason FROM perfopt.cache_advice WHERE key_template = 'rarely:{id}'}),
+	qr/hit rate: $expect{'rarely:{id}'}{reads} reads, $expect{'rarely:{id}'}{misses} misses over 6 s/,
+	'and says from what window');
+is(scalar(grep { /^often:/ } keys %got), 1, 'a template not read has a row');
+like((grep { /^often:/ } split /\n/, $hr_out)[0], qr/\|0\|0\|0\|\|no read of these keys/,
+	'with no hit rate, and why');
+
 # a plain login role reads none of it; a reader the counts, never a key
 query(q{CREATE ROLE plain LOGIN; CREATE ROLE dash LOGIN IN ROLE perfopt_reader;});
 for my $what ('SELECT * FROM perfopt.cache_advice', 'SELECT * FROM perfopt.cache_template_reads(10)',
 	'SELECT * FROM perfopt.cache_template_stats', 'SELECT * FROM perfopt.cache_template_changes',
-	q{SELECT perfopt.cache_strategy_ttl('adapt', 'often:{id}')})
+	q{SELECT perfopt.cache_strategy_ttl('adapt', 'often:{id}')},
+	'SELECT * FROM perfopt.cache_hit_rates(0.1)', 'SELECT * FROM perfopt.cache_hit_samples')
 {
 	my ($ret, $out, $err) = $node->psql('postgres', $what, extra_params => [ '-U', 'plain' ]);
 	like($err, qr/permission denied/, "plain role: $what is refused");
