@@ -25,24 +25,38 @@
  * by a utility (DO, CALL, CREATE TABLE AS) are nested, as
  * pg_stat_statements counts them; EXECUTE of a prepared statement is not.
  *
- * The table is guarded by LATENCY_LOCKS locks.  An update takes one of
- * them, its backend's own, in shared mode and then only atomic increments,
- * so backends timing the same statement never wait for each other nor
- * share a lock's cache line; it finds its entry through a small cache of
- * its own, checked against the entry's serial (a removed entry's serial is
- * zeroed), so it hashes the key only the first time.  Creating an entry
- * takes every lock exclusively and, when the table is full, first evicts
- * the 5% of entries with the fewest calls.  Readers take one lock shared,
- * which keeps creators and evictors out.
+ * The table is guarded by LATENCY_LOCKS locks; ending a statement takes
+ * none of them, nor any atomic read-modify-write.  A backend finds the
+ * statement's entry through a small cache of its own, checked against the
+ * entry's serial (a removed entry's serial is zeroed), so it hashes the key
+ * only the first time, and appends (entry, serial, duration) to a ring of
+ * pending calls in shared memory that only it writes: three plain stores
+ * and the ring's head.  Pending calls are folded into the entries under
+ * one lock, the fold lock, which makes plain read-and-write increments
+ * enough: by the backend itself when its ring is half full (if no one else
+ * is folding; when full, it waits), and by every reader first, so a reader
+ * sees every call that ended before it.  A call whose entry was removed
+ * meanwhile (its serial changed) is dropped.  Folding holds one table lock
+ * shared: creating an entry takes every lock exclusively and, when the
+ * table is full, folds and then evicts the 5% of entries with the fewest
+ * calls.  Readers take one lock shared, which keeps creators and evictors
+ * out.
  *
- * Readers copy an entry's counts without stopping writers: a count read a
- * moment late changes a percentile by at most one call's worth.
+ * A nested statement that pg_stat_statements does not time is timed by
+ * perfopt's own two clock reads around each ExecutorRun (and an
+ * ExecutorFinish that may run triggers), kept in a backend-local clock
+ * released with the statement's memory, instead of the query's total-time
+ * instrumentation (an allocation, and more work at every start and stop).
+ *
+ * Readers copy an entry's counts while folds go on: a count read a moment
+ * late changes a percentile by at most one call's worth.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
@@ -91,16 +105,45 @@ typedef struct LatencyEntry
 	pg_atomic_uint64 counts[HISTOGRAM_BUCKETS];
 } LatencyEntry;
 
+/* A call not yet added to its entry */
+typedef struct PendingCall
+{
+	LatencyEntry *entry;
+	uint64		serial;			/* the entry's when the call ended */
+	uint64		ns;
+} PendingCall;
+
+/* Calls a backend's ring holds; it folds them when half are pending */
+#define PENDING_CALLS 128
+
+/*
+ * A backend's ring of pending calls: the backend alone writes the calls
+ * and head; folders, under the fold lock, read them and advance tail
+ */
+typedef struct PendingRing
+{
+	pg_atomic_uint64 head;		/* calls appended so far */
+	pg_atomic_uint64 tail;		/* calls folded so far */
+	PendingCall calls[PENDING_CALLS];
+} PendingRing;
+
 typedef struct LatencyShared
 {
-	LWLockPadded *locks;		/* LATENCY_LOCKS: one shared to update or read,
-								 * all exclusive to add or remove */
+	LWLockPadded *locks;		/* LATENCY_LOCKS: one shared to fold or read,
+								 * all exclusive to add or remove; then the
+								 * fold lock */
 	uint64		next_serial;
 	TimestampTz reset_at;
+	double		tsc_ns_per_tick;	/* see RunClock; 0: clock_gettime() */
+	int			nrings;			/* one per PGPROC, by pgprocno */
+	PendingRing rings[FLEXIBLE_ARRAY_MEMBER];
 } LatencyShared;
 
-/* Locks of the table: a backend updates under lock (its proc number % this) */
+/* Locks of the table: a backend folds under lock (its proc number % this) */
 #define LATENCY_LOCKS 16
+
+/* After the table's locks, the one under which pending calls are folded */
+#define FOLD_LOCK (&latency_shared->locks[LATENCY_LOCKS].lock)
 
 /* Entries a backend remembers the place of */
 #define ENTRY_CACHE_SIZE 64
@@ -114,8 +157,9 @@ typedef struct CachedEntry
 
 static CachedEntry entry_cache[ENTRY_CACHE_SIZE];
 
-/* This backend's lock, for updates */
+/* This backend's lock, for folding and looking entries up, and its ring */
 static LWLock *my_lock = NULL;
+static PendingRing *my_ring = NULL;
 
 /* Percentage of entries evicted when the table is full */
 #define EVICT_PERCENT 5
@@ -139,6 +183,86 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /* Depth of executor calls in this backend: 0 for a top-level statement */
 static int	nesting_level = 0;
+
+/*
+ * perfopt's own timer of a statement no one else instruments: the time in
+ * its ExecutorRun calls (and an ExecutorFinish that may run triggers), two
+ * clock reads around each.  Taken from this pool at ExecutorStart, given
+ * back when the statement's memory goes (at ExecutorEnd, or at the abort
+ * that skips it) by a reset callback of that memory.  Statements active at
+ * once beyond RUN_CLOCKS (deep recursion) get a total-time instrumentation
+ * instead.
+ */
+typedef struct RunClock
+{
+	MemoryContextCallback release;	/* on the statement's es_query_cxt */
+	QueryDesc  *query;			/* NULL: free */
+	uint64		ticks;			/* of the time-stamp counter, if it is used */
+	instr_time	elapsed;		/* else */
+} RunClock;
+
+/*
+ * The clock of RunClocks: the CPU's time-stamp counter where the kernel
+ * keeps its own time by it (its clock source is "tsc": the counter is
+ * invariant and the same on every CPU), read directly, which costs a third
+ * of clock_gettime() through the vDSO (which reads that same counter and
+ * scales it); else clock_gettime().  The counter's rate is measured against
+ * clock_gettime() once, at server start.  Nanoseconds per tick, 0 if the
+ * counter is not used.
+ */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <x86intrin.h>
+#define RUN_CLOCK_TSC
+#endif
+
+static double tsc_ns_per_tick = 0;
+
+typedef struct RunStamp
+{
+	uint64		ticks;
+	instr_time	time;
+} RunStamp;
+
+static inline void
+run_stamp(RunStamp *stamp)
+{
+#ifdef RUN_CLOCK_TSC
+	if (likely(tsc_ns_per_tick > 0))
+	{
+		stamp->ticks = __rdtsc();
+		return;
+	}
+#endif
+	INSTR_TIME_SET_CURRENT(stamp->time);
+}
+
+/* Add the time since start to clock */
+static inline void
+run_clock_add(RunClock *clock, const RunStamp *start)
+{
+	RunStamp	end;
+
+	run_stamp(&end);
+	if (tsc_ns_per_tick > 0)
+		clock->ticks += end.ticks - start->ticks;
+	else
+		INSTR_TIME_ACCUM_DIFF(clock->elapsed, end.time, start->time);
+}
+
+static inline uint64
+run_clock_ns(const RunClock *clock)
+{
+	if (tsc_ns_per_tick > 0)
+		return (uint64) (clock->ticks * tsc_ns_per_tick + 0.5);
+	return (uint64) (INSTR_TIME_GET_DOUBLE(clock->elapsed) * 1e9 + 0.5);
+}
+
+#define RUN_CLOCKS 32
+
+static RunClock run_clocks[RUN_CLOCKS];
+
+/* One past the last clock in use */
+static int	run_clocks_top = 0;
 
 /* Whether this process's statements are left out (perfopt's own workers) */
 static bool skip_this_process = false;
@@ -165,11 +289,78 @@ PG_FUNCTION_INFO_V1(perfopt_query_latency_reset);
 PG_FUNCTION_INFO_V1(perfopt_latency_counts);
 PG_FUNCTION_INFO_V1(perfopt_latency_quantiles);
 
+/* Rings: one per process that may run statements, indexed by pgprocno */
+static int
+latency_rings(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
+static Size
+latency_shared_size(void)
+{
+	return add_size(offsetof(LatencyShared, rings),
+					mul_size(latency_rings(), sizeof(PendingRing)));
+}
+
 static Size
 latency_shmem_size(void)
 {
-	return add_size(MAXALIGN(sizeof(LatencyShared)),
+	return add_size(MAXALIGN(latency_shared_size()),
 					hash_estimate_size(perfopt_max_statements, sizeof(LatencyEntry)));
+}
+
+/*
+ * Nanoseconds per tick of the time-stamp counter, measured against
+ * clock_gettime() over 20 ms, if the kernel keeps time by the counter; else
+ * 0.  Each end of the span is a counter read between two clock reads, taken
+ * again if those are more than 1 us apart (the process was interrupted), so
+ * the rate is within 1e-4.
+ */
+static double
+tsc_calibrate(void)
+{
+#ifdef RUN_CLOCK_TSC
+	FILE	   *f;
+	char		source[32] = "";
+	uint64		ticks[2];
+	double		ns[2];
+
+	f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+	if (f == NULL)
+		return 0;
+	if (fgets(source, sizeof(source), f) == NULL)
+		source[0] = '\0';
+	fclose(f);
+	if (strcmp(source, "tsc\n") != 0)
+		return 0;
+
+	for (int end = 0; end < 2; end++)
+	{
+		for (int attempt = 0;; attempt++)
+		{
+			instr_time	before,
+						after;
+
+			INSTR_TIME_SET_CURRENT(before);
+			ticks[end] = __rdtsc();
+			INSTR_TIME_SET_CURRENT(after);
+			ns[end] = (INSTR_TIME_GET_DOUBLE(before) + INSTR_TIME_GET_DOUBLE(after)) * 0.5e9;
+			INSTR_TIME_SUBTRACT(after, before);
+			if (INSTR_TIME_GET_DOUBLE(after) < 1e-6)
+				break;
+			if (attempt == 100)
+				return 0;
+		}
+		if (end == 0)
+			pg_usleep(20000);
+	}
+	if (ticks[1] <= ticks[0] || ns[1] <= ns[0])
+		return 0;
+	return (ns[1] - ns[0]) / (double) (ticks[1] - ticks[0]);
+#else
+	return 0;
+#endif
 }
 
 /* Ask for the histograms' shared memory and lock; from perfopt.c's hook */
@@ -177,7 +368,7 @@ void
 perfopt_latency_shmem_request(void)
 {
 	RequestAddinShmemSpace(latency_shmem_size());
-	RequestNamedLWLockTranche("perfopt latency", LATENCY_LOCKS);
+	RequestNamedLWLockTranche("perfopt latency", LATENCY_LOCKS + 1);
 }
 
 /*
@@ -190,13 +381,22 @@ perfopt_latency_shmem_startup(void)
 	bool		found;
 	HASHCTL		info;
 
-	latency_shared = ShmemInitStruct("perfopt latency", sizeof(LatencyShared), &found);
+	latency_shared = ShmemInitStruct("perfopt latency", latency_shared_size(), &found);
 	if (!found)
 	{
 		latency_shared->locks = GetNamedLWLockTranche("perfopt latency");
 		latency_shared->next_serial = 1;
 		latency_shared->reset_at = GetCurrentTimestamp();
+		latency_shared->tsc_ns_per_tick = tsc_calibrate();
+		latency_shared->nrings = latency_rings();
+		for (int i = 0; i < latency_shared->nrings; i++)
+		{
+			pg_atomic_init_u64(&latency_shared->rings[i].head, 0);
+			pg_atomic_init_u64(&latency_shared->rings[i].tail, 0);
+		}
 	}
+
+	tsc_ns_per_tick = latency_shared->tsc_ns_per_tick;
 
 	info.keysize = sizeof(LatencyKey);
 	info.entrysize = sizeof(LatencyEntry);
@@ -214,11 +414,74 @@ latency_tracked(int level)
 		(perfopt_track_latency == TRACK_LATENCY_TOP && level == 0);
 }
 
-/* Lock the table for reading: one lock shared keeps creators out */
+/*
+ * Add a call to its entry; fold lock held, so no one else writes the entry's
+ * counts and plain reads and writes of them do.  calls last, after a
+ * barrier: a reader that sees the call also sees its bucket.
+ */
+static inline void
+entry_add(LatencyEntry *entry, uint64 ns)
+{
+	int			bucket = histogram_bucket(ns);
+
+#define ADD(field, n) pg_atomic_write_u64(field, pg_atomic_read_u64(field) + (n))
+	ADD(&entry->counts[bucket], 1);
+	ADD(&entry->bound_counts[bound_of_bucket[bucket]], 1);
+	ADD(&entry->total_ns, ns);
+	if (ns < pg_atomic_read_u64(&entry->min_ns))
+		pg_atomic_write_u64(&entry->min_ns, ns);
+	if (ns > pg_atomic_read_u64(&entry->max_ns))
+		pg_atomic_write_u64(&entry->max_ns, ns);
+	pg_write_barrier();
+	ADD(&entry->calls, 1);
+#undef ADD
+}
+
+/*
+ * Fold a ring's pending calls into their entries; a table lock held (no
+ * entry is made or removed meanwhile) and the fold lock exclusively.  A
+ * call whose entry's serial changed belonged to a removed entry: dropped.
+ */
+static void
+ring_fold(PendingRing *ring)
+{
+	uint64		head = pg_atomic_read_u64(&ring->head);
+	uint64		tail = pg_atomic_read_u64(&ring->tail);
+
+	if (head == tail)
+		return;
+	pg_read_barrier();			/* the calls up to head are written */
+	for (uint64 t = tail; t < head; t++)
+	{
+		PendingCall *call = &ring->calls[t % PENDING_CALLS];
+
+		if (call->entry->serial == call->serial)
+			entry_add(call->entry, call->ns);
+	}
+	pg_memory_barrier();		/* read them all before the owner may reuse them */
+	pg_atomic_write_u64(&ring->tail, head);
+}
+
+/* Fold every backend's pending calls; a table lock held */
+static void
+latency_fold_all(void)
+{
+	LWLockAcquire(FOLD_LOCK, LW_EXCLUSIVE);
+	for (int i = 0; i < latency_shared->nrings; i++)
+		ring_fold(&latency_shared->rings[i]);
+	LWLockRelease(FOLD_LOCK);
+}
+
+/*
+ * Lock the table for reading: one lock shared keeps creators out; then
+ * every pending call is added, so the reader sees every call that ended
+ * before it
+ */
 static void
 latency_lock_shared(void)
 {
 	LWLockAcquire(&latency_shared->locks[0].lock, LW_SHARED);
+	latency_fold_all();
 }
 
 static void
@@ -288,6 +551,8 @@ latency_evict(void)
 
 	if (n == 0)
 		return;
+	/* the calls still pending count */
+	latency_fold_all();
 	candidates = palloc(n * sizeof(EvictCandidate));
 	hash_seq_init(&status, latency_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
@@ -336,19 +601,71 @@ latency_entry_create(const LatencyKey *key)
 }
 
 /*
- * Add one duration to the statement's histogram: under this backend's lock
- * in shared mode, the entry from the backend's cache when its serial still
- * matches, else from the hash table, else made under every lock.
+ * The entry of key from the hash table, made under every lock if missing;
+ * NULL if the table is full of entries no eviction could free.  Remembered
+ * in cached.
+ */
+static LatencyEntry *
+latency_entry_lookup(const LatencyKey *key, CachedEntry *cached)
+{
+	LatencyEntry *entry;
+	bool		all = false;
+
+	LWLockAcquire(my_lock, LW_SHARED);
+	entry = hash_search(latency_hash, key, HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		LWLockRelease(my_lock);
+		latency_lock_all();
+		all = true;
+		entry = latency_entry_create(key);
+	}
+	if (entry != NULL)
+	{
+		cached->key = *key;
+		cached->entry = entry;
+		cached->serial = entry->serial;
+	}
+	if (all)
+		latency_unlock_all();
+	else
+		LWLockRelease(my_lock);
+	return entry;
+}
+
+/* Fold this backend's own ring; wait for the fold lock only if must */
+static void
+my_ring_fold(bool must)
+{
+	LWLockAcquire(my_lock, LW_SHARED);
+	if (must)
+		LWLockAcquire(FOLD_LOCK, LW_EXCLUSIVE);
+	else if (!LWLockConditionalAcquire(FOLD_LOCK, LW_EXCLUSIVE))
+	{
+		LWLockRelease(my_lock);
+		return;
+	}
+	ring_fold(my_ring);
+	LWLockRelease(FOLD_LOCK);
+	LWLockRelease(my_lock);
+}
+
+/*
+ * Add one duration to the statement's histogram: appended to this
+ * backend's ring with the entry from the backend's cache when its serial
+ * still matches, else from the hash table (made under every lock if new).
+ * No lock and no atomic read-modify-write on the way, unless the ring is
+ * half full (then it is folded, if no one else is folding) or full (then
+ * it is folded, waiting for the fold lock if need be).
  */
 static void
 latency_record(uint64 queryid, bool toplevel, uint64 ns)
 {
 	LatencyKey	key;
 	LatencyEntry *entry;
-	int			bucket = histogram_bucket(ns);
 	CachedEntry *cached;
-	LWLock	   *held;
-	uint64		old;
+	PendingCall *call;
+	uint64		head;
 
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
@@ -356,49 +673,75 @@ latency_record(uint64 queryid, bool toplevel, uint64 ns)
 	key.queryid = queryid;
 	cached = &entry_cache[(queryid ^ (uint64) toplevel) % ENTRY_CACHE_SIZE];
 
-	if (my_lock == NULL)
+	if (my_ring == NULL)
+	{
+		if (MyProc == NULL || MyProc->pgprocno >= latency_shared->nrings)
+			return;
 		my_lock = &latency_shared->locks[MyProc->pgprocno % LATENCY_LOCKS].lock;
-	held = my_lock;
-	LWLockAcquire(held, LW_SHARED);
+		my_ring = &latency_shared->rings[MyProc->pgprocno];
+	}
+
+	/* a removed entry's serial is 0; a made-again one's a new one */
 	if (cached->serial != 0 && cached->entry->serial == cached->serial &&
 		memcmp(&cached->key, &key, sizeof(key)) == 0)
 		entry = cached->entry;
-	else
+	else if ((entry = latency_entry_lookup(&key, cached)) == NULL)
+		return;
+
+	head = pg_atomic_read_u64(&my_ring->head);
+	if (head - pg_atomic_read_u64(&my_ring->tail) >= PENDING_CALLS)
+		my_ring_fold(true);
+	call = &my_ring->calls[head % PENDING_CALLS];
+	call->entry = entry;
+	call->serial = cached->serial;
+	call->ns = ns;
+	pg_write_barrier();			/* the call before the head that shows it */
+	pg_atomic_write_u64(&my_ring->head, head + 1);
+	if (head + 1 - pg_atomic_read_u64(&my_ring->tail) >= PENDING_CALLS / 2)
+		my_ring_fold(false);
+}
+
+/* The statement's memory is gone: its clock is free */
+static void
+run_clock_release(void *arg)
+{
+	RunClock   *clock = (RunClock *) arg;
+
+	clock->query = NULL;
+	while (run_clocks_top > 0 && run_clocks[run_clocks_top - 1].query == NULL)
+		run_clocks_top--;
+}
+
+/* The clock of a statement, if perfopt's own clock times it */
+static inline RunClock *
+run_clock_of(QueryDesc *queryDesc)
+{
+	for (int i = run_clocks_top - 1; i >= 0; i--)
+		if (run_clocks[i].query == queryDesc)
+			return &run_clocks[i];
+	return NULL;
+}
+
+/* A clock for a statement, released with its memory; false if none is free */
+static bool
+run_clock_take(QueryDesc *queryDesc)
+{
+	for (int i = 0; i < RUN_CLOCKS; i++)
 	{
-		entry = hash_search(latency_hash, &key, HASH_FIND, NULL);
-		if (entry == NULL)
-		{
-			LWLockRelease(held);
-			held = NULL;
-			latency_lock_all();
-			entry = latency_entry_create(&key);
-			if (entry == NULL)
-			{
-				latency_unlock_all();
-				return;
-			}
-		}
-		cached->key = key;
-		cached->entry = entry;
-		cached->serial = entry->serial;
+		RunClock   *clock = &run_clocks[i];
+
+		if (clock->query != NULL)
+			continue;
+		clock->query = queryDesc;
+		clock->ticks = 0;
+		INSTR_TIME_SET_ZERO(clock->elapsed);
+		clock->release.func = run_clock_release;
+		clock->release.arg = clock;
+		MemoryContextRegisterResetCallback(queryDesc->estate->es_query_cxt, &clock->release);
+		run_clocks_top = Max(run_clocks_top, i + 1);
+		return true;
 	}
-
-	pg_atomic_fetch_add_u64(&entry->counts[bucket], 1);
-	pg_atomic_fetch_add_u64(&entry->bound_counts[bound_of_bucket[bucket]], 1);
-	pg_atomic_fetch_add_u64(&entry->total_ns, ns);
-	old = pg_atomic_read_u64(&entry->min_ns);
-	while (ns < old && !pg_atomic_compare_exchange_u64(&entry->min_ns, &old, ns))
-		;
-	old = pg_atomic_read_u64(&entry->max_ns);
-	while (ns > old && !pg_atomic_compare_exchange_u64(&entry->max_ns, &old, ns))
-		;
-	/* calls last: a reader that sees the call also sees its bucket */
-	pg_atomic_fetch_add_u64(&entry->calls, 1);
-
-	if (held != NULL)
-		LWLockRelease(held);
-	else
-		latency_unlock_all();
+	return false;
 }
 
 static void
@@ -413,15 +756,16 @@ latency_ExecutorStart(QueryDesc *queryDesc, int eflags)
 
 	/*
 	 * The total-time instrumentation pg_stat_statements asks for, shared
-	 * with it (when it times this statement it made it already).  Only a
-	 * timer when no hook runs after this one (so no one reads the buffer
-	 * counts of what perfopt made): counting buffers and WAL costs more
-	 * than the clock.
+	 * with it (when it times this statement it made it already); else
+	 * perfopt's own clock.  Past the pool of clocks, a total-time
+	 * instrumentation of its own: only a timer when no hook runs after this
+	 * one (so no one reads the buffer counts of what perfopt made).
 	 */
 	if (queryDesc->totaltime == NULL &&
 		latency_tracked(nesting_level) &&
 		queryDesc->plannedstmt->queryId != UINT64CONST(0) &&
-		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		!run_clock_take(queryDesc))
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
 
@@ -459,6 +803,11 @@ static void
 latency_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
 					uint64 count, bool execute_once)
 {
+	RunClock   *clock = run_clocks_top > 0 ? run_clock_of(queryDesc) : NULL;
+	RunStamp	start;
+
+	if (clock != NULL)
+		run_stamp(&start);
 	nesting_level++;
 	PG_TRY();
 	{
@@ -472,6 +821,8 @@ latency_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
 		nesting_level--;
 	}
 	PG_END_TRY();
+	if (clock != NULL)
+		run_clock_add(clock, &start);
 	if (nesting_level == 0 && latency_tracked(0))
 		toplevel_run_ended(queryDesc);
 }
@@ -480,20 +831,25 @@ latency_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
  * ExecutorFinish runs a statement's AFTER triggers and the rest of its
  * data-modifying CTEs; a plain SELECT has none, and timing its empty
  * Finish would cost two clock reads, more than it takes.  So when the
- * total-time instrumentation is perfopt's own (a timer only: see
- * latency_ExecutorStart) and the statement is such a SELECT, Finish runs
- * without it.
+ * statement is such a SELECT and perfopt times it alone (with its own
+ * clock, or a total-time instrumentation that is a timer only: see
+ * latency_ExecutorStart), Finish runs untimed.
  */
 static void
 latency_ExecutorFinish(QueryDesc *queryDesc)
 {
 	Instrumentation *totaltime = queryDesc->totaltime;
-	bool		untimed = totaltime != NULL && !totaltime->need_bufusage &&
-		!totaltime->need_walusage && queryDesc->operation == CMD_SELECT &&
+	bool		empty = queryDesc->operation == CMD_SELECT &&
 		queryDesc->estate->es_auxmodifytables == NIL;
+	bool		untimed = empty && totaltime != NULL && !totaltime->need_bufusage &&
+		!totaltime->need_walusage;
+	RunClock   *clock = !empty && run_clocks_top > 0 ? run_clock_of(queryDesc) : NULL;
+	RunStamp	start;
 
 	if (untimed)
 		queryDesc->totaltime = NULL;
+	if (clock != NULL)
+		run_stamp(&start);
 	nesting_level++;
 	PG_TRY();
 	{
@@ -509,6 +865,8 @@ latency_ExecutorFinish(QueryDesc *queryDesc)
 			queryDesc->totaltime = totaltime;
 	}
 	PG_END_TRY();
+	if (clock != NULL)
+		run_clock_add(clock, &start);
 }
 
 /*
@@ -530,15 +888,25 @@ latency_ExecutorEnd(QueryDesc *queryDesc)
 	uint64		exec_ns = 0;
 	TimestampTz end_started = 0;
 
-	if (queryid != UINT64CONST(0) && queryDesc->totaltime != NULL &&
-		latency_tracked(nesting_level) &&
+	if (queryid != UINT64CONST(0) && latency_tracked(nesting_level) &&
 		(queryDesc->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
 	{
-		/* safe to call twice: pg_stat_statements may call it again */
-		InstrEndLoop(queryDesc->totaltime);
-		exec_ns = (uint64) (queryDesc->totaltime->total * 1e9 + 0.5);
-		tracked = true;
-		if (nesting_level == 0 && toplevel_run.query == queryDesc)
+		RunClock   *clock;
+
+		if (queryDesc->totaltime != NULL)
+		{
+			/* safe to call twice: pg_stat_statements may call it again */
+			InstrEndLoop(queryDesc->totaltime);
+			exec_ns = (uint64) (queryDesc->totaltime->total * 1e9 + 0.5);
+			tracked = true;
+		}
+		else if ((clock = run_clock_of(queryDesc)) != NULL)
+		{
+			exec_ns = run_clock_ns(clock);
+			tracked = true;
+		}
+		/* else not timed since its start */
+		if (tracked && nesting_level == 0 && toplevel_run.query == queryDesc)
 		{
 			ran = true;
 			same_message = toplevel_run.message_start == GetCurrentStatementStartTimestamp() &&
@@ -653,6 +1021,9 @@ perfopt_latency_skip_this_process(void)
 /*
  * The total time of a statement (top level and nested) in ns, 0 when it
  * has no histogram: the parameter sampler evicts the cheapest statements.
+ * A ranking, called once per sampled statement: the calls still pending
+ * in the backends' rings are left out (not folded) rather than folded each
+ * time.
  */
 uint64
 perfopt_latency_total_ns(Oid dbid, uint64 queryid)
@@ -661,7 +1032,7 @@ perfopt_latency_total_ns(Oid dbid, uint64 queryid)
 
 	if (!perfopt_latency_available())
 		return 0;
-	latency_lock_shared();
+	LWLockAcquire(&latency_shared->locks[0].lock, LW_SHARED);
 	for (int toplevel = 0; toplevel <= 1; toplevel++)
 	{
 		LatencyKey	key;

@@ -72,6 +72,32 @@ is($nested_calls, '2000', 'nested statements are counted as nested');
 ok($nested_ratio > 0.999 && $nested_ratio < 1.001,
 	"and their time is pg_stat_statements' ($nested_ratio)");
 
+# nested statements pg_stat_statements does not time (its default, track =
+# top) perfopt times with its own clock: after 100 aborted statements
+# (whose clocks their aborts give back), 20 sleeps of 20 ms each; and a query
+# read by a FOR loop in steps, between which the loop's body sleeps: only
+# the steps count, not the 50 sleeps of 2 ms between them
+query('SELECT perfopt.query_latency_reset()');
+my ($sleeps, $sleep_min, $sleep_p50, $steps, $steps_max) = split /\|/, query(q{
+	SET pg_stat_statements.track = 'top';
+	DO $$ BEGIN
+		FOR i IN 1..100 LOOP
+			BEGIN PERFORM 1 / (i - i); EXCEPTION WHEN division_by_zero THEN NULL; END;
+		END LOOP;
+		FOR i IN 1..20 LOOP PERFORM pg_sleep(0.02); END LOOP;
+	END $$;
+	DO $$ DECLARE r record; BEGIN
+		FOR r IN SELECT g FROM generate_series(1, 50) g LOOP PERFORM pg_sleep(0.002 + 0 * r.g); END LOOP;
+	END $$;
+	SELECT s.calls, round(s.min_ms::numeric, 1), round(s.p50_ms::numeric, 1), f.calls, f.max_ms
+	  FROM perfopt.query_latency() s, perfopt.query_latency() f
+	 WHERE NOT s.toplevel AND s.calls = 20 AND s.min_ms > 10
+	   AND NOT f.toplevel AND f.calls = 1});
+is($sleeps, '20', 'nested statements pg_stat_statements does not time are timed');
+ok($sleep_min >= 20 && $sleep_p50 < 100, "a 20 ms sleep takes $sleep_min ms at least, $sleep_p50 ms at p50");
+is($steps, '1', 'a query read in steps is one call');
+ok($steps_max < 50, "of its steps only ($steps_max ms, the sleeps between them 100 ms)");
+
 # the sampler records interval percentiles for all statements and the busiest
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) > 0 FROM perfopt.metrics

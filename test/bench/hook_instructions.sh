@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The instructions perfopt's executor hooks add to a statement, counted by
+# callgrind: a measure of the hot path that the load of a shared machine
+# does not move (the time it takes does move: see latency_overhead.sh).
+#
+#   [BASELINE=<git revision>] bash test/bench/hook_instructions.sh [LOOKUPS]
+#
+# A throwaway cluster with pgbench's tables (scale 1) and
+# 'pg_stat_statements, perfopt' preloaded is stopped, and a single-user
+# backend on it runs, under valgrind --tool=callgrind, a PL/pgSQL loop of
+# LOOKUPS (default 5000) primary-key lookups (statements the hooks time,
+# as nested ones) twice: with perfopt.track_latency = 'all' and 'none'.  The
+# difference of the two runs' instruction counts, per lookup, is what timing
+# and recording a statement adds; the 'none' run's count per lookup, the
+# lookup itself (with the loop, the hooks installed but idle).  With
+# BASELINE, the same for perfopt built from that git revision (`git
+# archive`, built and installed into BASELINE_STAGE, default
+# $PERFOPT_STAGE-baseline).
+#
+# Instructions are not time: an atomic read-modify-write or a lock counts as
+# one instruction and costs tens, a clock read through the vDSO is partly
+# invisible to valgrind.  Run as root; needs valgrind.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/scripts/lib.sh"
+
+LOOKUPS=${1:-5000}
+BASELINE=${BASELINE:-}
+BASELINE_STAGE=${BASELINE_STAGE:-${PERFOPT_STAGE:-/tmp/perfopt-stage}-baseline}
+PORT=${PORT:-5449}
+
+require_root
+install_packages
+command -v valgrind >/dev/null || die "valgrind is needed (apt-get install valgrind)"
+build_and_install "$top"
+
+declare -A bins
+builds=(new)
+bins[new]=$PG_BIN
+if [ -n "$BASELINE" ]; then
+    builds+=(old)
+    src=$(mktemp -d /tmp/perfopt-baseline-src.XXXXXX)
+    git -C "$top" archive "$BASELINE" | tar -x -C "$src" || die "could not extract $BASELINE"
+    (PERFOPT_STAGE=$BASELINE_STAGE; PG_BIN=$BASELINE_STAGE/usr/lib/postgresql/15/bin; build_and_install "$src")
+    rm -rf "$src"
+    bins[old]=$BASELINE_STAGE/usr/lib/postgresql/15/bin
+    echo "baseline: $(git -C "$top" log -1 --format='%h %s' "$BASELINE" | cut -c1-100)"
+fi
+
+dir=$(postgres_tempdir hook-instructions)
+cleanup() { stop_cluster "$dir"; rm -rf "$dir"; }
+trap cleanup EXIT
+
+start_cluster "$dir" "$PORT" "shared_buffers = '128MB'"
+as_postgres pgbench -h "$dir" -p "$PORT" -i -q -s 1 postgres >/dev/null 2>&1
+as_postgres psql -h "$dir" -p "$PORT" -d postgres -X -q -v ON_ERROR_STOP=1 \
+    -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE" -c "VACUUM ANALYZE" -c "
+CREATE FUNCTION lookups(n int) RETURNS void LANGUAGE plpgsql AS \$\$
+DECLARE
+    x int;
+BEGIN
+    FOR i IN 1..n LOOP
+        SELECT abalance INTO x FROM pgbench_accounts WHERE aid = 1 + (i * 7919) % 100000;
+    END LOOP;
+END \$\$"
+stop_cluster "$dir"
+
+# instructions of a single-user backend of build $1 that runs $2 lookups
+# with track_latency = $3 (after 200 to warm the caches)
+instructions() {
+    local bin=$1 n=$2 track=$3 out=$dir/callgrind.out
+    printf "SET perfopt.track_latency = '%s';\nSELECT lookups(200);\nSELECT lookups(%d);\n" "$track" "$n" |
+        as_postgres valgrind --tool=callgrind --callgrind-out-file="$out" \
+            "$bin/postgres" --single -D "$dir/data" postgres >/dev/null 2>&1 ||
+        die "the single-user backend under callgrind failed"
+    sed -n 's/^totals: \([0-9]*\).*/\1/p' "$out"
+    rm -f "$out"
+}
+
+echo
+echo "== instructions per nested primary-key lookup (callgrind, single-user backend, $LOOKUPS lookups)"
+printf '%-6s %12s %12s %14s\n' build "timing adds" "lookup" "share"
+for b in "${builds[@]}"; do
+    all=$(instructions "${bins[$b]}" "$LOOKUPS" all)
+    none=$(instructions "${bins[$b]}" "$LOOKUPS" none)
+    # the lookups' own count: the 'none' run less one of $LOOKUPS / 2 lookups
+    half=$(instructions "${bins[$b]}" $((LOOKUPS / 2)) none)
+    python3 -c "
+added = ($all - $none) / $LOOKUPS
+lookup = ($none - $half) / ($LOOKUPS - $LOOKUPS // 2)
+print('%-6s %12.0f %12.0f %13.1f%%' % ('$b', added, lookup, 100 * added / lookup))"
+done
+echo "'timing adds': instructions with track_latency = all less with none, per lookup; 'lookup': the"
+echo "instructions of one lookup with the loop around it, with none"
