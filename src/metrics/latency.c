@@ -570,6 +570,19 @@ latency_evict(void)
 	pfree(candidates);
 }
 
+/* The entry of (dbid, toplevel, queryid), or NULL; the caller holds a lock */
+static LatencyEntry *
+latency_entry_find(Oid dbid, bool toplevel, uint64 queryid)
+{
+	LatencyKey	key;
+
+	memset(&key, 0, sizeof(key));
+	key.dbid = dbid;
+	key.toplevel = toplevel;
+	key.queryid = queryid;
+	return hash_search(latency_hash, &key, HASH_FIND, NULL);
+}
+
 /* Find or make the entry for key; every lock held exclusively */
 static LatencyEntry *
 latency_entry_create(const LatencyKey *key)
@@ -1035,14 +1048,8 @@ perfopt_latency_total_ns(Oid dbid, uint64 queryid)
 	LWLockAcquire(&latency_shared->locks[0].lock, LW_SHARED);
 	for (int toplevel = 0; toplevel <= 1; toplevel++)
 	{
-		LatencyKey	key;
-		LatencyEntry *entry;
+		LatencyEntry *entry = latency_entry_find(dbid, (bool) toplevel, queryid);
 
-		memset(&key, 0, sizeof(key));
-		key.dbid = dbid;
-		key.toplevel = (bool) toplevel;
-		key.queryid = queryid;
-		entry = hash_search(latency_hash, &key, HASH_FIND, NULL);
 		if (entry != NULL)
 			total += pg_atomic_read_u64(&entry->total_ns);
 	}
@@ -1228,14 +1235,8 @@ perfopt_latency_of_query(Oid dbid, uint64 queryid, LatencyFigures *figures)
 	latency_lock_shared();
 	for (int toplevel = 0; toplevel <= 1; toplevel++)
 	{
-		LatencyKey	key;
-		LatencyEntry *entry;
+		LatencyEntry *entry = latency_entry_find(dbid, (bool) toplevel, queryid);
 
-		memset(&key, 0, sizeof(key));
-		key.dbid = dbid;
-		key.toplevel = (bool) toplevel;
-		key.queryid = queryid;
-		entry = hash_search(latency_hash, &key, HASH_FIND, NULL);
 		if (entry == NULL)
 			continue;
 		entry_copy(entry, copy);
@@ -1601,14 +1602,9 @@ perfopt_latency_counts(PG_FUNCTION_ARGS)
 			continue;
 		for (int toplevel = 0; toplevel <= 1; toplevel++)
 		{
-			LatencyKey	key;
-			LatencyEntry *entry;
+			LatencyEntry *entry = latency_entry_find(MyDatabaseId, (bool) toplevel,
+													 (uint64) DatumGetInt64(elems[i]));
 
-			memset(&key, 0, sizeof(key));
-			key.dbid = MyDatabaseId;
-			key.toplevel = (bool) toplevel;
-			key.queryid = (uint64) DatumGetInt64(elems[i]);
-			entry = hash_search(latency_hash, &key, HASH_FIND, NULL);
 			if (entry == NULL)
 				continue;
 			entry_copy(entry, copy);
