@@ -149,6 +149,17 @@ CREATE INDEX customers_prefix ON p17.customers (substring(phone from 1 for 2));
 SELECT e.est_size_bytes::float8 / pg_relation_size('p17.customers_prefix') BETWEEN 0.8 AND 1.25 AS within_25pct
   FROM estimate e;
 
+-- a prefix pattern built from a parameter ("$1::text || '%'") is, with the
+-- value bound, a prefix pattern: a text_pattern_ops range candidate
+SELECT rank, kind, index_def
+  FROM perfopt.advise_query($$SELECT id, phone FROM p17.customers WHERE phone LIKE $1::text || '%'$$,
+                            ARRAY[['13-5'], ['21-07'], ['30-1']]);
+-- with ORDER BY ... LIMIT the custom plans' costs choose between walking
+-- the sort column's index and the pattern's range
+SELECT rank, kind, index_def
+  FROM perfopt.advise_query($$SELECT id, phone FROM p17.customers WHERE phone LIKE $1::text || '%' ORDER BY phone LIMIT 10$$,
+                            ARRAY[['13-5'], ['21-07'], ['30-1']]);
+
 DROP SCHEMA p17 CASCADE;
 DROP OWNED BY p17_tenant;
 DROP ROLE p17_tenant;

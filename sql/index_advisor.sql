@@ -42,7 +42,10 @@ DROP INDEX leads_zip;
 SELECT count(*) FROM perfopt.advise_query('SELECT count(*) FROM leads');
 SELECT count(*) FROM perfopt.advise_query('SELECT 1');
 
--- a workload: a set under a budget, ranked, each with what it adds
+-- a workload: a set under a budget, ranked, each with what it adds; each
+-- index removes at least min_benefit_pct (1) percent of the cost that the
+-- ones before it left: (created_at) for the monthly count, 0.1% of the cost
+-- with no index, is about 4% of what the first four leave
 CREATE TEMP TABLE workload (n int, query text, weight float8);
 INSERT INTO workload VALUES
     (1, 'SELECT id FROM leads WHERE zip = $1', 200),

@@ -603,7 +603,7 @@ helped_cmp(const ListCell *a, const ListCell *b)
  * and describe each.
  */
 static List *
-rank_results(Advisor *advisor, Bitmapset *chosen, double min_gain)
+rank_results(Advisor *advisor, Bitmapset *chosen, double min_gain_share)
 {
 	List	   *results = NIL;
 	Bitmapset  *placed = NULL;
@@ -635,7 +635,7 @@ rank_results(Advisor *advisor, Bitmapset *chosen, double min_gain)
 			}
 		}
 		chosen = bms_del_member(chosen, best);
-		if (current - best_cost < min_gain || current - best_cost <= 0)
+		if (current - best_cost < min_gain_share * current || current - best_cost <= 0)
 			continue;			/* made useless by wider ones chosen later */
 		next = bms_add_member(bms_copy(placed), best);
 		candidate = candidate_of(advisor, best);
@@ -763,7 +763,7 @@ run_advisor(List *workload, double budget_bytes, double min_benefit_pct,
 
 		problem.seeds = seeds;
 		problem.budget_bytes = budget_bytes;
-		problem.min_gain = Max(min_benefit_pct, 0) / 100.0 * advisor.baseline;
+		problem.min_gain_share = Max(min_benefit_pct, 0) / 100.0;
 		problem.objective = objective_callback;
 		problem.size = size_callback;
 		problem.extensions = extensions_callback;
@@ -771,7 +771,7 @@ run_advisor(List *workload, double budget_bytes, double min_benefit_pct,
 		problem.arg = &advisor;
 		chosen = perfopt_select_indexes(&problem);
 		last_run.final_cost = objective_callback(&advisor, chosen);
-		results = rank_results(&advisor, chosen, problem.min_gain);
+		results = rank_results(&advisor, chosen, problem.min_gain_share);
 
 		INSTR_TIME_SET_CURRENT(duration);
 		INSTR_TIME_SUBTRACT(duration, start);

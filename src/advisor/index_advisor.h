@@ -84,7 +84,8 @@ typedef struct SelectionProblem
 {
 	List	   *seeds;			/* candidate ids to start from */
 	double		budget_bytes;	/* <= 0: no budget */
-	double		min_gain;		/* stop when the best step gains less */
+	double		min_gain_share;	/* stop when the best step gains less than
+								 * this share of the cost left */
 	double		(*objective) (void *arg, Bitmapset *config);
 	double		(*size) (void *arg, int candidate);	/* < 0: unusable */
 	List	   *(*extensions) (void *arg, int candidate);

@@ -7,7 +7,9 @@
  * Every level of every statement (after the rewriter, so that views are
  * seen through) is read for what an index on each of its tables could
  * serve: columns or expressions compared for equality (=, IN, IS NULL,
- * join keys), ranges (<, <=, >, >=, LIKE 'prefix%'), the ORDER BY (or
+ * join keys), ranges (<, <=, >, >=, LIKE 'prefix%', also a pattern that
+ * built-in immutable functions fold to a constant prefix once a parameter
+ * set is bound: "LIKE $1::text || '%'"), the ORDER BY (or
  * GROUP BY) keys when they are all of one table, the columns the level
  * needs (for covering indexes), and conditions that keep a rare value of
  * a column with few distinct values (from pg_stats: partial indexes).
@@ -439,6 +441,36 @@ is_rare_condition(Oid relid, Node *condition)
 	return IsA(condition, NullTest) || (distinct > 0 && distinct <= RARE_MAX_DISTINCT);
 }
 
+static bool not_builtin_immutable(Oid funcid, void *context);
+
+/* Does the expression call anything but built-in immutable functions? */
+static bool
+calls_other_than_builtin_immutable(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, not_builtin_immutable, NULL))
+		return true;
+	return expression_tree_walker(node, calls_other_than_builtin_immutable, context);
+}
+
+/*
+ * The pattern of a LIKE as a constant: a constant, or an expression of
+ * constants (a bound parameter: "$1::text || '%'" with a sampled value)
+ * that only built-in immutable functions fold to one.  NULL otherwise.
+ */
+static Const *
+like_pattern(Node *pattern, Index varno)
+{
+	if (IsA(pattern, Const))
+		return (Const *) pattern;
+	if (!independent_of(pattern, varno) || contain_var_clause(pattern) ||
+		calls_other_than_builtin_immutable(pattern, NULL))
+		return NULL;
+	pattern = eval_const_expressions(NULL, copyObject(pattern));
+	return IsA(pattern, Const) ? (Const *) pattern : NULL;
+}
+
 /* Read one condition of a level into the usage of table varno */
 static void
 read_condition(TableUsage *usage, Node *condition, Index varno, bool alternative)
@@ -454,14 +486,15 @@ read_condition(TableUsage *usage, Node *condition, Index varno, bool alternative
 		if (interpretation == NIL)
 		{
 			/* LIKE 'prefix%': a range over a pattern opclass */
-			Node	   *pattern = lsecond(op->args);
 			IndexKeyPart *part = key_part_for(linitial(op->args), varno);
+			Const	   *pattern = NULL;
 
-			if (opname && strcmp(opname, "~~") == 0 && part && part->attnum > 0 &&
-				IsA(pattern, Const) && !((Const *) pattern)->constisnull &&
+			if (opname && strcmp(opname, "~~") == 0 && part && part->attnum > 0)
+				pattern = like_pattern(lsecond(op->args), varno);
+			if (pattern && !pattern->constisnull && pattern->consttype == TEXTOID &&
 				get_atttype(usage->relid, part->attnum) == TEXTOID)
 			{
-				char	   *prefix = TextDatumGetCString(((Const *) pattern)->constvalue);
+				char	   *prefix = TextDatumGetCString(pattern->constvalue);
 
 				if (prefix[0] != '%' && prefix[0] != '_')
 				{

@@ -16,7 +16,10 @@
  * both counted, and an index that makes another useless pushes it out of
  * the way) plus the cost of maintaining the indexes on the workload's
  * writes.  It stops when no step fits in the budget or none gains at least
- * min_gain.
+ * min_gain_share of the cost that the configuration so far leaves: a share
+ * of what is left, not of the cost with no index, so that once the first
+ * indexes have removed most of the cost, an index that halves the rest
+ * still counts.
  *
  * Steps are evaluated lazily: what a step gained when last evaluated is
  * kept, and since adding indexes seldom makes another index worth more,
@@ -107,7 +110,7 @@ evaluate_step(SelectionProblem *problem, Bitmapset *config, double current,
 	next = bms_add_member(next, step->add);
 	step->objective = problem->objective(problem->arg, next);
 	gain = current - step->objective;
-	if (gain <= 0 || gain < problem->min_gain)
+	if (gain <= 0 || gain < problem->min_gain_share * current)
 		return;
 	step->ratio = gain / Max(bytes, MIN_STEP_BYTES);
 }
