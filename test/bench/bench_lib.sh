@@ -55,3 +55,14 @@ while k + 1 <= n and sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n <= 0.02
 lo, hi = (x[k - 1], x[n - k]) if k >= 1 else (x[0], x[-1])
 print("%.*f %.*f %.*f" % (d, m, d, lo, d, hi))' "$digits" "$@"
 }
+
+# Build and install commit $2 of the repository at $1 into the stage $3, for
+# a benchmark that compares this build with an older one in the same run
+build_baseline() {
+    local top=$1 rev=$2 stage=$3 src
+    src=$(mktemp -d /tmp/perfopt-baseline-src.XXXXXX)
+    git -C "$top" archive "$rev" | tar -x -C "$src" || die "could not extract $rev"
+    (PERFOPT_STAGE=$stage; PG_BIN=$stage/usr/lib/postgresql/15/bin; build_and_install "$src")
+    rm -rf "$src"
+    echo "baseline: $(git -C "$top" log -1 --format='%h %s' "$rev" | cut -c1-100)"
+}

@@ -23,6 +23,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/test/bench/bench_lib.sh"
 
 LOOKUPS=${1:-5000}
 BASELINE=${BASELINE:-}
@@ -39,12 +40,8 @@ builds=(new)
 bins[new]=$PG_BIN
 if [ -n "$BASELINE" ]; then
     builds+=(old)
-    src=$(mktemp -d /tmp/perfopt-baseline-src.XXXXXX)
-    git -C "$top" archive "$BASELINE" | tar -x -C "$src" || die "could not extract $BASELINE"
-    (PERFOPT_STAGE=$BASELINE_STAGE; PG_BIN=$BASELINE_STAGE/usr/lib/postgresql/15/bin; build_and_install "$src")
-    rm -rf "$src"
+    build_baseline "$top" "$BASELINE" "$BASELINE_STAGE"
     bins[old]=$BASELINE_STAGE/usr/lib/postgresql/15/bin
-    echo "baseline: $(git -C "$top" log -1 --format='%h %s' "$BASELINE" | cut -c1-100)"
 fi
 
 dir=$(postgres_tempdir hook-instructions)
