@@ -245,6 +245,21 @@ estimate_tuple_length(List *columns, int natts, bool has_nulls)
 	return header + offset;
 }
 
+/*
+ * The facts of relid in tables (sorted by relid), walking on from *next,
+ * which a caller reading relids in ascending order keeps between calls;
+ * NULL if relid is not listed
+ */
+static TableFacts *
+table_facts_find(List *tables, ListCell **next, Oid relid)
+{
+	while (*next != NULL && ((TableFacts *) lfirst(*next))->relid < relid)
+		*next = lnext(tables, *next);
+	if (*next == NULL || ((TableFacts *) lfirst(*next))->relid != relid)
+		return NULL;
+	return lfirst(*next);
+}
+
 /* The tables, with their statistics, in OID order */
 static List *
 read_tables(Oid only, MemoryContext cxt)
@@ -360,12 +375,8 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 		bool		isnull;
 		MemoryContext spicxt;
 
-		while (next != NULL && ((TableFacts *) lfirst(next))->relid < relid)
-			next = lnext(tables, next);
-		if (next == NULL)
-			break;
-		t = lfirst(next);
-		if (t->relid != relid)
+		t = table_facts_find(tables, &next, relid);
+		if (t == NULL)
 			continue;			/* an index of a table not listed */
 		{
 			PgStat_StatTabEntry *stats = pgstat_fetch_stat_tabentry(get_oid(tuple, desc, 2));
@@ -484,11 +495,9 @@ read_columns(List *tables, MemoryContext cxt)
 			break;
 		if (current == NULL)
 		{
-			while (next != NULL && ((TableFacts *) lfirst(next))->relid < relid)
-				next = lnext(tables, next);
-			if (next == NULL || ((TableFacts *) lfirst(next))->relid != relid)
+			current = table_facts_find(tables, &next, relid);
+			if (current == NULL)
 				continue;
-			current = lfirst(next);
 			columns = NIL;
 			natts = 0;
 			has_nulls = false;
@@ -952,12 +961,8 @@ read_drop_candidates(List *tables, Oid only)
 			MemoryContext spicxt;
 			char	  **drop;
 
-			while (next != NULL && ((TableFacts *) lfirst(next))->relid < relid)
-				next = lnext(tables, next);
-			if (next == NULL)
-				break;
-			t = lfirst(next);
-			if (t->relid != relid)
+			t = table_facts_find(tables, &next, relid);
+			if (t == NULL)
 				continue;
 			spicxt = MemoryContextSwitchTo(cxt);
 			drop = palloc(2 * sizeof(char *));
