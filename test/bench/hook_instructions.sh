@@ -3,7 +3,7 @@
 # callgrind: a measure of the hot path that the load of a shared machine
 # does not move (the time it takes does move: see latency_overhead.sh).
 #
-#   [BASELINE=<git revision>] bash test/bench/hook_instructions.sh [LOOKUPS]
+#   [BASELINE=<git revision>] bash test/bench/hook_instructions.sh [LOOKUPS] [TRANSACTIONS]
 #
 # A throwaway cluster with pgbench's tables (scale 1) and
 # 'pg_stat_statements, perfopt' preloaded is stopped, and a single-user
@@ -17,6 +17,17 @@
 # archive`, built and installed into BASELINE_STAGE, default
 # $PERFOPT_STAGE-baseline).
 #
+# Then the whole backend's instructions per transaction of pgbench's
+# TPC-B-like (its seven statements) and select-only workloads, each
+# statement a top-level statement of the simple protocol:
+# parsed, analysed, planned and run, so that every hook perfopt installs runs
+# at its defaults, parameter sampling included), TRANSACTIONS (default 2000)
+# of them with fixed pseudo-random values, with 'pg_stat_statements, perfopt'
+# preloaded and with pg_stat_statements alone: the ratio is the share of a
+# backend's instructions perfopt adds to an application's transaction.  The
+# client, the protocol and the wait for the WAL flush are not in it, so the
+# ratio is the hard case of the throughput one.
+#
 # Instructions are not time: an atomic read-modify-write or a lock counts as
 # one instruction and costs tens, a clock read through the vDSO is partly
 # invisible to valgrind.  Run as root; needs valgrind.
@@ -26,6 +37,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/test/bench/bench_lib.sh"
 
 LOOKUPS=${1:-5000}
+TRANSACTIONS=${2:-2000}
 BASELINE=${BASELINE:-}
 BASELINE_STAGE=${BASELINE_STAGE:-${PERFOPT_STAGE:-/tmp/perfopt-stage}-baseline}
 PORT=${PORT:-5449}
@@ -89,3 +101,63 @@ print('%-6s %12.0f %12.0f %13.1f%%' % ('$b', added, lookup, 100 * added / lookup
 done
 echo "'timing adds': instructions with track_latency = all less with none, per lookup; 'lookup': the"
 echo "instructions of one lookup with the loop around it, with none"
+
+# pgbench's transactions $2..$3 of workload $1 (tpcb-like or select-only)
+# as single-user input, one statement a line
+tpcb_input() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import sys
+workload, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(first, last + 1):
+    aid = 1 + (i * 7919) % 100000
+    if workload == "select-only":
+        print("SELECT abalance FROM pgbench_accounts WHERE aid = %d;" % aid)
+        continue
+    tid = 1 + (i * 13) % 10
+    bid = 1
+    delta = (i * 31) % 10001 - 5000
+    print("BEGIN;")
+    print("UPDATE pgbench_accounts SET abalance = abalance + %d WHERE aid = %d;" % (delta, aid))
+    print("SELECT abalance FROM pgbench_accounts WHERE aid = %d;" % aid)
+    print("UPDATE pgbench_tellers SET tbalance = tbalance + %d WHERE tid = %d;" % (delta, tid))
+    print("UPDATE pgbench_branches SET bbalance = bbalance + %d WHERE bid = %d;" % (delta, bid))
+    print("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (%d, %d, %d, %d, CURRENT_TIMESTAMP);"
+          % (tid, bid, aid, delta))
+    print("END;")
+PY
+}
+
+# instructions of a single-user backend of build $1, preloading $2, that
+# runs $3 transactions of workload $4 (after 200 to warm the caches)
+tpcb_instructions() {
+    local bin=$1 preload=$2 n=$3 workload=$4 out=$dir/callgrind.out
+    # every run starts from the same data: the runs before it changed it
+    [ -d "$dir/pristine" ] || as_postgres cp -a "$dir/data" "$dir/pristine"
+    rm -rf "$dir/data" && as_postgres cp -a "$dir/pristine" "$dir/data"
+    { tpcb_input "$workload" 1 200; tpcb_input "$workload" 201 $((200 + n)); } |
+        as_postgres valgrind --tool=callgrind --callgrind-out-file="$out" \
+            "$bin/postgres" --single -D "$dir/data" -c shared_preload_libraries="$preload" postgres \
+            >/dev/null 2>&1 || die "the single-user backend under callgrind failed"
+    sed -n 's/^totals: \([0-9]*\).*/\1/p' "$out"
+    rm -f "$out"
+}
+
+for workload in tpcb-like select-only; do
+echo
+echo "== instructions per $workload transaction, simple protocol (callgrind, single-user backend, $TRANSACTIONS transactions)"
+printf '%-6s %16s %20s %10s\n' build "perfopt loaded" "pg_stat_statements" "ratio"
+for b in "${builds[@]}"; do
+    # per transaction: a run of TRANSACTIONS less one of half as many
+    p_all=$(tpcb_instructions "${bins[$b]}" "pg_stat_statements, perfopt" "$TRANSACTIONS" $workload)
+    p_half=$(tpcb_instructions "${bins[$b]}" "pg_stat_statements, perfopt" $((TRANSACTIONS / 2)) $workload)
+    s_all=$(tpcb_instructions "${bins[$b]}" pg_stat_statements "$TRANSACTIONS" $workload)
+    s_half=$(tpcb_instructions "${bins[$b]}" pg_stat_statements $((TRANSACTIONS / 2)) $workload)
+    python3 -c "
+n = $TRANSACTIONS - $TRANSACTIONS // 2
+p = ($p_all - $p_half) / n
+s = ($s_all - $s_half) / n
+print('%-6s %16.0f %20.0f %10.4f' % ('$b', p, s, s / p))"
+done
+done
+echo "'ratio': pg_stat_statements alone over perfopt loaded, the instructions per transaction: the throughput"
+echo "ratio a CPU-bound backend would have (1 = perfopt adds nothing)"

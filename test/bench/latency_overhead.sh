@@ -104,7 +104,7 @@ for c in "${servers[@]}"; do
 done
 q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
 q -c "CREATE TABLE runs (turn int, workload text, protocol text, config text, tps float8,
-                         cpu_us_per_tx float8)"
+                         cpu_us_per_tx float8, workers_us_per_tx float8)"
 
 # CPU time (clock ticks) used so far by a server's processes: the
 # postmaster's own and its reaped children's, and its live children's
@@ -114,6 +114,19 @@ server_ticks() {
     pm=$(head -1 "${dirs[$1]}/data/postmaster.pid")
     { cd /proc && cat "$pm/stat" $(pgrep -P "$pm" | sed 's|$|/stat|') 2>/dev/null || true; } |
         awk '{ t += $14 + $15 + $16 + $17 } END { print t + 0 }'
+}
+# CPU time (clock ticks) used so far by perfopt's own background processes
+# of a server (launcher, workers): the live children titled "perfopt ..."
+# (a worker that starts and exits between two readings is not counted)
+perfopt_ticks() {
+    local pm p t=0
+    pm=$(head -1 "${dirs[$1]}/data/postmaster.pid")
+    for p in $(pgrep -P "$pm"); do
+        if tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q '^postgres: perfopt'; then
+            t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+        fi
+    done
+    echo "$t"
 }
 ticks_per_sec=$(getconf CLK_TCK)
 
@@ -131,13 +144,16 @@ for workload in select-only tpcb-like; do
             for c in "${order[@]}"; do
                 s=$(server_of "$c")
                 t0=$(server_ticks "$s")
+                w0=$(perfopt_ticks "$s")
                 out=$(benchc "$c" "$protocol" $flags -T "$SECONDS_RUN")
                 sleep 0.2    # the backends exit and are reaped
                 t1=$(server_ticks "$s")
+                w1=$(perfopt_ticks "$s")
                 tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
                 n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
                 cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$ticks_per_sec" -v n="$n" 'BEGIN { print (b - a) * 1e6 / hz / n }')
-                q -c "INSERT INTO runs VALUES ($turn, '$workload', '$protocol', '$c', $tps, $cpu)"
+                wcpu=$(awk -v a="$w0" -v b="$w1" -v hz="$ticks_per_sec" -v n="$n" 'BEGIN { print (b - a) * 1e6 / hz / n }')
+                q -c "INSERT INTO runs VALUES ($turn, '$workload', '$protocol', '$c', $tps, $cpu, $wcpu)"
                 line="$line $c $tps ($(printf '%.1f' "$cpu") us CPU)"
             done
             echo "$line"
@@ -150,7 +166,8 @@ echo "== 1. throughput, pgbench -c 2 -j 2, $PAIRS turns of ${SECONDS_RUN} s runs
 q -P footer=off -c "
 SELECT workload, protocol, config, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY tps)) AS median_tps,
        round(min(tps)) AS min_tps, round(max(tps)) AS max_tps,
-       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu_us_per_tx)::numeric, 1) AS median_cpu_us_per_tx
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu_us_per_tx)::numeric, 1) AS median_cpu_us_per_tx,
+       round((100 * sum(workers_us_per_tx) / sum(cpu_us_per_tx))::numeric, 2) AS perfopt_workers_pct
   FROM runs GROUP BY workload, protocol, config ORDER BY workload, protocol, config"
 printf '%-12s %-9s %-38s %8s %15s %10s %15s\n' workload protocol ratio tps "95% CI" "by CPU" "95% CI"
 for workload in select-only tpcb-like; do
@@ -172,6 +189,7 @@ for workload in select-only tpcb-like; do
         done
     done
 done
+echo "perfopt_workers_pct: the CPU time of perfopt's launcher and workers in those runs, as a share of the server's"
 echo "medians of the ratios within a turn; 'by CPU': the inverse ratio of the server's CPU time per"
 echo "transaction. Target: perfopt at its defaults at least 0.97 of pg_stat_statements alone (which"
 echo "perfopt requires), both protocols, both workloads"
