@@ -25,7 +25,7 @@ NOANOM = "artificialNoAnomaly"
 # The fitted constants and the values tried; the shipped defaults are in anomaly.c.
 # threshold is the default of perfopt.anomaly_threshold (PERFOPT_ANOMALY_DEFAULT_THRESHOLD)
 GRID = {
-    "threshold": [2.5, 3.0, 3.5, 4.0],
+    "threshold": [2.0, 2.5, 3.0, 3.5, 4.0],
     "tail_extrapolate": [1.5, 2.0, 2.5],
     "far_extrapolate": [0.0, 0.5, 1.0],
 }
