@@ -30,7 +30,7 @@
 #define PERFOPT_ANOMALY_H
 
 /* threshold used when the caller passes one that is not a positive number */
-#define PERFOPT_ANOMALY_DEFAULT_THRESHOLD 2.5
+#define PERFOPT_ANOMALY_DEFAULT_THRESHOLD 3.5
 
 /* What made the detector report a point */
 typedef enum PerfoptAnomalyKind

@@ -7,7 +7,7 @@
 # data/<folder>/<series>.csv; NAB_SCORE (default ../shared/tools/nab_score.py)
 # scores detections the way the Numenta Anomaly Benchmark does.  Every series
 # goes through detect_anomalies() with its defaults (threshold
-# perfopt.anomaly_threshold, 2.5), its points in file order (times may
+# perfopt.anomaly_threshold, 3.5), its points in file order (times may
 # repeat), and, in the same run, through a plain
 # z-score detector in SQL (NAB's "windowed Gaussian": each point scored by
 # the normal probability of its deviation from the mean and standard
@@ -80,7 +80,7 @@ SELECT to_char(ts, 'YYYY-MM-DD HH24:MI:SS') AS timestamp, value,
         WINDOW w AS (ORDER BY ts ROWS BETWEEN 6400 PRECEDING AND 1 PRECEDING)) s"
 
 echo "NAB: $(ls "$dir"/results-perfopt/*/*.csv | wc -l) series, $(q -At -c "SELECT count(*) FROM nab") points"
-echo "== perfopt.detect_anomalies (threshold 2.5, no per-series setting): all series, NAB@0.50 is the score"
+echo "== perfopt.detect_anomalies (threshold 3.5, no per-series setting): all series, NAB@0.50 is the score"
 python3 "$NAB_SCORE" "$NAB_DIR/windows.json" "$dir/results-perfopt"
 echo "== perfopt.detect_anomalies, each labelled category (standard profile)"
 python3 "$top/test/bench/anomaly_cv.py" --nab "$NAB_DIR" --scorer "$NAB_SCORE" --score "$dir/results-perfopt"
