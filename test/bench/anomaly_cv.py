@@ -2,7 +2,7 @@
 """Leave-one-category-out cross-validation of the anomaly detector's constants.
 
 usage: anomaly_cv.py [--nab NAB_DIR] [--scorer nab_score.py] [--driver PATH]
-                     [--only NAME=V,...] [--with NAME=V,...] [--explain]
+                     [--only NAME=V,...] [--with NAME=V,...] [--grid NAME=V:V:...,...] [--explain]
 
 Runs the detector core (src/models/anomaly.c, built into test/bench/anomaly_driver.c by
 anomaly_nab.sh or by hand: cc -O2 -Isrc test/bench/anomaly_driver.c src/models/anomaly.c -lm)
@@ -11,7 +11,8 @@ standard profile (nab_score.py), and then, for each of the four labelled categor
 chooses the setting that scores best on the other three plus artificialNoAnomaly and reports
 its score on the held-out one.  Prints the per-fold choice, the held-out scores, their mean,
 and the setting chosen on all of them (the shipped default).  --with adds settings to every
-setting of the grid (a variant of the design, cross-validated the same way); --explain, with
+setting of the grid (a variant of the design, cross-validated the same way); --grid replaces
+the values tried for the named constants (a finer grid); --explain, with
 --only, prints per category the credit of each window found, the windows missed and the false
 reports with their cost (where the score is lost).  NAB_DIR defaults to
 ../shared/data/nab next to the repository.
@@ -25,7 +26,7 @@ NOANOM = "artificialNoAnomaly"
 # The fitted constants and the values tried; the shipped defaults are in anomaly.c.
 # threshold is the default of perfopt.anomaly_threshold (PERFOPT_ANOMALY_DEFAULT_THRESHOLD)
 GRID = {
-    "threshold": [2.5, 3.0, 3.5, 4.0],
+    "threshold": [2.0, 2.5, 3.0, 3.5, 4.0],
     "tail_extrapolate": [1.5, 2.0, 2.5],
     "far_extrapolate": [0.0, 0.5, 1.0],
 }
@@ -103,6 +104,8 @@ def main():
     ap.add_argument("--only", default=None, help="one setting, as name=value,name=value")
     ap.add_argument("--explain", action="store_true",
                     help="with --only: per category, the windows found (credits), missed, and the false reports")
+    ap.add_argument("--grid", default=None, metavar="NAME=V:V:...,...",
+                    help="replace the grid's values of the named constants (to check the choice on a finer grid)")
     ap.add_argument("--with", dest="extra", default=None, metavar="NAME=VALUE,...",
                     help="add these settings to every setting of the grid (to cross-validate a variant)")
     ap.add_argument("--score", default=None, metavar="RESULTS_DIR",
@@ -144,8 +147,11 @@ def main():
     if a.only:
         grid = [dict((kv.split("=")[0], float(kv.split("=")[1])) for kv in a.only.split(","))]
     else:
-        names = sorted(GRID)
-        grid = [dict(zip(names, vals)) for vals in itertools.product(*(GRID[n] for n in names))]
+        g = dict(GRID)
+        for kv in (a.grid.split(",") if a.grid else []):
+            g[kv.split("=")[0]] = [float(v) for v in kv.split("=")[1].split(":")]
+        names = sorted(g)
+        grid = [dict(zip(names, vals)) for vals in itertools.product(*(g[n] for n in names))]
     if a.extra:
         extra = dict((kv.split("=")[0], float(kv.split("=")[1])) for kv in a.extra.split(","))
         grid = [dict(g, **extra) for g in grid]
