@@ -187,13 +187,18 @@ perfopt_table_state_refresh(void)
 	if (!table_state_usable())
 		return 0;
 
-	/* not the catalogs (their files are mapped) nor temporary tables */
+	/*
+	 * not the catalogs (read at every query, their counters always move)
+	 * nor TOAST (neither view reads its size), nor temporary tables
+	 */
 	if (SPI_execute("SELECT c.oid, c.relfilenode, c.reltablespace, c.relpersistence, c.relnamespace"
 					"  FROM pg_catalog.pg_class c"
 					" WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,m,i}'::pg_catalog.\"char\"[])"
 					"   AND c.relfilenode OPERATOR(pg_catalog.<>) 0"
 					"   AND c.relpersistence OPERATOR(pg_catalog.<>) 't'"
-					"   AND NOT c.relisshared", true, 0) != SPI_OK_SELECT)
+					"   AND NOT c.relisshared"
+					"   AND c.relnamespace OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,pg_toast}'::pg_catalog.regnamespace[]::pg_catalog.oid[])",
+					true, 0) != SPI_OK_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("perfopt could not list the relations whose sizes it keeps")));
@@ -236,6 +241,9 @@ perfopt_table_state_refresh(void)
 		seen[i].bytes = perfopt_relation_bytes(seen[i].relid, seen[i].tablespace, seen[i].filenode,
 											   seen[i].persistence, seen[i].namespace, false);
 		measured++;
+		ereport(DEBUG2,
+				(errmsg("perfopt table state: measured relation %u: " INT64_FORMAT " bytes",
+						seen[i].relid, seen[i].bytes)));
 	}
 
 	/* store them, and forget this database's relations not seen */

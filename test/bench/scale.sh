@@ -102,6 +102,10 @@ SELECT CASE WHEN i <= $TABLES
 \gexec
 SQL
 for _ in 1 2; do q -c "SELECT perfopt.sample_metrics()" >/dev/null; done
+# one more sample: the sizes it measured again (table_state.c), and its time
+q -c "SET client_min_messages = debug1" -c '\timing on' -c "SELECT perfopt.sample_metrics()" 2>&1 >/dev/null |
+    sed -n 's/.*perfopt table state: \(.*\)/sampler state: \1/p'
+echo "a sample took $(q -c '\timing on' -c "SELECT perfopt.sample_metrics()" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p') ms"
 echo "ran $STATEMENTS statements in $(( $(date +%s) - started )) s; pg_stat_statements holds $(q -At -c "SELECT count(*) FROM pg_stat_statements")"
 
 if [ -n "${KEEP:-}" ]; then
