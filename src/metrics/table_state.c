@@ -26,7 +26,8 @@
  * that the same row of table_health shows: a change that a session has not
  * yet reported to the statistics (sessions report within about a second of
  * the end of a transaction) is seen once it is reported.  With
- * track_counts off the counters do not move, and the state is not used.
+ * track_counts off the counters do not move, and on a standby the files
+ * change by replay, which no counter sees: the state is not used then.
  *
  * The state holds perfopt.table_state_max relations (all databases
  * together); when it is full the sampler adds no more, and those relations
@@ -38,6 +39,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -118,7 +120,7 @@ static bool
 table_state_usable(void)
 {
 	return table_state != NULL && table_state_hash != NULL &&
-		perfopt_table_state_max > 0 && pgstat_track_counts;
+		perfopt_table_state_max > 0 && pgstat_track_counts && !RecoveryInProgress();
 }
 
 uint64
