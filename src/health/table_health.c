@@ -148,9 +148,12 @@ typedef struct TableFacts
  * and the columns of the tables that hold rows.  The counters come from one
  * statistics look-up per table or index (not pg_stat_user_tables and
  * pg_statio_user_tables, which group every table's indexes twice, nor a
- * pg_stat_get_* call per counter).  Sizes come from the files
- * (perfopt_relation_bytes): no relation is opened, so no lock is taken and
- * no relation cache entry built, whatever the number of tables.
+ * pg_stat_get_* call per counter; the SQL function reads them as one
+ * snapshot).  Sizes come from the metrics sampler's state for the relations
+ * that did not change since its last sample, else from the files
+ * (perfopt_relation_bytes_fresh, table_state.c): no relation is opened, so
+ * no lock is taken and no relation cache entry built, whatever the number
+ * of tables.
  * ----------------------------------------------------------------
  */
 
