@@ -24,9 +24,7 @@ RETURNS TABLE (
     bloat_error_pct float8)
 AS 'MODULE_PATHNAME', 'perfopt_table_health'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED
-SET search_path = pg_catalog, pg_temp
--- the statistics of every relation in one copy, not one look-up each
-SET stats_fetch_consistency = snapshot;
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION perfopt.table_health(boolean, regclass) IS
 'a 0-100 health score per table (or for rel) with its components, issues and fixes; exact reads sampled pages';
@@ -53,9 +51,7 @@ RETURNS TABLE (
     bloat_error_pct float8)
 AS 'MODULE_PATHNAME', 'perfopt_table_health'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED
-SET search_path = pg_catalog, pg_temp
--- the statistics of every relation in one copy, not one look-up each
-SET stats_fetch_consistency = snapshot;
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION perfopt.table_health(boolean, regclass, boolean) IS
 'table_health(exact, rel), with the recommendations to drop indexes only when drops: without them it does not evaluate perfopt.index_drop_candidates (health() and the cycle''s report read them once themselves)';

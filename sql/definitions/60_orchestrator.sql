@@ -988,10 +988,7 @@ COMMENT ON VIEW perfopt.action_success_rates IS
 
 CREATE OR REPLACE FUNCTION perfopt.health()
 RETURNS TABLE (component text, score int, status text, details jsonb)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
--- the statistics of every relation in one copy, not one look-up each: the
--- drop candidates and table_health read them all
-SET stats_fetch_consistency = snapshot AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     parts jsonb := '{}';
     v record;
