@@ -40,6 +40,7 @@ OBJS = \
 	src/advisor/index_statements.o \
 	src/analysis/query_analysis.o \
 	src/metrics/sampler.o \
+	src/metrics/table_state.o \
 	src/common/security.o \
 	src/common/series.o \
 	src/analysis/statement.o \

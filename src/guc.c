@@ -30,6 +30,7 @@
 #include "common/settings.h"
 #include "guc.h"
 #include "metrics/latency.h"
+#include "metrics/table_state.h"
 #include "models/anomaly.h"
 #include "observability/exporter.h"
 #include "observability/prometheus.h"
@@ -625,6 +626,19 @@ perfopt_define_settings(void)
 								NULL,
 								NULL);
 
+
+		DefineCustomIntVariable("perfopt.table_state_max",
+								"Tables and indexes whose sizes the metrics sampler keeps in shared memory.",
+								"Each takes about 100 bytes; 0 keeps none. Relations beyond it are measured by each reader.",
+								&perfopt_table_state_max,
+								50000,
+								0,
+								10000000,
+								PGC_POSTMASTER,
+								0,
+								NULL,
+								NULL,
+								NULL);
 	}
 
 	/* after the last definition: it drops unknown perfopt.* settings */

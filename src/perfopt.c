@@ -31,6 +31,7 @@
 #include "cache/cache_worker.h"
 #include "guc.h"
 #include "metrics/latency.h"
+#include "metrics/table_state.h"
 #include "observability/exporter.h"
 #include "routing/instance_check.h"
 #include "routing/routing.h"
@@ -54,6 +55,7 @@ perfopt_shmem_request(void)
 	perfopt_routing_shmem_request();
 	perfopt_cache_shmem_request();
 	perfopt_samples_shmem_request();
+	perfopt_table_state_shmem_request();
 }
 
 /*
@@ -71,6 +73,7 @@ perfopt_shmem_startup(void)
 	perfopt_routing_shmem_startup();
 	perfopt_cache_shmem_startup();
 	perfopt_samples_shmem_startup();
+	perfopt_table_state_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -71,6 +71,13 @@ PG_FUNCTION_INFO_V1(perfopt_index_drop_safe_set);
  */
 #define DROP_COST_TOLERANCE			0.01
 
+/*
+ * The statements' texts are matched against the names of the candidates'
+ * tables (and the views that read them) only while the tables are at most
+ * this many times the statements read (perfopt.advisor_statements)
+ */
+#define DROP_SET_NAMED_TABLES_PER_STATEMENT	10
+
 typedef struct DropCandidate
 {
 	Oid			index;
@@ -187,8 +194,18 @@ workload_step(void *arg)
 	WorkloadRead *read = (WorkloadRead *) arg;
 	int			skipped = 0;
 
+	/*
+	 * The names only spare parsing the statements that cannot read a
+	 * candidate's table, and there are at most advisor_statements of those:
+	 * when the tables outnumber them by far (every table of a database of
+	 * thousands with an unused index), resolving every table's name costs
+	 * more than parsing the few statements, and the result is the same.
+	 */
+	List	   *names = list_length(read->tables) <= DROP_SET_NAMED_TABLES_PER_STATEMENT * perfopt_advisor_statements ?
+		table_names(read->tables) : NIL;
+
 	read->workload = perfopt_workload_from_pgss_for(perfopt_advisor_statements, &skipped, true,
-													read->tables, table_names(read->tables));
+													read->tables, names);
 }
 
 /*

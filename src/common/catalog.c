@@ -33,6 +33,7 @@
 #include "utils/relmapper.h"
 
 #include "common/catalog.h"
+#include "metrics/table_state.h"
 
 PG_FUNCTION_INFO_V1(perfopt_relation_bytes_sql);
 
@@ -174,8 +175,9 @@ perfopt_relation_bytes_sql(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	c = (Form_pg_class) GETSTRUCT(tuple);
 	if (RELKIND_HAS_STORAGE(c->relkind))
-		bytes = perfopt_relation_bytes(relid, c->reltablespace, c->relfilenode, c->relpersistence,
-									   c->relnamespace, c->relisshared);
+		bytes = perfopt_relation_bytes_fresh(relid, c->reltablespace, c->relfilenode, c->relpersistence,
+											 c->relnamespace, c->relisshared,
+											 perfopt_relation_changes(pgstat_fetch_stat_tabentry(relid)));
 	ReleaseSysCache(tuple);
 	PG_RETURN_INT64(bytes);
 }

@@ -70,6 +70,7 @@
 #include "common/catalog.h"
 #include "common/clock.h"
 #include "health/table_score.h"
+#include "metrics/table_state.h"
 
 PG_FUNCTION_INFO_V1(perfopt_table_health);
 
@@ -147,9 +148,12 @@ typedef struct TableFacts
  * and the columns of the tables that hold rows.  The counters come from one
  * statistics look-up per table or index (not pg_stat_user_tables and
  * pg_statio_user_tables, which group every table's indexes twice, nor a
- * pg_stat_get_* call per counter).  Sizes come from the files
- * (perfopt_relation_bytes): no relation is opened, so no lock is taken and
- * no relation cache entry built, whatever the number of tables.
+ * pg_stat_get_* call per counter; the SQL function reads them as one
+ * snapshot).  Sizes come from the metrics sampler's state for the relations
+ * that did not change since its last sample, else from the files
+ * (perfopt_relation_bytes_fresh, table_state.c): no relation is opened, so
+ * no lock is taken and no relation cache entry built, whatever the number
+ * of tables.
  * ----------------------------------------------------------------
  */
 
@@ -174,19 +178,21 @@ get_oid(HeapTuple tuple, TupleDesc desc, int column)
 /*
  * Bytes of the relation whose pg_class columns relfilenode, reltablespace,
  * relpersistence, relnamespace, relisshared are at first .. first + 4,
- * after its OID at column relid
+ * after its OID at column relid: from the sampler's state when its file
+ * and statistics have not changed since (table_state.c), else its files
  */
 static double
-get_relation_bytes(HeapTuple tuple, TupleDesc desc, int relid, int first)
+get_relation_bytes(HeapTuple tuple, TupleDesc desc, int relid, int first, PgStat_StatTabEntry *stats)
 {
 	bool		isnull;
 
-	return (double) perfopt_relation_bytes(get_oid(tuple, desc, relid),
-										   get_oid(tuple, desc, first + 1),
-										   get_oid(tuple, desc, first),
-										   DatumGetChar(SPI_getbinval(tuple, desc, first + 2, &isnull)),
-										   get_oid(tuple, desc, first + 3),
-										   DatumGetBool(SPI_getbinval(tuple, desc, first + 4, &isnull)));
+	return (double) perfopt_relation_bytes_fresh(get_oid(tuple, desc, relid),
+												 get_oid(tuple, desc, first + 1),
+												 get_oid(tuple, desc, first),
+												 DatumGetChar(SPI_getbinval(tuple, desc, first + 2, &isnull)),
+												 get_oid(tuple, desc, first + 3),
+												 DatumGetBool(SPI_getbinval(tuple, desc, first + 4, &isnull)),
+												 perfopt_relation_changes(stats));
 }
 
 /* A setting of the table's reloptions (text[] "name=value"), or fallback */
@@ -298,8 +304,8 @@ read_tables(Oid only, MemoryContext cxt)
 		PgStat_StatTabEntry *stats;
 
 		t->relid = get_oid(tuple, desc, 1);
-		t->pages = get_relation_bytes(tuple, desc, 1, 2) / BLCKSZ;
 		stats = pgstat_fetch_stat_tabentry(t->relid);
+		t->pages = get_relation_bytes(tuple, desc, 1, 2, stats) / BLCKSZ;
 		if (stats != NULL)
 		{
 			t->live = (double) stats->n_live_tuples;
@@ -374,16 +380,14 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 		TableFacts *t;
 		bool		isnull;
 		MemoryContext spicxt;
+		PgStat_StatTabEntry *stats;
 
 		t = table_facts_find(tables, &next, relid);
 		if (t == NULL)
 			continue;			/* an index of a table not listed */
-		{
-			PgStat_StatTabEntry *stats = pgstat_fetch_stat_tabentry(get_oid(tuple, desc, 2));
-
-			if (stats != NULL)
-				t->idx_scan += (double) stats->numscans;
-		}
+		stats = pgstat_fetch_stat_tabentry(get_oid(tuple, desc, 2));
+		if (stats != NULL)
+			t->idx_scan += (double) stats->numscans;
 		if (!DatumGetBool(SPI_getbinval(tuple, desc, 3, &isnull)))
 			continue;
 		spicxt = MemoryContextSwitchTo(cxt);
@@ -392,7 +396,7 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 			ArrayType  *keys = DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 9, &isnull));
 
 			x->indexrelid = get_oid(tuple, desc, 2);
-			x->bytes = get_relation_bytes(tuple, desc, 2, 4);
+			x->bytes = get_relation_bytes(tuple, desc, 2, 4, stats);
 			x->natts = ArrayGetNItems(ARR_NDIM(keys), ARR_DIMS(keys));
 			x->keys = palloc(Max(x->natts, 1) * sizeof(int16));
 			memcpy(x->keys, ARR_DATA_PTR(keys), x->natts * sizeof(int16));

@@ -17,6 +17,10 @@
  * The metric names, their units and their entities are listed in
  * docs/workers.md.
  *
+ * Each sample also refreshes the sizes of the database's tables and
+ * indexes that perfopt keeps in shared memory (table_state.c), reading the
+ * files of only those that changed.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -35,6 +39,7 @@
 #include "utils/timestamp.h"
 
 #include "metrics/latency.h"
+#include "metrics/table_state.h"
 #include "perfopt.h"
 
 /* Statements whose own percentiles each sample records */
@@ -616,6 +621,8 @@ perfopt_sample_metrics(PG_FUNCTION_ARGS)
 	sample_dead_tuples(&sample);
 	sample_latency(&sample);
 	sample_record(&sample, ts);
+	/* the sizes table_health and the drop candidates read (table_state.c) */
+	perfopt_table_state_refresh();
 	SPI_finish();
 
 	PG_RETURN_INT32(sample.n);

@@ -10,7 +10,8 @@
 # STATEMENTS (default 10000) distinct statements once each, so that
 # pg_stat_statements holds them.  Then, RUNS times (default 5), it times
 # each call in a fresh session right after the baseline in another fresh
-# session, and prints the median of each and the median of the ratios:
+# session, by the client's wall time and by the server process's CPU time,
+# and prints the median of each and the median of the ratios:
 #
 #   baseline                         calls
 #   SELECT count(*) FROM pg_stat_user_tables   table_health, index_drop_candidates,
@@ -102,15 +103,32 @@ SELECT CASE WHEN i <= $TABLES
 \gexec
 SQL
 for _ in 1 2; do q -c "SELECT perfopt.sample_metrics()" >/dev/null; done
+# one more sample: the sizes it measured again (table_state.c), and its time
+q -c "SET client_min_messages = debug1" -c '\timing on' -c "SELECT perfopt.sample_metrics()" 2>&1 >/dev/null |
+    sed -n 's/.*perfopt table state: \(.*\)/sampler state: \1/p'
+echo "a sample took $(q -c '\timing on' -c "SELECT perfopt.sample_metrics()" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p') ms"
 echo "ran $STATEMENTS statements in $(( $(date +%s) - started )) s; pg_stat_statements holds $(q -At -c "SELECT count(*) FROM pg_stat_statements")"
 
 if [ -n "${KEEP:-}" ]; then
     echo "cluster left running: psql -h $dir -p $PORT -d scale (stop: pg_ctl -D $dir/data stop)"
 fi
 
-# milliseconds of one statement in a fresh session (its result discarded)
+# milliseconds of one statement in a fresh session (its result discarded):
+# the client's wall time, then the CPU time of the server process that ran
+# it (from /proc/PID/schedstat, in nanoseconds: other helpers share the
+# machine, and CPU time moves less with their load than wall time)
 timed() {
-    q -c '\o /dev/null' -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1
+    q -At <<SQL | awk '/^cpu / { cpu[++n] = $2 } /^Time: / { wall = $2 } END { printf "%s %.1f\n", wall, (cpu[2] - cpu[1]) / 1e6 }'
+SELECT pg_backend_pid() AS pid \gset
+\setenv BACKEND_PID :pid
+\! awk '{ print "cpu", \$1 }' /proc/\$BACKEND_PID/schedstat
+\o /dev/null
+\timing on
+$1;
+\timing off
+\o
+\! awk '{ print "cpu", \$1 }' /proc/\$BACKEND_PID/schedstat
+SQL
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -126,22 +144,34 @@ calls=(
     "pool_recommendation(0.1)|SELECT * FROM perfopt.pool_recommendation(0.1)|$tables_base"
     "slow_queries|SELECT * FROM perfopt.slow_queries|$statements_base"
     "recommend_indexes()|SELECT * FROM perfopt.recommend_indexes()|$statements_base"
+    # what printing the views' regclass columns alone costs in a fresh
+    # session (a catalog look-up of each name and of its visibility): the
+    # tables' names, and two names for each index of the kind the drop
+    # candidates list
+    "(regclass of the tables)|SELECT relid::regclass FROM pg_stat_user_tables|$tables_base"
+    "(regclass of the indexes)|SELECT i.indexrelid::regclass, i.indrelid::regclass FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = 'public'::regnamespace AND NOT i.indisunique|$tables_base"
 )
 
 echo "== $TABLES tables, $STATEMENTS statements: median of $RUNS runs, each in a fresh session after its baseline"
-printf '%-26s %10s %12s %10s  %s\n' call ms baseline_ms ratio baseline
+echo "   (ms: the client's wall time; cpu: the server process's CPU time)"
+printf '%-26s %9s %9s %7s %9s %9s %7s  %s\n' call ms base_ms ratio cpu_ms base_cpu cpu_rat baseline
 for c in "${calls[@]}"; do
     IFS='|' read -r name call base <<< "$c"
     : > "$dir/call" ; : > "$dir/base"; : > "$dir/ratio"
+    : > "$dir/call_cpu" ; : > "$dir/base_cpu"; : > "$dir/ratio_cpu"
     for _ in $(seq "$RUNS"); do
-        b=$(timed "$base")
-        t=$(timed "$call")
+        read -r b bc <<< "$(timed "$base")"
+        read -r t tc <<< "$(timed "$call")"
         echo "$b" >> "$dir/base"
         echo "$t" >> "$dir/call"
+        echo "$bc" >> "$dir/base_cpu"
+        echo "$tc" >> "$dir/call_cpu"
         awk -v t="$t" -v b="$b" 'BEGIN { print t / b }' >> "$dir/ratio"
+        awk -v t="$tc" -v b="$bc" 'BEGIN { print t / b }' >> "$dir/ratio_cpu"
     done
-    printf '%-26s %10.1f %12.1f %10.2f  %s\n' "$name" "$(median < "$dir/call")" "$(median < "$dir/base")" \
-        "$(median < "$dir/ratio")" "$base"
+    printf '%-26s %9.1f %9.1f %7.2f %9.1f %9.1f %7.2f  %s\n' "$name" "$(median < "$dir/call")" "$(median < "$dir/base")" \
+        "$(median < "$dir/ratio")" "$(median < "$dir/call_cpu")" "$(median < "$dir/base_cpu")" \
+        "$(median < "$dir/ratio_cpu")" "$base"
 done
 series=$(q -At -c "SELECT count(*) FROM regexp_split_to_table(perfopt.prometheus_metrics(), E'\n') l
                     WHERE l <> '' AND l NOT LIKE '#%'")
