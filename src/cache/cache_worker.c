@@ -136,15 +136,51 @@ typedef struct CacheShared
 	uint64		own_hits;
 	uint64		own_misses;
 	uint64		own_seen_total;
+	/* the commit queue (see below), guarded by ring_lock */
+	LWLock	   *ring_lock;
+	Size		ring_used;		/* bytes of ring[] in use */
+	uint64		ring_overflows; /* commits that did not fit */
+	char		ring[FLEXIBLE_ARRAY_MEMBER];
 } CacheShared;
 
 static CacheShared *cache_shared = NULL;
+
+/*
+ * The commit queue.  A transaction whose keys went into one outbox row at
+ * PRE_COMMIT also appends that row's id, place (tid) and keys here once its
+ * commit is visible (XACT_EVENT_COMMIT), and the worker takes the whole
+ * queue at once, sends the keys and adds the rows to the ones it will
+ * delete, without a transaction: no snapshot, no index scan, no extension
+ * lock per batch.  The outbox row stays the durable record: it is deleted
+ * only after Redis confirmed its keys, and whatever the queue does not
+ * carry (it was full, the entry too large, a prepared transaction, a
+ * pattern, a row written before the commit, a crash that emptied the
+ * shared memory, a batch that failed) is found in the outbox by the
+ * worker's table batches, as before: late_low, a scan from the lowest id
+ * at start and after an error, and a look every second.
+ */
+#define CACHE_RING_SIZE			(256 * 1024)
+#define CACHE_RING_ENTRY_MAX	(8 * 1024)
+
+typedef struct CacheRingEntry
+{
+	int64		id;				/* the outbox row */
+	Oid			relid;			/* the outbox it is in */
+	ItemPointerData tid;		/* where */
+	int32		nkeys;
+	int32		len;			/* bytes of the keys after this, each ending in NUL */
+} CacheRingEntry;
+
+#define CACHE_RING_ENTRY_SIZE(len)	MAXALIGN(sizeof(CacheRingEntry) + (len))
 
 
 /* In backends: whether this transaction queued something, and its lowest id */
 static bool wake_pending = false;
 static int64 xact_low = PG_INT64_MAX;
 static bool xact_callback_registered = false;
+
+/* In backends: the entry of the commit queue made at PRE_COMMIT, or NULL */
+static CacheRingEntry *commit_entry = NULL;
 
 /* In the worker: the connection, its settings, memory, retry delay */
 static redisContext *redis = NULL;
@@ -184,7 +220,8 @@ PG_FUNCTION_INFO_V1(perfopt_cache_worker_state);
 void
 perfopt_cache_shmem_request(void)
 {
-	RequestAddinShmemSpace(MAXALIGN(sizeof(CacheShared)));
+	RequestAddinShmemSpace(MAXALIGN(offsetof(CacheShared, ring) + CACHE_RING_SIZE));
+	RequestNamedLWLockTranche("perfopt cache", 1);
 }
 
 /*
@@ -196,10 +233,12 @@ perfopt_cache_shmem_startup(void)
 {
 	bool		found;
 
-	cache_shared = ShmemInitStruct("perfopt cache", sizeof(CacheShared), &found);
+	cache_shared = ShmemInitStruct("perfopt cache", offsetof(CacheShared, ring) + CACHE_RING_SIZE,
+								   &found);
 	if (!found)
 	{
-		memset(cache_shared, 0, sizeof(CacheShared));
+		memset(cache_shared, 0, offsetof(CacheShared, ring));
+		cache_shared->ring_lock = &(GetNamedLWLockTranche("perfopt cache"))->lock;
 		SpinLockInit(&cache_shared->mutex);
 		pg_atomic_init_u32(&cache_shared->error_changes, 0);
 		cache_shared->late_low = PG_INT64_MAX;
@@ -290,6 +329,30 @@ publish_low(bool wake)
 		SetLatch(latch);
 }
 
+/*
+ * Append the commit queue entry to the queue; false when it does not fit
+ * (the worker then finds the row in the outbox).  Runs once the commit is
+ * visible, where nothing may fail: a copy under the lock, nothing else.
+ */
+static bool
+ring_push(CacheRingEntry *entry)
+{
+	Size		size = CACHE_RING_ENTRY_SIZE(entry->len);
+	bool		pushed = false;
+
+	LWLockAcquire(cache_shared->ring_lock, LW_EXCLUSIVE);
+	if (cache_shared->ring_used + size <= CACHE_RING_SIZE)
+	{
+		memcpy(cache_shared->ring + cache_shared->ring_used, entry, size);
+		cache_shared->ring_used += size;
+		pushed = true;
+	}
+	else
+		cache_shared->ring_overflows++;
+	LWLockRelease(cache_shared->ring_lock);
+	return pushed;
+}
+
 /* At commit, wake the worker if this transaction queued invalidations */
 static void
 cache_xact_callback(XactEvent event, void *arg)
@@ -298,20 +361,30 @@ cache_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 			if (wake_pending && cache_shared != NULL)
+			{
+				/* the row goes through the commit queue, or the outbox's ids */
+				if (commit_entry != NULL && !ring_push(commit_entry))
+					xact_low = Min(xact_low, commit_entry->id);
 				publish_low(true);
+			}
 			wake_pending = false;
 			xact_low = PG_INT64_MAX;
+			commit_entry = NULL;
 			break;
 		case XACT_EVENT_PREPARE:
 			/* COMMIT PREPARED runs elsewhere: the worker's polling finds it */
+			if (commit_entry != NULL)
+				xact_low = Min(xact_low, commit_entry->id);
 			if (wake_pending && cache_shared != NULL)
 				publish_low(false);
 			wake_pending = false;
 			xact_low = PG_INT64_MAX;
+			commit_entry = NULL;
 			break;
 		case XACT_EVENT_ABORT:
 			wake_pending = false;
 			xact_low = PG_INT64_MAX;
+			commit_entry = NULL;
 			break;
 		default:
 			break;
@@ -344,6 +417,45 @@ perfopt_cache_wake_at_commit(int64 id)
 	perfopt_cache_wake_register();
 	wake_pending = true;
 	xact_low = Min(xact_low, id);
+}
+
+/*
+ * Called at PRE_COMMIT for the transaction's last outbox row (keys, not
+ * patterns), which is in outbox relid at tid: send it through the commit
+ * queue if it is the transaction's only row and small enough, otherwise as
+ * perfopt_cache_wake_at_commit.  The entry is made here, in the
+ * transaction's memory, so that the commit has only to copy it.
+ */
+void
+perfopt_cache_queue_at_commit(Oid relid, int64 id, ItemPointer tid, char **keys, int n)
+{
+	Size		len = 0;
+	char	   *p;
+
+	for (int i = 0; i < n && len <= CACHE_RING_ENTRY_MAX; i++)
+		len += strlen(keys[i]) + 1;
+	if (cache_shared == NULL || wake_pending || commit_entry != NULL ||
+		CACHE_RING_ENTRY_SIZE(len) > CACHE_RING_ENTRY_MAX)
+	{
+		perfopt_cache_wake_at_commit(id);
+		return;
+	}
+	perfopt_cache_wake_register();
+	wake_pending = true;
+	commit_entry = MemoryContextAllocZero(TopTransactionContext, CACHE_RING_ENTRY_SIZE(len));
+	commit_entry->id = id;
+	commit_entry->relid = relid;
+	ItemPointerCopy(tid, &commit_entry->tid);
+	commit_entry->nkeys = n;
+	commit_entry->len = len;
+	p = (char *) commit_entry + sizeof(CacheRingEntry);
+	for (int i = 0; i < n; i++)
+	{
+		Size		l = strlen(keys[i]) + 1;
+
+		memcpy(p, keys[i], l);
+		p += l;
+	}
 }
 
 /* Record an error for cache_metrics, and log it when it is a new one */
@@ -1030,6 +1142,14 @@ static Oid	sent_relid = InvalidOid;
 static uint64 sent_nkeys = 0;
 static TimestampTz sent_since = 0;
 
+/*
+ * The keys of the rows sent, counted per template (cache_advice) in the
+ * transaction that deletes the rows, with the templates as that transaction
+ * reads them: a batch of the commit queue has no transaction to read them
+ */
+static MemoryContext sent_cxt = NULL;
+static List *sent_keys = NIL;
+
 /* Forget the rows sent (deleted, or their outbox is gone) and their counts */
 static void
 sent_forget(void)
@@ -1052,6 +1172,23 @@ sent_forget(void)
 	sent_since = 0;
 	for (int i = 0; i < ntemplates; i++)
 		templates[i].count = 0;
+	if (sent_cxt == NULL)
+		sent_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt cache keys sent",
+										 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(sent_cxt);
+	sent_keys = NIL;
+}
+
+/* Keep the keys of a row sent, to count them when it is deleted */
+static void
+sent_keep_keys(List *keys)
+{
+	MemoryContext old = MemoryContextSwitchTo(sent_cxt);
+	ListCell   *lc;
+
+	foreach(lc, keys)
+		sent_keys = lappend(sent_keys, pstrdup(lfirst(lc)));
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -1190,7 +1327,6 @@ drain_batch(Batch *batch)
 		return;
 	}
 	batch->next_low = last_id + 1;
-	templates_read(namespace, snapshot);
 
 	forboth(lc, rows, lp, patterns)
 	{
@@ -1215,8 +1351,8 @@ drain_batch(Batch *batch)
 
 	/*
 	 * Redis confirmed them all: the rows join the ones to delete, and their
-	 * keys are counted for each watched template (cache_advice), to be
-	 * written with the deletion
+	 * keys are kept, to be counted for each watched template (cache_advice)
+	 * with the deletion
 	 */
 	if (sent_since == 0)
 		sent_since = GetCurrentTimestamp();
@@ -1229,12 +1365,9 @@ drain_batch(Batch *batch)
 	sent_nkeys += batch->keys;
 	forboth(lc, rows, lp, patterns)
 	{
-		ListCell   *lk;
-
 		if (lfirst_int(lp))
 			continue;
-		foreach(lk, (List *) lfirst(lc))
-			templates_count(lfirst(lk), strlen(lfirst(lk)));
+		sent_keep_keys((List *) lfirst(lc));
 	}
 }
 
@@ -1256,6 +1389,7 @@ delete_sent(void *arg)
 	AttrNumber	att_id;
 	HASH_SEQ_STATUS status;
 	SentRow    *sent;
+	ListCell   *lc;
 
 	if (!lock_extension(&namespace, &relid) || relid != sent_relid)
 		return;					/* the outbox they were in is gone */
@@ -1280,7 +1414,12 @@ delete_sent(void *arg)
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, NoLock);
 
+	/* counted from scratch: a deletion that failed counted them too */
 	templates_read(namespace, snapshot);
+	for (int i = 0; i < ntemplates; i++)
+		templates[i].count = 0;
+	foreach(lc, sent_keys)
+		templates_count(lfirst(lc), strlen(lfirst(lc)));
 	templates_write(namespace, snapshot);
 	PopActiveSnapshot();
 }
@@ -1367,13 +1506,196 @@ next_backoff(void)
 /* Whether the last round took rows: commits are coming */
 static bool round_took_rows = false;
 
-/* Drain the outbox while full batches come; return how long to sleep */
+/*
+ * Whether the next round reads the outbox (a table batch) whatever the
+ * commit queue holds: at start, after an error, until a batch found the
+ * outbox drained; and when the last table batch is CACHE_IDLE_SLEEP_MS old
+ */
+static bool table_needed = true;
+static TimestampTz last_table_batch = 0;
+
+/* A batch of the commit queue failed: its rows are read from the outbox */
+static void
+ring_failed(void)
+{
+	table_needed = true;
+	scan_low = 0;
+}
+
+/*
+ * Take a batch of the commit queue and send its keys, without a
+ * transaction: the rows join the ones sent, to be deleted by delete_sent();
+ * *full says that entries are left for the next batch.  False if that
+ * failed (the error is recorded; the rows stay in the outbox, which the next
+ * table batch reads from its lowest id).  Rows sent already (a table batch
+ * saw them first) are skipped, and an entry of another outbox than the rows
+ * sent waits for a table batch.
+ */
+static bool
+ring_round(bool *full)
+{
+	char	   *buf = NULL;
+	Size		used;
+	int			nrows = 0;
+	int64		nkeys = 0;
+	List	   *entries = NIL;
+	List	   *keys = NIL;
+	int			sent = 0;
+	ErrorData  *volatile error = NULL;
+	bool		reached = true;
+	ListCell   *lc;
+
+	/*
+	 * The oldest entries, as a table batch takes rows: whole, while the keys
+	 * before them number fewer than perfopt.cache_batch_size, at least one,
+	 * at most that many; the rest move to the front
+	 */
+	LWLockAcquire(cache_shared->ring_lock, LW_EXCLUSIVE);
+	used = 0;
+	while (used < cache_shared->ring_used && nrows < perfopt_cache_batch_size &&
+		   (nrows == 0 || nkeys < perfopt_cache_batch_size))
+	{
+		CacheRingEntry *entry = (CacheRingEntry *) (cache_shared->ring + used);
+
+		nkeys += entry->nkeys;
+		nrows++;
+		used += CACHE_RING_ENTRY_SIZE(entry->len);
+	}
+	if (used > 0)
+	{
+		buf = MemoryContextAlloc(batch_cxt, used);
+		memcpy(buf, cache_shared->ring, used);
+		if (used < cache_shared->ring_used)
+			memmove(cache_shared->ring, cache_shared->ring + used, cache_shared->ring_used - used);
+		cache_shared->ring_used -= used;
+		*full = cache_shared->ring_used > 0;
+	}
+	LWLockRelease(cache_shared->ring_lock);
+	if (used == 0)
+		return true;
+
+	if (sent_rows == NULL)
+		sent_forget();
+	for (Size off = 0; off < used;)
+	{
+		CacheRingEntry *entry = (CacheRingEntry *) (buf + off);
+		char	   *p = buf + off + sizeof(CacheRingEntry);
+
+		off += CACHE_RING_ENTRY_SIZE(entry->len);
+		if (entry->relid != sent_relid && hash_get_num_entries(sent_rows) == 0)
+		{
+			sent_forget();
+			sent_relid = entry->relid;
+		}
+		if (entry->relid != sent_relid)
+		{
+			ring_failed();
+			continue;
+		}
+		if (hash_search(sent_rows, &entry->id, HASH_FIND, NULL) != NULL)
+			continue;
+		entries = lappend(entries, entry);
+		for (int k = 0; k < entry->nkeys; k++)
+		{
+			keys = lappend(keys, p);
+			p += strlen(p) + 1;
+		}
+	}
+	if (entries == NIL)
+		return true;
+
+	PG_TRY();
+	{
+		reached = redis_ensure();
+		if (reached)
+			sent = send_keys(keys);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(batch_cxt);
+		error = CopyErrorData();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	if (error != NULL)
+		cache_report_error(error->message);
+	if (error != NULL || !reached)
+	{
+		ring_failed();
+		return false;
+	}
+
+	if (sent_since == 0)
+		sent_since = GetCurrentTimestamp();
+	foreach(lc, entries)
+	{
+		CacheRingEntry *entry = lfirst(lc);
+		SentRow    *row = hash_search(sent_rows, &entry->id, HASH_ENTER, NULL);
+
+		row->tid = entry->tid;
+		sent_nkeys += entry->nkeys;
+	}
+	sent_keep_keys(keys);
+	backoff_ms = 0;
+	round_took_rows = true;
+	SpinLockAcquire(&cache_shared->mutex);
+	cache_shared->sent += sent;
+	cache_shared->batches++;
+	cache_shared->last_sent_at = GetCurrentTimestamp();
+	SpinLockRelease(&cache_shared->mutex);
+	return true;
+}
+
+/* How long until the rows sent are due for deletion, or the idle sleep */
+static long
+until_delete(void)
+{
+	long		secs;
+	int			usecs;
+
+	if (sent_rows == NULL || hash_get_num_entries(sent_rows) == 0)
+		return CACHE_IDLE_SLEEP_MS;
+	TimestampDifference(GetCurrentTimestamp(),
+						TimestampTzPlusMilliseconds(sent_since, DELETE_DELAY_MS),
+						&secs, &usecs);
+	return Min(CACHE_IDLE_SLEEP_MS, secs * 1000 + usecs / 1000 + 1);
+}
+
+/*
+ * Send the commit queue, then drain the outbox while full batches come if
+ * a table batch is due; return how long to sleep
+ */
 static long
 cache_round(void)
 {
+	int64		late_low;
+	bool		full = false;
+
 	round_took_rows = false;
 	if (RecoveryInProgress())
 		return CACHE_IDLE_SLEEP_MS;
+
+	if (!ring_round(&full))
+	{
+		MemoryContextReset(batch_cxt);
+		(void) run_delete(true);
+		return next_backoff();
+	}
+	MemoryContextReset(batch_cxt);
+
+	SpinLockAcquire(&cache_shared->mutex);
+	late_low = cache_shared->late_low;
+	SpinLockRelease(&cache_shared->mutex);
+	if (!table_needed && late_low == PG_INT64_MAX &&
+		!TimestampDifferenceExceeds(last_table_batch, GetCurrentTimestamp(), CACHE_IDLE_SLEEP_MS))
+	{
+		if (!run_delete(false))
+			return next_backoff();
+		/* a full batch: the rest after perfopt.cache_batch_delay */
+		return full ? 0 : until_delete();
+	}
+	last_table_batch = GetCurrentTimestamp();
+	table_needed = true;
 
 	for (;;)
 	{
@@ -1409,20 +1731,16 @@ cache_round(void)
 			cache_shared->last_sent_at = now;
 			SpinLockRelease(&cache_shared->mutex);
 		}
-		if (batch.rows == 0 && sent_rows != NULL && hash_get_num_entries(sent_rows) > 0)
-		{
-			/* nothing new: sleep until the rows sent are due for deletion */
-			long		secs;
-			int			usecs;
-
-			TimestampDifference(GetCurrentTimestamp(),
-								TimestampTzPlusMilliseconds(sent_since, DELETE_DELAY_MS),
-								&secs, &usecs);
-			return Min(CACHE_IDLE_SLEEP_MS, secs * 1000 + usecs / 1000 + 1);
-		}
 		if (batch.rows < (uint64) perfopt_cache_batch_size &&
 			batch.keys < (uint64) perfopt_cache_batch_size)
+		{
+			/* the outbox is drained: the commit queue carries the rest */
+			table_needed = false;
+			/* nothing new: sleep until the rows sent are due for deletion */
+			if (batch.rows == 0)
+				return until_delete();
 			return CACHE_IDLE_SLEEP_MS;
+		}
 	}
 }
 
