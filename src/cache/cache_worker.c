@@ -209,7 +209,7 @@ typedef struct Batch
 	uint64		rows;			/* outbox rows taken */
 	uint64		keys;			/* keys and patterns in them */
 	uint64		sent;			/* distinct keys and patterns */
-	int64		next_low;		/* where the next batch starts, if rows > 0 */
+	int64		next_low;		/* where the next batch starts; 0: where this one did */
 } Batch;
 
 PGDLLEXPORT void perfopt_cache_worker_main(Datum main_arg);
@@ -1305,8 +1305,13 @@ drain_batch(Batch *batch)
 		sent = hash_search(sent_rows, &id, HASH_FIND, NULL);
 		if (sent != NULL)
 		{
-			/* sent already, waiting to be deleted; found where it is now */
+			/*
+			 * sent already, waiting to be deleted; found where it is now.
+			 * Taken all the same: the next batch starts after it, not at the
+			 * dead index entries of the rows the commit queue carried.
+			 */
 			sent->tid = slot->tts_tid;
+			last_id = id;
 			continue;
 		}
 		last_id = id;
@@ -1338,6 +1343,8 @@ drain_batch(Batch *batch)
 	if (batch->rows == 0 || !redis_ensure())
 	{
 		batch->unreachable = batch->rows > 0;
+		if (batch->rows == 0 && last_id > 0)
+			batch->next_low = last_id + 1;
 		batch->rows = batch->keys = 0;
 		PopActiveSnapshot();
 		return;
@@ -1853,6 +1860,7 @@ cache_round(void)
 		}
 		MemoryContextReset(batch_cxt);
 		backoff_ms = 0;
+		scan_low = Max(scan_low, batch.next_low);
 
 		/* delete what was sent, if it is time */
 		if (!run_delete(false))
@@ -1863,7 +1871,6 @@ cache_round(void)
 			TimestampTz now = GetCurrentTimestamp();
 
 			round_took_rows = true;
-			scan_low = Max(scan_low, batch.next_low);
 			SpinLockAcquire(&cache_shared->mutex);
 			cache_shared->sent += batch.sent;
 			cache_shared->batches++;
