@@ -11,17 +11,20 @@
  * within a millisecond or so of the commit, and a rolled-back transaction
  * wakes nobody.  Without a wake-up the worker still looks every second.
  *
- * One batch is one transaction: it takes and deletes the oldest rows (one
- * per committed transaction, holding its keys) while their keys fit in
- * perfopt.cache_batch_size, at least one row (an index scan and heap
- * deletions, without a statement), the distinct keys go to Redis
- * as UNLINKs and PUBLISHes on perfopt.cache_channel of at most 1,000 keys
- * each, pipelined, and only
- * when Redis has confirmed both does the transaction commit.  Any error
- * (Redis down, a refused command, a crash, kill -9) rolls the deletions back,
- * so the rows are sent again later: an invalidation can be repeated but is
- * never lost, and never sent before its transaction committed.  Pattern
- * invalidations walk the keyspace with SCAN ... MATCH, never KEYS.
+ * The same callback appends the transaction's outbox row (id, place, keys)
+ * to the commit queue in shared memory, and the worker sends the queue's
+ * keys without a transaction (see "The commit queue" below).  What the
+ * queue does not carry it reads from the outbox in a table batch, a
+ * read-only transaction: the oldest rows (one per committed transaction,
+ * holding its keys) while their keys fit in perfopt.cache_batch_size, at
+ * least one row (an index scan without a statement).  Either way the
+ * distinct keys go to Redis as UNLINKs and PUBLISHes on
+ * perfopt.cache_channel of at most 1,000 keys each, pipelined, and the rows
+ * are deleted only once Redis has confirmed them.  Any error (Redis down, a
+ * refused command, a crash, kill -9) leaves the rows in the outbox, so they
+ * are sent again later: an invalidation can be repeated but is never lost,
+ * and never sent before its transaction committed.  Pattern invalidations
+ * walk the keyspace with SCAN ... MATCH, never KEYS.
  *
  * While Redis cannot be reached the worker retries with a doubling delay
  * (100 ms to 2 s) on its latch, so it stays responsive to SIGTERM and

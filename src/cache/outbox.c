@@ -11,7 +11,9 @@
  * PRE_PREPARE), after the transaction's last statement and its deferred
  * triggers, a transaction callback inserts the pending keys, sorted and
  * without duplicates, as one row, and has the worker woken once the commit
- * is visible.  The transaction is still in progress there, and an error
+ * is visible, with the row's id, place and keys put in the worker's commit
+ * queue then (cache_worker.c), so that the worker need not read the row
+ * back.  The transaction is still in progress there, and an error
  * still rolls it back: the row commits or rolls back with the changes, so a
  * crash at any point loses nothing committed and sends nothing uncommitted.
  * The row goes straight into the heap and the index (no statement, no
