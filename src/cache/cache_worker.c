@@ -142,7 +142,6 @@ typedef struct CacheShared
 	/* the commit queue (see below), guarded by ring_lock */
 	LWLock	   *ring_lock;
 	Size		ring_used;		/* bytes of ring[] in use */
-	uint64		ring_overflows; /* commits that did not fit */
 	char		ring[FLEXIBLE_ARRAY_MEMBER];
 } CacheShared;
 
@@ -350,8 +349,6 @@ ring_push(CacheRingEntry *entry)
 		cache_shared->ring_used += size;
 		pushed = true;
 	}
-	else
-		cache_shared->ring_overflows++;
 	LWLockRelease(cache_shared->ring_lock);
 	return pushed;
 }
