@@ -150,10 +150,10 @@ static CacheShared *cache_shared = NULL;
 /*
  * The commit queue.  A transaction whose keys went into one outbox row at
  * PRE_COMMIT also appends that row's id, place (tid) and keys here once its
- * commit is visible (XACT_EVENT_COMMIT), and the worker takes the whole
- * queue at once, sends the keys and adds the rows to the ones it will
- * delete, without a transaction: no snapshot, no index scan, no extension
- * lock per batch.  The outbox row stays the durable record: it is deleted
+ * commit is visible (XACT_EVENT_COMMIT), and the worker takes the queue's
+ * oldest entries as a batch, sends the keys and adds the rows to the ones
+ * it will delete, without a transaction: no snapshot, no index scan, no
+ * extension lock per batch.  The outbox row stays the durable record: it is deleted
  * only after Redis confirmed its keys, and whatever the queue does not
  * carry (it was full, the entry too large, a prepared transaction, a
  * pattern, a row written before the commit, a crash that emptied the
