@@ -11,17 +11,20 @@
  * within a millisecond or so of the commit, and a rolled-back transaction
  * wakes nobody.  Without a wake-up the worker still looks every second.
  *
- * One batch is one transaction: it takes and deletes the oldest rows (one
- * per committed transaction, holding its keys) while their keys fit in
- * perfopt.cache_batch_size, at least one row (an index scan and heap
- * deletions, without a statement), the distinct keys go to Redis
- * as UNLINKs and PUBLISHes on perfopt.cache_channel of at most 1,000 keys
- * each, pipelined, and only
- * when Redis has confirmed both does the transaction commit.  Any error
- * (Redis down, a refused command, a crash, kill -9) rolls the deletions back,
- * so the rows are sent again later: an invalidation can be repeated but is
- * never lost, and never sent before its transaction committed.  Pattern
- * invalidations walk the keyspace with SCAN ... MATCH, never KEYS.
+ * The same callback appends the transaction's outbox row (id, place, keys)
+ * to the commit queue in shared memory, and the worker sends the queue's
+ * keys without a transaction (see "The commit queue" below).  What the
+ * queue does not carry it reads from the outbox in a table batch, a
+ * read-only transaction: the oldest rows (one per committed transaction,
+ * holding its keys) while their keys fit in perfopt.cache_batch_size, at
+ * least one row (an index scan without a statement).  Either way the
+ * distinct keys go to Redis as UNLINKs and PUBLISHes on
+ * perfopt.cache_channel of at most 1,000 keys each, pipelined, and the rows
+ * are deleted only once Redis has confirmed them.  Any error (Redis down, a
+ * refused command, a crash, kill -9) leaves the rows in the outbox, so they
+ * are sent again later: an invalidation can be repeated but is never lost,
+ * and never sent before its transaction committed.  Pattern invalidations
+ * walk the keyspace with SCAN ... MATCH, never KEYS.
  *
  * While Redis cannot be reached the worker retries with a doubling delay
  * (100 ms to 2 s) on its latch, so it stays responsive to SIGTERM and
@@ -136,15 +139,50 @@ typedef struct CacheShared
 	uint64		own_hits;
 	uint64		own_misses;
 	uint64		own_seen_total;
+	/* the commit queue (see below), guarded by ring_lock */
+	LWLock	   *ring_lock;
+	Size		ring_used;		/* bytes of ring[] in use */
+	char		ring[FLEXIBLE_ARRAY_MEMBER];
 } CacheShared;
 
 static CacheShared *cache_shared = NULL;
+
+/*
+ * The commit queue.  A transaction whose keys went into one outbox row at
+ * PRE_COMMIT also appends that row's id, place (tid) and keys here once its
+ * commit is visible (XACT_EVENT_COMMIT), and the worker takes the queue's
+ * oldest entries as a batch, sends the keys and adds the rows to the ones
+ * it will delete, without a transaction: no snapshot, no index scan, no
+ * extension lock per batch.  The outbox row stays the durable record: it is deleted
+ * only after Redis confirmed its keys, and whatever the queue does not
+ * carry (it was full, the entry too large, a prepared transaction, a
+ * pattern, a row written before the commit, a crash that emptied the
+ * shared memory, a batch that failed) is found in the outbox by the
+ * worker's table batches, as before: late_low, a scan from the lowest id
+ * at start and after an error, and a look every second.
+ */
+#define CACHE_RING_SIZE			(256 * 1024)
+#define CACHE_RING_ENTRY_MAX	(8 * 1024)
+
+typedef struct CacheRingEntry
+{
+	int64		id;				/* the outbox row */
+	Oid			relid;			/* the outbox it is in */
+	ItemPointerData tid;		/* where */
+	int32		nkeys;
+	int32		len;			/* bytes of the keys after this, each ending in NUL */
+} CacheRingEntry;
+
+#define CACHE_RING_ENTRY_SIZE(len)	MAXALIGN(sizeof(CacheRingEntry) + (len))
 
 
 /* In backends: whether this transaction queued something, and its lowest id */
 static bool wake_pending = false;
 static int64 xact_low = PG_INT64_MAX;
 static bool xact_callback_registered = false;
+
+/* In backends: the entry of the commit queue made at PRE_COMMIT, or NULL */
+static CacheRingEntry *commit_entry = NULL;
 
 /* In the worker: the connection, its settings, memory, retry delay */
 static redisContext *redis = NULL;
@@ -173,7 +211,7 @@ typedef struct Batch
 	uint64		rows;			/* outbox rows taken */
 	uint64		keys;			/* keys and patterns in them */
 	uint64		sent;			/* distinct keys and patterns */
-	int64		next_low;		/* where the next batch starts, if rows > 0 */
+	int64		next_low;		/* where the next batch starts; 0: where this one did */
 } Batch;
 
 PGDLLEXPORT void perfopt_cache_worker_main(Datum main_arg);
@@ -184,7 +222,8 @@ PG_FUNCTION_INFO_V1(perfopt_cache_worker_state);
 void
 perfopt_cache_shmem_request(void)
 {
-	RequestAddinShmemSpace(MAXALIGN(sizeof(CacheShared)));
+	RequestAddinShmemSpace(MAXALIGN(offsetof(CacheShared, ring) + CACHE_RING_SIZE));
+	RequestNamedLWLockTranche("perfopt cache", 1);
 }
 
 /*
@@ -196,10 +235,12 @@ perfopt_cache_shmem_startup(void)
 {
 	bool		found;
 
-	cache_shared = ShmemInitStruct("perfopt cache", sizeof(CacheShared), &found);
+	cache_shared = ShmemInitStruct("perfopt cache", offsetof(CacheShared, ring) + CACHE_RING_SIZE,
+								   &found);
 	if (!found)
 	{
-		memset(cache_shared, 0, sizeof(CacheShared));
+		memset(cache_shared, 0, offsetof(CacheShared, ring));
+		cache_shared->ring_lock = &(GetNamedLWLockTranche("perfopt cache"))->lock;
 		SpinLockInit(&cache_shared->mutex);
 		pg_atomic_init_u32(&cache_shared->error_changes, 0);
 		cache_shared->late_low = PG_INT64_MAX;
@@ -290,6 +331,28 @@ publish_low(bool wake)
 		SetLatch(latch);
 }
 
+/*
+ * Append the commit queue entry to the queue; false when it does not fit
+ * (the worker then finds the row in the outbox).  Runs once the commit is
+ * visible, where nothing may fail: a copy under the lock, nothing else.
+ */
+static bool
+ring_push(CacheRingEntry *entry)
+{
+	Size		size = CACHE_RING_ENTRY_SIZE(entry->len);
+	bool		pushed = false;
+
+	LWLockAcquire(cache_shared->ring_lock, LW_EXCLUSIVE);
+	if (cache_shared->ring_used + size <= CACHE_RING_SIZE)
+	{
+		memcpy(cache_shared->ring + cache_shared->ring_used, entry, size);
+		cache_shared->ring_used += size;
+		pushed = true;
+	}
+	LWLockRelease(cache_shared->ring_lock);
+	return pushed;
+}
+
 /* At commit, wake the worker if this transaction queued invalidations */
 static void
 cache_xact_callback(XactEvent event, void *arg)
@@ -298,20 +361,30 @@ cache_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 			if (wake_pending && cache_shared != NULL)
+			{
+				/* the row goes through the commit queue, or the outbox's ids */
+				if (commit_entry != NULL && !ring_push(commit_entry))
+					xact_low = Min(xact_low, commit_entry->id);
 				publish_low(true);
+			}
 			wake_pending = false;
 			xact_low = PG_INT64_MAX;
+			commit_entry = NULL;
 			break;
 		case XACT_EVENT_PREPARE:
 			/* COMMIT PREPARED runs elsewhere: the worker's polling finds it */
+			if (commit_entry != NULL)
+				xact_low = Min(xact_low, commit_entry->id);
 			if (wake_pending && cache_shared != NULL)
 				publish_low(false);
 			wake_pending = false;
 			xact_low = PG_INT64_MAX;
+			commit_entry = NULL;
 			break;
 		case XACT_EVENT_ABORT:
 			wake_pending = false;
 			xact_low = PG_INT64_MAX;
+			commit_entry = NULL;
 			break;
 		default:
 			break;
@@ -344,6 +417,45 @@ perfopt_cache_wake_at_commit(int64 id)
 	perfopt_cache_wake_register();
 	wake_pending = true;
 	xact_low = Min(xact_low, id);
+}
+
+/*
+ * Called at PRE_COMMIT for the transaction's last outbox row (keys, not
+ * patterns), which is in outbox relid at tid: send it through the commit
+ * queue if it is the transaction's only row and small enough, otherwise as
+ * perfopt_cache_wake_at_commit.  The entry is made here, in the
+ * transaction's memory, so that the commit has only to copy it.
+ */
+void
+perfopt_cache_queue_at_commit(Oid relid, int64 id, ItemPointer tid, char **keys, int n)
+{
+	Size		len = 0;
+	char	   *p;
+
+	for (int i = 0; i < n && len <= CACHE_RING_ENTRY_MAX; i++)
+		len += strlen(keys[i]) + 1;
+	if (cache_shared == NULL || wake_pending || commit_entry != NULL ||
+		CACHE_RING_ENTRY_SIZE(len) > CACHE_RING_ENTRY_MAX)
+	{
+		perfopt_cache_wake_at_commit(id);
+		return;
+	}
+	perfopt_cache_wake_register();
+	wake_pending = true;
+	commit_entry = MemoryContextAllocZero(TopTransactionContext, CACHE_RING_ENTRY_SIZE(len));
+	commit_entry->id = id;
+	commit_entry->relid = relid;
+	ItemPointerCopy(tid, &commit_entry->tid);
+	commit_entry->nkeys = n;
+	commit_entry->len = len;
+	p = (char *) commit_entry + sizeof(CacheRingEntry);
+	for (int i = 0; i < n; i++)
+	{
+		Size		l = strlen(keys[i]) + 1;
+
+		memcpy(p, keys[i], l);
+		p += l;
+	}
 }
 
 /* Record an error for cache_metrics, and log it when it is a new one */
@@ -479,12 +591,12 @@ compare_keys(const void *a, const void *b)
 }
 
 /*
- * UNLINK keys and publish them, pipelined, at most UNLINK_KEYS per UNLINK
- * and PUBLISH, and wait for Redis to confirm.  Each distinct key is sent
- * once; returns how many were.
+ * Append UNLINKs of keys and PUBLISHes of them to the connection's output,
+ * at most UNLINK_KEYS per UNLINK and PUBLISH; each distinct key once.
+ * Returns how many keys were, and sets *commands to the replies to read.
  */
 static int
-send_keys(List *keys)
+append_keys(List *keys, int *commands_out)
 {
 	int			n = list_length(keys);
 	const char **sorted;
@@ -495,6 +607,7 @@ send_keys(List *keys)
 	int			distinct = 0;
 	int			commands = 0;
 
+	*commands_out = 0;
 	if (n == 0)
 		return 0;
 	sorted = palloc(sizeof(char *) * n);
@@ -531,7 +644,22 @@ send_keys(List *keys)
 		redisAppendCommandArgv(redis, argc, argv, argvlen);
 		commands += 1 + append_publish(&payload);
 	}
-	read_replies(commands, "UNLINK and PUBLISH", NULL, NULL);
+	*commands_out = commands;
+	return distinct;
+}
+
+/*
+ * UNLINK keys and publish them, pipelined, and wait for Redis to confirm.
+ * Each distinct key is sent once; returns how many were.
+ */
+static int
+send_keys(List *keys)
+{
+	int			commands = 0;
+	int			distinct = append_keys(keys, &commands);
+
+	if (commands > 0)
+		read_replies(commands, "UNLINK and PUBLISH", NULL, NULL);
 	return distinct;
 }
 
@@ -1030,6 +1158,14 @@ static Oid	sent_relid = InvalidOid;
 static uint64 sent_nkeys = 0;
 static TimestampTz sent_since = 0;
 
+/*
+ * The keys of the rows sent, counted per template (cache_advice) in the
+ * transaction that deletes the rows, with the templates as that transaction
+ * reads them: a batch of the commit queue has no transaction to read them
+ */
+static MemoryContext sent_cxt = NULL;
+static List *sent_keys = NIL;
+
 /* Forget the rows sent (deleted, or their outbox is gone) and their counts */
 static void
 sent_forget(void)
@@ -1052,6 +1188,23 @@ sent_forget(void)
 	sent_since = 0;
 	for (int i = 0; i < ntemplates; i++)
 		templates[i].count = 0;
+	if (sent_cxt == NULL)
+		sent_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt cache keys sent",
+										 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(sent_cxt);
+	sent_keys = NIL;
+}
+
+/* Keep the keys of a row sent, to count them when it is deleted */
+static void
+sent_keep_keys(List *keys)
+{
+	MemoryContext old = MemoryContextSwitchTo(sent_cxt);
+	ListCell   *lc;
+
+	foreach(lc, keys)
+		sent_keys = lappend(sent_keys, pstrdup(lfirst(lc)));
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -1152,8 +1305,13 @@ drain_batch(Batch *batch)
 		sent = hash_search(sent_rows, &id, HASH_FIND, NULL);
 		if (sent != NULL)
 		{
-			/* sent already, waiting to be deleted; found where it is now */
+			/*
+			 * sent already, waiting to be deleted; found where it is now.
+			 * Taken all the same: the next batch starts after it, not at the
+			 * dead index entries of the rows the commit queue carried.
+			 */
 			sent->tid = slot->tts_tid;
+			last_id = id;
 			continue;
 		}
 		last_id = id;
@@ -1185,12 +1343,13 @@ drain_batch(Batch *batch)
 	if (batch->rows == 0 || !redis_ensure())
 	{
 		batch->unreachable = batch->rows > 0;
+		if (batch->rows == 0 && last_id > 0)
+			batch->next_low = last_id + 1;
 		batch->rows = batch->keys = 0;
 		PopActiveSnapshot();
 		return;
 	}
 	batch->next_low = last_id + 1;
-	templates_read(namespace, snapshot);
 
 	forboth(lc, rows, lp, patterns)
 	{
@@ -1215,8 +1374,8 @@ drain_batch(Batch *batch)
 
 	/*
 	 * Redis confirmed them all: the rows join the ones to delete, and their
-	 * keys are counted for each watched template (cache_advice), to be
-	 * written with the deletion
+	 * keys are kept, to be counted for each watched template (cache_advice)
+	 * with the deletion
 	 */
 	if (sent_since == 0)
 		sent_since = GetCurrentTimestamp();
@@ -1229,12 +1388,9 @@ drain_batch(Batch *batch)
 	sent_nkeys += batch->keys;
 	forboth(lc, rows, lp, patterns)
 	{
-		ListCell   *lk;
-
 		if (lfirst_int(lp))
 			continue;
-		foreach(lk, (List *) lfirst(lc))
-			templates_count(lfirst(lk), strlen(lfirst(lk)));
+		sent_keep_keys((List *) lfirst(lc));
 	}
 }
 
@@ -1256,6 +1412,7 @@ delete_sent(void *arg)
 	AttrNumber	att_id;
 	HASH_SEQ_STATUS status;
 	SentRow    *sent;
+	ListCell   *lc;
 
 	if (!lock_extension(&namespace, &relid) || relid != sent_relid)
 		return;					/* the outbox they were in is gone */
@@ -1280,7 +1437,12 @@ delete_sent(void *arg)
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, NoLock);
 
+	/* counted from scratch: a deletion that failed counted them too */
 	templates_read(namespace, snapshot);
+	for (int i = 0; i < ntemplates; i++)
+		templates[i].count = 0;
+	foreach(lc, sent_keys)
+		templates_count(lfirst(lc), strlen(lfirst(lc)));
 	templates_write(namespace, snapshot);
 	PopActiveSnapshot();
 }
@@ -1367,13 +1529,319 @@ next_backoff(void)
 /* Whether the last round took rows: commits are coming */
 static bool round_took_rows = false;
 
-/* Drain the outbox while full batches come; return how long to sleep */
+/*
+ * Whether the next round reads the outbox (a table batch) whatever the
+ * commit queue holds: at start, after an error, until a batch found the
+ * outbox drained; and when the last table batch is CACHE_IDLE_SLEEP_MS old
+ */
+static bool table_needed = true;
+static TimestampTz last_table_batch = 0;
+
+/* A batch of the commit queue failed: its rows are read from the outbox */
+static void
+ring_failed(void)
+{
+	table_needed = true;
+	scan_low = 0;
+}
+
+/*
+ * A batch of the commit queue written to Redis whose replies are not read
+ * yet: the worker does not wait for them after writing, but reads them at
+ * its next look (by then they have come), so that a batch costs it one
+ * wake-up rather than two.  Its rows join the ones sent once the replies
+ * confirm them.  Redis runs the commands, and publishes the keys, as soon
+ * as it reads them: only the deletion of the rows waits.
+ */
+typedef struct InflightRow
+{
+	int64		id;
+	ItemPointerData tid;
+	int32		nkeys;
+} InflightRow;
+
+static MemoryContext inflight_cxt = NULL;
+static InflightRow *inflight_rows = NULL;
+static int	inflight_nrows = 0;	/* 0: nothing in flight */
+static List *inflight_keys = NIL;
+static int	inflight_replies = 0;
+static int	inflight_sent = 0;
+
+/* Forget the batch in flight */
+static void
+inflight_forget(void)
+{
+	inflight_replies = 0;
+	inflight_nrows = 0;
+	inflight_rows = NULL;
+	inflight_keys = NIL;
+	inflight_sent = 0;
+	MemoryContextReset(inflight_cxt);
+}
+
+/*
+ * Read the replies of the batch in flight; on success its rows join the
+ * ones sent.  False if that failed (the error is recorded; the rows stay in
+ * the outbox, which the next table batch reads from its lowest id).
+ */
+static bool
+ring_settle(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *volatile error = NULL;
+
+	if (inflight_nrows == 0)
+		return true;
+	if (redis == NULL && inflight_replies > 0)
+	{
+		/* disconnected meanwhile (new settings): the replies are lost */
+		inflight_forget();
+		ring_failed();
+		return false;
+	}
+	PG_TRY();
+	{
+		if (inflight_replies > 0)
+			read_replies(inflight_replies, "UNLINK and PUBLISH", NULL, NULL);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		error = CopyErrorData();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	if (error != NULL)
+	{
+		cache_report_error(error->message);
+		FreeErrorData(error);
+		inflight_forget();
+		ring_failed();
+		return false;
+	}
+
+	if (sent_rows == NULL)
+		sent_forget();
+	if (sent_since == 0)
+		sent_since = GetCurrentTimestamp();
+	for (int i = 0; i < inflight_nrows; i++)
+	{
+		SentRow    *row = hash_search(sent_rows, &inflight_rows[i].id, HASH_ENTER, NULL);
+
+		row->tid = inflight_rows[i].tid;
+		sent_nkeys += inflight_rows[i].nkeys;
+	}
+	sent_keep_keys(inflight_keys);
+	SpinLockAcquire(&cache_shared->mutex);
+	cache_shared->sent += inflight_sent;
+	cache_shared->batches++;
+	cache_shared->last_sent_at = GetCurrentTimestamp();
+	SpinLockRelease(&cache_shared->mutex);
+	inflight_forget();
+	return true;
+}
+
+/*
+ * Take a batch of the commit queue and write its keys to Redis, without a
+ * transaction, after reading the replies of the batch before; the rows join
+ * the ones sent, to be deleted by delete_sent(), once Redis confirmed them
+ * (ring_settle).  *full says that entries are left for the next batch.
+ * False if that failed (the error is recorded; the rows stay in the outbox,
+ * which the next table batch reads from its lowest id).  Rows sent already
+ * (a table batch saw them first) are skipped, and an entry of another
+ * outbox than the rows sent waits for a table batch.
+ */
+static bool
+ring_round(bool *full)
+{
+	char	   *buf = NULL;
+	Size		used;
+	int			nrows = 0;
+	int64		nkeys = 0;
+	List	   *entries = NIL;
+	List	   *keys = NIL;
+	int			sent = 0;
+	int			commands = 0;
+	ErrorData  *volatile error = NULL;
+	bool		reached = true;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (!ring_settle())
+		return false;
+
+	/*
+	 * The oldest entries, as a table batch takes rows: whole, while the keys
+	 * before them number fewer than perfopt.cache_batch_size, at least one,
+	 * at most that many; the rest move to the front
+	 */
+	LWLockAcquire(cache_shared->ring_lock, LW_EXCLUSIVE);
+	used = 0;
+	while (used < cache_shared->ring_used && nrows < perfopt_cache_batch_size &&
+		   (nrows == 0 || nkeys < perfopt_cache_batch_size))
+	{
+		CacheRingEntry *entry = (CacheRingEntry *) (cache_shared->ring + used);
+
+		nkeys += entry->nkeys;
+		nrows++;
+		used += CACHE_RING_ENTRY_SIZE(entry->len);
+	}
+	if (used > 0)
+	{
+		buf = MemoryContextAlloc(batch_cxt, used);
+		memcpy(buf, cache_shared->ring, used);
+		if (used < cache_shared->ring_used)
+			memmove(cache_shared->ring, cache_shared->ring + used, cache_shared->ring_used - used);
+		cache_shared->ring_used -= used;
+		*full = cache_shared->ring_used > 0;
+	}
+	LWLockRelease(cache_shared->ring_lock);
+	if (used == 0)
+		return true;
+
+	if (sent_rows == NULL)
+		sent_forget();
+	for (Size off = 0; off < used;)
+	{
+		CacheRingEntry *entry = (CacheRingEntry *) (buf + off);
+		char	   *p = buf + off + sizeof(CacheRingEntry);
+
+		off += CACHE_RING_ENTRY_SIZE(entry->len);
+		if (entry->relid != sent_relid && hash_get_num_entries(sent_rows) == 0)
+		{
+			sent_forget();
+			sent_relid = entry->relid;
+		}
+		if (entry->relid != sent_relid)
+		{
+			ring_failed();
+			continue;
+		}
+		if (hash_search(sent_rows, &entry->id, HASH_FIND, NULL) != NULL)
+			continue;
+		entries = lappend(entries, entry);
+		for (int k = 0; k < entry->nkeys; k++)
+		{
+			keys = lappend(keys, p);
+			p += strlen(p) + 1;
+		}
+	}
+	if (entries == NIL)
+		return true;
+
+	PG_TRY();
+	{
+		reached = redis_ensure();
+		if (reached)
+		{
+			int			done = 0;
+
+			sent = append_keys(keys, &commands);
+			while (!done)
+			{
+				if (redisBufferWrite(redis, &done) == REDIS_ERR)
+				{
+					char	   *message = pstrdup(redis->errstr);
+
+					redis_disconnect();
+					perfopt_redis_reply_failed("UNLINK and PUBLISH", message);
+				}
+			}
+		}
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(batch_cxt);
+		error = CopyErrorData();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	if (error != NULL)
+		cache_report_error(error->message);
+	if (error != NULL || !reached)
+	{
+		ring_failed();
+		return false;
+	}
+
+	/* in flight until its replies are read */
+	if (inflight_cxt == NULL)
+		inflight_cxt = AllocSetContextCreate(TopMemoryContext, "perfopt cache batch in flight",
+											 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(inflight_cxt);
+	inflight_rows = palloc(sizeof(InflightRow) * list_length(entries));
+	foreach(lc, entries)
+	{
+		CacheRingEntry *entry = lfirst(lc);
+		InflightRow *row = &inflight_rows[inflight_nrows++];
+
+		row->id = entry->id;
+		row->tid = entry->tid;
+		row->nkeys = entry->nkeys;
+	}
+	foreach(lc, keys)
+		inflight_keys = lappend(inflight_keys, pstrdup(lfirst(lc)));
+	MemoryContextSwitchTo(old);
+	inflight_sent = sent;
+	inflight_replies = commands;
+	backoff_ms = 0;
+	round_took_rows = true;
+	return true;
+}
+
+/* How long until the rows sent are due for deletion, or the idle sleep */
+static long
+until_delete(void)
+{
+	long		secs;
+	int			usecs;
+
+	if (sent_rows == NULL || hash_get_num_entries(sent_rows) == 0)
+		return CACHE_IDLE_SLEEP_MS;
+	TimestampDifference(GetCurrentTimestamp(),
+						TimestampTzPlusMilliseconds(sent_since, DELETE_DELAY_MS),
+						&secs, &usecs);
+	return Min(CACHE_IDLE_SLEEP_MS, secs * 1000 + usecs / 1000 + 1);
+}
+
+/*
+ * Send the commit queue, then drain the outbox while full batches come if
+ * a table batch is due; return how long to sleep
+ */
 static long
 cache_round(void)
 {
+	int64		late_low;
+	bool		full = false;
+
 	round_took_rows = false;
 	if (RecoveryInProgress())
 		return CACHE_IDLE_SLEEP_MS;
+
+	if (!ring_round(&full))
+	{
+		MemoryContextReset(batch_cxt);
+		(void) run_delete(true);
+		return next_backoff();
+	}
+	MemoryContextReset(batch_cxt);
+
+	SpinLockAcquire(&cache_shared->mutex);
+	late_low = cache_shared->late_low;
+	SpinLockRelease(&cache_shared->mutex);
+	if (!table_needed && late_low == PG_INT64_MAX &&
+		!TimestampDifferenceExceeds(last_table_batch, GetCurrentTimestamp(), CACHE_IDLE_SLEEP_MS))
+	{
+		if (!run_delete(false))
+			return next_backoff();
+		/* a full batch: the rest after perfopt.cache_batch_delay */
+		return full ? 0 : until_delete();
+	}
+	/* the table batch skips the rows sent: the batch in flight is confirmed first */
+	if (!ring_settle())
+		return next_backoff();
+	last_table_batch = GetCurrentTimestamp();
+	table_needed = true;
 
 	for (;;)
 	{
@@ -1392,6 +1860,7 @@ cache_round(void)
 		}
 		MemoryContextReset(batch_cxt);
 		backoff_ms = 0;
+		scan_low = Max(scan_low, batch.next_low);
 
 		/* delete what was sent, if it is time */
 		if (!run_delete(false))
@@ -1402,27 +1871,22 @@ cache_round(void)
 			TimestampTz now = GetCurrentTimestamp();
 
 			round_took_rows = true;
-			scan_low = Max(scan_low, batch.next_low);
 			SpinLockAcquire(&cache_shared->mutex);
 			cache_shared->sent += batch.sent;
 			cache_shared->batches++;
 			cache_shared->last_sent_at = now;
 			SpinLockRelease(&cache_shared->mutex);
 		}
-		if (batch.rows == 0 && sent_rows != NULL && hash_get_num_entries(sent_rows) > 0)
-		{
-			/* nothing new: sleep until the rows sent are due for deletion */
-			long		secs;
-			int			usecs;
-
-			TimestampDifference(GetCurrentTimestamp(),
-								TimestampTzPlusMilliseconds(sent_since, DELETE_DELAY_MS),
-								&secs, &usecs);
-			return Min(CACHE_IDLE_SLEEP_MS, secs * 1000 + usecs / 1000 + 1);
-		}
 		if (batch.rows < (uint64) perfopt_cache_batch_size &&
 			batch.keys < (uint64) perfopt_cache_batch_size)
+		{
+			/* the outbox is drained: the commit queue carries the rest */
+			table_needed = false;
+			/* nothing new: sleep until the rows sent are due for deletion */
+			if (batch.rows == 0)
+				return until_delete();
 			return CACHE_IDLE_SLEEP_MS;
+		}
 	}
 }
 
@@ -1503,6 +1967,7 @@ perfopt_cache_worker_main(Datum main_arg)
 		if (lingering && commits == commits_seen)
 		{
 			MemoryContextSwitchTo(batch_cxt);
+			(void) ring_settle();
 			(void) run_delete(false);
 			MemoryContextSwitchTo(TopMemoryContext);
 			if (!TimestampDifferenceExceeds(last_rows_at, last_round, CACHE_STREAM_MS))
@@ -1511,6 +1976,7 @@ perfopt_cache_worker_main(Datum main_arg)
 			sleep_ms = CACHE_IDLE_SLEEP_MS;
 			if (sent_rows != NULL && hash_get_num_entries(sent_rows) > 0)
 				sleep_ms = CACHE_STREAM_MS;
+			MemoryContextReset(batch_cxt);
 			(void) perfopt_worker_wait(0, PGINVALID_SOCKET, sleep_ms);
 			continue;
 		}
@@ -1537,6 +2003,18 @@ perfopt_cache_worker_main(Datum main_arg)
 			continue;
 		}
 		lingering = false;
+
+		/* nothing stays in flight while the worker sleeps */
+		if (inflight_nrows > 0)
+		{
+			MemoryContextSwitchTo(batch_cxt);
+			if (ring_settle())
+				sleep_ms = Min(sleep_ms, until_delete());
+			else
+				sleep_ms = next_backoff();
+			MemoryContextSwitchTo(TopMemoryContext);
+			MemoryContextReset(batch_cxt);
+		}
 
 		/* the latch is reset on waking: a commit while we drain wakes the next wait */
 		(void) perfopt_worker_wait(0, PGINVALID_SOCKET, sleep_ms);

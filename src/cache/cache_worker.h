@@ -8,6 +8,8 @@
 #ifndef PERFOPT_CACHE_WORKER_H
 #define PERFOPT_CACHE_WORKER_H
 
+#include "storage/itemptr.h"
+
 /* GUC perfopt.cache_channel: where each batch of invalidations is published */
 extern char *perfopt_cache_channel;
 
@@ -25,6 +27,8 @@ extern void perfopt_cache_shmem_request(void);
 extern void perfopt_cache_shmem_startup(void);
 extern void perfopt_cache_wake_register(void);
 extern void perfopt_cache_wake_at_commit(int64 id);
+extern void perfopt_cache_queue_at_commit(Oid relid, int64 id, ItemPointer tid,
+										  char **keys, int n);
 extern void perfopt_cache_add_own_lookups(const char *run_id, uint64 redis_total,
 										  uint64 hits, uint64 misses);
 extern bool perfopt_cache_get_own_lookups(const char *run_id, uint64 redis_total,

@@ -11,7 +11,9 @@
  * PRE_PREPARE), after the transaction's last statement and its deferred
  * triggers, a transaction callback inserts the pending keys, sorted and
  * without duplicates, as one row, and has the worker woken once the commit
- * is visible.  The transaction is still in progress there, and an error
+ * is visible, with the row's id, place and keys put in the worker's commit
+ * queue then (cache_worker.c), so that the worker need not read the row
+ * back.  The transaction is still in progress there, and an error
  * still rolls it back: the row commits or rolls back with the changes, so a
  * crash at any point loses nothing committed and sends nothing uncommitted.
  * The row goes straight into the heap and the index (no statement, no
@@ -295,9 +297,9 @@ outbox_insert(char **items, int n, bool pattern, bool at_commit)
 	{
 		if (i > 0 && strcmp(sorted[i], sorted[i - 1]) == 0)
 			continue;
+		sorted[distinct] = sorted[i];
 		elems[distinct++] = CStringGetTextDatum(sorted[i]);
 	}
-	pfree(sorted);
 
 	namespace = get_namespace_oid("perfopt", true);
 	relid = OidIsValid(namespace) ? get_relname_relid("cache_invalidations", namespace) : InvalidOid;
@@ -369,8 +371,12 @@ outbox_insert(char **items, int n, bool pattern, bool at_commit)
 		ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slot, true);
 		simple_table_tuple_insert(rel, slot);
 		(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+		/* the transaction's last row of keys may go through the commit queue */
+		if (at_commit && !pattern && !legacy)
+			perfopt_cache_queue_at_commit(relid, id, &slot->tts_tid, sorted, distinct);
+		else
+			perfopt_cache_wake_at_commit(id);
 		ExecClearTuple(slot);
-		perfopt_cache_wake_at_commit(id);
 		if (!legacy)
 			break;
 	}
@@ -382,6 +388,7 @@ outbox_insert(char **items, int n, bool pattern, bool at_commit)
 	if (!at_commit)
 		CommandCounterIncrement();
 
+	pfree(sorted);
 	pfree(elems);
 	pfree(values);
 	pfree(nulls);

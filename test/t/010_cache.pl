@@ -108,6 +108,19 @@ settle();
 is(gone(), 'agent:2:leads agent:3:leads lead:18 lead:19',
 	'then the earlier one commits: its keys, queued with lower ids, go too');
 
+# The commit queue carries a transaction's row up to 8 kB of keys; a larger
+# one (1,000 keys of 9-10 bytes) is left to the worker's table batch, and is
+# invalidated all the same; so is a small one committed after it
+query(q{CREATE TABLE wide (id int PRIMARY KEY);
+		SELECT perfopt.cache_watch('wide', 'wide:{id}')});
+$redis->cli('EVAL', q{for i = 1, 1001 do redis.call('SET', 'wide:' .. i, 'x') end}, '0');
+query(q{INSERT INTO wide SELECT generate_series(1, 1000)});
+query(q{INSERT INTO wide VALUES (1001)});
+settle();
+is($redis->cli('EVAL', q{return #redis.call('keys', 'wide:*')}, '0'), '0',
+	'a transaction of 1,000 keys, over the commit queue\'s 8 kB, and a small one after it: every key invalidated');
+query(q{SELECT perfopt.cache_unwatch('wide'); DROP TABLE wide});
+
 # 2. Latency: the key is gone within milliseconds of the commit, not at the
 # next poll (the worker polls every second when nobody wakes it)
 my @latencies;
