@@ -125,6 +125,16 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION perfopt.relation_bytes(regclass) IS
 'pg_relation_size(rel) from the files, without locking or opening the relation: for views over thousands of relations';
 
+-- pg_stat_get_numscans() read in one pass over the shared statistics for a
+-- query's calls, when that reads what the look-ups read (src/common/stat_pass.c);
+-- like relation_bytes, it resolves no name and pins no search_path
+CREATE OR REPLACE FUNCTION perfopt.relation_scans(rel oid) RETURNS bigint
+AS 'MODULE_PATHNAME', 'perfopt_relation_scans_sql'
+LANGUAGE C STRICT STABLE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION perfopt.relation_scans(oid) IS
+'pg_stat_get_numscans(rel): the first call of a query reads every relation''s count in one pass over the shared statistics (with stats_fetch_consistency none, or cache before the transaction''s first statistics read), else a look-up per call';
+
 CREATE OR REPLACE FUNCTION perfopt.index_drop_safe_set(candidates regclass[], relies_on regclass[])
 RETURNS regclass[]
 AS 'MODULE_PATHNAME', 'perfopt_index_drop_safe_set'
@@ -166,9 +176,9 @@ WITH indexes AS (
            -- (pg_stat_user_indexes lists the indexes of tables, matviews and
            -- TOAST tables: relkind 'i')
            CASE c.relkind WHEN 'I' THEN pt.idx_scan
-                          WHEN 'i' THEN pg_stat_get_numscans(i.indexrelid) END AS idx_scan,
-           pg_stat_get_numscans(i.indexrelid) AS own_scans,
-           pg_stat_get_numscans(i.indrelid) AS table_scans,
+                          WHEN 'i' THEN perfopt.relation_scans(i.indexrelid) END AS idx_scan,
+           perfopt.relation_scans(i.indexrelid) AS own_scans,
+           perfopt.relation_scans(i.indrelid) AS table_scans,
            pt.table_reads AS tree_reads,
            pt.bytes AS tree_bytes
       FROM pg_index i

@@ -69,6 +69,7 @@
 
 #include "common/catalog.h"
 #include "common/clock.h"
+#include "common/stat_pass.h"
 #include "health/table_score.h"
 #include "metrics/table_state.h"
 
@@ -271,6 +272,7 @@ static List *
 read_tables(Oid only, MemoryContext cxt)
 {
 	List	   *tables = NIL;
+	PerfoptStatPass pass;
 	double		vacuum_threshold = setting("autovacuum_vacuum_threshold");
 	double		vacuum_scale = setting("autovacuum_vacuum_scale_factor");
 	double		analyze_threshold = setting("autovacuum_analyze_threshold");
@@ -293,6 +295,11 @@ read_tables(Oid only, MemoryContext cxt)
 					" ORDER BY c.oid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
 							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read table statistics");
+	/* their statistics entries in one pass (stat_pass.c), in SPI's context */
+	perfopt_stat_pass_init(&pass, "perfopt table_health tables' statistics", (long) SPI_processed);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		perfopt_stat_pass_want(&pass, get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	perfopt_stat_pass_run(&pass);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
@@ -304,7 +311,7 @@ read_tables(Oid only, MemoryContext cxt)
 		PgStat_StatTabEntry *stats;
 
 		t->relid = get_oid(tuple, desc, 1);
-		stats = pgstat_fetch_stat_tabentry(t->relid);
+		stats = perfopt_stat_pass_get(&pass, t->relid);
 		t->pages = get_relation_bytes(tuple, desc, 1, 2, stats) / BLCKSZ;
 		if (stats != NULL)
 		{
@@ -359,6 +366,7 @@ static void
 read_indexes(List *tables, Oid only, MemoryContext cxt)
 {
 	ListCell   *next = list_head(tables);
+	PerfoptStatPass pass;
 
 	/* an index lives in its table's schema */
 	if (SPI_execute_with_args("SELECT i.indrelid, i.indexrelid,"
@@ -372,6 +380,15 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 					" ORDER BY i.indrelid, i.indexrelid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
 							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read indexes");
+	/* the statistics entries of the indexes of the tables listed, in one pass */
+	perfopt_stat_pass_init(&pass, "perfopt table_health indexes' statistics", (long) SPI_processed);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		if (table_facts_find(tables, &next, get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)) != NULL)
+			perfopt_stat_pass_want(&pass, get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+	}
+	perfopt_stat_pass_run(&pass);
+	next = list_head(tables);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
@@ -385,7 +402,7 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 		t = table_facts_find(tables, &next, relid);
 		if (t == NULL)
 			continue;			/* an index of a table not listed */
-		stats = pgstat_fetch_stat_tabentry(get_oid(tuple, desc, 2));
+		stats = perfopt_stat_pass_get(&pass, get_oid(tuple, desc, 2));
 		if (stats != NULL)
 			t->idx_scan += (double) stats->numscans;
 		if (!DatumGetBool(SPI_getbinval(tuple, desc, 3, &isnull)))
