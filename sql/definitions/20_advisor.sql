@@ -152,7 +152,11 @@ WITH indexes AS (
     -- narrow rows; a partitioned table's, over its partitions
     SELECT x.*,
            CASE WHEN x.relkind = 'I' THEN x.tree_reads
-                ELSE x.table_scans + sum(x.own_scans) OVER (PARTITION BY x.indrelid) END AS table_reads
+                ELSE x.table_scans + sum(x.own_scans) OVER (PARTITION BY x.indrelid) END AS table_reads,
+           -- whether the table has an index that can make another redundant
+           -- (below), in the same window: most tables have none
+           bool_or(x.indisvalid AND x.expressions IS NULL AND cardinality(x.keys) > 1)
+               OVER (PARTITION BY x.indrelid) AS may_cover
       FROM (
     SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisvalid, i.indisreplident,
            c.relam, c.relkind, n.nspname, c.relname,
@@ -220,9 +224,11 @@ reasons AS (
     SELECT x.indexrelid, 2, 'duplicate', y.indexrelid, y.idx_scan,
            format('duplicate of %s: the same definition', y.indexrelid::regclass)
       FROM indexes x
+      -- the arrays compared once the table matches, not sorted on: a sort
+      -- by four arrays of every index cost more than the comparisons
       JOIN indexes y ON y.indrelid = x.indrelid AND y.indexrelid <> x.indexrelid
-       AND y.relam = x.relam AND y.keys = x.keys AND y.classes = x.classes
-       AND y.collations = x.collations AND y.options = x.options
+       AND y.relam = x.relam AND (y.keys = x.keys AND y.classes = x.classes
+       AND y.collations = x.collations AND y.options = x.options) IS TRUE
        AND y.expressions IS NOT DISTINCT FROM x.expressions
        AND y.predicate IS NOT DISTINCT FROM x.predicate
        AND y.has_include = x.has_include AND y.indisvalid
@@ -248,6 +254,8 @@ reasons AS (
                       FROM indexes x
                      WHERE x.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
                        AND NOT x.indisunique AND NOT x.has_include AND x.expressions IS NULL
+                       -- a group without a covering index is dropped below
+                       AND x.may_cover
                     UNION ALL
                     SELECT NULL, y.indexrelid, y.idx_scan, y.indrelid, y.relam, y.predicate,
                            y.keys[1:k], y.classes[1:k], y.collations[1:k], y.options[1:k]

@@ -927,7 +927,10 @@ table_recommendations(TableFacts *t, TableHealth *h, const char *name, double se
 	return buf.data;
 }
 
-/* The issues: each component that costs points, and why */
+/*
+ * The issues: each component that costs points, and why (each message
+ * made only for a component that does: most tables have none)
+ */
 static char *
 describe_issues(TableFacts *t, TableHealth *h, HealthPenalties *p)
 {
@@ -935,24 +938,32 @@ describe_issues(TableFacts *t, TableHealth *h, HealthPenalties *p)
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '[');
-	issue(&buf, "wraparound", p->wraparound,
-		  psprintf("transaction ID age is %.0f%% of autovacuum_freeze_max_age", h->xid_age_pct));
-	issue(&buf, "bloat", p->bloat,
-		  psprintf("%.0f%% of the table is dead tuples and free space%s", h->bloat_pct,
-				   h->index_bloat_pct >= 0 ? psprintf(", %.0f%% of its btree indexes", h->index_bloat_pct) : ""));
-	issue(&buf, "dead_tuples", p->dead_tuples,
-		  psprintf("%.0f%% of its tuples are dead", h->dead_tuple_pct));
-	issue(&buf, "vacuum", p->vacuum,
-		  psprintf("dead tuples are %.1f times autovacuum's threshold and it has not vacuumed the table", h->vacuum_due));
-	issue(&buf, "analyze", p->analyze,
-		  psprintf("rows changed since the last analyze are %.1f times autovacuum's threshold", h->analyze_due));
-	issue(&buf, "seq_scans", p->seq_scans,
-		  psprintf("%.0f%% of %.0f scans of a table of %.0f rows are sequential", h->seq_scan_pct,
-				   t->seq_scan + t->idx_scan, t->live));
-	issue(&buf, "cache", p->cache,
-		  psprintf("%.1f%% of its block reads are found in shared buffers", h->cache_hit_pct));
-	issue(&buf, "hot_updates", p->hot_updates,
-		  psprintf("%.0f%% of its %.0f updates are HOT", h->hot_update_pct, t->updates));
+	if (p->wraparound > 0)
+		issue(&buf, "wraparound", p->wraparound,
+			  psprintf("transaction ID age is %.0f%% of autovacuum_freeze_max_age", h->xid_age_pct));
+	if (p->bloat > 0)
+		issue(&buf, "bloat", p->bloat,
+			  psprintf("%.0f%% of the table is dead tuples and free space%s", h->bloat_pct,
+					   h->index_bloat_pct >= 0 ? psprintf(", %.0f%% of its btree indexes", h->index_bloat_pct) : ""));
+	if (p->dead_tuples > 0)
+		issue(&buf, "dead_tuples", p->dead_tuples,
+			  psprintf("%.0f%% of its tuples are dead", h->dead_tuple_pct));
+	if (p->vacuum > 0)
+		issue(&buf, "vacuum", p->vacuum,
+			  psprintf("dead tuples are %.1f times autovacuum's threshold and it has not vacuumed the table", h->vacuum_due));
+	if (p->analyze > 0)
+		issue(&buf, "analyze", p->analyze,
+			  psprintf("rows changed since the last analyze are %.1f times autovacuum's threshold", h->analyze_due));
+	if (p->seq_scans > 0)
+		issue(&buf, "seq_scans", p->seq_scans,
+			  psprintf("%.0f%% of %.0f scans of a table of %.0f rows are sequential", h->seq_scan_pct,
+					   t->seq_scan + t->idx_scan, t->live));
+	if (p->cache > 0)
+		issue(&buf, "cache", p->cache,
+			  psprintf("%.1f%% of its block reads are found in shared buffers", h->cache_hit_pct));
+	if (p->hot_updates > 0)
+		issue(&buf, "hot_updates", p->hot_updates,
+			  psprintf("%.0f%% of its %.0f updates are HOT", h->hot_update_pct, t->updates));
 	appendStringInfoChar(&buf, ']');
 	return buf.data;
 }
