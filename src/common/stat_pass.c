@@ -184,7 +184,9 @@ keep_scans(PgStat_HashKey *key, PgStat_StatTabEntry *stats, void *arg)
  * In cache mode, the counts this transaction read in its pass: the look-ups
  * would have kept the entries they read for the transaction too, and a
  * query that calls the function in several places (the drop candidates do
- * in five) makes one pass, not one a place.
+ * in five) makes one pass, not one a place.  pg_stat_clear_snapshot() does
+ * not reach them: a transaction that calls it sees the counts of its pass
+ * until it ends.
  */
 static HTAB *xact_scans = NULL;
 static LocalTransactionId xact_scans_lxid = InvalidLocalTransactionId;
