@@ -133,3 +133,79 @@ SELECT bool_and(health_score BETWEEN 0 AND 100) AS scores_in_range,
        bool_and(jsonb_typeof(issues) = 'array' AND jsonb_typeof(recommendations) = 'array') AS arrays
   FROM perfopt.table_health;
 DROP TABLE health_test;
+
+-- 1,100 tables and their 1,100 indexes: table_health reads their statistics
+-- entries in one pass over the shared statistics (from 1,000 relations,
+-- src/common/stat_pass.c), perfopt.relation_scans() every relation's scan
+-- count; the snapshot fetch mode makes both look each relation up instead,
+-- and the results are the same.  No autovacuum: nothing else moves the
+-- counters between the reads.
+CREATE SCHEMA stat_pass;
+DO $$
+BEGIN
+    FOR i IN 1..1100 LOOP
+        EXECUTE format('CREATE TABLE stat_pass.t%s (id int PRIMARY KEY, a int) WITH (autovacuum_enabled = false)', i);
+    END LOOP;
+    FOR i IN 1..1100 BY 3 LOOP
+        EXECUTE format('INSERT INTO stat_pass.t%s SELECT g, g FROM generate_series(1, %s) g', i, i % 50 + 1);
+        EXECUTE format('DELETE FROM stat_pass.t%s WHERE id %% 4 = 0', i);
+    END LOOP;
+END
+$$;
+SET enable_seqscan = off;
+DO $$
+DECLARE n bigint;
+BEGIN
+    FOR i IN 1..1100 BY 5 LOOP
+        EXECUTE format('SELECT count(*) FROM stat_pass.t%s WHERE id = 2', i) INTO n;
+    END LOOP;
+END
+$$;
+RESET enable_seqscan;
+DO $$
+DECLARE n bigint;
+BEGIN
+    FOR i IN 1..1100 BY 7 LOOP
+        EXECUTE format('SELECT count(*) FROM stat_pass.t%s', i) INTO n;
+    END LOOP;
+END
+$$;
+SELECT pg_stat_force_next_flush();
+SELECT pg_sleep(0.1);
+CREATE TEMP TABLE th_pass AS
+    SELECT table_name::text AS name, health_score, est_bloat_pct, dead_tuple_pct, seq_scan_pct, cache_hit_pct,
+           size_bytes, issues, recommendations
+      FROM perfopt.table_health(false, NULL, false)
+     WHERE table_name::text LIKE 'stat\_pass.%';
+CREATE TEMP TABLE scans_pass AS
+    SELECT c.relname, perfopt.relation_scans(c.oid) AS scans
+      FROM pg_class c WHERE c.relnamespace = 'stat_pass'::regnamespace;
+SET stats_fetch_consistency = snapshot;
+CREATE TEMP TABLE th_lookup AS
+    SELECT table_name::text AS name, health_score, est_bloat_pct, dead_tuple_pct, seq_scan_pct, cache_hit_pct,
+           size_bytes, issues, recommendations
+      FROM perfopt.table_health(false, NULL, false)
+     WHERE table_name::text LIKE 'stat\_pass.%';
+CREATE TEMP TABLE scans_lookup AS
+    SELECT c.relname, pg_stat_get_numscans(c.oid) AS scans
+      FROM pg_class c WHERE c.relnamespace = 'stat_pass'::regnamespace;
+RESET stats_fetch_consistency;
+-- what the statistics hold: rows, dead rows, index and sequential scans
+SELECT count(*) AS tables, count(*) FILTER (WHERE dead_tuple_pct > 0) AS with_dead_rows,
+       count(*) FILTER (WHERE seq_scan_pct > 0) AS seq_scanned,
+       count(*) FILTER (WHERE seq_scan_pct = 0) AS index_scanned_only
+  FROM th_pass;
+SELECT count(*) AS relations, count(*) FILTER (WHERE scans > 0) AS scanned FROM scans_pass;
+SELECT count(*) AS table_health_rows_differ FROM (TABLE th_pass EXCEPT TABLE th_lookup) d;
+SELECT count(*) AS scan_counts_differ FROM (TABLE scans_pass EXCEPT TABLE scans_lookup) d;
+-- in cache mode, a transaction that has read a statistic gets the look-ups
+BEGIN;
+SELECT pg_stat_get_numscans('stat_pass.t1'::regclass) >= 0 AS read_one;
+SELECT count(*) AS scan_counts_differ
+  FROM (SELECT c.relname, perfopt.relation_scans(c.oid) FROM pg_class c
+         WHERE c.relnamespace = 'stat_pass'::regnamespace
+        EXCEPT TABLE scans_lookup) d;
+COMMIT;
+SET client_min_messages = warning;
+DROP SCHEMA stat_pass CASCADE;
+RESET client_min_messages;

@@ -125,6 +125,16 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION perfopt.relation_bytes(regclass) IS
 'pg_relation_size(rel) from the files, without locking or opening the relation: for views over thousands of relations';
 
+-- pg_stat_get_numscans() read in one pass over the shared statistics for a
+-- query's calls, when that reads what the look-ups read (src/common/stat_pass.c);
+-- like relation_bytes, it resolves no name and pins no search_path
+CREATE OR REPLACE FUNCTION perfopt.relation_scans(rel oid) RETURNS bigint
+AS 'MODULE_PATHNAME', 'perfopt_relation_scans_sql'
+LANGUAGE C STRICT STABLE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION perfopt.relation_scans(oid) IS
+'pg_stat_get_numscans(rel): the first call of a query reads every relation''s count in one pass over the shared statistics (with stats_fetch_consistency none, or cache before the transaction''s first statistics read), else a look-up per call';
+
 CREATE OR REPLACE FUNCTION perfopt.index_drop_safe_set(candidates regclass[], relies_on regclass[])
 RETURNS regclass[]
 AS 'MODULE_PATHNAME', 'perfopt_index_drop_safe_set'
@@ -142,7 +152,11 @@ WITH indexes AS (
     -- narrow rows; a partitioned table's, over its partitions
     SELECT x.*,
            CASE WHEN x.relkind = 'I' THEN x.tree_reads
-                ELSE x.table_scans + sum(x.own_scans) OVER (PARTITION BY x.indrelid) END AS table_reads
+                ELSE x.table_scans + sum(x.own_scans) OVER (PARTITION BY x.indrelid) END AS table_reads,
+           -- whether the table has an index that can make another redundant
+           -- (below), in the same window: most tables have none
+           bool_or(x.indisvalid AND x.expressions IS NULL AND cardinality(x.keys) > 1)
+               OVER (PARTITION BY x.indrelid) AS may_cover
       FROM (
     SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisvalid, i.indisreplident,
            c.relam, c.relkind, n.nspname, c.relname,
@@ -155,8 +169,11 @@ WITH indexes AS (
            pg_get_expr(i.indexprs, i.indrelid) AS expressions,
            pg_get_expr(i.indpred, i.indrelid) AS predicate,
            -- joins, not EXISTS: the planner prices an EXISTS as a scan per
-           -- index, which makes the view JIT-compile
-           k.conindid IS NOT NULL AS backs_constraint,
+           -- index, which makes the view JIT-compile; a primary key's index
+           -- is marked so, and only the few unique and exclusion constraints
+           -- are joined (the primary keys were half of the indexes to join at
+           -- 10,000 tables)
+           (i.indisprimary OR k.conindid IS NOT NULL) AS backs_constraint,
            -- an index of a partition attached to its table's partitioned index
            -- goes only with that index
            h.inhrelid IS NOT NULL AS attached,
@@ -166,15 +183,15 @@ WITH indexes AS (
            -- (pg_stat_user_indexes lists the indexes of tables, matviews and
            -- TOAST tables: relkind 'i')
            CASE c.relkind WHEN 'I' THEN pt.idx_scan
-                          WHEN 'i' THEN pg_stat_get_numscans(i.indexrelid) END AS idx_scan,
-           pg_stat_get_numscans(i.indexrelid) AS own_scans,
-           pg_stat_get_numscans(i.indrelid) AS table_scans,
+                          WHEN 'i' THEN perfopt.relation_scans(i.indexrelid) END AS idx_scan,
+           perfopt.relation_scans(i.indexrelid) AS own_scans,
+           perfopt.relation_scans(i.indrelid) AS table_scans,
            pt.table_reads AS tree_reads,
            pt.bytes AS tree_bytes
       FROM pg_index i
       JOIN pg_class c ON c.oid = i.indexrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
-      LEFT JOIN (SELECT DISTINCT k.conindid FROM pg_constraint k WHERE k.contype IN ('p', 'u', 'x')) k
+      LEFT JOIN (SELECT DISTINCT k.conindid FROM pg_constraint k WHERE k.contype IN ('u', 'x')) k
         ON k.conindid = i.indexrelid
       LEFT JOIN (SELECT DISTINCT h.inhrelid FROM pg_inherits h) h ON h.inhrelid = i.indexrelid
       -- the partitioned indexes, over their partitions (joined, not a
@@ -210,9 +227,11 @@ reasons AS (
     SELECT x.indexrelid, 2, 'duplicate', y.indexrelid, y.idx_scan,
            format('duplicate of %s: the same definition', y.indexrelid::regclass)
       FROM indexes x
+      -- the arrays compared once the table matches, not sorted on: a sort
+      -- by four arrays of every index cost more than the comparisons
       JOIN indexes y ON y.indrelid = x.indrelid AND y.indexrelid <> x.indexrelid
-       AND y.relam = x.relam AND y.keys = x.keys AND y.classes = x.classes
-       AND y.collations = x.collations AND y.options = x.options
+       AND y.relam = x.relam AND (y.keys = x.keys AND y.classes = x.classes
+       AND y.collations = x.collations AND y.options = x.options) IS TRUE
        AND y.expressions IS NOT DISTINCT FROM x.expressions
        AND y.predicate IS NOT DISTINCT FROM x.predicate
        AND y.has_include = x.has_include AND y.indisvalid
@@ -238,6 +257,8 @@ reasons AS (
                       FROM indexes x
                      WHERE x.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
                        AND NOT x.indisunique AND NOT x.has_include AND x.expressions IS NULL
+                       -- a group without a covering index is dropped below
+                       AND x.may_cover
                     UNION ALL
                     SELECT NULL, y.indexrelid, y.idx_scan, y.indrelid, y.relam, y.predicate,
                            y.keys[1:k], y.classes[1:k], y.collations[1:k], y.options[1:k]

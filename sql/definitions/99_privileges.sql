@@ -45,6 +45,7 @@ GRANT EXECUTE ON FUNCTION
     perfopt.table_health(boolean, regclass),
     perfopt.table_health(boolean, regclass, boolean),
     perfopt.relation_bytes(regclass),
+    perfopt.relation_scans(oid),
     perfopt.pool_recommendation(float8),
     perfopt.pgbouncer_config(float8),
     perfopt.detect_anomalies(timestamptz[], float8[], float8),

@@ -33,6 +33,7 @@
 #include "utils/relmapper.h"
 
 #include "common/catalog.h"
+#include "common/stat_pass.h"
 #include "metrics/table_state.h"
 
 PG_FUNCTION_INFO_V1(perfopt_relation_bytes_sql);
@@ -175,9 +176,15 @@ perfopt_relation_bytes_sql(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	c = (Form_pg_class) GETSTRUCT(tuple);
 	if (RELKIND_HAS_STORAGE(c->relkind))
+	{
+		uint64		changes;
+
+		/* the counter of the view's pass over the statistics, if it made one */
+		if (!perfopt_stat_pass_changes(relid, &changes))
+			changes = perfopt_relation_changes(pgstat_fetch_stat_tabentry(relid));
 		bytes = perfopt_relation_bytes_fresh(relid, c->reltablespace, c->relfilenode, c->relpersistence,
-											 c->relnamespace, c->relisshared,
-											 perfopt_relation_changes(pgstat_fetch_stat_tabentry(relid)));
+											 c->relnamespace, c->relisshared, changes);
+	}
 	ReleaseSysCache(tuple);
 	PG_RETURN_INT64(bytes);
 }

@@ -69,6 +69,7 @@
 
 #include "common/catalog.h"
 #include "common/clock.h"
+#include "common/stat_pass.h"
 #include "health/table_score.h"
 #include "metrics/table_state.h"
 
@@ -271,6 +272,7 @@ static List *
 read_tables(Oid only, MemoryContext cxt)
 {
 	List	   *tables = NIL;
+	PerfoptStatPass pass;
 	double		vacuum_threshold = setting("autovacuum_vacuum_threshold");
 	double		vacuum_scale = setting("autovacuum_vacuum_scale_factor");
 	double		analyze_threshold = setting("autovacuum_analyze_threshold");
@@ -293,6 +295,11 @@ read_tables(Oid only, MemoryContext cxt)
 					" ORDER BY c.oid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
 							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read table statistics");
+	/* their statistics entries in one pass (stat_pass.c), in SPI's context */
+	perfopt_stat_pass_init(&pass, "perfopt table_health tables' statistics", (long) SPI_processed);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		perfopt_stat_pass_want(&pass, get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	perfopt_stat_pass_run(&pass);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
@@ -304,7 +311,7 @@ read_tables(Oid only, MemoryContext cxt)
 		PgStat_StatTabEntry *stats;
 
 		t->relid = get_oid(tuple, desc, 1);
-		stats = pgstat_fetch_stat_tabentry(t->relid);
+		stats = perfopt_stat_pass_get(&pass, t->relid);
 		t->pages = get_relation_bytes(tuple, desc, 1, 2, stats) / BLCKSZ;
 		if (stats != NULL)
 		{
@@ -359,6 +366,7 @@ static void
 read_indexes(List *tables, Oid only, MemoryContext cxt)
 {
 	ListCell   *next = list_head(tables);
+	PerfoptStatPass pass;
 
 	/* an index lives in its table's schema */
 	if (SPI_execute_with_args("SELECT i.indrelid, i.indexrelid,"
@@ -372,6 +380,15 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 					" ORDER BY i.indrelid, i.indexrelid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
 							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read indexes");
+	/* the statistics entries of the indexes of the tables listed, in one pass */
+	perfopt_stat_pass_init(&pass, "perfopt table_health indexes' statistics", (long) SPI_processed);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		if (table_facts_find(tables, &next, get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)) != NULL)
+			perfopt_stat_pass_want(&pass, get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+	}
+	perfopt_stat_pass_run(&pass);
+	next = list_head(tables);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
@@ -385,7 +402,7 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 		t = table_facts_find(tables, &next, relid);
 		if (t == NULL)
 			continue;			/* an index of a table not listed */
-		stats = pgstat_fetch_stat_tabentry(get_oid(tuple, desc, 2));
+		stats = perfopt_stat_pass_get(&pass, get_oid(tuple, desc, 2));
 		if (stats != NULL)
 			t->idx_scan += (double) stats->numscans;
 		if (!DatumGetBool(SPI_getbinval(tuple, desc, 3, &isnull)))
@@ -910,7 +927,10 @@ table_recommendations(TableFacts *t, TableHealth *h, const char *name, double se
 	return buf.data;
 }
 
-/* The issues: each component that costs points, and why */
+/*
+ * The issues: each component that costs points, and why (each message
+ * made only for a component that does: most tables have none)
+ */
 static char *
 describe_issues(TableFacts *t, TableHealth *h, HealthPenalties *p)
 {
@@ -918,24 +938,32 @@ describe_issues(TableFacts *t, TableHealth *h, HealthPenalties *p)
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '[');
-	issue(&buf, "wraparound", p->wraparound,
-		  psprintf("transaction ID age is %.0f%% of autovacuum_freeze_max_age", h->xid_age_pct));
-	issue(&buf, "bloat", p->bloat,
-		  psprintf("%.0f%% of the table is dead tuples and free space%s", h->bloat_pct,
-				   h->index_bloat_pct >= 0 ? psprintf(", %.0f%% of its btree indexes", h->index_bloat_pct) : ""));
-	issue(&buf, "dead_tuples", p->dead_tuples,
-		  psprintf("%.0f%% of its tuples are dead", h->dead_tuple_pct));
-	issue(&buf, "vacuum", p->vacuum,
-		  psprintf("dead tuples are %.1f times autovacuum's threshold and it has not vacuumed the table", h->vacuum_due));
-	issue(&buf, "analyze", p->analyze,
-		  psprintf("rows changed since the last analyze are %.1f times autovacuum's threshold", h->analyze_due));
-	issue(&buf, "seq_scans", p->seq_scans,
-		  psprintf("%.0f%% of %.0f scans of a table of %.0f rows are sequential", h->seq_scan_pct,
-				   t->seq_scan + t->idx_scan, t->live));
-	issue(&buf, "cache", p->cache,
-		  psprintf("%.1f%% of its block reads are found in shared buffers", h->cache_hit_pct));
-	issue(&buf, "hot_updates", p->hot_updates,
-		  psprintf("%.0f%% of its %.0f updates are HOT", h->hot_update_pct, t->updates));
+	if (p->wraparound > 0)
+		issue(&buf, "wraparound", p->wraparound,
+			  psprintf("transaction ID age is %.0f%% of autovacuum_freeze_max_age", h->xid_age_pct));
+	if (p->bloat > 0)
+		issue(&buf, "bloat", p->bloat,
+			  psprintf("%.0f%% of the table is dead tuples and free space%s", h->bloat_pct,
+					   h->index_bloat_pct >= 0 ? psprintf(", %.0f%% of its btree indexes", h->index_bloat_pct) : ""));
+	if (p->dead_tuples > 0)
+		issue(&buf, "dead_tuples", p->dead_tuples,
+			  psprintf("%.0f%% of its tuples are dead", h->dead_tuple_pct));
+	if (p->vacuum > 0)
+		issue(&buf, "vacuum", p->vacuum,
+			  psprintf("dead tuples are %.1f times autovacuum's threshold and it has not vacuumed the table", h->vacuum_due));
+	if (p->analyze > 0)
+		issue(&buf, "analyze", p->analyze,
+			  psprintf("rows changed since the last analyze are %.1f times autovacuum's threshold", h->analyze_due));
+	if (p->seq_scans > 0)
+		issue(&buf, "seq_scans", p->seq_scans,
+			  psprintf("%.0f%% of %.0f scans of a table of %.0f rows are sequential", h->seq_scan_pct,
+					   t->seq_scan + t->idx_scan, t->live));
+	if (p->cache > 0)
+		issue(&buf, "cache", p->cache,
+			  psprintf("%.1f%% of its block reads are found in shared buffers", h->cache_hit_pct));
+	if (p->hot_updates > 0)
+		issue(&buf, "hot_updates", p->hot_updates,
+			  psprintf("%.0f%% of its %.0f updates are HOT", h->hot_update_pct, t->updates));
 	appendStringInfoChar(&buf, ']');
 	return buf.data;
 }

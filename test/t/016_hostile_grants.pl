@@ -131,6 +131,8 @@ my %calls = (
 	  q{SELECT count(*) FROM perfopt.metric_correlations(now() - interval '1 hour', metrics => ARRAY['connections', 'latency_p95_ms'])},
 
 	'perfopt.relation_bytes(regclass)' => q{SELECT perfopt.relation_bytes('public.probe') = pg_relation_size('public.probe')},
+	'perfopt.relation_scans(oid)' =>
+	  q{SELECT perfopt.relation_scans('public.probe'::regclass) = pg_stat_get_numscans('public.probe'::regclass)},
 	'perfopt.detect_anomalies(timestamp with time zone[],double precision[],double precision)' =>
 	  "SELECT count(*) FROM perfopt.detect_anomalies($series)",
 	'perfopt.forecast(timestamp with time zone[],double precision[],interval,interval)' =>

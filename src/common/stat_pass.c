@@ -1,0 +1,269 @@
+/*-------------------------------------------------------------------------
+ *
+ * stat_pass.c
+ *	  The statistics entries of thousands of relations in one pass over
+ *	  the shared statistics.
+ *
+ * pgstat_fetch_stat_tabentry() finds a relation's entry in this backend's
+ * references, else in the shared hash under a partition lock, takes a
+ * reference to it, copies it under its lock and keeps the copy in the
+ * transaction's cache: about a microsecond each, so 40,000 of them (every
+ * index and its table at 10,000 tables) cost more than the views' whole pass
+ * over the catalogs.  One pass over the shared hash, as the "snapshot"
+ * consistency mode makes, reads each entry under its lock and copies only
+ * those of the relations wanted.
+ *
+ * It gives what the look-ups would give only while they would read the
+ * shared entries themselves: with stats_fetch_consistency = none, or cache
+ * before this transaction has cached any entry.  Otherwise (snapshot mode,
+ * or entries already cached, whose values must stay those this
+ * transaction saw) and for a few relations, each is looked up as before.
+ * The pass neither reads nor fills the transaction's cache: a later look-up
+ * in the same transaction reads the entry again, as in "none" mode.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "lib/dshash.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "utils/dsa.h"
+#include "utils/memutils.h"
+#include "utils/pgstat_internal.h"
+
+#include "common/stat_pass.h"
+#include "metrics/table_state.h"
+
+PG_FUNCTION_INFO_V1(perfopt_relation_scans_sql);
+
+/* Below this many relations, a look-up each costs less than a pass */
+#define STAT_PASS_MIN_RELATIONS		1000
+
+typedef struct PerfoptStatEntry
+{
+	Oid			relid;			/* the hash key */
+	bool		found;
+	bool		in_database;	/* found under this database, not shared */
+	PgStat_StatTabEntry stats;
+} PerfoptStatEntry;
+
+/* Would a pass read what pgstat_fetch_stat_tabentry reads now? */
+static bool
+stat_pass_exact(void)
+{
+	if (pgStatLocal.shared_hash == NULL)
+		return false;
+	if (pgstat_fetch_consistency == PGSTAT_FETCH_CONSISTENCY_NONE)
+		return true;
+	/* cache mode before this transaction's first look-up (pgstat_prep_snapshot) */
+	return pgstat_fetch_consistency == PGSTAT_FETCH_CONSISTENCY_CACHE &&
+		pgStatLocal.snapshot.stats == NULL;
+}
+
+/*
+ * Calls keep(entry, stats, arg) for each live relation entry of this
+ * database or of the shared relations, under the entry's lock
+ */
+static void
+stat_pass_scan(void (*keep) (PgStat_HashKey *key, PgStat_StatTabEntry *stats, void *arg), void *arg)
+{
+	dshash_seq_status status;
+	PgStatShared_HashEntry *p;
+
+	dshash_seq_init(&status, pgStatLocal.shared_hash, false);
+	while ((p = dshash_seq_next(&status)) != NULL)
+	{
+		PgStatShared_Relation *shared;
+
+		if (p->key.kind != PGSTAT_KIND_RELATION || p->dropped ||
+			(p->key.dboid != MyDatabaseId && p->key.dboid != InvalidOid))
+			continue;
+		shared = (PgStatShared_Relation *) dsa_get_address(pgStatLocal.dsa, p->body);
+		/* as pgstat_build_snapshot() reads it: the lock, without a reference */
+		LWLockAcquire(&shared->header.lock, LW_SHARED);
+		keep(&p->key, &shared->stats, arg);
+		LWLockRelease(&shared->header.lock);
+	}
+	dshash_seq_term(&status);
+}
+
+void
+perfopt_stat_pass_init(PerfoptStatPass *pass, const char *name, long size)
+{
+	HASHCTL		info;
+
+	info.keysize = sizeof(Oid);
+	info.entrysize = sizeof(PerfoptStatEntry);
+	info.hcxt = CurrentMemoryContext;
+	pass->entries = hash_create(name, Max(size, 16), &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	pass->done = false;
+}
+
+void
+perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid)
+{
+	bool		found;
+	PerfoptStatEntry *e = hash_search(pass->entries, &relid, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		e->found = false;
+		e->in_database = false;
+	}
+}
+
+/* The database's entry of a relation wins over a shared one, as in a look-up */
+static void
+keep_wanted(PgStat_HashKey *key, PgStat_StatTabEntry *stats, void *arg)
+{
+	PerfoptStatEntry *e = hash_search((HTAB *) arg, &key->objoid, HASH_FIND, NULL);
+	bool		in_database = key->dboid == MyDatabaseId;
+
+	if (e == NULL || (e->found && e->in_database && !in_database))
+		return;
+	e->found = true;
+	e->in_database = in_database;
+	memcpy(&e->stats, stats, sizeof(PgStat_StatTabEntry));
+}
+
+void
+perfopt_stat_pass_run(PerfoptStatPass *pass)
+{
+	if (hash_get_num_entries(pass->entries) < STAT_PASS_MIN_RELATIONS || !stat_pass_exact())
+		return;
+	stat_pass_scan(keep_wanted, pass->entries);
+	pass->done = true;
+}
+
+/* The relation's entry, NULL when it has none (pgstat_fetch_stat_tabentry) */
+PgStat_StatTabEntry *
+perfopt_stat_pass_get(PerfoptStatPass *pass, Oid relid)
+{
+	PerfoptStatEntry *e;
+
+	if (!pass->done)
+		return pgstat_fetch_stat_tabentry(relid);
+	e = hash_search(pass->entries, &relid, HASH_FIND, NULL);
+	if (e == NULL)
+		return pgstat_fetch_stat_tabentry(relid);	/* not asked for */
+	return e->found ? &e->stats : NULL;
+}
+
+/* ----------------------------------------------------------------
+ * perfopt.relation_scans(oid)
+ * ----------------------------------------------------------------
+ */
+
+typedef struct ScanCount
+{
+	Oid			relid;			/* the hash key */
+	bool		in_database;
+	PgStat_Counter scans;
+	uint64		changes;		/* perfopt_relation_changes() */
+} ScanCount;
+
+static void
+keep_scans(PgStat_HashKey *key, PgStat_StatTabEntry *stats, void *arg)
+{
+	bool		found;
+	bool		in_database = key->dboid == MyDatabaseId;
+	ScanCount  *s = hash_search((HTAB *) arg, &key->objoid, HASH_ENTER, &found);
+
+	if (found && s->in_database && !in_database)
+		return;
+	s->in_database = in_database;
+	s->scans = stats->numscans;
+	s->changes = perfopt_relation_changes(stats);
+}
+
+/*
+ * In cache mode, the counts this transaction read in its pass: the look-ups
+ * would have kept the entries they read for the transaction too, and a
+ * query that calls the function in several places (the drop candidates do
+ * in five) makes one pass, not one a place.  pg_stat_clear_snapshot() does
+ * not reach them: a transaction that calls it sees the counts of its pass
+ * until it ends.
+ */
+static HTAB *xact_scans = NULL;
+static LocalTransactionId xact_scans_lxid = InvalidLocalTransactionId;
+
+/* Every relation's count in one pass, in cxt */
+static HTAB *
+scan_counts(MemoryContext cxt)
+{
+	HASHCTL		info;
+	HTAB	   *scans;
+
+	info.keysize = sizeof(Oid);
+	info.entrysize = sizeof(ScanCount);
+	info.hcxt = cxt;
+	scans = hash_create("perfopt relation scans", 1024, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	stat_pass_scan(keep_scans, scans);
+	return scans;
+}
+
+/*
+ * A relation's change counter (perfopt_relation_changes) from this
+ * transaction's pass, when perfopt.relation_scans() made one: false when
+ * there is none, and the caller looks the relation up
+ */
+bool
+perfopt_stat_pass_changes(Oid relid, uint64 *changes)
+{
+	ScanCount  *s;
+
+	if (pgstat_fetch_consistency != PGSTAT_FETCH_CONSISTENCY_CACHE ||
+		xact_scans == NULL || xact_scans_lxid != MyProc->lxid)
+		return false;
+	s = hash_search(xact_scans, &relid, HASH_FIND, NULL);
+	*changes = s != NULL ? s->changes : 0;
+	return true;
+}
+
+/*
+ * perfopt.relation_scans(rel oid): pg_stat_get_numscans(rel), for a view
+ * that reads it for thousands of relations.  When a pass gives what the
+ * look-ups give (above), the first call reads every relation's count in one
+ * pass, kept for the transaction in cache mode (where the look-ups keep
+ * what they read for it too) and for the query's calls in "none" mode;
+ * otherwise each call looks its relation up, as pg_stat_get_numscans()
+ * does.
+ */
+Datum
+perfopt_relation_scans_sql(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	HTAB	   *scans = (HTAB *) fcinfo->flinfo->fn_extra;
+	PgStat_StatTabEntry *stats;
+
+	if (scans == NULL && pgstat_fetch_consistency == PGSTAT_FETCH_CONSISTENCY_CACHE &&
+		xact_scans != NULL && xact_scans_lxid == MyProc->lxid)
+		scans = xact_scans;
+	else if (scans == NULL && stat_pass_exact())
+	{
+		if (pgstat_fetch_consistency == PGSTAT_FETCH_CONSISTENCY_CACHE)
+		{
+			/* freed with the transaction; the OID tells a later one it is gone */
+			scans = scan_counts(TopTransactionContext);
+			xact_scans = scans;
+			xact_scans_lxid = MyProc->lxid;
+		}
+		else
+		{
+			scans = scan_counts(fcinfo->flinfo->fn_mcxt);
+			fcinfo->flinfo->fn_extra = scans;
+		}
+	}
+	if (scans != NULL)
+	{
+		ScanCount  *s = hash_search(scans, &relid, HASH_FIND, NULL);
+
+		PG_RETURN_INT64(s != NULL ? s->scans : 0);
+	}
+	stats = pgstat_fetch_stat_tabentry(relid);
+	PG_RETURN_INT64(stats != NULL ? stats->numscans : 0);
+}
