@@ -45,7 +45,8 @@
  * A nested statement that pg_stat_statements does not time is timed by
  * perfopt's own two clock reads around each ExecutorRun (and an
  * ExecutorFinish that may run triggers), kept in a backend-local clock
- * released with the statement's memory, instead of the query's total-time
+ * given back at ExecutorEnd (or by the abort that skips it: see RunClock),
+ * instead of the query's total-time
  * instrumentation (an allocation, and more work at every start and stop).
  *
  * Readers copy an entry's counts while folds go on: a count read a moment
@@ -192,18 +193,26 @@ static int	nesting_level = 0;
  * perfopt's own timer of a statement no one else instruments: the time in
  * its ExecutorRun calls (and an ExecutorFinish that may run triggers), two
  * clock reads around each.  Taken from this pool at ExecutorStart, given
- * back when the statement's memory goes (at ExecutorEnd, or at the abort
- * that skips it) by a reset callback of that memory.  Statements active at
- * once beyond RUN_CLOCKS (deep recursion) get a total-time instrumentation
- * instead.
+ * back at ExecutorEnd.  A statement that an error ends never reaches its
+ * ExecutorEnd: its clock is given back by the abort of the subtransaction
+ * it started in (as the portals made in it are dropped; a subtransaction's
+ * commit hands its clocks to its parent, as it does its portals), at the
+ * end of the transaction, or when a new statement's QueryDesc takes the
+ * address of the one that owned it, which is then gone.  That costs a
+ * store at the end instead of a memory-context reset callback registered
+ * at every start and run at every end.  Statements active at once beyond
+ * RUN_CLOCKS (deep recursion) get a total-time instrumentation instead.
  */
 typedef struct RunClock
 {
-	MemoryContextCallback release;	/* on the statement's es_query_cxt */
 	QueryDesc  *query;			/* NULL: free */
-	uint64		ticks;			/* of the time-stamp counter, if it is used */
-	instr_time	elapsed;		/* else */
-} RunClock;
+	int			xact_level;		/* nest level of the subtransaction that owns it */
+	union
+	{
+		uint64		ticks;		/* of the time-stamp counter, if it is used */
+		instr_time	elapsed;	/* else */
+	};
+} RunClock;						/* 32 bytes: the pool is indexed by a shift */
 
 /*
  * The clock of RunClocks: the CPU's time-stamp counter where the kernel
@@ -785,12 +794,10 @@ latency_record(uint64 queryid, bool toplevel, uint64 ns)
 		my_ring_fold(false);
 }
 
-/* The statement's memory is gone: its clock is free */
-static void
-run_clock_release(void *arg)
+/* Give a clock back to the pool */
+static inline void
+run_clock_release(RunClock *clock)
 {
-	RunClock   *clock = (RunClock *) arg;
-
 	clock->query = NULL;
 	if (clock == &run_clocks[run_clocks_top - 1])
 	{
@@ -804,13 +811,26 @@ run_clock_release(void *arg)
 static inline RunClock *
 run_clock_of(QueryDesc *queryDesc)
 {
-	for (int i = run_clocks_top - 1; i >= 0; i--)
-		if (run_clocks[i].query == queryDesc)
-			return &run_clocks[i];
+	for (RunClock *clock = &run_clocks[run_clocks_top - 1]; clock >= run_clocks; clock--)
+		if (clock->query == queryDesc)
+			return clock;
 	return NULL;
 }
 
-/* A clock for a statement, released with its memory; false if none is free */
+/*
+ * A new statement starts: a clock still held for its QueryDesc's address
+ * belonged to a statement an error ended (two live statements do not share
+ * an address), and is given back
+ */
+static pg_noinline void
+run_clock_drop_stale(QueryDesc *queryDesc)
+{
+	for (int i = run_clocks_top - 1; i >= 0; i--)
+		if (run_clocks[i].query == queryDesc)
+			run_clock_release(&run_clocks[i]);
+}
+
+/* A clock for a statement; false if none is free */
 static bool
 run_clock_take(QueryDesc *queryDesc)
 {
@@ -821,15 +841,66 @@ run_clock_take(QueryDesc *queryDesc)
 		if (clock->query != NULL)
 			continue;
 		clock->query = queryDesc;
-		clock->ticks = 0;
-		if (unlikely(!use_tsc))
+		clock->xact_level = GetCurrentTransactionNestLevel();
+		if (likely(use_tsc))
+			clock->ticks = 0;
+		else
 			INSTR_TIME_SET_ZERO(clock->elapsed);
-		/* release's func and arg: set once, by perfopt_latency_init */
-		MemoryContextRegisterResetCallback(queryDesc->estate->es_query_cxt, &clock->release);
 		run_clocks_top = Max(run_clocks_top, i + 1);
 		return true;
 	}
 	return false;
+}
+
+/*
+ * Clocks of statements an error ended: those owned by an aborted
+ * subtransaction are given back, a committed one's pass to its parent;
+ * every clock is given back when the transaction ends (a statement that
+ * ended normally gave its own back at ExecutorEnd; a cursor kept past the
+ * commit finished its run before it)
+ */
+static void
+run_clocks_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+
+	if (run_clocks_top == 0 ||
+		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
+		return;
+	level = GetCurrentTransactionNestLevel();
+	for (int i = run_clocks_top - 1; i >= 0; i--)
+	{
+		RunClock   *clock = &run_clocks[i];
+
+		if (clock->query == NULL || clock->xact_level < level)
+			continue;
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+			run_clock_release(clock);
+		else
+			clock->xact_level = level - 1;
+	}
+}
+
+static void
+run_clocks_xact_callback(XactEvent event, void *arg)
+{
+	if (run_clocks_top == 0)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			for (int i = 0; i < RUN_CLOCKS; i++)
+				run_clocks[i].query = NULL;
+			run_clocks_top = 0;
+			break;
+		default:
+			break;
+	}
 }
 
 static void
@@ -841,6 +912,9 @@ latency_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 
 	perfopt_samples_executor_start(queryDesc, eflags);
+
+	if (unlikely(run_clocks_top > 0))
+		run_clock_drop_stale(queryDesc);
 
 	/*
 	 * The total-time instrumentation pg_stat_statements asks for, shared
@@ -1016,42 +1090,41 @@ static void
 latency_ExecutorEnd(QueryDesc *queryDesc)
 {
 	uint64		queryid = queryDesc->plannedstmt->queryId;
-	uint64		exec_ns;
+	RunClock   *clock = run_clocks_top > 0 ? run_clock_of(queryDesc) : NULL;
+	uint64		exec_ns = 0;
+	bool		timed = false;
 
 	if (queryid != UINT64CONST(0) && latency_tracked(nesting_level) &&
 		(queryDesc->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
 	{
-		RunClock   *clock;
-
 		if (queryDesc->totaltime != NULL)
 		{
 			/* safe to call twice: pg_stat_statements may call it again */
 			InstrEndLoop(queryDesc->totaltime);
 			exec_ns = (uint64) (queryDesc->totaltime->total * 1e9 + 0.5);
+			timed = true;
 		}
-		else if (run_clocks_top > 0 && (clock = run_clock_of(queryDesc)) != NULL)
-			exec_ns = run_clock_ns(clock);
-		else
-			goto untimed;		/* not timed since its start */
-
-		if (nesting_level == 0)
+		else if (clock != NULL)
 		{
-			toplevel_end(queryDesc, queryid, exec_ns);
-			return;
+			exec_ns = run_clock_ns(clock);
+			timed = true;
 		}
-		if (prev_ExecutorEnd)
-			prev_ExecutorEnd(queryDesc);
-		else
-			standard_ExecutorEnd(queryDesc);
-		latency_record(queryid, false, exec_ns);
+		/* else not timed since its start */
+	}
+	if (clock != NULL)
+		run_clock_release(clock);
+
+	if (timed && nesting_level == 0)
+	{
+		toplevel_end(queryDesc, queryid, exec_ns);
 		return;
 	}
-
-untimed:
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(queryDesc);
 	else
 		standard_ExecutorEnd(queryDesc);
+	if (timed)
+		latency_record(queryid, false, exec_ns);
 }
 
 /*
@@ -1105,11 +1178,8 @@ perfopt_latency_init(void)
 		bound_of_bucket[b] = k;
 	}
 
-	for (int i = 0; i < RUN_CLOCKS; i++)
-	{
-		run_clocks[i].release.func = run_clock_release;
-		run_clocks[i].release.arg = &run_clocks[i];
-	}
+	RegisterXactCallback(run_clocks_xact_callback, NULL);
+	RegisterSubXactCallback(run_clocks_subxact_callback, NULL);
 
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = latency_ExecutorStart;
