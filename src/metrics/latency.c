@@ -995,21 +995,37 @@ latency_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
  * Finish would cost two clock reads, more than it takes.  So when the
  * statement is such a SELECT and perfopt times it alone (with its own
  * clock, or a total-time instrumentation that is a timer only: see
- * latency_ExecutorStart), Finish runs untimed.
+ * latency_ExecutorStart), Finish runs untimed.  Nor does such a Finish
+ * run any statement of the user's, so it is not a level of nesting and
+ * needs no PG_TRY (a setjmp) to restore one on error: an error there ends
+ * the statement before its ExecutorEnd, so a total-time instrumentation
+ * left unset is never read.
  */
 static void
 latency_ExecutorFinish(QueryDesc *queryDesc)
 {
 	Instrumentation *totaltime = queryDesc->totaltime;
-	bool		empty = queryDesc->operation == CMD_SELECT &&
-		queryDesc->estate->es_auxmodifytables == NIL;
-	bool		untimed = empty && totaltime != NULL && !totaltime->need_bufusage &&
-		!totaltime->need_walusage;
-	RunClock   *clock = !empty && run_clocks_top > 0 ? run_clock_of(queryDesc) : NULL;
+	RunClock   *clock;
 	RunStamp	start;
 
-	if (untimed)
-		queryDesc->totaltime = NULL;
+	if (queryDesc->operation == CMD_SELECT &&
+		queryDesc->estate->es_auxmodifytables == NIL)
+	{
+		bool		untimed = totaltime != NULL && !totaltime->need_bufusage &&
+			!totaltime->need_walusage;
+
+		if (untimed)
+			queryDesc->totaltime = NULL;
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+		if (untimed)
+			queryDesc->totaltime = totaltime;
+		return;
+	}
+
+	clock = run_clocks_top > 0 ? run_clock_of(queryDesc) : NULL;
 	if (clock != NULL)
 		run_stamp(&start);
 	nesting_level++;
@@ -1023,8 +1039,6 @@ latency_ExecutorFinish(QueryDesc *queryDesc)
 	PG_FINALLY();
 	{
 		nesting_level--;
-		if (untimed)
-			queryDesc->totaltime = totaltime;
 	}
 	PG_END_TRY();
 	if (clock != NULL)
