@@ -3,8 +3,8 @@
  * histogram.c
  *	  Log-linear latency histograms in the manner of HdrHistogram.
  *
- * A bucket index is computed with one bit scan and two shifts, so adding a
- * duration costs a few instructions and an atomic increment.  Quantiles
+ * A bucket index is computed with one bit scan and two shifts (inline, in
+ * histogram.h), so adding a duration costs a few instructions.  Quantiles
  * walk the cumulative counts and answer the midpoint of the bucket that
  * holds the wanted rank: with 64 buckets per power of two, that midpoint is
  * within 0.8% of every duration the bucket holds.  pg_stat_monitor's twenty
@@ -22,23 +22,6 @@
 #include "port/pg_bitutils.h"
 
 #include "metrics/histogram.h"
-
-/* The bucket a duration of value_ns nanoseconds falls into */
-int
-histogram_bucket(uint64 value_ns)
-{
-	int			exponent;
-
-	if (value_ns < HISTOGRAM_SUB_BUCKETS)
-		return (int) value_ns;
-
-	exponent = pg_leftmost_one_pos64(value_ns);
-	if (exponent >= HISTOGRAM_MAX_EXPONENT)
-		return HISTOGRAM_BUCKETS - 1;
-
-	return HISTOGRAM_SUB_BUCKETS * (exponent - HISTOGRAM_SUB_BUCKET_BITS + 1) +
-		(int) ((value_ns >> (exponent - HISTOGRAM_SUB_BUCKET_BITS)) - HISTOGRAM_SUB_BUCKETS);
-}
 
 /* The smallest duration in a bucket, in nanoseconds */
 uint64

@@ -10,6 +10,8 @@
 
 #include "c.h"
 
+#include "port/pg_bitutils.h"
+
 /*
  * Durations are recorded in nanoseconds.  Below 2^SUB_BUCKET_BITS ns every
  * value has a bucket of its own; above, each power of two is cut into
@@ -24,7 +26,26 @@
 #define HISTOGRAM_BUCKETS \
 	(HISTOGRAM_SUB_BUCKETS * (HISTOGRAM_MAX_EXPONENT - HISTOGRAM_SUB_BUCKET_BITS + 1))
 
-extern int	histogram_bucket(uint64 value_ns);
+/*
+ * The bucket a duration of value_ns nanoseconds falls into: inline, since
+ * it runs for every statement perfopt times
+ */
+static inline int
+histogram_bucket(uint64 value_ns)
+{
+	int			exponent;
+
+	if (value_ns < HISTOGRAM_SUB_BUCKETS)
+		return (int) value_ns;
+
+	exponent = pg_leftmost_one_pos64(value_ns);
+	if (exponent >= HISTOGRAM_MAX_EXPONENT)
+		return HISTOGRAM_BUCKETS - 1;
+
+	return HISTOGRAM_SUB_BUCKETS * (exponent - HISTOGRAM_SUB_BUCKET_BITS + 1) +
+		(int) ((value_ns >> (exponent - HISTOGRAM_SUB_BUCKET_BITS)) - HISTOGRAM_SUB_BUCKETS);
+}
+
 extern uint64 histogram_bucket_low(int bucket);
 extern uint64 histogram_bucket_high(int bucket);
 

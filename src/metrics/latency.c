@@ -45,7 +45,8 @@
  * A nested statement that pg_stat_statements does not time is timed by
  * perfopt's own two clock reads around each ExecutorRun (and an
  * ExecutorFinish that may run triggers), kept in a backend-local clock
- * released with the statement's memory, instead of the query's total-time
+ * given back at ExecutorEnd (or by the abort that skips it: see RunClock),
+ * instead of the query's total-time
  * instrumentation (an allocation, and more work at every start and stop).
  *
  * Readers copy an entry's counts while folds go on: a count read a moment
@@ -118,14 +119,18 @@ typedef struct PendingCall
 
 /*
  * A backend's ring of pending calls: the backend alone writes the calls
- * and head; folders, under the fold lock, read them and advance tail
+ * and head; folders, under the fold lock, read them and advance tail.
+ * Aligned to cache lines, head and tail in one of their own, so that two
+ * backends' rings share no line: a backend writes its head at every
+ * statement.
  */
 typedef struct PendingRing
 {
 	pg_atomic_uint64 head;		/* calls appended so far */
 	pg_atomic_uint64 tail;		/* calls folded so far */
+	char		pad[PG_CACHE_LINE_SIZE - 2 * sizeof(pg_atomic_uint64)];
 	PendingCall calls[PENDING_CALLS];
-} PendingRing;
+} pg_attribute_aligned(PG_CACHE_LINE_SIZE) PendingRing;
 
 typedef struct LatencyShared
 {
@@ -188,18 +193,26 @@ static int	nesting_level = 0;
  * perfopt's own timer of a statement no one else instruments: the time in
  * its ExecutorRun calls (and an ExecutorFinish that may run triggers), two
  * clock reads around each.  Taken from this pool at ExecutorStart, given
- * back when the statement's memory goes (at ExecutorEnd, or at the abort
- * that skips it) by a reset callback of that memory.  Statements active at
- * once beyond RUN_CLOCKS (deep recursion) get a total-time instrumentation
- * instead.
+ * back at ExecutorEnd.  A statement that an error ends never reaches its
+ * ExecutorEnd: its clock is given back by the abort of the subtransaction
+ * it started in (as the portals made in it are dropped; a subtransaction's
+ * commit hands its clocks to its parent, as it does its portals), at the
+ * end of the transaction, or when a new statement's QueryDesc takes the
+ * address of the one that owned it, which is then gone.  That costs a
+ * store at the end instead of a memory-context reset callback registered
+ * at every start and run at every end.  Statements active at once beyond
+ * RUN_CLOCKS (deep recursion) get a total-time instrumentation instead.
  */
 typedef struct RunClock
 {
-	MemoryContextCallback release;	/* on the statement's es_query_cxt */
 	QueryDesc  *query;			/* NULL: free */
-	uint64		ticks;			/* of the time-stamp counter, if it is used */
-	instr_time	elapsed;		/* else */
-} RunClock;
+	int			xact_level;		/* nest level of the subtransaction that owns it */
+	union
+	{
+		uint64		ticks;		/* of the time-stamp counter, if it is used */
+		instr_time	elapsed;	/* else */
+	};
+} RunClock;						/* 32 bytes: the pool is indexed by a shift */
 
 /*
  * The clock of RunClocks: the CPU's time-stamp counter where the kernel
@@ -217,6 +230,9 @@ typedef struct RunClock
 
 static double tsc_ns_per_tick = 0;
 
+/* tsc_ns_per_tick > 0, as a flag: tested without loading a double */
+static bool use_tsc = false;
+
 typedef struct RunStamp
 {
 	uint64		ticks;
@@ -227,7 +243,7 @@ static inline void
 run_stamp(RunStamp *stamp)
 {
 #ifdef RUN_CLOCK_TSC
-	if (likely(tsc_ns_per_tick > 0))
+	if (likely(use_tsc))
 	{
 		stamp->ticks = __rdtsc();
 		return;
@@ -243,18 +259,23 @@ run_clock_add(RunClock *clock, const RunStamp *start)
 	RunStamp	end;
 
 	run_stamp(&end);
-	if (tsc_ns_per_tick > 0)
+	if (likely(use_tsc))
 		clock->ticks += end.ticks - start->ticks;
 	else
 		INSTR_TIME_ACCUM_DIFF(clock->elapsed, end.time, start->time);
 }
 
+/*
+ * The clock's time in ns.  Through int64: a double converts to it in one
+ * instruction, to uint64 in a branch and several (the value is the same
+ * below 2^63 ns, 292 years).
+ */
 static inline uint64
 run_clock_ns(const RunClock *clock)
 {
-	if (tsc_ns_per_tick > 0)
-		return (uint64) (clock->ticks * tsc_ns_per_tick + 0.5);
-	return (uint64) (INSTR_TIME_GET_DOUBLE(clock->elapsed) * 1e9 + 0.5);
+	if (likely(use_tsc))
+		return (uint64) (int64) ((double) (int64) clock->ticks * tsc_ns_per_tick + 0.5);
+	return (uint64) (int64) (INSTR_TIME_GET_DOUBLE(clock->elapsed) * 1e9 + 0.5);
 }
 
 #define RUN_CLOCKS 32
@@ -397,6 +418,7 @@ perfopt_latency_shmem_startup(void)
 	}
 
 	tsc_ns_per_tick = latency_shared->tsc_ns_per_tick;
+	use_tsc = tsc_ns_per_tick > 0;
 
 	info.keysize = sizeof(LatencyKey);
 	info.entrysize = sizeof(LatencyEntry);
@@ -405,58 +427,94 @@ perfopt_latency_shmem_startup(void)
 								 &info, HASH_ELEM | HASH_BLOBS);
 }
 
-static bool
-latency_tracked(int level)
+/*
+ * Whether this process's statements are timed at all: perfopt preloaded,
+ * not one of perfopt's workers, not a parallel worker (whose leader times
+ * the statement).  Worked out at the first statement (a parallel worker
+ * knows it is one before it runs any), again if perfopt's worker says so.
+ */
+static int8 process_tracked = -1;	/* -1: not known yet */
+
+static pg_noinline bool
+process_tracked_init(void)
 {
-	if (latency_shared == NULL || skip_this_process || IsParallelWorker())
-		return false;
-	return perfopt_track_latency == TRACK_LATENCY_ALL ||
-		(perfopt_track_latency == TRACK_LATENCY_TOP && level == 0);
+	process_tracked = latency_shared != NULL && !skip_this_process && !IsParallelWorker();
+	return process_tracked;
 }
 
-/*
- * Add a call to its entry; fold lock held, so no one else writes the entry's
- * counts and plain reads and writes of them do.  calls last, after a
- * barrier: a reader that sees the call also sees its bucket.
- */
-static inline void
-entry_add(LatencyEntry *entry, uint64 ns)
+static inline bool
+latency_tracked(int level)
 {
-	int			bucket = histogram_bucket(ns);
-
-#define ADD(field, n) pg_atomic_write_u64(field, pg_atomic_read_u64(field) + (n))
-	ADD(&entry->counts[bucket], 1);
-	ADD(&entry->bound_counts[bound_of_bucket[bucket]], 1);
-	ADD(&entry->total_ns, ns);
-	if (ns < pg_atomic_read_u64(&entry->min_ns))
-		pg_atomic_write_u64(&entry->min_ns, ns);
-	if (ns > pg_atomic_read_u64(&entry->max_ns))
-		pg_atomic_write_u64(&entry->max_ns, ns);
-	pg_write_barrier();
-	ADD(&entry->calls, 1);
-#undef ADD
+	if (perfopt_track_latency != TRACK_LATENCY_ALL &&
+		(perfopt_track_latency != TRACK_LATENCY_TOP || level != 0))
+		return false;
+	if (unlikely(process_tracked < 0))
+		return process_tracked_init();
+	return process_tracked;
 }
 
 /*
  * Fold a ring's pending calls into their entries; a table lock held (no
- * entry is made or removed meanwhile) and the fold lock exclusively.  A
- * call whose entry's serial changed belonged to a removed entry: dropped.
+ * entry is made or removed meanwhile) and the fold lock exclusively, so no
+ * one else writes the entries' counts and plain reads and writes of them
+ * do.  A call whose entry's serial changed belonged to a removed entry:
+ * dropped.  Consecutive calls of one entry (a loop's statement) are added
+ * together: a bucket and a bound counter each, then the sums, the extremes
+ * and, last, after a barrier, calls, so that a reader that sees a call also
+ * sees its bucket.
  */
 static void
 ring_fold(PendingRing *ring)
 {
 	uint64		head = pg_atomic_read_u64(&ring->head);
 	uint64		tail = pg_atomic_read_u64(&ring->tail);
+	uint64		t = tail;
 
 	if (head == tail)
 		return;
 	pg_read_barrier();			/* the calls up to head are written */
-	for (uint64 t = tail; t < head; t++)
+	while (t < head)
 	{
 		PendingCall *call = &ring->calls[t % PENDING_CALLS];
+		LatencyEntry *entry = call->entry;
+		uint64		serial = call->serial;
+		uint64		n = 0;
+		uint64		total = 0;
+		uint64		min_ns = PG_UINT64_MAX;
+		uint64		max_ns = 0;
+		bool		live = entry->serial == serial;
 
-		if (call->entry->serial == call->serial)
-			entry_add(call->entry, call->ns);
+		do
+		{
+			uint64		ns = call->ns;
+
+			if (live)
+			{
+				int			bucket = histogram_bucket(ns);
+
+#define ADD(field, k) pg_atomic_write_u64(field, pg_atomic_read_u64(field) + (k))
+				ADD(&entry->counts[bucket], 1);
+				ADD(&entry->bound_counts[bound_of_bucket[bucket]], 1);
+				n++;
+				total += ns;
+				min_ns = Min(min_ns, ns);
+				max_ns = Max(max_ns, ns);
+			}
+			t++;
+			call = &ring->calls[t % PENDING_CALLS];
+		} while (t < head && call->entry == entry && call->serial == serial);
+
+		if (n > 0)
+		{
+			ADD(&entry->total_ns, total);
+			if (min_ns < pg_atomic_read_u64(&entry->min_ns))
+				pg_atomic_write_u64(&entry->min_ns, min_ns);
+			if (max_ns > pg_atomic_read_u64(&entry->max_ns))
+				pg_atomic_write_u64(&entry->max_ns, max_ns);
+			pg_write_barrier();
+			ADD(&entry->calls, n);
+		}
+#undef ADD
 	}
 	pg_memory_barrier();		/* read them all before the owner may reuse them */
 	pg_atomic_write_u64(&ring->tail, head);
@@ -647,7 +705,7 @@ latency_entry_lookup(const LatencyKey *key, CachedEntry *cached)
 }
 
 /* Fold this backend's own ring; wait for the fold lock only if must */
-static void
+static pg_noinline void
 my_ring_fold(bool must)
 {
 	LWLockAcquire(my_lock, LW_SHARED);
@@ -664,78 +722,115 @@ my_ring_fold(bool must)
 }
 
 /*
- * Add one duration to the statement's histogram: appended to this
- * backend's ring with the entry from the backend's cache when its serial
- * still matches, else from the hash table (made under every lock if new).
- * No lock and no atomic read-modify-write on the way, unless the ring is
- * half full (then it is folded, if no one else is folding) or full (then
- * it is folded, waiting for the fold lock if need be).
+ * The entry of (MyDatabaseId, toplevel, queryid) when this backend's cache
+ * does not have it (or has a removed one), from the hash table (made under
+ * every lock if new), remembered in cached with its serial; NULL if the
+ * table is full of entries no eviction could free, or this process has no
+ * ring.  Out of line: latency_record's common path stays small.
  */
-static void
-latency_record(uint64 queryid, bool toplevel, uint64 ns)
+static pg_noinline LatencyEntry *
+latency_record_lookup(uint64 queryid, bool toplevel, CachedEntry *cached)
 {
 	LatencyKey	key;
-	LatencyEntry *entry;
-	CachedEntry *cached;
-	PendingCall *call;
-	uint64		head;
+
+	if (my_ring == NULL)
+	{
+		if (MyProc == NULL || MyProc->pgprocno >= latency_shared->nrings)
+			return NULL;
+		my_lock = &latency_shared->locks[MyProc->pgprocno % LATENCY_LOCKS].lock;
+		my_ring = &latency_shared->rings[MyProc->pgprocno];
+	}
 
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	key.toplevel = toplevel;
 	key.queryid = queryid;
+	return latency_entry_lookup(&key, cached);
+}
+
+/*
+ * Add one duration to the statement's histogram: appended to this
+ * backend's ring with the entry from the backend's cache when its serial
+ * still matches, else from the hash table (made under every lock if new).
+ * No lock and no atomic read-modify-write on the way, unless the ring is
+ * half full (then it is folded, if no one else is folding) or full (then
+ * it is folded, waiting for the fold lock if need be).  A cached entry is
+ * only ever one of this backend's database (the cache is per process), so
+ * its queryid and level are what is compared.
+ */
+static inline void
+latency_record(uint64 queryid, bool toplevel, uint64 ns)
+{
+	LatencyEntry *entry;
+	CachedEntry *cached;
+	PendingCall *call;
+	uint64		head;
+	uint64		pending;
+
 	cached = &entry_cache[(queryid ^ (uint64) toplevel) % ENTRY_CACHE_SIZE];
 
-	if (my_ring == NULL)
-	{
-		if (MyProc == NULL || MyProc->pgprocno >= latency_shared->nrings)
-			return;
-		my_lock = &latency_shared->locks[MyProc->pgprocno % LATENCY_LOCKS].lock;
-		my_ring = &latency_shared->rings[MyProc->pgprocno];
-	}
-
 	/* a removed entry's serial is 0; a made-again one's a new one */
-	if (cached->serial != 0 && cached->entry->serial == cached->serial &&
-		memcmp(&cached->key, &key, sizeof(key)) == 0)
+	if (likely(cached->serial != 0 && cached->key.queryid == queryid &&
+			   cached->key.toplevel == toplevel &&
+			   cached->entry->serial == cached->serial))
 		entry = cached->entry;
-	else if ((entry = latency_entry_lookup(&key, cached)) == NULL)
+	else if ((entry = latency_record_lookup(queryid, toplevel, cached)) == NULL)
 		return;
 
 	head = pg_atomic_read_u64(&my_ring->head);
-	if (head - pg_atomic_read_u64(&my_ring->tail) >= PENDING_CALLS)
+	pending = head - pg_atomic_read_u64(&my_ring->tail);
+	if (unlikely(pending >= PENDING_CALLS))
+	{
 		my_ring_fold(true);
+		pending = 0;
+	}
 	call = &my_ring->calls[head % PENDING_CALLS];
 	call->entry = entry;
 	call->serial = cached->serial;
 	call->ns = ns;
 	pg_write_barrier();			/* the call before the head that shows it */
 	pg_atomic_write_u64(&my_ring->head, head + 1);
-	if (head + 1 - pg_atomic_read_u64(&my_ring->tail) >= PENDING_CALLS / 2)
+	if (unlikely(pending + 1 >= PENDING_CALLS / 2))
 		my_ring_fold(false);
 }
 
-/* The statement's memory is gone: its clock is free */
-static void
-run_clock_release(void *arg)
+/* Give a clock back to the pool */
+static inline void
+run_clock_release(RunClock *clock)
 {
-	RunClock   *clock = (RunClock *) arg;
-
 	clock->query = NULL;
-	while (run_clocks_top > 0 && run_clocks[run_clocks_top - 1].query == NULL)
-		run_clocks_top--;
+	if (clock == &run_clocks[run_clocks_top - 1])
+	{
+		do
+			run_clocks_top--;
+		while (run_clocks_top > 0 && run_clocks[run_clocks_top - 1].query == NULL);
+	}
 }
 
 /* The clock of a statement, if perfopt's own clock times it */
 static inline RunClock *
 run_clock_of(QueryDesc *queryDesc)
 {
-	for (int i = run_clocks_top - 1; i >= 0; i--)
-		if (run_clocks[i].query == queryDesc)
-			return &run_clocks[i];
+	for (RunClock *clock = &run_clocks[run_clocks_top - 1]; clock >= run_clocks; clock--)
+		if (clock->query == queryDesc)
+			return clock;
 	return NULL;
 }
 
-/* A clock for a statement, released with its memory; false if none is free */
+/*
+ * A new statement starts: a clock still held for its QueryDesc's address
+ * belonged to a statement an error ended (two live statements do not share
+ * an address), and is given back
+ */
+static pg_noinline void
+run_clock_drop_stale(QueryDesc *queryDesc)
+{
+	for (int i = run_clocks_top - 1; i >= 0; i--)
+		if (run_clocks[i].query == queryDesc)
+			run_clock_release(&run_clocks[i]);
+}
+
+/* A clock for a statement; false if none is free */
 static bool
 run_clock_take(QueryDesc *queryDesc)
 {
@@ -746,15 +841,66 @@ run_clock_take(QueryDesc *queryDesc)
 		if (clock->query != NULL)
 			continue;
 		clock->query = queryDesc;
-		clock->ticks = 0;
-		INSTR_TIME_SET_ZERO(clock->elapsed);
-		clock->release.func = run_clock_release;
-		clock->release.arg = clock;
-		MemoryContextRegisterResetCallback(queryDesc->estate->es_query_cxt, &clock->release);
+		clock->xact_level = GetCurrentTransactionNestLevel();
+		if (likely(use_tsc))
+			clock->ticks = 0;
+		else
+			INSTR_TIME_SET_ZERO(clock->elapsed);
 		run_clocks_top = Max(run_clocks_top, i + 1);
 		return true;
 	}
 	return false;
+}
+
+/*
+ * Clocks of statements an error ended: those owned by an aborted
+ * subtransaction are given back, a committed one's pass to its parent;
+ * every clock is given back when the transaction ends (a statement that
+ * ended normally gave its own back at ExecutorEnd; a cursor kept past the
+ * commit finished its run before it)
+ */
+static void
+run_clocks_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+
+	if (run_clocks_top == 0 ||
+		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
+		return;
+	level = GetCurrentTransactionNestLevel();
+	for (int i = run_clocks_top - 1; i >= 0; i--)
+	{
+		RunClock   *clock = &run_clocks[i];
+
+		if (clock->query == NULL || clock->xact_level < level)
+			continue;
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+			run_clock_release(clock);
+		else
+			clock->xact_level = level - 1;
+	}
+}
+
+static void
+run_clocks_xact_callback(XactEvent event, void *arg)
+{
+	if (run_clocks_top == 0)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			for (int i = 0; i < RUN_CLOCKS; i++)
+				run_clocks[i].query = NULL;
+			run_clocks_top = 0;
+			break;
+		default:
+			break;
+	}
 }
 
 static void
@@ -766,6 +912,9 @@ latency_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 
 	perfopt_samples_executor_start(queryDesc, eflags);
+
+	if (unlikely(run_clocks_top > 0))
+		run_clock_drop_stale(queryDesc);
 
 	/*
 	 * The total-time instrumentation pg_stat_statements asks for, shared
@@ -846,21 +995,37 @@ latency_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
  * Finish would cost two clock reads, more than it takes.  So when the
  * statement is such a SELECT and perfopt times it alone (with its own
  * clock, or a total-time instrumentation that is a timer only: see
- * latency_ExecutorStart), Finish runs untimed.
+ * latency_ExecutorStart), Finish runs untimed.  Nor does such a Finish
+ * run any statement of the user's, so it is not a level of nesting and
+ * needs no PG_TRY (a setjmp) to restore one on error: an error there ends
+ * the statement before its ExecutorEnd, so a total-time instrumentation
+ * left unset is never read.
  */
 static void
 latency_ExecutorFinish(QueryDesc *queryDesc)
 {
 	Instrumentation *totaltime = queryDesc->totaltime;
-	bool		empty = queryDesc->operation == CMD_SELECT &&
-		queryDesc->estate->es_auxmodifytables == NIL;
-	bool		untimed = empty && totaltime != NULL && !totaltime->need_bufusage &&
-		!totaltime->need_walusage;
-	RunClock   *clock = !empty && run_clocks_top > 0 ? run_clock_of(queryDesc) : NULL;
+	RunClock   *clock;
 	RunStamp	start;
 
-	if (untimed)
-		queryDesc->totaltime = NULL;
+	if (queryDesc->operation == CMD_SELECT &&
+		queryDesc->estate->es_auxmodifytables == NIL)
+	{
+		bool		untimed = totaltime != NULL && !totaltime->need_bufusage &&
+			!totaltime->need_walusage;
+
+		if (untimed)
+			queryDesc->totaltime = NULL;
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+		if (untimed)
+			queryDesc->totaltime = totaltime;
+		return;
+	}
+
+	clock = run_clocks_top > 0 ? run_clock_of(queryDesc) : NULL;
 	if (clock != NULL)
 		run_stamp(&start);
 	nesting_level++;
@@ -874,8 +1039,6 @@ latency_ExecutorFinish(QueryDesc *queryDesc)
 	PG_FINALLY();
 	{
 		nesting_level--;
-		if (untimed)
-			queryDesc->totaltime = totaltime;
 	}
 	PG_END_TRY();
 	if (clock != NULL)
@@ -883,51 +1046,32 @@ latency_ExecutorFinish(QueryDesc *queryDesc)
 }
 
 /*
- * Record the statement's duration.  A top-level statement's is the time
- * its runs kept the server busy (see toplevel_run_ended), then its
+ * End a top-level statement timed since its start and record its duration:
+ * the time its runs kept the server busy (see toplevel_run_ended), then its
  * shutdown: from the end of its last run when the shutdown comes in the
  * same message while a portal runs (an INSERT, UPDATE or DELETE ends inside
  * its Execute), else only the executor's own shutdown (the portal of a
  * SELECT closed by Sync's commit or by the next Bind: the time between is
- * not the statement's).  Never less than the executor's own time.
+ * not the statement's).  Never less than the executor's own time, exec_ns.
+ * Out of line, so that a nested statement's end stays short.
  */
-static void
-latency_ExecutorEnd(QueryDesc *queryDesc)
+static pg_noinline void
+toplevel_end(QueryDesc *queryDesc, uint64 queryid, uint64 exec_ns)
 {
-	uint64		queryid = queryDesc->plannedstmt->queryId;
-	bool		tracked = false;
 	bool		ran = false;
 	bool		same_message = false;
-	uint64		exec_ns = 0;
 	TimestampTz end_started = 0;
+	TimestampTz now;
+	uint64		ns = exec_ns;
 
-	if (queryid != UINT64CONST(0) && latency_tracked(nesting_level) &&
-		(queryDesc->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+	if (toplevel_run.query == queryDesc)
 	{
-		RunClock   *clock;
-
-		if (queryDesc->totaltime != NULL)
-		{
-			/* safe to call twice: pg_stat_statements may call it again */
-			InstrEndLoop(queryDesc->totaltime);
-			exec_ns = (uint64) (queryDesc->totaltime->total * 1e9 + 0.5);
-			tracked = true;
-		}
-		else if ((clock = run_clock_of(queryDesc)) != NULL)
-		{
-			exec_ns = run_clock_ns(clock);
-			tracked = true;
-		}
-		/* else not timed since its start */
-		if (tracked && nesting_level == 0 && toplevel_run.query == queryDesc)
-		{
-			ran = true;
-			same_message = toplevel_run.message_start == GetCurrentStatementStartTimestamp() &&
-				ActivePortal != NULL;
-			/* only the shutdown counts: the clock is read before it */
-			if (!same_message)
-				end_started = GetCurrentTimestamp();
-		}
+		ran = true;
+		same_message = toplevel_run.message_start == GetCurrentStatementStartTimestamp() &&
+			ActivePortal != NULL;
+		/* only the shutdown counts: the clock is read before it */
+		if (!same_message)
+			end_started = GetCurrentTimestamp();
 	}
 
 	if (prev_ExecutorEnd)
@@ -935,29 +1079,65 @@ latency_ExecutorEnd(QueryDesc *queryDesc)
 	else
 		standard_ExecutorEnd(queryDesc);
 
-	if (!tracked)
-		return;
-
-	if (nesting_level == 0)
+	now = GetCurrentTimestamp();
+	if (ran)
 	{
-		uint64		ns = exec_ns;
-		TimestampTz now = GetCurrentTimestamp();
+		uint64		busy = toplevel_run.busy_ns;
 
-		if (ran)
-		{
-			uint64		busy = toplevel_run.busy_ns;
-
-			if (same_message)
-				busy += (uint64) Max(now - toplevel_run.last_end, 0) * 1000;
-			else
-				busy += (uint64) Max(now - end_started, 0) * 1000;
-			ns = Max(ns, busy);
-			toplevel_run.query = NULL;
-		}
-		last_toplevel_end = now;
-		latency_record(queryid, true, ns);
+		if (same_message)
+			busy += (uint64) Max(now - toplevel_run.last_end, 0) * 1000;
+		else
+			busy += (uint64) Max(now - end_started, 0) * 1000;
+		ns = Max(ns, busy);
+		toplevel_run.query = NULL;
 	}
+	last_toplevel_end = now;
+	latency_record(queryid, true, ns);
+}
+
+/*
+ * Record the statement's duration: a nested statement's is its executor
+ * time (the total-time instrumentation's, or perfopt's own clock's), read
+ * before the shutdown; a top-level statement's, see toplevel_end.
+ */
+static void
+latency_ExecutorEnd(QueryDesc *queryDesc)
+{
+	uint64		queryid = queryDesc->plannedstmt->queryId;
+	RunClock   *clock = run_clocks_top > 0 ? run_clock_of(queryDesc) : NULL;
+	uint64		exec_ns = 0;
+	bool		timed = false;
+
+	if (queryid != UINT64CONST(0) && latency_tracked(nesting_level) &&
+		(queryDesc->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+	{
+		if (queryDesc->totaltime != NULL)
+		{
+			/* safe to call twice: pg_stat_statements may call it again */
+			InstrEndLoop(queryDesc->totaltime);
+			exec_ns = (uint64) (queryDesc->totaltime->total * 1e9 + 0.5);
+			timed = true;
+		}
+		else if (clock != NULL)
+		{
+			exec_ns = run_clock_ns(clock);
+			timed = true;
+		}
+		/* else not timed since its start */
+	}
+	if (clock != NULL)
+		run_clock_release(clock);
+
+	if (timed && nesting_level == 0)
+	{
+		toplevel_end(queryDesc, queryid, exec_ns);
+		return;
+	}
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
 	else
+		standard_ExecutorEnd(queryDesc);
+	if (timed)
 		latency_record(queryid, false, exec_ns);
 }
 
@@ -1012,6 +1192,9 @@ perfopt_latency_init(void)
 		bound_of_bucket[b] = k;
 	}
 
+	RegisterXactCallback(run_clocks_xact_callback, NULL);
+	RegisterSubXactCallback(run_clocks_subxact_callback, NULL);
+
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = latency_ExecutorStart;
 	prev_ExecutorRun = ExecutorRun_hook;
@@ -1029,6 +1212,7 @@ void
 perfopt_latency_skip_this_process(void)
 {
 	skip_this_process = true;
+	process_tracked = 0;
 }
 
 /*

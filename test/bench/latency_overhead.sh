@@ -36,7 +36,12 @@
 #    backend's CPU time (CLOCK_THREAD_CPUTIME_ID, through the small C
 #    function of test/bench/thread_cpu.c, built and loaded by this script):
 #    on a loaded machine the wall clock also counts the time the backend
-#    waited for a CPU.
+#    waited for a CPU.  With BASELINE=<git revision>, a third server runs
+#    perfopt built from that revision (`git archive`, installed into
+#    BASELINE_STAGE, default $PERFOPT_STAGE-baseline) with the same data, and
+#    the two builds take turns, 20 pairs at a time, so that both see the
+#    same load; each build's figures are printed, then the ratio of the two
+#    builds' costs (median of the rounds' ratios, with its interval).
 # 3. Accuracy: one run of both workloads with every execution logged by
 #    log_min_duration_statement = 0 ("execute" lines, since pgbench runs
 #    prepared statements).  Exact percentiles of the logged durations
@@ -51,6 +56,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 
 SECONDS_RUN=${1:-5}
 SECTIONS=${SECTIONS:-123}    # which of the three parts to run
+BASELINE=${BASELINE:-}       # section 2 also on perfopt built from this revision
+BASELINE_STAGE=${BASELINE_STAGE:-${PERFOPT_STAGE:-/tmp/perfopt-stage}-baseline}
 PAIRS=${2:-15}
 SCALE=${3:-10}
 PORT=${PORT:-5439}
@@ -61,10 +68,15 @@ build_and_install "$top"
 
 servers=(perfopt pg_stat_statements)
 configs=(perfopt perfopt_untimed pg_stat_statements)
+if [ -n "$BASELINE" ]; then
+    [[ $SECTIONS == *2* ]] || die "BASELINE is for section 2"
+    build_baseline "$top" "$BASELINE" "$BASELINE_STAGE"
+    servers+=(baseline)
+fi
 declare -A dirs ports
 preload_of() {
     case $1 in
-        perfopt) echo "pg_stat_statements, perfopt" ;;
+        perfopt|baseline) echo "pg_stat_statements, perfopt" ;;
         pg_stat_statements) echo "pg_stat_statements" ;;
     esac
 }
@@ -81,8 +93,10 @@ port=$PORT
 for c in "${servers[@]}"; do
     dirs[$c]=$(postgres_tempdir "bench-$c")
     ports[$c]=$port
-    start_cluster "${dirs[$c]}" "$port" "shared_buffers = '256MB'" "log_line_prefix = ''" \
-        "shared_preload_libraries = '$(preload_of "$c")'"
+    # the baseline server runs the binaries (and perfopt) of its own stage
+    ( [ "$c" = baseline ] && PG_BIN=$BASELINE_STAGE/usr/lib/postgresql/15/bin
+      start_cluster "${dirs[$c]}" "$port" "shared_buffers = '256MB'" "log_line_prefix = ''" \
+          "shared_preload_libraries = '$(preload_of "$c")'" )
     port=$((port + 1))
 done
 qc() { local c=$1; shift; as_postgres psql -h "${dirs[$c]}" -p "${ports[$c]}" -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -198,11 +212,15 @@ fi
 if [[ $SECTIONS == *2* ]]; then
 echo
 echo "== 2. the hooks' own cost per statement: chunks of 2,000 primary-key lookups, track_latency all / none"
+builds=(perfopt)
+[ -n "$BASELINE" ] && builds+=(baseline)
 # the backend's CPU time, beside the wall clock: test/bench/thread_cpu.c
 cc -O2 -fPIC -shared -I"$(/usr/bin/pg_config --includedir-server)" -o "${dirs[perfopt]}/thread_cpu.so" \
     "$top/test/bench/thread_cpu.c" || die "could not build thread_cpu.c"
 chown postgres: "${dirs[perfopt]}/thread_cpu.so"
-q -c "CREATE FUNCTION thread_cpu_ns() RETURNS bigint AS '${dirs[perfopt]}/thread_cpu.so' LANGUAGE C" -c "
+for b in "${builds[@]}"; do
+[ "$b" = baseline ] && qc baseline -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
+qc "$b" -c "CREATE FUNCTION thread_cpu_ns() RETURNS bigint AS '${dirs[perfopt]}/thread_cpu.so' LANGUAGE C" -c "
 CREATE FUNCTION hook_cost(pairs int, n int) RETURNS TABLE (pair int, track text, us float8, cpu_us float8)
 LANGUAGE plpgsql AS \$\$
 DECLARE
@@ -226,20 +244,44 @@ BEGIN
             RETURN NEXT;
         END LOOP;
     END LOOP;
-END \$\$" -c "CREATE TABLE loops AS SELECT * FROM hook_cost(20, 2000) WHERE false"
-q -c "INSERT INTO loops SELECT * FROM hook_cost(200, 2000)"
-for clock in us cpu_us; do
-    diffs=$(q -At -c "SELECT a.$clock - n.$clock FROM loops a JOIN loops n USING (pair)
-                       WHERE a.track = 'all' AND n.track = 'none'")
-    lookup=$(q -At -c "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY $clock) FROM loops WHERE track = 'none'")
-    read -r m lo hi <<< "$(median_ci 4 $diffs)"
-    python3 -c "
+END \$\$" -c "CREATE TABLE loops AS SELECT 0 AS round, * FROM hook_cost(20, 2000) WHERE false"
+done
+# 10 rounds of 20 pairs; with a baseline the builds take turns, the order
+# reversed from one round to the next
+for round in $(seq 1 10); do
+    order=("${builds[@]}")
+    [ $((round % 2)) = 0 ] && [ ${#builds[@]} = 2 ] && order=(baseline perfopt)
+    for b in "${order[@]}"; do
+        qc "$b" -c "INSERT INTO loops SELECT $round, * FROM hook_cost(20, 2000)"
+    done
+done
+for b in "${builds[@]}"; do
+    [ ${#builds[@]} = 2 ] && { [ "$b" = perfopt ] && echo "this build:" || echo "baseline $BASELINE:"; }
+    for clock in us cpu_us; do
+        diffs=$(qc "$b" -At -c "SELECT a.$clock - n.$clock FROM loops a JOIN loops n USING (round, pair)
+                                 WHERE a.track = 'all' AND n.track = 'none'")
+        lookup=$(qc "$b" -At -c "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY $clock) FROM loops WHERE track = 'none'")
+        read -r m lo hi <<< "$(median_ci 4 $diffs)"
+        python3 -c "
 m, lo, hi, l = $m, $lo, $hi, $lookup
 what = {'us': 'by the wall clock', 'cpu_us': 'by the backend\\'s CPU time'}['$clock']
 print('%s: primary-key lookup with track_latency = none: %.3f us (median of the chunks)' % (what, l))
 print('  timing and recording one statement: %.3f us, 95%% CI %.3f-%.3f us: %.1f%% of the lookup (CI %.1f-%.1f%%); target: under 3%%'
       % (m, lo, hi, 100 * m / l, 100 * lo / l, 100 * hi / l))"
+    done
 done
+if [ ${#builds[@]} = 2 ]; then
+    # per round, each build's median cost by CPU time; the ratio of the two
+    for b in "${builds[@]}"; do
+        qc "$b" -At -c "SELECT round, percentile_cont(0.5) WITHIN GROUP (ORDER BY a.cpu_us - n.cpu_us)
+                          FROM loops a JOIN loops n USING (round, pair)
+                         WHERE a.track = 'all' AND n.track = 'none' GROUP BY round ORDER BY round" > "${dirs[perfopt]}/rounds.$b"
+    done
+    ratios=$(paste -d' ' "${dirs[perfopt]}/rounds.perfopt" "${dirs[perfopt]}/rounds.baseline" |
+             awk -F'[| ]' '{ if ($4 > 0) print $2 / $4 }')
+    read -r m lo hi <<< "$(median_ci 3 $ratios)"
+    echo "this build's cost over the baseline's, by CPU time, median of the 10 rounds: $m (95% CI $lo-$hi)"
+fi
 fi
 [[ $SECTIONS == *3* ]] || exit 0
 

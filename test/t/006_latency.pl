@@ -98,6 +98,29 @@ ok($sleep_min >= 20 && $sleep_p50 < 100, "a 20 ms sleep takes $sleep_min ms at l
 is($steps, '1', 'a query read in steps is one call');
 ok($steps_max < 50, "of its steps only ($steps_max ms, the sleeps between them 100 ms)");
 
+# perfopt's clocks are given back at ExecutorEnd, or, for a statement an
+# error ended, by the abort of the subtransaction it started in: a cursor
+# opened in a subtransaction that committed (its clock passed to the
+# parent) is still timed after a later subtransaction aborts, and after 40
+# aborted statements (more than the pool's 32 clocks) in one transaction
+query('SELECT perfopt.query_latency_reset()');
+my ($cursor_calls, $cursor_min) = split /\|/, query(q{
+	SET pg_stat_statements.track = 'top';
+	DO $$ DECLARE c refcursor; r record; BEGIN
+		BEGIN
+			OPEN c FOR SELECT g, pg_sleep(0.01) FROM generate_series(1, 3) g;
+		EXCEPTION WHEN division_by_zero THEN NULL;
+		END;
+		FOR i IN 1..40 LOOP
+			BEGIN PERFORM 1 / (i - i); EXCEPTION WHEN division_by_zero THEN NULL; END;
+		END LOOP;
+		LOOP FETCH c INTO r; EXIT WHEN NOT FOUND; END LOOP;
+		CLOSE c;
+	END $$;
+	SELECT calls, min_ms FROM perfopt.query_latency WHERE NOT toplevel});
+is($cursor_calls, '1', 'a cursor opened in a committed subtransaction is timed after a later one aborts');
+ok($cursor_min >= 30 && $cursor_min < 1000, "its three 10 ms rows take $cursor_min ms");
+
 # the sampler records interval percentiles for all statements and the busiest
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) > 0 FROM perfopt.metrics
