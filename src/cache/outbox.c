@@ -346,6 +346,47 @@ outbox_index_plain(Relation index)
 }
 
 /*
+ * The text[] of n keys, as construct_array makes it from text datums (each
+ * element with its 4-byte header, aligned to int), without a text datum
+ * made and copied for each key first.
+ */
+static ArrayType *
+keys_array(char **items, int n)
+{
+	Size		nbytes = ARR_OVERHEAD_NONULLS(1);
+	int		   *lens = palloc(sizeof(int) * (n + 1));
+	ArrayType  *array;
+	char	   *p;
+
+	for (int i = 0; i < n; i++)
+	{
+		lens[i] = strlen(items[i]);
+		nbytes += INTALIGN(VARHDRSZ + lens[i]);
+		if (!AllocSizeIsValid(nbytes))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("array size exceeds the maximum allowed (%d)",
+							(int) MaxAllocSize)));
+	}
+	array = palloc0(nbytes);
+	SET_VARSIZE(array, nbytes);
+	array->ndim = 1;
+	array->dataoffset = 0;
+	array->elemtype = TEXTOID;
+	ARR_DIMS(array)[0] = n;
+	ARR_LBOUND(array)[0] = 1;
+	p = ARR_DATA_PTR(array);
+	for (int i = 0; i < n; i++)
+	{
+		SET_VARSIZE(p, VARHDRSZ + lens[i]);
+		memcpy(VARDATA(p), items[i], lens[i]);
+		p += INTALIGN(VARHDRSZ + lens[i]);
+	}
+	pfree(lens);
+	return array;
+}
+
+/*
  * Insert one outbox row: keys (n of them, sorted and without duplicates
  * here) or patterns; have the worker woken at commit.  Returns its id.
  *
@@ -372,7 +413,6 @@ static int64
 outbox_insert(char **items, int n, bool pattern, bool at_commit)
 {
 	char	  **sorted;
-	Datum	   *elems;
 	int			distinct = 0;
 	Relation	rel;
 	TupleDesc	desc;
@@ -394,13 +434,11 @@ outbox_insert(char **items, int n, bool pattern, bool at_commit)
 	sorted = palloc(n * sizeof(char *));
 	memcpy(sorted, items, n * sizeof(char *));
 	qsort(sorted, n, sizeof(char *), compare_keys);
-	elems = palloc(n * sizeof(Datum));
 	for (int i = 0; i < n; i++)
 	{
 		if (i > 0 && strcmp(sorted[i], sorted[i - 1]) == 0)
 			continue;
-		sorted[distinct] = sorted[i];
-		elems[distinct++] = CStringGetTextDatum(sorted[i]);
+		sorted[distinct++] = sorted[i];
 	}
 
 	rel = outbox_open();
@@ -455,10 +493,10 @@ outbox_insert(char **items, int n, bool pattern, bool at_commit)
 			if (strcmp(name, "id") == 0)
 				values[i] = Int64GetDatum(id);
 			else if (strcmp(name, "keys") == 0)
-				values[i] = PointerGetDatum(construct_array(elems, distinct, TEXTOID, -1, false, TYPALIGN_INT));
+				values[i] = PointerGetDatum(keys_array(sorted, distinct));
 			else if (strcmp(name, "key") == 0)
 			{
-				values[i] = elems[k];
+				values[i] = CStringGetTextDatum(sorted[k]);
 				legacy = true;
 			}
 			else if (strcmp(name, "pattern") == 0)
@@ -532,7 +570,6 @@ outbox_insert(char **items, int n, bool pattern, bool at_commit)
 		CommandCounterIncrement();
 
 	pfree(sorted);
-	pfree(elems);
 	pfree(values);
 	pfree(nulls);
 	pfree(indexes);
