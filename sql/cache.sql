@@ -291,6 +291,19 @@ SELECT take_keys();
 -- and without them, the direct insertion again
 DELETE FROM cache_idx WHERE id = 20;
 SELECT take_keys();
+-- the ids come in blocks of 1,024 that one nextval reserves: commits take
+-- the next ids of the block without touching the sequence, a row inserted
+-- by hand (the column's default, nextval) takes a block of its own
+SELECT increment_by FROM pg_sequences WHERE schemaname = 'perfopt' AND sequencename = 'cache_invalidations_id_seq';
+SELECT last_value AS seq_before FROM perfopt.cache_invalidations_id_seq \gset
+INSERT INTO cache_idx VALUES (21, 2);
+INSERT INTO cache_idx VALUES (22, 3);
+INSERT INTO perfopt.cache_invalidations (keys) VALUES ('{by-hand}');
+SELECT (SELECT last_value FROM perfopt.cache_invalidations_id_seq) - :seq_before AS sequence_moved,
+       max(id) FILTER (WHERE keys = '{agent:3:leads}') - max(id) FILTER (WHERE keys = '{agent:2:leads}') AS commits_apart,
+       max(id) FILTER (WHERE keys = '{by-hand}') - :seq_before AS by_hand_after_before
+  FROM perfopt.cache_invalidations;
+SELECT take_keys();
 SELECT perfopt.cache_unwatch('cache_idx');
 DROP TABLE cache_idx;
 

@@ -481,7 +481,7 @@ outbox_insert(char **items, int n, bool pattern, bool at_commit)
 		ItemPointerData tid;
 
 		memset(nulls, true, desc->natts * sizeof(bool));
-		id = nextval_internal(outbox_seqid, false);
+		id = perfopt_cache_next_id(outbox_seqid);
 		for (int i = 0; i < desc->natts; i++)
 		{
 			Form_pg_attribute att = TupleDescAttr(desc, i);
