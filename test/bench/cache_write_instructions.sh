@@ -29,8 +29,10 @@
 # With BASELINE, the same for perfopt built from that git revision (`git
 # archive`, built and installed into BASELINE_STAGE, default
 # $PERFOPT_STAGE-baseline).  With CALLGRIND_OUT, the watched and plain runs'
-# callgrind files are kept there (for callgrind_annotate).  Run as root;
-# needs valgrind.
+# callgrind files are kept there (for callgrind_annotate).  WATCH_SQL
+# replaces the cache_watch calls of the watched runs (to measure another
+# trigger the same way: docs/cache.md measured an empty statement trigger
+# with transition tables so).  Run as root; needs valgrind.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
