@@ -304,6 +304,15 @@ SELECT (SELECT last_value FROM perfopt.cache_invalidations_id_seq) - :seq_before
        max(id) FILTER (WHERE keys = '{by-hand}') - :seq_before AS by_hand_after_before
   FROM perfopt.cache_invalidations;
 SELECT take_keys();
+-- ALTER SEQUENCE (here the same step again) makes the backends forget the
+-- block: the next commit reserves a new one
+ALTER SEQUENCE perfopt.cache_invalidations_id_seq INCREMENT BY 1024;
+SELECT last_value AS seq_before FROM perfopt.cache_invalidations_id_seq \gset
+INSERT INTO cache_idx VALUES (23, 4);
+SELECT (SELECT last_value FROM perfopt.cache_invalidations_id_seq) - :seq_before AS sequence_moved,
+       max(id) - :seq_before AS new_block_start
+  FROM perfopt.cache_invalidations;
+SELECT take_keys();
 SELECT perfopt.cache_unwatch('cache_idx');
 DROP TABLE cache_idx;
 

@@ -274,15 +274,35 @@ perfopt_cache_shmem_startup(void)
  * (an outbox of 1.0.0 not yet updated) every id is a nextval.  Without the
  * shared memory (perfopt not preloaded), every id is a nextval too.  The
  * block is forgotten at restart (a crash included): the sequence, WAL-logged,
- * only goes forward, so the next block is after every id handed out.
+ * only goes forward, so the next block is after every id handed out; and
+ * when the sequence's cache entry is invalidated (ALTER SEQUENCE: its step
+ * or its start changed), by the first backend that learns it, so that no
+ * backend keeps handing out ids of a block the new step does not reserve.
  */
+static void
+id_block_forget(Datum arg, Oid relid)
+{
+	if (cache_shared == NULL)
+		return;
+	SpinLockAcquire(&cache_shared->id_mutex);
+	if (relid == InvalidOid || relid == cache_shared->id_sequence)
+		cache_shared->id_limit = cache_shared->id_next;
+	SpinLockRelease(&cache_shared->id_mutex);
+}
+
 int64
 perfopt_cache_next_id(Oid seqid)
 {
+	static bool callback_registered = false;
 	int64		id;
 	int64		step;
 	HeapTuple	tuple;
 
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(id_block_forget, (Datum) 0);
+		callback_registered = true;
+	}
 	if (cache_shared != NULL)
 	{
 		SpinLockAcquire(&cache_shared->id_mutex);
