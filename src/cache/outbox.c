@@ -330,10 +330,11 @@ outbox_open(void)
 }
 
 /*
- * Whether an index of the outbox takes the direct insertion: ready for
- * inserts, of columns only (no expression, no predicate), not an exclusion
- * constraint, unique checked at once if unique.  An index made by hand that
- * is not sends the row through the executor's insertion instead.
+ * Whether an index of the outbox takes the direct insertion: of columns
+ * only (no expression, no predicate), not an exclusion constraint, unique
+ * checked at once if unique (one not yet ready for inserts is skipped, as
+ * the executor skips it).  An index made by hand that is not sends the row
+ * through the executor's insertion instead.
  */
 static bool
 outbox_index_plain(Relation index)
