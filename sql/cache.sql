@@ -245,6 +245,77 @@ RESET ROLE;
 REVOKE EXECUTE ON FUNCTION perfopt.cache_warm(text, text, text, boolean) FROM cache_reader;
 DROP ROLE cache_reader;
 
+-- keys from the types the trigger writes inline (int2, int4, int8, text,
+-- varchar, a domain over int4) and through the output function (numeric,
+-- bpchar, date): the same text as the type's output
+CREATE DOMAIN cache_posint AS int CHECK (VALUE > 0);
+CREATE TABLE cache_types (a int2, b int4, c int8, d text, e varchar(10), f cache_posint,
+                          g numeric, h char(3), i date);
+SELECT perfopt.cache_watch('cache_types', 't:{a}:{b}:{c}:{d}:{e}:{f}:{g}:{h}:{i}');
+INSERT INTO cache_types VALUES (-32768, -2147483648, -9223372036854775808, 'x y', 'v', 1, -1.50, 'ab', '2026-12-02'),
+                               (32767, 2147483647, 9223372036854775807, '', '', 2147483647, 0, 'abc', '2000-01-01'),
+                               (0, 0, 0, repeat('long', 30), 'v w', 7, 1e20, 'x', NULL);
+CREATE TEMP TABLE cache_types_keys AS SELECT take_keys() AS keys;
+SELECT keys FROM cache_types_keys;
+-- the same as each type's output, as SQL writes it (sorted bytewise, the
+-- row with a NULL making no key)
+SELECT keys = (SELECT string_agg(k, ', ' ORDER BY k COLLATE "C")
+                 FROM (SELECT CASE WHEN num_nulls(a, b, c, d, e, f, g, h, i) = 0
+                              THEN format('t:%s:%s:%s:%s:%s:%s:%s:%s:%s', a, b, c, d, e, f, g, h, i) END AS k
+                         FROM cache_types) s) AS same_as_sql
+  FROM cache_types_keys;
+DROP TABLE cache_types_keys;
+SELECT perfopt.cache_unwatch('cache_types');
+DROP TABLE cache_types;
+DROP DOMAIN cache_posint;
+
+-- an index made by hand on the outbox that the direct insertion cannot
+-- write (an expression, a predicate) sends the row through the executor's
+-- insertion: the row is in every index all the same
+CREATE TABLE cache_idx (id int, agent_id int);
+SELECT perfopt.cache_watch('cache_idx', 'agent:{agent_id}:leads');
+CREATE INDEX cache_outbox_first_key ON perfopt.cache_invalidations ((keys[1]));
+CREATE INDEX cache_outbox_patterns ON perfopt.cache_invalidations (queued_at) WHERE pattern;
+INSERT INTO cache_idx VALUES (20, 1);
+SELECT perfopt.cache_invalidate('idx:*') > 0 AS queued;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM perfopt.cache_invalidations WHERE keys[1] = 'agent:1:leads';
+SELECT count(*) AS by_first_key FROM perfopt.cache_invalidations WHERE keys[1] = 'agent:1:leads';
+EXPLAIN (COSTS OFF) SELECT count(*) FROM perfopt.cache_invalidations WHERE pattern AND queued_at > '-infinity';
+SELECT count(*) AS patterns FROM perfopt.cache_invalidations WHERE pattern AND queued_at > '-infinity';
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP INDEX perfopt.cache_outbox_first_key, perfopt.cache_outbox_patterns;
+SELECT take_keys();
+-- and without them, the direct insertion again
+DELETE FROM cache_idx WHERE id = 20;
+SELECT take_keys();
+-- the ids come in blocks of 1,024 that one nextval reserves: commits take
+-- the next ids of the block without touching the sequence, a row inserted
+-- by hand (the column's default, nextval) takes a block of its own
+SELECT increment_by FROM pg_sequences WHERE schemaname = 'perfopt' AND sequencename = 'cache_invalidations_id_seq';
+SELECT last_value AS seq_before FROM perfopt.cache_invalidations_id_seq \gset
+INSERT INTO cache_idx VALUES (21, 2);
+INSERT INTO cache_idx VALUES (22, 3);
+INSERT INTO perfopt.cache_invalidations (keys) VALUES ('{by-hand}');
+SELECT (SELECT last_value FROM perfopt.cache_invalidations_id_seq) - :seq_before AS sequence_moved,
+       max(id) FILTER (WHERE keys = '{agent:3:leads}') - max(id) FILTER (WHERE keys = '{agent:2:leads}') AS commits_apart,
+       max(id) FILTER (WHERE keys = '{by-hand}') - :seq_before AS by_hand_after_before
+  FROM perfopt.cache_invalidations;
+SELECT take_keys();
+-- ALTER SEQUENCE (here the same step again) makes the backends forget the
+-- block: the next commit reserves a new one
+ALTER SEQUENCE perfopt.cache_invalidations_id_seq INCREMENT BY 1024;
+SELECT last_value AS seq_before FROM perfopt.cache_invalidations_id_seq \gset
+INSERT INTO cache_idx VALUES (23, 4);
+SELECT (SELECT last_value FROM perfopt.cache_invalidations_id_seq) - :seq_before AS sequence_moved,
+       max(id) - :seq_before AS new_block_start
+  FROM perfopt.cache_invalidations;
+SELECT take_keys();
+SELECT perfopt.cache_unwatch('cache_idx');
+DROP TABLE cache_idx;
+
 DROP TABLE cache_leads, cache_misuse;
 DROP VIEW cache_view;
 DROP FUNCTION take_keys();

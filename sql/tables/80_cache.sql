@@ -50,6 +50,10 @@ CREATE TABLE perfopt.cache_invalidations (
     pattern boolean NOT NULL DEFAULT false,
     queued_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+-- each nextval reserves a block of 1,024 ids, which the committing backends
+-- share (perfopt_cache_next_id in src/cache/cache_worker.c): one sequence
+-- access per 1,024 outbox rows; a row inserted by hand takes a block of its own
+ALTER SEQUENCE perfopt.cache_invalidations_id_seq INCREMENT BY 1024;
 
 -- what cache_warm(..., keep_warm => true) keeps warm
 CREATE TABLE perfopt.cache_warmers (

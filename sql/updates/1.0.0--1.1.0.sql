@@ -75,6 +75,8 @@ DROP VIEW perfopt.cache_outbox;
 ALTER TABLE perfopt.cache_invalidations ADD COLUMN keys text[];
 UPDATE perfopt.cache_invalidations SET keys = ARRAY[key];
 ALTER TABLE perfopt.cache_invalidations ALTER COLUMN keys SET NOT NULL, DROP COLUMN key;
+-- issue 18: the outbox's ids in blocks of 1,024 (one nextval per block)
+ALTER SEQUENCE perfopt.cache_invalidations_id_seq INCREMENT BY 1024;
 
 -- issue 20: cache advice (invalidations per template, adaptive TTLs)
 ALTER TABLE perfopt.cache_strategies

@@ -45,8 +45,10 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
 #include "funcapi.h"
@@ -73,6 +75,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "bgw/worker.h"
@@ -139,6 +142,12 @@ typedef struct CacheShared
 	uint64		own_hits;
 	uint64		own_misses;
 	uint64		own_seen_total;
+	/* the outbox's ids (perfopt_cache_next_id), guarded by id_mutex */
+	slock_t		id_mutex;
+	Oid			id_database;	/* the block is of this database's */
+	Oid			id_sequence;	/* outbox's id sequence */
+	int64		id_next;		/* the next id of the block */
+	int64		id_limit;		/* the first id after it */
 	/* the commit queue (see below), guarded by ring_lock */
 	LWLock	   *ring_lock;
 	Size		ring_used;		/* bytes of ring[] in use */
@@ -242,9 +251,94 @@ perfopt_cache_shmem_startup(void)
 		memset(cache_shared, 0, offsetof(CacheShared, ring));
 		cache_shared->ring_lock = &(GetNamedLWLockTranche("perfopt cache"))->lock;
 		SpinLockInit(&cache_shared->mutex);
+		SpinLockInit(&cache_shared->id_mutex);
 		pg_atomic_init_u32(&cache_shared->error_changes, 0);
 		cache_shared->late_low = PG_INT64_MAX;
 	}
+}
+
+/*
+ * The id of a new outbox row, from the outbox's id sequence seqid.
+ *
+ * The sequence steps by 1024 (INCREMENT BY, set by the install and update
+ * scripts): each nextval reserves the ids from the value it returns to the
+ * next one, a block, which the backends share here and hand out in order
+ * under a spinlock, so that a transaction's commit takes the sequence (its
+ * lock, its buffer, its WAL record every 32 values) once per 1,024 outbox
+ * rows instead of once per row.  A row inserted by hand takes the
+ * column's default, nextval, that is a block of its own, so the ids stay
+ * unique; and they stay in the order they were taken (a block is only
+ * replaced by a later one), as the worker's table batches read them.  The
+ * step is read after nextval, which holds the sequence's lock until the
+ * end of the transaction (ALTER SEQUENCE waits for it): with a step of 1
+ * (an outbox of 1.0.0 not yet updated) every id is a nextval.  Without the
+ * shared memory (perfopt not preloaded), every id is a nextval too.  The
+ * block is forgotten at restart (a crash included): the sequence, WAL-logged,
+ * only goes forward, so the next block is after every id handed out; and
+ * when the sequence's cache entry is invalidated (ALTER SEQUENCE: its step
+ * or its start changed), by the first backend that learns it, so that no
+ * backend keeps handing out ids of a block the new step does not reserve.
+ */
+static void
+id_block_forget(Datum arg, Oid relid)
+{
+	if (cache_shared == NULL)
+		return;
+	SpinLockAcquire(&cache_shared->id_mutex);
+	if (relid == InvalidOid || relid == cache_shared->id_sequence)
+		cache_shared->id_limit = cache_shared->id_next;
+	SpinLockRelease(&cache_shared->id_mutex);
+}
+
+int64
+perfopt_cache_next_id(Oid seqid)
+{
+	static bool callback_registered = false;
+	int64		id;
+	int64		step;
+	HeapTuple	tuple;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(id_block_forget, (Datum) 0);
+		callback_registered = true;
+	}
+	if (cache_shared != NULL)
+	{
+		SpinLockAcquire(&cache_shared->id_mutex);
+		if (cache_shared->id_database == MyDatabaseId && cache_shared->id_sequence == seqid &&
+			cache_shared->id_next < cache_shared->id_limit)
+		{
+			id = cache_shared->id_next++;
+			SpinLockRelease(&cache_shared->id_mutex);
+			return id;
+		}
+		SpinLockRelease(&cache_shared->id_mutex);
+	}
+
+	id = nextval_internal(seqid, false);
+	if (cache_shared == NULL)
+		return id;
+	tuple = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for sequence %u", seqid);
+	step = ((Form_pg_sequence) GETSTRUCT(tuple))->seqincrement;
+	ReleaseSysCache(tuple);
+	if (step <= 1 || id > PG_INT64_MAX - step)
+		return id;
+
+	SpinLockAcquire(&cache_shared->id_mutex);
+	/* a backend that took a later block meanwhile keeps it: this one's rest is skipped */
+	if (cache_shared->id_database != MyDatabaseId || cache_shared->id_sequence != seqid ||
+		id >= cache_shared->id_limit)
+	{
+		cache_shared->id_database = MyDatabaseId;
+		cache_shared->id_sequence = seqid;
+		cache_shared->id_next = id + 1;
+		cache_shared->id_limit = id + step;
+	}
+	SpinLockRelease(&cache_shared->id_mutex);
+	return id;
 }
 
 /*

@@ -27,6 +27,7 @@ extern void perfopt_cache_shmem_request(void);
 extern void perfopt_cache_shmem_startup(void);
 extern void perfopt_cache_wake_register(void);
 extern void perfopt_cache_wake_at_commit(int64 id);
+extern int64 perfopt_cache_next_id(Oid seqid);
 extern void perfopt_cache_queue_at_commit(Oid relid, int64 id, ItemPointer tid,
 										  char **keys, int n);
 extern void perfopt_cache_add_own_lookups(const char *run_id, uint64 redis_total,

@@ -45,11 +45,15 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
@@ -62,6 +66,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "cache/cache.h"
@@ -98,8 +104,9 @@ static int	maxmarks = 0;
 
 static bool callbacks_registered = false;
 
-/* The outbox's id sequence, found once per outbox */
+/* The outbox, its schema and its id sequence, found once per outbox */
 static Oid	outbox_relid = InvalidOid;
+static Oid	outbox_namespace = InvalidOid;
 static Oid	outbox_seqid = InvalidOid;
 
 static void pending_write(bool at_commit);
@@ -122,7 +129,16 @@ typedef struct TriggerTemplates
 } TriggerTemplates;
 
 static HTAB *trigger_templates = NULL;
+static TriggerTemplates *last_templates = NULL; /* the last one used */
 static List *retired_cxts = NIL;	/* in TopMemoryContext */
+
+/*
+ * The trigger renders the old and the new row's keys here (in
+ * TopMemoryContext, made again smaller after a key of more than
+ * KEY_BUFFER_KEEP bytes), and copies each key once into the pending keys.
+ */
+#define KEY_BUFFER_KEEP	(64 * 1024)
+static StringInfoData key_buffers[2];
 
 PG_FUNCTION_INFO_V1(perfopt_cache_trigger);
 
@@ -252,6 +268,125 @@ compare_keys(const void *a, const void *b)
 	return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
+/* Forget the outbox found: a schema changed (perfopt's renamed, dropped) */
+static void
+outbox_forget(Datum arg, int cacheid, uint32 hashvalue)
+{
+	outbox_relid = InvalidOid;
+}
+
+/*
+ * perfopt.cache_invalidations, opened with RowExclusiveLock: the relation
+ * found before while it is still a table of that name in that schema (a
+ * relation open costs less than the two catalog lookups), else looked up
+ * by name, with its id sequence.
+ */
+static Relation
+outbox_open(void)
+{
+	static bool callback_registered = false;
+	Oid			namespace;
+	Oid			relid;
+	Relation	rel;
+
+	if (!callback_registered)
+	{
+		CacheRegisterSyscacheCallback(NAMESPACEOID, outbox_forget, (Datum) 0);
+		callback_registered = true;
+	}
+	if (OidIsValid(outbox_relid))
+	{
+		rel = try_relation_open(outbox_relid, RowExclusiveLock);
+		if (rel != NULL)
+		{
+			if (OidIsValid(outbox_relid) &&
+				rel->rd_rel->relkind == RELKIND_RELATION &&
+				rel->rd_rel->relnamespace == outbox_namespace &&
+				strcmp(RelationGetRelationName(rel), "cache_invalidations") == 0)
+				return rel;
+			relation_close(rel, RowExclusiveLock);
+		}
+		outbox_relid = InvalidOid;
+	}
+
+	namespace = get_namespace_oid("perfopt", true);
+	relid = OidIsValid(namespace) ? get_relname_relid("cache_invalidations", namespace) : InvalidOid;
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("perfopt.cache_invalidations does not exist"),
+				 errhint("Run CREATE EXTENSION perfopt, or perfopt.cache_unwatch on the table.")));
+	rel = table_open(relid, RowExclusiveLock);
+	{
+		List	   *sequences = getOwnedSequences(relid);
+
+		if (sequences == NIL)
+			elog(ERROR, "perfopt.cache_invalidations has no id sequence");
+		outbox_seqid = linitial_oid(sequences);
+	}
+	outbox_namespace = namespace;
+	outbox_relid = relid;
+	return rel;
+}
+
+/*
+ * Whether an index of the outbox takes the direct insertion: of columns
+ * only (no expression, no predicate), not an exclusion constraint, unique
+ * checked at once if unique (one not yet ready for inserts is skipped, as
+ * the executor skips it).  An index made by hand that is not sends the row
+ * through the executor's insertion instead.
+ */
+static bool
+outbox_index_plain(Relation index)
+{
+	Form_pg_index form = index->rd_index;
+
+	return form->indimmediate && !form->indisexclusion &&
+		RelationGetIndexExpressions(index) == NIL &&
+		RelationGetIndexPredicate(index) == NIL;
+}
+
+/*
+ * The text[] of n keys, as construct_array makes it from text datums (each
+ * element with its 4-byte header, aligned to int), without a text datum
+ * made and copied for each key first.
+ */
+static ArrayType *
+keys_array(char **items, int n)
+{
+	Size		nbytes = ARR_OVERHEAD_NONULLS(1);
+	int		   *lens = palloc(sizeof(int) * (n + 1));
+	ArrayType  *array;
+	char	   *p;
+
+	for (int i = 0; i < n; i++)
+	{
+		lens[i] = strlen(items[i]);
+		nbytes += INTALIGN(VARHDRSZ + lens[i]);
+		if (!AllocSizeIsValid(nbytes))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("array size exceeds the maximum allowed (%d)",
+							(int) MaxAllocSize)));
+	}
+	array = palloc0(nbytes);
+	SET_VARSIZE(array, nbytes);
+	array->ndim = 1;
+	array->dataoffset = 0;
+	array->elemtype = TEXTOID;
+	ARR_DIMS(array)[0] = n;
+	ARR_LBOUND(array)[0] = 1;
+	p = ARR_DATA_PTR(array);
+	for (int i = 0; i < n; i++)
+	{
+		SET_VARSIZE(p, VARHDRSZ + lens[i]);
+		memcpy(VARDATA(p), items[i], lens[i]);
+		p += INTALIGN(VARHDRSZ + lens[i]);
+	}
+	pfree(lens);
+	return array;
+}
+
 /*
  * Insert one outbox row: keys (n of them, sorted and without duplicates
  * here) or patterns; have the worker woken at commit.  Returns its id.
@@ -262,29 +397,37 @@ compare_keys(const void *a, const void *b)
  * still cost an executor start-up and shutdown, a timed nested statement,
  * each time.  The outbox has no trigger, constraint or default other than
  * its id's sequence and the time, which are filled here; its columns are
- * found by name (an updated outbox has them in another order).  Nothing
- * here checks a permission (nextval_internal is told not to), so it runs as
- * the writer, whose trigger made the keys: no privilege on the outbox is
- * needed, and no code of the writer's runs as anyone else.  At commit
- * (at_commit) nothing of the transaction reads the outbox after, so the
- * command counter is left alone.
+ * found by name (an updated outbox has them in another order).  Its
+ * indexes (the primary key) are written with index_insert, as
+ * ExecInsertIndexTuples would (the unique check included), without an
+ * executor state; an index it could not write so (an expression, a
+ * predicate, an exclusion constraint, a deferred unique check: only one
+ * made by hand) makes the row go through the executor's insertion.  The
+ * locks are kept until the end of the transaction, as a statement keeps
+ * them.  Nothing here checks a permission (nextval_internal is told not
+ * to), so it runs as the writer, whose trigger made the keys: no privilege
+ * on the outbox is needed, and no code of the writer's runs as anyone else.
+ * At commit (at_commit) nothing of the transaction reads the outbox after,
+ * so the command counter is left alone.
  */
 static int64
 outbox_insert(char **items, int n, bool pattern, bool at_commit)
 {
 	char	  **sorted;
-	Datum	   *elems;
 	int			distinct = 0;
-	Oid			namespace;
-	Oid			relid;
 	Relation	rel;
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
 	int64		id = 0;
-	EState	   *estate;
-	ResultRelInfo *rri;
-	TupleTableSlot *slot;
+	List	   *indexoids;
+	ListCell   *lc;
+	int			nindexes = 0;
+	Relation   *indexes;
+	bool		direct = true;
+	EState	   *estate = NULL;
+	ResultRelInfo *rri = NULL;
+	TupleTableSlot *slot = NULL;
 
 	if (n == 0)
 		return 0;
@@ -292,41 +435,40 @@ outbox_insert(char **items, int n, bool pattern, bool at_commit)
 	sorted = palloc(n * sizeof(char *));
 	memcpy(sorted, items, n * sizeof(char *));
 	qsort(sorted, n, sizeof(char *), compare_keys);
-	elems = palloc(n * sizeof(Datum));
 	for (int i = 0; i < n; i++)
 	{
 		if (i > 0 && strcmp(sorted[i], sorted[i - 1]) == 0)
 			continue;
-		sorted[distinct] = sorted[i];
-		elems[distinct++] = CStringGetTextDatum(sorted[i]);
+		sorted[distinct++] = sorted[i];
 	}
 
-	namespace = get_namespace_oid("perfopt", true);
-	relid = OidIsValid(namespace) ? get_relname_relid("cache_invalidations", namespace) : InvalidOid;
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("perfopt.cache_invalidations does not exist"),
-				 errhint("Run CREATE EXTENSION perfopt, or perfopt.cache_unwatch on the table.")));
-	if (relid != outbox_relid)
-	{
-		List	   *sequences = getOwnedSequences(relid);
-
-		if (sequences == NIL)
-			elog(ERROR, "perfopt.cache_invalidations has no id sequence");
-		outbox_seqid = linitial_oid(sequences);
-		outbox_relid = relid;
-	}
-
-	rel = table_open(relid, RowExclusiveLock);
+	rel = outbox_open();
 	desc = RelationGetDescr(rel);
 	values = palloc0(desc->natts * sizeof(Datum));
 	nulls = palloc(desc->natts * sizeof(bool));
-	estate = CreateExecutorState();
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+
+	indexoids = RelationGetIndexList(rel);
+	indexes = palloc(sizeof(Relation) * (list_length(indexoids) + 1));
+	foreach(lc, indexoids)
+	{
+		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
+
+		indexes[nindexes++] = index;
+		if (!outbox_index_plain(index))
+			direct = false;
+	}
+	list_free(indexoids);
+	if (!direct)
+	{
+		for (int i = 0; i < nindexes; i++)
+			index_close(indexes[i], NoLock);
+		nindexes = 0;
+		estate = CreateExecutorState();
+		rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(rri, rel, 1, NULL, 0);
+		ExecOpenIndices(rri, false);
+		slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	}
 
 	/*
 	 * One row holding every key; or, while the outbox is still the one of
@@ -336,9 +478,11 @@ outbox_insert(char **items, int n, bool pattern, bool at_commit)
 	for (int k = 0; k < distinct; k++)
 	{
 		bool		legacy = false;
+		HeapTuple	tuple;
+		ItemPointerData tid;
 
 		memset(nulls, true, desc->natts * sizeof(bool));
-		id = nextval_internal(outbox_seqid, false);
+		id = perfopt_cache_next_id(outbox_seqid);
 		for (int i = 0; i < desc->natts; i++)
 		{
 			Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -350,10 +494,10 @@ outbox_insert(char **items, int n, bool pattern, bool at_commit)
 			if (strcmp(name, "id") == 0)
 				values[i] = Int64GetDatum(id);
 			else if (strcmp(name, "keys") == 0)
-				values[i] = PointerGetDatum(construct_array(elems, distinct, TEXTOID, -1, false, TYPALIGN_INT));
+				values[i] = PointerGetDatum(keys_array(sorted, distinct));
 			else if (strcmp(name, "key") == 0)
 			{
-				values[i] = elems[k];
+				values[i] = CStringGetTextDatum(sorted[k]);
 				legacy = true;
 			}
 			else if (strcmp(name, "pattern") == 0)
@@ -368,30 +512,68 @@ outbox_insert(char **items, int n, bool pattern, bool at_commit)
 			else
 				nulls[i] = true;
 		}
-		ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slot, true);
-		simple_table_tuple_insert(rel, slot);
-		(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+		tuple = heap_form_tuple(desc, values, nulls);
+		if (direct)
+		{
+			simple_heap_insert(rel, tuple);
+			tid = tuple->t_self;
+			for (int x = 0; x < nindexes; x++)
+			{
+				Relation	index = indexes[x];
+				IndexInfo  *info;
+				Datum		ivalues[INDEX_MAX_KEYS];
+				bool		inulls[INDEX_MAX_KEYS];
+
+				if (!index->rd_index->indisready)
+					continue;
+				info = BuildIndexInfo(index);
+				for (int a = 0; a < info->ii_NumIndexAttrs; a++)
+				{
+					AttrNumber	attnum = info->ii_IndexAttrNumbers[a];
+
+					ivalues[a] = values[attnum - 1];
+					inulls[a] = nulls[attnum - 1];
+				}
+				(void) index_insert(index, ivalues, inulls, &tid, rel,
+									index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+									false, info);
+				pfree(info);
+			}
+		}
+		else
+		{
+			ExecStoreHeapTuple(tuple, slot, false);
+			simple_table_tuple_insert(rel, slot);
+			(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+			tid = slot->tts_tid;
+			ExecClearTuple(slot);
+		}
 		/* the transaction's last row of keys may go through the commit queue */
 		if (at_commit && !pattern && !legacy)
-			perfopt_cache_queue_at_commit(relid, id, &slot->tts_tid, sorted, distinct);
+			perfopt_cache_queue_at_commit(RelationGetRelid(rel), id, &tid, sorted, distinct);
 		else
 			perfopt_cache_wake_at_commit(id);
-		ExecClearTuple(slot);
+		heap_freetuple(tuple);
 		if (!legacy)
 			break;
 	}
-	ExecDropSingleTupleTableSlot(slot);
-	ExecCloseIndices(rri);
-	FreeExecutorState(estate);
+	for (int x = 0; x < nindexes; x++)
+		index_close(indexes[x], NoLock);
+	if (!direct)
+	{
+		ExecDropSingleTupleTableSlot(slot);
+		ExecCloseIndices(rri);
+		FreeExecutorState(estate);
+	}
 	table_close(rel, NoLock);
 	/* the row is visible to the rest of the transaction, as an INSERT's */
 	if (!at_commit)
 		CommandCounterIncrement();
 
 	pfree(sorted);
-	pfree(elems);
 	pfree(values);
 	pfree(nulls);
+	pfree(indexes);
 	return id;
 }
 
@@ -415,8 +597,10 @@ pending_write(bool at_commit)
 
 /* Append a key to the pending keys, unless it is the same as the last one */
 static void
-pending_add(const char *key)
+pending_add(const char *key, int len)
 {
+	char	   *copy;
+
 	if (nkeys > written && strcmp(keys[nkeys - 1], key) == 0)
 		return;
 	if (nkeys == maxkeys)
@@ -426,8 +610,10 @@ pending_add(const char *key)
 			MemoryContextAlloc(pending_cxt, maxkeys * sizeof(char *)) :
 			repalloc(keys, maxkeys * sizeof(char *));
 	}
-	keys[nkeys++] = MemoryContextStrdup(pending_cxt, key);
-	bytes += strlen(key) + 1;
+	copy = MemoryContextAlloc(pending_cxt, len + 1);
+	memcpy(copy, key, len + 1);
+	keys[nkeys++] = copy;
+	bytes += len + 1;
 }
 
 /*
@@ -480,9 +666,15 @@ trigger_templates_get(Trigger *trigger, Relation rel)
 										HASH_ELEM | HASH_BLOBS);
 		CacheRegisterRelcacheCallback(trigger_templates_invalidate, (Datum) 0);
 	}
+	/* a statement changing many rows fires the same trigger for each */
+	if (last_templates != NULL && last_templates->tgoid == trigger->tgoid && last_templates->valid)
+		return last_templates;
 	entry = hash_search(trigger_templates, &trigger->tgoid, HASH_ENTER, &found);
 	if (found && entry->valid)
+	{
+		last_templates = entry;
 		return entry;
+	}
 	if (found)
 	{
 		old = MemoryContextSwitchTo(TopMemoryContext);
@@ -502,6 +694,7 @@ trigger_templates_get(Trigger *trigger, Relation rel)
 															 RelationGetDescr(rel));
 	MemoryContextSwitchTo(old);
 	entry->valid = true;
+	last_templates = entry;
 	return entry;
 }
 
@@ -558,21 +751,37 @@ perfopt_cache_trigger(PG_FUNCTION_ARGS)
 
 	pending_touch();
 	compiled = trigger_templates_get(trigger, trigdata->tg_relation);
+	if (key_buffers[0].data == NULL || key_buffers[0].maxlen > KEY_BUFFER_KEEP ||
+		key_buffers[1].maxlen > KEY_BUFFER_KEEP)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		for (int b = 0; b < 2; b++)
+		{
+			if (key_buffers[b].data != NULL)
+				pfree(key_buffers[b].data);
+			initStringInfo(&key_buffers[b]);
+		}
+		MemoryContextSwitchTo(old);
+	}
 	for (int i = 0; i < compiled->n; i++)
 	{
 		CompiledTemplate *template = compiled->templates[i];
-		char	   *oldkey = NULL;
-		char	   *newkey = NULL;
+		StringInfo	oldkey = NULL;
+		StringInfo	newkey = NULL;
 
-		if (oldtuple != NULL && (oldkey = perfopt_cache_render_compiled(template, oldtuple, desc)) != NULL)
-			pending_add(oldkey);
-		if (newtuple != NULL && (newkey = perfopt_cache_render_compiled(template, newtuple, desc)) != NULL &&
-			(oldkey == NULL || strcmp(oldkey, newkey) != 0))
-			pending_add(newkey);
-		if (oldkey != NULL)
-			pfree(oldkey);
-		if (newkey != NULL)
-			pfree(newkey);
+		if (oldtuple != NULL && perfopt_cache_render_compiled(template, oldtuple, desc, &key_buffers[0]))
+		{
+			oldkey = &key_buffers[0];
+			pending_add(oldkey->data, oldkey->len);
+		}
+		if (newtuple != NULL && perfopt_cache_render_compiled(template, newtuple, desc, &key_buffers[1]))
+		{
+			newkey = &key_buffers[1];
+			if (oldkey == NULL || oldkey->len != newkey->len ||
+				memcmp(oldkey->data, newkey->data, newkey->len) != 0)
+				pending_add(newkey->data, newkey->len);
+		}
 	}
 
 	/* too much is pending: write now */
