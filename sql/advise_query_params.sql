@@ -64,6 +64,11 @@ SELECT rank, kind, index_def, reason ~ 'generic plan: no parameter samples' AS g
 SELECT count(*) FILTER (WHERE kind = 'partial') AS partial
   FROM perfopt.advise_query($$SELECT id, email, score FROM p17.leads WHERE status = $1 AND score > $2 ORDER BY score DESC LIMIT $3$$,
                             ARRAY[['new', '900', '20'], ['lost', '500', '20'], ['contacted', '100', '20'], ['lost', '900', '20']]);
+-- nor is 'new' in the one set given: a value seen once does not recur (a
+-- sampler's single execution of a statement says nothing of the next)
+SELECT count(*) FILTER (WHERE kind = 'partial') AS partial
+  FROM perfopt.advise_query($$SELECT id, email, score FROM p17.leads WHERE status = $1 AND score > $2 ORDER BY score DESC LIMIT $3$$,
+                            ARRAY['new', '900', '20']);
 
 -- the composite-order case: equality columns first, then the sort column
 SELECT rank, kind, index_def

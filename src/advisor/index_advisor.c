@@ -969,6 +969,7 @@ param_sets_arg(ArrayType *params)
 		set->nparams = nvalues;
 		set->values = palloc0(Max(nvalues, 1) * sizeof(char *));
 		set->weight = 1.0 / nsets;
+		set->sets = 1;
 		for (j = 0; j < nvalues; j++)
 			set->values[j] = nulls[i * nvalues + j] ? NULL
 				: TextDatumGetCString(values[i * nvalues + j]);

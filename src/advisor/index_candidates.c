@@ -86,7 +86,8 @@
  * (not its text) is tried only when the value is one of the column's most
  * common values, whose share pg_stats measures rather than guesses (a
  * steady share, at most RARE_FRACTION), and it recurs in more than half of
- * the sets: otherwise most executions could not use it.
+ * the sets: otherwise most executions could not use it.  A value seen once
+ * does not recur: one sampled execution says nothing of the next ones.
  */
 #define RECURRING_SHARE			0.5
 
@@ -434,7 +435,7 @@ is_rare_condition(Oid relid, Node *condition)
 			WorkloadValue *bound = (WorkloadValue *) lfirst(lc);
 
 			if (equal(bound->value, value) &&
-				(!in_mcv || bound->share <= RECURRING_SHARE))
+				(!in_mcv || bound->share <= RECURRING_SHARE || bound->sets < 2))
 				return false;
 		}
 	}

@@ -721,7 +721,10 @@ add_variants(WorkloadStatement *stmt, PerfoptStatement *parsed, List *sets, bool
 				PerfoptParamSet *set = (PerfoptParamSet *) lfirst(lc2);
 
 				if (same_value(set->values[i], rep->set->values[i]))
+				{
 					value->share += set->weight / all;
+					value->sets += set->sets;
+				}
 			}
 			variant->values = lappend(variant->values, value);
 		}

@@ -27,11 +27,12 @@ typedef struct WorkloadVariant
 	List	   *values;			/* WorkloadValue *: the values bound */
 } WorkloadVariant;
 
-/* A value bound to a parameter, and the share of the sets that hold it */
+/* A value bound to a parameter, and the share and number of the sets that hold it */
 typedef struct WorkloadValue
 {
 	Const	   *value;
 	double		share;
+	int			sets;
 } WorkloadValue;
 
 typedef struct WorkloadStatement

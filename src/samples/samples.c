@@ -768,6 +768,7 @@ set_unpack(const SampleSet *set)
 	out->nparams = set->nparams;
 	out->values = palloc(sizeof(char *) * Max(set->nparams, 1));
 	out->weight = 0;
+	out->sets = 0;
 	for (int i = 0; i < set->nparams; i++)
 	{
 		uint16		len;
@@ -859,6 +860,7 @@ perfopt_statement_param_sets(Oid userid, Oid dbid, int64 queryid)
 		PerfoptParamSet *set = set_unpack(&sets[first[j]]);
 
 		set->weight = (double) counts[j] / nsets;
+		set->sets = counts[j];
 		result = lappend(result, set);
 	}
 	pfree(sets);

@@ -28,6 +28,7 @@ typedef struct PerfoptParamSet
 	char	  **values;			/* text form; NULL element = SQL NULL */
 	double		weight;			/* share of the executions it stands for;
 								 * the weights of one statement sum to 1 */
+	int			sets;			/* how many of the sets kept it merges */
 } PerfoptParamSet;
 
 /*
@@ -38,7 +39,7 @@ typedef struct PerfoptParamSet
  *
  * At most 8 sets (a reservoir of the sampled executions); identical sets
  * are merged and their weights summed, so the weights are multiples of 1/k
- * (k: sets kept, at most 8) summing to 1.  A set's nparams is the highest
+ * (k: sets kept, at most 8) summing to 1, and sets says how many merged.  A set's nparams is the highest
  * $n of the normalized text, except when a text with both $n of its own
  * and constants was not remembered by the backend that sampled it: then
  * only its bound values (fewer than the text's $n).  Each value is at most
