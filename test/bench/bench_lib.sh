@@ -66,3 +66,29 @@ build_baseline() {
     rm -rf "$src"
     echo "baseline: $(git -C "$top" log -1 --format='%h %s' "$rev" | cut -c1-100)"
 }
+
+# pgbench's transactions $2..$3 of workload $1 (tpcb-like or select-only)
+# as single-user input, one statement a line (the same statements in every
+# run: the instruction counts of two builds compare)
+tpcb_input() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import sys
+workload, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(first, last + 1):
+    aid = 1 + (i * 7919) % 100000
+    if workload == "select-only":
+        print("SELECT abalance FROM pgbench_accounts WHERE aid = %d;" % aid)
+        continue
+    tid = 1 + (i * 13) % 10
+    bid = 1
+    delta = (i * 31) % 10001 - 5000
+    print("BEGIN;")
+    print("UPDATE pgbench_accounts SET abalance = abalance + %d WHERE aid = %d;" % (delta, aid))
+    print("SELECT abalance FROM pgbench_accounts WHERE aid = %d;" % aid)
+    print("UPDATE pgbench_tellers SET tbalance = tbalance + %d WHERE tid = %d;" % (delta, tid))
+    print("UPDATE pgbench_branches SET bbalance = bbalance + %d WHERE bid = %d;" % (delta, bid))
+    print("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (%d, %d, %d, %d, CURRENT_TIMESTAMP);"
+          % (tid, bid, aid, delta))
+    print("END;")
+PY
+}

@@ -70,28 +70,6 @@ dir=$(postgres_tempdir cache-write-instructions)
 cleanup() { PG_BIN=${bins[new]}; stop_cluster "$dir"; rm -rf "$dir"; }
 trap cleanup EXIT
 
-# pgbench's TPC-B-like transactions $1..$2 (scale 1) as single-user input,
-# one statement a line
-tpcb_input() {
-    python3 - "$1" "$2" <<'PY'
-import sys
-first, last = int(sys.argv[1]), int(sys.argv[2])
-for i in range(first, last + 1):
-    aid = 1 + (i * 7919) % 100000
-    tid = 1 + (i * 13) % 10
-    bid = 1
-    delta = (i * 31) % 10001 - 5000
-    print("BEGIN;")
-    print("UPDATE pgbench_accounts SET abalance = abalance + %d WHERE aid = %d;" % (delta, aid))
-    print("SELECT abalance FROM pgbench_accounts WHERE aid = %d;" % aid)
-    print("UPDATE pgbench_tellers SET tbalance = tbalance + %d WHERE tid = %d;" % (delta, tid))
-    print("UPDATE pgbench_branches SET bbalance = bbalance + %d WHERE bid = %d;" % (delta, bid))
-    print("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (%d, %d, %d, %d, CURRENT_TIMESTAMP);"
-          % (tid, bid, aid, delta))
-    print("END;")
-PY
-}
-
 # A pristine copy of the data of build $1, watched ($2 = watched) or not
 prepare() {
     local b=$1 config=$2
@@ -116,7 +94,7 @@ prepare() {
 instructions() {
     local b=$1 config=$2 n=$3 keep=${4:-} out=$dir/callgrind.out
     rm -rf "$dir/data" && as_postgres cp -a "$dir/pristine-$b-$config" "$dir/data"
-    { tpcb_input 1 200; tpcb_input 201 $((200 + n)); } |
+    { tpcb_input tpcb-like 1 200; tpcb_input tpcb-like 201 $((200 + n)); } |
         as_postgres valgrind --tool=callgrind --callgrind-out-file="$out" \
             "${bins[$b]}/postgres" --single -D "$dir/data" postgres >/dev/null 2>&1 ||
         die "the single-user backend under callgrind failed"

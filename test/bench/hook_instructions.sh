@@ -102,31 +102,6 @@ done
 echo "'timing adds': instructions with track_latency = all less with none, per lookup; 'lookup': the"
 echo "instructions of one lookup with the loop around it, with none"
 
-# pgbench's transactions $2..$3 of workload $1 (tpcb-like or select-only)
-# as single-user input, one statement a line
-tpcb_input() {
-    python3 - "$1" "$2" "$3" <<'PY'
-import sys
-workload, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for i in range(first, last + 1):
-    aid = 1 + (i * 7919) % 100000
-    if workload == "select-only":
-        print("SELECT abalance FROM pgbench_accounts WHERE aid = %d;" % aid)
-        continue
-    tid = 1 + (i * 13) % 10
-    bid = 1
-    delta = (i * 31) % 10001 - 5000
-    print("BEGIN;")
-    print("UPDATE pgbench_accounts SET abalance = abalance + %d WHERE aid = %d;" % (delta, aid))
-    print("SELECT abalance FROM pgbench_accounts WHERE aid = %d;" % aid)
-    print("UPDATE pgbench_tellers SET tbalance = tbalance + %d WHERE tid = %d;" % (delta, tid))
-    print("UPDATE pgbench_branches SET bbalance = bbalance + %d WHERE bid = %d;" % (delta, bid))
-    print("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (%d, %d, %d, %d, CURRENT_TIMESTAMP);"
-          % (tid, bid, aid, delta))
-    print("END;")
-PY
-}
-
 # instructions of a single-user backend of build $1, preloading $2, that
 # runs $3 transactions of workload $4 (after 200 to warm the caches)
 tpcb_instructions() {
