@@ -47,7 +47,9 @@
 #    prepared statements).  Exact percentiles of the logged durations
 #    against perfopt's query_latency of the same executions.
 #
-# SCALE is pgbench's scale factor (default 10: it fits in memory).  Run as
+# SCALE is pgbench's scale factor (default 10: it fits in memory).
+# WORKLOADS (default "select-only tpcb-like") and PROTOCOLS (default "simple
+# prepared") narrow section 1 to some of its pairs, to measure one again.  Run as
 # root; it starts and removes its own clusters.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -56,6 +58,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 
 SECONDS_RUN=${1:-5}
 SECTIONS=${SECTIONS:-123}    # which of the three parts to run
+WORKLOADS=${WORKLOADS:-select-only tpcb-like}   # section 1: which workloads
+PROTOCOLS=${PROTOCOLS:-simple prepared}         # section 1: which protocols
 BASELINE=${BASELINE:-}       # section 2 also on perfopt built from this revision
 BASELINE_STAGE=${BASELINE_STAGE:-${PERFOPT_STAGE:-/tmp/perfopt-stage}-baseline}
 PAIRS=${2:-15}
@@ -145,10 +149,10 @@ perfopt_ticks() {
 ticks_per_sec=$(getconf CLK_TCK)
 
 if [[ $SECTIONS == *1* ]]; then
-for workload in select-only tpcb-like; do
+for workload in $WORKLOADS; do
     flags=""
     [ "$workload" = select-only ] && flags="-S"
-    for protocol in simple prepared; do
+    for protocol in $PROTOCOLS; do
         for c in "${configs[@]}"; do benchc "$c" "$protocol" $flags -T 2 >/dev/null; done
         for turn in $(seq "$PAIRS"); do
             order=()
@@ -184,8 +188,8 @@ SELECT workload, protocol, config, round(percentile_cont(0.5) WITHIN GROUP (ORDE
        round((100 * sum(workers_us_per_tx) / sum(cpu_us_per_tx))::numeric, 2) AS perfopt_workers_pct
   FROM runs GROUP BY workload, protocol, config ORDER BY workload, protocol, config"
 printf '%-12s %-9s %-38s %8s %15s %10s %15s\n' workload protocol ratio tps "95% CI" "by CPU" "95% CI"
-for workload in select-only tpcb-like; do
-    for protocol in simple prepared; do
+for workload in $WORKLOADS; do
+    for protocol in $PROTOCOLS; do
         for pair in "perfopt pg_stat_statements" "perfopt_untimed pg_stat_statements" "perfopt perfopt_untimed"; do
             set -- $pair
             ratios=$(q -At -c "
