@@ -14,7 +14,8 @@
 # and prints the median of each and the median of the ratios:
 #
 #   baseline                         calls
-#   SELECT count(*) FROM pg_stat_user_tables   table_health, index_drop_candidates,
+#   SELECT count(*) FROM pg_stat_user_tables   table_health (with and without its
+#                                    drop recommendations), index_drop_candidates,
 #                                    health(), run_optimization_cycle(),
 #                                    prometheus_metrics(), pool_recommendation(0.1)
 #   SELECT count(*) FROM pg_stat_statements    slow_queries, recommend_indexes()
@@ -137,6 +138,9 @@ tables_base="SELECT count(*) FROM pg_stat_user_tables"
 statements_base="SELECT count(*) FROM pg_stat_statements"
 calls=(
     "table_health|SELECT * FROM perfopt.table_health|$tables_base"
+    # the same without its recommendations to drop an index, which evaluate
+    # index_drop_candidates (health() and the cycle call it so)
+    "table_health(f, NULL, f)|SELECT * FROM perfopt.table_health(false, NULL, false)|$tables_base"
     "index_drop_candidates|SELECT * FROM perfopt.index_drop_candidates|$tables_base"
     "health()|SELECT * FROM perfopt.health()|$tables_base"
     "run_optimization_cycle()|SELECT perfopt.run_optimization_cycle()|$tables_base"
