@@ -11,7 +11,9 @@
 # sections 1 and 3 run the two builds in turn, interleaved, in this one run.
 # Both clusters run with synchronous_commit = off, so that the machine's
 # shared disk does not drown the figures (it also makes the trigger's and
-# the outbox's share of a transaction larger: a stricter test).
+# the outbox's share of a transaction larger: a stricter test); SYNC=on runs
+# them at PostgreSQL's default instead, where each commit waits for its
+# flush, as most applications' do.
 # 1. Latency: pgbench keeps a watched table changing at 1,000 and at 10,000
 #    rows per second (1,000 transactions a second of 1 and of 10 rows;
 #    --rate, 2 clients), while cache_probe (test/bench/cache_probe.c, libpq
@@ -52,6 +54,8 @@ PORT=${PORT:-5449}
 SECTIONS=${SECTIONS:-123}        # which of the three parts to run
 BATCH=${BATCH:-1000}             # perfopt.cache_batch_size
 DELAY=${DELAY:-2ms}              # perfopt.cache_batch_delay
+SYNC=${SYNC:-off}                # synchronous_commit of both clusters
+case $SYNC in on|off) ;; *) die "SYNC is on or off" ;; esac
 BASELINE=${BASELINE:-}           # a git revision to compare with
 BASELINE_STAGE=${BASELINE_STAGE:-${PERFOPT_STAGE:-/tmp/perfopt-stage}-baseline}
 
@@ -94,7 +98,7 @@ for b in "${builds[@]}"; do
     PG_BIN=${bins[$b]}
     start_cluster "${dirs[$b]}" "${ports[$b]}" "shared_buffers = '256MB'" "log_line_prefix = ''" \
         "perfopt.redis_port = ${rports[$b]}" "perfopt.cache_batch_size = $BATCH" \
-        "perfopt.cache_batch_delay = '$DELAY'" "max_connections = 50" "synchronous_commit = off"
+        "perfopt.cache_batch_delay = '$DELAY'" "max_connections = 50" "synchronous_commit = $SYNC"
 done
 PG_BIN=${bins[new]}
 # qb BUILD psql-arguments...; q: the new build; likewise pgbb and pgb, rcb and rc
@@ -115,7 +119,7 @@ for b in "${builds[@]}"; do
     qb "$b" -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
 done
 q -c "CREATE TABLE results (section text, name text, value float8)"
-echo "perfopt.cache_batch_size = $BATCH, perfopt.cache_batch_delay = $DELAY, builds: ${builds[*]}"
+echo "perfopt.cache_batch_size = $BATCH, perfopt.cache_batch_delay = $DELAY, synchronous_commit = $SYNC, builds: ${builds[*]}"
 echo "PostgreSQL on port $PORT, Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$rport, $(nproc) cores"
 
 # Wait until the outbox of BUILD (default new) is empty
