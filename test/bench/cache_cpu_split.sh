@@ -4,11 +4,11 @@
 # processes, in microseconds per transaction (/proc, clock ticks), for this
 # tree and for the builds already installed in other stages, alternating.
 #
-#   [STAGES="/tmp/stage-a /tmp/stage-b"] [ROUNDS=3] [MODE=watched|plain]
+#   [STAGES="/tmp/stage-a /tmp/stage-b"] [ROUNDS=3] [MODE=watched|plain] [SYNC=off|on]
 #       PERFOPT_STAGE=<stage of this tree> bash test/bench/cache_cpu_split.sh [SECONDS]
 #
 # Each round starts a throwaway cluster (perfopt preloaded, synchronous_commit
-# = off, as test/bench/cache_invalidation.sh) and redis-server per stage,
+# = off as test/bench/cache_invalidation.sh, or SYNC=on) and redis-server per stage,
 # watches pgbench_accounts, _tellers and _branches as that benchmark does
 # (MODE=plain: no watch), runs pgbench -c 2 -j 2 for SECONDS (default 10),
 # waits for the outbox to drain, and prints each process group's CPU time
@@ -26,6 +26,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 SECS=${1:-10}
 ROUNDS=${ROUNDS:-3}
 MODE=${MODE:-watched}
+SYNC=${SYNC:-off}
+case $SYNC in on|off) ;; *) die "SYNC is on or off" ;; esac
 PORT=${PORT:-5459}
 STAGES=${STAGES:-${PERFOPT_STAGE:-}}
 [ -n "$STAGES" ] || die "set PERFOPT_STAGE (this tree's stage) or STAGES"
@@ -50,7 +52,7 @@ children_ticks() {
     echo "$t"
 }
 
-echo "pgbench TPC-B-like, -c 2 -j 2, scale 10, $SECS s, $MODE, $ROUNDS rounds; $(nproc) cores; $(uptime)"
+echo "pgbench TPC-B-like, -c 2 -j 2, scale 10, $SECS s, $MODE, synchronous_commit = $SYNC, $ROUNDS rounds; $(nproc) cores; $(uptime)"
 echo "us of CPU per transaction: total = backends + worker + walwriter + other background + redis"
 for round in $(seq "$ROUNDS"); do
     for stage in $STAGES; do
@@ -66,7 +68,7 @@ for round in $(seq "$ROUNDS"); do
         done
         PG_BIN=$bin
         start_cluster "$dir" "$PORT" "shared_buffers = '256MB'" "perfopt.redis_port = $rport" \
-            "max_connections = 50" "synchronous_commit = off"
+            "max_connections = 50" "synchronous_commit = $SYNC"
         q() { PG_BIN=$bin as_postgres psql -h "$dir" -p "$PORT" -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
         pgb() { PG_BIN=$bin as_postgres pgbench -h "$dir" -p "$PORT" -n "$@" postgres 2>&1; }
         q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
