@@ -4,7 +4,7 @@
 # processes, in microseconds per transaction (/proc, clock ticks), for this
 # tree and for the builds already installed in other stages, alternating.
 #
-#   [STAGES="/tmp/stage-a /tmp/stage-b"] [ROUNDS=3] [MODE=watched|plain] [SYNC=off|on]
+#   [STAGES="/tmp/stage-a /tmp/stage-b"] [ROUNDS=3] [MODE=watched|plain] [SYNC=off|on] [REDIS_SOCKET=1]
 #       PERFOPT_STAGE=<stage of this tree> bash test/bench/cache_cpu_split.sh [SECONDS]
 #
 # Each round starts a throwaway cluster (perfopt preloaded, synchronous_commit
@@ -27,6 +27,8 @@ SECS=${1:-10}
 ROUNDS=${ROUNDS:-3}
 MODE=${MODE:-watched}
 SYNC=${SYNC:-off}
+REDIS_SOCKET=${REDIS_SOCKET:-}   # 1: the worker reaches Redis over its unix socket, not loopback TCP
+transport="loopback TCP"; [ -n "$REDIS_SOCKET" ] && transport="its unix socket"
 case $SYNC in on|off) ;; *) die "SYNC is on or off" ;; esac
 PORT=${PORT:-5459}
 STAGES=${STAGES:-${PERFOPT_STAGE:-}}
@@ -52,14 +54,19 @@ children_ticks() {
     echo "$t"
 }
 
-echo "pgbench TPC-B-like, -c 2 -j 2, scale 10, $SECS s, $MODE, synchronous_commit = $SYNC, $ROUNDS rounds; $(nproc) cores; $(uptime)"
+echo "pgbench TPC-B-like, -c 2 -j 2, scale 10, $SECS s, $MODE, synchronous_commit = $SYNC, Redis over $transport, $ROUNDS rounds; $(nproc) cores; $(uptime)"
 echo "us of CPU per transaction: total = backends + worker + walwriter + other background + redis"
 for round in $(seq "$ROUNDS"); do
     for stage in $STAGES; do
         bin=$stage/usr/lib/postgresql/15/bin
         dir=$(postgres_tempdir cpu-split)
         rport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+        socket_opts=() host_conf=()
+        if [ -n "$REDIS_SOCKET" ]; then
+            socket_opts=(--unixsocket "$dir/redis.sock" --unixsocketperm 777)
+            host_conf=("perfopt.redis_host = '$dir/redis.sock'")
+        fi
+        redis-server --port "$rport" --bind 127.0.0.1 "${socket_opts[@]}" --save '' --appendonly no --dir "$dir" \
             --logfile "$dir/redis.log" --daemonize no &
         rpid=$!
         for i in $(seq 50); do
@@ -68,7 +75,7 @@ for round in $(seq "$ROUNDS"); do
         done
         PG_BIN=$bin
         start_cluster "$dir" "$PORT" "shared_buffers = '256MB'" "perfopt.redis_port = $rport" \
-            "max_connections = 50" "synchronous_commit = $SYNC"
+            "max_connections = 50" "synchronous_commit = $SYNC" "${host_conf[@]}"
         q() { PG_BIN=$bin as_postgres psql -h "$dir" -p "$PORT" -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
         pgb() { PG_BIN=$bin as_postgres pgbench -h "$dir" -p "$PORT" -n "$@" postgres 2>&1; }
         q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"

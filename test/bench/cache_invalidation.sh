@@ -13,7 +13,9 @@
 # shared disk does not drown the figures (it also makes the trigger's and
 # the outbox's share of a transaction larger: a stricter test); SYNC=on runs
 # them at PostgreSQL's default instead, where each commit waits for its
-# flush, as most applications' do.
+# flush, as most applications' do.  The worker reaches Redis over loopback
+# TCP; REDIS_SOCKET=1 makes it use Redis's unix socket instead (perfopt.redis_host
+# set to the socket's path), as it would with Redis on the database's host.
 # 1. Latency: pgbench keeps a watched table changing at 1,000 and at 10,000
 #    rows per second (1,000 transactions a second of 1 and of 10 rows;
 #    --rate, 2 clients), while cache_probe (test/bench/cache_probe.c, libpq
@@ -55,6 +57,8 @@ SECTIONS=${SECTIONS:-123}        # which of the three parts to run
 BATCH=${BATCH:-1000}             # perfopt.cache_batch_size
 DELAY=${DELAY:-2ms}              # perfopt.cache_batch_delay
 SYNC=${SYNC:-off}                # synchronous_commit of both clusters
+REDIS_SOCKET=${REDIS_SOCKET:-}   # 1: the worker reaches Redis over its unix socket
+transport="loopback TCP"; [ -n "$REDIS_SOCKET" ] && transport="its unix socket"
 case $SYNC in on|off) ;; *) die "SYNC is on or off" ;; esac
 BASELINE=${BASELINE:-}           # a git revision to compare with
 BASELINE_STAGE=${BASELINE_STAGE:-${PERFOPT_STAGE:-/tmp/perfopt-stage}-baseline}
@@ -88,8 +92,13 @@ for b in "${builds[@]}"; do
     port=$((port + 1))
     # a free loopback port for this build's Redis
     rports[$b]=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    redis-server --port "${rports[$b]}" --bind 127.0.0.1 --save '' --appendonly no --dir "${dirs[$b]}" \
-        --logfile "${dirs[$b]}/redis.log" --daemonize no &
+    socket_opts=() host_conf=()
+    if [ -n "$REDIS_SOCKET" ]; then
+        socket_opts=(--unixsocket "${dirs[$b]}/redis.sock" --unixsocketperm 777)
+        host_conf=("perfopt.redis_host = '${dirs[$b]}/redis.sock'")
+    fi
+    redis-server --port "${rports[$b]}" --bind 127.0.0.1 "${socket_opts[@]}" --save '' --appendonly no \
+        --dir "${dirs[$b]}" --logfile "${dirs[$b]}/redis.log" --daemonize no &
     rpids[$b]=$!
     for i in $(seq 50); do
         [ "$(redis-cli -h 127.0.0.1 -p "${rports[$b]}" PING 2>/dev/null)" = PONG ] && break
@@ -98,7 +107,7 @@ for b in "${builds[@]}"; do
     PG_BIN=${bins[$b]}
     start_cluster "${dirs[$b]}" "${ports[$b]}" "shared_buffers = '256MB'" "log_line_prefix = ''" \
         "perfopt.redis_port = ${rports[$b]}" "perfopt.cache_batch_size = $BATCH" \
-        "perfopt.cache_batch_delay = '$DELAY'" "max_connections = 50" "synchronous_commit = $SYNC"
+        "perfopt.cache_batch_delay = '$DELAY'" "max_connections = 50" "synchronous_commit = $SYNC" "${host_conf[@]}"
 done
 PG_BIN=${bins[new]}
 # qb BUILD psql-arguments...; q: the new build; likewise pgbb and pgb, rcb and rc
@@ -119,7 +128,7 @@ for b in "${builds[@]}"; do
     qb "$b" -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
 done
 q -c "CREATE TABLE results (section text, name text, value float8)"
-echo "perfopt.cache_batch_size = $BATCH, perfopt.cache_batch_delay = $DELAY, synchronous_commit = $SYNC, builds: ${builds[*]}"
+echo "perfopt.cache_batch_size = $BATCH, perfopt.cache_batch_delay = $DELAY, synchronous_commit = $SYNC, Redis over $transport, builds: ${builds[*]}"
 echo "PostgreSQL on port $PORT, Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$rport, $(nproc) cores"
 
 # Wait until the outbox of BUILD (default new) is empty
