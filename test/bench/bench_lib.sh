@@ -92,3 +92,34 @@ for i in range(first, last + 1):
     print("END;")
 PY
 }
+
+# The cache benchmarks' options: SYNC, the synchronous_commit of their
+# clusters (off by default, a stricter test; on is PostgreSQL's default),
+# and REDIS_SOCKET=1, the worker reaching Redis over its unix socket rather
+# than loopback TCP.  Sets $transport, which says which.
+cache_bench_options() {
+    SYNC=${SYNC:-off}
+    case $SYNC in on|off) ;; *) die "SYNC is on or off" ;; esac
+    REDIS_SOCKET=${REDIS_SOCKET:-}
+    transport="loopback TCP"
+    if [ -n "$REDIS_SOCKET" ]; then transport="its unix socket"; fi
+}
+
+# start_bench_redis DIR PORT: a throwaway redis-server in DIR on loopback
+# PORT (and on DIR/redis.sock with REDIS_SOCKET), waited for; sets
+# redis_pid, and redis_conf to the perfopt settings that reach it.
+start_bench_redis() {
+    local dir=$1 port=$2 socket_opts=()
+    redis_conf=("perfopt.redis_port = $port")
+    if [ -n "$REDIS_SOCKET" ]; then
+        socket_opts=(--unixsocket "$dir/redis.sock" --unixsocketperm 777)
+        redis_conf+=("perfopt.redis_host = '$dir/redis.sock'")
+    fi
+    redis-server --port "$port" --bind 127.0.0.1 "${socket_opts[@]}" --save '' --appendonly no --dir "$dir" \
+        --logfile "$dir/redis.log" --daemonize no &
+    redis_pid=$!
+    for _ in $(seq 50); do
+        [ "$(redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null)" = PONG ] && break
+        sleep 0.1
+    done
+}

@@ -22,14 +22,12 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/test/bench/bench_lib.sh"
 
 SECS=${1:-10}
 ROUNDS=${ROUNDS:-3}
 MODE=${MODE:-watched}
-SYNC=${SYNC:-off}
-REDIS_SOCKET=${REDIS_SOCKET:-}   # 1: the worker reaches Redis over its unix socket, not loopback TCP
-transport="loopback TCP"; [ -n "$REDIS_SOCKET" ] && transport="its unix socket"
-case $SYNC in on|off) ;; *) die "SYNC is on or off" ;; esac
+cache_bench_options    # SYNC and REDIS_SOCKET (bench_lib.sh)
 PORT=${PORT:-5459}
 STAGES=${STAGES:-${PERFOPT_STAGE:-}}
 [ -n "$STAGES" ] || die "set PERFOPT_STAGE (this tree's stage) or STAGES"
@@ -61,21 +59,11 @@ for round in $(seq "$ROUNDS"); do
         bin=$stage/usr/lib/postgresql/15/bin
         dir=$(postgres_tempdir cpu-split)
         rport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        socket_opts=() host_conf=()
-        if [ -n "$REDIS_SOCKET" ]; then
-            socket_opts=(--unixsocket "$dir/redis.sock" --unixsocketperm 777)
-            host_conf=("perfopt.redis_host = '$dir/redis.sock'")
-        fi
-        redis-server --port "$rport" --bind 127.0.0.1 "${socket_opts[@]}" --save '' --appendonly no --dir "$dir" \
-            --logfile "$dir/redis.log" --daemonize no &
-        rpid=$!
-        for i in $(seq 50); do
-            [ "$(redis-cli -h 127.0.0.1 -p "$rport" PING 2>/dev/null)" = PONG ] && break
-            sleep 0.1
-        done
+        start_bench_redis "$dir" "$rport"
+        rpid=$redis_pid
         PG_BIN=$bin
-        start_cluster "$dir" "$PORT" "shared_buffers = '256MB'" "perfopt.redis_port = $rport" \
-            "max_connections = 50" "synchronous_commit = $SYNC" "${host_conf[@]}"
+        start_cluster "$dir" "$PORT" "shared_buffers = '256MB'" "${redis_conf[@]}" \
+            "max_connections = 50" "synchronous_commit = $SYNC"
         q() { PG_BIN=$bin as_postgres psql -h "$dir" -p "$PORT" -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
         pgb() { PG_BIN=$bin as_postgres pgbench -h "$dir" -p "$PORT" -n "$@" postgres 2>&1; }
         q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"

@@ -56,10 +56,7 @@ PORT=${PORT:-5449}
 SECTIONS=${SECTIONS:-123}        # which of the three parts to run
 BATCH=${BATCH:-1000}             # perfopt.cache_batch_size
 DELAY=${DELAY:-2ms}              # perfopt.cache_batch_delay
-SYNC=${SYNC:-off}                # synchronous_commit of both clusters
-REDIS_SOCKET=${REDIS_SOCKET:-}   # 1: the worker reaches Redis over its unix socket
-transport="loopback TCP"; [ -n "$REDIS_SOCKET" ] && transport="its unix socket"
-case $SYNC in on|off) ;; *) die "SYNC is on or off" ;; esac
+cache_bench_options              # SYNC and REDIS_SOCKET (bench_lib.sh)
 BASELINE=${BASELINE:-}           # a git revision to compare with
 BASELINE_STAGE=${BASELINE_STAGE:-${PERFOPT_STAGE:-/tmp/perfopt-stage}-baseline}
 
@@ -92,22 +89,12 @@ for b in "${builds[@]}"; do
     port=$((port + 1))
     # a free loopback port for this build's Redis
     rports[$b]=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    socket_opts=() host_conf=()
-    if [ -n "$REDIS_SOCKET" ]; then
-        socket_opts=(--unixsocket "${dirs[$b]}/redis.sock" --unixsocketperm 777)
-        host_conf=("perfopt.redis_host = '${dirs[$b]}/redis.sock'")
-    fi
-    redis-server --port "${rports[$b]}" --bind 127.0.0.1 "${socket_opts[@]}" --save '' --appendonly no \
-        --dir "${dirs[$b]}" --logfile "${dirs[$b]}/redis.log" --daemonize no &
-    rpids[$b]=$!
-    for i in $(seq 50); do
-        [ "$(redis-cli -h 127.0.0.1 -p "${rports[$b]}" PING 2>/dev/null)" = PONG ] && break
-        sleep 0.1
-    done
+    start_bench_redis "${dirs[$b]}" "${rports[$b]}"
+    rpids[$b]=$redis_pid
     PG_BIN=${bins[$b]}
     start_cluster "${dirs[$b]}" "${ports[$b]}" "shared_buffers = '256MB'" "log_line_prefix = ''" \
-        "perfopt.redis_port = ${rports[$b]}" "perfopt.cache_batch_size = $BATCH" \
-        "perfopt.cache_batch_delay = '$DELAY'" "max_connections = 50" "synchronous_commit = $SYNC" "${host_conf[@]}"
+        "${redis_conf[@]}" "perfopt.cache_batch_size = $BATCH" \
+        "perfopt.cache_batch_delay = '$DELAY'" "max_connections = 50" "synchronous_commit = $SYNC"
 done
 PG_BIN=${bins[new]}
 # qb BUILD psql-arguments...; q: the new build; likewise pgbb and pgb, rcb and rc
