@@ -91,3 +91,44 @@ SELECT index_name, reason_code, drop_def FROM perfopt.index_drop_candidates
 SELECT drop_def FROM perfopt.index_drop_candidates WHERE table_name = 'dcp'::regclass \gexec
 SELECT count(*) AS indexes_left FROM pg_index WHERE indrelid IN ('dcp'::regclass, 'dcp_1'::regclass, 'dcp_2'::regclass);
 DROP TABLE dcp;
+
+-- the view reads only the tables index_drop_suspects() names (issue 18):
+-- those whose candidates come from two indexes that start alike, scanned or
+-- unique, are named too.  dcs_u2 is a unique duplicate of the unique dcs_u1,
+-- dcs_e2 a duplicate of the expression index dcs_e1, dcs_b a prefix of dcs_bc;
+-- every non-unique one is scanned, so none of them is "unused".  dcs_n has a
+-- primary key and one scanned index: nothing to drop, and not read.
+CREATE TABLE dcs (id int PRIMARY KEY, a int, b int, c int, e text);
+INSERT INTO dcs SELECT i, i, i % 50, i % 7, 'e' || i FROM generate_series(1, 5000) i;
+CREATE UNIQUE INDEX dcs_u1 ON dcs (a);
+CREATE UNIQUE INDEX dcs_u2 ON dcs (a);
+CREATE INDEX dcs_e1 ON dcs (lower(e));
+CREATE INDEX dcs_e2 ON dcs (lower(e));
+CREATE INDEX dcs_b ON dcs (b);
+CREATE INDEX dcs_bc ON dcs (b, c);
+CREATE TABLE dcs_n (id int PRIMARY KEY, a int);
+INSERT INTO dcs_n SELECT i, i % 100 FROM generate_series(1, 5000) i;
+CREATE INDEX dcs_n_a ON dcs_n (a);
+ANALYZE dcs, dcs_n;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) FROM dcs WHERE lower(e) = 'e5';
+SELECT count(*) FROM dcs WHERE b = 5;
+SELECT count(*) FROM dcs WHERE b = 5 AND c = 1;
+SELECT count(*) FROM dcs_n WHERE a = 5;
+SELECT count(*) FROM dcs_n WHERE id = 5;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT pg_stat_force_next_flush();
+SELECT indexrelname, idx_scan > 0 AS scanned FROM pg_stat_user_indexes
+ WHERE relname IN ('dcs', 'dcs_n') ORDER BY 1;
+SELECT t::regclass AS suspect FROM perfopt.index_drop_suspects() t
+ WHERE t IN ('dcs'::regclass, 'dcs_n'::regclass);
+SELECT index_name, reason_code FROM perfopt.index_drop_candidates
+ WHERE table_name IN ('dcs'::regclass, 'dcs_n'::regclass) ORDER BY index_name::text;
+-- an invalid index alone makes its table one
+\set VERBOSITY terse
+CREATE UNIQUE INDEX CONCURRENTLY dcs_n_bad ON dcs_n (a);
+\set VERBOSITY default
+SELECT t::regclass AS suspect FROM perfopt.index_drop_suspects() t WHERE t = 'dcs_n'::regclass;
+DROP TABLE dcs, dcs_n;

@@ -42,6 +42,7 @@ GRANT EXECUTE ON FUNCTION
     perfopt.advise_query(text, text[], float8),
     perfopt.last_advisor_run(),
     perfopt.index_drop_safe_set(regclass[], regclass[]),
+    perfopt.index_drop_suspects(),
     perfopt.table_health(boolean, regclass),
     perfopt.table_health(boolean, regclass, boolean),
     perfopt.relation_bytes(regclass),

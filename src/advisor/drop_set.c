@@ -36,6 +36,8 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/table.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
@@ -49,13 +51,16 @@
 #include "utils/syscache.h"
 #include "catalog/pg_index.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 
 #include "advisor/whatif.h"
 #include "advisor/workload.h"
 #include "common/subxact.h"
 #include "common/settings.h"
+#include "common/stat_pass.h"
 
 PG_FUNCTION_INFO_V1(perfopt_index_drop_safe_set);
+PG_FUNCTION_INFO_V1(perfopt_index_drop_suspects);
 
 /*
  * the most candidates one call takes: at 10,000 tables there can be as many
@@ -527,4 +532,103 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 	array = construct_array(result, nresult, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT);
 	MemoryContextDelete(cxt);
 	PG_RETURN_ARRAYTYPE_P(array);
+}
+
+/* A table's indexes that start with the same key column (0: an expression) */
+typedef struct SuspectKey
+{
+	Oid			table;
+	int16		first_key;
+} SuspectKey;
+
+typedef struct SuspectGroup
+{
+	SuspectKey	key;			/* the hash key */
+	int			indexes;
+	bool		suspect;		/* one is invalid, or not unique and never scanned */
+} SuspectGroup;
+
+/*
+ * perfopt.index_drop_suspects(): the tables that can have a drop candidate,
+ * from pg_index and the scan counts alone, so that the view reads the
+ * indexes of those tables only, not of the whole catalog (issue 18): a table
+ * with an invalid index, with a non-unique index never scanned (unused), or
+ * with two indexes that start with the same column or both with an
+ * expression (a duplicate, or a prefix of another, starts as the other
+ * does).  A superset: the view decides.  One pass over pg_index, where the
+ * same in SQL (a grouping by table and first key) cost 13-15 ms at 30,000
+ * indexes.
+ */
+Datum
+perfopt_index_drop_suspects(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "perfopt drop suspects",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	HASHCTL		ctl = {0};
+	HTAB	   *groups;
+	HTAB	   *tables;
+	HASH_SEQ_STATUS seq;
+	SuspectGroup *g;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	ctl.keysize = sizeof(SuspectKey);
+	ctl.entrysize = sizeof(SuspectGroup);
+	ctl.hcxt = cxt;
+	groups = hash_create("perfopt drop suspects by first key", 1024, &ctl,
+						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	tables = oid_set_create("perfopt drop suspects");
+
+	rel = table_open(IndexRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while ((tuple = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
+		SuspectKey	key;
+		bool		found;
+
+		memset(&key, 0, sizeof(key));	/* the padding is hashed too */
+		key.table = index->indrelid;
+		key.first_key = index->indnkeyatts > 0 ? index->indkey.values[0] : 0;
+		g = hash_search(groups, &key, HASH_ENTER, &found);
+		if (!found)
+		{
+			g->indexes = 0;
+			g->suspect = false;
+		}
+		g->indexes++;
+		if (!index->indisvalid ||
+			(!index->indisunique && perfopt_relation_scans(fcinfo->flinfo, index->indexrelid) == 0))
+			g->suspect = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	hash_seq_init(&seq, groups);
+	while ((g = hash_seq_search(&seq)) != NULL)
+	{
+		if (g->suspect || g->indexes > 1)
+			oid_set_add(tables, g->key.table);
+	}
+
+	MemoryContextSwitchTo(old);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC | MAT_SRF_BLESS);
+	hash_seq_init(&seq, tables);
+	{
+		Oid		   *table;
+
+		while ((table = hash_seq_search(&seq)) != NULL)
+		{
+			Datum		value = ObjectIdGetDatum(*table);
+			bool		null = false;
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &null);
+		}
+	}
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
 }

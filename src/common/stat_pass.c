@@ -226,18 +226,18 @@ perfopt_stat_pass_changes(Oid relid, uint64 *changes)
 
 /*
  * perfopt.relation_scans(rel oid): pg_stat_get_numscans(rel), for a view
- * that reads it for thousands of relations.  When a pass gives what the
+ * that reads it for thousands of relations (and perfopt_relation_scans, for
+ * C functions that do, with their own FmgrInfo).  When a pass gives what the
  * look-ups give (above), the first call reads every relation's count in one
  * pass, kept for the transaction in cache mode (where the look-ups keep
  * what they read for it too) and for the query's calls in "none" mode;
  * otherwise each call looks its relation up, as pg_stat_get_numscans()
  * does.
  */
-Datum
-perfopt_relation_scans_sql(PG_FUNCTION_ARGS)
+int64
+perfopt_relation_scans(FmgrInfo *flinfo, Oid relid)
 {
-	Oid			relid = PG_GETARG_OID(0);
-	HTAB	   *scans = (HTAB *) fcinfo->flinfo->fn_extra;
+	HTAB	   *scans = (HTAB *) flinfo->fn_extra;
 	PgStat_StatTabEntry *stats;
 
 	if (scans == NULL && pgstat_fetch_consistency == PGSTAT_FETCH_CONSISTENCY_CACHE &&
@@ -254,16 +254,22 @@ perfopt_relation_scans_sql(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			scans = scan_counts(fcinfo->flinfo->fn_mcxt);
-			fcinfo->flinfo->fn_extra = scans;
+			scans = scan_counts(flinfo->fn_mcxt);
+			flinfo->fn_extra = scans;
 		}
 	}
 	if (scans != NULL)
 	{
 		ScanCount  *s = hash_search(scans, &relid, HASH_FIND, NULL);
 
-		PG_RETURN_INT64(s != NULL ? s->scans : 0);
+		return s != NULL ? s->scans : 0;
 	}
 	stats = pgstat_fetch_stat_tabentry(relid);
-	PG_RETURN_INT64(stats != NULL ? stats->numscans : 0);
+	return stats != NULL ? stats->numscans : 0;
+}
+
+Datum
+perfopt_relation_scans_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(perfopt_relation_scans(fcinfo->flinfo, PG_GETARG_OID(0)));
 }

@@ -12,6 +12,7 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "pgstat.h"
 #include "utils/hsearch.h"
 
@@ -30,6 +31,9 @@ extern void perfopt_stat_pass_init(PerfoptStatPass *pass, const char *name, long
 extern void perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid);
 extern void perfopt_stat_pass_run(PerfoptStatPass *pass);
 extern PgStat_StatTabEntry *perfopt_stat_pass_get(PerfoptStatPass *pass, Oid relid);
+
+/* pg_stat_get_numscans(relid), read as perfopt.relation_scans() reads it */
+extern int64 perfopt_relation_scans(FmgrInfo *flinfo, Oid relid);
 
 /* A relation's change counter from the transaction's perfopt.relation_scans() pass */
 extern bool perfopt_stat_pass_changes(Oid relid, uint64 *changes);

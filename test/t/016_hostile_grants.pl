@@ -133,6 +133,12 @@ my %calls = (
 	'perfopt.relation_bytes(regclass)' => q{SELECT perfopt.relation_bytes('public.probe') = pg_relation_size('public.probe')},
 	'perfopt.relation_scans(oid)' =>
 	  q{SELECT perfopt.relation_scans('public.probe'::regclass) = pg_stat_get_numscans('public.probe'::regclass)},
+	# every table with two indexes that start with the same column is one
+	# (what pg_index, PUBLIC's, says already); an error if not
+	'perfopt.index_drop_suspects()' =>
+	  q{SELECT CASE WHEN NOT EXISTS (SELECT i.indrelid FROM pg_index i GROUP BY i.indrelid, i.indkey[0] HAVING count(*) > 1
+	                                 EXCEPT SELECT perfopt.index_drop_suspects())
+	           THEN 1 ELSE (SELECT 1 / count(*)::int FROM pg_class WHERE false) END},
 	'perfopt.detect_anomalies(timestamp with time zone[],double precision[],double precision)' =>
 	  "SELECT count(*) FROM perfopt.detect_anomalies($series)",
 	'perfopt.forecast(timestamp with time zone[],double precision[],interval,interval)' =>
