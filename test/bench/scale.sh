@@ -20,7 +20,11 @@
 #                                    prometheus_metrics(), pool_recommendation(0.1)
 #   SELECT count(*) FROM pg_stat_statements    slow_queries, recommend_indexes()
 #
-# and the number of series of the scrape.  A fresh session per call is what a
+# and the number of series of the scrape.  Every table's own index is
+# unused there, so that every table has a drop candidate: then, after a
+# lookup through each small table's index, the calls that read the drop
+# candidates are timed again where only the big tables have one.
+# A fresh session per call is what a
 # dashboard, a scrape or a psql user pays: nothing is cached in the backend.
 # Run as root; it starts and removes its own cluster (KEEP=1 leaves it running
 # and prints how to reach it).
@@ -156,27 +160,56 @@ calls=(
     "(regclass of the indexes)|SELECT i.indexrelid::regclass, i.indrelid::regclass FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = 'public'::regnamespace AND NOT i.indisunique|$tables_base"
 )
 
+# each call of the list given, RUNS times, beside its baseline
+time_calls() {
+    printf '%-26s %9s %9s %7s %9s %9s %7s  %s\n' call ms base_ms ratio cpu_ms base_cpu cpu_rat baseline
+    for c in "$@"; do
+        IFS='|' read -r name call base <<< "$c"
+        : > "$dir/call" ; : > "$dir/base"; : > "$dir/ratio"
+        : > "$dir/call_cpu" ; : > "$dir/base_cpu"; : > "$dir/ratio_cpu"
+        for _ in $(seq "$RUNS"); do
+            read -r b bc <<< "$(timed "$base")"
+            read -r t tc <<< "$(timed "$call")"
+            echo "$b" >> "$dir/base"
+            echo "$t" >> "$dir/call"
+            echo "$bc" >> "$dir/base_cpu"
+            echo "$tc" >> "$dir/call_cpu"
+            awk -v t="$t" -v b="$b" 'BEGIN { print t / b }' >> "$dir/ratio"
+            awk -v t="$tc" -v b="$bc" 'BEGIN { print t / b }' >> "$dir/ratio_cpu"
+        done
+        printf '%-26s %9.1f %9.1f %7.2f %9.1f %9.1f %7.2f  %s\n' "$name" "$(median < "$dir/call")" "$(median < "$dir/base")" \
+            "$(median < "$dir/ratio")" "$(median < "$dir/call_cpu")" "$(median < "$dir/base_cpu")" \
+            "$(median < "$dir/ratio_cpu")" "$base"
+    done
+}
+
+candidates() { q -At -c "SELECT sum(n) || ' (' || string_agg(reason_code || ' ' || n, ', ') || ')' FROM (SELECT reason_code, count(*) AS n FROM perfopt.index_drop_candidates GROUP BY 1 ORDER BY 1) r"; }
+
 echo "== $TABLES tables, $STATEMENTS statements: median of $RUNS runs, each in a fresh session after its baseline"
 echo "   (ms: the client's wall time; cpu: the server process's CPU time)"
-printf '%-26s %9s %9s %7s %9s %9s %7s  %s\n' call ms base_ms ratio cpu_ms base_cpu cpu_rat baseline
-for c in "${calls[@]}"; do
-    IFS='|' read -r name call base <<< "$c"
-    : > "$dir/call" ; : > "$dir/base"; : > "$dir/ratio"
-    : > "$dir/call_cpu" ; : > "$dir/base_cpu"; : > "$dir/ratio_cpu"
-    for _ in $(seq "$RUNS"); do
-        read -r b bc <<< "$(timed "$base")"
-        read -r t tc <<< "$(timed "$call")"
-        echo "$b" >> "$dir/base"
-        echo "$t" >> "$dir/call"
-        echo "$bc" >> "$dir/base_cpu"
-        echo "$tc" >> "$dir/call_cpu"
-        awk -v t="$t" -v b="$b" 'BEGIN { print t / b }' >> "$dir/ratio"
-        awk -v t="$tc" -v b="$bc" 'BEGIN { print t / b }' >> "$dir/ratio_cpu"
-    done
-    printf '%-26s %9.1f %9.1f %7.2f %9.1f %9.1f %7.2f  %s\n' "$name" "$(median < "$dir/call")" "$(median < "$dir/base")" \
-        "$(median < "$dir/ratio")" "$(median < "$dir/call_cpu")" "$(median < "$dir/base_cpu")" \
-        "$(median < "$dir/ratio_cpu")" "$base"
-done
+echo "   drop candidates: $(candidates): every table's own index is unused"
+time_calls "${calls[@]}"
 series=$(q -At -c "SELECT count(*) FROM regexp_split_to_table(perfopt.prometheus_metrics(), E'\n') l
                     WHERE l <> '' AND l NOT LIKE '#%'")
 echo "prometheus_metrics() series: $series"
+
+# The same database where most tables have nothing to drop: a lookup through
+# each small table's own index (not recorded by pg_stat_statements, which
+# keeps the statements above), so that only the big tables' indexes remain
+# candidates.  What the drop candidates read follows the tables that have
+# candidates (perfopt.index_drop_suspects), not the catalog.
+q -At <<SQL >/dev/null
+SET pg_stat_statements.track = none;
+SET enable_seqscan = off;
+SELECT format('SELECT a FROM public.t%s WHERE a = %s', i, i % 100)
+  FROM generate_series($((BIG_TABLES + 1)), $TABLES) i
+\gexec
+SQL
+echo "== the same after a lookup through each of the $((TABLES - BIG_TABLES)) small tables' own index"
+echo "   drop candidates: $(candidates)"
+time_calls \
+    "table_health|SELECT * FROM perfopt.table_health|$tables_base" \
+    "table_health(f, NULL, f)|SELECT * FROM perfopt.table_health(false, NULL, false)|$tables_base" \
+    "index_drop_candidates|SELECT * FROM perfopt.index_drop_candidates|$tables_base" \
+    "health()|SELECT * FROM perfopt.health()|$tables_base" \
+    "run_optimization_cycle()|SELECT perfopt.run_optimization_cycle()|$tables_base"
