@@ -48,6 +48,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "catalog/pg_index.h"
 #include "executor/spi.h"
@@ -583,8 +584,14 @@ perfopt_index_drop_suspects(PG_FUNCTION_ARGS)
 						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	tables = oid_set_create("perfopt drop suspects");
 
+	/*
+	 * with the query's snapshot, as the view reads pg_index: so the tables
+	 * named are exactly those whose indexes, as the view sees them, can give
+	 * a candidate
+	 */
 	rel = table_open(IndexRelationId, AccessShareLock);
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	scan = systable_beginscan(rel, InvalidOid, false,
+							  ActiveSnapshotSet() ? GetActiveSnapshot() : NULL, 0, NULL);
 	while ((tuple = systable_getnext(scan)) != NULL)
 	{
 		Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
