@@ -133,6 +133,21 @@ perfopt_begin_as_role(Oid roleid, PerfoptRoleSwitch *sw)
 	sw->nest_level = NewGUCNestLevel();
 	(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+
+	/*
+	 * What perfopt parses and plans here is not the application's work: under
+	 * pg_stat_statements.track = all each statement the advisor plans with a
+	 * sampled value would stay in pg_stat_statements as a nested entry of its
+	 * role (taking a slot of pg_stat_statements.max, and shown beside the
+	 * statement it copies).  Only "all" is lowered, for this nest level.
+	 */
+	{
+		const char *track = GetConfigOption("pg_stat_statements.track", true, false);
+
+		if (track != NULL && strcmp(track, "all") == 0)
+			(void) set_config_option("pg_stat_statements.track", "top", PGC_SUSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+	}
 }
 
 /* Back to the saved user and settings; see security.h */

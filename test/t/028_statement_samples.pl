@@ -112,6 +112,14 @@ my $ext = query(q{SELECT count(*), sum(weight), min(sampled), bool_and(params[1]
 	  AND params[2] = 'go' || 'ne'});
 is($ext, '8|1|40|t', 'pgbench: a reservoir of 8 of the 40 executions, weights summing to 1, values from the script\'s range');
 
+# perfopt's own planning is not the application's: the advisor plans these
+# statements with their sampled values, nested, as the role that ran them;
+# under track = all, pg_stat_statements would keep each as a nested entry
+# (one more row for the statement, a slot of pg_stat_statements.max)
+query(q{SELECT count(*) FROM perfopt.recommend_indexes()});
+is(query(q{SELECT count(*) FROM pg_stat_statements WHERE NOT toplevel AND query LIKE '%FROM leads WHERE%'}), '0',
+	'the advisor planning the sampled statements leaves no nested entry in pg_stat_statements');
+
 # 3. Privacy: another login role sees none of them; the statement's own
 #    user and pg_read_all_stats do
 query(q{CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; CREATE ROLE auditor LOGIN IN ROLE pg_read_all_stats});
