@@ -463,11 +463,17 @@ perfopt_pgss_statements(double min_mean_ms, int limit)
 
 	perfopt_pgss_require();
 
+	/*
+	 * The regular expression only where the text holds "perfopt." at all:
+	 * run on every text it took a third of the read (5.5 of 16.7 ms at
+	 * 10,000 entries), the search for the string first 1.1 ms.
+	 */
 	request.sql = psprintf("SELECT e.queryid, e.userid, e.calls::pg_catalog.float8, e.total_exec_time,"
 						   "       e.toplevel, e.rows::pg_catalog.float8, e.query"
 						   "  FROM %s(true) e"
 						   " WHERE e.dbid OPERATOR(pg_catalog.=) $1 AND e.queryid IS NOT NULL"
-						   "   AND e.query OPERATOR(pg_catalog.!~) '\\mperfopt\\.'"
+						   "   AND (pg_catalog.strpos(e.query, 'perfopt.') OPERATOR(pg_catalog.=) 0"
+						   "        OR e.query OPERATOR(pg_catalog.!~) '\\mperfopt\\.')"
 						   "   AND ($2 OR pg_catalog.pg_has_role(e.userid, 'USAGE'))",
 						   pgss_function());
 	request.args[0] = ObjectIdGetDatum(MyDatabaseId);
