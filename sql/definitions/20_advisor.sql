@@ -207,7 +207,10 @@ indexes AS (
            perfopt.relation_scans(i.indrelid) AS table_scans,
            pt.table_reads AS tree_reads,
            pt.bytes AS tree_bytes
-      FROM pg_index i
+      -- the suspects' indexes first, kept apart (OFFSET 0) so that the
+      -- planner hashes them, not pg_class, when they are few: with 300 of
+      -- 10,000 tables named, 96 against 118 ms; with every table, the same
+      FROM (SELECT * FROM pg_index i0 WHERE i0.indrelid IN (SELECT s.indrelid FROM suspects s) OFFSET 0) i
       JOIN pg_class c ON c.oid = i.indexrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
       LEFT JOIN (SELECT DISTINCT k.conindid FROM pg_constraint k WHERE k.contype IN ('u', 'x')) k
@@ -228,8 +231,7 @@ indexes AS (
                           FROM pg_partition_tree(pi.indrelid) p
                           JOIN pg_stat_user_tables st ON st.relid = p.relid) r) pt
         ON pt.indexrelid = i.indexrelid
-     WHERE i.indrelid IN (SELECT s.indrelid FROM suspects s)
-       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'perfopt')
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'perfopt')
        AND n.nspname NOT LIKE 'pg\_toast%'
        -- not the tables of an extension (a hashed list, not a sort of every
        -- index; found from the extensions, not by a scan of every dependency)
