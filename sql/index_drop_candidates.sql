@@ -132,3 +132,27 @@ CREATE UNIQUE INDEX CONCURRENTLY dcs_n_bad ON dcs_n (a);
 \set VERBOSITY default
 SELECT t::regclass AS suspect FROM perfopt.index_drop_suspects() t WHERE t = 'dcs_n'::regclass;
 DROP TABLE dcs, dcs_n;
+
+-- relation_bytes, which gives the candidates' sizes, reads pg_class once for
+-- every relation from the 1,000th call of a transaction; what changes in
+-- pg_class after that (a TRUNCATE, one rolled back, a new table) is seen
+CREATE TABLE rb (id int);
+INSERT INTO rb SELECT generate_series(1, 1000);
+BEGIN;
+SELECT count(perfopt.relation_bytes('rb'::regclass)) AS calls FROM generate_series(1, 1500);
+SELECT perfopt.relation_bytes('rb') = pg_relation_size('rb') AS same, pg_relation_size('rb') > 0 AS has_rows;
+TRUNCATE rb;
+SELECT count(perfopt.relation_bytes('rb'::regclass)) AS calls FROM generate_series(1, 1500);
+SELECT perfopt.relation_bytes('rb') AS truncated, pg_relation_size('rb') AS size;
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+TRUNCATE rb;
+SELECT count(perfopt.relation_bytes('rb'::regclass)) AS calls FROM generate_series(1, 1500);
+ROLLBACK TO s;
+SELECT perfopt.relation_bytes('rb') = pg_relation_size('rb') AS same_after_rollback,
+       pg_relation_size('rb') > 0 AS has_rows;
+CREATE TABLE rb2 AS SELECT generate_series(1, 1000) AS id;
+SELECT perfopt.relation_bytes('rb2') = pg_relation_size('rb2') AS new_table, pg_relation_size('rb2') > 0 AS has_rows;
+COMMIT;
+DROP TABLE rb, rb2;
