@@ -183,12 +183,12 @@ typedef struct StorageFacts
  * A query that asks the size of thousands of relations (health()'s total of
  * every index) paid a catalog-cache miss for each in a fresh session: at
  * 20,000 indexes that total took 84 ms, 66 of them in this function.  From
- * the 1,000th call of a
- * transaction, every relation's row is read in one pass over pg_class and
- * kept for the transaction; any invalidation of pg_class (a TRUNCATE, a new
- * relation, another session's DDL once this one accepts it) drops it, as it
- * drops the catalog cache's entries, so the sizes come from the same rows a
- * look-up would find.  (The transaction's end frees it with its context.)
+ * the 1,000th call of a transaction, every relation's row is read in one
+ * pass over pg_class and kept for the transaction; any invalidation of
+ * pg_class (a TRUNCATE, a new relation, another session's DDL once this one
+ * accepts it) drops it, as it drops the catalog cache's entries, so the
+ * sizes come from the same rows a look-up would find.  (The transaction's
+ * end frees it with its context.)
  */
 #define STORAGE_PASS_MIN_CALLS	1000
 
