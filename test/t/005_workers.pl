@@ -69,6 +69,18 @@ ok($node->poll_query_until('postgres',
 	'dead_tuples has a table\'s dead rows, as pg_stat_user_tables counts them');
 query('DROP TABLE dead_rows_demo');
 
+# of many tables, the ten with the most dead rows are sampled
+query(join('', map { qq{CREATE TABLE dead_$_ (id int) WITH (autovacuum_enabled = false);
+						INSERT INTO dead_$_ SELECT generate_series(1, 20000);
+						DELETE FROM dead_$_ WHERE id <= $_ * 1000;} } 1 .. 12));
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 10 FROM perfopt.live_metrics m
+		    JOIN pg_stat_user_tables s ON m.entity = 'public.' || s.relname
+		   WHERE m.metric = 'dead_tuples' AND s.relname LIKE 'dead\_%'
+		     AND m.value = s.n_dead_tup AND s.n_dead_tup >= 3000}),
+	'dead_tuples has the ten tables with the most dead rows');
+query(join('', map { "DROP TABLE dead_$_;" } 1 .. 12));
+
 # a burst of 3000 commits shows in commits_per_sec: the rate integrated
 # over the samples around the burst counts them, plus a little background
 query(q{CREATE TABLE burst (i int)});
