@@ -166,6 +166,7 @@ typedef struct Seen
 	Oid			namespace;
 	uint64		changes;
 	int64		bytes;			/* -1 until known */
+	bool		held;			/* the state has an entry for it */
 } Seen;
 
 /*
@@ -181,6 +182,7 @@ perfopt_table_state_refresh(void)
 	uint64		n;
 	int			measured = 0;
 	int			skipped = 0;
+	int64		room;
 	uint64		pass;
 	HASH_SEQ_STATUS scan;
 	TableStateEntry *entry;
@@ -221,24 +223,32 @@ perfopt_table_state_refresh(void)
 		seen[i].bytes = -1;
 	}
 
-	/* what the state already holds, unchanged */
+	/* what the state already holds, unchanged, and the room left in it */
 	LWLockAcquire(table_state->lock, LW_SHARED);
 	for (uint64 i = 0; i < n; i++)
 	{
 		TableStateKey key = {MyDatabaseId, seen[i].relid};
 
 		entry = hash_search(table_state_hash, &key, HASH_FIND, NULL);
+		seen[i].held = entry != NULL;
 		if (entry != NULL && entry->filenode == seen[i].filenode &&
 			entry->tablespace == seen[i].tablespace && entry->changes == seen[i].changes)
 			seen[i].bytes = entry->bytes;
 	}
+	room = (int64) perfopt_table_state_max - table_state->entries;
 	LWLockRelease(table_state->lock);
 
-	/* the files of the others, with no lock held */
+	/*
+	 * the files of the others, with no lock held: of those the state does
+	 * not hold, only as many as it has room for (a full state keeps none,
+	 * and the readers measure those themselves)
+	 */
 	for (uint64 i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (seen[i].bytes >= 0)
+			continue;
+		if (!seen[i].held && room-- <= 0)
 			continue;
 		seen[i].bytes = perfopt_relation_bytes(seen[i].relid, seen[i].tablespace, seen[i].filenode,
 											   seen[i].persistence, seen[i].namespace, false);
@@ -256,6 +266,12 @@ perfopt_table_state_refresh(void)
 		TableStateKey key = {MyDatabaseId, seen[i].relid};
 		bool		found;
 
+		if (seen[i].bytes < 0)
+		{
+			/* not measured: no room for it */
+			skipped++;
+			continue;
+		}
 		entry = hash_search(table_state_hash, &key,
 							table_state->entries < perfopt_table_state_max ? HASH_ENTER_NULL : HASH_FIND,
 							&found);
@@ -290,7 +306,8 @@ perfopt_table_state_refresh(void)
 				 errhint("Raise perfopt.table_state_max (a restart is needed).")));
 	warned |= skipped > 0;
 	ereport(DEBUG1,
-			(errmsg("perfopt table state: " UINT64_FORMAT " relations, %d measured", n, measured)));
+			(errmsg("perfopt table state: " UINT64_FORMAT " relations, %d measured, %d not kept (perfopt.table_state_max)",
+					n, measured, skipped)));
 	pfree(seen);
 	return measured;
 }

@@ -48,8 +48,11 @@ if [ -z "${KEEP:-}" ]; then
     trap 'stop_cluster "$dir"; rm -rf "$dir"' EXIT
 fi
 # the launcher's jobs run in another database, so that they do not run in
-# the middle of a measurement; the benchmark samples the metrics itself
-start_cluster "$dir" "$PORT" "max_locks_per_transaction = 1024
+# the middle of a measurement; the benchmark samples the metrics itself.
+# The tables are made in one transaction, which locks about five relations
+# for each (the table, its TOAST table and index, its two indexes): the lock
+# table holds max_locks_per_transaction times the connections
+start_cluster "$dir" "$PORT" "max_locks_per_transaction = $(( TABLES / 10 > 1024 ? TABLES / 10 : 1024 ))
 pg_stat_statements.max = $((STATEMENTS + 2000))
 shared_buffers = 256MB
 autovacuum = off
