@@ -483,15 +483,17 @@ sample_disks(Sample *sample)
 /*
  * Sizes of the largest tables of this database, indexes and TOAST
  * included; the page counts of pg_class pick the candidates, so that only
- * a few tables' files are measured.
+ * a few tables' files are measured.  Returns those tables' OIDs, for
+ * sample_dead_tuples.
  */
-static void
+static ArrayType *
 sample_tables(Sample *sample)
 {
 	char		sql[1024];
+	Datum	   *oids;
 
 	snprintf(sql, sizeof(sql),
-			 "SELECT format('%%I.%%I', n.nspname, c.relname), pg_total_relation_size(c.oid)::float8"
+			 "SELECT format('%%I.%%I', n.nspname, c.relname), pg_total_relation_size(c.oid)::float8, c.oid"
 			 "  FROM (SELECT c.oid FROM pg_class c"
 			 "          LEFT JOIN pg_class t ON t.oid = c.reltoastrelid"
 			 "         WHERE c.relkind IN ('r', 'm')"
@@ -502,20 +504,28 @@ sample_tables(Sample *sample)
 			 " ORDER BY 2 DESC LIMIT %d",
 			 SAMPLE_TOP_TABLES * 3, SAMPLE_TOP_TABLES);
 	sample_query(sql);
+	oids = palloc(Max(SPI_processed, 1) * sizeof(Datum));
 	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
 		sample_add(sample, "table_size_bytes", column_text(i, 1), column_float8(i, 2));
+		oids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull);
+	}
+	return construct_array(oids, (int) SPI_processed, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
 }
 
 /*
  * Dead rows of this database's tables, as the statistics count them: the
- * tables with the most, and the largest tables (whose sizes sample_tables
- * records), so that a large table's count is there also at 0, after a
- * vacuum, and a rule on it sees the vacuum's effect.
+ * tables with the most, and the largest tables (largest, whose sizes
+ * sample_tables recorded), so that a large table's count is there also at
+ * 0, after a vacuum, and a rule on it sees the vacuum's effect.
  */
 static void
-sample_dead_tuples(Sample *sample)
+sample_dead_tuples(Sample *sample, ArrayType *largest)
 {
 	char	   *sql;
+	int			ret;
 
 	/*
 	 * pg_stat_user_tables' tables and n_dead_tup, read once from pg_class:
@@ -531,13 +541,12 @@ sample_dead_tuples(Sample *sample)
 				   "SELECT format('%%I.%%I', t.nspname, t.relname), t.dead::float8"
 				   "  FROM t"
 				   " WHERE t.oid IN (SELECT oid FROM t ORDER BY dead DESC, oid LIMIT %d)"
-				   "    OR t.oid IN (SELECT c.oid FROM pg_class c"
-				   "                   LEFT JOIN pg_class tt ON tt.oid = c.reltoastrelid"
-				   "                  WHERE c.relkind IN ('r', 'm')"
-				   "                    AND c.relnamespace <> 'pg_catalog'::regnamespace"
-				   "                  ORDER BY c.relpages + coalesce(tt.relpages, 0) DESC LIMIT %d)",
-				   SAMPLE_DEAD_TABLES, SAMPLE_TOP_TABLES);
-	sample_query(sql);
+				   "    OR t.oid = ANY ($1)",
+				   SAMPLE_DEAD_TABLES);
+	ret = SPI_execute_with_args(sql, 1, (Oid[]) {OIDARRAYOID}, (Datum[]) {PointerGetDatum(largest)},
+								NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "perfopt sampler query failed: %s", SPI_result_code_string(ret));
 	pfree(sql);
 	for (uint64 i = 0; i < SPI_processed; i++)
 		sample_add(sample, "dead_tuples", column_text(i, 1), column_float8(i, 2));
@@ -627,8 +636,7 @@ perfopt_sample_metrics(PG_FUNCTION_ARGS)
 	sample_checkpoints(&sample);
 	sample_disks(&sample);
 	sample_host(&sample);
-	sample_tables(&sample);
-	sample_dead_tuples(&sample);
+	sample_dead_tuples(&sample, sample_tables(&sample));
 	sample_latency(&sample);
 	sample_record(&sample, ts);
 	/* the sizes table_health and the drop candidates read (table_state.c) */

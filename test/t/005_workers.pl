@@ -81,6 +81,22 @@ ok($node->poll_query_until('postgres',
 	'dead_tuples has the ten tables with the most dead rows');
 query(join('', map { "DROP TABLE dead_$_;" } 1 .. 12));
 
+# the largest tables, whose sizes a sample records, have their dead rows in
+# the same sample, 0 included
+query(q{CREATE TABLE big_clean (id int, pad text);
+		INSERT INTO big_clean SELECT g, repeat('x', 200) FROM generate_series(1, 50000) g;
+		ANALYZE big_clean;});
+ok($node->poll_query_until('postgres',
+		q{SELECT bool_or(s.entity = 'public.big_clean')
+		         AND bool_and(EXISTS (SELECT 1 FROM perfopt.live_metrics d
+		                               WHERE d.metric = 'dead_tuples' AND d.entity = s.entity AND d.ts = s.ts
+		                                 AND (s.entity <> 'public.big_clean' OR d.value = 0)))
+		    FROM perfopt.live_metrics s
+		   WHERE s.metric = 'table_size_bytes'
+		     AND s.ts = (SELECT max(ts) FROM perfopt.live_metrics WHERE metric = 'table_size_bytes')}),
+	'the largest tables have their dead rows in the sample that has their sizes, 0 included');
+query('DROP TABLE big_clean');
+
 # a burst of 3000 commits shows in commits_per_sec: the rate integrated
 # over the samples around the burst counts them, plus a little background
 query(q{CREATE TABLE burst (i int)});
