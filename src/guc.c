@@ -629,7 +629,7 @@ perfopt_define_settings(void)
 
 		DefineCustomIntVariable("perfopt.table_state_max",
 								"Tables and indexes whose sizes the metrics sampler keeps in shared memory.",
-								"Each takes about 100 bytes; 0 keeps none. Relations beyond it are measured by each reader.",
+								"Each takes about 70 bytes; 0 keeps none. Relations beyond it are measured by each reader.",
 								&perfopt_table_state_max,
 								50000,
 								0,
