@@ -155,14 +155,20 @@ sample_rate(Sample *sample, const char *metric, const char *entity,
 		sample_add(sample, metric, entity, delta / seconds);
 }
 
-/* Run a read-only query of the sampler */
+/* Run a read-only query of the sampler, with nargs arguments */
 static void
-sample_query(const char *sql)
+sample_query_args(const char *sql, int nargs, Oid *argtypes, Datum *values)
 {
-	int			ret = SPI_execute(sql, true, 0);
+	int			ret = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, true, 0);
 
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "perfopt sampler query failed: %s", SPI_result_code_string(ret));
+}
+
+static void
+sample_query(const char *sql)
+{
+	sample_query_args(sql, 0, NULL, NULL);
 }
 
 /* Column col (1-based) of row as float8; 0 for NULL */
@@ -517,15 +523,14 @@ sample_tables(Sample *sample)
 
 /*
  * Dead rows of this database's tables, as the statistics count them: the
- * tables with the most, and the largest tables (largest, whose sizes
- * sample_tables recorded), so that a large table's count is there also at
- * 0, after a vacuum, and a rule on it sees the vacuum's effect.
+ * tables with the most, and the largest tables, whose sizes sample_tables
+ * just recorded (largest: their OIDs), so that a large table's count is
+ * there also at 0, after a vacuum, and a rule on it sees the vacuum's effect.
  */
 static void
 sample_dead_tuples(Sample *sample, ArrayType *largest)
 {
 	char	   *sql;
-	int			ret;
 
 	/*
 	 * pg_stat_user_tables' tables and n_dead_tup, read once from pg_class:
@@ -543,10 +548,7 @@ sample_dead_tuples(Sample *sample, ArrayType *largest)
 				   " WHERE t.oid IN (SELECT oid FROM t ORDER BY dead DESC, oid LIMIT %d)"
 				   "    OR t.oid = ANY ($1)",
 				   SAMPLE_DEAD_TABLES);
-	ret = SPI_execute_with_args(sql, 1, (Oid[]) {OIDARRAYOID}, (Datum[]) {PointerGetDatum(largest)},
-								NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "perfopt sampler query failed: %s", SPI_result_code_string(ret));
+	sample_query_args(sql, 1, (Oid[]) {OIDARRAYOID}, (Datum[]) {PointerGetDatum(largest)});
 	pfree(sql);
 	for (uint64 i = 0; i < SPI_processed; i++)
 		sample_add(sample, "dead_tuples", column_text(i, 1), column_float8(i, 2));
