@@ -127,6 +127,53 @@ SELECT r.reason LIKE format('the table changes about %s rows an hour %%', round(
 RESET perfopt.now_override;
 DROP TABLE av_static, av_slow, av_busy;
 
+-- the fast estimate takes a column's width from pg_stats as the caller sees
+-- it: a role that may not read a column, or whose reads of the table row
+-- level security filters, gets the defaults (32 bytes for a text), so wide
+-- rows look narrower and the table emptier to it.  One table asked for
+-- alone (its catalog rows read through their indexes) gets what it gets
+-- when every table is read (the catalogs read whole).  A dropped column
+-- takes no room.
+CREATE TABLE width_test (id int, gone int, wide text) WITH (autovacuum_enabled = false);
+ALTER TABLE width_test DROP COLUMN gone;
+INSERT INTO width_test SELECT i, repeat('w', 300) FROM generate_series(1, 2000) i;
+ANALYZE width_test;
+SELECT pg_stat_force_next_flush();
+CREATE ROLE width_full;
+CREATE ROLE width_id;
+GRANT SELECT ON width_test TO width_full;
+GRANT SELECT (id) ON width_test TO width_id;
+CREATE TEMP TABLE width_seen (who text, est float8);
+GRANT INSERT ON width_seen TO width_full, width_id;
+INSERT INTO width_seen SELECT 'superuser', est_bloat_pct FROM perfopt.table_health(false, NULL, false)
+ WHERE table_name = 'width_test'::regclass;
+INSERT INTO width_seen SELECT 'superuser, the table alone', est_bloat_pct FROM perfopt.table_health(false, 'width_test', false);
+SET ROLE width_full;
+INSERT INTO width_seen SELECT 'width_full', est_bloat_pct FROM perfopt.table_health(false, NULL, false)
+ WHERE table_name = 'width_test'::regclass;
+SET ROLE width_id;
+INSERT INTO width_seen SELECT 'width_id', est_bloat_pct FROM perfopt.table_health(false, NULL, false)
+ WHERE table_name = 'width_test'::regclass;
+RESET ROLE;
+ALTER TABLE width_test ENABLE ROW LEVEL SECURITY;
+CREATE POLICY width_all ON width_test USING (true);
+SET ROLE width_full;
+INSERT INTO width_seen SELECT 'width_full under row level security', est_bloat_pct
+  FROM perfopt.table_health(false, NULL, false) WHERE table_name = 'width_test'::regclass;
+RESET ROLE;
+SELECT (SELECT est FROM width_seen WHERE who = 'superuser, the table alone') =
+       (SELECT est FROM width_seen WHERE who = 'superuser') AS alone_as_with_all,
+       (SELECT est FROM width_seen WHERE who = 'width_full') =
+       (SELECT est FROM width_seen WHERE who = 'superuser') AS full_reader_as_superuser,
+       (SELECT est FROM width_seen WHERE who = 'width_id') >
+       (SELECT est FROM width_seen WHERE who = 'superuser') + 20 AS hidden_column_looks_emptier,
+       (SELECT est FROM width_seen WHERE who = 'width_full under row level security') =
+       (SELECT est FROM width_seen WHERE who = 'width_id') AS rls_hides_every_column,
+       (SELECT abs(est - (p.dead_tuple_percent + p.free_percent)) <= 10
+          FROM width_seen, pgstattuple('width_test') p WHERE who = 'superuser') AS near_pgstattuple;
+DROP TABLE width_test, width_seen;
+DROP ROLE width_full, width_id;
+
 -- every row is in range
 SELECT bool_and(health_score BETWEEN 0 AND 100) AS scores_in_range,
        bool_and(est_bloat_pct BETWEEN 0 AND 100) AS bloat_in_range,
