@@ -88,9 +88,19 @@ CREATE INDEX dcp_a_again ON dcp (a);
 ANALYZE dcp;
 SELECT index_name, reason_code, drop_def FROM perfopt.index_drop_candidates
  WHERE table_name::text LIKE 'dcp%' ORDER BY index_name::text;
+-- a partitioned index's size is its partitions' indexes'
+SELECT index_name, size_bytes > 0 AND size_bytes = (SELECT sum(pg_relation_size(p.relid))
+                                                      FROM pg_partition_tree(index_name) p) AS size_of_its_partitions
+  FROM perfopt.index_drop_candidates WHERE table_name = 'dcp'::regclass;
 SELECT drop_def FROM perfopt.index_drop_candidates WHERE table_name = 'dcp'::regclass \gexec
 SELECT count(*) AS indexes_left FROM pg_index WHERE indrelid IN ('dcp'::regclass, 'dcp_1'::regclass, 'dcp_2'::regclass);
 DROP TABLE dcp;
+-- one without partitions has nothing to count: its size is 0
+CREATE TABLE dcp0 (id int, a int) PARTITION BY RANGE (id);
+CREATE INDEX dcp0_a ON dcp0 (a);
+CREATE INDEX dcp0_a_again ON dcp0 (a);
+SELECT index_name, reason_code, size_bytes FROM perfopt.index_drop_candidates WHERE table_name = 'dcp0'::regclass;
+DROP TABLE dcp0;
 
 -- the view reads only the tables index_drop_suspects() names (issue 18):
 -- those whose candidates come from two indexes that start alike, scanned or
