@@ -25,7 +25,9 @@
  *				or more: most reads are sequential scans, a missing index;
  *				from 50% to 100%.
  *	cache		up to 10: the table's blocks are read from disk; from 95% hit
- *				down to 75%.
+ *				down to 75%.  Not on tables under 1 MB either: their misses
+ *				are each page's first reads (a new page counts as one), and
+ *				a one-row table just written shows 0%.
  *	hot updates up to 5: most updates are not HOT, so each writes every
  *				index of the table; from 50% HOT down to 0%.
  *
@@ -89,7 +91,7 @@ perfopt_health_score(const TableHealth *h, HealthPenalties *p)
 	p->analyze = ramp(h->analyze_due, 1, 3, 10);
 	if (h->large)
 		p->seq_scans = ramp(h->seq_scan_pct, 50, 100, 10);
-	if (h->cache_hit_pct >= 0)
+	if (h->sizable && h->cache_hit_pct >= 0)
 		p->cache = ramp(100 - h->cache_hit_pct, 5, 25, 10);
 	if (h->hot_update_pct >= 0)
 		p->hot_updates = ramp(100 - h->hot_update_pct, 50, 100, 5);

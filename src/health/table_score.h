@@ -25,7 +25,7 @@ typedef struct TableHealth
 	double		cache_hit_pct;	/* heap blocks found in shared buffers */
 	double		hot_update_pct; /* updates that were HOT */
 	bool		large;			/* enough rows and scans for scans to matter */
-	bool		sizable;		/* enough bytes (1 MB) for bloat to matter */
+	bool		sizable;		/* enough bytes (1 MB) for bloat and cache misses to matter */
 } TableHealth;
 
 /* Each component's share of the penalty, for the issues column */
