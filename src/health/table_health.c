@@ -484,6 +484,8 @@ static void
 read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, void (*add) (HTAB *byrel, HeapTuple tuple))
 {
 	Relation	catalog = table_open(catalog_id, AccessShareLock);
+	/* the query's snapshot, with which the tables were listed */
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
 	SysScanDesc scan;
 	HeapTuple	tuple;
 
@@ -498,7 +500,7 @@ read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, void (*add) (HTAB *
 			ScanKeyData key;
 
 			ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(tc->relid));
-			scan = systable_beginscan(catalog, index_id, true, NULL, 1, &key);
+			scan = systable_beginscan(catalog, index_id, true, snapshot, 1, &key);
 			while ((tuple = systable_getnext(scan)) != NULL)
 				add(byrel, tuple);
 			systable_endscan(scan);
@@ -506,7 +508,7 @@ read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, void (*add) (HTAB *
 	}
 	else
 	{
-		scan = systable_beginscan(catalog, index_id, false, NULL, 0, NULL);
+		scan = systable_beginscan(catalog, index_id, false, snapshot, 0, NULL);
 		while ((tuple = systable_getnext(scan)) != NULL)
 			add(byrel, tuple);
 		systable_endscan(scan);
