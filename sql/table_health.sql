@@ -143,10 +143,15 @@ DROP TABLE tiny_cold;
 -- alone (its catalog rows read through their indexes) gets what it gets
 -- when every table is read, where 150 more tables hold rows (then the
 -- catalogs are read whole: their index for each table would read more
--- pages).  A dropped column takes no room.
+-- pages).  A dropped column takes no room.  The estimate of an index's
+-- entries takes its key columns' widths the same way (8 bytes for a column
+-- the caller may not read): a role that may not read the indexed text
+-- column sees its index (of distinct values: no deduplication) as mostly
+-- empty.
 CREATE TABLE width_test (id int, gone int, wide text) WITH (autovacuum_enabled = false);
 ALTER TABLE width_test DROP COLUMN gone;
-INSERT INTO width_test SELECT i, repeat('w', 300) FROM generate_series(1, 2000) i;
+INSERT INTO width_test SELECT i, lpad(i::text, 300, 'w') FROM generate_series(1, 2000) i;
+CREATE INDEX width_test_wide ON width_test (wide);
 CREATE SCHEMA width_many;
 DO $$
 BEGIN
@@ -162,22 +167,22 @@ CREATE ROLE width_full;
 CREATE ROLE width_id;
 GRANT SELECT ON width_test TO width_full;
 GRANT SELECT (id) ON width_test TO width_id;
-CREATE TEMP TABLE width_seen (who text, est float8);
+CREATE TEMP TABLE width_seen (who text, est float8, idx float8);
 GRANT INSERT ON width_seen TO width_full, width_id;
-INSERT INTO width_seen SELECT 'superuser', est_bloat_pct FROM perfopt.table_health(false, NULL, false)
+INSERT INTO width_seen SELECT 'superuser', est_bloat_pct, index_bloat_pct FROM perfopt.table_health(false, NULL, false)
  WHERE table_name = 'width_test'::regclass;
-INSERT INTO width_seen SELECT 'superuser, the table alone', est_bloat_pct FROM perfopt.table_health(false, 'width_test', false);
+INSERT INTO width_seen SELECT 'superuser, the table alone', est_bloat_pct, index_bloat_pct FROM perfopt.table_health(false, 'width_test', false);
 SET ROLE width_full;
-INSERT INTO width_seen SELECT 'width_full', est_bloat_pct FROM perfopt.table_health(false, NULL, false)
+INSERT INTO width_seen SELECT 'width_full', est_bloat_pct, index_bloat_pct FROM perfopt.table_health(false, NULL, false)
  WHERE table_name = 'width_test'::regclass;
 SET ROLE width_id;
-INSERT INTO width_seen SELECT 'width_id', est_bloat_pct FROM perfopt.table_health(false, NULL, false)
+INSERT INTO width_seen SELECT 'width_id', est_bloat_pct, index_bloat_pct FROM perfopt.table_health(false, NULL, false)
  WHERE table_name = 'width_test'::regclass;
 RESET ROLE;
 ALTER TABLE width_test ENABLE ROW LEVEL SECURITY;
 CREATE POLICY width_all ON width_test USING (true);
 SET ROLE width_full;
-INSERT INTO width_seen SELECT 'width_full under row level security', est_bloat_pct
+INSERT INTO width_seen SELECT 'width_full under row level security', est_bloat_pct, index_bloat_pct
   FROM perfopt.table_health(false, NULL, false) WHERE table_name = 'width_test'::regclass;
 RESET ROLE;
 SELECT (SELECT est FROM width_seen WHERE who = 'superuser, the table alone') =
@@ -188,6 +193,15 @@ SELECT (SELECT est FROM width_seen WHERE who = 'superuser, the table alone') =
        (SELECT est FROM width_seen WHERE who = 'superuser') + 20 AS hidden_column_looks_emptier,
        (SELECT est FROM width_seen WHERE who = 'width_full under row level security') =
        (SELECT est FROM width_seen WHERE who = 'width_id') AS rls_hides_every_column,
+       (SELECT (idx, est) FROM width_seen WHERE who = 'superuser, the table alone') =
+       (SELECT (idx, est) FROM width_seen WHERE who = 'superuser') AS index_alone_as_with_all,
+       (SELECT idx FROM width_seen WHERE who = 'width_full') =
+       (SELECT idx FROM width_seen WHERE who = 'superuser') AS index_full_reader_as_superuser,
+       (SELECT idx < 25 FROM width_seen WHERE who = 'superuser') AS index_near_full,
+       (SELECT idx FROM width_seen WHERE who = 'width_id') >
+       (SELECT idx FROM width_seen WHERE who = 'superuser') + 50 AS hidden_key_looks_emptier,
+       (SELECT idx FROM width_seen WHERE who = 'width_full under row level security') =
+       (SELECT idx FROM width_seen WHERE who = 'width_id') AS rls_hides_the_key,
        (SELECT abs(est - (p.dead_tuple_percent + p.free_percent)) <= 10
           FROM width_seen, pgstattuple('width_test') p WHERE who = 'superuser') AS near_pgstattuple,
        -- so the catalogs were read whole for every table (4 pages a table
