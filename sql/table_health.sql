@@ -293,6 +293,55 @@ SELECT count(*) AS scan_counts_differ
          WHERE c.relnamespace = 'stat_pass'::regnamespace
         EXCEPT TABLE scans_lookup) d;
 COMMIT;
+-- the indexes of every kind, among those 1,100 tables: a table's index
+-- scans are those of all its indexes (a hash index, an invalid one), as
+-- pg_stat_user_tables counts them; the bloat estimate is that of its live
+-- valid btrees only (the same as a twin with only its btree); the table
+-- asked for alone (its indexes' pg_class rows read through the index) gets
+-- what it gets among all (pg_class read whole: precondition checked)
+CREATE TABLE stat_pass.mix (id int, h int) WITH (autovacuum_enabled = false);
+CREATE TABLE stat_pass.twin (id int, h int) WITH (autovacuum_enabled = false);
+INSERT INTO stat_pass.mix SELECT g, g % 100 FROM generate_series(1, 5000) g;
+INSERT INTO stat_pass.twin SELECT g, g % 100 FROM generate_series(1, 5000) g;
+CREATE INDEX mix_id ON stat_pass.mix (id);
+CREATE INDEX twin_id ON stat_pass.twin (id);
+CREATE INDEX mix_h ON stat_pass.mix USING hash (h);
+CREATE INDEX mix_expr ON stat_pass.mix ((h + 1)) INCLUDE (id);
+-- a failed build leaves the index invalid
+\set VERBOSITY terse
+CREATE UNIQUE INDEX CONCURRENTLY mix_bad ON stat_pass.mix (h);
+\set VERBOSITY default
+DELETE FROM stat_pass.mix WHERE id % 10 = 0;
+DELETE FROM stat_pass.twin WHERE id % 10 = 0;
+ANALYZE stat_pass.mix, stat_pass.twin;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) FROM stat_pass.mix WHERE h = 7;
+SELECT count(*) FROM stat_pass.mix WHERE id = 7;
+SELECT count(*) FROM stat_pass.twin WHERE id = 7;
+RESET enable_bitmapscan;
+RESET enable_seqscan;
+SELECT count(*) FROM stat_pass.mix;
+SELECT pg_stat_force_next_flush();
+SELECT pg_sleep(0.1);
+CREATE TEMP TABLE th_mix AS
+    SELECT table_name::text AS name, h.seq_scan_pct, h.index_bloat_pct, h.est_bloat_pct, h.size_bytes
+      FROM perfopt.table_health(false, NULL, false) h
+     WHERE table_name IN ('stat_pass.mix'::regclass, 'stat_pass.twin'::regclass);
+SELECT (SELECT NOT indisvalid FROM pg_index WHERE indexrelid = 'stat_pass.mix_bad'::regclass) AS bad_is_invalid,
+       (SELECT seq_scan_pct FROM th_mix WHERE name = 'stat_pass.mix') =
+       (SELECT 100.0 * seq_scan / (seq_scan + idx_scan) FROM pg_stat_user_tables
+         WHERE relid = 'stat_pass.mix'::regclass) AS every_index_scan_counted,
+       (SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelid = 'stat_pass.mix_h'::regclass) > 0 AS hash_scanned,
+       (SELECT index_bloat_pct FROM th_mix WHERE name = 'stat_pass.mix') =
+       (SELECT index_bloat_pct FROM th_mix WHERE name = 'stat_pass.twin') AS btrees_only,
+       (SELECT (seq_scan_pct, index_bloat_pct, est_bloat_pct, size_bytes) FROM th_mix WHERE name = 'stat_pass.mix') =
+       (SELECT (seq_scan_pct, index_bloat_pct, est_bloat_pct, size_bytes)
+          FROM perfopt.table_health(false, 'stat_pass.mix', false)) AS alone_as_with_all,
+       -- pg_class read whole for all, through its index for one table's five
+       (SELECT count(*) FROM pg_index i JOIN pg_stat_user_tables t ON t.relid = i.indrelid) * 4 >
+       pg_relation_size('pg_class') / 8192 AS class_read_whole,
+       5 * 4 < pg_relation_size('pg_class') / 8192 AS class_probed_alone;
 SET client_min_messages = warning;
 DROP SCHEMA stat_pass CASCADE;
 RESET client_min_messages;

@@ -49,6 +49,8 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
@@ -95,6 +97,12 @@ PG_FUNCTION_INFO_V1(perfopt_table_health);
 /* Bloat worth a rebuild, on a table or index this big */
 #define REBUILD_BLOAT_PCT		50
 #define REBUILD_MIN_BYTES		(10 * 1024 * 1024)
+
+/*
+ * About how many pages a look-up of one relation's rows through a catalog's
+ * index reads: the btree's root, inner and leaf pages, and a heap page
+ */
+#define INDEX_PROBE_PAGES		4
 
 /* An index of a table, as the catalogs and the statistics know it */
 typedef struct IndexFacts
@@ -376,71 +384,174 @@ read_tables(Oid only, MemoryContext cxt)
 	return tables;
 }
 
+typedef struct TableByOid
+{
+	Oid			relid;			/* the hash key */
+	TableFacts *table;
+} TableByOid;
+
+/* An index of a listed table, as read_indexes finds it in pg_index */
+typedef struct IndexRow
+{
+	Oid			indexrelid;		/* the hash key */
+	TableFacts *table;
+	bool		usable;			/* live and valid */
+	bool		in_class;		/* pg_class's row was read */
+	int			natts;
+	int16		keys[INDEX_MAX_KEYS];
+} IndexRow;
+
+static int
+index_facts_cmp(const ListCell *a, const ListCell *b)
+{
+	Oid			x = ((IndexFacts *) lfirst(a))->indexrelid;
+	Oid			y = ((IndexFacts *) lfirst(b))->indexrelid;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * An index's pg_class row: its size, and whether its bloat is estimated
+ * (a live, valid btree); cxt holds the IndexFacts
+ */
+static void
+add_index_class(HTAB *byindex, PerfoptStatPass *pass, HeapTuple tuple, MemoryContext cxt)
+{
+	Form_pg_class c = (Form_pg_class) GETSTRUCT(tuple);
+	IndexRow   *row = hash_search(byindex, &c->oid, HASH_FIND, NULL);
+	PgStat_StatTabEntry *stats;
+	MemoryContext old;
+	IndexFacts *x;
+
+	if (row == NULL || row->in_class)
+		return;
+	row->in_class = true;
+	stats = perfopt_stat_pass_get(pass, row->indexrelid);
+	if (stats != NULL)
+		row->table->idx_scan += (double) stats->numscans;
+	if (!row->usable || c->relam != BTREE_AM_OID)
+		return;
+	old = MemoryContextSwitchTo(cxt);
+	x = palloc0(sizeof(IndexFacts));
+	x->indexrelid = row->indexrelid;
+	x->bytes = (double) perfopt_relation_bytes_fresh(row->indexrelid, c->reltablespace, c->relfilenode,
+													 c->relpersistence, c->relnamespace, c->relisshared,
+													 perfopt_relation_changes(stats));
+	x->natts = row->natts;
+	x->keys = palloc(Max(x->natts, 1) * sizeof(int16));
+	memcpy(x->keys, row->keys, x->natts * sizeof(int16));
+	x->key_width = 8 * x->natts;	/* read_columns knows better */
+	row->table->indexes = lappend(row->table->indexes, x);
+	MemoryContextSwitchTo(old);
+}
+
 /*
  * The indexes of the tables: idx_scan as pg_stat_user_tables sums it (over
  * every index), and the sizes and keys of those whose bloat is estimated
- * (live, as the relation cache lists them, valid and btree)
+ * (live, valid and btree).  pg_index and pg_class are read as the catalog
+ * caches read them, with the query's snapshot, as the tables were listed:
+ * pg_index in one pass (or through its index on the table, for one table),
+ * and the indexes' pg_class rows in one pass or through its index for each,
+ * whichever reads fewer pages.  A query joining the two and sorting 20,000
+ * indexes took a fifth of table_health's time at 10,000 tables.
  */
 static void
 read_indexes(List *tables, Oid only, MemoryContext cxt)
 {
-	ListCell   *next = list_head(tables);
+	MemoryContext work = AllocSetContextCreate(CurrentMemoryContext,
+											   "perfopt table_health indexes",
+											   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(work);
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+	HASHCTL		ctl = {0};
+	HTAB	   *bytable;
+	HTAB	   *byindex;
 	PerfoptStatPass pass;
+	HASH_SEQ_STATUS seq;
+	IndexRow   *row;
+	Relation	catalog;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	ScanKeyData key;
+	ListCell   *lc;
 
-	/* an index lives in its table's schema */
-	if (SPI_execute_with_args("SELECT i.indrelid, i.indexrelid,"
-					" i.indislive AND i.indisvalid AND c.relam = " CppAsString2(BTREE_AM_OID) ","
-					" c.relfilenode, c.reltablespace, c.relpersistence, c.relnamespace, c.relisshared,"
-					" i.indkey::int2[]"
-					" FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-					" JOIN pg_namespace n ON n.oid = c.relnamespace"
-					" WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"
-					"   AND ($1 = 0 OR i.indrelid = $1)"
-					" ORDER BY i.indrelid, i.indexrelid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
-							  NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read indexes");
-	/* the statistics entries of the indexes of the tables listed, in one pass */
-	perfopt_stat_pass_init(&pass, "perfopt table_health indexes' statistics", (long) SPI_processed);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(TableByOid);
+	ctl.hcxt = work;
+	bytable = hash_create("perfopt table_health tables by OID", Max(list_length(tables), 16), &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	foreach(lc, tables)
 	{
-		if (table_facts_find(tables, &next, get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)) != NULL)
-			perfopt_stat_pass_want(&pass, get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+		TableFacts *t = lfirst(lc);
+
+		((TableByOid *) hash_search(bytable, &t->relid, HASH_ENTER, NULL))->table = t;
 	}
-	perfopt_stat_pass_run(&pass);
-	next = list_head(tables);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		Oid			relid = get_oid(tuple, desc, 1);
-		TableFacts *t;
-		bool		isnull;
-		MemoryContext spicxt;
-		PgStat_StatTabEntry *stats;
+	ctl.entrysize = sizeof(IndexRow);
+	byindex = hash_create("perfopt table_health indexes by OID", Max(2 * list_length(tables), 16), &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-		t = table_facts_find(tables, &next, relid);
-		if (t == NULL)
+	/* the indexes of the tables listed, and their statistics entries in one pass */
+	perfopt_stat_pass_init(&pass, "perfopt table_health indexes' statistics", Max(2 * list_length(tables), 16));
+	catalog = table_open(IndexRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(only));
+	scan = systable_beginscan(catalog, IndexIndrelidIndexId, OidIsValid(only), snapshot,
+							  OidIsValid(only) ? 1 : 0, &key);
+	while ((tuple = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
+		TableByOid *listed = hash_search(bytable, &index->indrelid, HASH_FIND, NULL);
+
+		if (listed == NULL)
 			continue;			/* an index of a table not listed */
-		stats = perfopt_stat_pass_get(&pass, get_oid(tuple, desc, 2));
-		if (stats != NULL)
-			t->idx_scan += (double) stats->numscans;
-		if (!DatumGetBool(SPI_getbinval(tuple, desc, 3, &isnull)))
-			continue;
-		spicxt = MemoryContextSwitchTo(cxt);
-		{
-			IndexFacts *x = palloc0(sizeof(IndexFacts));
-			ArrayType  *keys = DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 9, &isnull));
-
-			x->indexrelid = get_oid(tuple, desc, 2);
-			x->bytes = get_relation_bytes(tuple, desc, 2, 4, stats);
-			x->natts = ArrayGetNItems(ARR_NDIM(keys), ARR_DIMS(keys));
-			x->keys = palloc(Max(x->natts, 1) * sizeof(int16));
-			memcpy(x->keys, ARR_DATA_PTR(keys), x->natts * sizeof(int16));
-			x->key_width = 8 * x->natts;	/* read_columns knows better */
-			t->indexes = lappend(t->indexes, x);
-		}
-		MemoryContextSwitchTo(spicxt);
+		row = hash_search(byindex, &index->indexrelid, HASH_ENTER, NULL);
+		row->table = listed->table;
+		row->usable = index->indislive && index->indisvalid;
+		row->in_class = false;
+		row->natts = Min(index->indkey.dim1, INDEX_MAX_KEYS);
+		memcpy(row->keys, index->indkey.values, row->natts * sizeof(int16));
+		perfopt_stat_pass_want(&pass, index->indexrelid);
 	}
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+	perfopt_stat_pass_run(&pass);
+
+	catalog = table_open(RelationRelationId, AccessShareLock);
+	if (hash_get_num_entries(byindex) * INDEX_PROBE_PAGES < RelationGetNumberOfBlocks(catalog))
+	{
+		hash_seq_init(&seq, byindex);
+		while ((row = hash_seq_search(&seq)) != NULL)
+		{
+			ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ,
+						ObjectIdGetDatum(row->indexrelid));
+			scan = systable_beginscan(catalog, ClassOidIndexId, true, snapshot, 1, &key);
+			if ((tuple = systable_getnext(scan)) != NULL)
+				add_index_class(byindex, &pass, tuple, cxt);
+			systable_endscan(scan);
+		}
+	}
+	else
+	{
+		scan = systable_beginscan(catalog, ClassOidIndexId, false, snapshot, 0, NULL);
+		while ((tuple = systable_getnext(scan)) != NULL)
+		{
+			if (((Form_pg_class) GETSTRUCT(tuple))->relkind == RELKIND_INDEX)
+				add_index_class(byindex, &pass, tuple, cxt);
+		}
+		systable_endscan(scan);
+	}
+	table_close(catalog, AccessShareLock);
+
+	/* each table's indexes by OID, as they were listed */
+	MemoryContextSwitchTo(cxt);
+	foreach(lc, tables)
+	{
+		TableFacts *t = lfirst(lc);
+
+		if (list_length(t->indexes) > 1)
+			list_sort(t->indexes, index_facts_cmp);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(work);
 }
 
 /*
@@ -471,12 +582,6 @@ column_attnum_cmp(const void *a, const void *b)
 {
 	return (int) ((const ColumnFacts *) a)->attnum - (int) ((const ColumnFacts *) b)->attnum;
 }
-
-/*
- * About how many pages a look-up of one table's rows through a catalog's
- * index reads: the btree's root, inner and leaf pages, and a heap page
- */
-#define INDEX_PROBE_PAGES		4
 
 /*
  * Calls add(byrel, tuple) for each row of a catalog whose first column, the
