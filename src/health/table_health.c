@@ -384,6 +384,49 @@ read_tables(Oid only, MemoryContext cxt)
 	return tables;
 }
 
+/*
+ * Calls add(arg, tuple) for each row of a catalog whose first column, a
+ * relation's OID, is the key of an entry of byrel: one pass over its heap,
+ * or a look-up through its index (on that first column) for each entry where
+ * that reads fewer pages (a few hundred relations of thousands)
+ */
+static void
+read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, void (*add) (void *arg, HeapTuple tuple),
+				  void *arg)
+{
+	Relation	catalog = table_open(catalog_id, AccessShareLock);
+	/* the query's snapshot, with which the tables were listed */
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	if (hash_get_num_entries(byrel) * INDEX_PROBE_PAGES < RelationGetNumberOfBlocks(catalog))
+	{
+		HASH_SEQ_STATUS seq;
+		Oid		   *relid;		/* each entry's key */
+
+		hash_seq_init(&seq, byrel);
+		while ((relid = hash_seq_search(&seq)) != NULL)
+		{
+			ScanKeyData key;
+
+			ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(*relid));
+			scan = systable_beginscan(catalog, index_id, true, snapshot, 1, &key);
+			while ((tuple = systable_getnext(scan)) != NULL)
+				add(arg, tuple);
+			systable_endscan(scan);
+		}
+	}
+	else
+	{
+		scan = systable_beginscan(catalog, index_id, false, snapshot, 0, NULL);
+		while ((tuple = systable_getnext(scan)) != NULL)
+			add(arg, tuple);
+		systable_endscan(scan);
+	}
+	table_close(catalog, AccessShareLock);
+}
+
 typedef struct TableByOid
 {
 	Oid			relid;			/* the hash key */
@@ -410,28 +453,38 @@ index_facts_cmp(const ListCell *a, const ListCell *b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/* What add_index_class reads into */
+typedef struct IndexReader
+{
+	HTAB	   *byindex;		/* IndexRow by OID */
+	PerfoptStatPass *pass;		/* their statistics */
+	MemoryContext cxt;			/* where the IndexFacts go */
+} IndexReader;
+
 /*
  * An index's pg_class row: its size, and whether its bloat is estimated
- * (a live, valid btree); cxt holds the IndexFacts
+ * (a live, valid btree)
  */
 static void
-add_index_class(HTAB *byindex, PerfoptStatPass *pass, HeapTuple tuple, MemoryContext cxt)
+add_index_class(void *arg, HeapTuple tuple)
 {
+	IndexReader *r = arg;
 	Form_pg_class c = (Form_pg_class) GETSTRUCT(tuple);
-	IndexRow   *row = hash_search(byindex, &c->oid, HASH_FIND, NULL);
+	IndexRow   *row;
 	PgStat_StatTabEntry *stats;
 	MemoryContext old;
 	IndexFacts *x;
 
-	if (row == NULL || row->in_class)
+	if (c->relkind != RELKIND_INDEX ||
+		(row = hash_search(r->byindex, &c->oid, HASH_FIND, NULL)) == NULL || row->in_class)
 		return;
 	row->in_class = true;
-	stats = perfopt_stat_pass_get(pass, row->indexrelid);
+	stats = perfopt_stat_pass_get(r->pass, row->indexrelid);
 	if (stats != NULL)
 		row->table->idx_scan += (double) stats->numscans;
 	if (!row->usable || c->relam != BTREE_AM_OID)
 		return;
-	old = MemoryContextSwitchTo(cxt);
+	old = MemoryContextSwitchTo(r->cxt);
 	x = palloc0(sizeof(IndexFacts));
 	x->indexrelid = row->indexrelid;
 	x->bytes = (double) perfopt_relation_bytes_fresh(row->indexrelid, c->reltablespace, c->relfilenode,
@@ -467,7 +520,7 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 	HTAB	   *bytable;
 	HTAB	   *byindex;
 	PerfoptStatPass pass;
-	HASH_SEQ_STATUS seq;
+	IndexReader reader;
 	IndexRow   *row;
 	Relation	catalog;
 	SysScanDesc scan;
@@ -515,31 +568,10 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 	table_close(catalog, AccessShareLock);
 	perfopt_stat_pass_run(&pass);
 
-	catalog = table_open(RelationRelationId, AccessShareLock);
-	if (hash_get_num_entries(byindex) * INDEX_PROBE_PAGES < RelationGetNumberOfBlocks(catalog))
-	{
-		hash_seq_init(&seq, byindex);
-		while ((row = hash_seq_search(&seq)) != NULL)
-		{
-			ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ,
-						ObjectIdGetDatum(row->indexrelid));
-			scan = systable_beginscan(catalog, ClassOidIndexId, true, snapshot, 1, &key);
-			if ((tuple = systable_getnext(scan)) != NULL)
-				add_index_class(byindex, &pass, tuple, cxt);
-			systable_endscan(scan);
-		}
-	}
-	else
-	{
-		scan = systable_beginscan(catalog, ClassOidIndexId, false, snapshot, 0, NULL);
-		while ((tuple = systable_getnext(scan)) != NULL)
-		{
-			if (((Form_pg_class) GETSTRUCT(tuple))->relkind == RELKIND_INDEX)
-				add_index_class(byindex, &pass, tuple, cxt);
-		}
-		systable_endscan(scan);
-	}
-	table_close(catalog, AccessShareLock);
+	reader.byindex = byindex;
+	reader.pass = &pass;
+	reader.cxt = cxt;
+	read_catalog_rows(byindex, RelationRelationId, ClassOidIndexId, add_index_class, &reader);
 
 	/* each table's indexes by OID, as they were listed */
 	MemoryContextSwitchTo(cxt);
@@ -593,51 +625,9 @@ column_attnum_cmp(const void *a, const void *b)
 	return (int) ((const ColumnFacts *) a)->attnum - (int) ((const ColumnFacts *) b)->attnum;
 }
 
-/*
- * Calls add(byrel, tuple) for each row of a catalog whose first column, the
- * table's OID, is one of the tables of byrel: one pass over its heap, or a
- * look-up through its index (on that first column) for each table where
- * that reads fewer pages (a few hundred tables of thousands that hold rows)
- */
-static void
-read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, void (*add) (HTAB *byrel, HeapTuple tuple))
-{
-	Relation	catalog = table_open(catalog_id, AccessShareLock);
-	/* the query's snapshot, with which the tables were listed */
-	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-
-	if (hash_get_num_entries(byrel) * INDEX_PROBE_PAGES < RelationGetNumberOfBlocks(catalog))
-	{
-		HASH_SEQ_STATUS seq;
-		TableColumns *tc;
-
-		hash_seq_init(&seq, byrel);
-		while ((tc = hash_seq_search(&seq)) != NULL)
-		{
-			ScanKeyData key;
-
-			ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(tc->relid));
-			scan = systable_beginscan(catalog, index_id, true, snapshot, 1, &key);
-			while ((tuple = systable_getnext(scan)) != NULL)
-				add(byrel, tuple);
-			systable_endscan(scan);
-		}
-	}
-	else
-	{
-		scan = systable_beginscan(catalog, index_id, false, snapshot, 0, NULL);
-		while ((tuple = systable_getnext(scan)) != NULL)
-			add(byrel, tuple);
-		systable_endscan(scan);
-	}
-	table_close(catalog, AccessShareLock);
-}
-
 /* A column of a table of byrel, neither a system column nor a dropped one */
 static void
-add_column(HTAB *byrel, HeapTuple tuple)
+add_column(void *byrel, HeapTuple tuple)
 {
 	Form_pg_attribute a = (Form_pg_attribute) GETSTRUCT(tuple);
 	TableColumns *tc;
@@ -667,7 +657,7 @@ add_column(HTAB *byrel, HeapTuple tuple)
  * those of the table itself, not of its inheritance tree
  */
 static void
-add_statistics(HTAB *byrel, HeapTuple tuple)
+add_statistics(void *byrel, HeapTuple tuple)
 {
 	Form_pg_statistic st = (Form_pg_statistic) GETSTRUCT(tuple);
 	TableColumns *tc;
@@ -761,14 +751,14 @@ read_columns(List *tables)
 
 	if (hash_get_num_entries(byrel) > 0)
 	{
-		read_catalog_rows(byrel, AttributeRelationId, AttributeRelidNumIndexId, add_column);
+		read_catalog_rows(byrel, AttributeRelationId, AttributeRelidNumIndexId, add_column, byrel);
 		hash_seq_init(&seq, byrel);
 		while ((tc = hash_seq_search(&seq)) != NULL)
 		{
 			if (tc->ncolumns > 1)
 				qsort(tc->columns, tc->ncolumns, sizeof(ColumnFacts), column_attnum_cmp);
 		}
-		read_catalog_rows(byrel, StatisticRelationId, StatisticRelidAttnumInhIndexId, add_statistics);
+		read_catalog_rows(byrel, StatisticRelationId, StatisticRelidAttnumInhIndexId, add_statistics, byrel);
 	}
 
 	/* the widths pg_stats shows the caller, else the defaults */
