@@ -158,9 +158,11 @@ typedef struct TableFacts
 /* ----------------------------------------------------------------
  * Reading the statistics
  *
- * Two queries, each one pass over a catalog, the tables and their indexes;
- * then one pass over pg_attribute and one over pg_statistic for the columns
- * of the tables that hold rows.  The counters come from one
+ * A query of the tables, one pass over pg_class; their indexes from one
+ * pass over pg_index and their pg_class rows; then pg_attribute and
+ * pg_statistic for the columns of the tables that hold rows (each catalog
+ * read whole, or through its index for each relation when that reads
+ * fewer pages: read_catalog_rows).  The counters come from one
  * statistics look-up per table or index (not pg_stat_user_tables and
  * pg_statio_user_tables, which group every table's indexes twice, nor a
  * pg_stat_get_* call per counter; the SQL function reads them as one
