@@ -20,7 +20,8 @@
 #                                    prometheus_metrics(), pool_recommendation(0.1)
 #   SELECT count(*) FROM pg_stat_statements    slow_queries, recommend_indexes()
 #
-# and the number of series of the scrape.  Every table's own index is
+# and the number of series of the scrape, and where table_health's time goes
+# (the calls it is made of, counted, not printed).  Every table's own index is
 # unused there, so that every table has a drop candidate: then, after a
 # lookup through each small table's index, the calls that read the drop
 # candidates are timed again where only the big tables have one; last,
@@ -171,6 +172,18 @@ calls=(
     "(regclass of the indexes)|SELECT i.indexrelid::regclass, i.indrelid::regclass FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = 'public'::regnamespace AND NOT i.indisunique|$tables_base"
 )
 
+# where table_health's time goes, in parts: its own pass without the
+# drop recommendations, counted (not printed: the names' printing is timed
+# above); the drop candidates, counted; and their first step, the tables
+# that can have one (a pass over pg_index and over the shared statistics).
+# The safe set's read of the workload is slow_queries' baseline, a read of
+# pg_stat_statements.
+parts=(
+    "(counted) (f, NULL, f)|SELECT count(*) FROM perfopt.table_health(false, NULL, false)|$tables_base"
+    "(counted) drop candidates|SELECT count(*) FROM perfopt.index_drop_candidates|$tables_base"
+    "(drop suspects)|SELECT count(*) FROM perfopt.index_drop_suspects()|$tables_base"
+)
+
 # each call of the list given, RUNS times, beside its baseline
 time_calls() {
     printf '%-26s %9s %9s %7s %9s %9s %7s  %s\n' call ms base_ms ratio cpu_ms base_cpu cpu_rat baseline
@@ -199,7 +212,7 @@ candidates() { q -At -c "SELECT sum(n) || ' (' || string_agg(reason_code || ' ' 
 echo "== $TABLES tables, $STATEMENTS statements: median of $RUNS runs, each in a fresh session after its baseline"
 echo "   (ms: the client's wall time; cpu: the server process's CPU time)"
 echo "   drop candidates: $(candidates): every table's own index is unused"
-time_calls "${calls[@]}"
+time_calls "${calls[@]}" "${parts[@]}"
 series=$(q -At -c "SELECT count(*) FROM regexp_split_to_table(perfopt.prometheus_metrics(), E'\n') l
                     WHERE l <> '' AND l NOT LIKE '#%'")
 echo "prometheus_metrics() series: $series"
@@ -231,7 +244,7 @@ SQL
 q -c "SELECT perfopt.sample_metrics()" >/dev/null
 echo "== the same after a lookup through each of the $((TABLES - BIG_TABLES)) small tables' own index"
 echo "   drop candidates: $(candidates)"
-time_calls "${catalog_calls[@]}"
+time_calls "${catalog_calls[@]}" "${parts[@]}"
 
 # Held out: the same database where every table holds rows, as in most
 # databases (above, 9,800 of the tables are empty, and table_health reads
@@ -248,4 +261,4 @@ q -c "ANALYZE" -c "SELECT pg_stat_force_next_flush()" >/dev/null
 q -c "SELECT perfopt.sample_metrics()" >/dev/null
 echo "== held out: the same with a row in every table, analyzed"
 echo "   drop candidates: $(candidates)"
-time_calls "${catalog_calls[@]}"
+time_calls "${catalog_calls[@]}" "${parts[@]}"
