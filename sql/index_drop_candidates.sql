@@ -141,6 +141,33 @@ SELECT index_name, reason_code FROM perfopt.index_drop_candidates
 CREATE UNIQUE INDEX CONCURRENTLY dcs_n_bad ON dcs_n (a);
 \set VERBOSITY default
 SELECT t::regclass AS suspect FROM perfopt.index_drop_suspects() t WHERE t = 'dcs_n'::regclass;
+-- index_drop_suspect_indexes(), which the view reads, gives the suspects'
+-- indexes as pg_index, pg_class and pg_namespace do, here with the catalogs
+-- read whole (as many suspects as pg_index has pages; read through their
+-- indexes at the end of table_health.sql, whose checks of the catalogs'
+-- reads the catalogs grown for that would change)
+CREATE VIEW dsi_catalogs AS
+    SELECT i.indexrelid, i.indrelid, i.indnatts, i.indnkeyatts, i.indisunique, i.indisprimary,
+           i.indisvalid, i.indisreplident, i.indkey::text AS indkey, i.indcollation::text AS indcollation,
+           i.indclass::text AS indclass, i.indoption::text AS indoption, i.indexprs::text AS indexprs,
+           i.indpred::text AS indpred, c.relam, c.relkind, c.relname, n.nspname
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE i.indrelid IN (SELECT perfopt.index_drop_suspects());
+CREATE VIEW dsi_function AS
+    SELECT indexrelid, indrelid, indnatts, indnkeyatts, indisunique, indisprimary, indisvalid, indisreplident,
+           indkey::text, indcollation::text, indclass::text, indoption::text, indexprs::text, indpred::text,
+           relam, relkind, relname, nspname
+      FROM perfopt.index_drop_suspect_indexes();
+CREATE VIEW dsi_check AS
+    SELECT (SELECT count(*) FROM dsi_function) AS indexes,
+           (SELECT count(*) FROM dsi_function WHERE indexrelid = 'dcs_e2'::regclass AND indexprs IS NOT NULL) AS with_expression,
+           NOT EXISTS (SELECT * FROM dsi_catalogs EXCEPT ALL SELECT * FROM dsi_function)
+           AND NOT EXISTS (SELECT * FROM dsi_function EXCEPT ALL SELECT * FROM dsi_catalogs) AS same_as_the_catalogs,
+           (SELECT count(*) FROM perfopt.index_drop_suspects()) <
+           pg_relation_size('pg_index') / 8192 AS index_looked_up,
+           (SELECT count(*) FROM dsi_function) < pg_relation_size('pg_class') / 8192 AS class_looked_up;
+SELECT * FROM dsi_check;
+DROP VIEW dsi_check, dsi_function, dsi_catalogs;
 DROP TABLE dcs, dcs_n;
 
 -- relation_bytes, which gives the candidates' sizes, reads pg_class once for

@@ -204,9 +204,9 @@ SELECT (SELECT est FROM width_seen WHERE who = 'superuser, the table alone') =
        (SELECT idx FROM width_seen WHERE who = 'width_id') AS rls_hides_the_key,
        (SELECT abs(est - (p.dead_tuple_percent + p.free_percent)) <= 10
           FROM width_seen, pgstattuple('width_test') p WHERE who = 'superuser') AS near_pgstattuple,
-       -- so the catalogs were read whole for every table (4 pages a table
-       -- through the index, src/health/table_health.c)
-       (SELECT count(*) FROM pg_stat_user_tables WHERE n_live_tup > 0) * 4 >
+       -- so the catalogs were read whole for every table (a look-up through
+       -- the index counted as a page, src/common/catalog.c)
+       (SELECT count(*) FROM pg_stat_user_tables WHERE n_live_tup > 0) >
        greatest(pg_relation_size('pg_attribute'), pg_relation_size('pg_statistic')) / 8192 AS whole_catalogs_read;
 DROP TABLE width_test, width_seen;
 SET client_min_messages = warning;
@@ -339,9 +339,46 @@ SELECT (SELECT NOT indisvalid FROM pg_index WHERE indexrelid = 'stat_pass.mix_ba
        (SELECT (seq_scan_pct, index_bloat_pct, est_bloat_pct, size_bytes)
           FROM perfopt.table_health(false, 'stat_pass.mix', false)) AS alone_as_with_all,
        -- pg_class read whole for all, through its index for one table's five
-       (SELECT count(*) FROM pg_index i JOIN pg_stat_user_tables t ON t.relid = i.indrelid) * 4 >
+       (SELECT count(*) FROM pg_index i JOIN pg_stat_user_tables t ON t.relid = i.indrelid) >
        pg_relation_size('pg_class') / 8192 AS class_read_whole,
-       5 * 4 < pg_relation_size('pg_class') / 8192 AS class_probed_alone;
+       5 < pg_relation_size('pg_class') / 8192 AS class_probed_alone;
 SET client_min_messages = warning;
 DROP SCHEMA stat_pass CASCADE;
+RESET client_min_messages;
+
+-- Last, as it grows the catalogs: perfopt.index_drop_suspect_indexes()
+-- (index_drop_candidates.sql) with pg_index read through its index on the
+-- table and pg_class through its index on the OID, once 1,200 more indexes,
+-- on tables that have nothing to drop, give pg_index more pages than there
+-- are suspects: the same rows as the catalogs give
+CREATE SCHEMA dsi_many;
+DO $$
+BEGIN
+    FOR i IN 1..120 LOOP
+        EXECUTE format('CREATE TABLE dsi_many.t%s (a int UNIQUE, b int UNIQUE, c int UNIQUE, d int UNIQUE, '
+                       'e int UNIQUE, f int UNIQUE, g int UNIQUE, h int UNIQUE, i int UNIQUE, j int UNIQUE)', i);
+    END LOOP;
+END
+$$;
+CREATE TEMP VIEW dsi_catalogs AS
+    SELECT i.indexrelid, i.indrelid, i.indnatts, i.indnkeyatts, i.indisunique, i.indisprimary,
+           i.indisvalid, i.indisreplident, i.indkey::text AS indkey, i.indcollation::text AS indcollation,
+           i.indclass::text AS indclass, i.indoption::text AS indoption, i.indexprs::text AS indexprs,
+           i.indpred::text AS indpred, c.relam, c.relkind, c.relname, n.nspname
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE i.indrelid IN (SELECT perfopt.index_drop_suspects());
+CREATE TEMP VIEW dsi_function AS
+    SELECT indexrelid, indrelid, indnatts, indnkeyatts, indisunique, indisprimary, indisvalid, indisreplident,
+           indkey::text, indcollation::text, indclass::text, indoption::text, indexprs::text, indpred::text,
+           relam, relkind, relname, nspname
+      FROM perfopt.index_drop_suspect_indexes();
+SELECT (SELECT count(*) FROM dsi_function) > 0 AS some_indexes,
+       NOT EXISTS (SELECT * FROM dsi_catalogs EXCEPT ALL SELECT * FROM dsi_function)
+       AND NOT EXISTS (SELECT * FROM dsi_function EXCEPT ALL SELECT * FROM dsi_catalogs) AS same_as_the_catalogs,
+       (SELECT count(*) FROM perfopt.index_drop_suspects()) <
+       pg_relation_size('pg_index') / 8192 AS index_looked_up,
+       (SELECT count(*) FROM dsi_function) < pg_relation_size('pg_class') / 8192 AS class_looked_up;
+DROP VIEW dsi_catalogs, dsi_function;
+SET client_min_messages = warning;
+DROP SCHEMA dsi_many CASCADE;
 RESET client_min_messages;

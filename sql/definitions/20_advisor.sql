@@ -145,6 +145,36 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION perfopt.index_drop_suspects() IS
 'the tables that can have a drop candidate, from pg_index and the scan counts: an invalid index, a non-unique index never scanned, or two indexes that start with the same column (or both with an expression); a superset of the tables of perfopt.index_drop_candidates';
 
+-- the indexes of those tables, with the columns of pg_index and pg_class the
+-- view reads: each catalog in one pass, or through its index for each table
+-- and index, whichever reads fewer pages (src/advisor/drop_set.c)
+CREATE OR REPLACE FUNCTION perfopt.index_drop_suspect_indexes()
+RETURNS TABLE (
+    indexrelid oid,
+    indrelid oid,
+    indnatts int2,
+    indnkeyatts int2,
+    indisunique boolean,
+    indisprimary boolean,
+    indisvalid boolean,
+    indisreplident boolean,
+    indkey int2vector,
+    indcollation oidvector,
+    indclass oidvector,
+    indoption int2vector,
+    indexprs pg_node_tree,
+    indpred pg_node_tree,
+    relam oid,
+    relkind "char",
+    relname text,
+    nspname text)
+AS 'MODULE_PATHNAME', 'perfopt_index_drop_suspect_indexes'
+LANGUAGE C STRICT STABLE PARALLEL RESTRICTED ROWS 1000
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION perfopt.index_drop_suspect_indexes() IS
+'the indexes of the tables perfopt.index_drop_suspects() names, with their pg_index columns and their pg_class access method, kind and name, and their schema''s name: what perfopt.index_drop_candidates reads of them';
+
 CREATE OR REPLACE FUNCTION perfopt.index_drop_safe_set(candidates regclass[], relies_on regclass[])
 RETURNS regclass[]
 AS 'MODULE_PATHNAME', 'perfopt_index_drop_safe_set'
@@ -157,14 +187,11 @@ COMMENT ON FUNCTION perfopt.index_drop_safe_set(regclass[], regclass[]) IS
 
 CREATE OR REPLACE VIEW perfopt.index_drop_candidates AS
 WITH
--- the tables that can have a candidate (index_drop_suspects: an invalid
--- index, a non-unique index never scanned, or two indexes that start alike);
--- the rest of the view reads only their indexes, so that its work follows
--- the tables that have candidates, not the catalog (at 10,000 tables with
--- 300 candidates: 600 indexes, not 20,000)
-suspects AS MATERIALIZED (
-    SELECT t.indrelid FROM perfopt.index_drop_suspects() t(indrelid)
-),
+-- the view reads only the indexes of the tables that can have a candidate
+-- (index_drop_suspect_indexes: those of index_drop_suspects, a table with an
+-- invalid index, a non-unique index never scanned, or two indexes that start
+-- alike), so that its work follows the tables that have candidates, not the
+-- catalog (at 10,000 tables with 300 candidates: 600 indexes, not 20,000)
 indexes AS (
     -- pg_stat_user_tables' seq_scan + idx_scan, idx_scan being a sum over
     -- the table's indexes (which all pass the filters below with it), over
@@ -178,7 +205,7 @@ indexes AS (
                OVER (PARTITION BY x.indrelid) AS may_cover
       FROM (
     SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisvalid, i.indisreplident,
-           c.relam, c.relkind, n.nspname, c.relname,
+           i.relam, i.relkind, i.nspname, i.relname,
            -- the vectors start at 0; a slice starts at 1, so arrays compare
            (i.indkey::int2[])[0:i.indnkeyatts - 1] AS keys,
            i.indnatts > i.indnkeyatts AS has_include,
@@ -201,18 +228,13 @@ indexes AS (
            -- pg_stat_user_tables group every table's indexes at every read
            -- (pg_stat_user_indexes lists the indexes of tables, matviews and
            -- TOAST tables: relkind 'i')
-           CASE c.relkind WHEN 'I' THEN coalesce(pt.idx_scan, 0)
+           CASE i.relkind WHEN 'I' THEN coalesce(pt.idx_scan, 0)
                           WHEN 'i' THEN perfopt.relation_scans(i.indexrelid) END AS idx_scan,
            perfopt.relation_scans(i.indexrelid) AS own_scans,
            perfopt.relation_scans(i.indrelid) AS table_scans,
            coalesce(pt.table_reads, 0) AS tree_reads,
            coalesce(pt.bytes, 0) AS tree_bytes
-      -- the suspects' indexes first, kept apart (OFFSET 0) so that the
-      -- planner hashes them, not pg_class, when they are few: with 300 of
-      -- 10,000 tables named, 96 against 118 ms; with every table, the same
-      FROM (SELECT * FROM pg_index i0 WHERE i0.indrelid IN (SELECT s.indrelid FROM suspects s) OFFSET 0) i
-      JOIN pg_class c ON c.oid = i.indexrelid
-      JOIN pg_namespace n ON n.oid = c.relnamespace
+      FROM perfopt.index_drop_suspect_indexes() i
       LEFT JOIN (SELECT DISTINCT k.conindid FROM pg_constraint k WHERE k.contype IN ('u', 'x')) k
         ON k.conindid = i.indexrelid
       LEFT JOIN (SELECT DISTINCT h.inhrelid FROM pg_inherits h) h ON h.inhrelid = i.indexrelid
@@ -235,8 +257,8 @@ indexes AS (
                           FROM pg_partition_tree(pi.indrelid) p
                           JOIN pg_stat_user_tables st ON st.relid = p.relid) r) pt
         ON pt.indexrelid = i.indexrelid
-     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'perfopt')
-       AND n.nspname NOT LIKE 'pg\_toast%'
+     WHERE i.nspname NOT IN ('pg_catalog', 'information_schema', 'perfopt')
+       AND i.nspname NOT LIKE 'pg\_toast%'
        -- not the tables of an extension (a hashed list, not a sort of every
        -- index; found from the extensions, not by a scan of every dependency)
        AND i.indrelid NOT IN (SELECT d.objid FROM pg_extension e
@@ -329,9 +351,10 @@ SELECT d.indexrelid::regclass AS index_name,
        d.reason,
        d.size_bytes,
        -- PostgreSQL drops a partitioned index, and its partitions' indexes
-       -- with it, only without CONCURRENTLY
+       -- with it, only without CONCURRENTLY; in the collation of the names
+       -- it was made of (pg_class's), as before they came as text
        CASE WHEN d.relkind = 'I' THEN format('DROP INDEX %I.%I;', d.nspname, d.relname)
-            ELSE format('DROP INDEX CONCURRENTLY %I.%I;', d.nspname, d.relname) END AS drop_def,
+            ELSE format('DROP INDEX CONCURRENTLY %I.%I;', d.nspname, d.relname) END COLLATE "C" AS drop_def,
        d.reason_code
   FROM candidates d
  -- a semi-join: "= ANY (array)" searched the whole array for each candidate

@@ -43,6 +43,7 @@ GRANT EXECUTE ON FUNCTION
     perfopt.last_advisor_run(),
     perfopt.index_drop_safe_set(regclass[], regclass[]),
     perfopt.index_drop_suspects(),
+    perfopt.index_drop_suspect_indexes(),
     perfopt.table_health(boolean, regclass),
     perfopt.table_health(boolean, regclass, boolean),
     perfopt.relation_bytes(regclass),

@@ -56,12 +56,14 @@
 
 #include "advisor/whatif.h"
 #include "advisor/workload.h"
+#include "common/catalog.h"
 #include "common/subxact.h"
 #include "common/settings.h"
 #include "common/stat_pass.h"
 
 PG_FUNCTION_INFO_V1(perfopt_index_drop_safe_set);
 PG_FUNCTION_INFO_V1(perfopt_index_drop_suspects);
+PG_FUNCTION_INFO_V1(perfopt_index_drop_suspect_indexes);
 
 /*
  * the most candidates one call takes: at 10,000 tables there can be as many
@@ -550,24 +552,19 @@ typedef struct SuspectGroup
 } SuspectGroup;
 
 /*
- * perfopt.index_drop_suspects(): the tables that can have a drop candidate,
- * from pg_index and the scan counts alone, so that the view reads the
- * indexes of those tables only, not of the whole catalog (issue 18): a table
- * with an invalid index, with a non-unique index never scanned (unused), or
- * with two indexes that start with the same column or both with an
- * expression (a duplicate, or a prefix of another, starts as the other
- * does).  A superset: the view decides.  One pass over pg_index, where the
- * same in SQL (a grouping by table and first key) cost 13-15 ms at 30,000
- * indexes.
+ * The tables that can have a drop candidate, from pg_index and the scan
+ * counts alone, so that the view reads the indexes of those tables only,
+ * not of the whole catalog (issue 18): a table with an invalid index, with
+ * a non-unique index never scanned (unused), or with two indexes that start
+ * with the same column or both with an expression (a duplicate, or a prefix
+ * of another, starts as the other does).  A superset: the view decides.
+ * One pass over pg_index, where the same in SQL (a grouping by table and
+ * first key) cost 13-15 ms at 30,000 indexes.  An OID set (oid_set_create)
+ * in the current memory context; flinfo keeps the scan counts' pass.
  */
-Datum
-perfopt_index_drop_suspects(PG_FUNCTION_ARGS)
+static HTAB *
+suspect_tables(FmgrInfo *flinfo)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "perfopt drop suspects",
-											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
 	HASHCTL		ctl = {0};
 	HTAB	   *groups;
 	HTAB	   *tables;
@@ -579,7 +576,7 @@ perfopt_index_drop_suspects(PG_FUNCTION_ARGS)
 
 	ctl.keysize = sizeof(SuspectKey);
 	ctl.entrysize = sizeof(SuspectGroup);
-	ctl.hcxt = cxt;
+	ctl.hcxt = CurrentMemoryContext;
 	groups = hash_create("perfopt drop suspects by first key", 1024, &ctl,
 						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	tables = oid_set_create("perfopt drop suspects");
@@ -609,7 +606,7 @@ perfopt_index_drop_suspects(PG_FUNCTION_ARGS)
 		}
 		g->indexes++;
 		if (!index->indisvalid ||
-			(!index->indisunique && perfopt_relation_scans(fcinfo->flinfo, index->indexrelid) == 0))
+			(!index->indisunique && perfopt_relation_scans(flinfo, index->indexrelid) == 0))
 			g->suspect = true;
 	}
 	systable_endscan(scan);
@@ -621,21 +618,206 @@ perfopt_index_drop_suspects(PG_FUNCTION_ARGS)
 		if (g->suspect || g->indexes > 1)
 			oid_set_add(tables, g->key.table);
 	}
+	hash_destroy(groups);
+	return tables;
+}
+
+/* perfopt.index_drop_suspects(): suspect_tables() */
+Datum
+perfopt_index_drop_suspects(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "perfopt drop suspects",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	HTAB	   *tables = suspect_tables(fcinfo->flinfo);
+	HASH_SEQ_STATUS seq;
+	Oid		   *table;
 
 	MemoryContextSwitchTo(old);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC | MAT_SRF_BLESS);
 	hash_seq_init(&seq, tables);
+	while ((table = hash_seq_search(&seq)) != NULL)
 	{
-		Oid		   *table;
+		Datum		value = ObjectIdGetDatum(*table);
+		bool		null = false;
 
-		while ((table = hash_seq_search(&seq)) != NULL)
-		{
-			Datum		value = ObjectIdGetDatum(*table);
-			bool		null = false;
-
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &null);
-		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &null);
 	}
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
+}
+
+/* An index of a suspect table: its pg_index row, then its pg_class row's columns */
+typedef struct SuspectIndex
+{
+	Oid			indexrelid;		/* the hash key */
+	HeapTuple	index_row;		/* a copy of its pg_index row */
+	bool		in_class;		/* its pg_class row was read */
+	Oid			relam;
+	char		relkind;
+	NameData	relname;
+	Oid			relnamespace;
+} SuspectIndex;
+
+/* A schema's name, looked up once a call */
+typedef struct SchemaName
+{
+	Oid			nspoid;			/* the hash key */
+	NameData	nspname;
+	bool		exists;
+} SchemaName;
+
+typedef struct SuspectIndexReader
+{
+	HTAB	   *tables;			/* the suspect tables */
+	HTAB	   *indexes;		/* SuspectIndex by index OID */
+} SuspectIndexReader;
+
+static void
+add_suspect_index(void *arg, HeapTuple tuple)
+{
+	SuspectIndexReader *r = arg;
+	Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
+	SuspectIndex *x;
+	bool		found;
+
+	if (!oid_set_member(r->tables, index->indrelid))
+		return;
+	x = hash_search(r->indexes, &index->indexrelid, HASH_ENTER, &found);
+	if (found)
+		return;
+	x->index_row = heap_copytuple(tuple);
+	x->in_class = false;
+}
+
+static void
+add_suspect_index_class(void *arg, HeapTuple tuple)
+{
+	SuspectIndexReader *r = arg;
+	Form_pg_class c = (Form_pg_class) GETSTRUCT(tuple);
+	SuspectIndex *x = hash_search(r->indexes, &c->oid, HASH_FIND, NULL);
+
+	if (x == NULL || x->in_class)
+		return;
+	x->in_class = true;
+	x->relam = c->relam;
+	x->relkind = c->relkind;
+	x->relname = c->relname;
+	x->relnamespace = c->relnamespace;
+}
+
+/* The pg_index columns perfopt.index_drop_suspect_indexes() returns, in order */
+static const AttrNumber suspect_index_columns[] = {
+	Anum_pg_index_indexrelid, Anum_pg_index_indrelid, Anum_pg_index_indnatts,
+	Anum_pg_index_indnkeyatts, Anum_pg_index_indisunique, Anum_pg_index_indisprimary,
+	Anum_pg_index_indisvalid, Anum_pg_index_indisreplident, Anum_pg_index_indkey,
+	Anum_pg_index_indcollation, Anum_pg_index_indclass, Anum_pg_index_indoption,
+	Anum_pg_index_indexprs, Anum_pg_index_indpred
+};
+
+#define SUSPECT_INDEX_COLUMNS	(lengthof(suspect_index_columns) + 4)
+
+/*
+ * perfopt.index_drop_suspect_indexes(): the indexes of the tables
+ * index_drop_suspects() names, with the columns of their pg_index rows and
+ * of their pg_class rows that index_drop_candidates reads, and their
+ * schema's name.  Both catalogs
+ * are read as the catalog caches read them, with the query's snapshot: in
+ * one pass, or through their indexes for each table and each index,
+ * whichever reads fewer pages (common/catalog.c).  The view joined pg_index
+ * and pg_class itself, and its planner could only read both whole (a hash
+ * join), or look each one up (a nested loop) also where every table is a
+ * suspect, which was slower still: 20,000 indexes a look-up each.  The
+ * schema's name is given, not its OID: joined to pg_namespace, the index
+ * rows' estimate fell to a few (the planner has no statistics of a
+ * function's columns), and the view planned a nested loop over the
+ * candidates and the safe set, 10,000 by 10,000.
+ */
+Datum
+perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "perfopt drop suspects' indexes",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	SuspectIndexReader reader;
+	HASHCTL		ctl = {0};
+	HASH_SEQ_STATUS seq;
+	SuspectIndex *x;
+	Relation	rel;
+	TupleDesc	index_desc;
+	HTAB	   *schemas;
+
+	reader.tables = suspect_tables(fcinfo->flinfo);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(SuspectIndex);
+	ctl.hcxt = cxt;
+	reader.indexes = hash_create("perfopt drop suspects' indexes",
+								 Max(2 * hash_get_num_entries(reader.tables), 16), &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	if (hash_get_num_entries(reader.tables) > 0)
+	{
+		perfopt_read_catalog_rows(reader.tables, IndexRelationId, IndexIndrelidIndexId,
+								  Anum_pg_index_indrelid, add_suspect_index, &reader);
+		if (hash_get_num_entries(reader.indexes) > 0)
+			perfopt_read_catalog_rows(reader.indexes, RelationRelationId, ClassOidIndexId,
+									  Anum_pg_class_oid, add_suspect_index_class, &reader);
+	}
+	rel = table_open(IndexRelationId, AccessShareLock);
+	index_desc = CreateTupleDescCopy(RelationGetDescr(rel));
+	table_close(rel, AccessShareLock);
+	ctl.entrysize = sizeof(SchemaName);
+	schemas = hash_create("perfopt drop suspects' schemas", 16, &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	MemoryContextSwitchTo(old);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC | MAT_SRF_BLESS);
+	if (rsinfo->setDesc->natts != SUSPECT_INDEX_COLUMNS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("perfopt.index_drop_suspect_indexes() must return %d columns",
+						(int) SUSPECT_INDEX_COLUMNS),
+				 errhint("Run ALTER EXTENSION perfopt UPDATE.")));
+	/* the rows' text values in cxt too, freed with it */
+	MemoryContextSwitchTo(cxt);
+	hash_seq_init(&seq, reader.indexes);
+	while ((x = hash_seq_search(&seq)) != NULL)
+	{
+		Datum		values[SUSPECT_INDEX_COLUMNS];
+		bool		nulls[SUSPECT_INDEX_COLUMNS];
+		int			n = 0;
+		SchemaName *schema;
+		bool		found;
+
+		if (!x->in_class)
+			continue;			/* not in pg_class as the snapshot sees it */
+		schema = hash_search(schemas, &x->relnamespace, HASH_ENTER, &found);
+		if (!found)
+		{
+			char	   *name = get_namespace_name(x->relnamespace);
+
+			schema->exists = name != NULL;
+			if (name != NULL)
+				namestrcpy(&schema->nspname, name);
+		}
+		if (!schema->exists)
+			continue;			/* its schema dropped since */
+		for (int i = 0; i < lengthof(suspect_index_columns); i++, n++)
+			values[n] = heap_getattr(x->index_row, suspect_index_columns[i], index_desc, &nulls[n]);
+		values[n] = ObjectIdGetDatum(x->relam);
+		nulls[n++] = false;
+		values[n] = CharGetDatum(x->relkind);
+		nulls[n++] = false;
+		values[n] = CStringGetTextDatum(NameStr(x->relname));
+		nulls[n++] = false;
+		values[n] = CStringGetTextDatum(NameStr(schema->nspname));
+		nulls[n++] = false;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	return (Datum) 0;
 }

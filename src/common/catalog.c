@@ -15,6 +15,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
@@ -24,6 +25,7 @@
 #include "common/relpath.h"
 #include "miscadmin.h"
 #include "storage/backendid.h"
+#include "storage/bufmgr.h"
 #include "storage/proc.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -34,12 +36,24 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relmapper.h"
+#include "utils/snapmgr.h"
 
 #include "common/catalog.h"
 #include "common/stat_pass.h"
 #include "metrics/table_state.h"
 
 PG_FUNCTION_INFO_V1(perfopt_relation_bytes_sql);
+
+/*
+ * What a look-up of one relation's rows through a catalog's index costs, in
+ * pages of a pass over the catalog's heap.  It reads about four pages (the
+ * btree's root, inner and leaf pages, and a heap page), but those are found
+ * in shared buffers and searched, where a pass checks the visibility of
+ * every row of a page and hands each one over: at 10,000 tables the
+ * look-ups were the faster wherever they were fewer than the pages
+ * (docs/orchestrator.md, "The suspects' indexes looked up").
+ */
+#define LOOKUP_PAGES			1
 
 /* Schema an installed extension lives in, or InvalidOid */
 Oid
@@ -338,4 +352,48 @@ perfopt_relation_bytes_sql(PG_FUNCTION_ARGS)
 		changes = perfopt_relation_changes(pgstat_fetch_stat_tabentry(relid));
 	PG_RETURN_INT64(perfopt_relation_bytes_fresh(relid, f.tablespace, f.filenode, f.persistence,
 												 f.namespace, f.shared, changes));
+}
+
+/*
+ * Calls add(arg, tuple) for each row of a catalog whose column key_attno, a
+ * relation's OID, is the key of an entry of byrel: one pass over its heap,
+ * or a look-up through its index (which starts with that column) for each
+ * entry where that reads fewer pages (a few hundred relations of thousands).
+ * In a pass, add() sees every row, and must find its own.
+ */
+void
+perfopt_read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, AttrNumber key_attno,
+						  void (*add) (void *arg, HeapTuple tuple), void *arg)
+{
+	Relation	catalog = table_open(catalog_id, AccessShareLock);
+	/* the query's snapshot, with which the tables were listed */
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	if (hash_get_num_entries(byrel) * LOOKUP_PAGES < RelationGetNumberOfBlocks(catalog))
+	{
+		HASH_SEQ_STATUS seq;
+		Oid		   *relid;		/* each entry's key */
+
+		hash_seq_init(&seq, byrel);
+		while ((relid = hash_seq_search(&seq)) != NULL)
+		{
+			ScanKeyData key;
+
+			ScanKeyInit(&key, key_attno, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(*relid));
+			scan = systable_beginscan(catalog, index_id, true, snapshot, 1, &key);
+			while ((tuple = systable_getnext(scan)) != NULL)
+				add(arg, tuple);
+			systable_endscan(scan);
+		}
+	}
+	else
+	{
+		scan = systable_beginscan(catalog, index_id, false, snapshot, 0, NULL);
+		while ((tuple = systable_getnext(scan)) != NULL)
+			add(arg, tuple);
+		systable_endscan(scan);
+	}
+	table_close(catalog, AccessShareLock);
 }

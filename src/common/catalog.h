@@ -8,11 +8,17 @@
 #ifndef PERFOPT_CATALOG_H
 #define PERFOPT_CATALOG_H
 
+#include "access/attnum.h"
+#include "access/htup.h"
+#include "utils/hsearch.h"
+
 extern Oid	perfopt_extension_schema(const char *extname);
 extern char *perfopt_qualified_function(const char *extname, const char *funcname);
 extern char *perfopt_relation_name(Oid relid);
 extern double perfopt_relation_tuples(Oid relid);
 extern int64 perfopt_relation_bytes(Oid relid, Oid tablespace, Oid filenode, char persistence,
 									Oid namespace, bool shared);
+extern void perfopt_read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, AttrNumber key_attno,
+									  void (*add) (void *arg, HeapTuple tuple), void *arg);
 
 #endif							/* PERFOPT_CATALOG_H */

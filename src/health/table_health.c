@@ -98,12 +98,6 @@ PG_FUNCTION_INFO_V1(perfopt_table_health);
 #define REBUILD_BLOAT_PCT		50
 #define REBUILD_MIN_BYTES		(10 * 1024 * 1024)
 
-/*
- * About how many pages a look-up of one relation's rows through a catalog's
- * index reads: the btree's root, inner and leaf pages, and a heap page
- */
-#define INDEX_PROBE_PAGES		4
-
 /* An index of a table, as the catalogs and the statistics know it */
 typedef struct IndexFacts
 {
@@ -386,49 +380,6 @@ read_tables(Oid only, MemoryContext cxt)
 	return tables;
 }
 
-/*
- * Calls add(arg, tuple) for each row of a catalog whose first column, a
- * relation's OID, is the key of an entry of byrel: one pass over its heap,
- * or a look-up through its index (on that first column) for each entry where
- * that reads fewer pages (a few hundred relations of thousands)
- */
-static void
-read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, void (*add) (void *arg, HeapTuple tuple),
-				  void *arg)
-{
-	Relation	catalog = table_open(catalog_id, AccessShareLock);
-	/* the query's snapshot, with which the tables were listed */
-	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-
-	if (hash_get_num_entries(byrel) * INDEX_PROBE_PAGES < RelationGetNumberOfBlocks(catalog))
-	{
-		HASH_SEQ_STATUS seq;
-		Oid		   *relid;		/* each entry's key */
-
-		hash_seq_init(&seq, byrel);
-		while ((relid = hash_seq_search(&seq)) != NULL)
-		{
-			ScanKeyData key;
-
-			ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(*relid));
-			scan = systable_beginscan(catalog, index_id, true, snapshot, 1, &key);
-			while ((tuple = systable_getnext(scan)) != NULL)
-				add(arg, tuple);
-			systable_endscan(scan);
-		}
-	}
-	else
-	{
-		scan = systable_beginscan(catalog, index_id, false, snapshot, 0, NULL);
-		while ((tuple = systable_getnext(scan)) != NULL)
-			add(arg, tuple);
-		systable_endscan(scan);
-	}
-	table_close(catalog, AccessShareLock);
-}
-
 typedef struct TableByOid
 {
 	Oid			relid;			/* the hash key */
@@ -573,7 +524,8 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 	reader.byindex = byindex;
 	reader.pass = &pass;
 	reader.cxt = cxt;
-	read_catalog_rows(byindex, RelationRelationId, ClassOidIndexId, add_index_class, &reader);
+	perfopt_read_catalog_rows(byindex, RelationRelationId, ClassOidIndexId, Anum_pg_class_oid,
+							  add_index_class, &reader);
 
 	/* each table's indexes by OID, as they were listed */
 	MemoryContextSwitchTo(cxt);
@@ -753,14 +705,16 @@ read_columns(List *tables)
 
 	if (hash_get_num_entries(byrel) > 0)
 	{
-		read_catalog_rows(byrel, AttributeRelationId, AttributeRelidNumIndexId, add_column, byrel);
+		perfopt_read_catalog_rows(byrel, AttributeRelationId, AttributeRelidNumIndexId, Anum_pg_attribute_attrelid,
+								  add_column, byrel);
 		hash_seq_init(&seq, byrel);
 		while ((tc = hash_seq_search(&seq)) != NULL)
 		{
 			if (tc->ncolumns > 1)
 				qsort(tc->columns, tc->ncolumns, sizeof(ColumnFacts), column_attnum_cmp);
 		}
-		read_catalog_rows(byrel, StatisticRelationId, StatisticRelidAttnumInhIndexId, add_statistics, byrel);
+		perfopt_read_catalog_rows(byrel, StatisticRelationId, StatisticRelidAttnumInhIndexId,
+								  Anum_pg_statistic_starelid, add_statistics, byrel);
 	}
 
 	/* the widths pg_stats shows the caller, else the defaults */

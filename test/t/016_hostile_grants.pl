@@ -139,6 +139,13 @@ my %calls = (
 	  q{SELECT CASE WHEN NOT EXISTS (SELECT i.indrelid FROM pg_index i GROUP BY i.indrelid, i.indkey[0] HAVING count(*) > 1
 	                                 EXCEPT SELECT perfopt.index_drop_suspects())
 	           THEN 1 ELSE (SELECT 1 / count(*)::int FROM pg_class WHERE false) END},
+	# the suspects' indexes, as pg_index (PUBLIC's) lists them; an error if not
+	'perfopt.index_drop_suspect_indexes()' =>
+	  q{SELECT CASE WHEN (SELECT array_agg(indexrelid ORDER BY indexrelid) FROM perfopt.index_drop_suspect_indexes())
+	                     IS NOT DISTINCT FROM
+	                     (SELECT array_agg(indexrelid ORDER BY indexrelid) FROM pg_index
+	                       WHERE indrelid IN (SELECT perfopt.index_drop_suspects()))
+	           THEN 1 ELSE (SELECT 1 / count(*)::int FROM pg_class WHERE false) END},
 	'perfopt.detect_anomalies(timestamp with time zone[],double precision[],double precision)' =>
 	  "SELECT count(*) FROM perfopt.detect_anomalies($series)",
 	'perfopt.forecast(timestamp with time zone[],double precision[],interval,interval)' =>
