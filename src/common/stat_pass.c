@@ -43,13 +43,13 @@ PG_FUNCTION_INFO_V1(perfopt_relation_scans_sql);
 /* Below this many relations, a look-up each costs less than a pass */
 #define STAT_PASS_MIN_RELATIONS		1000
 
-typedef struct PerfoptStatEntry
+struct PerfoptStatEntry
 {
 	Oid			relid;			/* the hash key */
 	bool		found;
 	bool		in_database;	/* found under this database, not shared */
 	PgStat_StatTabEntry stats;
-} PerfoptStatEntry;
+};
 
 /* Would a pass read what pgstat_fetch_stat_tabentry reads now? */
 static bool
@@ -103,7 +103,8 @@ perfopt_stat_pass_init(PerfoptStatPass *pass, const char *name, long size)
 	pass->done = false;
 }
 
-void
+/* The relation's place in the pass, for perfopt_stat_pass_get */
+PerfoptStatEntry *
 perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid)
 {
 	bool		found;
@@ -114,6 +115,7 @@ perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid)
 		e->found = false;
 		e->in_database = false;
 	}
+	return e;
 }
 
 /* The database's entry of a relation wins over a shared one, as in a look-up */
@@ -139,18 +141,16 @@ perfopt_stat_pass_run(PerfoptStatPass *pass)
 	pass->done = true;
 }
 
-/* The relation's entry, NULL when it has none (pgstat_fetch_stat_tabentry) */
+/*
+ * The statistics entry of a relation wanted (by its place, so that no
+ * look-up finds it again), NULL when it has none: pgstat_fetch_stat_tabentry
+ */
 PgStat_StatTabEntry *
-perfopt_stat_pass_get(PerfoptStatPass *pass, Oid relid)
+perfopt_stat_pass_get(PerfoptStatPass *pass, PerfoptStatEntry *wanted)
 {
-	PerfoptStatEntry *e;
-
 	if (!pass->done)
-		return pgstat_fetch_stat_tabentry(relid);
-	e = hash_search(pass->entries, &relid, HASH_FIND, NULL);
-	if (e == NULL)
-		return pgstat_fetch_stat_tabentry(relid);	/* not asked for */
-	return e->found ? &e->stats : NULL;
+		return pgstat_fetch_stat_tabentry(wanted->relid);
+	return wanted->found ? &wanted->stats : NULL;
 }
 
 /* ----------------------------------------------------------------

@@ -16,6 +16,9 @@
 #include "pgstat.h"
 #include "utils/hsearch.h"
 
+/* A relation wanted, and its statistics entry once the pass has run */
+typedef struct PerfoptStatEntry PerfoptStatEntry;
+
 /*
  * The relations wanted, then their entries.  Without a pass (done false:
  * too few relations, or a pass would not give what the look-ups give),
@@ -28,9 +31,9 @@ typedef struct PerfoptStatPass
 } PerfoptStatPass;
 
 extern void perfopt_stat_pass_init(PerfoptStatPass *pass, const char *name, long size);
-extern void perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid);
+extern PerfoptStatEntry *perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid);
 extern void perfopt_stat_pass_run(PerfoptStatPass *pass);
-extern PgStat_StatTabEntry *perfopt_stat_pass_get(PerfoptStatPass *pass, Oid relid);
+extern PgStat_StatTabEntry *perfopt_stat_pass_get(PerfoptStatPass *pass, PerfoptStatEntry *wanted);
 
 /* pg_stat_get_numscans(relid), read as perfopt.relation_scans() reads it */
 extern int64 perfopt_relation_scans(FmgrInfo *flinfo, Oid relid);

@@ -141,6 +141,7 @@ typedef struct TableFacts
 	double		multixact_freeze_max_age;
 	List	   *indexes;		/* IndexFacts, by OID */
 	List	   *drops;			/* its drop candidates: drop_def, reason */
+	PerfoptStatEntry *stat;		/* its place in the statistics pass */
 	/* filled as the table is assessed */
 	double		index_bytes;
 	double		index_waste_bytes;
@@ -156,11 +157,12 @@ typedef struct TableFacts
  * pass over pg_index and their pg_class rows; then pg_attribute and
  * pg_statistic for the columns of the tables that hold rows (each catalog
  * read whole, or through its index for each relation when that reads
- * fewer pages: read_catalog_rows).  The counters come from one
- * statistics look-up per table or index (not pg_stat_user_tables and
+ * fewer pages: read_catalog_rows).  The counters of the tables and their
+ * indexes come from one pass over the shared statistics (stat_pass.c; a
+ * look-up each for a few), not from pg_stat_user_tables and
  * pg_statio_user_tables, which group every table's indexes twice, nor a
  * pg_stat_get_* call per counter; the SQL function reads them as one
- * snapshot).  Sizes come from the metrics sampler's state for the relations
+ * snapshot.  Sizes come from the metrics sampler's state for the relations
  * that did not change since its last sample, else from the files
  * (perfopt_relation_bytes_fresh, table_state.c): no relation is opened, so
  * no lock is taken and no relation cache entry built, whatever the number
@@ -290,12 +292,14 @@ table_facts_find(List *tables, ListCell **next, Oid relid)
 	return lfirst(*next);
 }
 
-/* The tables, with their statistics, in OID order */
+/*
+ * The tables, in OID order, as its query gives them (rows); each one's
+ * statistics entry is wanted from the pass, which this starts
+ */
 static List *
-read_tables(Oid only, MemoryContext cxt)
+list_tables(Oid only, MemoryContext cxt, PerfoptStatPass *pass, SPITupleTable **rows)
 {
 	List	   *tables = NIL;
-	PerfoptStatPass pass;
 	double		vacuum_threshold = setting("autovacuum_vacuum_threshold");
 	double		vacuum_scale = setting("autovacuum_vacuum_scale_factor");
 	double		analyze_threshold = setting("autovacuum_analyze_threshold");
@@ -318,11 +322,9 @@ read_tables(Oid only, MemoryContext cxt)
 					" ORDER BY c.oid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
 							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read table statistics");
-	/* their statistics entries in one pass (stat_pass.c), in SPI's context */
-	perfopt_stat_pass_init(&pass, "perfopt table_health tables' statistics", (long) SPI_processed);
-	for (uint64 i = 0; i < SPI_processed; i++)
-		perfopt_stat_pass_want(&pass, get_oid(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-	perfopt_stat_pass_run(&pass);
+	*rows = SPI_tuptable;
+	/* the tables, then their indexes (about two a table) */
+	perfopt_stat_pass_init(pass, "perfopt table_health statistics", (long) (3 * SPI_processed));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
@@ -331,10 +333,42 @@ read_tables(Oid only, MemoryContext cxt)
 		TableFacts *t = palloc0(sizeof(TableFacts));
 		bool		no_options;
 		Datum		options = SPI_getbinval(tuple, desc, 9, &no_options);
-		PgStat_StatTabEntry *stats;
 
 		t->relid = get_oid(tuple, desc, 1);
-		stats = perfopt_stat_pass_get(&pass, t->relid);
+		t->stat = perfopt_stat_pass_want(pass, t->relid);
+		t->xid_age = get_double(tuple, desc, 7, 0);
+		t->mxid_age = get_double(tuple, desc, 8, 0);
+		t->name = SPI_getvalue(tuple, desc, 12);
+		t->fillfactor = (int) reloption(options, no_options, "fillfactor", 100);
+		t->vacuum_threshold = reloption(options, no_options, "autovacuum_vacuum_threshold", vacuum_threshold);
+		t->vacuum_scale_factor = reloption(options, no_options, "autovacuum_vacuum_scale_factor", vacuum_scale);
+		t->analyze_threshold = reloption(options, no_options, "autovacuum_analyze_threshold", analyze_threshold);
+		t->analyze_scale_factor = reloption(options, no_options, "autovacuum_analyze_scale_factor", analyze_scale);
+		t->freeze_max_age = reloption(options, no_options, "autovacuum_freeze_max_age", freeze_max);
+		t->multixact_freeze_max_age = reloption(options, no_options, "autovacuum_multixact_freeze_max_age",
+												mxid_freeze_max);
+		t->bloat_error = -1;
+		t->worst_index_bloat = -1;
+		tables = lappend(tables, t);
+		MemoryContextSwitchTo(spicxt);
+	}
+	return tables;
+}
+
+/* The tables' counters and sizes, once the pass has run; rows as listed */
+static void
+read_table_stats(List *tables, SPITupleTable *rows, PerfoptStatPass *pass)
+{
+	uint64		i = 0;
+	ListCell   *lc;
+
+	foreach(lc, tables)
+	{
+		TableFacts *t = lfirst(lc);
+		HeapTuple	tuple = rows->vals[i++];
+		TupleDesc	desc = rows->tupdesc;
+		PgStat_StatTabEntry *stats = perfopt_stat_pass_get(pass, t->stat);
+
 		t->pages = get_relation_bytes(tuple, desc, 1, 2, stats) / BLCKSZ;
 		if (stats != NULL)
 		{
@@ -361,23 +395,7 @@ read_tables(Oid only, MemoryContext cxt)
 		 */
 		if (t->live <= 0 && get_double(tuple, desc, 11, 0) > 0)
 			t->live = Max(0, get_double(tuple, desc, 10, 0)) * t->pages / get_double(tuple, desc, 11, 1);
-		t->xid_age = get_double(tuple, desc, 7, 0);
-		t->mxid_age = get_double(tuple, desc, 8, 0);
-		t->name = SPI_getvalue(tuple, desc, 12);
-		t->fillfactor = (int) reloption(options, no_options, "fillfactor", 100);
-		t->vacuum_threshold = reloption(options, no_options, "autovacuum_vacuum_threshold", vacuum_threshold);
-		t->vacuum_scale_factor = reloption(options, no_options, "autovacuum_vacuum_scale_factor", vacuum_scale);
-		t->analyze_threshold = reloption(options, no_options, "autovacuum_analyze_threshold", analyze_threshold);
-		t->analyze_scale_factor = reloption(options, no_options, "autovacuum_analyze_scale_factor", analyze_scale);
-		t->freeze_max_age = reloption(options, no_options, "autovacuum_freeze_max_age", freeze_max);
-		t->multixact_freeze_max_age = reloption(options, no_options, "autovacuum_multixact_freeze_max_age",
-												mxid_freeze_max);
-		t->bloat_error = -1;
-		t->worst_index_bloat = -1;
-		tables = lappend(tables, t);
-		MemoryContextSwitchTo(spicxt);
 	}
-	return tables;
 }
 
 typedef struct TableByOid
@@ -386,13 +404,14 @@ typedef struct TableByOid
 	TableFacts *table;
 } TableByOid;
 
-/* An index of a listed table, as read_indexes finds it in pg_index */
+/* An index of a listed table, as list_indexes finds it in pg_index */
 typedef struct IndexRow
 {
 	Oid			indexrelid;		/* the hash key */
 	TableFacts *table;
 	bool		usable;			/* live and valid */
 	bool		in_class;		/* pg_class's row was read */
+	PerfoptStatEntry *stat;		/* its place in the statistics pass */
 	int			natts;
 	int16		keys[INDEX_MAX_KEYS];
 } IndexRow;
@@ -406,9 +425,10 @@ index_facts_cmp(const ListCell *a, const ListCell *b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
-/* What add_index_class reads into */
+/* The indexes of the tables, as list_indexes finds them, and where they go */
 typedef struct IndexReader
 {
+	MemoryContext work;			/* holds the hashes */
 	HTAB	   *byindex;		/* IndexRow by OID */
 	PerfoptStatPass *pass;		/* their statistics */
 	MemoryContext cxt;			/* where the IndexFacts go */
@@ -432,7 +452,7 @@ add_index_class(void *arg, HeapTuple tuple)
 		(row = hash_search(r->byindex, &c->oid, HASH_FIND, NULL)) == NULL || row->in_class)
 		return;
 	row->in_class = true;
-	stats = perfopt_stat_pass_get(r->pass, row->indexrelid);
+	stats = perfopt_stat_pass_get(r->pass, row->stat);
 	if (stats != NULL)
 		row->table->idx_scan += (double) stats->numscans;
 	if (!row->usable || c->relam != BTREE_AM_OID)
@@ -452,28 +472,22 @@ add_index_class(void *arg, HeapTuple tuple)
 }
 
 /*
- * The indexes of the tables: idx_scan as pg_stat_user_tables sums it (over
- * every index), and the sizes and keys of those whose bloat is estimated
- * (live, valid and btree).  pg_index and pg_class are read as the catalog
- * caches read them, with the query's snapshot, as the tables were listed:
- * pg_index in one pass (or through its index on the table, for one table),
- * and the indexes' pg_class rows in one pass or through its index for each,
- * whichever reads fewer pages.  A query joining the two and sorting 20,000
- * indexes took a fifth of table_health's time at 10,000 tables.
+ * The indexes of the tables listed, from pg_index, each one's statistics
+ * entry wanted from the pass.  pg_index and pg_class are read as the
+ * catalog caches read them, with the query's snapshot, as the tables were
+ * listed: pg_index in one pass (or through its index on the table, for one
+ * table), and the indexes' pg_class rows (read_index_classes) in one pass
+ * or through its index for each, whichever reads fewer pages.  A query
+ * joining the two and sorting 20,000 indexes took a fifth of table_health's
+ * time at 10,000 tables.
  */
 static void
-read_indexes(List *tables, Oid only, MemoryContext cxt)
+list_indexes(IndexReader *r, List *tables, Oid only, PerfoptStatPass *pass, MemoryContext cxt)
 {
-	MemoryContext work = AllocSetContextCreate(CurrentMemoryContext,
-											   "perfopt table_health indexes",
-											   ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(work);
+	MemoryContext old;
 	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
 	HASHCTL		ctl = {0};
 	HTAB	   *bytable;
-	HTAB	   *byindex;
-	PerfoptStatPass pass;
-	IndexReader reader;
 	IndexRow   *row;
 	Relation	catalog;
 	SysScanDesc scan;
@@ -481,9 +495,14 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 	ScanKeyData key;
 	ListCell   *lc;
 
+	r->work = AllocSetContextCreate(CurrentMemoryContext, "perfopt table_health indexes",
+									ALLOCSET_DEFAULT_SIZES);
+	r->pass = pass;
+	r->cxt = cxt;
+	old = MemoryContextSwitchTo(r->work);
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(TableByOid);
-	ctl.hcxt = work;
+	ctl.hcxt = r->work;
 	bytable = hash_create("perfopt table_health tables by OID", Max(list_length(tables), 16), &ctl,
 						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	foreach(lc, tables)
@@ -493,11 +512,9 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 		((TableByOid *) hash_search(bytable, &t->relid, HASH_ENTER, NULL))->table = t;
 	}
 	ctl.entrysize = sizeof(IndexRow);
-	byindex = hash_create("perfopt table_health indexes by OID", Max(2 * list_length(tables), 16), &ctl,
-						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	r->byindex = hash_create("perfopt table_health indexes by OID", Max(2 * list_length(tables), 16), &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	/* the indexes of the tables listed, and their statistics entries in one pass */
-	perfopt_stat_pass_init(&pass, "perfopt table_health indexes' statistics", Max(2 * list_length(tables), 16));
 	catalog = table_open(IndexRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(only));
 	scan = systable_beginscan(catalog, IndexIndrelidIndexId, OidIsValid(only), snapshot,
@@ -509,26 +526,36 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 
 		if (listed == NULL)
 			continue;			/* an index of a table not listed */
-		row = hash_search(byindex, &index->indexrelid, HASH_ENTER, NULL);
+		row = hash_search(r->byindex, &index->indexrelid, HASH_ENTER, NULL);
 		row->table = listed->table;
 		row->usable = index->indislive && index->indisvalid;
 		row->in_class = false;
 		row->natts = Min(index->indkey.dim1, INDEX_MAX_KEYS);
 		memcpy(row->keys, index->indkey.values, row->natts * sizeof(int16));
-		perfopt_stat_pass_want(&pass, index->indexrelid);
+		row->stat = perfopt_stat_pass_want(pass, index->indexrelid);
 	}
 	systable_endscan(scan);
 	table_close(catalog, AccessShareLock);
-	perfopt_stat_pass_run(&pass);
+	hash_destroy(bytable);
+	MemoryContextSwitchTo(old);
+}
 
-	reader.byindex = byindex;
-	reader.pass = &pass;
-	reader.cxt = cxt;
-	perfopt_read_catalog_rows(byindex, RelationRelationId, ClassOidIndexId, Anum_pg_class_oid,
-							  add_index_class, &reader);
+/*
+ * Once the pass has run: idx_scan as pg_stat_user_tables sums it (over
+ * every index), and the sizes and keys of the indexes whose bloat is
+ * estimated (live, valid and btree), from their pg_class rows
+ */
+static void
+read_index_classes(IndexReader *r, List *tables)
+{
+	MemoryContext old;
+	ListCell   *lc;
+
+	perfopt_read_catalog_rows(r->byindex, RelationRelationId, ClassOidIndexId, Anum_pg_class_oid,
+							  add_index_class, r);
 
 	/* each table's indexes by OID, as they were listed */
-	MemoryContextSwitchTo(cxt);
+	old = MemoryContextSwitchTo(r->cxt);
 	foreach(lc, tables)
 	{
 		TableFacts *t = lfirst(lc);
@@ -537,7 +564,7 @@ read_indexes(List *tables, Oid only, MemoryContext cxt)
 			list_sort(t->indexes, index_facts_cmp);
 	}
 	MemoryContextSwitchTo(old);
-	MemoryContextDelete(work);
+	MemoryContextDelete(r->work);
 }
 
 /*
@@ -757,10 +784,17 @@ read_table_facts(Oid only)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	List	   *tables;
+	PerfoptStatPass pass;
+	SPITupleTable *rows;
+	IndexReader indexes;
 
 	SPI_connect();
-	tables = read_tables(only, cxt);
-	read_indexes(tables, only, cxt);
+	/* the tables and their indexes, then their statistics in one pass */
+	tables = list_tables(only, cxt, &pass, &rows);
+	list_indexes(&indexes, tables, only, &pass, cxt);
+	perfopt_stat_pass_run(&pass);
+	read_table_stats(tables, rows, &pass);
+	read_index_classes(&indexes, tables);
 	SPI_finish();
 	read_columns(tables);
 	return tables;
@@ -939,7 +973,7 @@ count_index(TableFacts *t, Oid indexrelid, double bytes, double bloat)
 /*
  * The btree indexes of a table: their bytes, and the bytes they waste,
  * estimated from the entries they hold against their size (from what
- * read_indexes read: no index is opened).  Notes the most bloated index of
+ * list_indexes read: no index is opened).  Notes the most bloated index of
  * 10 MB or more.
  */
 static void
