@@ -221,6 +221,43 @@ SELECT bool_and(health_score BETWEEN 0 AND 100) AS scores_in_range,
   FROM perfopt.table_health;
 DROP TABLE health_test;
 
+-- the tables as table_health lists them from pg_class (in C, no longer by a
+-- query): those of pg_stat_user_tables and the materialized views, named
+-- quoted as needed, with their own autovacuum settings and their
+-- transaction-ID ages; a table of perfopt's own only when asked for
+CREATE SCHEMA "Odd Schema";
+CREATE TABLE "Odd Schema"."Mixed Case" (id int)
+    WITH (autovacuum_enabled = false, autovacuum_vacuum_threshold = 5, autovacuum_vacuum_scale_factor = 0,
+          autovacuum_freeze_max_age = 100000);
+INSERT INTO "Odd Schema"."Mixed Case" SELECT generate_series(1, 20);
+DELETE FROM "Odd Schema"."Mixed Case" WHERE id <= 10;
+CREATE MATERIALIZED VIEW "Odd Schema".mv AS SELECT 1 AS one;
+SELECT pg_stat_force_next_flush();
+SELECT h.table_name,
+       h.vacuum_due = s.n_dead_tup / 5.0 AS vacuum_due_by_its_threshold,
+       h.xid_age_pct = greatest(100.0 * age(c.relfrozenxid) /
+                                    coalesce((SELECT split_part(o, '=', 2) FROM unnest(c.reloptions) o
+                                               WHERE o LIKE 'autovacuum\_freeze\_max\_age=%'),
+                                             current_setting('autovacuum_freeze_max_age'))::float8,
+                                100.0 * mxid_age(c.relminmxid) / current_setting('autovacuum_multixact_freeze_max_age')::float8)
+           AS xid_age_by_its_setting,
+       r->>'statement' AS statement
+  FROM perfopt.table_health h
+  JOIN pg_class c ON c.oid = h.table_name
+  JOIN pg_stat_user_tables s ON s.relid = h.table_name
+  LEFT JOIN jsonb_array_elements(h.recommendations) r ON r->>'action' = 'vacuum'
+ WHERE c.relnamespace = '"Odd Schema"'::regnamespace
+ ORDER BY 1;
+-- every table pg_stat_user_tables lists, and no other, but for perfopt's own
+SELECT (SELECT count(*) FROM pg_stat_user_tables WHERE schemaname <> 'perfopt') AS user_tables,
+       (SELECT count(*) FROM perfopt.table_health(false, NULL, false) h
+          JOIN pg_stat_user_tables s ON s.relid = h.table_name WHERE s.schemaname <> 'perfopt') AS listed_of_them,
+       (SELECT count(*) FROM perfopt.table_health(false, NULL, false)) AS listed;
+SELECT count(*) AS perfopt_tables_listed FROM perfopt.table_health
+ WHERE table_name::oid IN (SELECT relid FROM pg_stat_user_tables WHERE schemaname = 'perfopt');
+SELECT table_name FROM perfopt.table_health(false, 'perfopt.jobs', false);
+DROP SCHEMA "Odd Schema" CASCADE;
+
 -- 1,100 tables and their 1,100 indexes: table_health reads their statistics
 -- entries in one pass over the shared statistics (from 1,000 relations,
 -- src/common/stat_pass.c), perfopt.relation_scans() every relation's scan

@@ -51,6 +51,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
@@ -98,6 +99,16 @@ PG_FUNCTION_INFO_V1(perfopt_table_health);
 #define REBUILD_BLOAT_PCT		50
 #define REBUILD_MIN_BYTES		(10 * 1024 * 1024)
 
+/* A relation's storage, from its pg_class row: what its size needs */
+typedef struct RelStorage
+{
+	Oid			tablespace;
+	Oid			filenode;
+	Oid			namespace;
+	char		persistence;
+	bool		shared;
+} RelStorage;
+
 /* An index of a table, as the catalogs and the statistics know it */
 typedef struct IndexFacts
 {
@@ -141,6 +152,10 @@ typedef struct TableFacts
 	double		multixact_freeze_max_age;
 	List	   *indexes;		/* IndexFacts, by OID */
 	List	   *drops;			/* its drop candidates: drop_def, reason */
+	/* as read from the catalogs, for what the statistics give */
+	RelStorage	storage;
+	double		reltuples;
+	double		relpages;
 	PerfoptStatEntry *stat;		/* its place in the statistics pass */
 	/* filled as the table is assessed */
 	double		index_bytes;
@@ -186,26 +201,6 @@ get_oid(HeapTuple tuple, TupleDesc desc, int column)
 	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
 
 	return isnull ? InvalidOid : DatumGetObjectId(value);
-}
-
-/*
- * Bytes of the relation whose pg_class columns relfilenode, reltablespace,
- * relpersistence, relnamespace, relisshared are at first .. first + 4,
- * after its OID at column relid: from the sampler's state when its file
- * and statistics have not changed since (table_state.c), else its files
- */
-static double
-get_relation_bytes(HeapTuple tuple, TupleDesc desc, int relid, int first, PgStat_StatTabEntry *stats)
-{
-	bool		isnull;
-
-	return (double) perfopt_relation_bytes_fresh(get_oid(tuple, desc, relid),
-												 get_oid(tuple, desc, first + 1),
-												 get_oid(tuple, desc, first),
-												 DatumGetChar(SPI_getbinval(tuple, desc, first + 2, &isnull)),
-												 get_oid(tuple, desc, first + 3),
-												 DatumGetBool(SPI_getbinval(tuple, desc, first + 4, &isnull)),
-												 perfopt_relation_changes(stats));
 }
 
 /* A setting of the table's reloptions (text[] "name=value"), or fallback */
@@ -292,84 +287,295 @@ table_facts_find(List *tables, ListCell **next, Oid relid)
 	return lfirst(*next);
 }
 
-/*
- * The tables, in OID order, as its query gives them (rows); each one's
- * statistics entry is wanted from the pass, which this starts
- */
-static List *
-list_tables(Oid only, MemoryContext cxt, PerfoptStatPass *pass, SPITupleTable **rows)
+static void
+storage_of(Form_pg_class c, RelStorage *s)
 {
-	List	   *tables = NIL;
-	double		vacuum_threshold = setting("autovacuum_vacuum_threshold");
-	double		vacuum_scale = setting("autovacuum_vacuum_scale_factor");
-	double		analyze_threshold = setting("autovacuum_analyze_threshold");
-	double		analyze_scale = setting("autovacuum_analyze_scale_factor");
-	double		freeze_max = setting("autovacuum_freeze_max_age");
-	double		mxid_freeze_max = setting("autovacuum_multixact_freeze_max_age");
-
-	/*
-	 * the tables of pg_stat_user_tables; their counters are read below, one
-	 * look-up a table, where each pg_stat_get_* function would look again
-	 */
-	if (SPI_execute_with_args("SELECT c.oid, c.relfilenode, c.reltablespace, c.relpersistence, c.relnamespace, c.relisshared,"
-					" age(c.relfrozenxid)::float8, mxid_age(c.relminmxid)::float8,"
-					" c.reloptions, c.reltuples::float8, c.relpages::float8,"
-					" quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
-					" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-					" WHERE c.relkind IN ('r', 'm')"
-					"   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"
-					"   AND ($1 = 0 AND n.nspname <> 'perfopt' OR c.oid = $1)"
-					" ORDER BY c.oid", 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only)},
-							  NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read table statistics");
-	*rows = SPI_tuptable;
-	/* the tables, then their indexes (about two a table) */
-	perfopt_stat_pass_init(pass, "perfopt table_health statistics", (long) (3 * SPI_processed));
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext spicxt = MemoryContextSwitchTo(cxt);
-		TableFacts *t = palloc0(sizeof(TableFacts));
-		bool		no_options;
-		Datum		options = SPI_getbinval(tuple, desc, 9, &no_options);
-
-		t->relid = get_oid(tuple, desc, 1);
-		t->stat = perfopt_stat_pass_want(pass, t->relid);
-		t->xid_age = get_double(tuple, desc, 7, 0);
-		t->mxid_age = get_double(tuple, desc, 8, 0);
-		t->name = SPI_getvalue(tuple, desc, 12);
-		t->fillfactor = (int) reloption(options, no_options, "fillfactor", 100);
-		t->vacuum_threshold = reloption(options, no_options, "autovacuum_vacuum_threshold", vacuum_threshold);
-		t->vacuum_scale_factor = reloption(options, no_options, "autovacuum_vacuum_scale_factor", vacuum_scale);
-		t->analyze_threshold = reloption(options, no_options, "autovacuum_analyze_threshold", analyze_threshold);
-		t->analyze_scale_factor = reloption(options, no_options, "autovacuum_analyze_scale_factor", analyze_scale);
-		t->freeze_max_age = reloption(options, no_options, "autovacuum_freeze_max_age", freeze_max);
-		t->multixact_freeze_max_age = reloption(options, no_options, "autovacuum_multixact_freeze_max_age",
-												mxid_freeze_max);
-		t->bloat_error = -1;
-		t->worst_index_bloat = -1;
-		tables = lappend(tables, t);
-		MemoryContextSwitchTo(spicxt);
-	}
-	return tables;
+	s->tablespace = c->reltablespace;
+	s->filenode = c->relfilenode;
+	s->namespace = c->relnamespace;
+	s->persistence = c->relpersistence;
+	s->shared = c->relisshared;
 }
 
-/* The tables' counters and sizes, once the pass has run; rows as listed */
-static void
-read_table_stats(List *tables, SPITupleTable *rows, PerfoptStatPass *pass)
+/*
+ * Bytes of the relation: from the sampler's state when its file and
+ * statistics have not changed since (table_state.c), else its files
+ */
+static double
+storage_bytes(Oid relid, RelStorage *s, PgStat_StatTabEntry *stats)
 {
-	uint64		i = 0;
+	return (double) perfopt_relation_bytes_fresh(relid, s->tablespace, s->filenode, s->persistence,
+												 s->namespace, s->shared, perfopt_relation_changes(stats));
+}
+
+/* An index as read_table_facts finds it in pg_index, then in pg_class */
+typedef struct IndexRow
+{
+	Oid			indexrelid;		/* the hash key */
+	Oid			indrelid;
+	bool		usable;			/* live and valid */
+	int			natts;
+	int16		keys[INDEX_MAX_KEYS];
+	bool		in_class;		/* its pg_class row was read */
+	bool		btree;
+	RelStorage	storage;
+	TableFacts *table;			/* NULL unless its table is listed */
+	PerfoptStatEntry *stat;		/* its place in the statistics pass */
+} IndexRow;
+
+/* A schema, as its tables are listed and named */
+typedef struct SchemaName
+{
+	Oid			nspid;			/* the hash key */
+	bool		system;			/* pg_catalog, information_schema, TOAST's */
+	bool		perfopt;
+	char	   *quoted;			/* quote_ident(nspname) */
+} SchemaName;
+
+typedef struct TableByOid
+{
+	Oid			relid;			/* the hash key */
+	TableFacts *table;
+} TableByOid;
+
+/* What read_table_facts reads the catalogs into */
+typedef struct FactsReader
+{
+	Oid			only;			/* the table asked for, or InvalidOid */
+	MemoryContext cxt;			/* of the tables' and indexes' facts */
+	MemoryContext work;			/* of the hashes */
+	List	   *tables;			/* TableFacts */
+	HTAB	   *byindex;		/* IndexRow by OID */
+	HTAB	   *schemas;		/* SchemaName by OID */
+	/* autovacuum's settings, for the tables that do not set their own */
+	double		vacuum_threshold;
+	double		vacuum_scale;
+	double		analyze_threshold;
+	double		analyze_scale;
+	double		freeze_max;
+	double		mxid_freeze_max;
+} FactsReader;
+
+static int
+index_facts_cmp(const ListCell *a, const ListCell *b)
+{
+	Oid			x = ((IndexFacts *) lfirst(a))->indexrelid;
+	Oid			y = ((IndexFacts *) lfirst(b))->indexrelid;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static int
+table_facts_cmp(const ListCell *a, const ListCell *b)
+{
+	Oid			x = ((TableFacts *) lfirst(a))->relid;
+	Oid			y = ((TableFacts *) lfirst(b))->relid;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * The indexes, from pg_index: every one in one pass, or through its index
+ * on the table for the table asked for
+ */
+static void
+list_indexes(FactsReader *r, Snapshot snapshot)
+{
+	HASHCTL		ctl = {0};
+	Relation	catalog;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	ScanKeyData key;
+
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(IndexRow);
+	ctl.hcxt = r->work;
+	r->byindex = hash_create("perfopt table_health indexes by OID", OidIsValid(r->only) ? 16 : 4096, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	catalog = table_open(IndexRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(r->only));
+	scan = systable_beginscan(catalog, IndexIndrelidIndexId, OidIsValid(r->only), snapshot,
+							  OidIsValid(r->only) ? 1 : 0, &key);
+	while ((tuple = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
+		IndexRow   *row = hash_search(r->byindex, &index->indexrelid, HASH_ENTER, NULL);
+
+		row->indrelid = index->indrelid;
+		row->usable = index->indislive && index->indisvalid;
+		row->natts = Min(index->indkey.dim1, INDEX_MAX_KEYS);
+		memcpy(row->keys, index->indkey.values, row->natts * sizeof(int16));
+		row->in_class = false;
+		row->table = NULL;
+		row->stat = NULL;
+	}
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+}
+
+/* A schema's name and whether its tables are listed, once per schema */
+static SchemaName *
+schema_of(FactsReader *r, Oid nspid)
+{
+	bool		found;
+	SchemaName *s = hash_search(r->schemas, &nspid, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		char	   *name = get_namespace_name(nspid);
+
+		/* a schema dropped meanwhile: the query's join left its tables out */
+		s->system = name == NULL || strcmp(name, "pg_catalog") == 0 ||
+			strcmp(name, "information_schema") == 0 || strncmp(name, "pg_toast", 8) == 0;
+		s->perfopt = name != NULL && strcmp(name, "perfopt") == 0;
+		s->quoted = name != NULL ? MemoryContextStrdup(r->work, quote_identifier(name)) : NULL;
+	}
+	return s;
+}
+
+/*
+ * A pg_class row: an index's storage and access method, or a table of
+ * pg_stat_user_tables (or the one asked for, in the perfopt schema too)
+ */
+static void
+add_class_row(void *arg, HeapTuple tuple)
+{
+	FactsReader *r = arg;
+	Form_pg_class c = (Form_pg_class) GETSTRUCT(tuple);
+	SchemaName *schema;
+	TableFacts *t;
+	Datum		options;
+	bool		no_options;
+	MemoryContext old;
+
+	if (c->relkind == RELKIND_INDEX)
+	{
+		IndexRow   *row;
+
+		if (c->relnamespace != PG_TOAST_NAMESPACE &&
+			(row = hash_search(r->byindex, &c->oid, HASH_FIND, NULL)) != NULL && !row->in_class)
+		{
+			row->in_class = true;
+			row->btree = c->relam == BTREE_AM_OID;
+			storage_of(c, &row->storage);
+		}
+		return;
+	}
+	if ((c->relkind != RELKIND_RELATION && c->relkind != RELKIND_MATVIEW) ||
+		(OidIsValid(r->only) && (c->oid != r->only || r->tables != NIL)))
+		return;
+	schema = schema_of(r, c->relnamespace);
+	if (schema->system || (!OidIsValid(r->only) && schema->perfopt))
+		return;
+
+	old = MemoryContextSwitchTo(r->cxt);
+	t = palloc0(sizeof(TableFacts));
+	t->relid = c->oid;
+	t->name = psprintf("%s.%s", schema->quoted, quote_identifier(NameStr(c->relname)));
+	storage_of(c, &t->storage);
+	t->reltuples = c->reltuples;
+	t->relpages = c->relpages;
+	t->xid_age = DatumGetInt32(DirectFunctionCall1(xid_age, TransactionIdGetDatum(c->relfrozenxid)));
+	t->mxid_age = DatumGetInt32(DirectFunctionCall1(mxid_age, TransactionIdGetDatum(c->relminmxid)));
+	options = SysCacheGetAttr(RELOID, tuple, Anum_pg_class_reloptions, &no_options);
+	t->fillfactor = (int) reloption(options, no_options, "fillfactor", 100);
+	t->vacuum_threshold = reloption(options, no_options, "autovacuum_vacuum_threshold", r->vacuum_threshold);
+	t->vacuum_scale_factor = reloption(options, no_options, "autovacuum_vacuum_scale_factor", r->vacuum_scale);
+	t->analyze_threshold = reloption(options, no_options, "autovacuum_analyze_threshold", r->analyze_threshold);
+	t->analyze_scale_factor = reloption(options, no_options, "autovacuum_analyze_scale_factor", r->analyze_scale);
+	t->freeze_max_age = reloption(options, no_options, "autovacuum_freeze_max_age", r->freeze_max);
+	t->multixact_freeze_max_age = reloption(options, no_options, "autovacuum_multixact_freeze_max_age",
+											r->mxid_freeze_max);
+	t->bloat_error = -1;
+	t->worst_index_bloat = -1;
+	r->tables = lappend(r->tables, t);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The tables and their indexes' rows, from pg_class: one pass over it, or
+ * for the table asked for, its row and its indexes' through its index
+ */
+static void
+list_classes(FactsReader *r, Snapshot snapshot)
+{
+	HASHCTL		ctl = {0};
+	Relation	catalog;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	ScanKeyData key;
+
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(SchemaName);
+	ctl.hcxt = r->work;
+	r->schemas = hash_create("perfopt table_health schemas", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	catalog = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(r->only));
+	scan = systable_beginscan(catalog, ClassOidIndexId, OidIsValid(r->only), snapshot,
+							  OidIsValid(r->only) ? 1 : 0, &key);
+	while ((tuple = systable_getnext(scan)) != NULL)
+		add_class_row(r, tuple);
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+	if (OidIsValid(r->only))
+		perfopt_read_catalog_rows(r->byindex, RelationRelationId, ClassOidIndexId, Anum_pg_class_oid,
+								  add_class_row, r);
+	list_sort(r->tables, table_facts_cmp);
+}
+
+/*
+ * The tables' indexes (those whose pg_class row was read) go with them;
+ * each table's and index's statistics entry is wanted from the pass
+ */
+static void
+want_statistics(FactsReader *r, PerfoptStatPass *pass)
+{
+	HASHCTL		ctl = {0};
+	HTAB	   *bytable;
+	HASH_SEQ_STATUS seq;
+	IndexRow   *row;
 	ListCell   *lc;
 
-	foreach(lc, tables)
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(TableByOid);
+	ctl.hcxt = r->work;
+	bytable = hash_create("perfopt table_health tables by OID", Max(list_length(r->tables), 16), &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	perfopt_stat_pass_init(pass, "perfopt table_health statistics",
+						   list_length(r->tables) + hash_get_num_entries(r->byindex));
+	foreach(lc, r->tables)
 	{
 		TableFacts *t = lfirst(lc);
-		HeapTuple	tuple = rows->vals[i++];
-		TupleDesc	desc = rows->tupdesc;
+
+		((TableByOid *) hash_search(bytable, &t->relid, HASH_ENTER, NULL))->table = t;
+		t->stat = perfopt_stat_pass_want(pass, t->relid);
+	}
+	hash_seq_init(&seq, r->byindex);
+	while ((row = hash_seq_search(&seq)) != NULL)
+	{
+		TableByOid *listed;
+
+		if (!row->in_class ||
+			(listed = hash_search(bytable, &row->indrelid, HASH_FIND, NULL)) == NULL)
+			continue;			/* gone, or an index of a table not listed */
+		row->table = listed->table;
+		row->stat = perfopt_stat_pass_want(pass, row->indexrelid);
+	}
+	hash_destroy(bytable);
+}
+
+/* The tables' counters and sizes, once the pass has run */
+static void
+read_table_stats(FactsReader *r, PerfoptStatPass *pass)
+{
+	ListCell   *lc;
+
+	foreach(lc, r->tables)
+	{
+		TableFacts *t = lfirst(lc);
 		PgStat_StatTabEntry *stats = perfopt_stat_pass_get(pass, t->stat);
 
-		t->pages = get_relation_bytes(tuple, desc, 1, 2, stats) / BLCKSZ;
+		t->pages = storage_bytes(t->relid, &t->storage, stats) / BLCKSZ;
 		if (stats != NULL)
 		{
 			t->live = (double) stats->n_live_tuples;
@@ -393,170 +599,47 @@ read_table_stats(List *tables, SPITupleTable *rows, PerfoptStatPass *pass)
 		 * 0: fall back on pg_class, scaled to the table's size as the
 		 * planner does.
 		 */
-		if (t->live <= 0 && get_double(tuple, desc, 11, 0) > 0)
-			t->live = Max(0, get_double(tuple, desc, 10, 0)) * t->pages / get_double(tuple, desc, 11, 1);
+		if (t->live <= 0 && t->relpages > 0)
+			t->live = Max(0, t->reltuples) * t->pages / t->relpages;
 	}
-}
-
-typedef struct TableByOid
-{
-	Oid			relid;			/* the hash key */
-	TableFacts *table;
-} TableByOid;
-
-/* An index of a listed table, as list_indexes finds it in pg_index */
-typedef struct IndexRow
-{
-	Oid			indexrelid;		/* the hash key */
-	TableFacts *table;
-	bool		usable;			/* live and valid */
-	bool		in_class;		/* pg_class's row was read */
-	PerfoptStatEntry *stat;		/* its place in the statistics pass */
-	int			natts;
-	int16		keys[INDEX_MAX_KEYS];
-} IndexRow;
-
-static int
-index_facts_cmp(const ListCell *a, const ListCell *b)
-{
-	Oid			x = ((IndexFacts *) lfirst(a))->indexrelid;
-	Oid			y = ((IndexFacts *) lfirst(b))->indexrelid;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
-/* The indexes of the tables, as list_indexes finds them, and where they go */
-typedef struct IndexReader
-{
-	MemoryContext work;			/* holds the hashes */
-	HTAB	   *byindex;		/* IndexRow by OID */
-	PerfoptStatPass *pass;		/* their statistics */
-	MemoryContext cxt;			/* where the IndexFacts go */
-} IndexReader;
-
-/*
- * An index's pg_class row: its size, and whether its bloat is estimated
- * (a live, valid btree)
- */
-static void
-add_index_class(void *arg, HeapTuple tuple)
-{
-	IndexReader *r = arg;
-	Form_pg_class c = (Form_pg_class) GETSTRUCT(tuple);
-	IndexRow   *row;
-	PgStat_StatTabEntry *stats;
-	MemoryContext old;
-	IndexFacts *x;
-
-	if (c->relkind != RELKIND_INDEX ||
-		(row = hash_search(r->byindex, &c->oid, HASH_FIND, NULL)) == NULL || row->in_class)
-		return;
-	row->in_class = true;
-	stats = perfopt_stat_pass_get(r->pass, row->stat);
-	if (stats != NULL)
-		row->table->idx_scan += (double) stats->numscans;
-	if (!row->usable || c->relam != BTREE_AM_OID)
-		return;
-	old = MemoryContextSwitchTo(r->cxt);
-	x = palloc0(sizeof(IndexFacts));
-	x->indexrelid = row->indexrelid;
-	x->bytes = (double) perfopt_relation_bytes_fresh(row->indexrelid, c->reltablespace, c->relfilenode,
-													 c->relpersistence, c->relnamespace, c->relisshared,
-													 perfopt_relation_changes(stats));
-	x->natts = row->natts;
-	x->keys = palloc(Max(x->natts, 1) * sizeof(int16));
-	memcpy(x->keys, row->keys, x->natts * sizeof(int16));
-	x->key_width = 8 * x->natts;	/* read_columns knows better */
-	row->table->indexes = lappend(row->table->indexes, x);
-	MemoryContextSwitchTo(old);
-}
-
-/*
- * The indexes of the tables listed, from pg_index, each one's statistics
- * entry wanted from the pass.  pg_index and pg_class are read as the
- * catalog caches read them, with the query's snapshot, as the tables were
- * listed: pg_index in one pass (or through its index on the table, for one
- * table), and the indexes' pg_class rows (read_index_classes) in one pass
- * or through its index for each, whichever reads fewer pages.  A query
- * joining the two and sorting 20,000 indexes took a fifth of table_health's
- * time at 10,000 tables.
- */
-static void
-list_indexes(IndexReader *r, List *tables, Oid only, PerfoptStatPass *pass, MemoryContext cxt)
-{
-	MemoryContext old;
-	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
-	HASHCTL		ctl = {0};
-	HTAB	   *bytable;
-	IndexRow   *row;
-	Relation	catalog;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	ScanKeyData key;
-	ListCell   *lc;
-
-	r->work = AllocSetContextCreate(CurrentMemoryContext, "perfopt table_health indexes",
-									ALLOCSET_DEFAULT_SIZES);
-	r->pass = pass;
-	r->cxt = cxt;
-	old = MemoryContextSwitchTo(r->work);
-	ctl.keysize = sizeof(Oid);
-	ctl.entrysize = sizeof(TableByOid);
-	ctl.hcxt = r->work;
-	bytable = hash_create("perfopt table_health tables by OID", Max(list_length(tables), 16), &ctl,
-						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	foreach(lc, tables)
-	{
-		TableFacts *t = lfirst(lc);
-
-		((TableByOid *) hash_search(bytable, &t->relid, HASH_ENTER, NULL))->table = t;
-	}
-	ctl.entrysize = sizeof(IndexRow);
-	r->byindex = hash_create("perfopt table_health indexes by OID", Max(2 * list_length(tables), 16), &ctl,
-							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-
-	catalog = table_open(IndexRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(only));
-	scan = systable_beginscan(catalog, IndexIndrelidIndexId, OidIsValid(only), snapshot,
-							  OidIsValid(only) ? 1 : 0, &key);
-	while ((tuple = systable_getnext(scan)) != NULL)
-	{
-		Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
-		TableByOid *listed = hash_search(bytable, &index->indrelid, HASH_FIND, NULL);
-
-		if (listed == NULL)
-			continue;			/* an index of a table not listed */
-		row = hash_search(r->byindex, &index->indexrelid, HASH_ENTER, NULL);
-		row->table = listed->table;
-		row->usable = index->indislive && index->indisvalid;
-		row->in_class = false;
-		row->natts = Min(index->indkey.dim1, INDEX_MAX_KEYS);
-		memcpy(row->keys, index->indkey.values, row->natts * sizeof(int16));
-		row->stat = perfopt_stat_pass_want(pass, index->indexrelid);
-	}
-	systable_endscan(scan);
-	table_close(catalog, AccessShareLock);
-	hash_destroy(bytable);
-	MemoryContextSwitchTo(old);
 }
 
 /*
  * Once the pass has run: idx_scan as pg_stat_user_tables sums it (over
- * every index), and the sizes and keys of the indexes whose bloat is
- * estimated (live, valid and btree), from their pg_class rows
+ * every index of the table), and the sizes and keys of the indexes whose
+ * bloat is estimated (live, valid and btree), each table's by OID
  */
 static void
-read_index_classes(IndexReader *r, List *tables)
+read_index_stats(FactsReader *r, PerfoptStatPass *pass)
 {
-	MemoryContext old;
+	HASH_SEQ_STATUS seq;
+	IndexRow   *row;
 	ListCell   *lc;
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
 
-	perfopt_read_catalog_rows(r->byindex, RelationRelationId, ClassOidIndexId, Anum_pg_class_oid,
-							  add_index_class, r);
+	hash_seq_init(&seq, r->byindex);
+	while ((row = hash_seq_search(&seq)) != NULL)
+	{
+		PgStat_StatTabEntry *stats;
+		IndexFacts *x;
 
-	/* each table's indexes by OID, as they were listed */
-	old = MemoryContextSwitchTo(r->cxt);
-	foreach(lc, tables)
+		if (row->table == NULL)
+			continue;
+		stats = perfopt_stat_pass_get(pass, row->stat);
+		if (stats != NULL)
+			row->table->idx_scan += (double) stats->numscans;
+		if (!row->usable || !row->btree)
+			continue;
+		x = palloc0(sizeof(IndexFacts));
+		x->indexrelid = row->indexrelid;
+		x->bytes = storage_bytes(row->indexrelid, &row->storage, stats);
+		x->natts = row->natts;
+		x->keys = palloc(Max(x->natts, 1) * sizeof(int16));
+		memcpy(x->keys, row->keys, x->natts * sizeof(int16));
+		x->key_width = 8 * x->natts;	/* read_columns knows better */
+		row->table->indexes = lappend(row->table->indexes, x);
+	}
+	foreach(lc, r->tables)
 	{
 		TableFacts *t = lfirst(lc);
 
@@ -564,7 +647,6 @@ read_index_classes(IndexReader *r, List *tables)
 			list_sort(t->indexes, index_facts_cmp);
 	}
 	MemoryContextSwitchTo(old);
-	MemoryContextDelete(r->work);
 }
 
 /*
@@ -778,26 +860,45 @@ read_columns(List *tables)
 	MemoryContextDelete(cxt);
 }
 
-/* The statistics of every user table (or of only one) */
+/*
+ * The statistics of every user table (or of only one), read as the
+ * catalog caches read the catalogs, with the query's snapshot: pg_index,
+ * then pg_class (each in one pass, or through its index for the table
+ * asked for), then every table's and index's statistics entry in one pass,
+ * then the columns.  A query of the tables and one joining pg_index and
+ * pg_class for 20,000 indexes each cost as much as a pass over pg_class
+ * again or more.
+ */
 static List *
 read_table_facts(Oid only)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	List	   *tables;
+	FactsReader r = {0};
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
 	PerfoptStatPass pass;
-	SPITupleTable *rows;
-	IndexReader indexes;
+	MemoryContext old;
 
-	SPI_connect();
-	/* the tables and their indexes, then their statistics in one pass */
-	tables = list_tables(only, cxt, &pass, &rows);
-	list_indexes(&indexes, tables, only, &pass, cxt);
+	r.only = only;
+	r.cxt = CurrentMemoryContext;
+	r.work = AllocSetContextCreate(CurrentMemoryContext, "perfopt table_health catalogs",
+								   ALLOCSET_DEFAULT_SIZES);
+	r.vacuum_threshold = setting("autovacuum_vacuum_threshold");
+	r.vacuum_scale = setting("autovacuum_vacuum_scale_factor");
+	r.analyze_threshold = setting("autovacuum_analyze_threshold");
+	r.analyze_scale = setting("autovacuum_analyze_scale_factor");
+	r.freeze_max = setting("autovacuum_freeze_max_age");
+	r.mxid_freeze_max = setting("autovacuum_multixact_freeze_max_age");
+
+	list_indexes(&r, snapshot);
+	list_classes(&r, snapshot);
+	old = MemoryContextSwitchTo(r.work);
+	want_statistics(&r, &pass);
+	MemoryContextSwitchTo(old);
 	perfopt_stat_pass_run(&pass);
-	read_table_stats(tables, rows, &pass);
-	read_index_classes(&indexes, tables);
-	SPI_finish();
-	read_columns(tables);
-	return tables;
+	read_table_stats(&r, &pass);
+	read_index_stats(&r, &pass);
+	MemoryContextDelete(r.work);
+	read_columns(r.tables);
+	return r.tables;
 }
 
 /* ----------------------------------------------------------------
