@@ -355,6 +355,39 @@ perfopt_relation_bytes_sql(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Calls add(arg, tuple) for each row of an open catalog whose column
+ * key_attno, a relation's OID, is key, through its index (which starts with
+ * that column); for every row, in one pass over its heap, when key is
+ * InvalidOid.  With the query's snapshot, with which the tables were listed.
+ */
+static void
+scan_catalog(Relation catalog, Oid index_id, AttrNumber key_attno, Oid key,
+			 void (*add) (void *arg, HeapTuple tuple), void *arg)
+{
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+	ScanKeyData scankey;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	ScanKeyInit(&scankey, key_attno, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(key));
+	scan = systable_beginscan(catalog, index_id, OidIsValid(key), snapshot, OidIsValid(key) ? 1 : 0, &scankey);
+	while ((tuple = systable_getnext(scan)) != NULL)
+		add(arg, tuple);
+	systable_endscan(scan);
+}
+
+/* scan_catalog, the catalog opened for it */
+void
+perfopt_scan_catalog(Oid catalog_id, Oid index_id, AttrNumber key_attno, Oid key,
+					 void (*add) (void *arg, HeapTuple tuple), void *arg)
+{
+	Relation	catalog = table_open(catalog_id, AccessShareLock);
+
+	scan_catalog(catalog, index_id, key_attno, key, add, arg);
+	table_close(catalog, AccessShareLock);
+}
+
+/*
  * Calls add(arg, tuple) for each row of a catalog whose column key_attno, a
  * relation's OID, is the key of an entry of byrel: one pass over its heap,
  * or a look-up through its index (which starts with that column) for each
@@ -366,10 +399,6 @@ perfopt_read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, AttrNumber 
 						  void (*add) (void *arg, HeapTuple tuple), void *arg)
 {
 	Relation	catalog = table_open(catalog_id, AccessShareLock);
-	/* the query's snapshot, with which the tables were listed */
-	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
-	SysScanDesc scan;
-	HeapTuple	tuple;
 
 	if (hash_get_num_entries(byrel) * LOOKUP_PAGES < RelationGetNumberOfBlocks(catalog))
 	{
@@ -378,22 +407,9 @@ perfopt_read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, AttrNumber 
 
 		hash_seq_init(&seq, byrel);
 		while ((relid = hash_seq_search(&seq)) != NULL)
-		{
-			ScanKeyData key;
-
-			ScanKeyInit(&key, key_attno, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(*relid));
-			scan = systable_beginscan(catalog, index_id, true, snapshot, 1, &key);
-			while ((tuple = systable_getnext(scan)) != NULL)
-				add(arg, tuple);
-			systable_endscan(scan);
-		}
+			scan_catalog(catalog, index_id, key_attno, *relid, add, arg);
 	}
 	else
-	{
-		scan = systable_beginscan(catalog, index_id, false, snapshot, 0, NULL);
-		while ((tuple = systable_getnext(scan)) != NULL)
-			add(arg, tuple);
-		systable_endscan(scan);
-	}
+		scan_catalog(catalog, index_id, key_attno, InvalidOid, add, arg);
 	table_close(catalog, AccessShareLock);
 }

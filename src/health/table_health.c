@@ -374,43 +374,39 @@ table_facts_cmp(const ListCell *a, const ListCell *b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/* A pg_index row: the index, its table, its keys */
+static void
+add_index_row(void *arg, HeapTuple tuple)
+{
+	FactsReader *r = arg;
+	Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
+	IndexRow   *row = hash_search(r->byindex, &index->indexrelid, HASH_ENTER, NULL);
+
+	row->indrelid = index->indrelid;
+	row->usable = index->indislive && index->indisvalid;
+	row->natts = Min(index->indkey.dim1, INDEX_MAX_KEYS);
+	memcpy(row->keys, index->indkey.values, row->natts * sizeof(int16));
+	row->in_class = false;
+	row->table = NULL;
+	row->stat = NULL;
+}
+
 /*
  * The indexes, from pg_index: every one in one pass, or through its index
  * on the table for the table asked for
  */
 static void
-list_indexes(FactsReader *r, Snapshot snapshot)
+list_indexes(FactsReader *r)
 {
 	HASHCTL		ctl = {0};
-	Relation	catalog;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	ScanKeyData key;
 
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(IndexRow);
 	ctl.hcxt = r->work;
 	r->byindex = hash_create("perfopt table_health indexes by OID", OidIsValid(r->only) ? 16 : 4096, &ctl,
 							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	catalog = table_open(IndexRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(r->only));
-	scan = systable_beginscan(catalog, IndexIndrelidIndexId, OidIsValid(r->only), snapshot,
-							  OidIsValid(r->only) ? 1 : 0, &key);
-	while ((tuple = systable_getnext(scan)) != NULL)
-	{
-		Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
-		IndexRow   *row = hash_search(r->byindex, &index->indexrelid, HASH_ENTER, NULL);
-
-		row->indrelid = index->indrelid;
-		row->usable = index->indislive && index->indisvalid;
-		row->natts = Min(index->indkey.dim1, INDEX_MAX_KEYS);
-		memcpy(row->keys, index->indkey.values, row->natts * sizeof(int16));
-		row->in_class = false;
-		row->table = NULL;
-		row->stat = NULL;
-	}
-	systable_endscan(scan);
-	table_close(catalog, AccessShareLock);
+	perfopt_scan_catalog(IndexRelationId, IndexIndrelidIndexId, Anum_pg_index_indrelid, r->only,
+						 add_index_row, r);
 }
 
 /* A schema's name and whether its tables are listed, once per schema */
@@ -497,26 +493,15 @@ add_class_row(void *arg, HeapTuple tuple)
  * for the table asked for, its row and its indexes' through its index
  */
 static void
-list_classes(FactsReader *r, Snapshot snapshot)
+list_classes(FactsReader *r)
 {
 	HASHCTL		ctl = {0};
-	Relation	catalog;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	ScanKeyData key;
 
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(SchemaName);
 	ctl.hcxt = r->work;
 	r->schemas = hash_create("perfopt table_health schemas", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	catalog = table_open(RelationRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(r->only));
-	scan = systable_beginscan(catalog, ClassOidIndexId, OidIsValid(r->only), snapshot,
-							  OidIsValid(r->only) ? 1 : 0, &key);
-	while ((tuple = systable_getnext(scan)) != NULL)
-		add_class_row(r, tuple);
-	systable_endscan(scan);
-	table_close(catalog, AccessShareLock);
+	perfopt_scan_catalog(RelationRelationId, ClassOidIndexId, Anum_pg_class_oid, r->only, add_class_row, r);
 	if (OidIsValid(r->only))
 		perfopt_read_catalog_rows(r->byindex, RelationRelationId, ClassOidIndexId, Anum_pg_class_oid,
 								  add_class_row, r);
@@ -873,7 +858,6 @@ static List *
 read_table_facts(Oid only)
 {
 	FactsReader r = {0};
-	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
 	PerfoptStatPass pass;
 	MemoryContext old;
 
@@ -888,8 +872,8 @@ read_table_facts(Oid only)
 	r.freeze_max = setting("autovacuum_freeze_max_age");
 	r.mxid_freeze_max = setting("autovacuum_multixact_freeze_max_age");
 
-	list_indexes(&r, snapshot);
-	list_classes(&r, snapshot);
+	list_indexes(&r);
+	list_classes(&r);
 	old = MemoryContextSwitchTo(r.work);
 	want_statistics(&r, &pass);
 	MemoryContextSwitchTo(old);
