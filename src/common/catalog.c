@@ -181,18 +181,6 @@ perfopt_relation_bytes(Oid relid, Oid tablespace, Oid filenode, char persistence
  * ----------------------------------------------------------------
  */
 
-/* A relation's pg_class fields that locate its files */
-typedef struct StorageFacts
-{
-	Oid			relid;			/* the hash key */
-	char		relkind;
-	char		persistence;
-	bool		shared;
-	Oid			tablespace;
-	Oid			filenode;
-	Oid			namespace;
-} StorageFacts;
-
 /*
  * A query that asks the size of thousands of relations (health()'s total of
  * every index) paid a catalog-cache miss for each in a fresh session: at
@@ -219,8 +207,9 @@ static int	storage_calls = 0;
 static uint64 storage_generation = 0;
 static bool storage_callback = false;
 
-static void
-storage_facts_of(Form_pg_class c, StorageFacts *f)
+/* A relation's storage fields from its pg_class row */
+void
+perfopt_storage_facts_of(Form_pg_class c, StorageFacts *f)
 {
 	f->relid = c->oid;
 	f->relkind = c->relkind;
@@ -274,7 +263,7 @@ storage_pass_read(void)
 	{
 		Form_pg_class c = (Form_pg_class) GETSTRUCT(tuple);
 
-		storage_facts_of(c, hash_search(facts, &c->oid, HASH_ENTER, NULL));
+		perfopt_storage_facts_of(c, hash_search(facts, &c->oid, HASH_ENTER, NULL));
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -326,7 +315,7 @@ storage_facts(Oid relid, StorageFacts *out)
 	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tuple))
 		return false;
-	storage_facts_of((Form_pg_class) GETSTRUCT(tuple), out);
+	perfopt_storage_facts_of((Form_pg_class) GETSTRUCT(tuple), out);
 	ReleaseSysCache(tuple);
 	return true;
 }

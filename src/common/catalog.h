@@ -10,7 +10,22 @@
 
 #include "access/attnum.h"
 #include "access/htup.h"
+#include "catalog/pg_class.h"
 #include "utils/hsearch.h"
+
+/* A relation's pg_class fields that locate its files */
+typedef struct StorageFacts
+{
+	Oid			relid;			/* a hash key where one is kept by OID */
+	char		relkind;
+	char		persistence;
+	bool		shared;
+	Oid			tablespace;
+	Oid			filenode;
+	Oid			namespace;
+} StorageFacts;
+
+extern void perfopt_storage_facts_of(Form_pg_class c, StorageFacts *f);
 
 extern Oid	perfopt_extension_schema(const char *extname);
 extern char *perfopt_qualified_function(const char *extname, const char *funcname);

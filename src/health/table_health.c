@@ -99,16 +99,6 @@ PG_FUNCTION_INFO_V1(perfopt_table_health);
 #define REBUILD_BLOAT_PCT		50
 #define REBUILD_MIN_BYTES		(10 * 1024 * 1024)
 
-/* A relation's storage, from its pg_class row: what its size needs */
-typedef struct RelStorage
-{
-	Oid			tablespace;
-	Oid			filenode;
-	Oid			namespace;
-	char		persistence;
-	bool		shared;
-} RelStorage;
-
 /* An index of a table, as the catalogs and the statistics know it */
 typedef struct IndexFacts
 {
@@ -153,7 +143,7 @@ typedef struct TableFacts
 	List	   *indexes;		/* IndexFacts, by OID */
 	List	   *drops;			/* its drop candidates: drop_def, reason */
 	/* as read from the catalogs, for what the statistics give */
-	RelStorage	storage;
+	StorageFacts storage;
 	double		reltuples;
 	double		relpages;
 	PerfoptStatEntry *stat;		/* its place in the statistics pass */
@@ -287,24 +277,14 @@ table_facts_find(List *tables, ListCell **next, Oid relid)
 	return lfirst(*next);
 }
 
-static void
-storage_of(Form_pg_class c, RelStorage *s)
-{
-	s->tablespace = c->reltablespace;
-	s->filenode = c->relfilenode;
-	s->namespace = c->relnamespace;
-	s->persistence = c->relpersistence;
-	s->shared = c->relisshared;
-}
-
 /*
  * Bytes of the relation: from the sampler's state when its file and
  * statistics have not changed since (table_state.c), else its files
  */
 static double
-storage_bytes(Oid relid, RelStorage *s, PgStat_StatTabEntry *stats)
+storage_bytes(StorageFacts *s, PgStat_StatTabEntry *stats)
 {
-	return (double) perfopt_relation_bytes_fresh(relid, s->tablespace, s->filenode, s->persistence,
+	return (double) perfopt_relation_bytes_fresh(s->relid, s->tablespace, s->filenode, s->persistence,
 												 s->namespace, s->shared, perfopt_relation_changes(stats));
 }
 
@@ -318,7 +298,7 @@ typedef struct IndexRow
 	int16		keys[INDEX_MAX_KEYS];
 	bool		in_class;		/* its pg_class row was read */
 	bool		btree;
-	RelStorage	storage;
+	StorageFacts storage;
 	TableFacts *table;			/* NULL unless its table is listed */
 	PerfoptStatEntry *stat;		/* its place in the statistics pass */
 } IndexRow;
@@ -453,7 +433,7 @@ add_class_row(void *arg, HeapTuple tuple)
 		{
 			row->in_class = true;
 			row->btree = c->relam == BTREE_AM_OID;
-			storage_of(c, &row->storage);
+			perfopt_storage_facts_of(c, &row->storage);
 		}
 		return;
 	}
@@ -468,7 +448,7 @@ add_class_row(void *arg, HeapTuple tuple)
 	t = palloc0(sizeof(TableFacts));
 	t->relid = c->oid;
 	t->name = psprintf("%s.%s", schema->quoted, quote_identifier(NameStr(c->relname)));
-	storage_of(c, &t->storage);
+	perfopt_storage_facts_of(c, &t->storage);
 	t->reltuples = c->reltuples;
 	t->relpages = c->relpages;
 	t->xid_age = DatumGetInt32(DirectFunctionCall1(xid_age, TransactionIdGetDatum(c->relfrozenxid)));
@@ -560,7 +540,7 @@ read_table_stats(FactsReader *r, PerfoptStatPass *pass)
 		TableFacts *t = lfirst(lc);
 		PgStat_StatTabEntry *stats = perfopt_stat_pass_get(pass, t->stat);
 
-		t->pages = storage_bytes(t->relid, &t->storage, stats) / BLCKSZ;
+		t->pages = storage_bytes(&t->storage, stats) / BLCKSZ;
 		if (stats != NULL)
 		{
 			t->live = (double) stats->n_live_tuples;
@@ -617,7 +597,7 @@ read_index_stats(FactsReader *r, PerfoptStatPass *pass)
 			continue;
 		x = palloc0(sizeof(IndexFacts));
 		x->indexrelid = row->indexrelid;
-		x->bytes = storage_bytes(row->indexrelid, &row->storage, stats);
+		x->bytes = storage_bytes(&row->storage, stats);
 		x->natts = row->natts;
 		x->keys = palloc(Max(x->natts, 1) * sizeof(int16));
 		memcpy(x->keys, row->keys, x->natts * sizeof(int16));
