@@ -41,6 +41,7 @@
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_partitioned_table.h"
 #include "catalog/pg_type.h"
 #include "access/htup_details.h"
 #include "utils/array.h"
@@ -548,25 +549,31 @@ typedef struct SuspectGroup
 {
 	SuspectKey	key;			/* the hash key */
 	int			indexes;
-	bool		suspect;		/* one is invalid, or not unique and never scanned */
+	bool		invalid;		/* one is invalid */
+	bool		unscanned;		/* one is valid, not unique and never scanned */
 } SuspectGroup;
 
 /*
  * The tables that can have a drop candidate, from pg_index and the scan
  * counts alone, so that the view reads the indexes of those tables only,
  * not of the whole catalog (issue 18): a table with an invalid index, with
- * a non-unique index never scanned (unused), or with two indexes that start
- * with the same column or both with an expression (a duplicate, or a prefix
- * of another, starts as the other does).  A superset: the view decides.
- * One pass over pg_index, where the same in SQL (a grouping by table and
- * first key) cost 13-15 ms at 30,000 indexes.  An OID set (oid_set_create)
- * in the current memory context; flinfo keeps the scan counts' pass.
+ * a valid non-unique index never scanned while the table was read (unused:
+ * the view's condition), or with two indexes that start with the same
+ * column or both with an expression (a duplicate, or a prefix of another,
+ * starts as the other does).  A superset: the view decides.  A table was
+ * read when it was scanned or one of its indexes was; a partitioned table
+ * counts as read (the view sums its partitions' reads).  One pass over
+ * pg_index, where the same in SQL (a grouping by table and first key) cost
+ * 13-15 ms at 30,000 indexes.  An OID set (oid_set_create) in the current
+ * memory context; flinfo keeps the scan counts' pass.
  */
 static HTAB *
 suspect_tables(FmgrInfo *flinfo)
 {
 	HASHCTL		ctl = {0};
 	HTAB	   *groups;
+	HTAB	   *index_scanned;
+	HTAB	   *partitioned;
 	HTAB	   *tables;
 	HASH_SEQ_STATUS seq;
 	SuspectGroup *g;
@@ -579,7 +586,18 @@ suspect_tables(FmgrInfo *flinfo)
 	ctl.hcxt = CurrentMemoryContext;
 	groups = hash_create("perfopt drop suspects by first key", 1024, &ctl,
 						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	index_scanned = oid_set_create("perfopt tables with an index scanned");
 	tables = oid_set_create("perfopt drop suspects");
+
+	/* the partitioned tables (a few), read or not */
+	partitioned = oid_set_create("perfopt partitioned tables");
+	rel = table_open(PartitionedRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false,
+							  ActiveSnapshotSet() ? GetActiveSnapshot() : NULL, 0, NULL);
+	while ((tuple = systable_getnext(scan)) != NULL)
+		oid_set_add(partitioned, ((Form_pg_partitioned_table) GETSTRUCT(tuple))->partrelid);
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
 
 	/*
 	 * with the query's snapshot, as the view reads pg_index: so the tables
@@ -594,6 +612,7 @@ suspect_tables(FmgrInfo *flinfo)
 		Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
 		SuspectKey	key;
 		bool		found;
+		bool		scanned = perfopt_relation_scans(flinfo, index->indexrelid) > 0;
 
 		memset(&key, 0, sizeof(key));	/* the padding is hashed too */
 		key.table = index->indrelid;
@@ -602,12 +621,16 @@ suspect_tables(FmgrInfo *flinfo)
 		if (!found)
 		{
 			g->indexes = 0;
-			g->suspect = false;
+			g->invalid = false;
+			g->unscanned = false;
 		}
 		g->indexes++;
-		if (!index->indisvalid ||
-			(!index->indisunique && perfopt_relation_scans(flinfo, index->indexrelid) == 0))
-			g->suspect = true;
+		if (!index->indisvalid)
+			g->invalid = true;
+		else if (!index->indisunique && !scanned)
+			g->unscanned = true;
+		if (scanned)
+			oid_set_add(index_scanned, index->indrelid);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -615,10 +638,17 @@ suspect_tables(FmgrInfo *flinfo)
 	hash_seq_init(&seq, groups);
 	while ((g = hash_seq_search(&seq)) != NULL)
 	{
-		if (g->suspect || g->indexes > 1)
+		/* read: scanned, one of its indexes scanned, or partitioned */
+		if (g->invalid || g->indexes > 1 ||
+			(g->unscanned &&
+			 (perfopt_relation_scans(flinfo, g->key.table) > 0 ||
+			  oid_set_member(index_scanned, g->key.table) ||
+			  oid_set_member(partitioned, g->key.table))))
 			oid_set_add(tables, g->key.table);
 	}
 	hash_destroy(groups);
+	hash_destroy(index_scanned);
+	hash_destroy(partitioned);
 	return tables;
 }
 
