@@ -144,34 +144,43 @@ SELECT t::regclass AS suspect FROM perfopt.index_drop_suspects() t WHERE t = 'dc
 -- a valid non-unique index never scanned makes its table one only once the
 -- table was read, as the view's "unused" asks (building an index reads its
 -- table: the counters are reset after, as after a statistics reset):
--- dcs_cold is not read, dcs_warm is read once (a sequential scan); a
--- partitioned table is one whatever its own reads (the view sums its
--- partitions'), its partition is not while it is not read
+-- dcs_cold is not read, dcs_warm is read once (a sequential scan), dcs_pk
+-- through its primary key only; a partitioned table is one whatever its
+-- own reads (the view sums its partitions'), its partition is not while it
+-- is not read
 CREATE TABLE dcs_cold (id int, a int);
 CREATE INDEX dcs_cold_a ON dcs_cold (a);
 CREATE TABLE dcs_warm (id int, a int);
 CREATE INDEX dcs_warm_a ON dcs_warm (a);
+CREATE TABLE dcs_pk (id int PRIMARY KEY, a int);
+CREATE INDEX dcs_pk_a ON dcs_pk (a);
 CREATE TABLE dcs_part (id int, a int) PARTITION BY RANGE (id);
 CREATE TABLE dcs_part_1 PARTITION OF dcs_part FOR VALUES FROM (0) TO (100);
 CREATE INDEX dcs_part_a ON dcs_part (a);
 SELECT pg_stat_force_next_flush();
 SELECT count(pg_stat_reset_single_table_counters(c.oid)) AS reset
-  FROM pg_class c WHERE c.relname IN ('dcs_cold', 'dcs_warm', 'dcs_part_1');
-SELECT relname, seq_scan FROM pg_stat_user_tables
- WHERE relname IN ('dcs_cold', 'dcs_warm', 'dcs_part_1') ORDER BY 1;
+  FROM pg_class c WHERE c.relname IN ('dcs_cold', 'dcs_warm', 'dcs_pk', 'dcs_part_1');
+SELECT relname, seq_scan, idx_scan FROM pg_stat_user_tables
+ WHERE relname IN ('dcs_cold', 'dcs_warm', 'dcs_pk', 'dcs_part_1') ORDER BY 1;
 SELECT count(*) FROM dcs_warm;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) FROM dcs_pk WHERE id = 1;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
 SELECT pg_stat_force_next_flush();
+SELECT relname, seq_scan, idx_scan FROM pg_stat_user_tables WHERE relname = 'dcs_pk';
 SELECT c.relname AS table_name, c.oid IN (SELECT perfopt.index_drop_suspects()) AS suspect,
        (SELECT string_agg(d.reason_code, ', ') FROM perfopt.index_drop_candidates d
          WHERE d.table_name = c.oid) AS candidates
-  FROM pg_class c WHERE c.relname IN ('dcs_cold', 'dcs_warm', 'dcs_part', 'dcs_part_1') ORDER BY 1;
+  FROM pg_class c WHERE c.relname IN ('dcs_cold', 'dcs_warm', 'dcs_pk', 'dcs_part', 'dcs_part_1') ORDER BY 1;
 SELECT count(*) FROM dcs_cold;
 SELECT pg_stat_force_next_flush();
 SELECT c.relname AS table_name, c.oid IN (SELECT perfopt.index_drop_suspects()) AS suspect,
        (SELECT string_agg(d.reason_code, ', ') FROM perfopt.index_drop_candidates d
          WHERE d.table_name = c.oid) AS candidates
   FROM pg_class c WHERE c.relname = 'dcs_cold';
-DROP TABLE dcs_cold, dcs_warm, dcs_part;
+DROP TABLE dcs_cold, dcs_warm, dcs_pk, dcs_part;
 -- index_drop_suspect_indexes(), which the view reads, gives the suspects'
 -- indexes as pg_index, pg_class and pg_namespace do, here with the catalogs
 -- read whole (as many suspects as pg_index has pages; read through their
