@@ -26,7 +26,8 @@
 # lookup through each small table's index, the calls that read the drop
 # candidates are timed again where only the big tables have one; last,
 # held out, where every table holds a row and has statistics (most
-# databases' tables hold rows; the benchmark's small tables are empty).
+# databases' tables hold rows; the benchmark's small tables are empty);
+# then after a statistics reset, where no table has been read since.
 # A fresh session per call is what a
 # dashboard, a scrape or a psql user pays: nothing is cached in the backend.
 # SETTINGS adds lines to the cluster's postgresql.conf (for instance
@@ -261,4 +262,15 @@ q -c "ANALYZE" -c "SELECT pg_stat_force_next_flush()" >/dev/null
 q -c "SELECT perfopt.sample_metrics()" >/dev/null
 echo "== held out: the same with a row in every table, analyzed"
 echo "   drop candidates: $(candidates)"
+time_calls "${catalog_calls[@]}" "${parts[@]}"
+
+# Last, the same database after a statistics reset (pg_stat_reset(), or a
+# crash, which discards the statistics): no table has been read since, so
+# no index is "unused" yet, and the drop candidates are only the duplicates
+# and redundant indexes; their work should follow those tables, not every
+# table whose index was never scanned.  A sample after it, as the worker's.
+q -c "SELECT pg_stat_reset()" -c "SELECT pg_stat_force_next_flush()" >/dev/null
+q -c "SELECT perfopt.sample_metrics()" >/dev/null
+echo "== after a statistics reset: no table read since"
+echo "   drop candidates: $(candidates); drop suspects: $(q -At -c 'SELECT count(*) FROM perfopt.index_drop_suspects()')"
 time_calls "${catalog_calls[@]}" "${parts[@]}"
