@@ -553,6 +553,13 @@ typedef struct SuspectGroup
 	bool		unscanned;		/* one is valid, not unique and never scanned */
 } SuspectGroup;
 
+/* A valid unique index and its table */
+typedef struct UniqueIndex
+{
+	Oid			index;
+	Oid			table;
+} UniqueIndex;
+
 /*
  * The tables that can have a drop candidate, from pg_index and the scan
  * counts alone, so that the view reads the indexes of those tables only,
@@ -576,7 +583,7 @@ suspect_tables(FmgrInfo *flinfo)
 	HTAB	   *partitioned;
 	HTAB	   *unresolved;
 	HTAB	   *tables;
-	Oid		   *uniques;		/* the valid unique indexes, with their tables */
+	UniqueIndex *uniques;
 	int			nuniques = 0;
 	int			maxuniques = 1024;
 	HASH_SEQ_STATUS seq;
@@ -593,7 +600,7 @@ suspect_tables(FmgrInfo *flinfo)
 	index_scanned = oid_set_create("perfopt tables with an index scanned");
 	unresolved = oid_set_create("perfopt tables not known read");
 	tables = oid_set_create("perfopt drop suspects");
-	uniques = palloc(2 * maxuniques * sizeof(Oid));
+	uniques = palloc(maxuniques * sizeof(UniqueIndex));
 
 	/* the partitioned tables (a few), read or not */
 	partitioned = oid_set_create("perfopt partitioned tables");
@@ -640,10 +647,10 @@ suspect_tables(FmgrInfo *flinfo)
 			if (nuniques == maxuniques)
 			{
 				maxuniques *= 2;
-				uniques = repalloc(uniques, 2 * maxuniques * sizeof(Oid));
+				uniques = repalloc(uniques, maxuniques * sizeof(UniqueIndex));
 			}
-			uniques[2 * nuniques] = index->indexrelid;
-			uniques[2 * nuniques + 1] = index->indrelid;
+			uniques[nuniques].index = index->indexrelid;
+			uniques[nuniques].table = index->indrelid;
 			nuniques++;
 		}
 		else if (perfopt_relation_scans(flinfo, index->indexrelid) > 0)
@@ -678,11 +685,9 @@ suspect_tables(FmgrInfo *flinfo)
 	{
 		for (int i = 0; i < nuniques; i++)
 		{
-			Oid			table = uniques[2 * i + 1];
-
-			if (oid_set_member(unresolved, table) &&
-				perfopt_relation_scans(flinfo, uniques[2 * i]) > 0)
-				oid_set_add(tables, table);
+			if (oid_set_member(unresolved, uniques[i].table) &&
+				perfopt_relation_scans(flinfo, uniques[i].index) > 0)
+				oid_set_add(tables, uniques[i].table);
 		}
 	}
 	hash_destroy(groups);
