@@ -143,7 +143,7 @@ LANGUAGE C STRICT STABLE PARALLEL RESTRICTED ROWS 1000
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION perfopt.index_drop_suspects() IS
-'the tables that can have a drop candidate, from pg_index and the scan counts: an invalid index, a non-unique index never scanned, or two indexes that start with the same column (or both with an expression); a superset of the tables of perfopt.index_drop_candidates';
+'the tables that can have a drop candidate, from pg_index and the scan counts: an invalid index, a non-unique index never scanned in a table read since the statistics were reset (scanned, through any index, or partitioned), or two indexes that start with the same column (or both with an expression); a superset of the tables of perfopt.index_drop_candidates';
 
 -- the indexes of those tables, with the columns of pg_index and pg_class the
 -- view reads: each catalog in one pass, or through its index for each table
@@ -189,9 +189,10 @@ CREATE OR REPLACE VIEW perfopt.index_drop_candidates AS
 WITH
 -- the view reads only the indexes of the tables that can have a candidate
 -- (index_drop_suspect_indexes: those of index_drop_suspects, a table with an
--- invalid index, a non-unique index never scanned, or two indexes that start
--- alike), so that its work follows the tables that have candidates, not the
--- catalog (at 10,000 tables with 300 candidates: 600 indexes, not 20,000)
+-- invalid index, a non-unique index never scanned while the table was read,
+-- or two indexes that start alike), so that its work follows the tables that
+-- have candidates, not the catalog (at 10,000 tables with 300 candidates:
+-- 600 indexes, not 20,000)
 indexes AS (
     -- pg_stat_user_tables' seq_scan + idx_scan, idx_scan being a sum over
     -- the table's indexes (which all pass the filters below with it), over
