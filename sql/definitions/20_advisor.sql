@@ -143,7 +143,7 @@ LANGUAGE C STRICT STABLE PARALLEL RESTRICTED ROWS 1000
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION perfopt.index_drop_suspects() IS
-'the tables that can have a drop candidate, from pg_index and the scan counts: an invalid index, a non-unique index never scanned in a table read since the statistics were reset (scanned, through any index, or partitioned), or two indexes that start with the same column (or both with an expression); a superset of the tables of perfopt.index_drop_candidates';
+'the tables that can have a drop candidate, from pg_index and the scan counts: an invalid index, a non-unique index never scanned (and not attached to a partitioned index) in a table read since the statistics were reset (scanned, through any index, or partitioned), or two indexes that start with the same column (or both with an expression); a superset of the tables of perfopt.index_drop_candidates';
 
 -- the indexes of those tables, with the columns of pg_index and pg_class the
 -- view reads: each catalog in one pass, or through its index for each table
