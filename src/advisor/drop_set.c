@@ -560,6 +560,20 @@ typedef struct UniqueIndex
 	Oid			table;
 } UniqueIndex;
 
+/* A partitioned table of pg_partitioned_table, into an OID set */
+static void
+add_partitioned(void *arg, HeapTuple tuple)
+{
+	oid_set_add((HTAB *) arg, ((Form_pg_partitioned_table) GETSTRUCT(tuple))->partrelid);
+}
+
+/* A child of pg_inherits (a table or an index), into an OID set */
+static void
+add_inheriting(void *arg, HeapTuple tuple)
+{
+	oid_set_add((HTAB *) arg, ((Form_pg_inherits) GETSTRUCT(tuple))->inhrelid);
+}
+
 /*
  * The tables that can have a drop candidate, from pg_index and the scan
  * counts alone, so that the view reads the indexes of those tables only,
@@ -606,13 +620,7 @@ suspect_tables(FmgrInfo *flinfo)
 
 	/* the partitioned tables (a few), read or not */
 	partitioned = oid_set_create("perfopt partitioned tables");
-	rel = table_open(PartitionedRelationId, AccessShareLock);
-	scan = systable_beginscan(rel, InvalidOid, false,
-							  ActiveSnapshotSet() ? GetActiveSnapshot() : NULL, 0, NULL);
-	while ((tuple = systable_getnext(scan)) != NULL)
-		oid_set_add(partitioned, ((Form_pg_partitioned_table) GETSTRUCT(tuple))->partrelid);
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+	perfopt_scan_catalog(PartitionedRelationId, InvalidOid, 0, InvalidOid, add_partitioned, partitioned);
 
 	/*
 	 * the children in pg_inherits: among them the indexes attached to a
@@ -620,13 +628,7 @@ suspect_tables(FmgrInfo *flinfo)
 	 * parent), so that their being unused makes no suspect
 	 */
 	attached = oid_set_create("perfopt inheriting relations");
-	rel = table_open(InheritsRelationId, AccessShareLock);
-	scan = systable_beginscan(rel, InvalidOid, false,
-							  ActiveSnapshotSet() ? GetActiveSnapshot() : NULL, 0, NULL);
-	while ((tuple = systable_getnext(scan)) != NULL)
-		oid_set_add(attached, ((Form_pg_inherits) GETSTRUCT(tuple))->inhrelid);
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+	perfopt_scan_catalog(InheritsRelationId, InvalidOid, 0, InvalidOid, add_inheriting, attached);
 
 	/*
 	 * with the query's snapshot, as the view reads pg_index: so the tables

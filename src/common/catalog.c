@@ -345,9 +345,10 @@ perfopt_relation_bytes_sql(PG_FUNCTION_ARGS)
 
 /*
  * Calls add(arg, tuple) for each row of an open catalog whose column
- * key_attno, a relation's OID, is key, through its index (which starts with
- * that column); for every row, in one pass over its heap, when key is
- * InvalidOid.  With the query's snapshot, with which the tables were listed.
+ * key_attno, a relation's OID, is key, through its index index_id (which
+ * starts with that column); for every row, in one pass over its heap, when
+ * key is InvalidOid (index_id and key_attno are not used then).  With the
+ * query's snapshot, with which the tables were listed.
  */
 static void
 scan_catalog(Relation catalog, Oid index_id, AttrNumber key_attno, Oid key,
@@ -358,7 +359,8 @@ scan_catalog(Relation catalog, Oid index_id, AttrNumber key_attno, Oid key,
 	SysScanDesc scan;
 	HeapTuple	tuple;
 
-	ScanKeyInit(&scankey, key_attno, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(key));
+	if (OidIsValid(key))
+		ScanKeyInit(&scankey, key_attno, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(key));
 	scan = systable_beginscan(catalog, index_id, OidIsValid(key), snapshot, OidIsValid(key) ? 1 : 0, &scankey);
 	while ((tuple = systable_getnext(scan)) != NULL)
 		add(arg, tuple);
