@@ -101,6 +101,38 @@ CREATE INDEX dcp0_a ON dcp0 (a);
 CREATE INDEX dcp0_a_again ON dcp0 (a);
 SELECT index_name, reason_code, size_bytes FROM perfopt.index_drop_candidates WHERE table_name = 'dcp0'::regclass;
 DROP TABLE dcp0;
+-- a partitioned index's sums over its partitions, from
+-- index_drop_suspect_indexes(), are what pg_stat_user_indexes and
+-- pg_stat_user_tables give over pg_partition_tree(): at two levels, with a
+-- partition's own index scanned and a partition read by a sequential scan
+CREATE TABLE dct (id int, a int, b int) PARTITION BY RANGE (id);
+CREATE TABLE dct_1 PARTITION OF dct FOR VALUES FROM (0) TO (100);
+CREATE TABLE dct_2 PARTITION OF dct FOR VALUES FROM (100) TO (200) PARTITION BY RANGE (id);
+CREATE TABLE dct_2a PARTITION OF dct_2 FOR VALUES FROM (100) TO (150);
+CREATE TABLE dct_2b PARTITION OF dct_2 FOR VALUES FROM (150) TO (200);
+INSERT INTO dct SELECT i, i % 10, i % 7 FROM generate_series(0, 199) i;
+CREATE INDEX dct_a ON dct (a);
+CREATE INDEX dct_1_b ON dct_1 (b);
+ANALYZE dct;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) FROM dct WHERE a = 1;
+SELECT count(*) FROM dct_1 WHERE b = 1;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT count(*) FROM dct_2a;
+SELECT pg_stat_force_next_flush();
+SELECT i.relkind, i.tree_scans > 0 AS scanned, i.tree_reads > i.tree_scans AS read_more, i.tree_bytes > 0 AS has_bytes,
+       i.tree_scans = (SELECT sum(s.idx_scan) FROM pg_partition_tree(i.indexrelid) p
+                         JOIN pg_stat_user_indexes s ON s.indexrelid = p.relid) AS scans_as_the_views,
+       i.tree_reads = (SELECT sum(t.seq_scan + coalesce(t.idx_scan, 0)) FROM pg_partition_tree(i.indrelid) p
+                         JOIN pg_stat_user_tables t ON t.relid = p.relid) AS reads_as_the_views,
+       i.tree_bytes = (SELECT sum(pg_relation_size(p.relid)) FROM pg_partition_tree(i.indexrelid) p) AS bytes_as_files
+  FROM perfopt.index_drop_suspect_indexes() i WHERE i.indexrelid = 'dct_a'::regclass;
+-- another index has none
+SELECT count(*) AS sums_of_other_indexes FROM perfopt.index_drop_suspect_indexes() i
+ WHERE i.relkind <> 'I' AND (i.tree_scans, i.tree_reads, i.tree_bytes) IS DISTINCT FROM (NULL, NULL, NULL);
+DROP TABLE dct;
 
 -- the view reads only the tables index_drop_suspects() names (issue 18):
 -- those whose candidates come from two indexes that start alike, scanned or

@@ -754,6 +754,10 @@ typedef struct SuspectIndex
 	char		relkind;
 	NameData	relname;
 	Oid			relnamespace;
+	/* a partitioned index's sums over its partitions (tree_sums) */
+	int64		tree_scans;
+	int64		tree_bytes;
+	int64		tree_reads;
 } SuspectIndex;
 
 /* A schema's name, looked up once a call */
@@ -785,6 +789,7 @@ add_suspect_index(void *arg, HeapTuple tuple)
 		return;
 	x->index_row = heap_copytuple(tuple);
 	x->in_class = false;
+	x->tree_scans = x->tree_bytes = x->tree_reads = 0;
 }
 
 static void
@@ -803,6 +808,113 @@ add_suspect_index_class(void *arg, HeapTuple tuple)
 	x->relnamespace = c->relnamespace;
 }
 
+/* A relation's children in pg_inherits: a partitioned index's or table's partitions */
+typedef struct InheritsParent
+{
+	Oid			parent;			/* the hash key */
+	List	   *children;
+} InheritsParent;
+
+static void
+add_inherits_row(void *arg, HeapTuple tuple)
+{
+	Form_pg_inherits h = (Form_pg_inherits) GETSTRUCT(tuple);
+	InheritsParent *p;
+	bool		found;
+
+	p = hash_search((HTAB *) arg, &h->inhparent, HASH_ENTER, &found);
+	if (!found)
+		p->children = NIL;
+	p->children = lappend_oid(p->children, h->inhrelid);
+}
+
+/*
+ * The relation and every relation under it in pg_inherits, each once,
+ * into the OID set tree
+ */
+static void
+add_tree(HTAB *parents, Oid root, HTAB *tree)
+{
+	List	   *stack = list_make1_oid(root);
+
+	while (stack != NIL)
+	{
+		Oid			relid = llast_oid(stack);
+		InheritsParent *p;
+
+		stack = list_delete_last(stack);
+		if (oid_set_member(tree, relid))
+			continue;
+		oid_set_add(tree, relid);
+		p = hash_search(parents, &relid, HASH_FIND, NULL);
+		if (p != NULL)
+			stack = list_concat(stack, p->children);
+	}
+}
+
+typedef struct TreeReads
+{
+	HTAB	   *tree;			/* the tables of the tree */
+	FmgrInfo   *flinfo;
+	int64		reads;
+} TreeReads;
+
+/* An index of a table of the tree: its scans are reads of its table */
+static void
+add_tree_index_scans(void *arg, HeapTuple tuple)
+{
+	TreeReads  *r = arg;
+	Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
+
+	if (oid_set_member(r->tree, index->indrelid))
+		r->reads += perfopt_relation_scans(r->flinfo, index->indexrelid);
+}
+
+/*
+ * A partitioned index's sums over its partitions, as pg_stat_user_indexes
+ * and pg_stat_user_tables give them: its partitions' scans and sizes, and
+ * its table's partitions' reads (sequential scans and every index's
+ * scans).  From pg_inherits read once (parents: a hash of InheritsParent),
+ * the scan counts' pass and the files: the view summed
+ * pg_partition_tree() over those views, which lock every partition and
+ * read every table's and index's statistics for each partitioned index
+ * (94 ms with a table of 3,000 partitions).
+ */
+static void
+tree_sums(SuspectIndex *x, Oid table, HTAB *parents, FmgrInfo *flinfo)
+{
+	HTAB	   *tree = oid_set_create("perfopt partitioned index's tree");
+	HASH_SEQ_STATUS seq;
+	Oid		   *relid;
+	TreeReads	reads;
+
+	x->tree_scans = 0;
+	x->tree_bytes = 0;
+	add_tree(parents, x->indexrelid, tree);
+	hash_seq_init(&seq, tree);
+	while ((relid = hash_seq_search(&seq)) != NULL)
+	{
+		bool		found;
+
+		x->tree_scans += perfopt_relation_scans(flinfo, *relid);
+		x->tree_bytes += perfopt_relation_bytes_of(*relid, &found);
+	}
+	hash_destroy(tree);
+
+	tree = oid_set_create("perfopt partitioned table's tree");
+	add_tree(parents, table, tree);
+	reads.tree = tree;
+	reads.flinfo = flinfo;
+	reads.reads = 0;
+	hash_seq_init(&seq, tree);
+	while ((relid = hash_seq_search(&seq)) != NULL)
+		reads.reads += perfopt_relation_scans(flinfo, *relid);
+	perfopt_read_catalog_rows(tree, IndexRelationId, IndexIndrelidIndexId,
+							  Anum_pg_index_indrelid, add_tree_index_scans, &reads);
+	x->tree_reads = reads.reads;
+	hash_destroy(tree);
+}
+
 /* The pg_index columns perfopt.index_drop_suspect_indexes() returns, in order */
 static const AttrNumber suspect_index_columns[] = {
 	Anum_pg_index_indexrelid, Anum_pg_index_indrelid, Anum_pg_index_indnatts,
@@ -812,13 +924,14 @@ static const AttrNumber suspect_index_columns[] = {
 	Anum_pg_index_indexprs, Anum_pg_index_indpred
 };
 
-#define SUSPECT_INDEX_COLUMNS	(lengthof(suspect_index_columns) + 4)
+#define SUSPECT_INDEX_COLUMNS	(lengthof(suspect_index_columns) + 7)
 
 /*
  * perfopt.index_drop_suspect_indexes(): the indexes of the tables
  * index_drop_suspects() names, with the columns of their pg_index rows and
  * of their pg_class rows that index_drop_candidates reads, and their
- * schema's name.  Both catalogs
+ * schema's name, and for a partitioned index its sums over its partitions
+ * (tree_sums).  Both catalogs
  * are read as the catalog caches read them, with the query's snapshot: in
  * one pass, or through their indexes for each table and each index,
  * whichever reads fewer pages (common/catalog.c).  The view joined pg_index
@@ -845,6 +958,7 @@ perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
 	Relation	rel;
 	TupleDesc	index_desc;
 	HTAB	   *schemas;
+	HTAB	   *parents = NULL;
 
 	reader.tables = suspect_tables(fcinfo->flinfo);
 	ctl.keysize = sizeof(Oid);
@@ -864,6 +978,23 @@ perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
 	rel = table_open(IndexRelationId, AccessShareLock);
 	index_desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	table_close(rel, AccessShareLock);
+
+	/* the partitioned indexes' sums over their partitions */
+	hash_seq_init(&seq, reader.indexes);
+	while ((x = hash_seq_search(&seq)) != NULL)
+	{
+		if (!x->in_class || x->relkind != RELKIND_PARTITIONED_INDEX)
+			continue;
+		if (parents == NULL)
+		{
+			ctl.entrysize = sizeof(InheritsParent);
+			parents = hash_create("perfopt pg_inherits by parent", 256, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			perfopt_scan_catalog(InheritsRelationId, InvalidOid, 0, InvalidOid, add_inherits_row, parents);
+		}
+		tree_sums(x, ((Form_pg_index) GETSTRUCT(x->index_row))->indrelid, parents, fcinfo->flinfo);
+	}
+
 	ctl.entrysize = sizeof(SchemaName);
 	schemas = hash_create("perfopt drop suspects' schemas", 16, &ctl,
 						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
@@ -910,6 +1041,13 @@ perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
 		nulls[n++] = false;
 		values[n] = CStringGetTextDatum(NameStr(schema->nspname));
 		nulls[n++] = false;
+		/* a partitioned index's sums; NULL for another index */
+		values[n] = Int64GetDatum(x->tree_scans);
+		nulls[n++] = x->relkind != RELKIND_PARTITIONED_INDEX;
+		values[n] = Int64GetDatum(x->tree_bytes);
+		nulls[n++] = x->relkind != RELKIND_PARTITIONED_INDEX;
+		values[n] = Int64GetDatum(x->tree_reads);
+		nulls[n++] = x->relkind != RELKIND_PARTITIONED_INDEX;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	MemoryContextSwitchTo(old);

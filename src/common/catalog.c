@@ -328,19 +328,32 @@ storage_facts(Oid relid, StorageFacts *out)
 Datum
 perfopt_relation_bytes_sql(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_GETARG_OID(0);
+	bool		found;
+	int64		bytes = perfopt_relation_bytes_of(PG_GETARG_OID(0), &found);
+
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(bytes);
+}
+
+/*
+ * What perfopt.relation_bytes() gives, for C callers: *found false (and 0)
+ * when there is no such relation, 0 for one without storage
+ */
+int64
+perfopt_relation_bytes_of(Oid relid, bool *found)
+{
 	StorageFacts f;
 	uint64		changes;
 
-	if (!storage_facts(relid, &f))
-		PG_RETURN_NULL();
-	if (!RELKIND_HAS_STORAGE(f.relkind))
-		PG_RETURN_INT64(0);
+	*found = storage_facts(relid, &f);
+	if (!*found || !RELKIND_HAS_STORAGE(f.relkind))
+		return 0;
 	/* the counter of the view's pass over the statistics, if it made one */
 	if (!perfopt_stat_pass_changes(relid, &changes))
 		changes = perfopt_relation_changes(pgstat_fetch_stat_tabentry(relid));
-	PG_RETURN_INT64(perfopt_relation_bytes_fresh(relid, f.tablespace, f.filenode, f.persistence,
-												 f.namespace, f.shared, changes));
+	return perfopt_relation_bytes_fresh(relid, f.tablespace, f.filenode, f.persistence,
+										f.namespace, f.shared, changes);
 }
 
 /*

@@ -33,6 +33,7 @@ extern char *perfopt_relation_name(Oid relid);
 extern double perfopt_relation_tuples(Oid relid);
 extern int64 perfopt_relation_bytes(Oid relid, Oid tablespace, Oid filenode, char persistence,
 									Oid namespace, bool shared);
+extern int64 perfopt_relation_bytes_of(Oid relid, bool *found);
 extern void perfopt_scan_catalog(Oid catalog_id, Oid index_id, AttrNumber key_attno, Oid key,
 								 void (*add) (void *arg, HeapTuple tuple), void *arg);
 extern void perfopt_read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, AttrNumber key_attno,
