@@ -108,6 +108,12 @@ query(q{CREATE TABLE public.probe (a int, b text);
 		CREATE INDEX probe_a ON public.probe (a); CREATE INDEX probe_a2 ON public.probe (a);
 		SELECT perfopt.sample_metrics(); SELECT perfopt.forecast_capacity();
 		SELECT perfopt.run_optimization_cycle();
+		CREATE TABLE public.probe_part (a int) PARTITION BY RANGE (a);
+		CREATE TABLE public.probe_part_1 PARTITION OF public.probe_part FOR VALUES FROM (0) TO (100);
+		CREATE TABLE public.probe_part_2 PARTITION OF public.probe_part FOR VALUES FROM (100) TO (200);
+		INSERT INTO public.probe_part SELECT i FROM generate_series(0, 199) i;
+		CREATE INDEX probe_part_a ON public.probe_part (a);
+		SELECT count(*) FROM public.probe_part;
 		CREATE ROLE probe NOLOGIN});
 my $series = q{ARRAY(SELECT timestamptz '2026-01-01' + i * interval '1 hour' FROM generate_series(1, 200) i),
 	ARRAY(SELECT 100 + i % 24 + (i / 10)::float8 FROM generate_series(1, 200) i)};
@@ -139,12 +145,22 @@ my %calls = (
 	  q{SELECT CASE WHEN NOT EXISTS (SELECT i.indrelid FROM pg_index i GROUP BY i.indrelid, i.indkey[0] HAVING count(*) > 1
 	                                 EXCEPT SELECT perfopt.index_drop_suspects())
 	           THEN 1 ELSE (SELECT 1 / count(*)::int FROM pg_class WHERE false) END},
-	# the suspects' indexes, as pg_index (PUBLIC's) lists them; an error if not
+	# the suspects' indexes, as pg_index (PUBLIC's) lists them, and a
+	# partitioned index's sums as PUBLIC's statistics views and
+	# pg_relation_size() give them; an error if not
 	'perfopt.index_drop_suspect_indexes()' =>
 	  q{SELECT CASE WHEN (SELECT array_agg(indexrelid ORDER BY indexrelid) FROM perfopt.index_drop_suspect_indexes())
 	                     IS NOT DISTINCT FROM
 	                     (SELECT array_agg(indexrelid ORDER BY indexrelid) FROM pg_index
 	                       WHERE indrelid IN (SELECT perfopt.index_drop_suspects()))
+	                AND (SELECT coalesce(bool_and(
+	                       i.tree_scans = (SELECT sum(s.idx_scan) FROM pg_partition_tree(i.indexrelid) p
+	                                         JOIN pg_stat_user_indexes s ON s.indexrelid = p.relid)
+	                       AND i.tree_bytes = (SELECT sum(pg_relation_size(p.relid)) FROM pg_partition_tree(i.indexrelid) p)
+	                       AND i.tree_reads = (SELECT sum(t.seq_scan + coalesce(t.idx_scan, 0))
+	                                             FROM pg_partition_tree(i.indrelid) p
+	                                             JOIN pg_stat_user_tables t ON t.relid = p.relid)), false)
+	                       FROM perfopt.index_drop_suspect_indexes() i WHERE i.relkind = 'I')
 	           THEN 1 ELSE (SELECT 1 / count(*)::int FROM pg_class WHERE false) END},
 	'perfopt.detect_anomalies(timestamp with time zone[],double precision[],double precision)' =>
 	  "SELECT count(*) FROM perfopt.detect_anomalies($series)",
