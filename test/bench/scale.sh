@@ -229,6 +229,15 @@ catalog_calls=(
     "run_optimization_cycle()|SELECT perfopt.run_optimization_cycle()|$tables_base"
 )
 
+# a phase after the database changed: a sample, as the metrics worker takes
+# one after changes (whose sizes it measures again), then the calls above
+phase() {
+    q -c "SELECT perfopt.sample_metrics()" >/dev/null
+    echo "== $1"
+    echo "   drop candidates: $(candidates); drop suspects: $(q -At -c 'SELECT count(*) FROM perfopt.index_drop_suspects()')"
+    time_calls "${catalog_calls[@]}" "${parts[@]}"
+}
+
 # The same database where most tables have nothing to drop: a lookup through
 # each small table's own index (not recorded by pg_stat_statements, which
 # keeps the statements above), so that only the big tables' indexes remain
@@ -241,12 +250,7 @@ SELECT format('SELECT a FROM public.t%s WHERE a = %s', i, i % 100)
   FROM generate_series($((BIG_TABLES + 1)), $TABLES) i
 \gexec
 SQL
-# a sample after them, as the metrics worker takes one (the scans changed
-# the indexes' counters, whose sizes it then measures again)
-q -c "SELECT perfopt.sample_metrics()" >/dev/null
-echo "== the same after a lookup through each of the $((TABLES - BIG_TABLES)) small tables' own index"
-echo "   drop candidates: $(candidates)"
-time_calls "${catalog_calls[@]}" "${parts[@]}"
+phase "the same after a lookup through each of the $((TABLES - BIG_TABLES)) small tables' own index"
 
 # Held out: the same database where every table holds rows, as in most
 # databases (above, 9,800 of the tables are empty, and table_health reads
@@ -260,10 +264,7 @@ SELECT format('INSERT INTO public.t%s VALUES (1, 1, ''x'')', i)
 \gexec
 SQL
 q -c "ANALYZE" -c "SELECT pg_stat_force_next_flush()" >/dev/null
-q -c "SELECT perfopt.sample_metrics()" >/dev/null
-echo "== held out: the same with a row in every table, analyzed"
-echo "   drop candidates: $(candidates)"
-time_calls "${catalog_calls[@]}" "${parts[@]}"
+phase "held out: the same with a row in every table, analyzed"
 
 # Last, the same database after a statistics reset (pg_stat_reset(), or a
 # crash, which discards the statistics): no table has been read since, so
@@ -271,10 +272,7 @@ time_calls "${catalog_calls[@]}" "${parts[@]}"
 # and redundant indexes; their work should follow those tables, not every
 # table whose index was never scanned.  A sample after it, as the worker's.
 q -c "SELECT pg_stat_reset()" -c "SELECT pg_stat_force_next_flush()" >/dev/null
-q -c "SELECT perfopt.sample_metrics()" >/dev/null
-echo "== after a statistics reset: no table read since"
-echo "   drop candidates: $(candidates); drop suspects: $(q -At -c 'SELECT count(*) FROM perfopt.index_drop_suspects()')"
-time_calls "${catalog_calls[@]}" "${parts[@]}"
+phase "after a statistics reset: no table read since"
 
 # Then a partitioned table: PARTITIONS (default 3000; 0 skips this) daily
 # partitions of one table with an index, read once through the table (a
@@ -294,8 +292,5 @@ INSERT INTO public.ev SELECT g, g % $PARTITIONS, g % 7, 'x' FROM generate_series
 ANALYZE public.ev;
 SQL
     q -c "SELECT count(*) FROM public.ev" -c "SELECT pg_stat_force_next_flush()" >/dev/null
-    q -c "SELECT perfopt.sample_metrics()" >/dev/null
-    echo "== with a table of $PARTITIONS partitions, read once through it"
-    echo "   drop candidates: $(candidates); drop suspects: $(q -At -c 'SELECT count(*) FROM perfopt.index_drop_suspects()')"
-    time_calls "${catalog_calls[@]}" "${parts[@]}"
+    phase "with a table of $PARTITIONS partitions, read once through it"
 fi
