@@ -43,7 +43,10 @@ BEGIN
         END;
         IF with_explain THEN
             BEGIN
-                EXECUTE 'EXPLAIN ' || r.query;
+                -- the empty statements a text starts with are no
+                -- statement to PostgreSQL (";SELECT" runs the SELECT),
+                -- but would leave EXPLAIN without one
+                EXECUTE 'EXPLAIN ' || regexp_replace(r.query, '^[[:space:];]+', '');
                 UPDATE fuzz SET explain_outcome = 'ok' WHERE id = r.id;
             EXCEPTION WHEN OTHERS THEN
                 UPDATE fuzz SET explain_outcome = SQLSTATE WHERE id = r.id;
