@@ -19,6 +19,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/test/bench/bench_lib.sh"
 
 TPCH=${1:-$top/../shared/data/tpch}
 ITERATIONS=${2:-200}
@@ -43,24 +44,8 @@ chown postgres: "$dir/schema_gen.sql"
 run_psql -v sf="$SCALE" -f "$dir/schema_gen.sql" >/dev/null 2>&1
 run_psql -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
 
-# the statements: q15 as one statement (the original creates a view)
-mkdir "$dir/q"
-for f in "$TPCH"/queries/q[0-9][0-9].sql "$TPCH"/queries/q15_single_statement.sql; do
-    name=$(basename "$f" .sql)
-    [ "$name" = q15 ] && continue
-    name=${name%_single_statement}
-    # drop comments and the trailing semicolon
-    sed -e 's/--.*$//' "$f" | tr '\n' ' ' | sed -e 's/;[[:space:]]*$//' > "$dir/q/$name.sql"
-done
-chown -R postgres: "$dir/q"
-{
-    echo "CREATE TABLE bench_queries (name text PRIMARY KEY, sql text);"
-    for f in "$dir"/q/*.sql; do
-        echo "\\set q \`cat $f\`"
-        echo "INSERT INTO bench_queries VALUES ('$(basename "$f" .sql)', :'q');"
-    done
-} > "$dir/load.sql"
-chown postgres: "$dir/load.sql"
+# the statements, one file each, loaded into bench_queries
+tpch_statements "$TPCH" "$dir"
 run_psql -f "$dir/load.sql"
 
 echo "in one statement ($ITERATIONS calls of each, alternating) ..."

@@ -1,6 +1,29 @@
 # Shared by the benchmarks; source after scripts/lib.sh. The index advisor
 # benchmarks' helpers need q() running psql on the cluster and $dir its directory.
 
+# The 22 TPC-H statements of the data set in $1 as files $2/q/qNN.sql, comments
+# and the final semicolon removed (q15 as its one-statement form: the original
+# creates a view), and $2/load.sql, which loads them into a table
+# bench_queries (name, sql); postgres reads both.
+tpch_statements() {
+    local tpch=$1 dir=$2 f name
+    mkdir "$dir/q"
+    for f in "$tpch"/queries/q[0-9][0-9].sql "$tpch"/queries/q15_single_statement.sql; do
+        name=$(basename "$f" .sql)
+        [ "$name" = q15 ] && continue
+        name=${name%_single_statement}
+        sed -e 's/--.*$//' "$f" | tr '\n' ' ' | sed -e 's/;[[:space:]]*$//' > "$dir/q/$name.sql"
+    done
+    {
+        echo "CREATE TABLE bench_queries (name text PRIMARY KEY, sql text);"
+        for f in "$dir"/q/*.sql; do
+            echo "\\set q \`cat $f\`"
+            echo "INSERT INTO bench_queries VALUES ('$(basename "$f" .sql)', :'q');"
+        done
+    } > "$dir/load.sql"
+    chown -R postgres: "$dir/q" "$dir/load.sql"
+}
+
 # Create the indexes listed in table $2 (index_def, estimated) one by one,
 # recording each one's real size under config $1 in table sizes.
 create_index_set() {

@@ -48,26 +48,11 @@ q -v sf="$SCALE" -f "$dir/schema_gen.sql" >/dev/null 2>&1
 q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE" \
   -c "CREATE EXTENSION pg_qualstats" -c "VACUUM ANALYZE"
 
-# the statements, one file each, comments and the final semicolon removed
-mkdir "$dir/q"
-for f in "$TPCH"/queries/q[0-9][0-9].sql "$TPCH"/queries/q15_single_statement.sql; do
-    name=$(basename "$f" .sql)
-    [ "$name" = q15 ] && continue
-    name=${name%_single_statement}
-    sed -e 's/--.*$//' "$f" | tr '\n' ' ' | sed -e 's/;[[:space:]]*$//' > "$dir/q/$name.sql"
-done
-chown -R postgres: "$dir/q"
-{
-    echo "CREATE TABLE bench_queries (name text PRIMARY KEY, sql text);"
-    for f in "$dir"/q/*.sql; do
-        echo "\\set q \`cat $f\`"
-        echo "INSERT INTO bench_queries VALUES ('$(basename "$f" .sql)', :'q');"
-    done
-    echo "CREATE TABLE timings (config text, name text, run int, ms float8, timed_out boolean);"
-    echo "CREATE TABLE sizes (config text, index_def text, estimated bigint, real bigint);"
-} > "$dir/load.sql"
-chown postgres: "$dir/load.sql"
+# the statements, one file each, loaded into bench_queries
+tpch_statements "$TPCH" "$dir"
 q -f "$dir/load.sql"
+q -c "CREATE TABLE timings (config text, name text, run int, ms float8, timed_out boolean);"
+q -c "CREATE TABLE sizes (config text, index_def text, estimated bigint, real bigint);"
 
 # Time every query RUNS times as its own statement (EXPLAIN ANALYZE's
 # execution time, row counting only), after one untimed run.

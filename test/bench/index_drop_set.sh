@@ -20,6 +20,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/test/bench/bench_lib.sh"
 
 TPCH=${1:-$top/../shared/data/tpch}
 SCALE=${2:-0.1}
@@ -45,22 +46,8 @@ q -v sf="$SCALE" -f "$dir/schema_gen.sql" >/dev/null 2>&1
 q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE" -c "VACUUM ANALYZE"
 q -f "$dir/index_drop_candidates_1_0.sql"
 
-mkdir "$dir/q"
-for f in "$TPCH"/queries/q[0-9][0-9].sql "$TPCH"/queries/q15_single_statement.sql; do
-    name=$(basename "$f" .sql)
-    [ "$name" = q15 ] && continue
-    name=${name%_single_statement}
-    sed -e 's/--.*$//' "$f" | tr '\n' ' ' | sed -e 's/;[[:space:]]*$//' > "$dir/q/$name.sql"
-done
-chown -R postgres: "$dir/q"
-{
-    echo "CREATE TABLE bench_queries (name text PRIMARY KEY, sql text);"
-    for f in "$dir"/q/*.sql; do
-        echo "\\set q \`cat $f\`"
-        echo "INSERT INTO bench_queries VALUES ('$(basename "$f" .sql)', :'q');"
-    done
-} > "$dir/load.sql"
-chown postgres: "$dir/load.sql"
+# the statements, one file each, loaded into bench_queries
+tpch_statements "$TPCH" "$dir"
 q -f "$dir/load.sql"
 
 echo "the advisor's 25 MB set, and a copy of each index ..."
