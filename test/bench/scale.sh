@@ -19,6 +19,8 @@
 #                                    health(), run_optimization_cycle(),
 #                                    prometheus_metrics(), pool_recommendation(0.1)
 #   SELECT count(*) FROM pg_stat_statements    slow_queries, recommend_indexes()
+#   SELECT * FROM pg_stat_user_tables          table_health (the statistics view
+#                                    printed whole, what a DBA reads without perfopt)
 #
 # and the number of series of the scrape, and where table_health's time goes
 # (the calls it is made of, counted, not printed).  Every table's own index is
@@ -165,8 +167,12 @@ statements_base="SELECT count(*) FROM pg_stat_statements"
 # printing the tables' names alone (timed with the calls, and again in a
 # pooled connection below)
 tables_names="(regclass of the tables)|SELECT relid::regclass FROM pg_stat_user_tables|$tables_base"
+# table_health beside the statistics view printed whole, as a DBA reads it
+# without perfopt: each prints a row of each table
+tables_full="table_health, vs SELECT *|SELECT * FROM perfopt.table_health|SELECT * FROM pg_stat_user_tables"
 calls=(
     "table_health|SELECT * FROM perfopt.table_health|$tables_base"
+    "$tables_full"
     # the same without its recommendations to drop an index, which evaluate
     # index_drop_candidates (health() and the cycle call it so)
     "table_health(f, NULL, f)|SELECT * FROM perfopt.table_health(false, NULL, false)|$tables_base"
@@ -234,6 +240,7 @@ echo "prometheus_metrics() series: $series"
 # below as the database changes
 catalog_calls=(
     "table_health|SELECT * FROM perfopt.table_health|$tables_base"
+    "$tables_full"
     "table_health(f, NULL, f)|SELECT * FROM perfopt.table_health(false, NULL, false)|$tables_base"
     "index_drop_candidates|SELECT * FROM perfopt.index_drop_candidates|$tables_base"
     "health()|SELECT * FROM perfopt.health()|$tables_base"
