@@ -53,6 +53,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "common/doubles.h"
 #include "common/series.h"
 
 PG_FUNCTION_INFO_V1(perfopt_metric_correlations);
@@ -113,15 +114,6 @@ compare_double_index(const void *x, const void *y, void *arg)
 	const double *v = (const double *) arg;
 	double		a = v[*(const int *) x];
 	double		b = v[*(const int *) y];
-
-	return (a > b) - (a < b);
-}
-
-static int
-compare_doubles(const void *x, const void *y)
-{
-	double		a = *(const double *) x;
-	double		b = *(const double *) y;
 
 	return (a > b) - (a < b);
 }
@@ -458,7 +450,7 @@ perfopt_metric_correlations(PG_FUNCTION_ARGS)
 	}
 	if (step == 0)
 	{
-		qsort(spacings, usable, sizeof(double), compare_doubles);
+		qsort(spacings, usable, sizeof(double), perfopt_compare_doubles);
 		step = Max(spacings[usable / 2], 0.001);
 	}
 	/* points sampled every step fall in the middles of the buckets */

@@ -167,6 +167,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "common/doubles.h"
 #include "models/forecast.h"
 
 /* Constants; the header comment says why each has its value */
@@ -1666,16 +1667,6 @@ normal_quantile(double p)
 	return x;
 }
 
-/* qsort comparator for doubles */
-static int
-compare_doubles(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Residual of value t against the line through two of its neighbours lag
  * and 2 lags away: the ones on both sides (t - j*lag, t + j*lag) when they
@@ -1716,7 +1707,7 @@ robust_scale(const double *resid, int n, double *sorted)
 			sorted[count++] = fabs(resid[t]);
 	if (count < 8)
 		return 0;
-	qsort(sorted, count, sizeof(double), compare_doubles);
+	qsort(sorted, count, sizeof(double), perfopt_compare_doubles);
 	return 1.4826 * sorted[count / 2];
 }
 

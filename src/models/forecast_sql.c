@@ -24,6 +24,7 @@
 #include "utils/timestamp.h"
 
 #include "models/forecast.h"
+#include "common/doubles.h"
 #include "common/series.h"
 
 /*
@@ -38,16 +39,6 @@
 
 PG_FUNCTION_INFO_V1(perfopt_forecast_sql);
 
-/* qsort comparator for doubles */
-static int
-compare_doubles(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* The median of the positive intervals between points; 0 if there is none */
 static double
 median_interval(const Series *series)
@@ -61,7 +52,7 @@ median_interval(const Series *series)
 			gaps[ngaps++] = series->times[i] - series->times[i - 1];
 	if (ngaps == 0)
 		return 0;
-	qsort(gaps, ngaps, sizeof(double), compare_doubles);
+	qsort(gaps, ngaps, sizeof(double), perfopt_compare_doubles);
 	median = gaps[ngaps / 2];
 	pfree(gaps);
 	return median;

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/doubles.h"
 #include "routing/balance.h"
 
 /* splitmix64's finalizer: spreads every input bit over the output */
@@ -255,15 +256,6 @@ sim_uniform(uint64_t *state)
 	return ((double) ((x * UINT64_C(2685821657736338717)) >> 11) + 0.5) / 9007199254740992.0;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* The 95th percentile (nearest rank) of n values; sorts them */
 static double
 p95(double *v, long n)
@@ -272,7 +264,7 @@ p95(double *v, long n)
 
 	if (n <= 0)
 		return 0.0;
-	qsort(v, (size_t) n, sizeof(double), cmp_double);
+	qsort(v, (size_t) n, sizeof(double), perfopt_compare_doubles);
 	rank = (long) ceil(0.95 * (double) n) - 1;
 	return v[rank < 0 ? 0 : rank];
 }
