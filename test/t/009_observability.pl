@@ -14,6 +14,7 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use PerfoptTest::Util qw(http_get wait_for);
 use Time::HiRes qw(usleep);
 
 # scripts/test.sh installs them: a missing one is a broken set-up, not a reason to skip
@@ -43,25 +44,6 @@ sub reload
 }
 
 # GET a URL: (HTTP status, body)
-sub http_get
-{
-	my ($url, @curl) = @_;
-	my $body = `curl -s -m 10 -w '\\n%{http_code}' @curl '$url'`;
-	my ($content, $status) = $body =~ /^(.*)\n(\d+)$/s;
-	return ($status // 0, $content // '');
-}
-
-sub wait_for
-{
-	my ($what, $check) = @_;
-	for (1 .. 300)
-	{
-		return 1 if $check->();
-		usleep(100_000);
-	}
-	diag("timed out waiting for $what");
-	return 0;
-}
 
 my $port = PostgreSQL::Test::Cluster::get_free_port();
 my $url = "http://127.0.0.1:$port/metrics";

@@ -12,6 +12,7 @@ use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use PerfoptTest::Util qw(http_get wait_for);
 use Time::HiRes qw(time usleep);
 use PerfoptTest::Redis;
 
@@ -47,26 +48,6 @@ restart_after_crash = on
 $node->start;
 
 sub query { return $node->safe_psql('postgres', $_[0]); }
-
-sub http_get
-{
-	my ($url, @curl) = @_;
-	my $body = `curl -s -m 10 -w '\\n%{http_code}' @curl '$url'`;
-	my ($content, $status) = $body =~ /^(.*)\n(\d+)$/s;
-	return ($status // 0, $content // '');
-}
-
-sub wait_for
-{
-	my ($what, $check) = @_;
-	for (1 .. 300)
-	{
-		return 1 if $check->();
-		usleep(100_000);
-	}
-	diag("timed out waiting for $what");
-	return 0;
-}
 
 # Whether the server closed a client socket (EOF or reset), within $wait seconds
 sub closed_by_server

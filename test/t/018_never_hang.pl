@@ -16,6 +16,7 @@ use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use PerfoptTest::Util qw(http_get);
 use Time::HiRes qw(time usleep);
 
 BAIL_OUT('curl is not installed') unless system('command -v curl >/dev/null 2>&1') == 0;
@@ -74,14 +75,6 @@ perfopt.metrics_listen = '127.0.0.1:$metrics_port'
 $node->start;
 
 sub query { return $node->safe_psql('postgres', $_[0]); }
-
-sub http_get
-{
-	my ($url) = @_;
-	my $body = `curl -s -m 10 -w '\\n%{http_code}' '$url'`;
-	my ($content, $status) = $body =~ /^(.*)\n(\d+)$/s;
-	return ($status // 0, $content // '');
-}
 
 # How long a fast shutdown takes
 sub timed_fast_stop
