@@ -252,6 +252,16 @@ sample_databases(Sample *sample)
 	}
 }
 
+/* The count of sample_sessions' row (kind, name), 0 without one */
+static double
+session_count(const char *kind, const char *name)
+{
+	for (uint64 i = 0; i < SPI_processed; i++)
+		if (strcmp(column_text(i, 1), kind) == 0 && strcmp(column_text(i, 2), name) == 0)
+			return column_float8(i, 3);
+	return 0;
+}
+
 /* Client connections by state, and active ones waiting, by wait event type */
 static void
 sample_sessions(Sample *sample)
@@ -275,25 +285,9 @@ sample_sessions(Sample *sample)
 
 	/* the usual states and wait types are recorded even when none is seen */
 	for (int s = 0; s < lengthof(states); s++)
-	{
-		double		n = 0;
-
-		for (uint64 i = 0; i < SPI_processed; i++)
-			if (strcmp(column_text(i, 1), "state") == 0 &&
-				strcmp(column_text(i, 2), states[s]) == 0)
-				n = column_float8(i, 3);
-		sample_add(sample, "connections", states[s], n);
-	}
+		sample_add(sample, "connections", states[s], session_count("state", states[s]));
 	for (int w = 0; w < lengthof(waits); w++)
-	{
-		double		n = 0;
-
-		for (uint64 i = 0; i < SPI_processed; i++)
-			if (strcmp(column_text(i, 1), "wait") == 0 &&
-				strcmp(column_text(i, 2), waits[w]) == 0)
-				n = column_float8(i, 3);
-		sample_add(sample, "waiting_sessions", waits[w], n);
-	}
+		sample_add(sample, "waiting_sessions", waits[w], session_count("wait", waits[w]));
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
