@@ -57,6 +57,24 @@ is(query(q{SELECT value FROM perfopt.live_metrics
 			WHERE metric = 'max_connections'}),
 	query('SHOW max_connections'), 'max_connections is sampled');
 
+# sessions by state and active ones by what they wait for: one idle in a
+# transaction holding a lock, one waiting for it (the waits not seen are 0)
+query('CREATE TABLE session_demo (id int)');
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN; LOCK TABLE session_demo');
+my $waiter = $node->background_psql('postgres');
+$waiter->query_until(qr/waiting/, "\\echo waiting\nSELECT count(*) FROM session_demo;\n");
+ok($node->poll_query_until('postgres',
+		q{SELECT string_agg(entity || '=' || value, ',' ORDER BY entity) FROM perfopt.live_metrics
+		   WHERE (metric = 'connections' AND entity = 'idle in transaction')
+		      OR (metric = 'waiting_sessions' AND entity IN ('Lock', 'IO'))},
+		'IO=0,Lock=1,idle in transaction=1'),
+	'sessions are counted by state and by wait event type');
+$holder->query_safe('COMMIT');
+$holder->quit;
+$waiter->quit;
+query('DROP TABLE session_demo');
+
 # dead rows per table, as the statistics count them (a rule can vacuum on it)
 query(q{CREATE TABLE dead_rows_demo (id int) WITH (autovacuum_enabled = false);
 		INSERT INTO dead_rows_demo SELECT generate_series(1, 1000);});
