@@ -3,7 +3,7 @@
  * doubles.h
  *	  The qsort comparator of doubles, ascending, for the models and the
  *	  router: plain C, without PostgreSQL's headers, so that forecast.c
- *	  and balance.c, which are built and tested without them, share it.
+ *	  and balance.c, which include none of them, share it.
  *
  *-------------------------------------------------------------------------
  */
