@@ -13,6 +13,7 @@ OBJS = \
 	src/cache/cache_worker.o \
 	src/cache/outbox.o \
 	src/common/catalog.o \
+	src/common/oid_map.o \
 	src/common/stat_pass.o \
 	src/analysis/complexity.o \
 	src/orchestrator/cron.o \

@@ -58,6 +58,7 @@
 #include "advisor/whatif.h"
 #include "advisor/workload.h"
 #include "common/catalog.h"
+#include "common/oid_map.h"
 #include "common/subxact.h"
 #include "common/settings.h"
 #include "common/stat_pass.h"
@@ -251,34 +252,6 @@ oids_overlap(List *a, List *b)
 	return false;
 }
 
-/* A set of OIDs, for membership tests that stay cheap over thousands */
-static HTAB *
-oid_set_create(const char *name)
-{
-	HASHCTL		info;
-
-	info.keysize = sizeof(Oid);
-	info.entrysize = sizeof(Oid);
-	info.hcxt = CurrentMemoryContext;
-	return hash_create(name, 256, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-}
-
-static bool
-oid_set_member(HTAB *set, Oid oid)
-{
-	return hash_search(set, &oid, HASH_FIND, NULL) != NULL;
-}
-
-/* Adds oid; true if it was not there yet */
-static bool
-oid_set_add(HTAB *set, Oid oid)
-{
-	bool		found;
-
-	hash_search(set, &oid, HASH_ENTER, &found);
-	return !found;
-}
-
 /* What the catalogs say about a candidate, read for all of them at once */
 typedef struct CandidateFacts
 {
@@ -383,9 +356,9 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 	List	   *tables = NIL;	/* the tables of valid candidates */
 	ListCell   *lc;
 	List	   *dropped = NIL;	/* accepted candidates' index OIDs */
-	HTAB	   *dropped_set;	/* the same, to look up */
-	HTAB	   *kept_set;		/* indexes an accepted drop relies on */
-	HTAB	   *table_set;		/* the tables listed in tables */
+	oidmap_hash *dropped_set;	/* the same, to look up */
+	oidmap_hash *kept_set;		/* indexes an accepted drop relies on */
+	oidmap_hash *table_set;		/* the tables listed in tables */
 	HTAB	   *facts;			/* the candidates' catalog rows */
 	WhatIf		whatif;
 	Datum	   *result;
@@ -422,9 +395,9 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 	whatif.collect_used = true;
 	c = palloc0(Max(ncandidates, 1) * sizeof(DropCandidate));
 	result = palloc(Max(ncandidates, 1) * sizeof(Datum));
-	dropped_set = oid_set_create("perfopt dropped indexes");
-	kept_set = oid_set_create("perfopt kept indexes");
-	table_set = oid_set_create("perfopt candidates' tables");
+	dropped_set = oidmap_create(CurrentMemoryContext, 256, NULL);
+	kept_set = oidmap_create(CurrentMemoryContext, 256, NULL);
+	table_set = oidmap_create(CurrentMemoryContext, 256, NULL);
 
 	for (int i = 0; i < ncandidates; i++)
 	{
@@ -451,7 +424,7 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 		{
 			foreach(lc, c[i].tables)
 			{
-				if (oid_set_add(table_set, lfirst_oid(lc)))
+				if (oidmap_add(table_set, lfirst_oid(lc)))
 					tables = lappend_oid(tables, lfirst_oid(lc));
 			}
 		}
@@ -468,7 +441,7 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 		List	   *hidden = NIL;
 		bool		safe = true;
 
-		if (oid_set_member(dropped_set, c[i].index))
+		if (oidmap_contains(dropped_set, c[i].index))
 			continue;			/* named twice */
 
 		/*
@@ -477,8 +450,8 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 		 * index that a longer one covers).  Duplicates are ranked and covers
 		 * are longer, so the chain ends in an index that stays.
 		 */
-		if (OidIsValid(c[i].relies_on) ? oid_set_member(dropped_set, c[i].relies_on)
-			: oid_set_member(kept_set, c[i].index))
+		if (OidIsValid(c[i].relies_on) ? oidmap_contains(dropped_set, c[i].relies_on)
+			: oidmap_contains(kept_set, c[i].index))
 			continue;
 
 		if (c[i].valid)
@@ -526,9 +499,9 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 
 		dropped = list_concat(dropped, c[i].hide);
 		foreach(lc, c[i].hide)
-			oid_set_add(dropped_set, lfirst_oid(lc));
+			oidmap_add(dropped_set, lfirst_oid(lc));
 		if (OidIsValid(c[i].relies_on))
-			oid_set_add(kept_set, c[i].relies_on);
+			oidmap_add(kept_set, c[i].relies_on);
 		result[nresult++] = ObjectIdGetDatum(c[i].index);
 	}
 
@@ -564,14 +537,14 @@ typedef struct UniqueIndex
 static void
 add_partitioned(void *arg, HeapTuple tuple)
 {
-	oid_set_add((HTAB *) arg, ((Form_pg_partitioned_table) GETSTRUCT(tuple))->partrelid);
+	oidmap_add((oidmap_hash *) arg, ((Form_pg_partitioned_table) GETSTRUCT(tuple))->partrelid);
 }
 
 /* A child of pg_inherits (a table or an index), into an OID set */
 static void
 add_inheriting(void *arg, HeapTuple tuple)
 {
-	oid_set_add((HTAB *) arg, ((Form_pg_inherits) GETSTRUCT(tuple))->inhrelid);
+	oidmap_add((oidmap_hash *) arg, ((Form_pg_inherits) GETSTRUCT(tuple))->inhrelid);
 }
 
 /*
@@ -586,19 +559,19 @@ add_inheriting(void *arg, HeapTuple tuple)
  * counts as read (the view sums its partitions' reads).  An index attached
  * to a partitioned index is never unused in the view (its parent is).  One pass over
  * pg_index, where the same in SQL (a grouping by table and first key) cost
- * 13-15 ms at 30,000 indexes.  An OID set (oid_set_create) in the current
+ * 13-15 ms at 30,000 indexes.  An OID set (common/oid_map.h) in the current
  * memory context; flinfo keeps the scan counts' pass.
  */
-static HTAB *
+static oidmap_hash *
 suspect_tables(FmgrInfo *flinfo)
 {
 	HASHCTL		ctl = {0};
 	HTAB	   *groups;
-	HTAB	   *index_scanned;
-	HTAB	   *partitioned;
-	HTAB	   *attached;
-	HTAB	   *unresolved;
-	HTAB	   *tables;
+	oidmap_hash *index_scanned;
+	oidmap_hash *partitioned;
+	oidmap_hash *attached;
+	oidmap_hash *unresolved;
+	oidmap_hash *tables;
 	UniqueIndex *uniques;
 	int			nuniques = 0;
 	int			maxuniques = 1024;
@@ -613,13 +586,13 @@ suspect_tables(FmgrInfo *flinfo)
 	ctl.hcxt = CurrentMemoryContext;
 	groups = hash_create("perfopt drop suspects by first key", 1024, &ctl,
 						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	index_scanned = oid_set_create("perfopt tables with an index scanned");
-	unresolved = oid_set_create("perfopt tables not known read");
-	tables = oid_set_create("perfopt drop suspects");
+	index_scanned = oidmap_create(CurrentMemoryContext, 256, NULL);
+	unresolved = oidmap_create(CurrentMemoryContext, 256, NULL);
+	tables = oidmap_create(CurrentMemoryContext, 256, NULL);
 	uniques = palloc(maxuniques * sizeof(UniqueIndex));
 
 	/* the partitioned tables (a few), read or not */
-	partitioned = oid_set_create("perfopt partitioned tables");
+	partitioned = oidmap_create(CurrentMemoryContext, 256, NULL);
 	perfopt_scan_catalog(PartitionedRelationId, InvalidOid, 0, InvalidOid, add_partitioned, partitioned);
 
 	/*
@@ -627,7 +600,7 @@ suspect_tables(FmgrInfo *flinfo)
 	 * partitioned index, which the view never offers (it offers their
 	 * parent), so that their being unused makes no suspect
 	 */
-	attached = oid_set_create("perfopt inheriting relations");
+	attached = oidmap_create(CurrentMemoryContext, 256, NULL);
 	perfopt_scan_catalog(InheritsRelationId, InvalidOid, 0, InvalidOid, add_inheriting, attached);
 
 	/*
@@ -672,8 +645,8 @@ suspect_tables(FmgrInfo *flinfo)
 			nuniques++;
 		}
 		else if (perfopt_relation_scans(flinfo, index->indexrelid) > 0)
-			oid_set_add(index_scanned, index->indrelid);
-		else if (!oid_set_member(attached, index->indexrelid))
+			oidmap_add(index_scanned, index->indrelid);
+		else if (!oidmap_contains(attached, index->indexrelid))
 			g->unscanned = true;
 	}
 	systable_endscan(scan);
@@ -688,31 +661,31 @@ suspect_tables(FmgrInfo *flinfo)
 	while ((g = hash_seq_search(&seq)) != NULL)
 	{
 		if (g->invalid || g->indexes > 1)
-			oid_set_add(tables, g->key.table);
+			oidmap_add(tables, g->key.table);
 		else if (g->unscanned)
 		{
-			if (oid_set_member(index_scanned, g->key.table) ||
-				oid_set_member(partitioned, g->key.table) ||
+			if (oidmap_contains(index_scanned, g->key.table) ||
+				oidmap_contains(partitioned, g->key.table) ||
 				perfopt_relation_scans(flinfo, g->key.table) > 0)
-				oid_set_add(tables, g->key.table);
+				oidmap_add(tables, g->key.table);
 			else
-				oid_set_add(unresolved, g->key.table);
+				oidmap_add(unresolved, g->key.table);
 		}
 	}
-	if (hash_get_num_entries(unresolved) > 0)
+	if (unresolved->members > 0)
 	{
 		for (int i = 0; i < nuniques; i++)
 		{
-			if (oid_set_member(unresolved, uniques[i].table) &&
+			if (oidmap_contains(unresolved, uniques[i].table) &&
 				perfopt_relation_scans(flinfo, uniques[i].index) > 0)
-				oid_set_add(tables, uniques[i].table);
+				oidmap_add(tables, uniques[i].table);
 		}
 	}
 	hash_destroy(groups);
-	hash_destroy(index_scanned);
-	hash_destroy(partitioned);
-	hash_destroy(attached);
-	hash_destroy(unresolved);
+	oidmap_destroy(index_scanned);
+	oidmap_destroy(partitioned);
+	oidmap_destroy(attached);
+	oidmap_destroy(unresolved);
 	pfree(uniques);
 	return tables;
 }
@@ -726,16 +699,16 @@ perfopt_index_drop_suspects(PG_FUNCTION_ARGS)
 											  "perfopt drop suspects",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	HTAB	   *tables = suspect_tables(fcinfo->flinfo);
-	HASH_SEQ_STATUS seq;
-	Oid		   *table;
+	oidmap_hash *tables = suspect_tables(fcinfo->flinfo);
+	oidmap_iterator it;
+	OidMapEntry *table;
 
 	MemoryContextSwitchTo(old);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC | MAT_SRF_BLESS);
-	hash_seq_init(&seq, tables);
-	while ((table = hash_seq_search(&seq)) != NULL)
+	oidmap_start_iterate(tables, &it);
+	while ((table = oidmap_iterate(tables, &it)) != NULL)
 	{
-		Datum		value = ObjectIdGetDatum(*table);
+		Datum		value = ObjectIdGetDatum(table->oid);
 		bool		null = false;
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &null);
@@ -747,7 +720,7 @@ perfopt_index_drop_suspects(PG_FUNCTION_ARGS)
 /* An index of a suspect table: its pg_index row, then its pg_class row's columns */
 typedef struct SuspectIndex
 {
-	Oid			indexrelid;		/* the hash key */
+	Oid			indexrelid;
 	HeapTuple	index_row;		/* a copy of its pg_index row */
 	bool		in_class;		/* its pg_class row was read */
 	Oid			relam;
@@ -770,8 +743,8 @@ typedef struct SchemaName
 
 typedef struct SuspectIndexReader
 {
-	HTAB	   *tables;			/* the suspect tables */
-	HTAB	   *indexes;		/* SuspectIndex by index OID */
+	oidmap_hash *tables;		/* the suspect tables */
+	oidmap_hash *indexes;		/* SuspectIndex by index OID */
 } SuspectIndexReader;
 
 static void
@@ -780,13 +753,16 @@ add_suspect_index(void *arg, HeapTuple tuple)
 	SuspectIndexReader *r = arg;
 	Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
 	SuspectIndex *x;
+	OidMapEntry *entry;
 	bool		found;
 
-	if (!oid_set_member(r->tables, index->indrelid))
+	if (!oidmap_contains(r->tables, index->indrelid))
 		return;
-	x = hash_search(r->indexes, &index->indexrelid, HASH_ENTER, &found);
+	entry = oidmap_insert(r->indexes, index->indexrelid, &found);
 	if (found)
 		return;
+	x = entry->value = palloc(sizeof(SuspectIndex));
+	x->indexrelid = index->indexrelid;
 	x->index_row = heap_copytuple(tuple);
 	x->in_class = false;
 	x->tree_scans = x->tree_bytes = x->tree_reads = 0;
@@ -797,7 +773,7 @@ add_suspect_index_class(void *arg, HeapTuple tuple)
 {
 	SuspectIndexReader *r = arg;
 	Form_pg_class c = (Form_pg_class) GETSTRUCT(tuple);
-	SuspectIndex *x = hash_search(r->indexes, &c->oid, HASH_FIND, NULL);
+	SuspectIndex *x = oidmap_get(r->indexes, c->oid);
 
 	if (x == NULL || x->in_class)
 		return;
@@ -833,7 +809,7 @@ add_inherits_row(void *arg, HeapTuple tuple)
  * into the OID set tree
  */
 static void
-add_tree(HTAB *parents, Oid root, HTAB *tree)
+add_tree(HTAB *parents, Oid root, oidmap_hash *tree)
 {
 	List	   *stack = list_make1_oid(root);
 
@@ -843,9 +819,8 @@ add_tree(HTAB *parents, Oid root, HTAB *tree)
 		InheritsParent *p;
 
 		stack = list_delete_last(stack);
-		if (oid_set_member(tree, relid))
+		if (!oidmap_add(tree, relid))
 			continue;
-		oid_set_add(tree, relid);
 		p = hash_search(parents, &relid, HASH_FIND, NULL);
 		if (p != NULL)
 			stack = list_concat(stack, p->children);
@@ -854,7 +829,7 @@ add_tree(HTAB *parents, Oid root, HTAB *tree)
 
 typedef struct TreeReads
 {
-	HTAB	   *tree;			/* the tables of the tree */
+	oidmap_hash *tree;			/* the tables of the tree */
 	FmgrInfo   *flinfo;
 	int64		reads;
 } TreeReads;
@@ -866,7 +841,7 @@ add_tree_index_scans(void *arg, HeapTuple tuple)
 	TreeReads  *r = arg;
 	Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
 
-	if (oid_set_member(r->tree, index->indrelid))
+	if (oidmap_contains(r->tree, index->indrelid))
 		r->reads += perfopt_relation_scans(r->flinfo, index->indexrelid);
 }
 
@@ -891,9 +866,9 @@ typedef struct TableReads
 static void
 tree_sums(SuspectIndex *x, Oid table, HTAB *parents, HTAB *table_reads, FmgrInfo *flinfo)
 {
-	HTAB	   *tree = oid_set_create("perfopt partitioned index's tree");
-	HASH_SEQ_STATUS seq;
-	Oid		   *relid;
+	oidmap_hash *tree = oidmap_create(CurrentMemoryContext, 256, NULL);
+	oidmap_iterator it;
+	OidMapEntry *relid;
 	TreeReads	reads;
 	TableReads *kept;
 	bool		found;
@@ -901,13 +876,13 @@ tree_sums(SuspectIndex *x, Oid table, HTAB *parents, HTAB *table_reads, FmgrInfo
 	x->tree_scans = 0;
 	x->tree_bytes = 0;
 	add_tree(parents, x->indexrelid, tree);
-	hash_seq_init(&seq, tree);
-	while ((relid = hash_seq_search(&seq)) != NULL)
+	oidmap_start_iterate(tree, &it);
+	while ((relid = oidmap_iterate(tree, &it)) != NULL)
 	{
-		x->tree_scans += perfopt_relation_scans(flinfo, *relid);
-		x->tree_bytes += perfopt_relation_bytes_of(*relid, &found);
+		x->tree_scans += perfopt_relation_scans(flinfo, relid->oid);
+		x->tree_bytes += perfopt_relation_bytes_of(relid->oid, &found);
 	}
-	hash_destroy(tree);
+	oidmap_destroy(tree);
 
 	kept = hash_search(table_reads, &table, HASH_ENTER, &found);
 	if (found)
@@ -915,18 +890,18 @@ tree_sums(SuspectIndex *x, Oid table, HTAB *parents, HTAB *table_reads, FmgrInfo
 		x->tree_reads = kept->reads;
 		return;
 	}
-	tree = oid_set_create("perfopt partitioned table's tree");
+	tree = oidmap_create(CurrentMemoryContext, 256, NULL);
 	add_tree(parents, table, tree);
 	reads.tree = tree;
 	reads.flinfo = flinfo;
 	reads.reads = 0;
-	hash_seq_init(&seq, tree);
-	while ((relid = hash_seq_search(&seq)) != NULL)
-		reads.reads += perfopt_relation_scans(flinfo, *relid);
+	oidmap_start_iterate(tree, &it);
+	while ((relid = oidmap_iterate(tree, &it)) != NULL)
+		reads.reads += perfopt_relation_scans(flinfo, relid->oid);
 	perfopt_read_catalog_rows(tree, IndexRelationId, IndexIndrelidIndexId,
 							  Anum_pg_index_indrelid, add_tree_index_scans, &reads);
 	x->tree_reads = kept->reads = reads.reads;
-	hash_destroy(tree);
+	oidmap_destroy(tree);
 }
 
 /* The pg_index columns perfopt.index_drop_suspect_indexes() returns, in order */
@@ -967,7 +942,8 @@ perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	SuspectIndexReader reader;
 	HASHCTL		ctl = {0};
-	HASH_SEQ_STATUS seq;
+	oidmap_iterator it;
+	OidMapEntry *entry;
 	SuspectIndex *x;
 	Relation	rel;
 	TupleDesc	index_desc;
@@ -976,17 +952,14 @@ perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
 	HTAB	   *table_reads = NULL;
 
 	reader.tables = suspect_tables(fcinfo->flinfo);
+	reader.indexes = oidmap_create(cxt, Max(2 * reader.tables->members, 16), NULL);
 	ctl.keysize = sizeof(Oid);
-	ctl.entrysize = sizeof(SuspectIndex);
 	ctl.hcxt = cxt;
-	reader.indexes = hash_create("perfopt drop suspects' indexes",
-								 Max(2 * hash_get_num_entries(reader.tables), 16), &ctl,
-								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	if (hash_get_num_entries(reader.tables) > 0)
+	if (reader.tables->members > 0)
 	{
 		perfopt_read_catalog_rows(reader.tables, IndexRelationId, IndexIndrelidIndexId,
 								  Anum_pg_index_indrelid, add_suspect_index, &reader);
-		if (hash_get_num_entries(reader.indexes) > 0)
+		if (reader.indexes->members > 0)
 			perfopt_read_catalog_rows(reader.indexes, RelationRelationId, ClassOidIndexId,
 									  Anum_pg_class_oid, add_suspect_index_class, &reader);
 	}
@@ -995,9 +968,10 @@ perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
 	table_close(rel, AccessShareLock);
 
 	/* the partitioned indexes' sums over their partitions */
-	hash_seq_init(&seq, reader.indexes);
-	while ((x = hash_seq_search(&seq)) != NULL)
+	oidmap_start_iterate(reader.indexes, &it);
+	while ((entry = oidmap_iterate(reader.indexes, &it)) != NULL)
 	{
+		x = entry->value;
 		if (!x->in_class || x->relkind != RELKIND_PARTITIONED_INDEX)
 			continue;
 		if (parents == NULL)
@@ -1028,8 +1002,8 @@ perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
 				 errhint("Run ALTER EXTENSION perfopt UPDATE.")));
 	/* the rows' text values in cxt too, freed with it */
 	MemoryContextSwitchTo(cxt);
-	hash_seq_init(&seq, reader.indexes);
-	while ((x = hash_seq_search(&seq)) != NULL)
+	oidmap_start_iterate(reader.indexes, &it);
+	while ((entry = oidmap_iterate(reader.indexes, &it)) != NULL)
 	{
 		Datum		values[SUSPECT_INDEX_COLUMNS];
 		bool		nulls[SUSPECT_INDEX_COLUMNS];
@@ -1037,6 +1011,7 @@ perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
 		SchemaName *schema;
 		bool		found;
 
+		x = entry->value;
 		if (!x->in_class)
 			continue;			/* not in pg_class as the snapshot sees it */
 		schema = hash_search(schemas, &x->relnamespace, HASH_ENTER, &found);

@@ -201,7 +201,7 @@ perfopt_relation_bytes(Oid relid, Oid tablespace, Oid filenode, char persistence
 #define STORAGE_PASS_MIN_CALLS	1000
 
 static MemoryContext storage_cxt = NULL;	/* the pass's, under TopTransactionContext */
-static HTAB *storage_pass = NULL;
+static oidmap_hash *storage_pass = NULL;	/* StorageFacts by OID */
 static LocalTransactionId storage_calls_lxid = InvalidLocalTransactionId;
 static int	storage_calls = 0;
 static uint64 storage_generation = 0;
@@ -237,14 +237,13 @@ storage_pass_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 }
 
 /* Every relation's storage fields; NULL if pg_class changed meanwhile */
-static HTAB *
+static oidmap_hash *
 storage_pass_read(void)
 {
 	Relation	rel;
 	SysScanDesc scan;
 	HeapTuple	tuple;
-	HASHCTL		info;
-	HTAB	   *facts;
+	oidmap_hash *facts;
 	uint64		generation;
 	MemoryContext cxt;
 	MemoryContextCallback *forget;
@@ -254,16 +253,16 @@ storage_pass_read(void)
 	generation = storage_generation;
 	cxt = AllocSetContextCreate(TopTransactionContext, "perfopt relations' storage",
 								ALLOCSET_DEFAULT_SIZES);
-	info.keysize = sizeof(Oid);
-	info.entrysize = sizeof(StorageFacts);
-	info.hcxt = cxt;
-	facts = hash_create("perfopt relations' storage", 4096, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	facts = oidmap_create(cxt, 4096, NULL);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
 		Form_pg_class c = (Form_pg_class) GETSTRUCT(tuple);
+		StorageFacts *f = MemoryContextAlloc(cxt, sizeof(StorageFacts));
+		bool		found;
 
-		perfopt_storage_facts_of(c, hash_search(facts, &c->oid, HASH_ENTER, NULL));
+		perfopt_storage_facts_of(c, f);
+		oidmap_insert(facts, c->oid, &found)->value = f;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -303,7 +302,7 @@ storage_facts(Oid relid, StorageFacts *out)
 	}
 	if (storage_pass != NULL)
 	{
-		StorageFacts *f = hash_search(storage_pass, &relid, HASH_FIND, NULL);
+		StorageFacts *f = oidmap_get(storage_pass, relid);
 
 		if (f != NULL)
 		{
@@ -399,19 +398,19 @@ perfopt_scan_catalog(Oid catalog_id, Oid index_id, AttrNumber key_attno, Oid key
  * In a pass, add() sees every row, and must find its own.
  */
 void
-perfopt_read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, AttrNumber key_attno,
+perfopt_read_catalog_rows(oidmap_hash *byrel, Oid catalog_id, Oid index_id, AttrNumber key_attno,
 						  void (*add) (void *arg, HeapTuple tuple), void *arg)
 {
 	Relation	catalog = table_open(catalog_id, AccessShareLock);
 
-	if (hash_get_num_entries(byrel) * LOOKUP_PAGES < RelationGetNumberOfBlocks(catalog))
+	if (byrel->members * LOOKUP_PAGES < RelationGetNumberOfBlocks(catalog))
 	{
-		HASH_SEQ_STATUS seq;
-		Oid		   *relid;		/* each entry's key */
+		oidmap_iterator it;
+		OidMapEntry *entry;
 
-		hash_seq_init(&seq, byrel);
-		while ((relid = hash_seq_search(&seq)) != NULL)
-			scan_catalog(catalog, index_id, key_attno, *relid, add, arg);
+		oidmap_start_iterate(byrel, &it);
+		while ((entry = oidmap_iterate(byrel, &it)) != NULL)
+			scan_catalog(catalog, index_id, key_attno, entry->oid, add, arg);
 	}
 	else
 		scan_catalog(catalog, index_id, key_attno, InvalidOid, add, arg);

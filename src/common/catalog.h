@@ -11,12 +11,12 @@
 #include "access/attnum.h"
 #include "access/htup.h"
 #include "catalog/pg_class.h"
-#include "utils/hsearch.h"
+#include "common/oid_map.h"
 
 /* A relation's pg_class fields that locate its files */
 typedef struct StorageFacts
 {
-	Oid			relid;			/* a hash key where one is kept by OID */
+	Oid			relid;
 	char		relkind;
 	char		persistence;
 	bool		shared;
@@ -36,7 +36,7 @@ extern int64 perfopt_relation_bytes(Oid relid, Oid tablespace, Oid filenode, cha
 extern int64 perfopt_relation_bytes_of(Oid relid, bool *found);
 extern void perfopt_scan_catalog(Oid catalog_id, Oid index_id, AttrNumber key_attno, Oid key,
 								 void (*add) (void *arg, HeapTuple tuple), void *arg);
-extern void perfopt_read_catalog_rows(HTAB *byrel, Oid catalog_id, Oid index_id, AttrNumber key_attno,
+extern void perfopt_read_catalog_rows(oidmap_hash *byrel, Oid catalog_id, Oid index_id, AttrNumber key_attno,
 									  void (*add) (void *arg, HeapTuple tuple), void *arg);
 
 #endif							/* PERFOPT_CATALOG_H */

@@ -25,6 +25,7 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "lib/dshash.h"
 #include "miscadmin.h"
@@ -35,6 +36,7 @@
 #include "utils/memutils.h"
 #include "utils/pgstat_internal.h"
 
+#include "common/oid_map.h"
 #include "common/stat_pass.h"
 #include "metrics/table_state.h"
 
@@ -45,7 +47,7 @@ PG_FUNCTION_INFO_V1(perfopt_relation_scans_sql);
 
 struct PerfoptStatEntry
 {
-	Oid			relid;			/* the hash key */
+	Oid			relid;
 	bool		found;
 	bool		in_database;	/* found under this database, not shared */
 	PgStat_StatTabEntry stats;
@@ -92,14 +94,9 @@ stat_pass_scan(void (*keep) (PgStat_HashKey *key, PgStat_StatTabEntry *stats, vo
 }
 
 void
-perfopt_stat_pass_init(PerfoptStatPass *pass, const char *name, long size)
+perfopt_stat_pass_init(PerfoptStatPass *pass, long size)
 {
-	HASHCTL		info;
-
-	info.keysize = sizeof(Oid);
-	info.entrysize = sizeof(PerfoptStatEntry);
-	info.hcxt = CurrentMemoryContext;
-	pass->entries = hash_create(name, Max(size, 16), &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	pass->wanted = oidmap_create(CurrentMemoryContext, Max(size, 16), NULL);
 	pass->done = false;
 }
 
@@ -108,13 +105,16 @@ PerfoptStatEntry *
 perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid)
 {
 	bool		found;
-	PerfoptStatEntry *e = hash_search(pass->entries, &relid, HASH_ENTER, &found);
+	OidMapEntry *slot = oidmap_insert(pass->wanted, relid, &found);
+	PerfoptStatEntry *e;
 
-	if (!found)
-	{
-		e->found = false;
-		e->in_database = false;
-	}
+	if (found)
+		return slot->value;
+	e = palloc(sizeof(PerfoptStatEntry));
+	e->relid = relid;
+	e->found = false;
+	e->in_database = false;
+	slot->value = e;
 	return e;
 }
 
@@ -122,7 +122,7 @@ perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid)
 static void
 keep_wanted(PgStat_HashKey *key, PgStat_StatTabEntry *stats, void *arg)
 {
-	PerfoptStatEntry *e = hash_search((HTAB *) arg, &key->objoid, HASH_FIND, NULL);
+	PerfoptStatEntry *e = oidmap_get((oidmap_hash *) arg, key->objoid);
 	bool		in_database = key->dboid == MyDatabaseId;
 
 	if (e == NULL || (e->found && e->in_database && !in_database))
@@ -135,9 +135,9 @@ keep_wanted(PgStat_HashKey *key, PgStat_StatTabEntry *stats, void *arg)
 void
 perfopt_stat_pass_run(PerfoptStatPass *pass)
 {
-	if (hash_get_num_entries(pass->entries) < STAT_PASS_MIN_RELATIONS || !stat_pass_exact())
+	if (pass->wanted->members < STAT_PASS_MIN_RELATIONS || !stat_pass_exact())
 		return;
-	stat_pass_scan(keep_wanted, pass->entries);
+	stat_pass_scan(keep_wanted, pass->wanted);
 	pass->done = true;
 }
 
@@ -158,20 +158,33 @@ perfopt_stat_pass_get(PerfoptStatPass *pass, PerfoptStatEntry *wanted)
  * ----------------------------------------------------------------
  */
 
+/* In a simplehash of its own (see common/oid_map.h): the counts in its slots */
 typedef struct ScanCount
 {
 	Oid			relid;			/* the hash key */
+	char		status;			/* simplehash's */
 	bool		in_database;
 	PgStat_Counter scans;
 	uint64		changes;		/* perfopt_relation_changes() */
 } ScanCount;
+
+#define SH_PREFIX scans
+#define SH_ELEMENT_TYPE ScanCount
+#define SH_KEY_TYPE Oid
+#define SH_KEY relid
+#define SH_HASH_KEY(tb, key) murmurhash32(key)
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 static void
 keep_scans(PgStat_HashKey *key, PgStat_StatTabEntry *stats, void *arg)
 {
 	bool		found;
 	bool		in_database = key->dboid == MyDatabaseId;
-	ScanCount  *s = hash_search((HTAB *) arg, &key->objoid, HASH_ENTER, &found);
+	ScanCount  *s = scans_insert((scans_hash *) arg, key->objoid, &found);
 
 	if (found && s->in_database && !in_database)
 		return;
@@ -188,20 +201,15 @@ keep_scans(PgStat_HashKey *key, PgStat_StatTabEntry *stats, void *arg)
  * not reach them: a transaction that calls it sees the counts of its pass
  * until it ends.
  */
-static HTAB *xact_scans = NULL;
+static scans_hash *xact_scans = NULL;
 static LocalTransactionId xact_scans_lxid = InvalidLocalTransactionId;
 
 /* Every relation's count in one pass, in cxt */
-static HTAB *
+static scans_hash *
 scan_counts(MemoryContext cxt)
 {
-	HASHCTL		info;
-	HTAB	   *scans;
+	scans_hash *scans = scans_create(cxt, 1024, NULL);
 
-	info.keysize = sizeof(Oid);
-	info.entrysize = sizeof(ScanCount);
-	info.hcxt = cxt;
-	scans = hash_create("perfopt relation scans", 1024, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	stat_pass_scan(keep_scans, scans);
 	return scans;
 }
@@ -219,7 +227,7 @@ perfopt_stat_pass_changes(Oid relid, uint64 *changes)
 	if (pgstat_fetch_consistency != PGSTAT_FETCH_CONSISTENCY_CACHE ||
 		xact_scans == NULL || xact_scans_lxid != MyProc->lxid)
 		return false;
-	s = hash_search(xact_scans, &relid, HASH_FIND, NULL);
+	s = scans_lookup(xact_scans, relid);
 	*changes = s != NULL ? s->changes : 0;
 	return true;
 }
@@ -237,7 +245,7 @@ perfopt_stat_pass_changes(Oid relid, uint64 *changes)
 int64
 perfopt_relation_scans(FmgrInfo *flinfo, Oid relid)
 {
-	HTAB	   *scans = (HTAB *) flinfo->fn_extra;
+	scans_hash *scans = (scans_hash *) flinfo->fn_extra;
 	PgStat_StatTabEntry *stats;
 
 	if (scans == NULL && pgstat_fetch_consistency == PGSTAT_FETCH_CONSISTENCY_CACHE &&
@@ -260,7 +268,7 @@ perfopt_relation_scans(FmgrInfo *flinfo, Oid relid)
 	}
 	if (scans != NULL)
 	{
-		ScanCount  *s = hash_search(scans, &relid, HASH_FIND, NULL);
+		ScanCount  *s = scans_lookup(scans, relid);
 
 		return s != NULL ? s->scans : 0;
 	}

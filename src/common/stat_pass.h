@@ -26,11 +26,11 @@ typedef struct PerfoptStatEntry PerfoptStatEntry;
  */
 typedef struct PerfoptStatPass
 {
-	HTAB	   *entries;		/* PerfoptStatEntry by relation OID */
+	struct oidmap_hash *wanted; /* PerfoptStatEntry by relation OID */
 	bool		done;			/* the entries were filled by a pass */
 } PerfoptStatPass;
 
-extern void perfopt_stat_pass_init(PerfoptStatPass *pass, const char *name, long size);
+extern void perfopt_stat_pass_init(PerfoptStatPass *pass, long size);
 extern PerfoptStatEntry *perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid);
 extern void perfopt_stat_pass_run(PerfoptStatPass *pass);
 extern PgStat_StatTabEntry *perfopt_stat_pass_get(PerfoptStatPass *pass, PerfoptStatEntry *wanted);

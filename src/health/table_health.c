@@ -75,6 +75,7 @@
 
 #include "common/catalog.h"
 #include "common/clock.h"
+#include "common/oid_map.h"
 #include "common/stat_pass.h"
 #include "health/table_score.h"
 #include "metrics/table_state.h"
@@ -291,7 +292,7 @@ storage_bytes(StorageFacts *s, PgStat_StatTabEntry *stats)
 /* An index as read_table_facts finds it in pg_index, then in pg_class */
 typedef struct IndexRow
 {
-	Oid			indexrelid;		/* the hash key */
+	Oid			indexrelid;
 	Oid			indrelid;
 	bool		usable;			/* live and valid */
 	int			natts;
@@ -312,12 +313,6 @@ typedef struct SchemaName
 	char	   *quoted;			/* quote_ident(nspname) */
 } SchemaName;
 
-typedef struct TableByOid
-{
-	Oid			relid;			/* the hash key */
-	TableFacts *table;
-} TableByOid;
-
 /* What read_table_facts reads the catalogs into */
 typedef struct FactsReader
 {
@@ -325,7 +320,7 @@ typedef struct FactsReader
 	MemoryContext cxt;			/* of the tables' and indexes' facts */
 	MemoryContext work;			/* of the hashes */
 	List	   *tables;			/* TableFacts */
-	HTAB	   *byindex;		/* IndexRow by OID */
+	oidmap_hash *byindex;		/* IndexRow by OID */
 	HTAB	   *schemas;		/* SchemaName by OID */
 	/* autovacuum's settings, for the tables that do not set their own */
 	double		vacuum_threshold;
@@ -360,8 +355,14 @@ add_index_row(void *arg, HeapTuple tuple)
 {
 	FactsReader *r = arg;
 	Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
-	IndexRow   *row = hash_search(r->byindex, &index->indexrelid, HASH_ENTER, NULL);
+	bool		found;
+	OidMapEntry *entry = oidmap_insert(r->byindex, index->indexrelid, &found);
+	IndexRow   *row;
 
+	if (!found)
+		entry->value = MemoryContextAlloc(r->work, sizeof(IndexRow));
+	row = entry->value;
+	row->indexrelid = index->indexrelid;
 	row->indrelid = index->indrelid;
 	row->usable = index->indislive && index->indisvalid;
 	row->natts = Min(index->indkey.dim1, INDEX_MAX_KEYS);
@@ -378,13 +379,7 @@ add_index_row(void *arg, HeapTuple tuple)
 static void
 list_indexes(FactsReader *r)
 {
-	HASHCTL		ctl = {0};
-
-	ctl.keysize = sizeof(Oid);
-	ctl.entrysize = sizeof(IndexRow);
-	ctl.hcxt = r->work;
-	r->byindex = hash_create("perfopt table_health indexes by OID", OidIsValid(r->only) ? 16 : 4096, &ctl,
-							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	r->byindex = oidmap_create(r->work, OidIsValid(r->only) ? 16 : 4096, NULL);
 	perfopt_scan_catalog(IndexRelationId, IndexIndrelidIndexId, Anum_pg_index_indrelid, r->only,
 						 add_index_row, r);
 }
@@ -429,7 +424,7 @@ add_class_row(void *arg, HeapTuple tuple)
 		IndexRow   *row;
 
 		if (c->relnamespace != PG_TOAST_NAMESPACE &&
-			(row = hash_search(r->byindex, &c->oid, HASH_FIND, NULL)) != NULL && !row->in_class)
+			(row = oidmap_get(r->byindex, c->oid)) != NULL && !row->in_class)
 		{
 			row->in_class = true;
 			row->btree = c->relam == BTREE_AM_OID;
@@ -495,38 +490,30 @@ list_classes(FactsReader *r)
 static void
 want_statistics(FactsReader *r, PerfoptStatPass *pass)
 {
-	HASHCTL		ctl = {0};
-	HTAB	   *bytable;
-	HASH_SEQ_STATUS seq;
-	IndexRow   *row;
+	oidmap_hash *bytable = oidmap_create(r->work, Max(list_length(r->tables), 16), NULL);
+	oidmap_iterator it;
+	OidMapEntry *entry;
 	ListCell   *lc;
 
-	ctl.keysize = sizeof(Oid);
-	ctl.entrysize = sizeof(TableByOid);
-	ctl.hcxt = r->work;
-	bytable = hash_create("perfopt table_health tables by OID", Max(list_length(r->tables), 16), &ctl,
-						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	perfopt_stat_pass_init(pass, "perfopt table_health statistics",
-						   list_length(r->tables) + hash_get_num_entries(r->byindex));
+	perfopt_stat_pass_init(pass, list_length(r->tables) + r->byindex->members);
 	foreach(lc, r->tables)
 	{
 		TableFacts *t = lfirst(lc);
+		bool		found;
 
-		((TableByOid *) hash_search(bytable, &t->relid, HASH_ENTER, NULL))->table = t;
+		oidmap_insert(bytable, t->relid, &found)->value = t;
 		t->stat = perfopt_stat_pass_want(pass, t->relid);
 	}
-	hash_seq_init(&seq, r->byindex);
-	while ((row = hash_seq_search(&seq)) != NULL)
+	oidmap_start_iterate(r->byindex, &it);
+	while ((entry = oidmap_iterate(r->byindex, &it)) != NULL)
 	{
-		TableByOid *listed;
+		IndexRow   *row = entry->value;
 
-		if (!row->in_class ||
-			(listed = hash_search(bytable, &row->indrelid, HASH_FIND, NULL)) == NULL)
+		if (!row->in_class || (row->table = oidmap_get(bytable, row->indrelid)) == NULL)
 			continue;			/* gone, or an index of a table not listed */
-		row->table = listed->table;
 		row->stat = perfopt_stat_pass_want(pass, row->indexrelid);
 	}
-	hash_destroy(bytable);
+	oidmap_destroy(bytable);
 }
 
 /* The tables' counters and sizes, once the pass has run */
@@ -577,14 +564,15 @@ read_table_stats(FactsReader *r, PerfoptStatPass *pass)
 static void
 read_index_stats(FactsReader *r, PerfoptStatPass *pass)
 {
-	HASH_SEQ_STATUS seq;
-	IndexRow   *row;
+	oidmap_iterator it;
+	OidMapEntry *entry;
 	ListCell   *lc;
 	MemoryContext old = MemoryContextSwitchTo(r->cxt);
 
-	hash_seq_init(&seq, r->byindex);
-	while ((row = hash_seq_search(&seq)) != NULL)
+	oidmap_start_iterate(r->byindex, &it);
+	while ((entry = oidmap_iterate(r->byindex, &it)) != NULL)
 	{
+		IndexRow   *row = entry->value;
 		PgStat_StatTabEntry *stats;
 		IndexFacts *x;
 
@@ -640,7 +628,7 @@ may_read_column_stats(Oid relid, bool *whole_table)
 /* The columns of one table, gathered from pg_attribute in any order */
 typedef struct TableColumns
 {
-	Oid			relid;			/* the hash key */
+	Oid			relid;
 	TableFacts *table;
 	ColumnFacts *columns;
 	int			ncolumns;
@@ -662,7 +650,7 @@ add_column(void *byrel, HeapTuple tuple)
 	ColumnFacts *c;
 
 	if (a->attnum <= 0 || a->attisdropped ||
-		(tc = hash_search(byrel, &a->attrelid, HASH_FIND, NULL)) == NULL)
+		(tc = oidmap_get(byrel, a->attrelid)) == NULL)
 		return;
 	if (tc->ncolumns == tc->allocated)
 	{
@@ -693,7 +681,7 @@ add_statistics(void *byrel, HeapTuple tuple)
 	ColumnFacts *c;
 
 	if (st->stainherit ||
-		(tc = hash_search(byrel, &st->starelid, HASH_FIND, NULL)) == NULL ||
+		(tc = oidmap_get(byrel, st->starelid)) == NULL ||
 		tc->ncolumns == 0)
 		return;
 	key.attnum = st->staattnum;
@@ -752,38 +740,36 @@ read_columns(List *tables)
 											  "perfopt table_health columns",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	HASHCTL		ctl = {0};
-	HTAB	   *byrel;
-	HASH_SEQ_STATUS seq;
+	oidmap_hash *byrel = oidmap_create(cxt, Max(list_length(tables), 16), NULL);
+	oidmap_iterator it;
+	OidMapEntry *entry;
 	TableColumns *tc;
 	ListCell   *lc;
 	bool		found;
 
-	ctl.keysize = sizeof(Oid);
-	ctl.entrysize = sizeof(TableColumns);
-	ctl.hcxt = cxt;
-	byrel = hash_create("perfopt table_health columns by table", Max(list_length(tables), 16), &ctl,
-						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	foreach(lc, tables)
 	{
 		TableFacts *t = lfirst(lc);
 
 		if (t->pages > 0 || t->live + t->dead > 0)
 		{
-			tc = hash_search(byrel, &t->relid, HASH_ENTER, &found);
+			tc = palloc(sizeof(TableColumns));
+			tc->relid = t->relid;
 			tc->table = t;
 			tc->columns = NULL;
 			tc->ncolumns = tc->allocated = 0;
+			oidmap_insert(byrel, t->relid, &found)->value = tc;
 		}
 	}
 
-	if (hash_get_num_entries(byrel) > 0)
+	if (byrel->members > 0)
 	{
 		perfopt_read_catalog_rows(byrel, AttributeRelationId, AttributeRelidNumIndexId, Anum_pg_attribute_attrelid,
 								  add_column, byrel);
-		hash_seq_init(&seq, byrel);
-		while ((tc = hash_seq_search(&seq)) != NULL)
+		oidmap_start_iterate(byrel, &it);
+		while ((entry = oidmap_iterate(byrel, &it)) != NULL)
 		{
+			tc = entry->value;
 			if (tc->ncolumns > 1)
 				qsort(tc->columns, tc->ncolumns, sizeof(ColumnFacts), column_attnum_cmp);
 		}
@@ -792,12 +778,13 @@ read_columns(List *tables)
 	}
 
 	/* the widths pg_stats shows the caller, else the defaults */
-	hash_seq_init(&seq, byrel);
-	while ((tc = hash_seq_search(&seq)) != NULL)
+	oidmap_start_iterate(byrel, &it);
+	while ((entry = oidmap_iterate(byrel, &it)) != NULL)
 	{
 		bool		whole_table = false;
 		bool		stats_visible = false;
 
+		tc = entry->value;
 		if (tc->ncolumns == 0)
 			continue;
 		/* the privileges matter only where there are statistics to show */

@@ -37,6 +37,13 @@
 # BI tool's) has its catalog caches warm: the held-out phase is timed so too.
 # SETTINGS adds lines to the cluster's postgresql.conf (for instance
 # SETTINGS='perfopt.table_state_max = 300000').
+# BASELINE=<git revision> also times, on the held-out database, the calls
+# that read every table under the build of that revision (git archive,
+# built and installed into BASELINE_STAGE, default
+# $PERFOPT_STAGE-baseline) and under this one, the server restarted with
+# each in turn, RUNS rounds: each build's medians and the median of the
+# rounds' ratios, this build over the baseline's.  The revision must have
+# the same install script (the same SQL objects) as this tree.
 # Run as root; it starts and removes its own cluster (KEEP=1 leaves it running
 # and prints how to reach it).
 set -euo pipefail
@@ -53,6 +60,12 @@ BIG_ROWS=20000
 require_root
 install_packages
 build_and_install "$top"
+BASELINE=${BASELINE:-}
+BASELINE_STAGE=${BASELINE_STAGE:-${PERFOPT_STAGE:-/tmp/perfopt-stage}-baseline}
+if [ -n "$BASELINE" ]; then
+    . "$top/test/bench/bench_lib.sh"
+    build_baseline "$top" "$BASELINE" "$BASELINE_STAGE"
+fi
 
 dir=$(postgres_tempdir scale)
 if [ -z "${KEEP:-}" ]; then
@@ -288,6 +301,50 @@ phase "held out: the same with a row in every table, analyzed"
 # catalog caches hold the names and the catalogs' pages are mapped.
 echo "== held out, each call in a session that ran it once before (a pooled connection's)"
 WARM=1 time_calls "${catalog_calls[@]}" "$tables_names" "${parts[@]}"
+
+# With BASELINE: the same database under the baseline's build and this one,
+# the server restarted with each in turn (a restart empties the sizes kept
+# in shared memory: a sample after it, as the metrics worker takes); each
+# call in a fresh session and in one that ran it before
+if [ -n "$BASELINE" ]; then
+    declare -A build_bin=([baseline]=$BASELINE_STAGE/usr/lib/postgresql/15/bin [this]=$PG_BIN)
+    ab_calls=(
+        "table_health|SELECT * FROM perfopt.table_health"
+        "(counted) (f, NULL, f)|SELECT count(*) FROM perfopt.table_health(false, NULL, false)"
+        "(counted) drop candidates|SELECT count(*) FROM perfopt.index_drop_candidates"
+        "(drop suspects)|SELECT count(*) FROM perfopt.index_drop_suspects()"
+        "health()|SELECT * FROM perfopt.health()"
+    )
+    rm -f "$dir"/ab_*
+    for _ in $(seq "$RUNS"); do
+        for b in baseline this; do
+            as_postgres pg_ctl -D "$dir/data" -m fast -w stop >/dev/null
+            PG_BIN=${build_bin[$b]} as_postgres pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null \
+                || { cat "$dir/server.log" >&2; die "the server did not start with the $b build"; }
+            q -c "SELECT perfopt.sample_metrics()" >/dev/null
+            for i in "${!ab_calls[@]}"; do
+                IFS='|' read -r _ call <<< "${ab_calls[$i]}"
+                read -r t _ <<< "$(timed "$call")"
+                echo "$t" >> "$dir/ab_${b}_fresh_$i"
+                read -r t _ <<< "$(WARM=1 timed "$call")"
+                echo "$t" >> "$dir/ab_${b}_pooled_$i"
+            done
+        done
+    done
+    echo "== held out, the baseline's build ($(git -C "$top" log -1 --format=%h "$BASELINE")) and this one, restarted with each in turn, $RUNS rounds"
+    printf '%-26s %-7s %12s %9s %8s\n' call session baseline_ms this_ms ratio
+    for i in "${!ab_calls[@]}"; do
+        IFS='|' read -r name _ <<< "${ab_calls[$i]}"
+        for kind in fresh pooled; do
+            paste "$dir/ab_this_${kind}_$i" "$dir/ab_baseline_${kind}_$i" | awk '{ print $1 / $2 }' > "$dir/ab_ratio"
+            printf '%-26s %-7s %12.1f %9.1f %8.3f\n' "$name" "$kind" "$(median < "$dir/ab_baseline_${kind}_$i")" \
+                "$(median < "$dir/ab_this_${kind}_$i")" "$(median < "$dir/ab_ratio")"
+        done
+    done
+    # back to this build for the phases below
+    as_postgres pg_ctl -D "$dir/data" -m fast -w stop >/dev/null
+    as_postgres pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null || die "the server did not start"
+fi
 
 # Last, the same database after a statistics reset (pg_stat_reset(), or a
 # crash, which discards the statistics): no table has been read since, so
