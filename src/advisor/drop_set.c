@@ -52,6 +52,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "catalog/pg_index.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 
@@ -511,20 +512,34 @@ perfopt_index_drop_safe_set(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(array);
 }
 
-/* A table's indexes that start with the same key column (0: an expression) */
-typedef struct SuspectKey
-{
-	Oid			table;
-	int16		first_key;
-} SuspectKey;
-
+/*
+ * A table's indexes that start with the same key column (0: an
+ * expression), in a simplehash of their own (see common/oid_map.h): the
+ * groups sit in its slots, so a look-up reads one and the walk over them
+ * reads the slots in order
+ */
 typedef struct SuspectGroup
 {
-	SuspectKey	key;			/* the hash key */
-	int			indexes;
+	uint64		key;			/* the table's OID, then the first key column */
+	char		status;			/* simplehash's */
 	bool		invalid;		/* one is invalid */
 	bool		unscanned;		/* one is valid, not unique and never scanned */
+	int			indexes;
 } SuspectGroup;
+
+#define SUSPECT_KEY(table, first_key)	(((uint64) (table) << 16) | (uint16) (first_key))
+#define SUSPECT_TABLE(key)				((Oid) ((key) >> 16))
+
+#define SH_PREFIX groups
+#define SH_ELEMENT_TYPE SuspectGroup
+#define SH_KEY_TYPE uint64
+#define SH_KEY key
+#define SH_HASH_KEY(tb, key) hash_combine(murmurhash32(SUSPECT_TABLE(key)), (uint32) ((key) & 0xFFFF))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 /* A valid unique index and its table */
 typedef struct UniqueIndex
@@ -565,8 +580,8 @@ add_inheriting(void *arg, HeapTuple tuple)
 static oidmap_hash *
 suspect_tables(FmgrInfo *flinfo)
 {
-	HASHCTL		ctl = {0};
-	HTAB	   *groups;
+	groups_hash *groups;
+	groups_iterator it;
 	oidmap_hash *index_scanned;
 	oidmap_hash *partitioned;
 	oidmap_hash *attached;
@@ -575,17 +590,12 @@ suspect_tables(FmgrInfo *flinfo)
 	UniqueIndex *uniques;
 	int			nuniques = 0;
 	int			maxuniques = 1024;
-	HASH_SEQ_STATUS seq;
 	SuspectGroup *g;
 	Relation	rel;
 	SysScanDesc scan;
 	HeapTuple	tuple;
 
-	ctl.keysize = sizeof(SuspectKey);
-	ctl.entrysize = sizeof(SuspectGroup);
-	ctl.hcxt = CurrentMemoryContext;
-	groups = hash_create("perfopt drop suspects by first key", 1024, &ctl,
-						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	groups = groups_create(CurrentMemoryContext, 1024, NULL);
 	index_scanned = oidmap_create(CurrentMemoryContext, 256, NULL);
 	unresolved = oidmap_create(CurrentMemoryContext, 256, NULL);
 	tables = oidmap_create(CurrentMemoryContext, 256, NULL);
@@ -617,13 +627,11 @@ suspect_tables(FmgrInfo *flinfo)
 	while ((tuple = systable_getnext(scan)) != NULL)
 	{
 		Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
-		SuspectKey	key;
 		bool		found;
 
-		memset(&key, 0, sizeof(key));	/* the padding is hashed too */
-		key.table = index->indrelid;
-		key.first_key = index->indnkeyatts > 0 ? index->indkey.values[0] : 0;
-		g = hash_search(groups, &key, HASH_ENTER, &found);
+		g = groups_insert(groups, SUSPECT_KEY(index->indrelid,
+											  index->indnkeyatts > 0 ? index->indkey.values[0] : 0),
+						  &found);
 		if (!found)
 		{
 			g->indexes = 0;
@@ -657,19 +665,21 @@ suspect_tables(FmgrInfo *flinfo)
 	 * non-unique index of it scanned, partitioned, or else a unique index of
 	 * it scanned
 	 */
-	hash_seq_init(&seq, groups);
-	while ((g = hash_seq_search(&seq)) != NULL)
+	groups_start_iterate(groups, &it);
+	while ((g = groups_iterate(groups, &it)) != NULL)
 	{
+		Oid			table = SUSPECT_TABLE(g->key);
+
 		if (g->invalid || g->indexes > 1)
-			oidmap_add(tables, g->key.table);
+			oidmap_add(tables, table);
 		else if (g->unscanned)
 		{
-			if (oidmap_contains(index_scanned, g->key.table) ||
-				oidmap_contains(partitioned, g->key.table) ||
-				perfopt_relation_scans(flinfo, g->key.table) > 0)
-				oidmap_add(tables, g->key.table);
+			if (oidmap_contains(index_scanned, table) ||
+				oidmap_contains(partitioned, table) ||
+				perfopt_relation_scans(flinfo, table) > 0)
+				oidmap_add(tables, table);
 			else
-				oidmap_add(unresolved, g->key.table);
+				oidmap_add(unresolved, table);
 		}
 	}
 	if (unresolved->members > 0)
@@ -681,7 +691,7 @@ suspect_tables(FmgrInfo *flinfo)
 				oidmap_add(tables, uniques[i].table);
 		}
 	}
-	hash_destroy(groups);
+	groups_destroy(groups);
 	oidmap_destroy(index_scanned);
 	oidmap_destroy(partitioned);
 	oidmap_destroy(attached);

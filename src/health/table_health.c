@@ -321,6 +321,7 @@ typedef struct FactsReader
 	MemoryContext work;			/* of the hashes */
 	List	   *tables;			/* TableFacts */
 	oidmap_hash *byindex;		/* IndexRow by OID */
+	List	   *index_rows;		/* the same IndexRows, in pg_index's order */
 	HTAB	   *schemas;		/* SchemaName by OID */
 	/* autovacuum's settings, for the tables that do not set their own */
 	double		vacuum_threshold;
@@ -360,7 +361,13 @@ add_index_row(void *arg, HeapTuple tuple)
 	IndexRow   *row;
 
 	if (!found)
-		entry->value = MemoryContextAlloc(r->work, sizeof(IndexRow));
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->work);
+
+		entry->value = palloc(sizeof(IndexRow));
+		r->index_rows = lappend(r->index_rows, entry->value);
+		MemoryContextSwitchTo(old);
+	}
 	row = entry->value;
 	row->indexrelid = index->indexrelid;
 	row->indrelid = index->indrelid;
@@ -491,8 +498,6 @@ static void
 want_statistics(FactsReader *r, PerfoptStatPass *pass)
 {
 	oidmap_hash *bytable = oidmap_create(r->work, Max(list_length(r->tables), 16), NULL);
-	oidmap_iterator it;
-	OidMapEntry *entry;
 	ListCell   *lc;
 
 	perfopt_stat_pass_init(pass, list_length(r->tables) + r->byindex->members);
@@ -504,10 +509,9 @@ want_statistics(FactsReader *r, PerfoptStatPass *pass)
 		oidmap_insert(bytable, t->relid, &found)->value = t;
 		t->stat = perfopt_stat_pass_want(pass, t->relid);
 	}
-	oidmap_start_iterate(r->byindex, &it);
-	while ((entry = oidmap_iterate(r->byindex, &it)) != NULL)
+	foreach(lc, r->index_rows)
 	{
-		IndexRow   *row = entry->value;
+		IndexRow   *row = lfirst(lc);
 
 		if (!row->in_class || (row->table = oidmap_get(bytable, row->indrelid)) == NULL)
 			continue;			/* gone, or an index of a table not listed */
@@ -564,15 +568,12 @@ read_table_stats(FactsReader *r, PerfoptStatPass *pass)
 static void
 read_index_stats(FactsReader *r, PerfoptStatPass *pass)
 {
-	oidmap_iterator it;
-	OidMapEntry *entry;
 	ListCell   *lc;
 	MemoryContext old = MemoryContextSwitchTo(r->cxt);
 
-	oidmap_start_iterate(r->byindex, &it);
-	while ((entry = oidmap_iterate(r->byindex, &it)) != NULL)
+	foreach(lc, r->index_rows)
 	{
-		IndexRow   *row = entry->value;
+		IndexRow   *row = lfirst(lc);
 		PgStat_StatTabEntry *stats;
 		IndexFacts *x;
 
