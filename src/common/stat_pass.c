@@ -45,12 +45,18 @@ PG_FUNCTION_INFO_V1(perfopt_relation_scans_sql);
 /* Below this many relations, a look-up each costs less than a pass */
 #define STAT_PASS_MIN_RELATIONS		1000
 
+/* Entries and copies go in arrays of this many, not a palloc chunk each */
+#define STAT_PASS_BLOCK				1024
+
 struct PerfoptStatEntry
 {
 	Oid			relid;
 	bool		found;
 	bool		in_database;	/* found under this database, not shared */
-	PgStat_StatTabEntry stats;
+	bool		whole;			/* the entry is wanted, not only its counts */
+	PgStat_Counter numscans;
+	uint64		changes;		/* perfopt_relation_changes() */
+	PgStat_StatTabEntry *stats; /* the copy of the entry, when whole */
 };
 
 /* Would a pass read what pgstat_fetch_stat_tabentry reads now? */
@@ -98,22 +104,60 @@ perfopt_stat_pass_init(PerfoptStatPass *pass, long size)
 {
 	pass->wanted = oidmap_create(CurrentMemoryContext, Max(size, 16), NULL);
 	pass->done = false;
+	pass->free_entries = NULL;
+	pass->nfree_entries = 0;
+	pass->free_stats = NULL;
+	pass->nfree_stats = 0;
 }
 
-/* The relation's place in the pass, for perfopt_stat_pass_get */
+/* Room for the copy of a relation's whole entry */
+static PgStat_StatTabEntry *
+stat_pass_copy_room(PerfoptStatPass *pass)
+{
+	if (pass->nfree_stats == 0)
+	{
+		pass->free_stats = palloc(STAT_PASS_BLOCK * sizeof(PgStat_StatTabEntry));
+		pass->nfree_stats = STAT_PASS_BLOCK;
+	}
+	pass->nfree_stats--;
+	return pass->free_stats++;
+}
+
+/*
+ * The relation's place in the pass, for perfopt_stat_pass_get (whole) or
+ * perfopt_stat_pass_counts; in the current memory context
+ */
 PerfoptStatEntry *
-perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid)
+perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid, bool whole)
 {
 	bool		found;
 	OidMapEntry *slot = oidmap_insert(pass->wanted, relid, &found);
 	PerfoptStatEntry *e;
 
 	if (found)
-		return slot->value;
-	e = palloc(sizeof(PerfoptStatEntry));
+	{
+		e = slot->value;
+		if (whole && !e->whole)
+		{
+			e->whole = true;
+			e->stats = stat_pass_copy_room(pass);
+		}
+		return e;
+	}
+	if (pass->nfree_entries == 0)
+	{
+		pass->free_entries = palloc(STAT_PASS_BLOCK * sizeof(PerfoptStatEntry));
+		pass->nfree_entries = STAT_PASS_BLOCK;
+	}
+	e = pass->free_entries++;
+	pass->nfree_entries--;
 	e->relid = relid;
 	e->found = false;
 	e->in_database = false;
+	e->whole = whole;
+	e->numscans = 0;
+	e->changes = 0;
+	e->stats = whole ? stat_pass_copy_room(pass) : NULL;
 	slot->value = e;
 	return e;
 }
@@ -129,7 +173,13 @@ keep_wanted(PgStat_HashKey *key, PgStat_StatTabEntry *stats, void *arg)
 		return;
 	e->found = true;
 	e->in_database = in_database;
-	memcpy(&e->stats, stats, sizeof(PgStat_StatTabEntry));
+	if (e->whole)
+		memcpy(e->stats, stats, sizeof(PgStat_StatTabEntry));
+	else
+	{
+		e->numscans = stats->numscans;
+		e->changes = perfopt_relation_changes(stats);
+	}
 }
 
 void
@@ -142,15 +192,41 @@ perfopt_stat_pass_run(PerfoptStatPass *pass)
 }
 
 /*
- * The statistics entry of a relation wanted (by its place, so that no
+ * The statistics entry of a relation wanted whole (by its place, so that no
  * look-up finds it again), NULL when it has none: pgstat_fetch_stat_tabentry
  */
 PgStat_StatTabEntry *
 perfopt_stat_pass_get(PerfoptStatPass *pass, PerfoptStatEntry *wanted)
 {
+	Assert(wanted->whole);
 	if (!pass->done)
 		return pgstat_fetch_stat_tabentry(wanted->relid);
-	return wanted->found ? &wanted->stats : NULL;
+	return wanted->found ? wanted->stats : NULL;
+}
+
+/*
+ * The scans of a relation wanted and its change counter
+ * (perfopt_relation_changes); false, and zeros, when it has no entry
+ */
+bool
+perfopt_stat_pass_counts(PerfoptStatPass *pass, PerfoptStatEntry *wanted,
+						 int64 *numscans, uint64 *changes)
+{
+	PgStat_StatTabEntry *stats = NULL;
+
+	if (!pass->done)
+		stats = pgstat_fetch_stat_tabentry(wanted->relid);
+	else if (wanted->found && wanted->whole)
+		stats = wanted->stats;
+	else if (wanted->found)
+	{
+		*numscans = wanted->numscans;
+		*changes = wanted->changes;
+		return true;
+	}
+	*numscans = stats != NULL ? stats->numscans : 0;
+	*changes = perfopt_relation_changes(stats);
+	return stats != NULL;
 }
 
 /* ----------------------------------------------------------------

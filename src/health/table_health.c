@@ -283,10 +283,10 @@ table_facts_find(List *tables, ListCell **next, Oid relid)
  * statistics have not changed since (table_state.c), else its files
  */
 static double
-storage_bytes(StorageFacts *s, PgStat_StatTabEntry *stats)
+storage_bytes(StorageFacts *s, uint64 changes)
 {
 	return (double) perfopt_relation_bytes_fresh(s->relid, s->tablespace, s->filenode, s->persistence,
-												 s->namespace, s->shared, perfopt_relation_changes(stats));
+												 s->namespace, s->shared, changes);
 }
 
 /* An index as read_table_facts finds it in pg_index, then in pg_class */
@@ -313,6 +313,9 @@ typedef struct SchemaName
 	char	   *quoted;			/* quote_ident(nspname) */
 } SchemaName;
 
+/* The tables' facts are allocated this many at a time */
+#define TABLE_FACTS_BLOCK	256
+
 /* What read_table_facts reads the catalogs into */
 typedef struct FactsReader
 {
@@ -322,6 +325,8 @@ typedef struct FactsReader
 	List	   *tables;			/* TableFacts */
 	oidmap_hash *byindex;		/* IndexRow by OID */
 	List	   *index_rows;		/* the same IndexRows, in pg_index's order */
+	TableFacts *free_tables;	/* where the next tables' facts go ... */
+	int			nfree_tables;	/* ... room for this many */
 	HTAB	   *schemas;		/* SchemaName by OID */
 	/* autovacuum's settings, for the tables that do not set their own */
 	double		vacuum_threshold;
@@ -447,7 +452,14 @@ add_class_row(void *arg, HeapTuple tuple)
 		return;
 
 	old = MemoryContextSwitchTo(r->cxt);
-	t = palloc0(sizeof(TableFacts));
+	/* in arrays: a palloc chunk each took 512 bytes for 312 */
+	if (r->nfree_tables == 0)
+	{
+		r->nfree_tables = OidIsValid(r->only) ? 1 : TABLE_FACTS_BLOCK;
+		r->free_tables = palloc0(r->nfree_tables * sizeof(TableFacts));
+	}
+	t = r->free_tables++;
+	r->nfree_tables--;
 	t->relid = c->oid;
 	t->name = psprintf("%s.%s", schema->quoted, quote_identifier(NameStr(c->relname)));
 	perfopt_storage_facts_of(c, &t->storage);
@@ -507,7 +519,7 @@ want_statistics(FactsReader *r, PerfoptStatPass *pass)
 		bool		found;
 
 		oidmap_insert(bytable, t->relid, &found)->value = t;
-		t->stat = perfopt_stat_pass_want(pass, t->relid);
+		t->stat = perfopt_stat_pass_want(pass, t->relid, true);
 	}
 	foreach(lc, r->index_rows)
 	{
@@ -515,7 +527,7 @@ want_statistics(FactsReader *r, PerfoptStatPass *pass)
 
 		if (!row->in_class || (row->table = oidmap_get(bytable, row->indrelid)) == NULL)
 			continue;			/* gone, or an index of a table not listed */
-		row->stat = perfopt_stat_pass_want(pass, row->indexrelid);
+		row->stat = perfopt_stat_pass_want(pass, row->indexrelid, false);
 	}
 	oidmap_destroy(bytable);
 }
@@ -531,7 +543,7 @@ read_table_stats(FactsReader *r, PerfoptStatPass *pass)
 		TableFacts *t = lfirst(lc);
 		PgStat_StatTabEntry *stats = perfopt_stat_pass_get(pass, t->stat);
 
-		t->pages = storage_bytes(&t->storage, stats) / BLCKSZ;
+		t->pages = storage_bytes(&t->storage, perfopt_relation_changes(stats)) / BLCKSZ;
 		if (stats != NULL)
 		{
 			t->live = (double) stats->n_live_tuples;
@@ -574,19 +586,19 @@ read_index_stats(FactsReader *r, PerfoptStatPass *pass)
 	foreach(lc, r->index_rows)
 	{
 		IndexRow   *row = lfirst(lc);
-		PgStat_StatTabEntry *stats;
+		int64		scans;
+		uint64		changes;
 		IndexFacts *x;
 
 		if (row->table == NULL)
 			continue;
-		stats = perfopt_stat_pass_get(pass, row->stat);
-		if (stats != NULL)
-			row->table->idx_scan += (double) stats->numscans;
+		(void) perfopt_stat_pass_counts(pass, row->stat, &scans, &changes);
+		row->table->idx_scan += (double) scans;
 		if (!row->usable || !row->btree)
 			continue;
 		x = palloc0(sizeof(IndexFacts));
 		x->indexrelid = row->indexrelid;
-		x->bytes = storage_bytes(&row->storage, stats);
+		x->bytes = storage_bytes(&row->storage, changes);
 		x->natts = row->natts;
 		x->keys = palloc(Max(x->natts, 1) * sizeof(int16));
 		memcpy(x->keys, row->keys, x->natts * sizeof(int16));
