@@ -14,9 +14,11 @@
 #include <sys/stat.h>
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -367,16 +369,40 @@ scan_catalog(Relation catalog, Oid index_id, AttrNumber key_attno, Oid key,
 			 void (*add) (void *arg, HeapTuple tuple), void *arg)
 {
 	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
-	ScanKeyData scankey;
-	SysScanDesc scan;
 	HeapTuple	tuple;
 
 	if (OidIsValid(key))
+	{
+		ScanKeyData scankey;
+		SysScanDesc scan;
+
 		ScanKeyInit(&scankey, key_attno, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(key));
-	scan = systable_beginscan(catalog, index_id, OidIsValid(key), snapshot, OidIsValid(key) ? 1 : 0, &scankey);
-	while ((tuple = systable_getnext(scan)) != NULL)
-		add(arg, tuple);
-	systable_endscan(scan);
+		scan = systable_beginscan(catalog, index_id, true, snapshot, 1, &scankey);
+		while ((tuple = systable_getnext(scan)) != NULL)
+			add(arg, tuple);
+		systable_endscan(scan);
+	}
+	else
+	{
+		/*
+		 * The whole heap, as systable_beginscan() reads it without an index
+		 * (its strategy, no synchronized scan, the catalog snapshot when no
+		 * query's is active), but a tuple at a time: a slot's store for
+		 * each of pg_attribute's 220,000 rows at 10,000 tables cost 5% of
+		 * table_health's pass
+		 */
+		bool		registered = snapshot == NULL;
+		TableScanDesc scan;
+
+		if (registered)
+			snapshot = RegisterSnapshot(GetCatalogSnapshot(RelationGetRelid(catalog)));
+		scan = table_beginscan_strat(catalog, snapshot, 0, NULL, true, false);
+		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+			add(arg, tuple);
+		table_endscan(scan);
+		if (registered)
+			UnregisterSnapshot(snapshot);
+	}
 }
 
 /* scan_catalog, the catalog opened for it */

@@ -280,13 +280,19 @@ keep_scans(PgStat_HashKey *key, PgStat_StatTabEntry *stats, void *arg)
 static scans_hash *xact_scans = NULL;
 static LocalTransactionId xact_scans_lxid = InvalidLocalTransactionId;
 
-/* Every relation's count in one pass, in cxt */
+/*
+ * Every relation's count in one pass, in cxt; sized for as many as the
+ * backend's last pass found, so that a pass over 30,000 entries does not
+ * grow its table six times
+ */
 static scans_hash *
 scan_counts(MemoryContext cxt)
 {
-	scans_hash *scans = scans_create(cxt, 1024, NULL);
+	static uint32 last_members = 0;
+	scans_hash *scans = scans_create(cxt, Max(last_members, 1024), NULL);
 
 	stat_pass_scan(keep_scans, scans);
+	last_members = scans->members;
 	return scans;
 }
 

@@ -754,8 +754,7 @@ read_columns(List *tables)
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	oidmap_hash *byrel = oidmap_create(cxt, Max(list_length(tables), 16), NULL);
-	oidmap_iterator it;
-	OidMapEntry *entry;
+	List	   *holding = NIL;	/* the same TableColumns, in the tables' order */
 	TableColumns *tc;
 	ListCell   *lc;
 	bool		found;
@@ -772,6 +771,7 @@ read_columns(List *tables)
 			tc->columns = NULL;
 			tc->ncolumns = tc->allocated = 0;
 			oidmap_insert(byrel, t->relid, &found)->value = tc;
+			holding = lappend(holding, tc);
 		}
 	}
 
@@ -779,10 +779,9 @@ read_columns(List *tables)
 	{
 		perfopt_read_catalog_rows(byrel, AttributeRelationId, AttributeRelidNumIndexId, Anum_pg_attribute_attrelid,
 								  add_column, byrel);
-		oidmap_start_iterate(byrel, &it);
-		while ((entry = oidmap_iterate(byrel, &it)) != NULL)
+		foreach(lc, holding)
 		{
-			tc = entry->value;
+			tc = lfirst(lc);
 			if (tc->ncolumns > 1)
 				qsort(tc->columns, tc->ncolumns, sizeof(ColumnFacts), column_attnum_cmp);
 		}
@@ -790,14 +789,16 @@ read_columns(List *tables)
 								  Anum_pg_statistic_starelid, add_statistics, byrel);
 	}
 
-	/* the widths pg_stats shows the caller, else the defaults */
-	oidmap_start_iterate(byrel, &it);
-	while ((entry = oidmap_iterate(byrel, &it)) != NULL)
+	/*
+	 * the widths pg_stats shows the caller, else the defaults; in the
+	 * tables' order, which is nearly the order of their facts in memory
+	 */
+	foreach(lc, holding)
 	{
 		bool		whole_table = false;
 		bool		stats_visible = false;
 
-		tc = entry->value;
+		tc = lfirst(lc);
 		if (tc->ncolumns == 0)
 			continue;
 		/* the privileges matter only where there are statistics to show */
