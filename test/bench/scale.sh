@@ -42,7 +42,10 @@
 # built and installed into BASELINE_STAGE, default
 # $PERFOPT_STAGE-baseline) and under this one, the server restarted with
 # each in turn, RUNS rounds: each build's medians and the median of the
-# rounds' ratios, this build over the baseline's.  The revision must have
+# rounds' ratios, this build over the baseline's, and whether the views
+# give the same rows under both (an md5 of each one's sorted rows; of
+# table_health's but xid_age_pct, which every transaction moves).  The
+# revision must have
 # the same install script (the same SQL objects) as this tree.
 # Run as root; it starts and removes its own cluster (KEEP=1 leaves it running
 # and prints how to reach it).
@@ -315,6 +318,15 @@ if [ -n "$BASELINE" ]; then
         "(drop suspects)|SELECT count(*) FROM perfopt.index_drop_suspects()"
         "health()|SELECT * FROM perfopt.health()"
     )
+    # the rows, compared by an md5 of each view's sorted rows under each
+    # build (table_health's but xid_age_pct, which every transaction moves)
+    rows_sql="SELECT md5(string_agg(r, E'\\n' ORDER BY r)) FROM (SELECT ROW(table_name, health_score,
+                  est_bloat_pct, dead_tuple_pct, seq_scan_pct, cache_hit_pct, hot_update_pct, last_vacuum,
+                  last_analyze, issues, recommendations, index_bloat_pct, vacuum_due, analyze_due, size_bytes,
+                  measured, bloat_error_pct)::text FROM perfopt.table_health) s(r)
+              UNION ALL SELECT md5(string_agg(t::text, E'\\n' ORDER BY t::text)) FROM perfopt.index_drop_candidates t
+              UNION ALL SELECT md5(string_agg(t::text, E'\\n' ORDER BY t::text)) FROM perfopt.index_drop_suspect_indexes() t
+              UNION ALL SELECT md5(string_agg(t::text, E'\\n' ORDER BY t::text)) FROM perfopt.index_drop_suspects() t"
     rm -f "$dir"/ab_*
     for _ in $(seq "$RUNS"); do
         for b in baseline this; do
@@ -322,6 +334,7 @@ if [ -n "$BASELINE" ]; then
             PG_BIN=${build_bin[$b]} as_postgres pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null \
                 || { cat "$dir/server.log" >&2; die "the server did not start with the $b build"; }
             q -c "SELECT perfopt.sample_metrics()" >/dev/null
+            [ -f "$dir/ab_rows_$b" ] || q -At -c "$rows_sql" > "$dir/ab_rows_$b"
             for i in "${!ab_calls[@]}"; do
                 IFS='|' read -r _ call <<< "${ab_calls[$i]}"
                 read -r t _ <<< "$(timed "$call")"
@@ -332,6 +345,13 @@ if [ -n "$BASELINE" ]; then
         done
     done
     echo "== held out, the baseline's build ($(git -C "$top" log -1 --format=%h "$BASELINE")) and this one, restarted with each in turn, $RUNS rounds"
+    if cmp -s "$dir/ab_rows_baseline" "$dir/ab_rows_this"; then
+        echo "   rows: the same under both builds (table_health but xid_age_pct, index_drop_candidates,"
+        echo "   index_drop_suspect_indexes(), index_drop_suspects(): md5 of the sorted rows)"
+    else
+        echo "   rows: NOT the same; md5 of table_health, index_drop_candidates, the suspects' indexes, the suspects:"
+        paste "$dir/ab_rows_baseline" "$dir/ab_rows_this" | sed 's/^/   baseline, this: /'
+    fi
     printf '%-26s %-7s %12s %9s %8s\n' call session baseline_ms this_ms ratio
     for i in "${!ab_calls[@]}"; do
         IFS='|' read -r name _ <<< "${ab_calls[$i]}"
