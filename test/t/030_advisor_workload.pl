@@ -6,17 +6,11 @@
 # pg_stat_statements' own figures, read after the calls they judge.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use PerfoptTest::Util qw(perfopt_node);
 
-my $node = PostgreSQL::Test::Cluster->new('advisor_workload');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'pg_stat_statements, perfopt'
-perfopt.redis_port = 1
-});
-$node->start;
+my $node = perfopt_node('advisor_workload');
 
 sub query { return $node->safe_psql('postgres', $_[0]); }
 
