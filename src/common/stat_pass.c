@@ -110,17 +110,28 @@ perfopt_stat_pass_init(PerfoptStatPass *pass, long size)
 	pass->nfree_stats = 0;
 }
 
+/* The next of an array of STAT_PASS_BLOCK elements, a new array when it is used up */
+static void *
+stat_pass_next(void **next, int *nfree, Size size)
+{
+	void	   *room;
+
+	if (*nfree == 0)
+	{
+		*next = palloc(STAT_PASS_BLOCK * size);
+		*nfree = STAT_PASS_BLOCK;
+	}
+	room = *next;
+	*next = (char *) room + size;
+	(*nfree)--;
+	return room;
+}
+
 /* Room for the copy of a relation's whole entry */
 static PgStat_StatTabEntry *
 stat_pass_copy_room(PerfoptStatPass *pass)
 {
-	if (pass->nfree_stats == 0)
-	{
-		pass->free_stats = palloc(STAT_PASS_BLOCK * sizeof(PgStat_StatTabEntry));
-		pass->nfree_stats = STAT_PASS_BLOCK;
-	}
-	pass->nfree_stats--;
-	return pass->free_stats++;
+	return stat_pass_next((void **) &pass->free_stats, &pass->nfree_stats, sizeof(PgStat_StatTabEntry));
 }
 
 /*
@@ -144,13 +155,7 @@ perfopt_stat_pass_want(PerfoptStatPass *pass, Oid relid, bool whole)
 		}
 		return e;
 	}
-	if (pass->nfree_entries == 0)
-	{
-		pass->free_entries = palloc(STAT_PASS_BLOCK * sizeof(PerfoptStatEntry));
-		pass->nfree_entries = STAT_PASS_BLOCK;
-	}
-	e = pass->free_entries++;
-	pass->nfree_entries--;
+	e = stat_pass_next((void **) &pass->free_entries, &pass->nfree_entries, sizeof(PerfoptStatEntry));
 	e->relid = relid;
 	e->found = false;
 	e->in_database = false;
