@@ -113,6 +113,43 @@ like(actions('big', 1), qr/rebuild/, 'a rebuild is recommended for a table that 
 like(actions('big', 1), qr/reindex/, 'and REINDEX CONCURRENTLY for its half-empty index');
 like(health('big', q{recommendations::text}, 1), qr/pg_repack/, 'naming the online tool');
 
+# 3b. A pooled session keeps the tables' columns between calls
+# (read_columns); a change to a table's columns, by another session or by
+# its own, must reach its next call: what it shows equals what a fresh
+# session shows, and differs from what it showed before the change
+$node->safe_psql('postgres', q{
+	CREATE TABLE kept_cols (id int, v int, note text);
+	INSERT INTO kept_cols SELECT g, g, 'n' FROM generate_series(1, 3000) g;
+	DELETE FROM kept_cols WHERE id % 2 = 0;
+	SELECT pg_stat_force_next_flush();});
+# half of it free space, which the row length the columns give measures
+$node->safe_psql('postgres', 'VACUUM ANALYZE kept_cols');
+$node->safe_psql('postgres', 'SELECT pg_stat_force_next_flush()');
+my $kept_sql = q{SELECT est_bloat_pct FROM perfopt.table_health(false, NULL, false)
+				  WHERE table_name = 'kept_cols'::regclass;};
+my $pooled = $node->background_psql('postgres');
+my $kept = sub { my $out = $pooled->query_safe($kept_sql); $out =~ s/\s+$//; return $out; };
+my $fresh = sub { return $node->safe_psql('postgres', $kept_sql); };
+my $before = $kept->();
+is($kept->(), $before, 'a pooled session: the same figure at its second call');
+for my $change (
+	[ 'another session adds a column', 'ALTER TABLE kept_cols ADD COLUMN wide text DEFAULT \'w\'' ],
+	[ 'another session drops a column', 'ALTER TABLE kept_cols DROP COLUMN note' ])
+{
+	my ($what, $ddl) = @$change;
+	$node->safe_psql('postgres', $ddl);
+	my $now = $fresh->();
+	isnt($now, $before, "$what: a fresh session's figure changes ($before, $now)");
+	is($kept->(), $now, "$what: the pooled session's next call shows it");
+	$before = $now;
+}
+my $in_xact = $pooled->query_safe(q{BEGIN; ALTER TABLE kept_cols ADD COLUMN pad bigint DEFAULT 0;}
+	. $kept_sql . 'ROLLBACK;');
+$in_xact =~ s/\s+$//;
+isnt($in_xact, $before, "its own uncommitted change: the figure changes in its transaction ($in_xact)");
+is($kept->(), $before, 'and after its rollback is the committed one again');
+$pooled->quit;
+
 # 4. pool_recommendation under four loads
 sub pool
 {
