@@ -411,6 +411,25 @@ first_groups(groups_hash *groups, double min_mean_ms, int limit, StatementGroup 
 }
 
 /*
+ * pg_stat_statements() materializes every entry, with its text, before the
+ * first row is read, in work_mem: some 4 MB at 10,000 entries, the default
+ * work_mem, so the rows went to a temporary file and back (a sixth of the
+ * drop candidates' time in a fresh session).  SPI then holds them all in
+ * memory anyway, so here, in the caller's GUC nest level, work_mem is at
+ * least a kilobyte per entry pg_stat_statements can hold.
+ */
+static void
+entries_in_memory(void)
+{
+	const char *max = GetConfigOption("pg_stat_statements.max", true, false);
+	long		kb = max != NULL ? strtol(max, NULL, 10) : 0;
+
+	if (kb > work_mem)
+		(void) set_config_option("work_mem", psprintf("%ld", Min(kb, (long) MAX_KILOBYTES)),
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
  * The entries of perfopt_pgss_statements' query, with perfopt's own
  * search_path, summed by queryid here: a window and two sorts in SQL over
  * every entry with its text cost as much again as reading them (36 against
@@ -430,6 +449,7 @@ read_statements(void *arg)
 	uint64		i;
 
 	SPI_connect();
+	entries_in_memory();
 	if (SPI_execute_with_args(request->sql, 2, argtypes, request->args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_statements");
 	desc = SPI_tuptable->tupdesc;

@@ -77,5 +77,31 @@ my $listed = query(q{
 	 WHERE query ~ '^SELECT count\(\*\) FROM w[0-9]+ WHERE'});
 is($listed, $expected, "slow_queries lists the statements most total time first ($expected)");
 
+# pg_stat_statements() materializes every entry before the first is read:
+# in the caller's work_mem they went to a temporary file and back.  The read
+# raises work_mem for itself only.  A few hundred statements' rows are more
+# than work_mem's least, 64 kB: the calls must write no temporary file, and
+# leave the session's work_mem as it was.
+query('SET pg_stat_statements.track = none; '
+	  . join('', map { "CREATE TABLE s$_ (id int);" } 1 .. 300));
+query(join('', map { "SELECT /* padding the text of the entry, padding the text of the entry */ id FROM s$_;\n" } 1 .. 300));
+sub temp_files
+{
+	return query(q{SELECT pg_stat_force_next_flush();
+		SELECT temp_files FROM pg_stat_database WHERE datname = current_database()});
+}
+my $entries = query(q{SELECT count(*) FROM pg_stat_statements});
+my $before = temp_files();
+# (slow_queries over a threshold no statement reaches: its own rows, a
+# result set, are the caller's to spill)
+my $after_calls = query(q{
+	SET work_mem = '64kB';
+	SET perfopt.slow_query_ms = 1000000;
+	SELECT count(*) FROM perfopt.slow_queries();
+	SELECT count(*) >= 0 FROM perfopt.recommend_indexes();
+	SHOW work_mem;});
+is($after_calls, "0\nt\n64kB", "slow_queries and recommend_indexes() at work_mem = 64kB, which they leave as it was");
+is(temp_files(), $before, "reading $entries entries wrote no temporary file");
+
 $node->stop;
 done_testing();
