@@ -648,6 +648,7 @@ typedef struct TableColumns
 	ColumnFacts *columns;
 	int			ncolumns;
 	int			allocated;
+	bool		read;			/* from pg_attribute in this call, not kept */
 } TableColumns;
 
 static int
@@ -912,6 +913,7 @@ read_columns(List *tables)
 			tc->table = t;
 			tc->columns = NULL;
 			tc->ncolumns = tc->allocated = 0;
+			tc->read = (k == NULL);
 			if (k != NULL)
 				columns_from_kept(tc, k);
 			else
@@ -928,16 +930,15 @@ read_columns(List *tables)
 	if (unknown != NULL)
 	{
 		ColumnsReader cr = {unknown, InvalidOid, NULL};
-		oidmap_iterator it;
-		OidMapEntry *entry;
 
 		perfopt_read_catalog_rows(unknown, AttributeRelationId, AttributeRelidNumIndexId, Anum_pg_attribute_attrelid,
 								  add_column, &cr);
 		/* kept unless an invalidation came while they were read */
-		oidmap_start_iterate(unknown, &it);
-		while ((entry = oidmap_iterate(unknown, &it)) != NULL)
+		foreach(lc, holding)
 		{
-			tc = entry->value;
+			tc = lfirst(lc);
+			if (!tc->read)
+				continue;
 			if (tc->ncolumns > 1)
 				qsort(tc->columns, tc->ncolumns, sizeof(ColumnFacts), column_attnum_cmp);
 			if (generation == kept_generation)
