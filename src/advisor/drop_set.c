@@ -1017,6 +1017,8 @@ perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
 	{
 		Datum		values[SUSPECT_INDEX_COLUMNS];
 		bool		nulls[SUSPECT_INDEX_COLUMNS];
+		Datum		row_values[Natts_pg_index];
+		bool		row_nulls[Natts_pg_index];
 		int			n = 0;
 		SchemaName *schema;
 		bool		found;
@@ -1035,8 +1037,16 @@ perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
 		}
 		if (!schema->exists)
 			continue;			/* its schema dropped since */
+		/*
+		 * the row deformed in one pass: a heap_getattr() of each column after
+		 * indkey walked the row from its start (nocachegetattr)
+		 */
+		heap_deform_tuple(x->index_row, index_desc, row_values, row_nulls);
 		for (int i = 0; i < lengthof(suspect_index_columns); i++, n++)
-			values[n] = heap_getattr(x->index_row, suspect_index_columns[i], index_desc, &nulls[n]);
+		{
+			values[n] = row_values[suspect_index_columns[i] - 1];
+			nulls[n] = row_nulls[suspect_index_columns[i] - 1];
+		}
 		values[n] = ObjectIdGetDatum(x->relam);
 		nulls[n++] = false;
 		values[n] = CharGetDatum(x->relkind);
