@@ -304,6 +304,10 @@ phase "held out: the same with a row in every table, analyzed"
 # catalog caches hold the names and the catalogs' pages are mapped.
 echo "== held out, each call in a session that ran it once before (a pooled connection's)"
 WARM=1 time_calls "${catalog_calls[@]}" "$tables_names" "${parts[@]}"
+# what a session keeps between calls: each table's columns (table_health.c)
+kept=$(q -At -c "SELECT count(*) FROM perfopt.table_health(false, NULL, false)" \
+            -c "SELECT total_bytes FROM pg_backend_memory_contexts WHERE name = 'perfopt table_health kept columns'" | tail -n 1)
+echo "   a session's kept columns after a call: ${kept:-0} bytes for $(q -At -c "SELECT count(*) FROM pg_stat_user_tables") tables"
 
 # With BASELINE: the same database under the baseline's build and this one,
 # the server restarted with each in turn (a restart empties the sizes kept
