@@ -774,12 +774,12 @@ index_key_widths(TableColumns *tc)
 /*
  * The columns of the tables read before, as pg_attribute holds them, kept
  * in the backend between calls: the pass over pg_attribute (220,000 rows at
- * 10,000 tables) was a sixth of a pooled connection's second call.  Every
+ * 10,000 tables) was a fifth of a pooled connection's second call.  Every
  * change to a table's rows in pg_attribute invalidates the table's relcache
  * entry (inval.c), and with it the table's columns here, as the relcache
  * forgets its tuple descriptor; what ANALYZE changes, the widths and null
- * fractions of pg_statistic, is read at every call.  A few bytes a column:
- * some 250 kB at 10,000 tables of four columns.
+ * fractions of pg_statistic, is read at every call.  Some 80 bytes a
+ * table of three columns (test/bench/scale.sh prints the context's size).
  */
 typedef struct KeptColumn
 {
