@@ -231,6 +231,11 @@ CREATE TABLE "Odd Schema"."Mixed Case" (id int)
           autovacuum_freeze_max_age = 100000);
 INSERT INTO "Odd Schema"."Mixed Case" SELECT generate_series(1, 20);
 DELETE FROM "Odd Schema"."Mixed Case" WHERE id <= 10;
+-- a name with a double quote and a backslash: JSON escapes both
+CREATE TABLE "Odd Schema"."say ""hi"" \ bye" (id int)
+    WITH (autovacuum_enabled = false, autovacuum_vacuum_threshold = 5, autovacuum_vacuum_scale_factor = 0);
+INSERT INTO "Odd Schema"."say ""hi"" \ bye" SELECT generate_series(1, 20);
+DELETE FROM "Odd Schema"."say ""hi"" \ bye" WHERE id <= 10;
 CREATE MATERIALIZED VIEW "Odd Schema".mv AS SELECT 1 AS one;
 SELECT pg_stat_force_next_flush();
 SELECT h.table_name,
@@ -241,7 +246,8 @@ SELECT h.table_name,
                                              current_setting('autovacuum_freeze_max_age'))::float8,
                                 100.0 * mxid_age(c.relminmxid) / current_setting('autovacuum_multixact_freeze_max_age')::float8)
            AS xid_age_by_its_setting,
-       r->>'statement' AS statement
+       r->>'statement' AS statement,
+       r->>'statement' = format('VACUUM (ANALYZE) %s;', h.table_name) AS statement_names_it
   FROM perfopt.table_health h
   JOIN pg_class c ON c.oid = h.table_name
   JOIN pg_stat_user_tables s ON s.relid = h.table_name
