@@ -65,7 +65,6 @@
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/guc.h"
-#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
