@@ -204,10 +204,13 @@ SELECT (SELECT est FROM width_seen WHERE who = 'superuser, the table alone') =
        (SELECT idx FROM width_seen WHERE who = 'width_id') AS rls_hides_the_key,
        (SELECT abs(est - (p.dead_tuple_percent + p.free_percent)) <= 10
           FROM width_seen, pgstattuple('width_test') p WHERE who = 'superuser') AS near_pgstattuple,
-       -- so the catalogs were read whole for every table (a look-up through
-       -- the index counted as a page, src/common/catalog.c)
-       (SELECT count(*) FROM pg_stat_user_tables WHERE n_live_tup > 0) >
-       greatest(pg_relation_size('pg_attribute'), pg_relation_size('pg_statistic')) / 8192 AS whole_catalogs_read;
+       -- so the catalogs were read whole for every table: their look-ups
+       -- would cost more (7 rows for a look-up and the rows it fetches,
+       -- against 14 for a page of a pass: src/common/catalog.c)
+       (SELECT 7 * count(*) + sum(c.relnatts + 6) >= 14 * pg_relation_size('pg_attribute') / 8192
+               AND 7 * count(*) + sum(c.relnatts) >= 14 * pg_relation_size('pg_statistic') / 8192
+          FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+         WHERE s.n_live_tup > 0) AS whole_catalogs_read;
 DROP TABLE width_test, width_seen;
 SET client_min_messages = warning;
 DROP SCHEMA width_many CASCADE;
@@ -392,8 +395,10 @@ RESET client_min_messages;
 -- Last, as it grows the catalogs: perfopt.index_drop_suspect_indexes()
 -- (index_drop_candidates.sql) with pg_index read through its index on the
 -- table and pg_class through its index on the OID, once 1,200 more indexes,
--- on tables that have nothing to drop, give pg_index more pages than there
--- are suspects: the same rows as the catalogs give
+-- on tables that have nothing to drop, give pg_index pages enough that the
+-- suspects' look-ups cost less (src/common/catalog.c: 7 rows for a look-up
+-- and about two indexes a table, against 14 for a page of a pass): the
+-- same rows as the catalogs give
 CREATE SCHEMA dsi_many;
 DO $$
 BEGIN
@@ -418,9 +423,9 @@ CREATE TEMP VIEW dsi_function AS
 SELECT (SELECT count(*) FROM dsi_function) > 0 AS some_indexes,
        NOT EXISTS (SELECT * FROM dsi_catalogs EXCEPT ALL SELECT * FROM dsi_function)
        AND NOT EXISTS (SELECT * FROM dsi_function EXCEPT ALL SELECT * FROM dsi_catalogs) AS same_as_the_catalogs,
-       (SELECT count(*) FROM perfopt.index_drop_suspects()) <
-       pg_relation_size('pg_index') / 8192 AS index_looked_up,
-       (SELECT count(*) FROM dsi_function) < pg_relation_size('pg_class') / 8192 AS class_looked_up;
+       (SELECT 9 * count(*) FROM perfopt.index_drop_suspects()) <
+       14 * pg_relation_size('pg_index') / 8192 AS index_looked_up,
+       (SELECT 8 * count(*) FROM dsi_function) < 14 * pg_relation_size('pg_class') / 8192 AS class_looked_up;
 DROP VIEW dsi_catalogs, dsi_function;
 SET client_min_messages = warning;
 DROP SCHEMA dsi_many CASCADE;

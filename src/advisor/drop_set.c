@@ -89,6 +89,13 @@ PG_FUNCTION_INFO_V1(perfopt_index_drop_suspect_indexes);
  */
 #define DROP_SET_NAMED_TABLES_PER_STATEMENT	10
 
+/*
+ * The indexes a table has, as the suspects' readers expect them: a key and
+ * one more.  Only an estimate, for the size of a map and for choosing
+ * between look-ups and a pass over pg_index (common/catalog.c).
+ */
+#define INDEXES_PER_TABLE	2
+
 typedef struct DropCandidate
 {
 	Oid			index;
@@ -908,7 +915,7 @@ tree_sums(SuspectIndex *x, Oid table, HTAB *parents, HTAB *table_reads, FmgrInfo
 	oidmap_start_iterate(tree, &it);
 	while ((relid = oidmap_iterate(tree, &it)) != NULL)
 		reads.reads += perfopt_relation_scans(flinfo, relid->oid);
-	perfopt_read_catalog_rows(tree, IndexRelationId, IndexIndrelidIndexId,
+	perfopt_read_catalog_rows(tree, INDEXES_PER_TABLE * tree->members, IndexRelationId, IndexIndrelidIndexId,
 							  Anum_pg_index_indrelid, add_tree_index_scans, &reads);
 	x->tree_reads = kept->reads = reads.reads;
 	oidmap_destroy(tree);
@@ -962,16 +969,16 @@ perfopt_index_drop_suspect_indexes(PG_FUNCTION_ARGS)
 	HTAB	   *table_reads = NULL;
 
 	reader.tables = suspect_tables(fcinfo->flinfo);
-	reader.indexes = oidmap_create(cxt, Max(2 * reader.tables->members, 16), NULL);
+	reader.indexes = oidmap_create(cxt, Max(INDEXES_PER_TABLE * reader.tables->members, 16), NULL);
 	ctl.keysize = sizeof(Oid);
 	ctl.hcxt = cxt;
 	if (reader.tables->members > 0)
 	{
-		perfopt_read_catalog_rows(reader.tables, IndexRelationId, IndexIndrelidIndexId,
-								  Anum_pg_index_indrelid, add_suspect_index, &reader);
+		perfopt_read_catalog_rows(reader.tables, INDEXES_PER_TABLE * reader.tables->members, IndexRelationId,
+								  IndexIndrelidIndexId, Anum_pg_index_indrelid, add_suspect_index, &reader);
 		if (reader.indexes->members > 0)
-			perfopt_read_catalog_rows(reader.indexes, RelationRelationId, ClassOidIndexId,
-									  Anum_pg_class_oid, add_suspect_index_class, &reader);
+			perfopt_read_catalog_rows(reader.indexes, reader.indexes->members, RelationRelationId,
+									  ClassOidIndexId, Anum_pg_class_oid, add_suspect_index_class, &reader);
 	}
 	rel = table_open(IndexRelationId, AccessShareLock);
 	index_desc = CreateTupleDescCopy(RelationGetDescr(rel));

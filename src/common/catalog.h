@@ -36,7 +36,7 @@ extern int64 perfopt_relation_bytes(Oid relid, Oid tablespace, Oid filenode, cha
 extern int64 perfopt_relation_bytes_of(Oid relid, bool *found);
 extern void perfopt_scan_catalog(Oid catalog_id, Oid index_id, AttrNumber key_attno, Oid key,
 								 void (*add) (void *arg, HeapTuple tuple), void *arg);
-extern void perfopt_read_catalog_rows(oidmap_hash *byrel, Oid catalog_id, Oid index_id, AttrNumber key_attno,
-									  void (*add) (void *arg, HeapTuple tuple), void *arg);
+extern void perfopt_read_catalog_rows(oidmap_hash *byrel, double rows, Oid catalog_id, Oid index_id,
+									  AttrNumber key_attno, void (*add) (void *arg, HeapTuple tuple), void *arg);
 
 #endif							/* PERFOPT_CATALOG_H */

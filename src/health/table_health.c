@@ -45,6 +45,7 @@
 #include "access/htup_details.h"
 #include "access/nbtree.h"
 #include "access/relation.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_attribute.h"
@@ -148,6 +149,7 @@ typedef struct TableFacts
 	StorageFacts storage;
 	double		reltuples;
 	double		relpages;
+	int			natts;			/* relnatts: its columns, dropped ones too */
 	PerfoptStatEntry *stat;		/* its place in the statistics pass */
 	/* filled as the table is assessed */
 	double		index_bytes;
@@ -466,6 +468,7 @@ add_class_row(void *arg, HeapTuple tuple)
 	perfopt_storage_facts_of(c, &t->storage);
 	t->reltuples = c->reltuples;
 	t->relpages = c->relpages;
+	t->natts = c->relnatts;
 	t->xid_age = DatumGetInt32(DirectFunctionCall1(xid_age, TransactionIdGetDatum(c->relfrozenxid)));
 	t->mxid_age = DatumGetInt32(DirectFunctionCall1(mxid_age, TransactionIdGetDatum(c->relminmxid)));
 	options = SysCacheGetAttr(RELOID, tuple, Anum_pg_class_reloptions, &no_options);
@@ -498,8 +501,8 @@ list_classes(FactsReader *r)
 	r->schemas = hash_create("perfopt table_health schemas", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	perfopt_scan_catalog(RelationRelationId, ClassOidIndexId, Anum_pg_class_oid, r->only, add_class_row, r);
 	if (OidIsValid(r->only))
-		perfopt_read_catalog_rows(r->byindex, RelationRelationId, ClassOidIndexId, Anum_pg_class_oid,
-								  add_class_row, r);
+		perfopt_read_catalog_rows(r->byindex, r->byindex->members, RelationRelationId, ClassOidIndexId,
+								  Anum_pg_class_oid, add_class_row, r);
 	list_sort(r->tables, table_facts_cmp);
 }
 
@@ -891,6 +894,8 @@ read_columns(List *tables)
 	oidmap_hash *kept;
 	uint64		generation;
 	List	   *holding = NIL;	/* the same TableColumns, in the tables' order */
+	double		attributes = 0; /* pg_attribute's rows of the tables in unknown */
+	double		statistics = 0; /* pg_statistic's, at most, of those in byrel */
 	TableColumns *tc;
 	ListCell   *lc;
 	bool		found;
@@ -920,8 +925,11 @@ read_columns(List *tables)
 				if (unknown == NULL)
 					unknown = oidmap_create(cxt, Max(list_length(tables), 16), NULL);
 				oidmap_insert(unknown, t->relid, &found)->value = tc;
+				/* with the system columns' rows */
+				attributes += t->natts - (FirstLowInvalidHeapAttributeNumber + 1);
 			}
 			oidmap_insert(byrel, t->relid, &found)->value = tc;
+			statistics += t->natts;
 			holding = lappend(holding, tc);
 		}
 	}
@@ -930,8 +938,8 @@ read_columns(List *tables)
 	{
 		ColumnsReader cr = {unknown, InvalidOid, NULL};
 
-		perfopt_read_catalog_rows(unknown, AttributeRelationId, AttributeRelidNumIndexId, Anum_pg_attribute_attrelid,
-								  add_column, &cr);
+		perfopt_read_catalog_rows(unknown, attributes, AttributeRelationId, AttributeRelidNumIndexId,
+								  Anum_pg_attribute_attrelid, add_column, &cr);
 		/* kept unless an invalidation came while they were read */
 		foreach(lc, holding)
 		{
@@ -948,7 +956,7 @@ read_columns(List *tables)
 	{
 		ColumnsReader cr = {byrel, InvalidOid, NULL};
 
-		perfopt_read_catalog_rows(byrel, StatisticRelationId, StatisticRelidAttnumInhIndexId,
+		perfopt_read_catalog_rows(byrel, statistics, StatisticRelationId, StatisticRelidAttnumInhIndexId,
 								  Anum_pg_statistic_starelid, add_statistics, &cr);
 	}
 
