@@ -147,7 +147,7 @@ COMMENT ON FUNCTION perfopt.index_drop_suspects() IS
 
 -- the indexes of those tables, with the columns of pg_index and pg_class the
 -- view reads: each catalog in one pass, or through its index for each table
--- and index, whichever reads fewer pages (src/advisor/drop_set.c)
+-- and index, whichever costs less (src/common/catalog.c)
 CREATE OR REPLACE FUNCTION perfopt.index_drop_suspect_indexes()
 RETURNS TABLE (
     indexrelid oid,

@@ -940,7 +940,7 @@ static const AttrNumber suspect_index_columns[] = {
  * (tree_sums).  Both catalogs
  * are read as the catalog caches read them, with the query's snapshot: in
  * one pass, or through their indexes for each table and each index,
- * whichever reads fewer pages (common/catalog.c).  The view joined pg_index
+ * whichever costs less (common/catalog.c).  The view joined pg_index
  * and pg_class itself, and its planner could only read both whole (a hash
  * join), or look each one up (a nested loop) also where every table is a
  * suspect, which was slower still: 20,000 indexes a look-up each.  The

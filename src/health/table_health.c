@@ -165,8 +165,8 @@ typedef struct TableFacts
  * A query of the tables, one pass over pg_class; their indexes from one
  * pass over pg_index and their pg_class rows; then pg_attribute and
  * pg_statistic for the columns of the tables that hold rows (each catalog
- * read whole, or through its index for each relation when that reads
- * fewer pages: read_catalog_rows).  The counters of the tables and their
+ * read whole, or through its index for each relation when that costs
+ * less: read_catalog_rows).  The counters of the tables and their
  * indexes come from one pass over the shared statistics (stat_pass.c; a
  * look-up each for a few), not from pg_stat_user_tables and
  * pg_statio_user_tables, which group every table's indexes twice, nor a
@@ -877,7 +877,7 @@ keep_columns(oidmap_hash *kept, TableColumns *tc)
  * null fraction pg_stats shows the caller.  pg_attribute and pg_statistic
  * are read as the catalog caches read them (so without their privileges:
  * pg_stats' are checked here), each in one pass or through its index for
- * each table, whichever reads fewer pages: a query filtering pg_attribute
+ * each table, whichever costs less: a query filtering pg_attribute
  * by a list of the tables and a cache look-up for each column cost 170 ms
  * at 10,000 tables of three columns.  pg_attribute is read only for the
  * tables whose columns are not kept from a call before.
