@@ -651,6 +651,7 @@ typedef struct TableColumns
 	int			ncolumns;
 	int			allocated;
 	bool		read;			/* from pg_attribute in this call, not kept */
+	bool		stats_kept;		/* its statistics too were kept */
 } TableColumns;
 
 static int
@@ -774,24 +775,33 @@ index_key_widths(TableColumns *tc)
 }
 
 /*
- * The columns of the tables read before, as pg_attribute holds them, kept
- * in the backend between calls: the pass over pg_attribute (220,000 rows at
- * 10,000 tables) was a fifth of a pooled connection's second call.  Every
- * change to a table's rows in pg_attribute invalidates the table's relcache
- * entry (inval.c), and with it the table's columns here, as the relcache
- * forgets its tuple descriptor; what ANALYZE changes, the widths and null
- * fractions of pg_statistic, is read at every call.  Some 80 bytes a
- * table of three columns (test/bench/scale.sh prints the context's size).
+ * The columns of the tables read before, as pg_attribute holds them, and
+ * their widths and null fractions, as pg_statistic holds them, kept in the
+ * backend between calls: the pass over pg_attribute (220,000 rows at 10,000
+ * tables) was a fifth of a pooled connection's second call, and the pass
+ * over pg_statistic grows with the columns (200,000 rows at 10,000 tables of
+ * 20 columns).  Every change to a table's rows in pg_attribute invalidates
+ * the table's relcache entry (inval.c), and with it the table's columns
+ * here, as the relcache forgets its tuple descriptor.  A change to
+ * pg_statistic invalidates only catalog-cache entries, by a hash of their
+ * keys: any of them forgets every table's statistics here (they are read
+ * again at the next call).  Some 100 bytes a table of three columns
+ * (test/bench/scale.sh prints the context's size).
  */
 typedef struct KeptColumn
 {
 	AttrNumber	attnum;
 	int16		attlen;
 	int16		align;			/* bytes */
+	bool		has_stats;		/* pg_statistic's row: the two below */
+	float4		stats_null_frac;
+	int32		stats_width;
 } KeptColumn;
 
 typedef struct KeptColumns
 {
+	uint64		stats_generation;	/* kept_stats_generation of the statistics
+									 * below, 0 for none */
 	int			ncolumns;
 	KeptColumn	columns[FLEXIBLE_ARRAY_MEMBER];
 } KeptColumns;
@@ -799,6 +809,7 @@ typedef struct KeptColumns
 static MemoryContext kept_cxt = NULL;
 static oidmap_hash *kept_columns = NULL;	/* KeptColumns by table OID */
 static uint64 kept_generation = 0;	/* invalidations seen */
+static uint64 kept_stats_generation = 1;	/* pg_statistic's, plus one */
 
 static void
 kept_columns_invalidate(Datum arg, Oid relid)
@@ -821,7 +832,14 @@ kept_columns_invalidate(Datum arg, Oid relid)
 	}
 }
 
-/* The map of kept columns, made (and the callback registered) once */
+/* A row of pg_statistic changed (or every one): forget all statistics kept */
+static void
+kept_statistics_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	kept_stats_generation++;
+}
+
+/* The map of kept columns, made (and the callbacks registered) once */
 static oidmap_hash *
 kept_columns_map(void)
 {
@@ -830,21 +848,56 @@ kept_columns_map(void)
 		kept_cxt = AllocSetContextCreate(CacheMemoryContext, "perfopt table_health kept columns",
 										 ALLOCSET_DEFAULT_SIZES);
 		CacheRegisterRelcacheCallback(kept_columns_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(STATRELATTINH, kept_statistics_invalidate, (Datum) 0);
 	}
 	if (kept_columns == NULL)
 		kept_columns = oidmap_create(kept_cxt, 1024, NULL);
 	return kept_columns;
 }
 
-/* A table's columns as kept, into its TableColumns */
+/*
+ * A table's columns as kept, into its TableColumns, with their statistics
+ * when those kept are of stats_generation
+ */
 static void
-columns_from_kept(TableColumns *tc, KeptColumns *k)
+columns_from_kept(TableColumns *tc, KeptColumns *k, uint64 stats_generation)
 {
 	tc->ncolumns = tc->allocated = k->ncolumns;
 	tc->columns = k->ncolumns > 0 ? palloc(k->ncolumns * sizeof(ColumnFacts)) : NULL;
+	tc->stats_kept = k->stats_generation == stats_generation;
 	for (int i = 0; i < k->ncolumns; i++)
-		set_column(&tc->columns[i], k->columns[i].attnum, k->columns[i].attlen,
-				   k->columns[i].align);
+	{
+		KeptColumn *kc = &k->columns[i];
+		ColumnFacts *c = &tc->columns[i];
+
+		set_column(c, kc->attnum, kc->attlen, kc->align);
+		if (tc->stats_kept && kc->has_stats)
+		{
+			c->has_stats = true;
+			c->stats_width = kc->stats_width;
+			c->stats_null_frac = kc->stats_null_frac;
+		}
+	}
+}
+
+/* The statistics of a table's kept columns, as just read */
+static void
+keep_statistics(KeptColumns *k, TableColumns *tc, uint64 stats_generation)
+{
+	if (k->ncolumns != tc->ncolumns)
+		return;
+	for (int i = 0; i < k->ncolumns; i++)
+	{
+		KeptColumn *kc = &k->columns[i];
+		ColumnFacts *c = &tc->columns[i];
+
+		if (kc->attnum != c->attnum)
+			return;
+		kc->has_stats = c->has_stats;
+		kc->stats_width = c->has_stats ? (int32) c->stats_width : 0;
+		kc->stats_null_frac = c->has_stats ? (float4) c->stats_null_frac : 0;
+	}
+	k->stats_generation = stats_generation;
 }
 
 /* A table's columns as read (sorted), kept for the next calls */
@@ -856,6 +909,7 @@ keep_columns(oidmap_hash *kept, TableColumns *tc)
 	bool		found;
 	OidMapEntry *entry;
 
+	k->stats_generation = 0;
 	k->ncolumns = tc->ncolumns;
 	for (int i = 0; i < tc->ncolumns; i++)
 	{
@@ -864,6 +918,9 @@ keep_columns(oidmap_hash *kept, TableColumns *tc)
 		k->columns[i].attnum = c->attnum;
 		k->columns[i].attlen = (int16) c->attlen;
 		k->columns[i].align = (int16) c->align;
+		k->columns[i].has_stats = false;
+		k->columns[i].stats_width = 0;
+		k->columns[i].stats_null_frac = 0;
 	}
 	entry = oidmap_insert(kept, tc->relid, &found);
 	if (found)
@@ -893,6 +950,7 @@ read_columns(List *tables)
 	oidmap_hash *unknown = NULL;	/* TableColumns not kept, by table OID */
 	oidmap_hash *kept;
 	uint64		generation;
+	uint64		stats_generation;
 	List	   *holding = NIL;	/* the same TableColumns, in the tables' order */
 	double		attributes = 0; /* pg_attribute's rows of the tables in unknown */
 	double		statistics = 0; /* pg_statistic's, at most, of those in byrel */
@@ -900,10 +958,17 @@ read_columns(List *tables)
 	ListCell   *lc;
 	bool		found;
 
-	/* forget first the columns of the tables changed since the last call */
+	/*
+	 * forget first the columns of the tables changed since the last call,
+	 * and read what is not kept with a snapshot taken after that: the
+	 * query's, taken before, could miss a change whose invalidation was just
+	 * processed, and what it read would then be kept in its place
+	 */
 	AcceptInvalidationMessages();
 	kept = kept_columns_map();
 	generation = kept_generation;
+	stats_generation = kept_stats_generation;
+	PushActiveSnapshot(GetCatalogSnapshot(StatisticRelationId));
 	foreach(lc, tables)
 	{
 		TableFacts *t = lfirst(lc);
@@ -918,8 +983,9 @@ read_columns(List *tables)
 			tc->columns = NULL;
 			tc->ncolumns = tc->allocated = 0;
 			tc->read = (k == NULL);
+			tc->stats_kept = false;
 			if (k != NULL)
-				columns_from_kept(tc, k);
+				columns_from_kept(tc, k, stats_generation);
 			else
 			{
 				if (unknown == NULL)
@@ -928,8 +994,11 @@ read_columns(List *tables)
 				/* with the system columns' rows */
 				attributes += t->natts - (FirstLowInvalidHeapAttributeNumber + 1);
 			}
-			oidmap_insert(byrel, t->relid, &found)->value = tc;
-			statistics += t->natts;
+			if (!tc->stats_kept)
+			{
+				oidmap_insert(byrel, t->relid, &found)->value = tc;
+				statistics += t->natts;
+			}
 			holding = lappend(holding, tc);
 		}
 	}
@@ -958,7 +1027,20 @@ read_columns(List *tables)
 
 		perfopt_read_catalog_rows(byrel, statistics, StatisticRelationId, StatisticRelidAttnumInhIndexId,
 								  Anum_pg_statistic_starelid, add_statistics, &cr);
+		/* kept unless an invalidation came while they were read */
+		if (generation == kept_generation && stats_generation == kept_stats_generation)
+		{
+			foreach(lc, holding)
+			{
+				KeptColumns *k;
+
+				tc = lfirst(lc);
+				if (!tc->stats_kept && (k = oidmap_get(kept, tc->relid)) != NULL)
+					keep_statistics(k, tc, stats_generation);
+			}
+		}
 	}
+	PopActiveSnapshot();
 
 	/*
 	 * the widths pg_stats shows the caller, else the defaults; in the

@@ -148,6 +148,36 @@ my $in_xact = $pooled->query_safe(q{BEGIN; ALTER TABLE kept_cols ADD COLUMN pad 
 $in_xact =~ s/\s+$//;
 isnt($in_xact, $before, "its own uncommitted change: the figure changes in its transaction ($in_xact)");
 is($kept->(), $before, 'and after its rollback is the committed one again');
+
+# The widths and null fractions are kept too, until pg_statistic changes.
+# An ANALYZE that changes only pg_statistic must reach the next call: a
+# sample of 300 rows of a table of varied widths whose every page the
+# sample reads, so that its pages, rows and counters stay the same (its
+# pg_class row too: no relation cache invalidation comes); half of it free
+# space, which the width measures.  Vacuumed in a session of its own, so
+# that the counters of the one that filled it are flushed before
+$node->safe_psql('postgres', q{
+	CREATE TABLE kept_stats (id int, t text) WITH (autovacuum_enabled = false);
+	INSERT INTO kept_stats SELECT g, repeat('x', (g * 7919) % 200 + 1) FROM generate_series(1, 15000) g;
+	DELETE FROM kept_stats WHERE id % 2 = 0;});
+$node->safe_psql('postgres', 'VACUUM ANALYZE kept_stats');
+$node->safe_psql('postgres', 'SELECT pg_stat_force_next_flush()');
+my $stats_sql = q{SELECT est_bloat_pct FROM perfopt.table_health(false, NULL, false)
+				   WHERE table_name = 'kept_stats'::regclass;};
+my $stats_kept = sub { my $out = $pooled->query_safe($stats_sql); $out =~ s/\s+$//; return $out; };
+my $stats_before = $stats_kept->();
+is($stats_kept->(), $stats_before, 'statistics kept: the same figure at the next call');
+# sampled again until the estimate moves (a byte of width more or less can
+# leave it where it was)
+my ($stats_now, $tries) = ($stats_before, 0);
+while ($stats_now eq $stats_before && $tries++ < 50)
+{
+	$node->safe_psql('postgres', 'SET default_statistics_target = 1; ANALYZE kept_stats');
+	$stats_now = $node->safe_psql('postgres', $stats_sql);
+}
+isnt($stats_now, $stats_before,
+	"another session's ANALYZE: a fresh session's figure changes ($stats_before, $stats_now)");
+is($stats_kept->(), $stats_now, "the pooled session's next call shows it");
 $pooled->quit;
 
 # 4. pool_recommendation under four loads
