@@ -792,11 +792,11 @@ typedef struct KeptColumn
 {
 	AttrNumber	attnum;
 	int16		attlen;
-	int16		align;			/* bytes */
+	int8		align;			/* bytes */
 	bool		has_stats;		/* pg_statistic's row: the two below */
+	int16		stats_width;	/* a stored width fits a page */
 	float4		stats_null_frac;
-	int32		stats_width;
-} KeptColumn;
+} KeptColumn;					/* 12 bytes: 20 columns and a header fill 256 */
 
 typedef struct KeptColumns
 {
@@ -894,7 +894,7 @@ keep_statistics(KeptColumns *k, TableColumns *tc, uint64 stats_generation)
 		if (kc->attnum != c->attnum)
 			return;
 		kc->has_stats = c->has_stats;
-		kc->stats_width = c->has_stats ? (int32) c->stats_width : 0;
+		kc->stats_width = c->has_stats ? (int16) Min(c->stats_width, PG_INT16_MAX) : 0;
 		kc->stats_null_frac = c->has_stats ? (float4) c->stats_null_frac : 0;
 	}
 	k->stats_generation = stats_generation;
@@ -917,7 +917,7 @@ keep_columns(oidmap_hash *kept, TableColumns *tc)
 
 		k->columns[i].attnum = c->attnum;
 		k->columns[i].attlen = (int16) c->attlen;
-		k->columns[i].align = (int16) c->align;
+		k->columns[i].align = (int8) c->align;
 		k->columns[i].has_stats = false;
 		k->columns[i].stats_width = 0;
 		k->columns[i].stats_null_frac = 0;
