@@ -785,7 +785,7 @@ index_key_widths(TableColumns *tc)
  * here, as the relcache forgets its tuple descriptor.  A change to
  * pg_statistic invalidates only catalog-cache entries, by a hash of their
  * keys: any of them forgets every table's statistics here (they are read
- * again at the next call).  Some 100 bytes a table of three columns
+ * again at the next call).  Some 130 bytes a table of three columns
  * (test/bench/scale.sh prints the context's size).
  */
 typedef struct KeptColumn
@@ -937,7 +937,8 @@ keep_columns(oidmap_hash *kept, TableColumns *tc)
  * each table, whichever costs less: a query filtering pg_attribute
  * by a list of the tables and a cache look-up for each column cost 170 ms
  * at 10,000 tables of three columns.  pg_attribute is read only for the
- * tables whose columns are not kept from a call before.
+ * tables whose columns are not kept from a call before, pg_statistic for
+ * those whose statistics are not.
  */
 static void
 read_columns(List *tables)
