@@ -146,3 +146,19 @@ start_bench_redis() {
         sleep 0.1
     done
 }
+
+# The columns of scale.sh's tables after the third, up to column $1, as a
+# table definition in a format() string in SQL takes them (quotes doubled):
+# int, text, timestamptz and numeric in turn, each with a default
+extra_columns() {
+    local c out=""
+    for ((c = 4; c <= $1; c++)); do
+        case $((c % 4)) in
+            0) out+=", c$c int DEFAULT $c" ;;
+            1) out+=", c$c text DEFAULT ''value $c''" ;;
+            2) out+=", c$c timestamptz DEFAULT ''2026-01-01''" ;;
+            3) out+=", c$c numeric DEFAULT $c.5" ;;
+        esac
+    done
+    echo "$out"
+}

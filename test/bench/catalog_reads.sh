@@ -23,6 +23,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
+. "$top/test/bench/bench_lib.sh"
 
 TABLES=${1:-10000}
 ROUNDS=${2:-3}
@@ -79,15 +80,7 @@ printf '%-8s %-8s %-10s %-10s %9s %11s %8s %12s\n' columns holding attribute sta
 for columns in $COLUMN_SETS; do
     db=c$columns
     q() { as_postgres psql -h "$dir" -p "$PORT" -d "$db" -X -q -v ON_ERROR_STOP=1 "$@"; }
-    extra_columns=""
-    for ((c = 4; c <= columns; c++)); do
-        case $((c % 4)) in
-            0) extra_columns+=", c$c int DEFAULT $c" ;;
-            1) extra_columns+=", c$c text DEFAULT ''value $c''" ;;
-            2) extra_columns+=", c$c timestamptz DEFAULT ''2026-01-01''" ;;
-            3) extra_columns+=", c$c numeric DEFAULT $c.5" ;;
-        esac
-    done
+    extra_columns=$(extra_columns "$columns")
     as_postgres createdb -h "$dir" -p "$PORT" "$db"
     q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
     q <<SQL

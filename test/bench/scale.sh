@@ -65,16 +65,8 @@ BIG_TABLES=200
 BIG_ROWS=20000
 COLUMNS=${COLUMNS:-3}
 [[ $COLUMNS =~ ^[0-9]+$ && $COLUMNS -ge 3 && $COLUMNS -le 1000 ]] || { echo "COLUMNS must be 3 to 1000, not $COLUMNS" >&2; exit 1; }
-# the columns after the third, quoted for a format() string in SQL
-extra_columns=""
-for ((c = 4; c <= COLUMNS; c++)); do
-    case $((c % 4)) in
-        0) extra_columns+=", c$c int DEFAULT $c" ;;
-        1) extra_columns+=", c$c text DEFAULT ''value $c''" ;;
-        2) extra_columns+=", c$c timestamptz DEFAULT ''2026-01-01''" ;;
-        3) extra_columns+=", c$c numeric DEFAULT $c.5" ;;
-    esac
-done
+. "$top/test/bench/bench_lib.sh"
+extra_columns=$(extra_columns "$COLUMNS")
 
 require_root
 install_packages
@@ -82,7 +74,6 @@ build_and_install "$top"
 BASELINE=${BASELINE:-}
 BASELINE_STAGE=${BASELINE_STAGE:-${PERFOPT_STAGE:-/tmp/perfopt-stage}-baseline}
 if [ -n "$BASELINE" ]; then
-    . "$top/test/bench/bench_lib.sh"
     build_baseline "$top" "$BASELINE" "$BASELINE_STAGE"
 fi
 
