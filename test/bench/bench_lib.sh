@@ -147,9 +147,9 @@ start_bench_redis() {
     done
 }
 
-# The columns of scale.sh's tables after the third, up to column $1, as a
-# table definition in a format() string in SQL takes them (quotes doubled):
-# int, text, timestamptz and numeric in turn, each with a default
+# The columns of the tables of scale_tables after the third, up to column
+# $1, as a table definition in a format() string in SQL takes them (quotes
+# doubled): int, text, timestamptz and numeric in turn, each with a default
 extra_columns() {
     local c out=""
     for ((c = 4; c <= $1; c++)); do
@@ -161,4 +161,24 @@ extra_columns() {
         esac
     done
     echo "$out"
+}
+
+# The SQL that makes the tables of scale.sh and catalog_reads.sh, in one
+# transaction: public.t1 .. public.t$1, each with a key, a value and a text
+# (and the columns after the third up to column $2: extra_columns) and an
+# index on the value; with $3 = row, one row in each
+scale_tables() {
+    local insert=""
+    [ "${3:-}" = row ] && insert="EXECUTE format('INSERT INTO public.t%s VALUES (1, 1, ''x'')', i);"
+    cat <<SQL
+DO \$\$
+BEGIN
+    FOR i IN 1..$1 LOOP
+        EXECUTE format('CREATE TABLE public.t%s (id int PRIMARY KEY, a int, b text$(extra_columns "$2"))', i);
+        EXECUTE format('CREATE INDEX t%s_a ON public.t%s (a)', i, i);
+        $insert
+    END LOOP;
+END
+\$\$;
+SQL
 }

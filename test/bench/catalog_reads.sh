@@ -80,20 +80,9 @@ printf '%-8s %-8s %-10s %-10s %9s %11s %8s %12s\n' columns holding attribute sta
 for columns in $COLUMN_SETS; do
     db=c$columns
     q() { as_postgres psql -h "$dir" -p "$PORT" -d "$db" -X -q -v ON_ERROR_STOP=1 "$@"; }
-    extra_columns=$(extra_columns "$columns")
     as_postgres createdb -h "$dir" -p "$PORT" "$db"
     q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
-    q <<SQL
-DO \$\$
-BEGIN
-    FOR i IN 1..$TABLES LOOP
-        EXECUTE format('CREATE TABLE public.t%s (id int PRIMARY KEY, a int, b text$extra_columns)', i);
-        EXECUTE format('CREATE INDEX t%s_a ON public.t%s (a)', i, i);
-        EXECUTE format('INSERT INTO public.t%s VALUES (1, 1, ''x'')', i);
-    END LOOP;
-END
-\$\$;
-SQL
+    scale_tables "$TABLES" "$columns" row | q
     q -c "ANALYZE"
     holding_now=$TABLES
     for holding in $(tr ' ' '\n' <<< "$HOLDING" | sort -rn); do

@@ -66,7 +66,6 @@ BIG_ROWS=20000
 COLUMNS=${COLUMNS:-3}
 [[ $COLUMNS =~ ^[0-9]+$ && $COLUMNS -ge 3 && $COLUMNS -le 1000 ]] || { echo "COLUMNS must be 3 to 1000, not $COLUMNS" >&2; exit 1; }
 . "$top/test/bench/bench_lib.sh"
-extra_columns=$(extra_columns "$COLUMNS")
 
 require_root
 install_packages
@@ -99,14 +98,12 @@ as_postgres createdb -h "$dir" -p "$PORT" scale
 started=$(date +%s)
 q -c "SET client_min_messages = warning" -c "CREATE EXTENSION perfopt CASCADE"
 # the tables, in one transaction: a key, a value, a text and an index on the
-# value each; the big ones get a second index for the drop candidates to find
+# value each (bench_lib.sh); the big ones get rows and a second index for
+# the drop candidates to find
+scale_tables "$TABLES" "$COLUMNS" | q
 q <<SQL
 DO \$\$
 BEGIN
-    FOR i IN 1..$TABLES LOOP
-        EXECUTE format('CREATE TABLE public.t%s (id int PRIMARY KEY, a int, b text$extra_columns)', i);
-        EXECUTE format('CREATE INDEX t%s_a ON public.t%s (a)', i, i);
-    END LOOP;
     FOR i IN 1..$BIG_TABLES LOOP
         EXECUTE format('INSERT INTO public.t%s SELECT g, g %% 100, md5(g::text) FROM generate_series(1, $BIG_ROWS) g', i);
         -- redundant (a prefix of another), duplicate, or unused
