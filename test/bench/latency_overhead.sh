@@ -47,6 +47,14 @@
 #    prepared statements).  Exact percentiles of the logged durations
 #    against perfopt's query_latency of the same executions.
 #
+# AA=1 adds to section 1 a third server like the second (pg_stat_statements
+# alone, same settings and data) as a fourth configuration,
+# pg_stat_statements_twin: its ratio to pg_stat_statements is an A/A
+# comparison, what two servers that differ in nothing give, the method's own
+# spread and bias beside the ratios that compare perfopt with them; and
+# perfopt is also compared with both, the geometric mean of their runs of a
+# turn, so that what tells one server from another weighs half.
+#
 # SCALE is pgbench's scale factor (default 10: it fits in memory).
 # WORKLOADS (default "select-only tpcb-like") and PROTOCOLS (default "simple
 # prepared") narrow section 1 to some of its pairs, to measure one again.  Run as
@@ -65,6 +73,7 @@ BASELINE_STAGE=${BASELINE_STAGE:-${PERFOPT_STAGE:-/tmp/perfopt-stage}-baseline}
 PAIRS=${2:-15}
 SCALE=${3:-10}
 PORT=${PORT:-5439}
+AA=${AA:-}                   # section 1: also an A/A server, pg_stat_statements alone
 
 require_root
 install_packages
@@ -72,6 +81,11 @@ build_and_install "$top"
 
 servers=(perfopt pg_stat_statements)
 configs=(perfopt perfopt_untimed pg_stat_statements)
+if [ -n "$AA" ]; then
+    [[ $SECTIONS == *1* ]] || die "AA is for section 1"
+    servers+=(pg_stat_statements_twin)
+    configs+=(pg_stat_statements_twin)
+fi
 if [ -n "$BASELINE" ]; then
     [[ $SECTIONS == *2* ]] || die "BASELINE is for section 2"
     build_baseline "$top" "$BASELINE" "$BASELINE_STAGE"
@@ -81,10 +95,15 @@ declare -A dirs ports
 preload_of() {
     case $1 in
         perfopt|baseline) echo "pg_stat_statements, perfopt" ;;
-        pg_stat_statements) echo "pg_stat_statements" ;;
+        pg_stat_statements|pg_stat_statements_twin) echo "pg_stat_statements" ;;
     esac
 }
-server_of() { [ "$1" = pg_stat_statements ] && echo pg_stat_statements || echo perfopt; }
+server_of() {
+    case $1 in
+        pg_stat_statements|pg_stat_statements_twin) echo "$1" ;;
+        *) echo perfopt ;;
+    esac
+}
 cleanup() {
     for c in "${servers[@]}"; do
         [ -n "${dirs[$c]:-}" ] && { stop_cluster "${dirs[$c]}"; rm -rf "${dirs[$c]}"; }
@@ -115,7 +134,7 @@ benchc() {
         -M "$protocol" "$@" postgres 2>/dev/null
 }
 
-echo "initializing pgbench at scale $SCALE on the two servers ..."
+echo "initializing pgbench at scale $SCALE on the ${#servers[@]} servers ..."
 for c in "${servers[@]}"; do
     as_postgres pgbench -h "${dirs[$c]}" -p "${ports[$c]}" -i -q -s "$SCALE" postgres >/dev/null 2>&1
     qc "$c" -c "VACUUM ANALYZE"
@@ -155,9 +174,16 @@ for workload in $WORKLOADS; do
     for protocol in $PROTOCOLS; do
         for c in "${configs[@]}"; do benchc "$c" "$protocol" $flags -T 2 >/dev/null; done
         for turn in $(seq "$PAIRS"); do
+            # the order rotating, and reversed every other turn
+            n=${#configs[@]}
             order=()
-            for i in 0 1 2; do order+=("${configs[$(( (i + turn) % 3 ))]}"); done
-            if [ $((turn % 2)) = 0 ]; then order=("${order[2]}" "${order[1]}" "${order[0]}"); fi
+            for i in $(seq 0 $((n - 1))); do
+                if [ $((turn % 2)) = 0 ]; then
+                    order+=("${configs[$(( (n - 1 - i + turn) % n ))]}")
+                else
+                    order+=("${configs[$(( (i + turn) % n ))]}")
+                fi
+            done
             line="turn $turn, $workload, $protocol:"
             for c in "${order[@]}"; do
                 s=$(server_of "$c")
@@ -190,7 +216,9 @@ SELECT workload, protocol, config, round(percentile_cont(0.5) WITHIN GROUP (ORDE
 printf '%-12s %-9s %-38s %8s %15s %10s %15s\n' workload protocol ratio tps "95% CI" "by CPU" "95% CI"
 for workload in $WORKLOADS; do
     for protocol in $PROTOCOLS; do
-        for pair in "perfopt pg_stat_statements" "perfopt_untimed pg_stat_statements" "perfopt perfopt_untimed"; do
+        pairs=("perfopt pg_stat_statements" "perfopt_untimed pg_stat_statements" "perfopt perfopt_untimed")
+        [ -n "$AA" ] && pairs+=("pg_stat_statements_twin pg_stat_statements" "perfopt pg_stat_statements_twin")
+        for pair in "${pairs[@]}"; do
             set -- $pair
             ratios=$(q -At -c "
                 SELECT a.tps / b.tps FROM runs a JOIN runs b USING (turn, workload, protocol)
@@ -205,12 +233,35 @@ for workload in $WORKLOADS; do
             printf '%-12s %-9s %-38s %8s %7s-%-7s %10s %7s-%-7s\n' "$workload" "$protocol" "$1 / $2" \
                 "$m" "$lo" "$hi" "$cm" "$clo" "$chi"
         done
+        if [ -n "$AA" ]; then
+            # perfopt over both servers without it, the geometric mean of
+            # the two runs of the turn: what tells one server from another
+            # (the A/A ratio above) weighs half
+            ratios=$(q -At -c "
+                SELECT a.tps / sqrt(b.tps * c.tps)
+                  FROM runs a JOIN runs b USING (turn, workload, protocol) JOIN runs c USING (turn, workload, protocol)
+                 WHERE workload = '$workload' AND protocol = '$protocol' AND a.config = 'perfopt'
+                   AND b.config = 'pg_stat_statements' AND c.config = 'pg_stat_statements_twin'")
+            cpu_ratios=$(q -At -c "
+                SELECT sqrt(b.cpu_us_per_tx * c.cpu_us_per_tx) / a.cpu_us_per_tx
+                  FROM runs a JOIN runs b USING (turn, workload, protocol) JOIN runs c USING (turn, workload, protocol)
+                 WHERE workload = '$workload' AND protocol = '$protocol' AND a.config = 'perfopt'
+                   AND b.config = 'pg_stat_statements' AND c.config = 'pg_stat_statements_twin'")
+            read -r m lo hi <<< "$(median_ci 4 $ratios)"
+            read -r cm clo chi <<< "$(median_ci 4 $cpu_ratios)"
+            printf '%-12s %-9s %-38s %8s %7s-%-7s %10s %7s-%-7s\n' "$workload" "$protocol" \
+                "perfopt / both pg_stat_statements" "$m" "$lo" "$hi" "$cm" "$clo" "$chi"
+        fi
     done
 done
 echo "perfopt_workers_pct: the CPU time of perfopt's launcher and workers in those runs, as a share of the server's"
 echo "medians of the ratios within a turn; 'by CPU': the inverse ratio of the server's CPU time per"
 echo "transaction. Target: perfopt at its defaults at least 0.97 of pg_stat_statements alone (which"
 echo "perfopt requires), both protocols, both workloads"
+if [ -n "$AA" ]; then
+    echo "AA: pg_stat_statements_twin / pg_stat_statements compares two servers that differ in nothing (the"
+    echo "method's own spread); 'perfopt / both pg_stat_statements' is over the geometric mean of their runs"
+fi
 fi
 
 if [[ $SECTIONS == *2* ]]; then
