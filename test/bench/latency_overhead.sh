@@ -214,6 +214,14 @@ SELECT workload, protocol, config, round(percentile_cont(0.5) WITHIN GROUP (ORDE
        round((100 * sum(workers_us_per_tx) / sum(cpu_us_per_tx))::numeric, 2) AS perfopt_workers_pct
   FROM runs GROUP BY workload, protocol, config ORDER BY workload, protocol, config"
 printf '%-12s %-9s %-38s %8s %15s %10s %15s\n' workload protocol ratio tps "95% CI" "by CPU" "95% CI"
+# ratio_line WORKLOAD PROTOCOL LABEL "TPS RATIOS" "CPU RATIOS": their medians
+# with their intervals, one line
+ratio_line() {
+    local m lo hi cm clo chi
+    read -r m lo hi <<< "$(median_ci 4 $4)"
+    read -r cm clo chi <<< "$(median_ci 4 $5)"
+    printf '%-12s %-9s %-38s %8s %7s-%-7s %10s %7s-%-7s\n' "$1" "$2" "$3" "$m" "$lo" "$hi" "$cm" "$clo" "$chi"
+}
 for workload in $WORKLOADS; do
     for protocol in $PROTOCOLS; do
         pairs=("perfopt pg_stat_statements" "perfopt_untimed pg_stat_statements" "perfopt perfopt_untimed")
@@ -228,10 +236,7 @@ for workload in $WORKLOADS; do
                 SELECT b.cpu_us_per_tx / a.cpu_us_per_tx FROM runs a JOIN runs b USING (turn, workload, protocol)
                  WHERE workload = '$workload' AND protocol = '$protocol'
                    AND a.config = '$1' AND b.config = '$2'")
-            read -r m lo hi <<< "$(median_ci 4 $ratios)"
-            read -r cm clo chi <<< "$(median_ci 4 $cpu_ratios)"
-            printf '%-12s %-9s %-38s %8s %7s-%-7s %10s %7s-%-7s\n' "$workload" "$protocol" "$1 / $2" \
-                "$m" "$lo" "$hi" "$cm" "$clo" "$chi"
+            ratio_line "$workload" "$protocol" "$1 / $2" "$ratios" "$cpu_ratios"
         done
         if [ -n "$AA" ]; then
             # perfopt over both servers without it, the geometric mean of
@@ -247,10 +252,7 @@ for workload in $WORKLOADS; do
                   FROM runs a JOIN runs b USING (turn, workload, protocol) JOIN runs c USING (turn, workload, protocol)
                  WHERE workload = '$workload' AND protocol = '$protocol' AND a.config = 'perfopt'
                    AND b.config = 'pg_stat_statements' AND c.config = 'pg_stat_statements_twin'")
-            read -r m lo hi <<< "$(median_ci 4 $ratios)"
-            read -r cm clo chi <<< "$(median_ci 4 $cpu_ratios)"
-            printf '%-12s %-9s %-38s %8s %7s-%-7s %10s %7s-%-7s\n' "$workload" "$protocol" \
-                "perfopt / both pg_stat_statements" "$m" "$lo" "$hi" "$cm" "$clo" "$chi"
+            ratio_line "$workload" "$protocol" "perfopt / both pg_stat_statements" "$ratios" "$cpu_ratios"
         fi
     done
 done
