@@ -116,13 +116,18 @@ for i in range(first, last + 1):
 PY
 }
 
-# The cache benchmarks' options: SYNC, the synchronous_commit of their
-# clusters (off by default, a stricter test; on is PostgreSQL's default),
-# and REDIS_SOCKET=1, the worker reaching Redis over its unix socket rather
-# than loopback TCP.  Sets $transport, which says which.
-cache_bench_options() {
-    SYNC=${SYNC:-off}
+# sync_option DEFAULT: SYNC, the synchronous_commit of a benchmark's
+# clusters, on or off, DEFAULT when unset
+sync_option() {
+    SYNC=${SYNC:-$1}
     case $SYNC in on|off) ;; *) die "SYNC is on or off" ;; esac
+}
+
+# The cache benchmarks' options: SYNC (off by default, a stricter test; on is
+# PostgreSQL's default), and REDIS_SOCKET=1, the worker reaching Redis over
+# its unix socket rather than loopback TCP.  Sets $transport, which says which.
+cache_bench_options() {
+    sync_option off
     REDIS_SOCKET=${REDIS_SOCKET:-}
     transport="loopback TCP"
     if [ -n "$REDIS_SOCKET" ]; then transport="its unix socket"; fi

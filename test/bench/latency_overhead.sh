@@ -55,6 +55,10 @@
 # perfopt is also compared with both, the geometric mean of their runs of a
 # turn, so that what tells one server from another weighs half.
 #
+# SYNC=off runs every server with synchronous_commit = off (default on,
+# PostgreSQL's): TPC-B-like's commits then no longer wait for the shared
+# disk's flush, whose spread is most of that workload's noise here.
+#
 # SCALE is pgbench's scale factor (default 10: it fits in memory).
 # WORKLOADS (default "select-only tpcb-like") and PROTOCOLS (default "simple
 # prepared") narrow section 1 to some of its pairs, to measure one again.  Run as
@@ -74,6 +78,7 @@ PAIRS=${2:-15}
 SCALE=${3:-10}
 PORT=${PORT:-5439}
 AA=${AA:-}                   # section 1: also an A/A server, pg_stat_statements alone
+sync_option on               # SYNC: synchronous_commit of every server
 
 require_root
 install_packages
@@ -119,7 +124,7 @@ for c in "${servers[@]}"; do
     # the baseline server runs the binaries (and perfopt) of its own stage
     ( [ "$c" = baseline ] && PG_BIN=$BASELINE_STAGE/usr/lib/postgresql/15/bin
       start_cluster "${dirs[$c]}" "$port" "shared_buffers = '256MB'" "log_line_prefix = ''" \
-          "shared_preload_libraries = '$(preload_of "$c")'" )
+          "shared_preload_libraries = '$(preload_of "$c")'" "synchronous_commit = $SYNC" )
     port=$((port + 1))
 done
 qc() { local c=$1; shift; as_postgres psql -h "${dirs[$c]}" -p "${ports[$c]}" -d postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -206,7 +211,7 @@ for workload in $WORKLOADS; do
 done
 
 echo
-echo "== 1. throughput, pgbench -c 2 -j 2, $PAIRS turns of ${SECONDS_RUN} s runs, scale $SCALE"
+echo "== 1. throughput, pgbench -c 2 -j 2, $PAIRS turns of ${SECONDS_RUN} s runs, scale $SCALE, synchronous_commit = $SYNC"
 q -P footer=off -c "
 SELECT workload, protocol, config, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY tps)) AS median_tps,
        round(min(tps)) AS min_tps, round(max(tps)) AS max_tps,
