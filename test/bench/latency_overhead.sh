@@ -57,7 +57,8 @@
 #
 # SYNC=off runs every server with synchronous_commit = off (default on,
 # PostgreSQL's): TPC-B-like's commits then no longer wait for the shared
-# disk's flush, whose spread is most of that workload's noise here.
+# disk's flush.  On this machine that did not narrow TPC-B-like's
+# intervals (docs/workers.md, "Without the disk's flush").
 #
 # SCALE is pgbench's scale factor (default 10: it fits in memory).
 # WORKLOADS (default "select-only tpcb-like") and PROTOCOLS (default "simple
